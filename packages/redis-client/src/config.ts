@@ -1,0 +1,184 @@
+import { z } from 'zod';
+import {
+  envBool,
+  envDurationMs,
+  envEnum,
+  envInt,
+  envString,
+  parseEnv,
+  type ConfigResult,
+  type Env,
+} from '@ginkgo-live/runtime';
+
+/** `off`: plain TCP. `on`: TLS with certificate verification. `insecure`: TLS, no verification. */
+export type RedisTlsMode = 'off' | 'on' | 'insecure';
+
+/** The FR-038 configuration shared by every app. Every field comes from one variable. */
+export interface RedisConfig {
+  /** `REDIS_HOST`, default `localhost` (compose sets `redis`). Resolved again on every connect. */
+  host: string;
+  /** `REDIS_PORT`, default 6379. */
+  port: number;
+  /** `REDIS_USERNAME` (ACL user), default none. */
+  username: string | undefined;
+  /** `REDIS_PASSWORD`, default none. Never logged. */
+  password: string | undefined;
+  /** `REDIS_DB`, default 0. */
+  db: number;
+  /** `REDIS_TLS`: off | on | insecure (also true/1, false/0), default off; `rediss://` implies on. */
+  tls: RedisTlsMode;
+  /** Where host and credentials came from: `REDIS_URL` or the separate variables. */
+  source: 'url' | 'variables';
+  /** `REDIS_CONNECT_TIMEOUT_MS` (redis-py `socket_connect_timeout`), default 5000 ms. */
+  connectTimeoutMs: number;
+  /** `REDIS_COMMAND_TIMEOUT_MS` (redis-py `socket_timeout`), default 2000 ms. */
+  commandTimeoutMs: number;
+  /**
+   * `REDIS_RETRY_ON_TIMEOUT` (redis-py `retry_on_timeout`), default true. A connection on which a
+   * command timed out is dropped and dialled again, so the caller's retry runs on a fresh socket;
+   * connect timeouts are retried by the reconnect backoff.
+   */
+  retryOnTimeout: boolean;
+  /** `REDIS_RECONNECT_BASE_DELAY_MS`: first reconnect delay before jitter, default 100 ms. */
+  reconnectBaseDelayMs: number;
+  /** `REDIS_RECONNECT_MAX_DELAY_MS`: cap of the reconnect delay, default 5000 ms. */
+  reconnectMaxDelayMs: number;
+  /** `REDIS_KEEPALIVE_MS`: idle time before TCP keep-alive probes, default 10000 ms; 0 turns it off. */
+  keepAliveMs: number;
+  /** `REDIS_PING_TIMEOUT_MS`: deadline of a health ping, default 1000 ms. */
+  pingTimeoutMs: number;
+  /** `REDIS_KEY_PREFIX`: global prefix of every key and queue, default none. */
+  keyPrefix: string;
+}
+
+/** Defaults from DESIGN.md. */
+export const REDIS_DEFAULTS = {
+  host: 'localhost',
+  port: 6379,
+  db: 0,
+  connectTimeoutMs: 5_000,
+  commandTimeoutMs: 2_000,
+  retryOnTimeout: true,
+  reconnectBaseDelayMs: 100,
+  reconnectMaxDelayMs: 5_000,
+  keepAliveMs: 10_000,
+  pingTimeoutMs: 1_000,
+} as const;
+
+const TLS_WORDS = ['off', 'on', 'insecure', 'true', 'false', '1', '0'] as const;
+
+function tlsMode(word: (typeof TLS_WORDS)[number]): RedisTlsMode {
+  if (word === 'true' || word === '1') return 'on';
+  if (word === 'false' || word === '0') return 'off';
+  return word;
+}
+
+interface UrlParts {
+  host: string;
+  port: number;
+  username: string | undefined;
+  password: string | undefined;
+  db: number | undefined;
+  tls: boolean;
+}
+
+/** Parses `redis://` / `rediss://` URLs. The URL may hold a password, so errors never echo it. */
+function parseRedisUrl(raw: string): UrlParts | string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return 'must be a URL like redis://[user:password@]host[:port][/db] (value not shown: it may hold a password)';
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    return `must use the redis:// or rediss:// scheme, got ${url.protocol}//`;
+  }
+  if (url.hostname === '') return 'must name a host';
+  const port = url.port === '' ? REDIS_DEFAULTS.port : Number(url.port);
+  const path = url.pathname.replace(/^\//, '');
+  if (path !== '' && !/^\d+$/.test(path)) return `database in the path must be a number, got "${path}"`;
+  return {
+    host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port,
+    username: url.username === '' ? undefined : decodeURIComponent(url.username),
+    password: url.password === '' ? undefined : decodeURIComponent(url.password),
+    db: path === '' ? undefined : Number(path),
+    tls: url.protocol === 'rediss:',
+  };
+}
+
+const redisEnvSchema = z
+  .object({
+    REDIS_URL: envString(),
+    REDIS_HOST: envString(),
+    REDIS_PORT: envInt({ default: REDIS_DEFAULTS.port, min: 1, max: 65_535 }),
+    REDIS_USERNAME: envString(),
+    REDIS_PASSWORD: envString(),
+    REDIS_DB: envInt({ default: REDIS_DEFAULTS.db, min: 0, max: 15 }),
+    REDIS_TLS: envEnum(TLS_WORDS, 'off'),
+    REDIS_CONNECT_TIMEOUT_MS: envDurationMs(REDIS_DEFAULTS.connectTimeoutMs, 1),
+    REDIS_COMMAND_TIMEOUT_MS: envDurationMs(REDIS_DEFAULTS.commandTimeoutMs, 1),
+    REDIS_RETRY_ON_TIMEOUT: envBool(REDIS_DEFAULTS.retryOnTimeout),
+    REDIS_RECONNECT_BASE_DELAY_MS: envDurationMs(REDIS_DEFAULTS.reconnectBaseDelayMs, 1),
+    REDIS_RECONNECT_MAX_DELAY_MS: envDurationMs(REDIS_DEFAULTS.reconnectMaxDelayMs, 1),
+    REDIS_KEEPALIVE_MS: envDurationMs(REDIS_DEFAULTS.keepAliveMs),
+    REDIS_PING_TIMEOUT_MS: envDurationMs(REDIS_DEFAULTS.pingTimeoutMs, 1),
+    REDIS_KEY_PREFIX: envString(),
+  })
+  .transform((env, ctx): RedisConfig => {
+    let url: UrlParts | undefined;
+    if (env.REDIS_URL !== undefined) {
+      const parsed = parseRedisUrl(env.REDIS_URL);
+      if (typeof parsed === 'string') {
+        ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: parsed });
+        return z.NEVER;
+      }
+      url = parsed;
+    }
+    if (env.REDIS_RECONNECT_BASE_DELAY_MS > env.REDIS_RECONNECT_MAX_DELAY_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REDIS_RECONNECT_BASE_DELAY_MS'],
+        message: `must not exceed REDIS_RECONNECT_MAX_DELAY_MS (${env.REDIS_RECONNECT_MAX_DELAY_MS})`,
+      });
+      return z.NEVER;
+    }
+    const explicitTls = tlsMode(env.REDIS_TLS);
+    return {
+      host: url?.host ?? env.REDIS_HOST ?? REDIS_DEFAULTS.host,
+      port: url?.port ?? env.REDIS_PORT,
+      username: url?.username ?? env.REDIS_USERNAME,
+      password: url?.password ?? env.REDIS_PASSWORD,
+      db: url?.db ?? env.REDIS_DB,
+      // rediss:// turns TLS on; REDIS_TLS=insecure may still relax verification.
+      tls: url?.tls === true && explicitTls === 'off' ? 'on' : explicitTls,
+      source: url === undefined ? 'variables' : 'url',
+      connectTimeoutMs: env.REDIS_CONNECT_TIMEOUT_MS,
+      commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS,
+      retryOnTimeout: env.REDIS_RETRY_ON_TIMEOUT,
+      reconnectBaseDelayMs: env.REDIS_RECONNECT_BASE_DELAY_MS,
+      reconnectMaxDelayMs: env.REDIS_RECONNECT_MAX_DELAY_MS,
+      keepAliveMs: env.REDIS_KEEPALIVE_MS,
+      pingTimeoutMs: env.REDIS_PING_TIMEOUT_MS,
+      keyPrefix: env.REDIS_KEY_PREFIX ?? '',
+    };
+  });
+
+/**
+ * Reads the Redis configuration from the environment. Pure: importing or calling it connects to
+ * nothing. `REDIS_URL`, when set, wins over `REDIS_HOST`/`PORT`/`USERNAME`/`PASSWORD`/`DB`.
+ */
+export function loadRedisConfig(env: Env): ConfigResult<RedisConfig> {
+  return parseEnv(redisEnvSchema, env);
+}
+
+/** True when the environment names a Redis to use (rather than leaving the choice to a launcher). */
+export function isRedisConfigured(env: Env): boolean {
+  return [env['REDIS_URL'], env['REDIS_HOST']].some((v) => v !== undefined && v.trim() !== '');
+}
+
+/** The config as it may be logged: the password is replaced by whether one is set. */
+export function describeRedisConfig(config: RedisConfig): Record<string, unknown> {
+  const { password, ...rest } = config;
+  return { ...rest, password: password === undefined ? 'none' : '[redacted]' };
+}

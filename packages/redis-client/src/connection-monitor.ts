@@ -1,0 +1,139 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from '@ginkgo-live/runtime';
+
+/** Where a connection stands, as told by its events. */
+export type ConnectionState = 'connecting' | 'connected' | 'ready' | 'reconnecting' | 'closed';
+
+/** A snapshot of one connection, for health answers and metrics. */
+export interface ConnectionStatus {
+  /** The connection's client name. */
+  name: string;
+  state: ConnectionState;
+  /** Reconnect attempts since the connection was last ready. */
+  attempt: number;
+  /** Times the connection has become ready (1 after the first connect). */
+  readyCount: number;
+  /** Last connection error since the connection was last ready. */
+  lastError: string | undefined;
+  /** When the state last changed (epoch ms). */
+  sinceMs: number;
+}
+
+export interface ConnectionMonitorOptions {
+  name: string;
+  logger: Logger;
+  /** Clock, injectable for tests. Default `Date.now`. */
+  now?: () => number;
+}
+
+/**
+ * Follows a connection's events and logs each state transition once: connected, reconnecting
+ * (first attempt, with its delay), ready, closed. Retries inside one outage go to debug, so a Redis
+ * that stays down for an hour writes a handful of lines, not thousands. It is also the connection's
+ * `'error'` listener, without which an EventEmitter error would crash the process.
+ */
+export class ConnectionMonitor {
+  private state: ConnectionState = 'connecting';
+  private attempt = 0;
+  private readyCount = 0;
+  private lastError: string | undefined;
+  private sinceMs: number;
+  private outageStartMs: number | undefined;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly detachers: (() => void)[] = [];
+
+  constructor(
+    client: Redis,
+    private readonly options: ConnectionMonitorOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+    this.sinceMs = this.now();
+    this.log = options.logger.child({ component: 'redis', connection: options.name });
+    this.on(client, 'connect', () => this.onConnect());
+    this.on(client, 'ready', () => this.onReady());
+    this.on(client, 'close', () => this.onClose());
+    this.on(client, 'reconnecting', (delayMs: unknown) => this.onReconnecting(Number(delayMs)));
+    this.on(client, 'error', (err: unknown) => this.onError(err));
+    this.on(client, 'end', () => this.onEnd());
+  }
+
+  /** The connection's current status. */
+  status(): ConnectionStatus {
+    return {
+      name: this.options.name,
+      state: this.state,
+      attempt: this.attempt,
+      readyCount: this.readyCount,
+      lastError: this.lastError,
+      sinceMs: this.sinceMs,
+    };
+  }
+
+  /** Removes every listener this monitor added. */
+  detach(): void {
+    for (const detach of this.detachers.splice(0)) detach();
+  }
+
+  private on(client: Redis, event: string, listener: (...args: unknown[]) => void): void {
+    client.on(event, listener);
+    this.detachers.push(() => client.off(event, listener));
+  }
+
+  private moveTo(state: ConnectionState): boolean {
+    if (this.state === state) return false;
+    this.state = state;
+    this.sinceMs = this.now();
+    return true;
+  }
+
+  private onConnect(): void {
+    if (this.moveTo('connected')) this.log.info('Redis connected', { attempt: this.attempt });
+  }
+
+  private onReady(): void {
+    const downtimeMs =
+      this.outageStartMs === undefined ? undefined : this.now() - this.outageStartMs;
+    if (this.moveTo('ready')) {
+      this.readyCount += 1;
+      this.log.info('Redis connection ready', {
+        attempts: this.attempt,
+        ...(downtimeMs === undefined ? {} : { downtimeMs }),
+      });
+    }
+    this.attempt = 0;
+    this.lastError = undefined;
+    this.outageStartMs = undefined;
+  }
+
+  private onClose(): void {
+    if (this.state === 'ready') {
+      this.outageStartMs = this.now();
+      this.log.warn('Redis connection lost');
+    }
+  }
+
+  private onReconnecting(delayMs: number): void {
+    this.attempt += 1;
+    this.outageStartMs ??= this.now();
+    if (this.moveTo('reconnecting')) {
+      this.log.warn('Redis reconnecting', { attempt: this.attempt, delayMs });
+    } else {
+      this.log.debug('Redis reconnect attempt', { attempt: this.attempt, delayMs });
+    }
+  }
+
+  private onError(err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err);
+    if (message === this.lastError) {
+      this.log.debug('Redis connection error repeated', { err });
+      return;
+    }
+    this.lastError = message;
+    this.log.warn('Redis connection error', { err });
+  }
+
+  private onEnd(): void {
+    if (this.moveTo('closed')) this.log.info('Redis connection closed');
+  }
+}

@@ -1,0 +1,18 @@
+export { backoffDelayMs } from './backoff.ts';
+export type { BackoffOptions } from './backoff.ts';
+export {
+  REDIS_DEFAULTS,
+  describeRedisConfig,
+  isRedisConfigured,
+  loadRedisConfig,
+} from './config.ts';
+export type { RedisConfig, RedisTlsMode } from './config.ts';
+export { ConnectionMonitor } from './connection-monitor.ts';
+export type { ConnectionState, ConnectionStatus } from './connection-monitor.ts';
+export { pingRedis } from './health.ts';
+export type { PingResult } from './health.ts';
+export { buildRedisOptions, reconnectOnRedisError } from './options.ts';
+export type { ConnectionOptions, ConnectionProfile } from './options.ts';
+export { RedisConnections } from './redis-connections.ts';
+export type { RedisConnectionsOptions } from './redis-connections.ts';
+export type { Redis } from 'ioredis';

@@ -1,0 +1,76 @@
+import type { RedisOptions } from 'ioredis';
+import { backoffDelayMs } from './backoff.ts';
+import type { RedisConfig } from './config.ts';
+
+/**
+ * How a connection is used.
+ * - `blocking`: BullMQ workers and queue events. Blocking commands (BZPOPMIN) wait longer than any
+ *   command timeout, so there is none; commands wait through an outage (`maxRetriesPerRequest:
+ *   null`, offline queue on), as BullMQ requires.
+ * - `request`: request/response reads and writes (HTTP handlers, heartbeats, scheduler ticks) that
+ *   must fail fast while Redis is down: no offline queue (a command while disconnected fails at
+ *   once), a command timeout, at most one resend after a reconnect.
+ */
+export type ConnectionProfile = 'blocking' | 'request';
+
+/** Redis errors after which the connection is dropped, dialled again and the command resent. */
+const RECONNECT_ERRORS = /^(READONLY|LOADING)\b/;
+
+/**
+ * `reconnectOnError` policy: a `READONLY` reply means we reached a replica (a failover moved the
+ * primary), `LOADING` a Redis still reading its data; both heal by reconnecting. Returns 2
+ * (reconnect and resend the failed command) for those, false otherwise.
+ */
+export function reconnectOnRedisError(err: Error): 2 | false {
+  return RECONNECT_ERRORS.test(err.message) ? 2 : false;
+}
+
+/** Client-side deadline of a blocking command that blocks forever (timeout 0), in ms. */
+const BLOCKING_SAFETY_NET_MS = 60_000;
+
+/** Options of one connection. */
+export interface ConnectionOptions {
+  profile: ConnectionProfile;
+  /** `CLIENT SETNAME` value, so `CLIENT LIST` shows who holds the connection. No spaces. */
+  connectionName: string;
+}
+
+/** Builds the ioredis options of one connection from the FR-038 config. Pure. */
+export function buildRedisOptions(config: RedisConfig, options: ConnectionOptions): RedisOptions {
+  const isBlocking = options.profile === 'blocking';
+  return {
+    host: config.host,
+    port: config.port,
+    username: config.username,
+    password: config.password,
+    db: config.db,
+    ...(config.tls === 'off'
+      ? {}
+      : { tls: { rejectUnauthorized: config.tls === 'on', servername: config.host } }),
+    connectionName: options.connectionName,
+    connectTimeout: config.connectTimeoutMs,
+    // A request fails after the command timeout. A blocking command (BZPOPMIN with its own
+    // timeout T) fails when no reply came within T plus the command timeout.
+    commandTimeout: isBlocking ? undefined : config.commandTimeoutMs,
+    blockingTimeout: isBlocking ? BLOCKING_SAFETY_NET_MS : undefined,
+    blockingTimeoutGrace: isBlocking ? config.commandTimeoutMs : undefined,
+    // retry_on_timeout: a socket that received nothing for the command timeout while a reply is
+    // due is destroyed and dialled again, so the next attempt runs on a fresh connection. Not on
+    // blocking connections, which legitimately wait longer.
+    socketTimeout: !isBlocking && config.retryOnTimeout ? config.commandTimeoutMs : undefined,
+    keepAlive: config.keepAliveMs,
+    noDelay: true,
+    // Never returns null: the client reconnects for as long as the process lives.
+    retryStrategy: (attempt: number) =>
+      backoffDelayMs(attempt, {
+        baseDelayMs: config.reconnectBaseDelayMs,
+        maxDelayMs: config.reconnectMaxDelayMs,
+      }),
+    reconnectOnError: reconnectOnRedisError,
+    maxRetriesPerRequest: isBlocking ? null : 1,
+    enableOfflineQueue: isBlocking,
+    enableReadyCheck: true,
+    // Connect in the background; callers see the state through events and `ping`.
+    lazyConnect: false,
+  };
+}

@@ -1,0 +1,17 @@
+export {
+  CONFIG_EXIT_CODE,
+  ConfigError,
+  combineConfig,
+  envBool,
+  envDurationMs,
+  envEnum,
+  envInt,
+  envString,
+  formatConfigIssues,
+  parseEnv,
+  redactSecrets,
+  unwrapConfig,
+} from './env.ts';
+export type { ConfigIssue, ConfigResult, Env } from './env.ts';
+export { LOG_LEVELS, createLogger, loadLoggingConfig } from './logger.ts';
+export type { LogFormat, LogLevel, Logger, LoggerOptions, LoggingConfig } from './logger.ts';

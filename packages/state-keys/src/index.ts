@@ -1,0 +1,32 @@
+export { decodePayload, encodePayload, PayloadEncodeError } from './codec.ts';
+export type { Decoded, PayloadProblem } from './codec.ts';
+export { ID_PATTERN, assertValidId, isValidId } from './ids.ts';
+export { createStateKeys } from './keys.ts';
+export type { StateKeys } from './keys.ts';
+export { assessLiveness, isNodeAlive } from './liveness.ts';
+export type { HeartbeatReading, Liveness } from './liveness.ts';
+export {
+  NODE_RECORD_STATUSES,
+  NODE_STATUSES,
+  PAYLOAD_SCHEMAS,
+  PAYLOAD_VERSION,
+  PORTFOLIO_STATUSES,
+} from './schemas.ts';
+export type {
+  Assignment,
+  Heartbeat,
+  NodeAssignment,
+  NodeInfo,
+  NodeRecord,
+  NodeRecordStatus,
+  NodeStatus,
+  Payload,
+  PayloadName,
+  PlanMeta,
+  PortfolioSpec,
+  PortfolioState,
+  PortfolioStatus,
+  RedisHealth,
+} from './schemas.ts';
+export { DEFAULT_TIMINGS } from './timings.ts';
+export type { ContractTimings } from './timings.ts';

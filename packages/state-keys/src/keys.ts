@@ -1,0 +1,55 @@
+import { assertValidId } from './ids.ts';
+
+/**
+ * Builders of every Redis key and BullMQ queue name in ginkgo-live. No other code spells a key.
+ * The table in this package's README says, for each, its type, writer, readers, TTL and payload.
+ */
+export interface StateKeys {
+  /** The global prefix in front of every key (`REDIS_KEY_PREFIX`), `''` by default. */
+  readonly prefix: string;
+  /** `heartbeat:node:{nodeId}` — STRING `Heartbeat`, TTL = heartbeat TTL. Its existence is liveness. */
+  heartbeat(nodeId: string): string;
+  /** `execution_node:{nodeId}:info` — STRING `NodeInfo`, TTL = node info TTL; deleted on clean stop. */
+  nodeInfo(nodeId: string): string;
+  /** `portfolio:{portfolioId}:state` — STRING `PortfolioState`, TTL = portfolio state TTL. */
+  portfolioState(portfolioId: string): string;
+  /** `execution_node_registry` — ZSET nodeId → epoch ms of its last beat; lets readers list nodes without KEYS. */
+  nodeRegistry(): string;
+  /** `execution_nodes` — HASH nodeId → `NodeRecord`, the scheduler's view of every node. */
+  executionNodes(): string;
+  /** `portfolio_assignments` — HASH portfolioId → `Assignment`, the scheduler's plan. */
+  portfolioAssignments(): string;
+  /** `execution_node:{nodeId}:assignment` — STRING `NodeAssignment`, derived from the plan in the same write. */
+  nodeAssignment(nodeId: string): string;
+  /** `scheduler:plan_meta` — STRING `PlanMeta`: plan version, time and leader of the last write. */
+  planMeta(): string;
+  /** `scheduler:leader` — STRING scheduler id, with a TTL: the leader lock. */
+  schedulerLeader(): string;
+  /** `portfolio_catalog` — HASH portfolioId → `PortfolioSpec`: every portfolio that should run. */
+  portfolioCatalog(): string;
+  /** BullMQ prefix of every queue: `{prefix}bull`. */
+  queuePrefix(): string;
+  /** BullMQ queue name of a portfolio's event queue: `portfolio-{portfolioId}` (BullMQ forbids `:`). */
+  portfolioQueue(portfolioId: string): string;
+}
+
+/** Builds the key set for a global prefix (`''` by default). */
+export function createStateKeys(prefix = ''): StateKeys {
+  const k = (name: string): string => `${prefix}${name}`;
+  return {
+    prefix,
+    heartbeat: (nodeId) => k(`heartbeat:node:${assertValidId('node id', nodeId)}`),
+    nodeInfo: (nodeId) => k(`execution_node:${assertValidId('node id', nodeId)}:info`),
+    portfolioState: (portfolioId) =>
+      k(`portfolio:${assertValidId('portfolio id', portfolioId)}:state`),
+    nodeRegistry: () => k('execution_node_registry'),
+    executionNodes: () => k('execution_nodes'),
+    portfolioAssignments: () => k('portfolio_assignments'),
+    nodeAssignment: (nodeId) => k(`execution_node:${assertValidId('node id', nodeId)}:assignment`),
+    planMeta: () => k('scheduler:plan_meta'),
+    schedulerLeader: () => k('scheduler:leader'),
+    portfolioCatalog: () => k('portfolio_catalog'),
+    queuePrefix: () => k('bull'),
+    portfolioQueue: (portfolioId) => `portfolio-${assertValidId('portfolio id', portfolioId)}`,
+  };
+}

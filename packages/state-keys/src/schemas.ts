@@ -1,0 +1,173 @@
+import { z } from 'zod';
+import { ID_PATTERN } from './ids.ts';
+
+/** Version of every payload this code writes and reads. */
+export const PAYLOAD_VERSION = 1;
+
+const version = z.literal(PAYLOAD_VERSION);
+const id = z.string().regex(ID_PATTERN, 'must be 1-64 characters of [A-Za-z0-9_.-]');
+const isoTime = z.iso.datetime({ offset: true });
+const count = z.number().int().nonnegative();
+const ratio = z.number().nonnegative();
+
+/** `heartbeat:node:{id}`: written by the node every beat. */
+export const heartbeatSchema = z.object({
+  _v: version,
+  node_id: id,
+  /** When the node sent the beat (node clock). */
+  sent_at: isoTime,
+  /** Beat counter since the node started. */
+  seq: count,
+});
+export type Heartbeat = z.infer<typeof heartbeatSchema>;
+
+export const NODE_STATUSES = ['starting', 'running', 'draining', 'stopping'] as const;
+export type NodeStatus = (typeof NODE_STATUSES)[number];
+
+/** Redis health as seen by the writer of a payload. */
+export const redisHealthSchema = z.object({
+  healthy: z.boolean(),
+  consecutive_failures: count,
+  total_failures: count,
+  last_success_at: isoTime.nullable(),
+});
+export type RedisHealth = z.infer<typeof redisHealthSchema>;
+
+/** `execution_node:{id}:info` (T068): written by the node every beat. */
+export const nodeInfoSchema = z.object({
+  _v: version,
+  node_id: id,
+  host: z.string().min(1),
+  pid: z.number().int().positive(),
+  version: z.string().min(1),
+  status: z.enum(NODE_STATUSES),
+  started_at: isoTime,
+  uptime_seconds: z.number().nonnegative(),
+  last_heartbeat: isoTime,
+  portfolio_ids: z.array(id),
+  portfolio_count: count,
+  capacity: z.number().int().positive(),
+  /** Fullest portfolio queue, depth / capacity (not the mean, which hides one saturated queue). */
+  queue_usage_max: ratio,
+  /** Each portfolio's queue usage. */
+  queue_usage: z.record(z.string(), ratio),
+  events_per_second: z.number().nonnegative(),
+  cpu_percent: z.number().nonnegative(),
+  memory_rss_bytes: count,
+  heap_used_bytes: count,
+  redis: redisHealthSchema,
+});
+export type NodeInfo = z.infer<typeof nodeInfoSchema>;
+
+export const PORTFOLIO_STATUSES = [
+  'loading',
+  'running',
+  'paused',
+  'stopping',
+  'stopped',
+  'error',
+] as const;
+export type PortfolioStatus = (typeof PORTFOLIO_STATUSES)[number];
+
+/** `portfolio:{id}:state` (T067): written by the node running the portfolio. */
+export const portfolioStateSchema = z.object({
+  _v: version,
+  portfolio_id: id,
+  node_id: id,
+  status: z.enum(PORTFOLIO_STATUSES),
+  queue_depth: count,
+  queue_capacity: z.number().int().positive(),
+  queue_usage: ratio,
+  processed_count: count,
+  failed_count: count,
+  refused_count: count,
+  last_event_time: isoTime.nullable(),
+  /** Processing latency over a recent window, in ms; null before the first event. */
+  latency_ms: z.object({ p50: z.number().nonnegative(), p99: z.number().nonnegative() }).nullable(),
+  cash: z.number(),
+  position_count: count,
+  total_value: z.number(),
+  last_error: z.string().nullable(),
+  updated_at: isoTime,
+});
+export type PortfolioState = z.infer<typeof portfolioStateSchema>;
+
+/** An entry of `portfolio_catalog`: a portfolio that should run somewhere. */
+export const portfolioSpecSchema = z.object({
+  _v: version,
+  portfolio_id: id,
+  name: z.string().min(1).optional(),
+  symbols: z.array(z.string().min(1)).min(1),
+  strategy: z.object({
+    name: z.string().min(1),
+    params: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])),
+  }),
+  starting_cash: z.number().positive(),
+});
+export type PortfolioSpec = z.infer<typeof portfolioSpecSchema>;
+
+export const NODE_RECORD_STATUSES = ['alive', 'lost', 'draining'] as const;
+export type NodeRecordStatus = (typeof NODE_RECORD_STATUSES)[number];
+
+/** An entry of `execution_nodes`: the scheduler's view of one node. */
+export const nodeRecordSchema = z.object({
+  _v: version,
+  node_id: id,
+  status: z.enum(NODE_RECORD_STATUSES),
+  capacity: z.number().int().positive(),
+  /** Portfolios the plan gives this node (counted from the plan, not from node reports). */
+  assigned_count: count,
+  last_seen: isoTime.nullable(),
+});
+export type NodeRecord = z.infer<typeof nodeRecordSchema>;
+
+/** An entry of `portfolio_assignments`: where one portfolio runs, or why it runs nowhere. */
+export const assignmentSchema = z
+  .object({
+    _v: version,
+    portfolio_id: id,
+    status: z.enum(['assigned', 'orphaned']),
+    node_id: id.nullable(),
+    reason: z.string().nullable(),
+    plan_version: count,
+    since: isoTime,
+  })
+  .refine((a) => (a.status === 'assigned') === (a.node_id !== null), {
+    message: 'an assigned portfolio names its node; an orphaned one names none',
+    path: ['node_id'],
+  });
+export type Assignment = z.infer<typeof assignmentSchema>;
+
+/** `execution_node:{id}:assignment`: the portfolios one node must run, derived from the plan. */
+export const nodeAssignmentSchema = z.object({
+  _v: version,
+  node_id: id,
+  portfolio_ids: z.array(id),
+  plan_version: count,
+  updated_at: isoTime,
+});
+export type NodeAssignment = z.infer<typeof nodeAssignmentSchema>;
+
+/** `scheduler:plan_meta`: the version of the plan and who wrote it when. */
+export const planMetaSchema = z.object({
+  _v: version,
+  version: count,
+  updated_at: isoTime,
+  leader: z.string().min(1),
+});
+export type PlanMeta = z.infer<typeof planMetaSchema>;
+
+/** Every payload schema by name, for the decoder and the README table. */
+export const PAYLOAD_SCHEMAS = {
+  heartbeat: heartbeatSchema,
+  nodeInfo: nodeInfoSchema,
+  portfolioState: portfolioStateSchema,
+  portfolioSpec: portfolioSpecSchema,
+  nodeRecord: nodeRecordSchema,
+  assignment: assignmentSchema,
+  nodeAssignment: nodeAssignmentSchema,
+  planMeta: planMetaSchema,
+} as const;
+
+export type PayloadName = keyof typeof PAYLOAD_SCHEMAS;
+export type Payload<N extends PayloadName> = z.infer<(typeof PAYLOAD_SCHEMAS)[N]>;

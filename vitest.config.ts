@@ -1,0 +1,38 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * One config for the whole repository, two projects:
+ * - `unit`: `*.test.ts`, no Redis, no sockets; fast.
+ * - `integration`: `*.int.test.ts` (real redis-server from @ginkgo-live/testing) and `e2e/`
+ *   (real app entry points as processes).
+ * `npm test` runs both; a package's `test` / `test:int` scripts run one project over its folder.
+ */
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          root: import.meta.dirname,
+          include: ['{packages,apps}/*/src/**/*.test.ts', 'scripts/**/*.test.ts'],
+          exclude: ['**/node_modules/**', '**/*.int.test.ts'],
+          restoreMocks: true,
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          root: import.meta.dirname,
+          include: [
+            '{packages,apps}/*/src/**/*.int.test.ts',
+            '{packages,apps}/*/e2e/**/*.test.ts',
+            'e2e/**/*.test.ts',
+          ],
+          exclude: ['**/node_modules/**'],
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
+        },
+      },
+    ],
+  },
+});
