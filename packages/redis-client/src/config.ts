@@ -96,7 +96,8 @@ function parseRedisUrl(raw: string): UrlParts | string {
   if (url.hostname === '') return 'must name a host';
   const port = url.port === '' ? REDIS_DEFAULTS.port : Number(url.port);
   const path = url.pathname.replace(/^\//, '');
-  if (path !== '' && !/^\d+$/.test(path)) return `database in the path must be a number, got "${path}"`;
+  if (path !== '' && !/^\d+$/.test(path))
+    return `database in the path must be a number, got "${path}"`;
   return {
     host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
     port,

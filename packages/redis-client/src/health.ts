@@ -2,8 +2,7 @@ import type { Redis } from 'ioredis';
 
 /** The answer of a health ping. */
 export type PingResult =
-  | { ok: true; latencyMs: number }
-  | { ok: false; latencyMs: number; reason: string };
+  { ok: true; latencyMs: number } | { ok: false; latencyMs: number; reason: string };
 
 /**
  * Sends PING with its own deadline, independent of the connection's command timeout. A connection
@@ -23,10 +22,7 @@ export async function pingRedis(client: Redis, timeoutMs: number): Promise<PingR
     );
   });
   const reply = client.ping().then(
-    (pong): PingResult =>
-      pong === 'PONG'
-        ? { ok: true, latencyMs: elapsed() }
-        : { ok: false, latencyMs: elapsed(), reason: `unexpected reply ${pong}` },
+    (): PingResult => ({ ok: true, latencyMs: elapsed() }),
     (err: unknown): PingResult => ({
       ok: false,
       latencyMs: elapsed(),

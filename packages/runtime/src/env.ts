@@ -126,7 +126,10 @@ export function envEnum<const V extends string>(values: readonly V[], defaultVal
     if (raw === undefined) return defaultValue;
     const match = values.find((v) => v === raw.toLowerCase());
     if (match === undefined) {
-      ctx.addIssue({ code: 'custom', message: `must be one of ${values.join(', ')}, got "${raw}"` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be one of ${values.join(', ')}, got "${raw}"`,
+      });
       return z.NEVER;
     }
     return match;

@@ -1,5 +1,4 @@
 import winston from 'winston';
-import type Transport from 'winston-transport';
 import { z } from 'zod';
 import { envEnum, parseEnv, type ConfigResult, type Env } from './env.ts';
 
@@ -42,7 +41,7 @@ export interface LoggerOptions {
   /** Default `auto`. */
   format?: LogFormat;
   /** Where lines go; default one console transport writing to stdout. */
-  transports?: Transport[];
+  transports?: winston.transport[];
 }
 
 /** Turns an `err` field holding an Error into plain data (name, message, code, stack). */
@@ -72,7 +71,9 @@ const prettyLine = winston.format.printf((info) => {
     .map(([key, value]) => {
       if (key === 'err' && value !== null && typeof value === 'object') {
         const e = value as { message?: unknown; code?: unknown };
-        return `err="${String(e.message)}"${e.code === undefined ? '' : ` code=${String(e.code)}`}`;
+        const code =
+          typeof e.code === 'string' || typeof e.code === 'number' ? ` code=${e.code}` : '';
+        return `err="${typeof e.message === 'string' ? e.message : ''}"${code}`;
       }
       return `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`;
     });
@@ -88,12 +89,18 @@ export function createLogger(options: LoggerOptions): Logger {
   return winston.createLogger({
     level: options.level ?? 'info',
     levels: { error: 0, warn: 1, info: 2, debug: 3 },
-    defaultMeta: { app: options.app, ...(options.nodeId === undefined ? {} : { nodeId: options.nodeId }) },
+    defaultMeta: {
+      app: options.app,
+      ...(options.nodeId === undefined ? {} : { nodeId: options.nodeId }),
+    },
     format: winston.format.combine(
       winston.format.timestamp(),
       serializeErrors(),
       pretty ? prettyLine : winston.format.json(),
     ),
+    // winston types its Console transport as an interface over TransportStream, not a subclass;
+    // the object is a real TransportStream at run time.
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
     transports: options.transports ?? [new winston.transports.Console()],
   });
 }

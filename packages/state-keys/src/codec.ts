@@ -40,13 +40,17 @@ export function decodePayload<N extends PayloadName>(
   const v = (json as { _v?: unknown })._v;
   if (v === undefined) return fail('missing version field _v');
   if (v !== PAYLOAD_VERSION) {
-    return fail(`unsupported version _v=${JSON.stringify(v)}; this reader knows _v=${PAYLOAD_VERSION}`);
+    return fail(
+      `unsupported version _v=${JSON.stringify(v)}; this reader knows _v=${PAYLOAD_VERSION}`,
+    );
   }
   const parsed = PAYLOAD_SCHEMAS[name].safeParse(json);
   if (!parsed.success) {
     return fail(
       parsed.error.issues
-        .map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(root)'}: ${issue.message}`)
+        .map(
+          (issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(root)'}: ${issue.message}`,
+        )
         .join('; '),
     );
   }

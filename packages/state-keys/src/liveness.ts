@@ -43,7 +43,13 @@ export function assessLiveness(reading: HeartbeatReading, nowMs: number): Livene
     return { alive: false, reason: 'no heartbeat', lastHeartbeatAt, heartbeatAgeMs, problem };
   }
   if (reading.pttlMs === -1) {
-    return { alive: false, reason: 'heartbeat without TTL', lastHeartbeatAt, heartbeatAgeMs, problem };
+    return {
+      alive: false,
+      reason: 'heartbeat without TTL',
+      lastHeartbeatAt,
+      heartbeatAgeMs,
+      problem,
+    };
   }
   return { alive: true, reason: 'beating', lastHeartbeatAt, heartbeatAgeMs, problem };
 }

@@ -133,7 +133,7 @@ export const assignmentSchema = z
     since: isoTime,
   })
   .refine((a) => (a.status === 'assigned') === (a.node_id !== null), {
-    message: 'an assigned portfolio names its node; an orphaned one names none',
+    error: 'an assigned portfolio names its node; an orphaned one names none',
     path: ['node_id'],
   });
 export type Assignment = z.infer<typeof assignmentSchema>;

@@ -104,7 +104,11 @@ export class ManagedProcess {
   waitForLine(pattern: RegExp | string, timeoutMs = 10_000): Promise<string> {
     const matches = (line: string): boolean =>
       typeof pattern === 'string' ? line.includes(pattern) : pattern.test(line);
-    return this.waitUntil(() => this.lines.find(matches), timeoutMs, `a line matching ${String(pattern)}`);
+    return this.waitUntil(
+      () => this.lines.find(matches),
+      timeoutMs,
+      `a line matching ${String(pattern)}`,
+    );
   }
 
   /** Resolves when the process exits, or rejects after `timeoutMs`. */
@@ -147,7 +151,11 @@ export class ManagedProcess {
           resolve(value);
         } else if (this.exitInfo !== undefined && what !== 'exit') {
           done();
-          reject(new Error(`${this.name} exited (${JSON.stringify(this.exitInfo)}) before ${what}:\n${this.output}`));
+          reject(
+            new Error(
+              `${this.name} exited (${JSON.stringify(this.exitInfo)}) before ${what}:\n${this.output}`,
+            ),
+          );
         }
       };
       const done = (): void => {
@@ -156,7 +164,9 @@ export class ManagedProcess {
       };
       const timer = setTimeout(() => {
         done();
-        reject(new Error(`${this.name}: no ${what} within ${timeoutMs} ms. Output:\n${this.output}`));
+        reject(
+          new Error(`${this.name}: no ${what} within ${timeoutMs} ms. Output:\n${this.output}`),
+        );
       }, timeoutMs);
       this.waiters.add(attempt);
       attempt();

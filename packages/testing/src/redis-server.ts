@@ -90,7 +90,9 @@ export class RedisServer {
   }
 
   get isRunning(): boolean {
-    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+    return (
+      this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null
+    );
   }
 
   /** What the server printed, for failure messages. */
@@ -144,15 +146,24 @@ export class RedisServer {
   private args(): string[] {
     const persistence = this.options.persistence === true;
     return [
-      '--port', String(this.port),
-      '--bind', this.host,
-      '--dir', this.dir,
-      '--daemonize', 'no',
-      '--protected-mode', 'no',
-      '--logfile', '',
-      '--save', '',
-      '--appendonly', persistence ? 'yes' : 'no',
-      '--appendfsync', 'always',
+      '--port',
+      String(this.port),
+      '--bind',
+      this.host,
+      '--dir',
+      this.dir,
+      '--daemonize',
+      'no',
+      '--protected-mode',
+      'no',
+      '--logfile',
+      '',
+      '--save',
+      '',
+      '--appendonly',
+      persistence ? 'yes' : 'no',
+      '--appendfsync',
+      'always',
       ...(this.options.args ?? []),
     ];
   }
@@ -183,8 +194,8 @@ export class RedisServer {
         this.output.push(chunk.toString());
         if (READY.test(chunk.toString())) settle();
       };
-      child.stdout?.on('data', onData);
-      child.stderr?.on('data', onData);
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
       child.once('error', (err) =>
         settle(new RedisServerStartError(`Cannot run redis-server: ${err.message}`)),
       );
@@ -196,7 +207,10 @@ export class RedisServer {
         ),
       );
       const timer = setTimeout(
-        () => settle(new RedisServerStartError(`redis-server not ready after ${timeoutMs} ms: ${this.log}`)),
+        () =>
+          settle(
+            new RedisServerStartError(`redis-server not ready after ${timeoutMs} ms: ${this.log}`),
+          ),
         timeoutMs,
       );
     });
