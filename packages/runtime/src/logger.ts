@@ -1,4 +1,5 @@
 import winston from 'winston';
+import type Transport from 'winston-transport';
 import { z } from 'zod';
 import { envEnum, parseEnv, type ConfigResult, type Env } from './env.ts';
 
@@ -41,7 +42,7 @@ export interface LoggerOptions {
   /** Default `auto`. */
   format?: LogFormat;
   /** Where lines go; default one console transport writing to stdout. */
-  transports?: winston.transport[];
+  transports?: Transport[];
 }
 
 /** Turns an `err` field holding an Error into plain data (name, message, code, stack). */
