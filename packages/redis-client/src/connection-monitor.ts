@@ -2,7 +2,8 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '@ginkgo-live/runtime';
 
 /** Where a connection stands, as told by its events. */
-export type ConnectionState = 'connecting' | 'connected' | 'ready' | 'reconnecting' | 'closed';
+export type ConnectionState =
+  'connecting' | 'connected' | 'ready' | 'disconnected' | 'reconnecting' | 'closed';
 
 /** A snapshot of one connection, for health answers and metrics. */
 export interface ConnectionStatus {
@@ -88,7 +89,11 @@ export class ConnectionMonitor {
   }
 
   private onConnect(): void {
-    if (this.moveTo('connected')) this.log.info('Redis connected', { attempt: this.attempt });
+    if (!this.moveTo('connected')) return;
+    // During an outage a server may accept TCP and still fail the ready check (frozen, loading):
+    // those connects are retries, not news.
+    if (this.attempt === 0) this.log.info('Redis connected');
+    else this.log.debug('Redis connected during reconnect', { attempt: this.attempt });
   }
 
   private onReady(): void {
@@ -107,7 +112,9 @@ export class ConnectionMonitor {
   }
 
   private onClose(): void {
-    if (this.state === 'ready') {
+    const wasReady = this.state === 'ready';
+    this.moveTo('disconnected');
+    if (wasReady) {
       this.outageStartMs = this.now();
       this.log.warn('Redis connection lost');
     }
@@ -116,7 +123,8 @@ export class ConnectionMonitor {
   private onReconnecting(delayMs: number): void {
     this.attempt += 1;
     this.outageStartMs ??= this.now();
-    if (this.moveTo('reconnecting')) {
+    this.moveTo('reconnecting');
+    if (this.attempt === 1) {
       this.log.warn('Redis reconnecting', { attempt: this.attempt, delayMs });
     } else {
       this.log.debug('Redis reconnect attempt', { attempt: this.attempt, delayMs });

@@ -1,0 +1,173 @@
+import { describe, expect, it } from 'vitest';
+import {
+  describeRedisConfig,
+  isRedisConfigured,
+  loadRedisConfig,
+  REDIS_DEFAULTS,
+} from './config.ts';
+
+function issuesOf(env: Record<string, string>) {
+  const result = loadRedisConfig(env);
+  return result.ok ? [] : result.issues;
+}
+
+describe('loadRedisConfig', () => {
+  it('gives the FR-038 defaults from an empty environment', () => {
+    expect(loadRedisConfig({})).toEqual({
+      ok: true,
+      value: {
+        host: 'localhost',
+        port: 6379,
+        username: undefined,
+        password: undefined,
+        db: 0,
+        tls: 'off',
+        source: 'variables',
+        connectTimeoutMs: 5_000,
+        commandTimeoutMs: 2_000,
+        retryOnTimeout: true,
+        reconnectBaseDelayMs: 100,
+        reconnectMaxDelayMs: 5_000,
+        keepAliveMs: 10_000,
+        pingTimeoutMs: 1_000,
+        keyPrefix: '',
+      },
+    });
+  });
+
+  it('reads every variable', () => {
+    const result = loadRedisConfig({
+      REDIS_HOST: 'redis',
+      REDIS_PORT: '6380',
+      REDIS_USERNAME: 'app',
+      REDIS_PASSWORD: 's3cret',
+      REDIS_DB: '3',
+      REDIS_TLS: 'insecure',
+      REDIS_CONNECT_TIMEOUT_MS: '1000',
+      REDIS_COMMAND_TIMEOUT_MS: '500',
+      REDIS_RETRY_ON_TIMEOUT: '0',
+      REDIS_RECONNECT_BASE_DELAY_MS: '50',
+      REDIS_RECONNECT_MAX_DELAY_MS: '2000',
+      REDIS_KEEPALIVE_MS: '0',
+      REDIS_PING_TIMEOUT_MS: '250',
+      REDIS_KEY_PREFIX: 'test:',
+    });
+    expect(result).toEqual({
+      ok: true,
+      value: {
+        host: 'redis',
+        port: 6380,
+        username: 'app',
+        password: 's3cret',
+        db: 3,
+        tls: 'insecure',
+        source: 'variables',
+        connectTimeoutMs: 1_000,
+        commandTimeoutMs: 500,
+        retryOnTimeout: false,
+        reconnectBaseDelayMs: 50,
+        reconnectMaxDelayMs: 2_000,
+        keepAliveMs: 0,
+        pingTimeoutMs: 250,
+        keyPrefix: 'test:',
+      },
+    });
+  });
+
+  it('names the variable of a bad port, TLS mode or timeout', () => {
+    expect(issuesOf({ REDIS_PORT: 'abc' })).toEqual([
+      { variable: 'REDIS_PORT', message: 'must be an integer, got "abc"' },
+    ]);
+    expect(issuesOf({ REDIS_TLS: 'maybe' })).toEqual([
+      {
+        variable: 'REDIS_TLS',
+        message: 'must be one of off, on, insecure, true, false, 1, 0, got "maybe"',
+      },
+    ]);
+    expect(issuesOf({ REDIS_COMMAND_TIMEOUT_MS: '-1' })).toEqual([
+      { variable: 'REDIS_COMMAND_TIMEOUT_MS', message: 'must be at least 1, got -1' },
+    ]);
+    expect(issuesOf({ REDIS_CONNECT_TIMEOUT_MS: '0' }).map((i) => i.variable)).toEqual([
+      'REDIS_CONNECT_TIMEOUT_MS',
+    ]);
+    expect(issuesOf({ REDIS_DB: '16' }).map((i) => i.variable)).toEqual(['REDIS_DB']);
+    expect(issuesOf({ REDIS_RETRY_ON_TIMEOUT: 'sometimes' }).map((i) => i.variable)).toEqual([
+      'REDIS_RETRY_ON_TIMEOUT',
+    ]);
+  });
+
+  it('reports all bad variables together', () => {
+    expect(
+      issuesOf({ REDIS_PORT: '0', REDIS_KEEPALIVE_MS: '-3', REDIS_PING_TIMEOUT_MS: 'soon' }).map(
+        (i) => i.variable,
+      ),
+    ).toEqual(['REDIS_PORT', 'REDIS_KEEPALIVE_MS', 'REDIS_PING_TIMEOUT_MS']);
+  });
+
+  it('refuses a base reconnect delay above the cap', () => {
+    expect(
+      issuesOf({ REDIS_RECONNECT_BASE_DELAY_MS: '6000', REDIS_RECONNECT_MAX_DELAY_MS: '5000' }),
+    ).toEqual([
+      {
+        variable: 'REDIS_RECONNECT_BASE_DELAY_MS',
+        message: 'must not exceed REDIS_RECONNECT_MAX_DELAY_MS (5000)',
+      },
+    ]);
+  });
+
+  it('takes host, port, credentials, db and TLS from REDIS_URL, which wins', () => {
+    const result = loadRedisConfig({
+      REDIS_URL: 'rediss://app:p%40ss@cache.internal:6390/2',
+      REDIS_HOST: 'ignored',
+      REDIS_PORT: '1',
+    });
+    expect(result).toMatchObject({
+      ok: true,
+      value: {
+        host: 'cache.internal',
+        port: 6390,
+        username: 'app',
+        password: 'p@ss',
+        db: 2,
+        tls: 'on',
+        source: 'url',
+      },
+    });
+    expect(loadRedisConfig({ REDIS_URL: 'redis://[::1]' })).toMatchObject({
+      value: { host: '::1', port: 6379, db: 0, tls: 'off' },
+    });
+    expect(loadRedisConfig({ REDIS_URL: 'rediss://h', REDIS_TLS: 'insecure' })).toMatchObject({
+      value: { tls: 'insecure' },
+    });
+  });
+
+  it('refuses a bad REDIS_URL without echoing it (it may hold a password)', () => {
+    const issues = issuesOf({ REDIS_URL: 'not a url with hunter2' });
+    expect(issues).toHaveLength(1);
+    expect(issues[0]?.variable).toBe('REDIS_URL');
+    expect(issues[0]?.message).not.toContain('hunter2');
+    expect(issuesOf({ REDIS_URL: 'http://redis:6379' })).toEqual([
+      { variable: 'REDIS_URL', message: 'must use the redis:// or rediss:// scheme, got http://' },
+    ]);
+    expect(issuesOf({ REDIS_URL: 'redis://h/abc' })[0]?.message).toMatch(/database/);
+  });
+});
+
+describe('isRedisConfigured and describeRedisConfig', () => {
+  it('says whether the environment names a Redis', () => {
+    expect(isRedisConfigured({})).toBe(false);
+    expect(isRedisConfigured({ REDIS_HOST: ' ' })).toBe(false);
+    expect(isRedisConfigured({ REDIS_HOST: 'redis' })).toBe(true);
+    expect(isRedisConfigured({ REDIS_URL: 'redis://x' })).toBe(true);
+  });
+
+  it('never shows the password', () => {
+    const result = loadRedisConfig({ REDIS_PASSWORD: 'hunter2' });
+    if (!result.ok) throw new Error('config should parse');
+    const described = describeRedisConfig(result.value);
+    expect(JSON.stringify(described)).not.toContain('hunter2');
+    expect(described['password']).toBe('[redacted]');
+    expect(describeRedisConfig({ ...result.value, password: undefined })['password']).toBe('none');
+    expect(described['connectTimeoutMs']).toBe(REDIS_DEFAULTS.connectTimeoutMs);
+  });
+});

@@ -1,0 +1,118 @@
+import { EventEmitter } from 'node:events';
+import type { Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '@ginkgo-live/runtime';
+import { MemoryTransport } from '@ginkgo-live/testing';
+import { ConnectionMonitor } from './connection-monitor.ts';
+
+function setup() {
+  const client = new EventEmitter();
+  const logs = new MemoryTransport();
+  const logger = createLogger({ app: 't', level: 'debug', transports: [logs] });
+  let now = 1_000;
+  const monitor = new ConnectionMonitor(client as unknown as Redis, {
+    name: 'conn',
+    logger,
+    now: () => now,
+  });
+  const advance = (ms: number): void => {
+    now += ms;
+  };
+  return { client, logs, monitor, advance };
+}
+
+const infoAndUp = (logs: MemoryTransport) =>
+  logs.entries.filter((e) => e.level !== 'debug').map((e) => e.message);
+
+describe('ConnectionMonitor', () => {
+  it('logs connect and ready once each', () => {
+    const { client, logs, monitor } = setup();
+    client.emit('connect');
+    client.emit('ready');
+    expect(infoAndUp(logs)).toEqual(['Redis connected', 'Redis connection ready']);
+    expect(monitor.status()).toMatchObject({ state: 'ready', readyCount: 1, attempt: 0 });
+  });
+
+  it('logs an outage once however many retries it takes, then the recovery with its length', () => {
+    const { client, logs, monitor, advance } = setup();
+    client.emit('connect');
+    client.emit('ready');
+    client.emit('close');
+    for (let i = 0; i < 20; i++) {
+      client.emit(
+        'error',
+        Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }),
+      );
+      client.emit('close');
+      client.emit('reconnecting', 100 * (i + 1));
+      advance(100);
+    }
+    expect(monitor.status()).toMatchObject({
+      state: 'reconnecting',
+      attempt: 20,
+      lastError: 'connect ECONNREFUSED',
+    });
+    client.emit('connect');
+    client.emit('ready');
+    expect(infoAndUp(logs)).toEqual([
+      'Redis connected',
+      'Redis connection ready',
+      'Redis connection lost',
+      'Redis connection error',
+      'Redis reconnecting',
+      'Redis connection ready',
+    ]);
+    expect(logs.withMessage('Redis reconnecting')[0]).toMatchObject({ attempt: 1, delayMs: 100 });
+    expect(logs.withMessage('Redis connection ready')[1]).toMatchObject({
+      attempts: 20,
+      downtimeMs: 2_000,
+    });
+    expect(logs.withMessage('Redis reconnect attempt')).toHaveLength(19);
+    expect(monitor.status()).toMatchObject({
+      state: 'ready',
+      attempt: 0,
+      readyCount: 2,
+      lastError: undefined,
+    });
+  });
+
+  it('keeps the connects of a server that accepts TCP but fails the ready check at debug', () => {
+    const { client, logs } = setup();
+    client.emit('connect');
+    client.emit('ready');
+    client.emit('close');
+    for (let i = 0; i < 5; i++) {
+      client.emit('reconnecting', 100);
+      client.emit('connect');
+      client.emit('error', new Error('Ready check failed: Command timed out'));
+      client.emit('close');
+    }
+    expect(infoAndUp(logs)).toEqual([
+      'Redis connected',
+      'Redis connection ready',
+      'Redis connection lost',
+      'Redis reconnecting',
+      'Redis connection error',
+    ]);
+    expect(logs.withMessage('Redis connected during reconnect')).toHaveLength(5);
+  });
+
+  it('logs a new kind of error during an outage', () => {
+    const { client, logs } = setup();
+    client.emit('error', new Error('connect ECONNREFUSED'));
+    client.emit('error', new Error('connect ECONNREFUSED'));
+    client.emit('error', new Error('connect ETIMEDOUT'));
+    expect(logs.withMessage('Redis connection error')).toHaveLength(2);
+  });
+
+  it('logs the close after quit, and detaches its listeners', () => {
+    const { client, logs, monitor } = setup();
+    client.emit('ready');
+    client.emit('end');
+    expect(logs.withMessage('Redis connection closed')).toHaveLength(1);
+    expect(monitor.status().state).toBe('closed');
+    monitor.detach();
+    expect(client.listenerCount('error')).toBe(0);
+    expect(client.listenerCount('ready')).toBe(0);
+  });
+});

@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { loadRedisConfig, type RedisConfig } from './config.ts';
+import { buildRedisOptions, reconnectOnRedisError } from './options.ts';
+
+function config(env: Record<string, string> = {}): RedisConfig {
+  const result = loadRedisConfig(env);
+  if (!result.ok) throw new Error('bad test config');
+  return result.value;
+}
+
+describe('buildRedisOptions', () => {
+  it('makes request connections fail fast: no offline queue, a command timeout, one resend', () => {
+    const options = buildRedisOptions(config(), { profile: 'request', connectionName: 'n' });
+    expect(options).toMatchObject({
+      host: 'localhost',
+      port: 6379,
+      connectTimeout: 5_000,
+      commandTimeout: 2_000,
+      socketTimeout: 2_000,
+      keepAlive: 10_000,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      connectionName: 'n',
+    });
+    expect(options.tls).toBeUndefined();
+  });
+
+  it('makes blocking connections wait through outages as BullMQ requires', () => {
+    const options = buildRedisOptions(config(), { profile: 'blocking', connectionName: 'w' });
+    expect(options).toMatchObject({
+      commandTimeout: undefined,
+      socketTimeout: undefined,
+      blockingTimeoutGrace: 2_000,
+      maxRetriesPerRequest: null,
+      enableOfflineQueue: true,
+    });
+  });
+
+  it('leaves the socket alone after a timeout when retry on timeout is off', () => {
+    const options = buildRedisOptions(config({ REDIS_RETRY_ON_TIMEOUT: 'false' }), {
+      profile: 'request',
+      connectionName: 'n',
+    });
+    expect(options.socketTimeout).toBeUndefined();
+    expect(options.commandTimeout).toBe(2_000);
+  });
+
+  it('verifies certificates with TLS on and not with insecure', () => {
+    const on = buildRedisOptions(config({ REDIS_TLS: 'on', REDIS_HOST: 'redis.example' }), {
+      profile: 'request',
+      connectionName: 'n',
+    });
+    expect(on.tls).toEqual({ rejectUnauthorized: true, servername: 'redis.example' });
+    const insecure = buildRedisOptions(config({ REDIS_TLS: 'insecure' }), {
+      profile: 'request',
+      connectionName: 'n',
+    });
+    expect(insecure.tls).toMatchObject({ rejectUnauthorized: false });
+  });
+
+  it('reconnects with capped backoff and never returns null', () => {
+    const options = buildRedisOptions(config({ REDIS_RECONNECT_MAX_DELAY_MS: '300' }), {
+      profile: 'request',
+      connectionName: 'n',
+    });
+    for (const attempt of [1, 10, 1_000]) {
+      const delay = options.retryStrategy?.(attempt);
+      expect(delay).toBeTypeOf('number');
+      expect(delay).toBeLessThanOrEqual(300);
+    }
+  });
+});
+
+describe('reconnectOnRedisError', () => {
+  it('reconnects and resends on READONLY and LOADING, not on other errors', () => {
+    expect(
+      reconnectOnRedisError(new Error("READONLY You can't write against a read only replica.")),
+    ).toBe(2);
+    expect(reconnectOnRedisError(new Error('LOADING Redis is loading the dataset in memory'))).toBe(
+      2,
+    );
+    expect(reconnectOnRedisError(new Error('WRONGTYPE Operation against a key'))).toBe(false);
+    expect(reconnectOnRedisError(new Error('ERR READONLY in text'))).toBe(false);
+  });
+});
