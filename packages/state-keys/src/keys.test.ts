@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { assertValidId, isValidId } from './ids.ts';
+import { createStateKeys } from './keys.ts';
+
+describe('createStateKeys', () => {
+  it('spells the seed keys exactly, with no prefix by default', () => {
+    const keys = createStateKeys();
+    expect(keys.prefix).toBe('');
+    expect(keys.nodeInfo('node-1')).toBe('execution_node:node-1:info');
+    expect(keys.portfolioState('p1')).toBe('portfolio:p1:state');
+    expect(keys.executionNodes()).toBe('execution_nodes');
+    expect(keys.portfolioAssignments()).toBe('portfolio_assignments');
+    expect(keys.heartbeat('node-1')).toBe('heartbeat:node:node-1');
+  });
+
+  it('builds every other key and queue name', () => {
+    const keys = createStateKeys();
+    expect(keys.nodeRegistry()).toBe('execution_node_registry');
+    expect(keys.nodeAssignment('node-1')).toBe('execution_node:node-1:assignment');
+    expect(keys.planMeta()).toBe('scheduler:plan_meta');
+    expect(keys.schedulerLeader()).toBe('scheduler:leader');
+    expect(keys.portfolioCatalog()).toBe('portfolio_catalog');
+    expect(keys.queuePrefix()).toBe('bull');
+    expect(keys.portfolioQueue('p1')).toBe('portfolio-p1');
+  });
+
+  it('puts the global prefix in front of every key', () => {
+    const keys = createStateKeys('staging:');
+    const built = [
+      keys.heartbeat('n'),
+      keys.nodeInfo('n'),
+      keys.portfolioState('p'),
+      keys.nodeRegistry(),
+      keys.executionNodes(),
+      keys.portfolioAssignments(),
+      keys.nodeAssignment('n'),
+      keys.planMeta(),
+      keys.schedulerLeader(),
+      keys.portfolioCatalog(),
+      keys.queuePrefix(),
+    ];
+    for (const key of built) expect(key.startsWith('staging:')).toBe(true);
+    expect(keys.heartbeat('n')).toBe('staging:heartbeat:node:n');
+    // BullMQ applies the prefix itself: queue names stay bare.
+    expect(keys.portfolioQueue('p')).toBe('portfolio-p');
+  });
+
+  it('refuses ids that would make a key ambiguous', () => {
+    const keys = createStateKeys();
+    expect(() => keys.nodeInfo('a:b')).toThrow(/Invalid node id "a:b"/);
+    expect(() => keys.portfolioState('{p}')).toThrow(/Invalid portfolio id/);
+    expect(() => keys.heartbeat('')).toThrow(RangeError);
+    expect(() => keys.portfolioQueue('p 1')).toThrow(RangeError);
+  });
+});
+
+describe('ids', () => {
+  it('accepts letters, digits, _ . - up to 64 characters', () => {
+    expect(isValidId('node_1.a-B')).toBe(true);
+    expect(isValidId('x'.repeat(64))).toBe(true);
+    expect(isValidId('x'.repeat(65))).toBe(false);
+    expect(isValidId('é')).toBe(false);
+    expect(assertValidId('node id', 'n1')).toBe('n1');
+  });
+});
