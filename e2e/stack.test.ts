@@ -1,0 +1,92 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ManagedProcess, RedisServer, tsEntry, waitFor } from '@ginkgo-live/testing';
+
+const cleanups: (() => unknown)[] = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function startStack(env: Record<string, string>): ManagedProcess {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ginkgo-stack-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const stack = ManagedProcess.start(
+    tsEntry('stack', 'scripts/stack.ts', {
+      GINKGO_STACK_DIR: dir,
+      LOG_FORMAT: 'json',
+      REDIS_HOST: undefined,
+      REDIS_URL: undefined,
+      REDIS_PORT: undefined,
+      ...env,
+    }),
+  );
+  cleanups.push(() => stack.stop('SIGKILL'));
+  return stack;
+}
+
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('the local stack (npm start)', () => {
+  it('refuses a bad variable before connecting: exit 2, naming it', async () => {
+    const stack = startStack({ REDIS_PORT: 'abc', REDIS_COMMAND_TIMEOUT_MS: '-1' });
+    const exit = await stack.waitForExit(20_000);
+    expect(exit.code).toBe(2);
+    expect(stack.output).toContain('REDIS_PORT: must be an integer, got "abc"');
+    expect(stack.output).toContain('REDIS_COMMAND_TIMEOUT_MS: must be at least 1, got -1');
+    expect(stack.output).not.toContain('Embedded Redis started');
+  });
+
+  it('starts an embedded Redis, answers on it, and leaves nothing behind on Ctrl-C', async () => {
+    const stack = startStack({});
+    const line = await stack.waitForLine(
+      /Redis ready at redis:\/\/127\.0\.0\.1:\d+ \(embedded\)/,
+      20_000,
+    );
+    const port = Number(/:(\d+) /.exec(line)?.[1]);
+    const started = stack.lines.find((l) => l.includes('Embedded Redis started'));
+    const redisPid = (JSON.parse(started ?? '{}') as { pid?: number }).pid;
+    expect(redisPid).toBeTypeOf('number');
+
+    const client = new Redis({
+      host: '127.0.0.1',
+      port,
+      lazyConnect: true,
+      retryStrategy: () => null,
+    });
+    client.on('error', () => {
+      // Expected once the stack has stopped Redis; the assertions below check that.
+    });
+    await client.connect();
+    await expect(client.ping()).resolves.toBe('PONG');
+    const names = String(await client.client('LIST'));
+    expect(names).toMatch(/name=ginkgo:stack:\d+:main/);
+    client.disconnect();
+
+    const exit = await stack.stop('SIGINT', 15_000);
+    expect(exit.code).toBe(0);
+    expect(stack.output).toContain('Stack stopped');
+    await waitFor(() => !isProcessAlive(redisPid ?? -1), { description: 'redis-server to exit' });
+  });
+
+  it('uses the Redis that REDIS_HOST names instead of starting one', async () => {
+    const server = await RedisServer.start();
+    cleanups.push(() => server.cleanup());
+    const stack = startStack({ REDIS_HOST: server.host, REDIS_PORT: String(server.port) });
+    await stack.waitForLine(`Redis ready at ${server.url} (external)`, 20_000);
+    expect(stack.output).not.toContain('Embedded Redis started');
+    const exit = await stack.stop('SIGTERM', 15_000);
+    expect(exit, stack.output).toEqual({ code: 0, signal: null });
+    expect(server.isRunning).toBe(true); // not ours to stop
+  });
+});

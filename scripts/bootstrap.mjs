@@ -1,0 +1,139 @@
+#!/usr/bin/env node
+// Fresh-machine entry of `npm start` and `npm test`. Needs only Node 20+ and npm; installs the
+// pinned pnpm (into .tools/, never globally), the workspace packages and, when absent, redis-server
+// (apt-get, as root). Running it twice is harmless: each step checks before it acts.
+//
+//   node scripts/bootstrap.mjs start [stack options]   the local stack on an embedded Redis
+//   node scripts/bootstrap.mjs test  [vitest filters]  format check, lint, typecheck, every test
+import { spawnSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const EXIT_SETUP = 2;
+const env = { ...process.env, TURBO_TELEMETRY_DISABLED: '1', TURBO_NO_UPDATE_NOTIFIER: '1' };
+
+function say(message) {
+  process.stderr.write(`[bootstrap] ${message}\n`);
+}
+
+function fail(message) {
+  say(message);
+  process.exit(EXIT_SETUP);
+}
+
+function run(command, args, options = {}) {
+  const result = spawnSync(command, args, { cwd: ROOT, stdio: 'inherit', env, ...options });
+  if (result.error) fail(`Cannot run ${command}: ${result.error.message}`);
+  return result.status ?? 1;
+}
+
+function output(command, args) {
+  const result = spawnSync(command, args, { cwd: ROOT, encoding: 'utf8', env });
+  return result.status === 0 ? result.stdout.trim() : undefined;
+}
+
+function checkNode() {
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  if (major < 20 || (major === 20 && minor < 19)) {
+    fail(`Node ${process.versions.node} is too old: ginkgo-live needs Node 20.19 or newer.`);
+  }
+}
+
+/** The pinned pnpm, installed locally under .tools/ when the one on PATH is another version. */
+function ensurePnpm() {
+  const manifest = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  const wanted = String(manifest.packageManager).replace(/^pnpm@/, '');
+  if (output('pnpm', ['--version']) === wanted) return 'pnpm';
+  const local = path.join(ROOT, '.tools', 'pnpm', 'node_modules', '.bin', 'pnpm');
+  if (existsSync(local) && output(local, ['--version']) === wanted) return local;
+  say(`Installing pnpm ${wanted} into .tools/pnpm`);
+  const status = run('npm', [
+    'install',
+    '--prefix',
+    path.join(ROOT, '.tools', 'pnpm'),
+    '--no-save',
+    '--no-package-lock',
+    '--no-audit',
+    '--no-fund',
+    `pnpm@${wanted}`,
+  ]);
+  if (status !== 0 || output(local, ['--version']) !== wanted) {
+    fail(`Could not install pnpm ${wanted}. Try: npm install --prefix .tools/pnpm pnpm@${wanted}`);
+  }
+  return local;
+}
+
+function ensurePackages(pnpm) {
+  if (run(pnpm, ['install', '--frozen-lockfile', '--reporter=append-only']) !== 0) {
+    fail('pnpm install failed (see above).');
+  }
+}
+
+/** redis-server from Debian's packages when it is not on PATH. */
+function ensureRedis() {
+  if (output('redis-server', ['--version']) !== undefined) return;
+  const install = 'apt-get update && apt-get install -y redis-server';
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!isRoot || output('apt-get', ['--version']) === undefined) {
+    fail(
+      `redis-server is not installed, and this is not a root shell with apt-get.\n` +
+        `Install it, then run this command again:\n  sudo sh -c '${install}'`,
+    );
+  }
+  say('Installing redis-server with apt-get');
+  const aptEnv = { ...env, DEBIAN_FRONTEND: 'noninteractive' };
+  if (
+    run('apt-get', ['update', '-qq'], { env: aptEnv }) !== 0 ||
+    run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'redis-server'], {
+      env: aptEnv,
+    }) !== 0 ||
+    output('redis-server', ['--version']) === undefined
+  ) {
+    fail(`Installing redis-server failed. Try by hand: ${install}`);
+  }
+}
+
+/** Runs a long-lived child, forwarding Ctrl-C and SIGTERM, and exits with its code. */
+function runForeground(command, args) {
+  const child = spawn(command, args, { cwd: ROOT, stdio: 'inherit', env });
+  // The child gets the terminal's SIGINT itself; a SIGTERM sent to us is passed on.
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => child.kill('SIGTERM'));
+  child.on('exit', (code, signal) => process.exit(code ?? (signal === null ? 1 : 128 + 2)));
+}
+
+function main() {
+  const [task, ...rest] = process.argv.slice(2);
+  if (task !== 'start' && task !== 'test') fail('usage: bootstrap.mjs <start|test> [options]');
+  checkNode();
+  const pnpm = ensurePnpm();
+  ensurePackages(pnpm);
+  ensureRedis();
+  if (task === 'start') {
+    runForeground(pnpm, ['exec', 'tsx', 'scripts/stack.ts', ...rest]);
+    return;
+  }
+  say('Format check');
+  if (run(pnpm, ['exec', 'prettier', '--check', '--log-level', 'warn', '.']) !== 0) process.exit(1);
+  say('Lint and typecheck');
+  if (
+    run(pnpm, [
+      'exec',
+      'turbo',
+      'run',
+      'lint',
+      'typecheck',
+      'lint:root',
+      'typecheck:root',
+      '--output-logs=errors-only',
+    ]) !== 0
+  ) {
+    process.exit(1);
+  }
+  say('Tests: unit, integration and end-to-end');
+  process.exit(run(pnpm, ['exec', 'vitest', 'run', ...rest]));
+}
+
+main();
