@@ -46,7 +46,10 @@ function ensurePnpm() {
   const manifest = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
   const wanted = String(manifest.packageManager).replace(/^pnpm@/, '');
   if (output('pnpm', ['--version']) === wanted) return 'pnpm';
-  const local = path.join(ROOT, '.tools', 'pnpm', 'node_modules', '.bin', 'pnpm');
+  const binDir = path.join(ROOT, '.tools', 'pnpm', 'node_modules', '.bin');
+  const local = path.join(binDir, 'pnpm');
+  // turbo and pnpm's own scripts look pnpm up on PATH: put the local one first.
+  env.PATH = `${binDir}${path.delimiter}${env.PATH ?? ''}`;
   if (existsSync(local) && output(local, ['--version']) === wanted) return local;
   say(`Installing pnpm ${wanted} into .tools/pnpm`);
   const status = run('npm', [
