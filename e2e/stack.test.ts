@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ManagedProcess, RedisServer, tsEntry, waitFor } from '@ginkgo-live/testing';
+import {
+  isProcessRunning,
+  ManagedProcess,
+  RedisServer,
+  tsEntry,
+  waitFor,
+} from '@ginkgo-live/testing';
 
 const cleanups: (() => unknown)[] = [];
 
@@ -26,15 +32,6 @@ function startStack(env: Record<string, string>): ManagedProcess {
   );
   cleanups.push(() => stack.stop('SIGKILL'));
   return stack;
-}
-
-function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('the local stack (npm start)', () => {
@@ -76,7 +73,7 @@ describe('the local stack (npm start)', () => {
     const exit = await stack.stop('SIGINT', 15_000);
     expect(exit.code).toBe(0);
     expect(stack.output).toContain('Stack stopped');
-    await waitFor(() => !isProcessAlive(redisPid ?? -1), { description: 'redis-server to exit' });
+    await waitFor(() => !isProcessRunning(redisPid ?? -1), { description: 'redis-server to exit' });
   });
 
   it('uses the Redis that REDIS_HOST names instead of starting one', async () => {

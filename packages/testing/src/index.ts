@@ -1,4 +1,5 @@
 export { freePort } from './free-port.ts';
+export { isProcessRunning } from './is-process-running.ts';
 export { ManagedProcess, REPO_ROOT, tsEntry } from './managed-process.ts';
 export type { ManagedProcessOptions, ProcessExit } from './managed-process.ts';
 export { MemoryTransport } from './memory-transport.ts';
