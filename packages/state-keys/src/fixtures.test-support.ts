@@ -78,4 +78,17 @@ export const SAMPLE_PAYLOADS: { [N in PayloadName]: Payload<N> } = {
     updated_at: at,
   },
   planMeta: { _v: 1, version: 7, updated_at: at, leader: 'scheduler-a' },
+  priceTick: { _v: 1, symbol: 'BTCUSDT', price: 64_000.5, volume: 0.25, event_time: at },
+  portfolioBook: {
+    _v: 1,
+    portfolio_id: 'p1',
+    node_id: 'node-1',
+    cash: 99_500.25,
+    positions: { BTCUSDT: { quantity: 0.01, avg_price: 50_000 } },
+    last_prices: { BTCUSDT: 52_050 },
+    strategy_state: { fast: [1, 2], slow: [1, 2, 3] },
+    processed_count: 10_000,
+    failed_count: 1,
+    updated_at: at,
+  },
 };

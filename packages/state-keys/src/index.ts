@@ -23,6 +23,8 @@ export type {
   Payload,
   PayloadName,
   PlanMeta,
+  PortfolioBook,
+  PriceTick,
   PortfolioSpec,
   PortfolioState,
   PortfolioStatus,

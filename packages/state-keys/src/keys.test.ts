@@ -22,6 +22,9 @@ describe('createStateKeys', () => {
     expect(keys.portfolioCatalog()).toBe('portfolio_catalog');
     expect(keys.queuePrefix()).toBe('bull');
     expect(keys.portfolioQueue('p1')).toBe('portfolio-p1');
+    expect(keys.portfolioBook('p1')).toBe('portfolio:p1:book');
+    expect(keys.portfolioLease('p1')).toBe('portfolio:p1:lease');
+    expect(keys.queueRefusals()).toBe('portfolio_queue_refusals');
   });
 
   it('puts the global prefix in front of every key', () => {
@@ -37,6 +40,9 @@ describe('createStateKeys', () => {
       keys.planMeta(),
       keys.schedulerLeader(),
       keys.portfolioCatalog(),
+      keys.portfolioBook('p'),
+      keys.portfolioLease('p'),
+      keys.queueRefusals(),
       keys.queuePrefix(),
     ];
     for (const key of built) expect(key.startsWith('staging:')).toBe(true);

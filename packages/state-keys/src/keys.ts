@@ -27,6 +27,12 @@ export interface StateKeys {
   schedulerLeader(): string;
   /** `portfolio_catalog` — HASH portfolioId → `PortfolioSpec`: every portfolio that should run. */
   portfolioCatalog(): string;
+  /** `portfolio:{portfolioId}:book` — STRING `PortfolioBook`: cash, positions, strategy memory; no TTL. */
+  portfolioBook(portfolioId: string): string;
+  /** `portfolio:{portfolioId}:lease` — STRING nodeId, TTL = heartbeat TTL: who may run the portfolio. */
+  portfolioLease(portfolioId: string): string;
+  /** `portfolio_queue_refusals` — HASH portfolioId → events refused because the queue was full. */
+  queueRefusals(): string;
   /** BullMQ prefix of every queue: `{prefix}bull`. */
   queuePrefix(): string;
   /** BullMQ queue name of a portfolio's event queue: `portfolio-{portfolioId}` (BullMQ forbids `:`). */
@@ -49,6 +55,11 @@ export function createStateKeys(prefix = ''): StateKeys {
     planMeta: () => k('scheduler:plan_meta'),
     schedulerLeader: () => k('scheduler:leader'),
     portfolioCatalog: () => k('portfolio_catalog'),
+    portfolioBook: (portfolioId) =>
+      k(`portfolio:${assertValidId('portfolio id', portfolioId)}:book`),
+    portfolioLease: (portfolioId) =>
+      k(`portfolio:${assertValidId('portfolio id', portfolioId)}:lease`),
+    queueRefusals: () => k('portfolio_queue_refusals'),
     queuePrefix: () => k('bull'),
     portfolioQueue: (portfolioId) => `portfolio-${assertValidId('portfolio id', portfolioId)}`,
   };

@@ -157,6 +157,35 @@ export const planMetaSchema = z.object({
 });
 export type PlanMeta = z.infer<typeof planMetaSchema>;
 
+/** A job of a portfolio queue: one market price tick. */
+export const priceTickSchema = z.object({
+  _v: version,
+  symbol: z.string().min(1).max(32),
+  price: z.number().positive().finite(),
+  volume: z.number().nonnegative().finite(),
+  /** When the market produced the tick. */
+  event_time: isoTime,
+});
+export type PriceTick = z.infer<typeof priceTickSchema>;
+
+/** `portfolio:{id}:book`: the trading state that moves with a portfolio from node to node. */
+export const portfolioBookSchema = z.object({
+  _v: version,
+  portfolio_id: id,
+  /** The node that wrote it last. */
+  node_id: id,
+  cash: z.number(),
+  positions: z.record(z.string(), z.object({ quantity: z.number(), avg_price: z.number() })),
+  /** Last price seen per symbol, for valuing positions. */
+  last_prices: z.record(z.string(), z.number().positive()),
+  /** The strategy's own memory (moving-average windows and the like). */
+  strategy_state: z.record(z.string(), z.unknown()),
+  processed_count: count,
+  failed_count: count,
+  updated_at: isoTime,
+});
+export type PortfolioBook = z.infer<typeof portfolioBookSchema>;
+
 /** Every payload schema by name, for the decoder and the README table. */
 export const PAYLOAD_SCHEMAS = {
   heartbeat: heartbeatSchema,
@@ -167,6 +196,8 @@ export const PAYLOAD_SCHEMAS = {
   assignment: assignmentSchema,
   nodeAssignment: nodeAssignmentSchema,
   planMeta: planMetaSchema,
+  priceTick: priceTickSchema,
+  portfolioBook: portfolioBookSchema,
 } as const;
 
 export type PayloadName = keyof typeof PAYLOAD_SCHEMAS;
