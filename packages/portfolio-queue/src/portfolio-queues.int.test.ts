@@ -1,0 +1,178 @@
+import { Queue } from 'bullmq';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger, unwrapConfig } from '@ginkgo-live/runtime';
+import { loadRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
+import { createStateKeys, type PriceTick } from '@ginkgo-live/state-keys';
+import { MemoryTransport, RedisServer, waitFor } from '@ginkgo-live/testing';
+import { createPortfolioWorker, PortfolioQueues, type TickInput } from './index.ts';
+
+const closers: (() => Promise<unknown>)[] = [];
+let server: RedisServer | undefined;
+
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+  await server?.cleanup();
+  server = undefined;
+});
+
+async function redis() {
+  server ??= await RedisServer.start();
+  const current = server;
+  const conns = new RedisConnections({
+    config: unwrapConfig(loadRedisConfig(current.env)),
+    app: 'queue-test',
+    instanceId: String(closers.length),
+    logger: createLogger({ app: 'queue-test', transports: [new MemoryTransport()] }),
+  });
+  closers.push(() => conns.close(500));
+  await conns.waitUntilReady(5_000);
+  return conns;
+}
+
+/** A unique prefix per test: no test sees another's keys. */
+const keysFor = (name: string) => createStateKeys(`${name}-${Date.now()}:`);
+
+const tick = (n: number): TickInput => ({
+  symbol: 'BTCUSDT',
+  price: 100 + n,
+  volume: 1,
+  event_time: new Date(1_700_000_000_000 + n).toISOString(),
+});
+
+function producer(
+  conns: RedisConnections,
+  keys: ReturnType<typeof createStateKeys>,
+  capacity: number,
+) {
+  const queues = new PortfolioQueues({ connection: conns.main, keys, capacity });
+  closers.push(() => queues.close());
+  return queues;
+}
+
+describe('PortfolioQueues on real Redis', () => {
+  it('accepts events up to capacity, then refuses at once and counts the refusal', async () => {
+    const conns = await redis();
+    const keys = keysFor('cap');
+    const queues = producer(conns, keys, 5);
+    for (let i = 0; i < 5; i++) {
+      expect(await queues.add('p1', tick(i))).toMatchObject({ ok: true, depth: i + 1 });
+    }
+    const started = performance.now();
+    const refused = await queues.add('p1', tick(5));
+    expect(performance.now() - started).toBeLessThan(100);
+    expect(refused).toEqual({ ok: false, reason: 'full', depth: 5, capacity: 5 });
+    await queues.add('p1', tick(6));
+    expect(queues.refusedByThisProducer('p1')).toBe(2);
+    expect(await queues.readRefusals(['p1', 'p2'])).toEqual(
+      new Map([
+        ['p1', 2],
+        ['p2', 0],
+      ]),
+    );
+    expect(await queues.depthOf('p1')).toEqual({ depth: 5, capacity: 5, usage: 1 });
+  });
+
+  it('bounds the overshoot of concurrent producers by their number', async () => {
+    const keys = keysFor('concurrent');
+    const capacity = 40;
+    const producers: PortfolioQueues[] = [];
+    // Six producers, each with its own connection, as six feed processes would have.
+    for (let i = 0; i < 6; i++) producers.push(producer(await redis(), keys, capacity));
+    // Each producer adds one event at a time until it is refused, all of them at once.
+    const accepted = await Promise.all(
+      producers.map(async (queues, p) => {
+        let count = 0;
+        for (let i = 0; ; i++) {
+          const result = await queues.add('shared', tick(p * 1_000 + i));
+          if (!result.ok) return count;
+          count += 1;
+        }
+      }),
+    );
+    const total = accepted.reduce((a, b) => a + b, 0);
+    const { depth } = await producers[0]!.depthOf('shared');
+    expect(depth).toBe(total);
+    expect(depth).toBeGreaterThanOrEqual(capacity);
+    expect(depth).toBeLessThanOrEqual(capacity + producers.length);
+  });
+
+  it('reads depth, capacity and usage of many queues in one call', async () => {
+    const conns = await redis();
+    const keys = keysFor('many');
+    const queues = producer(conns, keys, 10);
+    const ids = Array.from({ length: 200 }, (_, i) => `p${i}`);
+    await Promise.all(
+      ids
+        .slice(0, 3)
+        .map((id, i) =>
+          Promise.all(Array.from({ length: i + 1 }, (_, n) => queues.add(id, tick(n)))),
+        ),
+    );
+    const depths = await queues.readDepths(ids);
+    expect(depths.size).toBe(200);
+    expect(depths.get('p0')).toEqual({ depth: 1, capacity: 10, usage: 0.1 });
+    expect(depths.get('p2')).toEqual({ depth: 3, capacity: 10, usage: 0.3 });
+    expect(depths.get('p199')).toEqual({ depth: 0, capacity: 10, usage: 0 });
+  });
+
+  it('refuses an invalid tick with the reason, touching nothing', async () => {
+    const conns = await redis();
+    const queues = producer(conns, keysFor('invalid'), 10);
+    const result = await queues.add('p1', { ...tick(1), price: -3 });
+    expect(result).toMatchObject({ ok: false, reason: 'invalid' });
+    expect(result.ok ? '' : 'problem' in result ? result.problem : '').toMatch(/price/);
+    expect((await queues.depthOf('p1')).depth).toBe(0);
+  });
+});
+
+describe('createPortfolioWorker', () => {
+  it('hands ticks over in order, and the depth falls as they are consumed', async () => {
+    const conns = await redis();
+    const keys = keysFor('order');
+    const queues = producer(conns, keys, 100);
+    for (let i = 0; i < 20; i++) await queues.add('p1', tick(i));
+    const seen: number[] = [];
+    const worker = createPortfolioWorker({
+      portfolioId: 'p1',
+      keys,
+      connection: conns.connection('worker', 'blocking'),
+      handler: (t: PriceTick) => {
+        seen.push(t.price);
+      },
+    });
+    worker.on('error', () => undefined);
+    closers.push(() => worker.close());
+    await waitFor(() => seen.length === 20);
+    expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => 100 + i));
+    await waitFor(async () => (await queues.depthOf('p1')).depth === 0);
+  });
+
+  it('fails a malformed event with its reason and goes on', async () => {
+    const conns = await redis();
+    const keys = keysFor('malformed');
+    const raw = new Queue(keys.portfolioQueue('p1'), {
+      connection: conns.main,
+      prefix: keys.queuePrefix(),
+    });
+    closers.push(() => raw.close());
+    await raw.add('tick', { _v: 1, symbol: 'X', price: 'free', volume: 1, event_time: 'now' });
+    const queues = producer(conns, keys, 100);
+    await queues.add('p1', tick(1));
+    const seen: number[] = [];
+    const worker = createPortfolioWorker({
+      portfolioId: 'p1',
+      keys,
+      connection: conns.connection('worker', 'blocking'),
+      handler: (t) => {
+        seen.push(t.price);
+      },
+    });
+    worker.on('error', () => undefined);
+    closers.push(() => worker.close());
+    await waitFor(() => seen.length === 1);
+    const failed = await raw.getFailed();
+    expect(failed).toHaveLength(1);
+    expect(failed[0]?.failedReason).toMatch(/^Malformed event: price: .*; event_time: /);
+    expect(failed[0]?.attemptsMade).toBe(1);
+  });
+});
