@@ -161,8 +161,8 @@ export type PlanMeta = z.infer<typeof planMetaSchema>;
 export const priceTickSchema = z.object({
   _v: version,
   symbol: z.string().min(1).max(32),
-  price: z.number().positive().finite(),
-  volume: z.number().nonnegative().finite(),
+  price: z.number().positive(),
+  volume: z.number().nonnegative(),
   /** When the market produced the tick. */
   event_time: isoTime,
 });
