@@ -90,7 +90,7 @@ describe('PortfolioQueues on real Redis', () => {
       }),
     );
     const total = accepted.reduce((a, b) => a + b, 0);
-    const { depth } = await producers[0]!.depthOf('shared');
+    const { depth } = await producer(await redis(), keys, capacity).depthOf('shared');
     expect(depth).toBe(total);
     expect(depth).toBeGreaterThanOrEqual(capacity);
     expect(depth).toBeLessThanOrEqual(capacity + producers.length);
