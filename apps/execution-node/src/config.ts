@@ -1,0 +1,125 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import {
+  combineConfig,
+  envDurationMs,
+  envInt,
+  envString,
+  loadLoggingConfig,
+  parseEnv,
+  type ConfigResult,
+  type Env,
+  type LoggingConfig,
+} from '@ginkgo-live/runtime';
+import { loadRedisConfig, type RedisConfig } from '@ginkgo-live/redis-client';
+import { DEFAULT_QUEUE_CAPACITY } from '@ginkgo-live/portfolio-queue';
+import { DEFAULT_TIMINGS, isValidId } from '@ginkgo-live/state-keys';
+
+/** Everything the execution node reads from its environment. */
+export interface NodeConfig {
+  /** `NODE_ID`, default `<host>-<pid>` (sanitised to a valid id). */
+  nodeId: string;
+  /** `NODE_CAPACITY`: portfolios this node runs at most, default 5. */
+  capacity: number;
+  /** `HEARTBEAT_INTERVAL_MS`, default 5000. */
+  heartbeatIntervalMs: number;
+  /** `HEARTBEAT_TTL_MS`, default 15000; must exceed the interval. */
+  heartbeatTtlMs: number;
+  /** `NODE_INFO_TTL_MS`, default 45000. */
+  nodeInfoTtlMs: number;
+  /** `PORTFOLIO_STATE_TTL_MS`, default 45000. */
+  portfolioStateTtlMs: number;
+  /** `HEARTBEAT_RETRY_ATTEMPTS`: attempts within one beat, default 5. */
+  heartbeatRetryAttempts: number;
+  /** `HEARTBEAT_RETRY_BASE_DELAY_MS`: first retry delay, doubling, default 250. */
+  heartbeatRetryBaseDelayMs: number;
+  /** `ASSIGNMENT_POLL_MS`: how often the node reads its assignment, default 250. */
+  assignmentPollMs: number;
+  /** `STATE_FLUSH_MS`: portfolio state changes are coalesced and written this often, default 250. */
+  stateFlushMs: number;
+  /** `QUEUE_SAMPLE_MS`: how often queue depths and refusals are read, default 1000. */
+  queueSampleMs: number;
+  /** `PORTFOLIO_QUEUE_CAPACITY`, default 1000. */
+  queueCapacity: number;
+  /** `METRICS_PORT`: Prometheus `/metrics` and `/health`, default 9464; 0 picks a free port. */
+  metricsPort: number;
+  /** `METRICS_HOST`, default `0.0.0.0`. */
+  metricsHost: string;
+  /** `STOP_TIMEOUT_MS`: graceful stop budget, default 25000. */
+  stopTimeoutMs: number;
+  redis: RedisConfig;
+  logging: LoggingConfig;
+}
+
+/** `host-pid` made into a valid id. */
+export function defaultNodeId(): string {
+  return `${hostname()}-${process.pid}`.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 64);
+}
+
+const nodeEnvSchema = z
+  .object({
+    NODE_ID: envString(),
+    NODE_CAPACITY: envInt({ default: 5, min: 1, max: 1_000 }),
+    HEARTBEAT_INTERVAL_MS: envDurationMs(DEFAULT_TIMINGS.heartbeatIntervalMs, 100),
+    HEARTBEAT_TTL_MS: envDurationMs(DEFAULT_TIMINGS.heartbeatTtlMs, 200),
+    NODE_INFO_TTL_MS: envDurationMs(DEFAULT_TIMINGS.nodeInfoTtlMs, 200),
+    PORTFOLIO_STATE_TTL_MS: envDurationMs(DEFAULT_TIMINGS.portfolioStateTtlMs, 200),
+    HEARTBEAT_RETRY_ATTEMPTS: envInt({ default: 5, min: 1, max: 100 }),
+    HEARTBEAT_RETRY_BASE_DELAY_MS: envDurationMs(250, 1),
+    ASSIGNMENT_POLL_MS: envDurationMs(250, 10),
+    STATE_FLUSH_MS: envDurationMs(250, 10),
+    QUEUE_SAMPLE_MS: envDurationMs(1_000, 10),
+    PORTFOLIO_QUEUE_CAPACITY: envInt({ default: DEFAULT_QUEUE_CAPACITY, min: 1 }),
+    METRICS_PORT: envInt({ default: 9_464, min: 0, max: 65_535 }),
+    METRICS_HOST: envString(),
+    STOP_TIMEOUT_MS: envDurationMs(25_000, 100),
+  })
+  .superRefine((env, ctx) => {
+    if (env.NODE_ID !== undefined && !isValidId(env.NODE_ID)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['NODE_ID'],
+        message: `must be 1-64 characters of [A-Za-z0-9_.-], got "${env.NODE_ID}"`,
+      });
+    }
+    if (env.HEARTBEAT_TTL_MS <= env.HEARTBEAT_INTERVAL_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['HEARTBEAT_TTL_MS'],
+        message: `must exceed HEARTBEAT_INTERVAL_MS (${env.HEARTBEAT_INTERVAL_MS}), or every beat expires before the next`,
+      });
+    }
+  });
+
+/** Reads the node's configuration. Pure: reads nothing but `env`. */
+export function loadConfig(env: Env): ConfigResult<NodeConfig> {
+  const parts = combineConfig({
+    node: parseEnv(nodeEnvSchema, env),
+    redis: loadRedisConfig(env),
+    logging: loadLoggingConfig(env),
+  });
+  if (!parts.ok) return parts;
+  const { node, redis, logging } = parts.value;
+  return {
+    ok: true,
+    value: {
+      nodeId: node.NODE_ID ?? defaultNodeId(),
+      capacity: node.NODE_CAPACITY,
+      heartbeatIntervalMs: node.HEARTBEAT_INTERVAL_MS,
+      heartbeatTtlMs: node.HEARTBEAT_TTL_MS,
+      nodeInfoTtlMs: node.NODE_INFO_TTL_MS,
+      portfolioStateTtlMs: node.PORTFOLIO_STATE_TTL_MS,
+      heartbeatRetryAttempts: node.HEARTBEAT_RETRY_ATTEMPTS,
+      heartbeatRetryBaseDelayMs: node.HEARTBEAT_RETRY_BASE_DELAY_MS,
+      assignmentPollMs: node.ASSIGNMENT_POLL_MS,
+      stateFlushMs: node.STATE_FLUSH_MS,
+      queueSampleMs: node.QUEUE_SAMPLE_MS,
+      queueCapacity: node.PORTFOLIO_QUEUE_CAPACITY,
+      metricsPort: node.METRICS_PORT,
+      metricsHost: node.METRICS_HOST ?? '0.0.0.0',
+      stopTimeoutMs: node.STOP_TIMEOUT_MS,
+      redis,
+      logging,
+    },
+  };
+}
