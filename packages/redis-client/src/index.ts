@@ -10,6 +10,7 @@ export type { RedisConfig, RedisTlsMode } from './config.ts';
 export { ConnectionMonitor } from './connection-monitor.ts';
 export type { ConnectionState, ConnectionStatus } from './connection-monitor.ts';
 export { pingRedis } from './health.ts';
+export { LuaScript } from './lua-script.ts';
 export type { PingResult } from './health.ts';
 export { buildRedisOptions, reconnectOnRedisError } from './options.ts';
 export type { ConnectionOptions, ConnectionProfile } from './options.ts';

@@ -221,3 +221,17 @@ describe('RedisConnections on a real redis-server', () => {
     await expect(admin.get('x')).resolves.toBe('1');
   });
 });
+
+describe('LuaScript', () => {
+  it('runs by SHA, loading the script on first use and again after Redis forgot it', async () => {
+    const { LuaScript } = await import('./index.ts');
+    const server = await startServer();
+    const { conns } = connect(server);
+    await conns.waitUntilReady(5_000);
+    const script = new LuaScript("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+    expect(await script.run(conns.main, ['n'], [2])).toBe(2);
+    expect(await script.run(conns.main, ['n'], [3])).toBe(5);
+    await inspector(server).script('FLUSH');
+    expect(await script.run(conns.main, ['n'], [1])).toBe(6);
+  });
+});
