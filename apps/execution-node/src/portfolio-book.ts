@@ -24,7 +24,8 @@ export class Book implements BookView {
   static from(saved: PortfolioBook): Book {
     const book = new Book(saved.cash);
     for (const [symbol, p] of Object.entries(saved.positions)) book.positions.set(symbol, { ...p });
-    for (const [symbol, price] of Object.entries(saved.last_prices)) book.lastPrices.set(symbol, price);
+    for (const [symbol, price] of Object.entries(saved.last_prices))
+      book.lastPrices.set(symbol, price);
     return book;
   }
 

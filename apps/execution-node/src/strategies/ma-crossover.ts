@@ -41,9 +41,13 @@ export class MovingAverageCrossover implements Strategy {
     const quantity = params['quantity'] ?? 1;
     if (typeof fast === 'string') return { ok: false, reason: fast };
     if (typeof slow === 'string') return { ok: false, reason: slow };
-    if (slow <= fast) return { ok: false, reason: `param slow (${slow}) must exceed fast (${fast})` };
+    if (slow <= fast)
+      return { ok: false, reason: `param slow (${slow}) must exceed fast (${fast})` };
     if (typeof quantity !== 'number' || !(quantity > 0)) {
-      return { ok: false, reason: `param quantity must be a positive number, got ${JSON.stringify(quantity)}` };
+      return {
+        ok: false,
+        reason: `param quantity must be a positive number, got ${JSON.stringify(quantity)}`,
+      };
     }
     const memory = new Map<string, SymbolMemory>();
     for (const [symbol, value] of Object.entries(saved)) {
@@ -69,14 +73,18 @@ export class MovingAverageCrossover implements Strategy {
     memory.fastAbove = fastAbove;
     if (previous === null || previous === fastAbove) return [];
     const held = book.positionOf(tick.symbol);
-    if (fastAbove && held === 0) return [{ symbol: tick.symbol, side: 'buy', quantity: this.quantity }];
+    if (fastAbove && held === 0)
+      return [{ symbol: tick.symbol, side: 'buy', quantity: this.quantity }];
     if (!fastAbove && held > 0) return [{ symbol: tick.symbol, side: 'sell', quantity: held }];
     return [];
   }
 
   snapshot(): Record<string, unknown> {
     return Object.fromEntries(
-      [...this.memory].map(([symbol, m]) => [symbol, { prices: [...m.prices], fastAbove: m.fastAbove }]),
+      [...this.memory].map(([symbol, m]) => [
+        symbol,
+        { prices: [...m.prices], fastAbove: m.fastAbove },
+      ]),
     );
   }
 }

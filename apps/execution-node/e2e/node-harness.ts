@@ -1,0 +1,144 @@
+import { Redis } from 'ioredis';
+import {
+  createStateKeys,
+  decodePayload,
+  encodePayload,
+  type NodeInfo,
+  type PortfolioSpec,
+  type PortfolioState,
+  type StateKeys,
+} from '@ginkgo-live/state-keys';
+import { ManagedProcess, tsEntry, type RedisServer } from '@ginkgo-live/testing';
+
+/** Short timings so the tests see many beats quickly; the defaults are covered by unit tests. */
+export const FAST = {
+  HEARTBEAT_INTERVAL_MS: '500',
+  HEARTBEAT_TTL_MS: '2000',
+  HEARTBEAT_RETRY_BASE_DELAY_MS: '50',
+  NODE_INFO_TTL_MS: '6000',
+  PORTFOLIO_STATE_TTL_MS: '6000',
+  ASSIGNMENT_POLL_MS: '100',
+  QUEUE_SAMPLE_MS: '200',
+  STATE_FLUSH_MS: '100',
+  REDIS_RECONNECT_MAX_DELAY_MS: '200',
+  REDIS_COMMAND_TIMEOUT_MS: '500',
+  STOP_TIMEOUT_MS: '5000',
+  METRICS_PORT: '0',
+  LOG_FORMAT: 'json',
+  LOG_LEVEL: 'debug',
+} as const;
+
+/** A test's view of one Redis: an inspecting client and the key set of a unique prefix. */
+export class Fixture {
+  readonly keys: StateKeys;
+  readonly redis: Redis;
+  readonly processes: ManagedProcess[] = [];
+
+  constructor(readonly server: RedisServer) {
+    this.keys = createStateKeys(`t${Date.now()}${Math.floor(Math.random() * 1_000)}:`);
+    this.redis = new Redis({ host: server.host, port: server.port, maxRetriesPerRequest: null });
+    this.redis.on('error', () => {
+      // Tests kill and freeze Redis on purpose; this client waits it out.
+    });
+  }
+
+  /** Starts a node process and waits until it runs. */
+  async startNode(
+    nodeId: string,
+    env: Record<string, string> = {},
+    waitRunning = true,
+  ): Promise<ManagedProcess> {
+    const node = ManagedProcess.start(
+      tsEntry(`node ${nodeId}`, 'apps/execution-node/src/main.ts', {
+        ...FAST,
+        ...this.server.env,
+        REDIS_KEY_PREFIX: this.keys.prefix,
+        NODE_ID: nodeId,
+        ...env,
+      }),
+    );
+    this.processes.push(node);
+    if (waitRunning) await node.waitForLine('Execution node running', 20_000);
+    return node;
+  }
+
+  async addToCatalog(portfolioId: string, overrides: Partial<PortfolioSpec> = {}): Promise<void> {
+    const spec: PortfolioSpec = {
+      _v: 1,
+      portfolio_id: portfolioId,
+      symbols: ['BTCUSDT'],
+      strategy: { name: 'ma-crossover', params: { fast: 2, slow: 4 } },
+      starting_cash: 10_000,
+      ...overrides,
+    };
+    await this.redis.hset(
+      this.keys.portfolioCatalog(),
+      portfolioId,
+      encodePayload('portfolioSpec', spec),
+    );
+  }
+
+  async assign(nodeId: string, portfolioIds: string[], version = Date.now()): Promise<void> {
+    await this.redis.set(
+      this.keys.nodeAssignment(nodeId),
+      encodePayload('nodeAssignment', {
+        _v: 1,
+        node_id: nodeId,
+        portfolio_ids: portfolioIds,
+        plan_version: version,
+        updated_at: new Date().toISOString(),
+      }),
+    );
+  }
+
+  async state(portfolioId: string): Promise<PortfolioState | null> {
+    const key = this.keys.portfolioState(portfolioId);
+    const raw = await this.redis.get(key);
+    if (raw === null) return null;
+    const decoded = decodePayload('portfolioState', key, raw);
+    if (!decoded.ok) throw new Error(decoded.error.problem);
+    return decoded.value;
+  }
+
+  async info(nodeId: string): Promise<NodeInfo | null> {
+    const key = this.keys.nodeInfo(nodeId);
+    const raw = await this.redis.get(key);
+    if (raw === null) return null;
+    const decoded = decodePayload('nodeInfo', key, raw);
+    if (!decoded.ok) throw new Error(decoded.error.problem);
+    return decoded.value;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.processes.map((p) => p.stop('SIGKILL')));
+    this.redis.disconnect();
+  }
+}
+
+/** The port a node's metrics server bound (from its JSON log). */
+export async function metricsPortOf(node: ManagedProcess): Promise<number> {
+  const line = await node.waitForLine('Metrics listening');
+  return (JSON.parse(line) as { port: number }).port;
+}
+
+/** Parsed JSON log entries of a process with a given message. */
+export function logEntries(node: ManagedProcess, message: string): Record<string, unknown>[] {
+  return node.lines
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((entry) => entry['message'] === message);
+}
+
+export function tick(n: number): {
+  symbol: string;
+  price: number;
+  volume: number;
+  event_time: string;
+} {
+  return {
+    symbol: 'BTCUSDT',
+    price: 100 + Math.sin(n / 5) * 10,
+    volume: 1,
+    event_time: new Date(1_790_000_000_000 + n).toISOString(),
+  };
+}

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { defaultNodeId, loadConfig } from './config.ts';
+
+describe('loadConfig', () => {
+  it('gives the DESIGN.md defaults', () => {
+    const result = loadConfig({});
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.value).toMatchObject({
+      nodeId: defaultNodeId(),
+      capacity: 5,
+      heartbeatIntervalMs: 5_000,
+      heartbeatTtlMs: 15_000,
+      nodeInfoTtlMs: 45_000,
+      portfolioStateTtlMs: 45_000,
+      heartbeatRetryAttempts: 5,
+      queueCapacity: 1_000,
+      stopTimeoutMs: 25_000,
+      metricsPort: 9_464,
+    });
+    expect(result.value.redis.commandTimeoutMs).toBe(2_000);
+  });
+
+  it('makes a valid id of host and pid', () => {
+    expect(defaultNodeId()).toMatch(/^[A-Za-z0-9_.-]+-\d+$/);
+  });
+
+  it('refuses a heartbeat TTL that does not exceed the interval', () => {
+    expect(loadConfig({ HEARTBEAT_INTERVAL_MS: '5000', HEARTBEAT_TTL_MS: '5000' })).toMatchObject({
+      ok: false,
+      issues: [
+        {
+          variable: 'HEARTBEAT_TTL_MS',
+          message: expect.stringContaining('must exceed HEARTBEAT_INTERVAL_MS (5000)') as unknown,
+        },
+      ],
+    });
+  });
+
+  it('refuses an invalid NODE_ID and names every bad variable of every part', () => {
+    const result = loadConfig({ NODE_ID: 'node:1', REDIS_TLS: 'maybe', LOG_LEVEL: 'loud' });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.issues.map((i) => i.variable)).toEqual(['NODE_ID', 'REDIS_TLS', 'LOG_LEVEL']);
+  });
+});

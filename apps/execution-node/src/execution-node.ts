@@ -1,0 +1,428 @@
+import { hostname } from 'node:os';
+import type { Logger } from '@ginkgo-live/runtime';
+import type { RedisConnections } from '@ginkgo-live/redis-client';
+import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
+import {
+  encodePayload,
+  type NodeInfo,
+  type NodeStatus,
+  type PortfolioBook,
+  type PortfolioSpec,
+  type PortfolioState,
+  type RedisHealth,
+  type StateKeys,
+} from '@ginkgo-live/state-keys';
+import type { NodeConfig } from './config.ts';
+import { HeartbeatLoop } from './heartbeat-loop.ts';
+import { NodeStore } from './node-store.ts';
+import { PortfolioRunner } from './portfolio-runner.ts';
+import { ProcessStatsSampler } from './process-stats.ts';
+import { createStrategy, type Strategy } from './strategies/index.ts';
+import { Ticker } from './ticker.ts';
+
+export interface ExecutionNodeOptions {
+  config: NodeConfig;
+  connections: RedisConnections;
+  keys: StateKeys;
+  logger: Logger;
+  version: string;
+}
+
+/** The node's numbers at one moment: `collect_metrics()` (T066), also served as Prometheus text. */
+export interface NodeMetrics {
+  node_id: string;
+  status: NodeStatus;
+  uptime_seconds: number;
+  portfolio_count: number;
+  capacity: number;
+  events_per_second: number;
+  queue_usage_max: number;
+  cpu_percent: number;
+  memory_rss_bytes: number;
+  heap_used_bytes: number;
+  redis: RedisHealth;
+  portfolios: PortfolioState[];
+}
+
+export type StartResult = { ok: true } | { ok: false; reason: string };
+
+/**
+ * The execution node: claims its id, beats (FR-036), runs the portfolios its assignment names (at
+ * most its capacity, each under a lease so no two nodes run one portfolio), keeps node info and
+ * portfolio states in Redis, and drains on stop.
+ */
+export class ExecutionNode {
+  status: NodeStatus = 'starting';
+  private readonly startedAt = new Date();
+  private readonly store: NodeStore;
+  private readonly queues: PortfolioQueues;
+  private readonly heartbeat: HeartbeatLoop;
+  private readonly runners = new Map<string, PortfolioRunner>();
+  private readonly dirty = new Set<string>();
+  private readonly stats = new ProcessStatsSampler();
+  private readonly loops: Ticker[] = [];
+  private readonly log: Logger;
+  private readonly reported = new Set<string>();
+  private seq = 0;
+  private lastProcessed = new Map<string, { count: number; at: number }>();
+  private stopping: Promise<boolean> | undefined;
+
+  constructor(private readonly options: ExecutionNodeOptions) {
+    const { config, connections, keys } = options;
+    this.log = options.logger.child({ component: 'node' });
+    this.store = new NodeStore({
+      redis: connections.main,
+      keys,
+      nodeId: config.nodeId,
+      heartbeatTtlMs: config.heartbeatTtlMs,
+      nodeInfoTtlMs: config.nodeInfoTtlMs,
+      portfolioStateTtlMs: config.portfolioStateTtlMs,
+    });
+    this.queues = new PortfolioQueues({
+      connection: connections.main,
+      keys,
+      capacity: config.queueCapacity,
+    });
+    this.heartbeat = new HeartbeatLoop({
+      intervalMs: config.heartbeatIntervalMs,
+      maxAttempts: config.heartbeatRetryAttempts,
+      baseDelayMs: config.heartbeatRetryBaseDelayMs,
+      budgetMs: config.heartbeatTtlMs - config.heartbeatIntervalMs,
+      beat: () => this.beat(),
+      // Redis may have come back empty: every state and book is written again at once.
+      onRecovered: () => {
+        for (const id of this.runners.keys()) this.dirty.add(id);
+      },
+      logger: options.logger.child({ component: 'heartbeat' }),
+    });
+  }
+
+  private get config(): NodeConfig {
+    return this.options.config;
+  }
+
+  /**
+   * Waits for Redis, claims the node id (refused while a live node holds it), sends the first
+   * beat and starts following the assignment.
+   */
+  async start(): Promise<StartResult> {
+    const { connections } = this.options;
+    if (!(await connections.waitUntilReady(this.config.redis.connectTimeoutMs))) {
+      this.log.warn('Waiting for Redis before claiming the node id');
+      while (!(await connections.waitUntilReady(this.config.redis.connectTimeoutMs))) {
+        if (this.stopping !== undefined) return { ok: false, reason: 'stopped before Redis came' };
+      }
+    }
+    const claim = await this.store.claimNodeId(this.heartbeatPayload());
+    if (!claim.ok) {
+      return {
+        ok: false,
+        reason: `node id ${this.config.nodeId} is held by a live node (its heartbeat expires in ${claim.pttlMs} ms); choose another NODE_ID or wait`,
+      };
+    }
+    this.status = 'running';
+    await this.heartbeat.start();
+    this.loops.push(
+      new Ticker('assignment', this.config.assignmentPollMs, () => this.reconcile(), this.log),
+      new Ticker('state flush', this.config.stateFlushMs, () => this.flush(), this.log),
+      new Ticker('queue sample', this.config.queueSampleMs, () => this.sampleQueues(), this.log),
+    );
+    for (const loop of this.loops) loop.start();
+    this.log.info('Execution node running', { capacity: this.config.capacity });
+    return { ok: true };
+  }
+
+  /**
+   * Drains: status draining, stop taking events, finish events in hand within the stop budget,
+   * write final states (stopped), release leases, delete heartbeat and info. Resolves to whether
+   * everything went cleanly. Idempotent.
+   */
+  stop(): Promise<boolean> {
+    this.stopping ??= this.drain();
+    return this.stopping;
+  }
+
+  /** The node's numbers now (T066). */
+  collectMetrics(): NodeMetrics {
+    const stats = this.stats.sample();
+    const portfolios = [...this.runners.values()].map((r) => r.state());
+    return {
+      node_id: this.config.nodeId,
+      status: this.status,
+      uptime_seconds: (Date.now() - this.startedAt.getTime()) / 1_000,
+      portfolio_count: portfolios.filter((p) => p.status === 'running').length,
+      capacity: this.config.capacity,
+      events_per_second: sum([...this.runners.values()].map((r) => r.eventsPerSecond)),
+      queue_usage_max: Math.max(0, ...portfolios.map((p) => p.queue_usage)),
+      cpu_percent: stats.cpuPercent,
+      memory_rss_bytes: stats.rssBytes,
+      heap_used_bytes: stats.heapUsedBytes,
+      redis: this.heartbeat.health(),
+      portfolios,
+    };
+  }
+
+  private heartbeatPayload(): string {
+    return encodePayload('heartbeat', {
+      _v: 1,
+      node_id: this.config.nodeId,
+      sent_at: new Date().toISOString(),
+      seq: this.seq++,
+    });
+  }
+
+  private info(): NodeInfo {
+    const m = this.collectMetrics();
+    const now = new Date().toISOString();
+    return {
+      _v: 1,
+      node_id: m.node_id,
+      host: hostname(),
+      pid: process.pid,
+      version: this.options.version,
+      status: m.status,
+      started_at: this.startedAt.toISOString(),
+      uptime_seconds: m.uptime_seconds,
+      last_heartbeat: now,
+      portfolio_ids: m.portfolios.map((p) => p.portfolio_id),
+      portfolio_count: m.portfolio_count,
+      capacity: m.capacity,
+      queue_usage_max: m.queue_usage_max,
+      queue_usage: Object.fromEntries(m.portfolios.map((p) => [p.portfolio_id, p.queue_usage])),
+      events_per_second: m.events_per_second,
+      cpu_percent: m.cpu_percent,
+      memory_rss_bytes: m.memory_rss_bytes,
+      heap_used_bytes: m.heap_used_bytes,
+      redis: m.redis,
+    };
+  }
+
+  /** One heartbeat attempt: heartbeat, info, every state, leases renewed — one round trip. */
+  private async beat(): Promise<void> {
+    const runners = [...this.runners.values()];
+    const lost = await this.store.beat(
+      this.heartbeatPayload(),
+      this.info(),
+      runners.map((r) => ({
+        portfolioId: r.portfolioId,
+        state: r.state(),
+        holdsLease: r.isRunning,
+      })),
+    );
+    await this.dropLost(lost);
+  }
+
+  /** Follows the assignment: loads what it names (up to capacity), unloads what it no longer names. */
+  private async reconcile(): Promise<void> {
+    if (this.status !== 'running') return;
+    const assignment = await this.store.readAssignment();
+    // No assignment written (yet, or Redis restarted empty): unknown is not empty — keep running.
+    if (assignment === null) return;
+    if (!assignment.ok) {
+      this.reportOnce(
+        `assignment:${assignment.error.problem}`,
+        'Assignment is malformed; keeping the current portfolios',
+        {
+          problem: assignment.error.problem,
+        },
+      );
+      return;
+    }
+    const wanted = assignment.value.portfolio_ids;
+    if (wanted.length > this.config.capacity) {
+      this.reportOnce(
+        `capacity:${assignment.value.plan_version}`,
+        'Assignment exceeds capacity; running the first ones',
+        {
+          assigned: wanted.length,
+          capacity: this.config.capacity,
+        },
+      );
+    }
+    const desired = new Set(wanted.slice(0, this.config.capacity));
+    for (const [id, runner] of this.runners) {
+      if (!desired.has(id)) await this.unload(runner);
+    }
+    for (const id of desired) {
+      const runner = this.runners.get(id);
+      if (runner === undefined || runner.status === 'loading') await this.load(id, runner);
+    }
+  }
+
+  private async load(portfolioId: string, waiting: PortfolioRunner | undefined): Promise<void> {
+    const spec = await this.store.readSpec(portfolioId);
+    if (spec === null || !spec.ok) {
+      const problem = spec === null ? 'not in the catalog' : spec.error.problem;
+      this.reportOnce(`spec:${portfolioId}:${problem}`, 'Assigned portfolio cannot be loaded', {
+        portfolioId,
+        problem,
+      });
+      return;
+    }
+    if (!(await this.store.acquireLease(portfolioId))) {
+      // Its previous node is still finishing (or died and its lease has not expired yet).
+      if (waiting === undefined) {
+        this.runners.set(portfolioId, this.newRunner(spec.value, undefined, undefined));
+        this.log.info('Waiting for the portfolio lease', { portfolioId });
+      }
+      return;
+    }
+    const saved = await this.store.readBook(portfolioId);
+    if (saved !== null && !saved.ok) {
+      this.log.error('Portfolio book is malformed; starting from the catalog', {
+        portfolioId,
+        problem: saved.error.problem,
+      });
+    }
+    const book = saved?.ok === true ? saved.value : undefined;
+    const strategy = createStrategy(spec.value.strategy, book?.strategy_state);
+    const runner = this.newRunner(spec.value, strategy.ok ? strategy.strategy : undefined, book);
+    this.runners.set(portfolioId, runner);
+    if (!strategy.ok) {
+      runner.fail(strategy.reason);
+      this.log.error('Portfolio cannot run', { portfolioId, reason: strategy.reason });
+      return;
+    }
+    runner.start();
+    this.dirty.add(portfolioId);
+    this.log.info('Portfolio loaded', { portfolioId, resumed: book !== undefined });
+  }
+
+  private newRunner(
+    spec: PortfolioSpec,
+    strategy: Strategy | undefined,
+    saved: PortfolioBook | undefined,
+  ): PortfolioRunner {
+    return new PortfolioRunner({
+      spec,
+      nodeId: this.config.nodeId,
+      keys: this.options.keys,
+      connection: this.options.connections.connection('workers', 'blocking'),
+      strategy,
+      saved,
+      queueCapacity: this.config.queueCapacity,
+      logger: this.options.logger,
+      onChange: () => this.dirty.add(spec.portfolio_id),
+    });
+  }
+
+  private async unload(runner: PortfolioRunner, force = false): Promise<void> {
+    const wasRunning = runner.isRunning;
+    await runner.stop(force);
+    this.runners.delete(runner.portfolioId);
+    this.dirty.delete(runner.portfolioId);
+    if (wasRunning || runner.status === 'error') {
+      await this.store.release(runner.state(), runner.bookPayload());
+    }
+    this.log.info('Portfolio unloaded', {
+      portfolioId: runner.portfolioId,
+      processed: runner.processed,
+    });
+  }
+
+  /** Writes changed states and books (coalesced: at most once per flush interval). */
+  private async flush(): Promise<void> {
+    const ids = [...this.dirty].filter((id) => this.runners.get(id)?.isRunning === true);
+    this.dirty.clear();
+    const runners = ids.flatMap((id) => this.runners.get(id) ?? []);
+    try {
+      const lost = await this.store.flush(
+        runners.map((r) => ({
+          portfolioId: r.portfolioId,
+          state: r.state(),
+          book: r.bookPayload(),
+        })),
+      );
+      await this.dropLost(lost);
+    } catch (err) {
+      for (const id of ids) this.dirty.add(id); // written again at the next flush
+      throw err;
+    }
+  }
+
+  /** Reads queue depths and refusals of every portfolio in one go. */
+  private async sampleQueues(): Promise<void> {
+    const ids = [...this.runners.keys()];
+    if (ids.length === 0) return;
+    const [depths, refusals] = await Promise.all([
+      this.queues.readDepths(ids),
+      this.queues.readRefusals(ids),
+    ]);
+    const now = Date.now();
+    for (const id of ids) {
+      const runner = this.runners.get(id);
+      if (runner === undefined) continue;
+      const depth = depths.get(id)?.depth ?? 0;
+      const refused = refusals.get(id) ?? 0;
+      const last = this.lastProcessed.get(id);
+      runner.eventsPerSecond =
+        last === undefined
+          ? 0
+          : ((runner.processed - last.count) * 1_000) / Math.max(1, now - last.at);
+      this.lastProcessed.set(id, { count: runner.processed, at: now });
+      if (depth !== runner.queueDepth || refused !== runner.refused) {
+        runner.queueDepth = depth;
+        runner.refused = refused;
+        this.dirty.add(id);
+      }
+    }
+  }
+
+  /** Portfolios whose lease another node holds stop here at once, writing nothing. */
+  private async dropLost(ids: readonly string[]): Promise<void> {
+    for (const id of ids) {
+      const runner = this.runners.get(id);
+      if (runner === undefined) continue;
+      this.log.error('Portfolio lease held by another node; stopping it here', { portfolioId: id });
+      this.runners.delete(id);
+      await runner.stop(true);
+    }
+  }
+
+  private reportOnce(key: string, message: string, fields: Record<string, unknown>): void {
+    if (this.reported.has(key)) return;
+    this.reported.add(key);
+    this.log.warn(message, fields);
+  }
+
+  private async drain(): Promise<boolean> {
+    this.log.info('Draining', { portfolios: this.runners.size });
+    this.status = 'draining';
+    await Promise.all(this.loops.map((loop) => loop.stop()));
+    let clean = true;
+    const runners = [...this.runners.values()];
+    const finished = Promise.all(
+      runners.map((r) =>
+        this.unload(r).catch((err: unknown) => {
+          clean = false;
+          this.log.error('Portfolio did not stop cleanly', { portfolioId: r.portfolioId, err });
+        }),
+      ),
+    );
+    const budget = new Promise<'late'>((resolve) =>
+      setTimeout(() => resolve('late'), this.config.stopTimeoutMs).unref(),
+    );
+    if ((await Promise.race([finished, budget])) === 'late') {
+      clean = false;
+      this.log.error('Stop budget exceeded; abandoning events in hand (they run again elsewhere)', {
+        budgetMs: this.config.stopTimeoutMs,
+      });
+      await Promise.all([...this.runners.values()].map((r) => r.stop(true)));
+    }
+    this.status = 'stopping';
+    await this.heartbeat.stop();
+    try {
+      await this.store.forgetNode();
+    } catch (err) {
+      clean = false;
+      this.log.error('Could not delete the node keys; they expire by themselves', { err });
+    }
+    await this.queues.close();
+    this.log.info('Execution node stopped', { clean });
+    return clean;
+  }
+}
+
+function sum(values: readonly number[]): number {
+  return values.reduce((a, b) => a + b, 0);
+}

@@ -1,0 +1,85 @@
+/** Composition root of the execution node: config → logger → Redis → services → start → shutdown. */
+import {
+  CONFIG_EXIT_CODE,
+  createLogger,
+  formatConfigIssues,
+  redactSecrets,
+} from '@ginkgo-live/runtime';
+import { describeRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
+import { createStateKeys } from '@ginkgo-live/state-keys';
+import pkg from '../package.json' with { type: 'json' };
+import { loadConfig } from './config.ts';
+import { ExecutionNode } from './execution-node.ts';
+import { createNodeRegistry } from './metrics.ts';
+import { MetricsServer } from './metrics-server.ts';
+
+const loaded = loadConfig(process.env);
+if (!loaded.ok) {
+  process.stderr.write(
+    `execution-node: invalid configuration\n${formatConfigIssues(loaded.issues)}\n`,
+  );
+  process.exit(CONFIG_EXIT_CODE);
+}
+const config = loaded.value;
+const logger = createLogger({
+  app: 'execution-node',
+  nodeId: config.nodeId,
+  level: config.logging.level,
+  format: config.logging.format,
+});
+logger.info('Configuration', {
+  config: redactSecrets({ ...config, redis: describeRedisConfig(config.redis) }),
+});
+
+const connections = new RedisConnections({
+  config: config.redis,
+  app: 'execution-node',
+  instanceId: config.nodeId,
+  logger,
+});
+const node = new ExecutionNode({
+  config,
+  connections,
+  keys: createStateKeys(config.redis.keyPrefix),
+  logger,
+  version: pkg.version,
+});
+const metrics = new MetricsServer({
+  host: config.metricsHost,
+  port: config.metricsPort,
+  registry: createNodeRegistry(() => node.collectMetrics()),
+  health: () => {
+    const m = node.collectMetrics();
+    return {
+      healthy: m.status === 'running' || m.status === 'starting',
+      body: { status: m.status, node_id: m.node_id, redis: m.redis, portfolios: m.portfolio_count },
+    };
+  },
+});
+
+let shuttingDown = false;
+async function shutdown(signal: string, code: number): Promise<never> {
+  if (shuttingDown) {
+    logger.warn('Second signal: exiting at once', { signal });
+    process.exit(130);
+  }
+  shuttingDown = true;
+  logger.info('Shutting down', { signal });
+  const clean = await node.stop();
+  await metrics.stop();
+  await connections.close();
+  process.exit(clean ? code : 1);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
+process.on('SIGINT', () => void shutdown('SIGINT', 0));
+
+const port = await metrics.start();
+logger.info('Metrics listening', { port, path: '/metrics' });
+const started = await node.start();
+if (!started.ok) {
+  logger.error('Refusing to start', { reason: started.reason });
+  process.stderr.write(`execution-node: ${started.reason}\n`);
+  await metrics.stop();
+  await connections.close();
+  process.exit(1);
+}

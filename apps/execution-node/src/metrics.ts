@@ -1,0 +1,153 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { NodeMetrics } from './execution-node.ts';
+
+/**
+ * The node's Prometheus registry. Every value is read from `collect()` (the node's
+ * `collectMetrics()` snapshot) at scrape time, so the endpoint and `execution_node:{id}:info`
+ * report the same numbers. Names follow Prometheus conventions: units in names, `_total` counters.
+ */
+export function createNodeRegistry(collect: () => NodeMetrics): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'ginkgo_node_' });
+  let snapshot: NodeMetrics | undefined;
+  // One snapshot per scrape: the first collector takes it, the rest reuse it.
+  const current = (): NodeMetrics => (snapshot ??= collect());
+  const done = (): void => {
+    snapshot = undefined;
+  };
+
+  const gauge = (name: string, help: string, read: (m: NodeMetrics) => number): void => {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read(current()));
+      },
+    });
+  };
+  gauge('ginkgo_node_up', 'Always 1 while the node process serves metrics', () => 1);
+  gauge('ginkgo_node_portfolios', 'Portfolios running on this node', (m) => m.portfolio_count);
+  gauge('ginkgo_node_capacity', 'Portfolios this node may run', (m) => m.capacity);
+  gauge(
+    'ginkgo_node_events_per_second',
+    'Events processed per second, all portfolios',
+    (m) => m.events_per_second,
+  );
+  gauge(
+    'ginkgo_node_queue_usage_max_ratio',
+    'Usage of the fullest portfolio queue',
+    (m) => m.queue_usage_max,
+  );
+  gauge('ginkgo_node_cpu_percent', 'CPU of the node process, % of one core', (m) => m.cpu_percent);
+  gauge(
+    'ginkgo_node_memory_rss_bytes',
+    'Resident memory of the node process',
+    (m) => m.memory_rss_bytes,
+  );
+  gauge('ginkgo_node_redis_healthy', '1 when the last heartbeat reached Redis', (m) =>
+    m.redis.healthy ? 1 : 0,
+  );
+  gauge(
+    'ginkgo_node_heartbeat_consecutive_failures',
+    'Heartbeat attempts failed since the last success',
+    (m) => m.redis.consecutive_failures,
+  );
+  new Counter({
+    name: 'ginkgo_node_heartbeat_failures_total',
+    help: 'Heartbeat attempts that failed',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(current().redis.total_failures);
+    },
+  });
+
+  const labels = ['portfolio_id'] as const;
+  const perPortfolio = (
+    name: string,
+    help: string,
+    read: (p: NodeMetrics['portfolios'][number]) => number,
+    kind: 'gauge' | 'counter' = 'gauge',
+  ): void => {
+    const options = { name, help, labelNames: labels, registers: [registry] };
+    if (kind === 'counter') {
+      new Counter({
+        ...options,
+        collect() {
+          this.reset();
+          for (const p of current().portfolios) this.inc({ portfolio_id: p.portfolio_id }, read(p));
+        },
+      });
+    } else {
+      new Gauge({
+        ...options,
+        collect() {
+          this.reset();
+          for (const p of current().portfolios) this.set({ portfolio_id: p.portfolio_id }, read(p));
+        },
+      });
+    }
+  };
+  perPortfolio(
+    'ginkgo_portfolio_queue_depth',
+    'Events waiting in the portfolio queue',
+    (p) => p.queue_depth,
+  );
+  perPortfolio(
+    'ginkgo_portfolio_queue_capacity',
+    'Capacity of the portfolio queue',
+    (p) => p.queue_capacity,
+  );
+  perPortfolio(
+    'ginkgo_portfolio_queue_usage_ratio',
+    'Queue depth / capacity',
+    (p) => p.queue_usage,
+  );
+  perPortfolio(
+    'ginkgo_portfolio_events_processed_total',
+    'Events processed',
+    (p) => p.processed_count,
+    'counter',
+  );
+  perPortfolio(
+    'ginkgo_portfolio_events_failed_total',
+    'Events failed (malformed or strategy error)',
+    (p) => p.failed_count,
+    'counter',
+  );
+  perPortfolio(
+    'ginkgo_portfolio_events_refused_total',
+    'Events refused by the full queue',
+    (p) => p.refused_count,
+    'counter',
+  );
+  perPortfolio(
+    'ginkgo_portfolio_latency_p50_seconds',
+    'Enqueue-to-processed latency, median of the recent window',
+    (p) => (p.latency_ms?.p50 ?? 0) / 1_000,
+  );
+  perPortfolio(
+    'ginkgo_portfolio_latency_p99_seconds',
+    'Enqueue-to-processed latency, 99th percentile of the recent window',
+    (p) => (p.latency_ms?.p99 ?? 0) / 1_000,
+  );
+  perPortfolio('ginkgo_portfolio_cash', 'Cash of the portfolio', (p) => p.cash);
+  perPortfolio(
+    'ginkgo_portfolio_total_value',
+    'Cash plus positions at their last price',
+    (p) => p.total_value,
+  );
+  perPortfolio('ginkgo_portfolio_positions', 'Open positions', (p) => p.position_count);
+
+  // The snapshot lives for one scrape.
+  const metrics = registry.metrics.bind(registry);
+  registry.metrics = async () => {
+    try {
+      return await metrics();
+    } finally {
+      done();
+    }
+  };
+  return registry;
+}

@@ -1,0 +1,250 @@
+import type { Redis } from 'ioredis';
+import { LuaScript } from '@ginkgo-live/redis-client';
+import {
+  decodePayload,
+  encodePayload,
+  type Decoded,
+  type NodeAssignment,
+  type NodeInfo,
+  type PortfolioBook,
+  type PortfolioSpec,
+  type PortfolioState,
+  type StateKeys,
+} from '@ginkgo-live/state-keys';
+
+/**
+ * The heartbeat: one round trip that refreshes everything the node owns in Redis.
+ * KEYS[1] heartbeat:node:{id}   KEYS[2] execution_node:{id}:info   KEYS[3] execution_node_registry
+ * KEYS[3+i], i = 1..n           lease of running portfolio i
+ * KEYS[3+n+i], i = 1..n         state key of portfolio i
+ * ARGV[1] node id   ARGV[2] now (ms)   ARGV[3] heartbeat and lease TTL (ms)   ARGV[4] info TTL (ms)
+ * ARGV[5] state TTL (ms)   ARGV[6] heartbeat payload   ARGV[7] info payload   ARGV[8] n
+ * ARGV[8+i] state payload of portfolio i   ARGV[8+n+i] 1 when portfolio i must hold its lease
+ * Returns the indices i of portfolios whose lease another node holds: they must stop here.
+ * A lease that vanished (Redis restarted empty) is taken back.
+ */
+const BEAT = new LuaScript(`
+redis.call('SET', KEYS[1], ARGV[6], 'PX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[7], 'PX', ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+local n = tonumber(ARGV[8])
+local lost = {}
+for i = 1, n do
+  local mayWrite = true
+  if ARGV[8 + n + i] == '1' then
+    local lease = KEYS[3 + i]
+    local holder = redis.call('GET', lease)
+    if holder == ARGV[1] then
+      redis.call('PEXPIRE', lease, ARGV[3])
+    elseif not holder then
+      redis.call('SET', lease, ARGV[1], 'PX', ARGV[3])
+    else
+      mayWrite = false
+      table.insert(lost, i)
+    end
+  end
+  if mayWrite then
+    redis.call('SET', KEYS[3 + n + i], ARGV[8 + i], 'PX', ARGV[5])
+  end
+end
+return lost
+`);
+
+/**
+ * Writes states and books of portfolios this node holds the lease of.
+ * KEYS[3i-2] lease, KEYS[3i-1] state, KEYS[3i] book of portfolio i, i = 1..n
+ * ARGV[1] node id   ARGV[2] state TTL (ms)   ARGV[2+2i-1] state payload   ARGV[2+2i] book payload
+ * Returns the indices of portfolios whose lease this node no longer holds (nothing written).
+ */
+const FLUSH = new LuaScript(`
+local lost = {}
+for i = 1, #KEYS / 3 do
+  if redis.call('GET', KEYS[3 * i - 2]) == ARGV[1] then
+    redis.call('SET', KEYS[3 * i - 1], ARGV[2 + 2 * i - 1], 'PX', ARGV[2])
+    redis.call('SET', KEYS[3 * i], ARGV[2 + 2 * i])
+  else
+    table.insert(lost, i)
+  end
+end
+return lost
+`);
+
+/**
+ * Releases a portfolio: final state and book written, lease deleted — only while this node holds
+ * the lease, so a node that lost it cannot overwrite the new owner's data.
+ * KEYS[1] lease  KEYS[2] state  KEYS[3] book   ARGV[1] node id  ARGV[2] state payload
+ * ARGV[3] state TTL (ms)  ARGV[4] book payload.   Returns 1 when released, 0 when not held.
+ */
+const RELEASE = new LuaScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('SET', KEYS[3], ARGV[4])
+redis.call('DEL', KEYS[1])
+return 1
+`);
+
+/**
+ * Deletes what a stopping node owns: heartbeat, info, registry entry.
+ * KEYS[1] heartbeat  KEYS[2] info  KEYS[3] registry   ARGV[1] node id
+ */
+const FORGET_NODE = new LuaScript(`
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+`);
+
+export interface NodeStoreOptions {
+  redis: Redis;
+  keys: StateKeys;
+  nodeId: string;
+  heartbeatTtlMs: number;
+  nodeInfoTtlMs: number;
+  portfolioStateTtlMs: number;
+}
+
+/** What one beat writes for one portfolio. */
+export interface BeatPortfolio {
+  portfolioId: string;
+  state: PortfolioState;
+  /** The portfolio runs here, so its lease must be held (renewed or taken back). */
+  holdsLease: boolean;
+}
+
+/** What a flush writes for one portfolio. */
+export interface FlushPortfolio {
+  portfolioId: string;
+  state: PortfolioState;
+  book: PortfolioBook;
+}
+
+/**
+ * The execution node's Redis adapter: every read and write of the node, each in one round trip.
+ * Every method rejects when Redis fails; callers decide what a failure means.
+ */
+export class NodeStore {
+  constructor(private readonly options: NodeStoreOptions) {}
+
+  private get redis(): Redis {
+    return this.options.redis;
+  }
+
+  private get keys(): StateKeys {
+    return this.options.keys;
+  }
+
+  /**
+   * Claims the node id with the first heartbeat (`SET NX`). Fails, with the remaining TTL, when a
+   * live node already holds the id.
+   */
+  async claimNodeId(heartbeat: string): Promise<{ ok: true } | { ok: false; pttlMs: number }> {
+    const key = this.keys.heartbeat(this.options.nodeId);
+    const set = await this.redis.set(key, heartbeat, 'PX', this.options.heartbeatTtlMs, 'NX');
+    if (set === 'OK') return { ok: true };
+    return { ok: false, pttlMs: await this.redis.pttl(key) };
+  }
+
+  /** One beat. Returns the portfolios whose lease another node holds. */
+  async beat(
+    heartbeat: string,
+    info: NodeInfo,
+    portfolios: readonly BeatPortfolio[],
+  ): Promise<string[]> {
+    const { nodeId } = this.options;
+    const keys = [
+      this.keys.heartbeat(nodeId),
+      this.keys.nodeInfo(nodeId),
+      this.keys.nodeRegistry(),
+      ...portfolios.map((p) => this.keys.portfolioLease(p.portfolioId)),
+      ...portfolios.map((p) => this.keys.portfolioState(p.portfolioId)),
+    ];
+    const args = [
+      nodeId,
+      Date.now(),
+      this.options.heartbeatTtlMs,
+      this.options.nodeInfoTtlMs,
+      this.options.portfolioStateTtlMs,
+      heartbeat,
+      encodePayload('nodeInfo', info),
+      portfolios.length,
+      ...portfolios.map((p) => encodePayload('portfolioState', p.state)),
+      ...portfolios.map((p) => (p.holdsLease ? '1' : '0')),
+    ];
+    const lost = (await BEAT.run(this.redis, keys, args)) as number[];
+    return lost.map((i) => portfolios[i - 1]?.portfolioId ?? '');
+  }
+
+  /** Writes changed states and books. Returns the portfolios whose lease is gone. */
+  async flush(portfolios: readonly FlushPortfolio[]): Promise<string[]> {
+    if (portfolios.length === 0) return [];
+    const keys = portfolios.flatMap((p) => [
+      this.keys.portfolioLease(p.portfolioId),
+      this.keys.portfolioState(p.portfolioId),
+      this.keys.portfolioBook(p.portfolioId),
+    ]);
+    const args = [
+      this.options.nodeId,
+      this.options.portfolioStateTtlMs,
+      ...portfolios.flatMap((p) => [
+        encodePayload('portfolioState', p.state),
+        encodePayload('portfolioBook', p.book),
+      ]),
+    ];
+    const lost = (await FLUSH.run(this.redis, keys, args)) as number[];
+    return lost.map((i) => portfolios[i - 1]?.portfolioId ?? '');
+  }
+
+  /** Reads this node's assignment: null when none was ever written. */
+  async readAssignment(): Promise<Decoded<NodeAssignment> | null> {
+    const key = this.keys.nodeAssignment(this.options.nodeId);
+    const raw = await this.redis.get(key);
+    return raw === null ? null : decodePayload('nodeAssignment', key, raw);
+  }
+
+  /** Reads a portfolio's catalog entry: null when the catalog does not have it. */
+  async readSpec(portfolioId: string): Promise<Decoded<PortfolioSpec> | null> {
+    const key = this.keys.portfolioCatalog();
+    const raw = await this.redis.hget(key, portfolioId);
+    return raw === null ? null : decodePayload('portfolioSpec', `${key}[${portfolioId}]`, raw);
+  }
+
+  /** Reads a portfolio's book: null when it never ran anywhere. */
+  async readBook(portfolioId: string): Promise<Decoded<PortfolioBook> | null> {
+    const key = this.keys.portfolioBook(portfolioId);
+    const raw = await this.redis.get(key);
+    return raw === null ? null : decodePayload('portfolioBook', key, raw);
+  }
+
+  /** Takes a portfolio's lease if it is free or already ours. */
+  async acquireLease(portfolioId: string): Promise<boolean> {
+    const key = this.keys.portfolioLease(portfolioId);
+    const { nodeId, heartbeatTtlMs } = this.options;
+    if ((await this.redis.set(key, nodeId, 'PX', heartbeatTtlMs, 'NX')) === 'OK') return true;
+    return (await this.redis.get(key)) === nodeId;
+  }
+
+  /** Writes the final state and book and releases the lease, if this node still holds it. */
+  async release(state: PortfolioState, book: PortfolioBook): Promise<boolean> {
+    const id = state.portfolio_id;
+    const released = await RELEASE.run(
+      this.redis,
+      [this.keys.portfolioLease(id), this.keys.portfolioState(id), this.keys.portfolioBook(id)],
+      [
+        this.options.nodeId,
+        encodePayload('portfolioState', state),
+        this.options.portfolioStateTtlMs,
+        encodePayload('portfolioBook', book),
+      ],
+    );
+    return released === 1;
+  }
+
+  /** Deletes the node's heartbeat, info and registry entry (clean stop). */
+  async forgetNode(): Promise<void> {
+    const { nodeId } = this.options;
+    await FORGET_NODE.run(
+      this.redis,
+      [this.keys.heartbeat(nodeId), this.keys.nodeInfo(nodeId), this.keys.nodeRegistry()],
+      [nodeId],
+    );
+  }
+}
