@@ -200,9 +200,17 @@ export class ExecutionNode {
   /** One heartbeat attempt: heartbeat, info, every state, leases renewed — one round trip. */
   private async beat(): Promise<void> {
     const runners = [...this.runners.values()];
+    const info = this.info();
+    // The info lands only if this write succeeds, so it says so: Redis reachable as of now.
+    info.redis = {
+      ...info.redis,
+      healthy: true,
+      consecutive_failures: 0,
+      last_success_at: info.last_heartbeat,
+    };
     const lost = await this.store.beat(
       this.heartbeatPayload(),
-      this.info(),
+      info,
       runners.map((r) => ({
         portfolioId: r.portfolioId,
         state: r.state(),
