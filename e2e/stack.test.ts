@@ -17,19 +17,21 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-function startStack(env: Record<string, string>): ManagedProcess {
+function startStack(
+  env: Record<string, string>,
+  args: string[] = ['--nodes', '0'],
+): ManagedProcess {
   const dir = mkdtempSync(path.join(tmpdir(), 'ginkgo-stack-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const stack = ManagedProcess.start(
-    tsEntry('stack', 'scripts/stack.ts', {
-      GINKGO_STACK_DIR: dir,
-      LOG_FORMAT: 'json',
-      REDIS_HOST: undefined,
-      REDIS_URL: undefined,
-      REDIS_PORT: undefined,
-      ...env,
-    }),
-  );
+  const entry = tsEntry('stack', 'scripts/stack.ts', {
+    GINKGO_STACK_DIR: dir,
+    LOG_FORMAT: 'json',
+    REDIS_HOST: undefined,
+    REDIS_URL: undefined,
+    REDIS_PORT: undefined,
+    ...env,
+  });
+  const stack = ManagedProcess.start({ ...entry, args: [...(entry.args ?? []), ...args] });
   cleanups.push(() => stack.stop('SIGKILL'));
   return stack;
 }
@@ -74,6 +76,28 @@ describe('the local stack (npm start)', () => {
     expect(exit.code).toBe(0);
     expect(stack.output).toContain('Stack stopped');
     await waitFor(() => !isProcessRunning(redisPid ?? -1), { description: 'redis-server to exit' });
+  });
+
+  it('starts execution nodes and the feed as processes, and drains them on Ctrl-C', async () => {
+    const stack = startStack({ LOG_FORMAT: 'json' }, ['--nodes', '2']);
+    await stack.waitForLine('ginkgo-live stack is up.', 20_000);
+    await stack.waitForLine(/^\[node-1\] .*Execution node running/, 20_000);
+    await stack.waitForLine(/^\[node-2\] .*Execution node running/, 20_000);
+    await stack.waitForLine(/^\[market-feed\] .*Market feed running/, 20_000);
+    const exit = await stack.stop('SIGINT', 30_000);
+    expect(exit.code).toBe(0);
+    for (const node of ['node-1', 'node-2']) {
+      const stopped = stack.lines.find(
+        (line) => line.startsWith(`[${node}] `) && line.includes('Execution node stopped'),
+      );
+      expect(stopped).toContain('"clean":true');
+    }
+  });
+
+  it('refuses an unknown argument with exit 2', async () => {
+    const stack = startStack({}, ['--frobnicate']);
+    expect((await stack.waitForExit(20_000)).code).toBe(2);
+    expect(stack.output).toContain('unknown argument --frobnicate');
   });
 
   it('uses the Redis that REDIS_HOST names instead of starting one', async () => {

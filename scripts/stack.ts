@@ -1,10 +1,10 @@
 /**
  * The local stack behind `npm start`: a private redis-server (unless REDIS_URL / REDIS_HOST names
- * one), then the apps. Ctrl-C or SIGTERM stops everything and leaves no process behind.
+ * one), then the apps as processes — execution nodes and the demo market feed today; the scheduler
+ * and the gateway join as their issues land. Each app's lines are echoed tagged with its name.
+ * Ctrl-C or SIGTERM stops the apps (nodes drain), then Redis, and leaves no process behind.
  *
- * Today the stack is Redis alone: the execution node, scheduler and gateway join it as their issues
- * land. It still proves the path end to end: config validated (exit 2 naming a bad variable),
- * Redis started or reached, a health ping through the shared redis-client, clean shutdown.
+ *   npm start -- --nodes 3
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -25,7 +25,7 @@ import {
   loadRedisConfig,
   RedisConnections,
 } from '@ginkgo-live/redis-client';
-import { RedisServer, REPO_ROOT } from '@ginkgo-live/testing';
+import { ManagedProcess, RedisServer, REPO_ROOT, tsEntry } from '@ginkgo-live/testing';
 
 const stackEnvSchema = z.object({
   /** Where the embedded Redis keeps its data. Default `.stack` at the repository root. */
@@ -41,9 +41,9 @@ function loadConfig(env: Env) {
 }
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  if (args.length > 0) {
-    process.stderr.write(`stack: unknown argument ${args[0] ?? ''} (none are taken yet)\n`);
+  const options = parseArgs(process.argv.slice(2));
+  if (typeof options === 'string') {
+    process.stderr.write(`stack: ${options}\nusage: npm start -- [--nodes N]\n`);
     process.exit(CONFIG_EXIT_CODE);
   }
   const config = loadConfig(process.env);
@@ -55,9 +55,12 @@ async function main(): Promise<void> {
   const logger = createLogger({ app: 'stack', level: logging.level, format: logging.format });
 
   // Signals are handled from the first moment, so a Ctrl-C during startup also cleans up.
-  const running: { embedded?: RedisServer; connections?: RedisConnections; stopping: boolean } = {
-    stopping: false,
-  };
+  const running: {
+    embedded?: RedisServer;
+    connections?: RedisConnections;
+    apps: ManagedProcess[];
+    stopping: boolean;
+  } = { apps: [], stopping: false };
   const stop = (signal: NodeJS.Signals): void => {
     if (running.stopping) {
       logger.warn('Second signal: exiting at once', { signal });
@@ -66,6 +69,8 @@ async function main(): Promise<void> {
     running.stopping = true;
     logger.info('Stopping the stack', { signal });
     void (async () => {
+      // Apps first (nodes drain within their 25 s budget), Redis last.
+      await Promise.all(running.apps.map((app) => app.stop('SIGTERM', 30_000)));
       await running.connections?.close();
       await running.embedded?.stop();
       logger.info('Stack stopped');
@@ -101,13 +106,53 @@ async function main(): Promise<void> {
     logger.warn('Redis does not answer yet; apps will keep retrying', { reason: ping.reason });
   }
 
+  const appEnv = {
+    LOG_FORMAT: process.env['LOG_FORMAT'] ?? 'pretty',
+    REDIS_HOST: redisConfig.host,
+    REDIS_PORT: String(redisConfig.port),
+  };
+  const start = (name: string, file: string, env: Record<string, string>): void => {
+    if (running.stopping) return;
+    running.apps.push(
+      ManagedProcess.start({
+        ...tsEntry(name, file, { ...appEnv, ...env }),
+        onLine: (line) => process.stdout.write(`[${name}] ${line}\n`),
+      }),
+    );
+  };
+  for (let i = 1; i <= options.nodes; i++) {
+    start(`node-${i}`, 'apps/execution-node/src/main.ts', {
+      NODE_ID: `node-${i}`,
+      METRICS_PORT: '0',
+    });
+  }
+  start('market-feed', 'apps/market-feed/src/main.ts', {});
+
   const url = `redis://${redisConfig.host}:${redisConfig.port}`;
   process.stdout.write(
     `\nginkgo-live stack is up.\n` +
       `  Redis ready at ${url} (${running.embedded === undefined ? 'external' : 'embedded'})\n` +
-      `  Apps: none yet — execution-node, livecore-scheduler and api-gateway join as they land.\n` +
+      `  Apps: ${options.nodes} execution nodes, market feed. Portfolios are assigned by the\n` +
+      `  livecore-scheduler, and the gateway serves the monitoring API: both join as they land.\n` +
       `  Ctrl-C stops everything.\n\n`,
   );
+}
+
+/** `--nodes N` (default 3). Returns a message for anything else. */
+function parseArgs(args: readonly string[]): { nodes: number } | string {
+  let nodes = 3;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--nodes') {
+      const value = args[++i] ?? '';
+      if (!/^\d+$/.test(value) || Number(value) > 50)
+        return `--nodes takes a number from 0 to 50, got "${value}"`;
+      nodes = Number(value);
+    } else {
+      return `unknown argument ${arg ?? ''}`;
+    }
+  }
+  return { nodes };
 }
 
 main().catch((err: unknown) => {

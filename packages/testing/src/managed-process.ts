@@ -14,6 +14,8 @@ export interface ManagedProcessOptions {
   env?: Record<string, string | undefined>;
   /** Default the repository root. */
   cwd?: string;
+  /** Called with every line the process prints (stdout and stderr), e.g. to echo it tagged. */
+  onLine?: (line: string) => void;
 }
 
 /** How a process ended. */
@@ -45,6 +47,7 @@ export class ManagedProcess {
   private constructor(
     private readonly child: ChildProcess,
     readonly name: string,
+    private readonly onLine: ((line: string) => void) | undefined,
   ) {
     track(child);
     for (const stream of [child.stdout, child.stderr]) {
@@ -83,7 +86,7 @@ export class ManagedProcess {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    return new ManagedProcess(child, options.name);
+    return new ManagedProcess(child, options.name, options.onLine);
   }
 
   get pid(): number | undefined {
@@ -135,6 +138,7 @@ export class ManagedProcess {
 
   private addLines(lines: string[]): void {
     this.lines.push(...lines);
+    if (this.onLine !== undefined) for (const line of lines) this.onLine(line);
     this.notify();
   }
 
