@@ -100,6 +100,21 @@ describe('execution node process', () => {
     await waitFor(async () => (await fx.info('n1'))?.portfolio_count === 2, { timeoutMs: 2_000 });
     expect(await fx.state('c')).toBeNull();
     expect(logEntries(node, 'Assignment exceeds capacity; running the first ones')).toHaveLength(1);
+    // Connections: one shared request connection, one shared worker connection, and one blocking
+    // connection per running portfolio (BullMQ's duplicate, named after queue and node).
+    const names = String(await fx.redis.client('LIST'))
+      .split('\n')
+      .map((line) => /name=(\S*)/.exec(line)?.[1] ?? '')
+      .filter((name) => name.includes('n1'))
+      .sort();
+    expect(names).toEqual(
+      [
+        'ginkgo:execution-node:n1:main',
+        'ginkgo:execution-node:n1:workers',
+        `${fx.keys.queuePrefix()}:${Buffer.from('portfolio-a').toString('base64')}:w:n1`,
+        `${fx.keys.queuePrefix()}:${Buffer.from('portfolio-b').toString('base64')}:w:n1`,
+      ].sort(),
+    );
   });
 
   it('fails a malformed event with its reason, counts it, and keeps running', async () => {

@@ -70,6 +70,7 @@ export class PortfolioRunner {
       portfolioId: this.portfolioId,
       keys: this.options.keys,
       connection: this.options.connection,
+      workerName: this.options.nodeId,
       handler: (tick, job) => this.handle(tick, job),
     });
     worker.on('failed', (job, err) => this.onFailed(job, err));

@@ -13,6 +13,8 @@ export interface PortfolioWorkerOptions {
   handler: TickHandler;
   /** Start consuming at once (default true). */
   autorun?: boolean;
+  /** Worker name (the node id): stored on every job it processes and in its client name. */
+  workerName?: string;
 }
 
 /** Why a job failed: its payload was not a valid tick. */
@@ -42,6 +44,7 @@ export function createPortfolioWorker(options: PortfolioWorkerOptions): Worker {
       prefix: options.keys.queuePrefix(),
       concurrency: 1,
       autorun: options.autorun ?? true,
+      ...(options.workerName === undefined ? {} : { name: options.workerName }),
       // A stalled job (its node died mid-event) goes back to wait once, to run elsewhere.
       maxStalledCount: 1,
     },
