@@ -47,6 +47,18 @@ describe('execution node when Redis fails (FR-036)', () => {
     expect(Math.max(...seen)).toBe(5);
     expect(seen.slice(0, 10)).toEqual([1, 2, 3, 4, 5, 1, 2, 3, 4, 5]);
     expect(logEntries(node, 'Heartbeat failing; retrying every beat')).toHaveLength(1);
+    // Within a beat the delays grow (exponential with jitter: each at least the previous one's
+    // lower bound), and the last attempt schedules none.
+    const delays = logEntries(node, 'Heartbeat attempt failed')
+      .slice(0, 5)
+      .map((e) => e['nextDelayMs'] as number | undefined);
+    expect(delays[4]).toBeUndefined();
+    const [d1, d2, d3, d4] = delays as number[];
+    expect([d1, d2, d3, d4].every((d) => typeof d === 'number')).toBe(true);
+    expect(d2).toBeGreaterThanOrEqual(d1 ?? 0);
+    expect(d3).toBeGreaterThan(d1 ?? 0);
+    expect(d4).toBeGreaterThan(d2 ?? 0);
+    expect(d4).toBeLessThanOrEqual(400);
 
     await server.restart({ keepData: false });
     const back = Date.now();

@@ -397,6 +397,10 @@ export class ExecutionNode {
     this.log.info('Draining', { portfolios: this.runners.size });
     this.status = 'draining';
     await Promise.all(this.loops.map((loop) => loop.stop()));
+    // Say so at once, not at the next beat; a failure here changes nothing about the drain.
+    await this.beat().catch((err: unknown) => {
+      this.log.debug('Draining beat failed', { err });
+    });
     let clean = true;
     const runners = [...this.runners.values()];
     const finished = Promise.all(

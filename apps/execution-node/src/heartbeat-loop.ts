@@ -92,13 +92,18 @@ export class HeartbeatLoop {
       } catch (err) {
         this.consecutiveFailures += 1;
         this.totalFailures += 1;
-        logger.debug('Heartbeat attempt failed', { attempt, err });
         const remaining = budgetMs - (Date.now() - beatStarted);
         const delay = Math.min(
           backoffDelayMs(attempt, { baseDelayMs, maxDelayMs: budgetMs }, this.options.random),
           remaining,
         );
-        if (attempt === maxAttempts || delay <= 0) break;
+        const isLast = attempt === maxAttempts || delay <= 0;
+        logger.debug('Heartbeat attempt failed', {
+          attempt,
+          err,
+          ...(isLast ? {} : { nextDelayMs: delay }),
+        });
+        if (isLast) break;
         this.lastRetryDelaysMs.push(delay);
         await this.sleep(delay);
       }
