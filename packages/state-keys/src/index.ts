@@ -2,11 +2,12 @@ export { decodePayload, encodePayload, PayloadEncodeError } from './codec.ts';
 export type { Decoded, PayloadProblem } from './codec.ts';
 export { ID_PATTERN, assertValidId, isValidId } from './ids.ts';
 export { createStateKeys } from './keys.ts';
-export type { StateKeys } from './keys.ts';
+export type { NotificationSubject, StateKeys } from './keys.ts';
 export { assessLiveness, isNodeAlive } from './liveness.ts';
 export type { HeartbeatReading, Liveness } from './liveness.ts';
 export {
   NODE_RECORD_STATUSES,
+  NOTIFICATION_LEVELS,
   NODE_STATUSES,
   PAYLOAD_SCHEMAS,
   PAYLOAD_VERSION,
@@ -20,6 +21,9 @@ export type {
   NodeRecord,
   NodeRecordStatus,
   NodeStatus,
+  Notification,
+  NotificationLevel,
+  NotificationRecord,
   Payload,
   PayloadName,
   PlanMeta,

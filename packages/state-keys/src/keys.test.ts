@@ -25,6 +25,16 @@ describe('createStateKeys', () => {
     expect(keys.portfolioBook('p1')).toBe('portfolio:p1:book');
     expect(keys.portfolioLease('p1')).toBe('portfolio:p1:lease');
     expect(keys.queueRefusals()).toBe('portfolio_queue_refusals');
+    const subject = { nodeId: null, portfolioId: 'p1' };
+    expect(keys.notificationCooldown('queue_full', subject, 'critical')).toBe(
+      'notify:cooldown:queue_full:-:p1:critical',
+    );
+    expect(keys.notificationActive('queue', { nodeId: 'n1', portfolioId: null })).toBe(
+      'notify:active:queue:n1:-',
+    );
+    expect(keys.notificationHistory()).toBe('notifications:history');
+    expect(keys.notificationsQueue()).toBe('notifications');
+    expect(() => keys.notificationCooldown('Queue Full', subject, 'critical')).toThrow(RangeError);
   });
 
   it('puts the global prefix in front of every key', () => {
@@ -43,6 +53,9 @@ describe('createStateKeys', () => {
       keys.portfolioBook('p'),
       keys.portfolioLease('p'),
       keys.queueRefusals(),
+      keys.notificationCooldown('k', { nodeId: 'n', portfolioId: null }, 'warning'),
+      keys.notificationActive('k', { nodeId: null, portfolioId: 'p' }),
+      keys.notificationHistory(),
       keys.queuePrefix(),
     ];
     for (const key of built) expect(key.startsWith('staging:')).toBe(true);

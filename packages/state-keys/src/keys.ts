@@ -4,6 +4,21 @@ import { assertValidId } from './ids.ts';
  * Builders of every Redis key and BullMQ queue name in ginkgo-live. No other code spells a key.
  * The table in this package's README says, for each, its type, writer, readers, TTL and payload.
  */
+/** What a notification is about: a node, a portfolio, both or neither. */
+export interface NotificationSubject {
+  nodeId: string | null;
+  portfolioId: string | null;
+}
+
+const subjectPart = (id: string | null, what: string): string =>
+  id === null ? '-' : assertValidId(what, id);
+
+const KIND = /^[a-z][a-z0-9_]{0,63}$/;
+function assertKind(kind: string): string {
+  if (!KIND.test(kind)) throw new RangeError(`Invalid notification kind "${kind}"`);
+  return kind;
+}
+
 export interface StateKeys {
   /** The global prefix in front of every key (`REDIS_KEY_PREFIX`), `''` by default. */
   readonly prefix: string;
@@ -33,6 +48,14 @@ export interface StateKeys {
   portfolioLease(portfolioId: string): string;
   /** `portfolio_queue_refusals` — HASH portfolioId → events refused because the queue was full. */
   queueRefusals(): string;
+  /** `notify:cooldown:{kind}:{node}:{portfolio}:{level}` — STRING, TTL = the level's cooldown. */
+  notificationCooldown(kind: string, subject: NotificationSubject, level: string): string;
+  /** `notify:active:{group}:{node}:{portfolio}` — HASH `kind|level` → epoch ms: conditions firing. */
+  notificationActive(group: string, subject: NotificationSubject): string;
+  /** `notifications:history` — LIST of `NotificationRecord`, newest first, capped. */
+  notificationHistory(): string;
+  /** BullMQ queue name of the notifications: `notifications`. */
+  notificationsQueue(): string;
   /** BullMQ prefix of every queue: `{prefix}bull`. */
   queuePrefix(): string;
   /** BullMQ queue name of a portfolio's event queue: `portfolio-{portfolioId}` (BullMQ forbids `:`). */
@@ -60,6 +83,16 @@ export function createStateKeys(prefix = ''): StateKeys {
     portfolioLease: (portfolioId) =>
       k(`portfolio:${assertValidId('portfolio id', portfolioId)}:lease`),
     queueRefusals: () => k('portfolio_queue_refusals'),
+    notificationCooldown: (kind, subject, level) =>
+      k(
+        `notify:cooldown:${assertKind(kind)}:${subjectPart(subject.nodeId, 'node id')}:${subjectPart(subject.portfolioId, 'portfolio id')}:${assertKind(level)}`,
+      ),
+    notificationActive: (group, subject) =>
+      k(
+        `notify:active:${assertKind(group)}:${subjectPart(subject.nodeId, 'node id')}:${subjectPart(subject.portfolioId, 'portfolio id')}`,
+      ),
+    notificationHistory: () => k('notifications:history'),
+    notificationsQueue: () => 'notifications',
     queuePrefix: () => k('bull'),
     portfolioQueue: (portfolioId) => `portfolio-${assertValidId('portfolio id', portfolioId)}`,
   };

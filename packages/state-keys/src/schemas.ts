@@ -186,6 +186,41 @@ export const portfolioBookSchema = z.object({
 });
 export type PortfolioBook = z.infer<typeof portfolioBookSchema>;
 
+export const NOTIFICATION_LEVELS = ['info', 'warning', 'error', 'critical'] as const;
+export type NotificationLevel = (typeof NOTIFICATION_LEVELS)[number];
+
+/** A job of the `notifications` queue: one notification to deliver to every sink. */
+export const notificationSchema = z.object({
+  _v: version,
+  id: z.string().min(1),
+  /** What happened: `queue_full`, `queue_usage_high`, `node_lost`, `redis_unavailable`, … */
+  kind: z.string().min(1).max(64),
+  level: z.enum(NOTIFICATION_LEVELS),
+  /** `firing` when raised, `resolved` when the condition cleared. */
+  status: z.enum(['firing', 'resolved']),
+  title: z.string().min(1),
+  message: z.string(),
+  details: z.record(z.string(), z.unknown()),
+  /** What it is about; part of the dedupe key. */
+  subject: z.object({ node_id: z.string().nullable(), portfolio_id: z.string().nullable() }),
+  /** Who raised it. */
+  source: z.object({ app: z.string().min(1), node_id: z.string().nullable() }),
+  created_at: isoTime,
+});
+export type Notification = z.infer<typeof notificationSchema>;
+
+/** An entry of `notifications:history`: a notification and how its delivery went. */
+export const notificationRecordSchema = notificationSchema.extend({
+  delivery: z.object({
+    status: z.enum(['delivered', 'partial', 'failed']),
+    /** Sink name → `delivered` or the reason it failed. */
+    sinks: z.record(z.string(), z.string()),
+    attempts: count,
+    finished_at: isoTime,
+  }),
+});
+export type NotificationRecord = z.infer<typeof notificationRecordSchema>;
+
 /** Every payload schema by name, for the decoder and the README table. */
 export const PAYLOAD_SCHEMAS = {
   heartbeat: heartbeatSchema,
@@ -198,6 +233,8 @@ export const PAYLOAD_SCHEMAS = {
   planMeta: planMetaSchema,
   priceTick: priceTickSchema,
   portfolioBook: portfolioBookSchema,
+  notification: notificationSchema,
+  notificationRecord: notificationRecordSchema,
 } as const;
 
 export type PayloadName = keyof typeof PAYLOAD_SCHEMAS;
