@@ -1,0 +1,163 @@
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from '@ginkgo-live/runtime';
+import { backoffDelayMs } from '@ginkgo-live/redis-client';
+import {
+  decodePayload,
+  encodePayload,
+  type Notification,
+  type NotificationRecord,
+  type StateKeys,
+} from '@ginkgo-live/state-keys';
+import { DeliveryError, type Sink } from './sinks.ts';
+
+export interface DeliveryWorkerOptions {
+  /** A `blocking` profile connection (BullMQ worker). */
+  connection: Redis;
+  /** A `request` profile connection, for the history list. */
+  redis: Redis;
+  keys: StateKeys;
+  sinks: Sink[];
+  /** First retry delay, doubling with jitter, in ms. */
+  backoffMs: number;
+  /** Entries kept in `notifications:history`. */
+  historySize: number;
+  logger: Logger;
+}
+
+/** Thrown to retry: says which sinks failed and how long the receivers asked us to wait. */
+class RetryDelivery extends Error {
+  override readonly name = 'RetryDelivery';
+
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+  }
+}
+
+interface Progress {
+  delivered: string[];
+}
+
+/**
+ * Consumes `notifications` and delivers each to every sink. A sink that took a notification is not
+ * sent it again on a retry (the delivered sinks are kept in the job's progress). Failures are retried
+ * with exponential backoff, never sooner than a receiver's `429 Retry-After`; after the last attempt
+ * the job stays in the failed set with the reason of every failed sink. Each outcome is recorded in
+ * `notifications:history` (newest first, capped). Sink errors never carry the URL.
+ */
+export class NotificationDeliveryWorker {
+  private worker: Worker | undefined;
+  private readonly log: Logger;
+
+  constructor(private readonly options: DeliveryWorkerOptions) {
+    this.log = options.logger.child({ component: 'notification-delivery' });
+  }
+
+  start(): void {
+    if (this.worker !== undefined) return;
+    const { keys, backoffMs } = this.options;
+    this.worker = new Worker(keys.notificationsQueue(), (job) => this.process(job), {
+      connection: this.options.connection,
+      prefix: keys.queuePrefix(),
+      concurrency: 8,
+      settings: {
+        backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) => {
+          const backoff = backoffDelayMs(attemptsMade, {
+            baseDelayMs: backoffMs,
+            maxDelayMs: backoffMs * 64,
+          });
+          const asked = err instanceof RetryDelivery ? err.retryAfterMs : 0;
+          return Math.max(backoff, asked);
+        },
+      },
+    });
+    this.worker.on('error', (err) => this.log.warn('Delivery worker error', { err }));
+    this.worker.on('failed', (job, err) => {
+      if (
+        !(err instanceof UnrecoverableError) &&
+        (job?.attemptsMade ?? 0) < (job?.opts.attempts ?? 1)
+      )
+        return;
+      this.log.error('Notification delivery failed for good', {
+        notificationId: job?.id,
+        reason: err.message,
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.worker?.close();
+    this.worker = undefined;
+  }
+
+  private async process(job: Job): Promise<void> {
+    const decoded = decodePayload(
+      'notification',
+      `notifications:${job.id ?? '?'}`,
+      JSON.stringify(job.data),
+    );
+    if (!decoded.ok)
+      throw new UnrecoverableError(`Malformed notification: ${decoded.error.problem}`);
+    const notification = decoded.value;
+    const progress = (job.progress as Partial<Progress> | number | undefined) ?? {};
+    const delivered = new Set(typeof progress === 'object' ? (progress.delivered ?? []) : []);
+    const failures = new Map<string, DeliveryError | Error>();
+    for (const sink of this.options.sinks) {
+      if (delivered.has(sink.name)) continue;
+      try {
+        await sink.deliver(notification);
+        delivered.add(sink.name);
+      } catch (err) {
+        failures.set(sink.name, err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+    await job.updateProgress({ delivered: [...delivered] } satisfies Progress);
+    const attempt = job.attemptsMade + 1;
+    const reasons = [...failures.values()].map((e) => e.message).join('; ');
+    const permanent = [...failures.values()].every(
+      (e) => e instanceof DeliveryError && e.isPermanent,
+    );
+    const isLast = attempt >= (job.opts.attempts ?? 1) || (failures.size > 0 && permanent);
+    if (failures.size === 0 || isLast)
+      await this.record(notification, delivered, failures, attempt);
+    if (failures.size === 0) return;
+    if (isLast)
+      throw new UnrecoverableError(`Delivery failed after ${attempt} attempt(s): ${reasons}`);
+    const retryAfterMs = Math.max(
+      0,
+      ...[...failures.values()].map((e) =>
+        e instanceof DeliveryError ? (e.retryAfterMs ?? 0) : 0,
+      ),
+    );
+    throw new RetryDelivery(`Delivery failed (attempt ${attempt}): ${reasons}`, retryAfterMs);
+  }
+
+  private async record(
+    notification: Notification,
+    delivered: Set<string>,
+    failures: Map<string, Error>,
+    attempts: number,
+  ): Promise<void> {
+    const sinks: Record<string, string> = {};
+    for (const name of delivered) sinks[name] = 'delivered';
+    for (const [name, err] of failures) sinks[name] = err.message;
+    const record: NotificationRecord = {
+      ...notification,
+      delivery: {
+        status: failures.size === 0 ? 'delivered' : delivered.size === 0 ? 'failed' : 'partial',
+        sinks,
+        attempts,
+        finished_at: new Date().toISOString(),
+      },
+    };
+    const key = this.options.keys.notificationHistory();
+    await this.options.redis
+      .multi()
+      .lpush(key, encodePayload('notificationRecord', record))
+      .ltrim(key, 0, this.options.historySize - 1)
+      .exec();
+  }
+}

@@ -1,0 +1,15 @@
+export { loadNotificationConfig } from './config.ts';
+export type { NotificationConfig } from './config.ts';
+export { NotificationDeliveryWorker } from './delivery-worker.ts';
+export type { DeliveryWorkerOptions } from './delivery-worker.ts';
+export { normalizeLevel } from './levels.ts';
+export { Notifier } from './notifier.ts';
+export type { NotifierOptions, NotifyInput, ResolveInput } from './notifier.ts';
+export {
+  createWebhookSinks,
+  DeliveryError,
+  LogSink,
+  parseRetryAfter,
+  WebhookSink,
+} from './sinks.ts';
+export type { Sink, WebhookFormat } from './sinks.ts';

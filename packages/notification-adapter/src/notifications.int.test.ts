@@ -1,0 +1,312 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createLogger, unwrapConfig } from '@ginkgo-live/runtime';
+import { loadRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
+import {
+  createStateKeys,
+  decodePayload,
+  type Notification,
+  type StateKeys,
+} from '@ginkgo-live/state-keys';
+import { MemoryTransport, RedisServer, waitFor } from '@ginkgo-live/testing';
+import {
+  createWebhookSinks,
+  loadNotificationConfig,
+  NotificationDeliveryWorker,
+  Notifier,
+  type NotificationConfig,
+} from './index.ts';
+
+/** A real HTTP receiver on port 0 whose answers a test scripts. */
+class Receiver {
+  readonly received: { at: number; body: Notification }[] = [];
+  answers: (number | 'hang' | { status: number; retryAfter: string })[] = [];
+  private readonly server = http.createServer((req, res) => {
+    let data = '';
+    req.on('data', (c: Buffer) => (data += c.toString()));
+    req.on('end', () => {
+      const answer = this.answers.shift() ?? 200;
+      if (answer === 'hang') return; // never answers
+      this.received.push({ at: Date.now(), body: JSON.parse(data) as Notification });
+      if (typeof answer === 'number') res.writeHead(answer).end();
+      else res.writeHead(answer.status, { 'retry-after': answer.retryAfter }).end();
+    });
+  });
+
+  async start(): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    const { port } = this.server.address() as AddressInfo;
+    return `http://127.0.0.1:${port}/hooks/SECRET-TOKEN-123`;
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+let server: RedisServer;
+let receiver: Receiver;
+let url: string;
+let keys: StateKeys;
+const logs = new MemoryTransport();
+const cleanups: (() => Promise<unknown>)[] = [];
+
+beforeEach(async () => {
+  server = await RedisServer.start();
+  receiver = new Receiver();
+  url = await receiver.start();
+  keys = createStateKeys(`nt${Date.now()}:`);
+  logs.entries.length = 0;
+});
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  await receiver.stop();
+  await server.cleanup();
+});
+
+function config(overrides: Record<string, string> = {}): NotificationConfig {
+  return unwrapConfig(
+    loadNotificationConfig({
+      NOTIFY_WEBHOOK_URL: url,
+      NOTIFY_DELIVERY_TIMEOUT_MS: '300',
+      NOTIFY_DELIVERY_BACKOFF_MS: '50',
+      NOTIFY_DELIVERY_ATTEMPTS: '5',
+      NOTIFY_REDIS_DOWN_AFTER_MS: '300',
+      ...overrides,
+    }),
+  );
+}
+
+async function connections(name: string) {
+  const logger = createLogger({ app: name, level: 'debug', transports: [logs] });
+  const conns = new RedisConnections({
+    config: unwrapConfig(loadRedisConfig({ ...server.env, REDIS_RECONNECT_MAX_DELAY_MS: '100' })),
+    app: name,
+    instanceId: 'i',
+    logger,
+  });
+  cleanups.push(() => conns.close(300));
+  await conns.waitUntilReady(5_000);
+  return { conns, logger };
+}
+
+async function notifier(name: string, cfg = config()) {
+  const { conns, logger } = await connections(name);
+  const n = new Notifier({
+    redis: conns.main,
+    keys,
+    source: { app: name, nodeId: name },
+    config: cfg,
+    logger,
+    directSinks: createWebhookSinks(cfg),
+  });
+  cleanups.push(() => n.close());
+  return n;
+}
+
+async function deliveryWorker(cfg = config()) {
+  const { conns, logger } = await connections('delivery');
+  const worker = new NotificationDeliveryWorker({
+    connection: conns.connection('worker', 'blocking'),
+    redis: conns.main,
+    keys,
+    sinks: createWebhookSinks(cfg),
+    backoffMs: cfg.deliveryBackoffMs,
+    historySize: cfg.historySize,
+    logger,
+  });
+  worker.start();
+  cleanups.push(() => worker.stop());
+  return { worker, redis: conns.main };
+}
+
+async function jobCount(redis: Redis): Promise<number> {
+  const counts = await queueOf(redis).getJobCounts(
+    'waiting',
+    'active',
+    'completed',
+    'failed',
+    'delayed',
+  );
+  return Object.values(counts).reduce((a, b) => a + b, 0);
+}
+
+function queueOf(redis: Redis): Queue {
+  const queue = new Queue(keys.notificationsQueue(), {
+    connection: redis,
+    prefix: keys.queuePrefix(),
+  });
+  cleanups.push(() => queue.close());
+  return queue;
+}
+
+const full = {
+  kind: 'queue_full',
+  level: 'critical',
+  title: 'Queue full',
+  message: 'p1 is full',
+  subject: { portfolioId: 'p1' },
+  group: 'queue',
+};
+
+describe('Notifier and delivery worker on real Redis and a real webhook', () => {
+  it('delivers a notification within 1 s and suppresses repeats within the cooldown', async () => {
+    const { redis } = await deliveryWorker();
+    const n = await notifier('node-a');
+    const started = Date.now();
+    n.notify(full);
+    await waitFor(() => receiver.received.length === 1, { timeoutMs: 1_000 });
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(receiver.received[0]?.body).toMatchObject({
+      kind: 'queue_full',
+      level: 'critical',
+      status: 'firing',
+      subject: { node_id: null, portfolio_id: 'p1' },
+      source: { app: 'node-a', node_id: 'node-a' },
+    });
+    n.notify(full);
+    n.notify(full);
+    await n.settle();
+    expect(await jobCount(redis)).toBe(1);
+    const ttl = await redis.pttl(
+      keys.notificationCooldown('queue_full', { nodeId: null, portfolioId: 'p1' }, 'critical'),
+    );
+    expect(ttl).toBeGreaterThan(55_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+
+  it('dedupes across processes: two notifiers raising the same condition send one', async () => {
+    const { redis } = await deliveryWorker();
+    const [a, b] = await Promise.all([notifier('node-a'), notifier('node-b')]);
+    a.notify(full);
+    b.notify(full);
+    await Promise.all([a.settle(), b.settle()]);
+    expect(await jobCount(redis)).toBe(1);
+    await waitFor(() => receiver.received.length === 1);
+  });
+
+  it('sends a new level, accepts WARN as warning, and sends one resolved notice that clears the cooldowns', async () => {
+    await deliveryWorker();
+    const n = await notifier('node-a');
+    n.notify({ ...full, kind: 'queue_usage_high', level: 'WARN' });
+    n.notify({ ...full, kind: 'queue_usage_high', level: 'critical' });
+    await waitFor(() => receiver.received.length === 2);
+    expect(receiver.received.map((r) => r.body.level).sort()).toEqual(['critical', 'warning']);
+    const resolve = {
+      group: 'queue',
+      subject: { portfolioId: 'p1' },
+      title: 'Queue back to normal',
+      message: 'p1 below 60 %',
+      kinds: [
+        { kind: 'queue_usage_high', level: 'warning' as const },
+        { kind: 'queue_usage_high', level: 'critical' as const },
+        { kind: 'queue_full', level: 'critical' as const },
+      ],
+    };
+    n.resolve(resolve);
+    n.resolve(resolve);
+    await waitFor(() => receiver.received.length === 3);
+    await n.settle();
+    expect(receiver.received[2]?.body).toMatchObject({
+      status: 'resolved',
+      kind: 'queue_usage_high',
+      level: 'critical',
+    });
+    n.notify({ ...full, kind: 'queue_usage_high', level: 'warning' });
+    await waitFor(() => receiver.received.length === 4);
+    expect(receiver.received[3]?.body).toMatchObject({ status: 'firing', level: 'warning' });
+  });
+
+  it('retries a receiver that fails twice, and records the delivery in the history', async () => {
+    const { redis } = await deliveryWorker();
+    receiver.answers = [500, 500, 200];
+    const n = await notifier('node-a');
+    n.notify(full);
+    await waitFor(() => receiver.received.length === 3, { timeoutMs: 5_000 });
+    await waitFor(async () => (await redis.llen(keys.notificationHistory())) === 1);
+    const raw = await redis.lindex(keys.notificationHistory(), 0);
+    const record = decodePayload('notificationRecord', 'history', raw ?? '');
+    expect(record.ok && record.value.delivery).toMatchObject({
+      status: 'delivered',
+      attempts: 3,
+      sinks: { webhook: 'delivered' },
+    });
+  });
+
+  it('waits at least as long as a 429 Retry-After says', async () => {
+    await deliveryWorker();
+    receiver.answers = [{ status: 429, retryAfter: '1' }, 200];
+    const n = await notifier('node-a');
+    n.notify(full);
+    await waitFor(() => receiver.received.length === 2, { timeoutMs: 5_000 });
+    const [first, second] = receiver.received;
+    expect((second?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(1_000);
+  });
+
+  it('leaves a delivery that never gets an answer in the failed set with its reason, and never logs the URL', async () => {
+    const { redis } = await deliveryWorker();
+    receiver.answers = ['hang', 'hang', 'hang', 'hang', 'hang'];
+    const n = await notifier('node-a');
+    n.notify(full);
+    const queue = queueOf(redis);
+    await waitFor(async () => (await queue.getFailedCount()) === 1, { timeoutMs: 10_000 });
+    const [failed] = await queue.getFailed();
+    expect(failed?.failedReason).toBe(
+      'Delivery failed after 5 attempt(s): webhook: no answer within 300 ms',
+    );
+    expect(failed?.attemptsMade).toBe(5);
+    const record = decodePayload(
+      'notificationRecord',
+      'h',
+      (await redis.lindex(keys.notificationHistory(), 0)) ?? '',
+    );
+    expect(record.ok && record.value.delivery.status).toBe('failed');
+    const everything = JSON.stringify(logs.entries);
+    expect(everything).toContain('no answer within 300 ms');
+    expect(everything).not.toContain('SECRET-TOKEN-123');
+  });
+
+  it('keeps the history newest first and capped', async () => {
+    const cfg = config({ NOTIFY_HISTORY_SIZE: '3' });
+    const { redis } = await deliveryWorker(cfg);
+    const n = await notifier('node-a', cfg);
+    for (let i = 1; i <= 5; i++) {
+      n.notify({ ...full, subject: { portfolioId: `p${i}` } });
+      await waitFor(async () =>
+        (await redis.lrange(keys.notificationHistory(), 0, 0)).some((r) => r.includes(`"p${i}"`)),
+      );
+    }
+    const history = await redis.lrange(keys.notificationHistory(), 0, -1);
+    expect(history.map((r) => (JSON.parse(r) as Notification).subject.portfolio_id)).toEqual([
+      'p5',
+      'p4',
+      'p3',
+    ]);
+  });
+
+  it('with Redis away: holds notifications, tells the webhook directly once, and says when Redis is back', async () => {
+    await deliveryWorker();
+    const n = await notifier('node-a');
+    await server.kill();
+    n.notify(full);
+    n.notify({ ...full, subject: { portfolioId: 'p2' } });
+    await n.settle();
+    expect(n.buffered).toBe(2);
+    await waitFor(() => receiver.received.length === 1, { timeoutMs: 3_000 });
+    expect(receiver.received[0]?.body).toMatchObject({
+      kind: 'redis_unavailable',
+      status: 'firing',
+      details: { held: ['critical queue_full: Queue full', 'critical queue_full: Queue full'] },
+    });
+
+    await server.restart({ keepData: false });
+    await waitFor(() => receiver.received.length === 4, { timeoutMs: 10_000 });
+    const after = receiver.received.slice(1).map((r) => `${r.body.kind}:${r.body.status}`);
+    expect(after).toEqual(['redis_unavailable:resolved', 'queue_full:firing', 'queue_full:firing']);
+    expect(n.buffered).toBe(0);
+  });
+});
