@@ -304,7 +304,19 @@ describe('Notifier and delivery worker on real Redis and a real webhook', () => 
     });
 
     await server.restart({ keepData: false });
-    await waitFor(() => receiver.received.length === 4, { timeoutMs: 10_000 });
+    await waitFor(() => receiver.received.length === 4, {
+      timeoutMs: 10_000,
+      description: 'the resolved notice and the held ones',
+    }).catch((err: unknown) => {
+      throw new Error(
+        `${String(err)} got ${JSON.stringify(receiver.received.map((r) => r.body.kind + ':' + r.body.status))} logs ${JSON.stringify(
+          logs.entries
+            .filter((e) => e.level !== 'debug')
+            .map((e) => e.message + ' ' + String(e['app']) + ' ' + JSON.stringify(e['err'] ?? ''))
+            .slice(-30),
+        )}`,
+      );
+    });
     const after = receiver.received.slice(1).map((r) => `${r.body.kind}:${r.body.status}`);
     expect(after).toEqual(['redis_unavailable:resolved', 'queue_full:firing', 'queue_full:firing']);
     expect(n.buffered).toBe(0);

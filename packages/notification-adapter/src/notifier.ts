@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '@ginkgo-live/runtime';
+import { RecoveringQueue } from '@ginkgo-live/portfolio-queue';
 import { LuaScript } from '@ginkgo-live/redis-client';
 import {
   encodePayload,
@@ -88,24 +88,25 @@ const SEVERITY: Record<NotificationLevel, number> = { info: 0, warning: 1, error
  * the buffer go straight to the webhooks, once per outage, and a "Redis back" notice follows.
  */
 export class Notifier {
-  private readonly queue: Queue;
+  private readonly queue: RecoveringQueue;
   private readonly pending = new Set<Promise<void>>();
   private readonly buffer: Notification[] = [];
   private dropped = 0;
   private downSince: number | undefined;
   private downTimer: NodeJS.Timeout | undefined;
   private reportedOutage = false;
+  private backNotice: Notification | undefined;
+  private isSendingHeld = false;
   private readonly log: Logger;
   private readonly onClose = (): void => this.redisLost();
   private readonly onReady = (): void => this.redisBack();
 
   constructor(private readonly options: NotifierOptions) {
     this.log = options.logger.child({ component: 'notifier' });
-    this.queue = new Queue(options.keys.notificationsQueue(), {
+    this.queue = new RecoveringQueue(options.keys.notificationsQueue(), {
       connection: options.redis,
       prefix: options.keys.queuePrefix(),
     });
-    this.queue.on('error', () => undefined); // failures surface through the rejected adds
     options.redis.on('close', this.onClose);
     options.redis.on('ready', this.onReady);
   }
@@ -251,7 +252,8 @@ export class Notifier {
   }
 
   private async enqueue(notification: Notification): Promise<void> {
-    await this.queue.add(
+    const queue = await this.queue.get();
+    await queue.add(
       'notification',
       JSON.parse(encodePayload('notification', notification)) as Notification,
       {
@@ -327,36 +329,55 @@ export class Notifier {
 
   /** Redis is back: say so through the queue and send what was held. */
   private redisBack(): void {
-    const since = this.downSince;
     clearTimeout(this.downTimer);
+    const since = this.downSince;
     this.downSince = undefined;
-    if (since === undefined) return;
-    const reported = this.reportedOutage;
-    this.reportedOutage = false;
-    const held = this.buffer.splice(0);
-    const dropped = this.dropped;
-    this.dropped = 0;
-    this.track(
-      (async () => {
-        if (reported) {
-          await this.enqueue(
-            this.build(
-              {
-                kind: 'redis_unavailable',
-                level: 'critical',
-                title: 'Redis available again',
-                message: `Redis is back after ${Math.round((Date.now() - since) / 1_000)} s.`,
-                details: { held: held.length, dropped },
-              },
-              'critical',
-              'resolved',
-            ),
-          );
-        }
-        for (const notification of held) await this.enqueue(notification);
-      })().catch((err: unknown) => {
-        this.log.warn('Could not send the held notifications', { err });
-      }),
-    );
+    if (since !== undefined && this.reportedOutage) {
+      this.reportedOutage = false;
+      this.backNotice = this.build(
+        {
+          kind: 'redis_unavailable',
+          level: 'critical',
+          title: 'Redis available again',
+          message: `Redis is back after ${Math.round((Date.now() - since) / 1_000)} s.`,
+          details: { held: this.buffer.length, dropped: this.dropped },
+        },
+        'critical',
+        'resolved',
+      );
+    }
+    this.track(this.sendHeld());
+  }
+
+  /**
+   * Sends the "back" notice and the held notifications, oldest first, each removed only once it is
+   * on the queue; a failure keeps the rest and tries again shortly (or at the next reconnect).
+   */
+  private async sendHeld(): Promise<void> {
+    if (this.isSendingHeld) return;
+    this.isSendingHeld = true;
+    try {
+      if (this.backNotice !== undefined) {
+        await this.enqueue(this.backNotice);
+        this.backNotice = undefined;
+      }
+      while (this.buffer.length > 0) {
+        const next = this.buffer[0];
+        if (next === undefined) break;
+        await this.enqueue(next);
+        this.buffer.shift();
+      }
+      this.dropped = 0;
+    } catch (err) {
+      this.log.warn('Could not send the held notifications yet; retrying', {
+        held: this.buffer.length,
+        err,
+      });
+      if (this.options.redis.status === 'ready') {
+        setTimeout(() => this.track(this.sendHeld()), 250).unref();
+      }
+    } finally {
+      this.isSendingHeld = false;
+    }
   }
 }

@@ -7,3 +7,4 @@ export type {
 } from './portfolio-queues.ts';
 export { createPortfolioWorker, MalformedEventError } from './portfolio-worker.ts';
 export type { PortfolioWorkerOptions, TickHandler } from './portfolio-worker.ts';
+export { RecoveringQueue } from './recovering-queue.ts';

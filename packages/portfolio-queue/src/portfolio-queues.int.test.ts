@@ -4,7 +4,12 @@ import { createLogger, unwrapConfig } from '@ginkgo-live/runtime';
 import { loadRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
 import { createStateKeys, type PriceTick } from '@ginkgo-live/state-keys';
 import { MemoryTransport, RedisServer, waitFor } from '@ginkgo-live/testing';
-import { createPortfolioWorker, PortfolioQueues, type TickInput } from './index.ts';
+import {
+  createPortfolioWorker,
+  PortfolioQueues,
+  RecoveringQueue,
+  type TickInput,
+} from './index.ts';
 
 const closers: (() => Promise<unknown>)[] = [];
 let server: RedisServer | undefined;
@@ -122,6 +127,36 @@ describe('PortfolioQueues on real Redis', () => {
     expect(result).toMatchObject({ ok: false, reason: 'invalid' });
     expect(result.ok ? '' : 'problem' in result ? result.problem : '').toMatch(/price/);
     expect((await queues.depthOf('p1')).depth).toBe(0);
+  });
+});
+
+describe('RecoveringQueue', () => {
+  it('heals a queue whose start met a Redis failure, where a plain BullMQ queue stays broken', async () => {
+    const conns = await redis();
+    const current = server;
+    if (current === undefined) throw new Error('no server');
+    // The queues start while Redis is frozen (their version check hangs), then Redis dies.
+    current.freeze();
+    const options = { connection: conns.main, prefix: 'heal' };
+    const plain = new Queue('q', options);
+    plain.on('error', () => undefined);
+    closers.push(() => plain.close().catch(() => undefined));
+    const recovering = new RecoveringQueue('q', options);
+    closers.push(() => recovering.close().catch(() => undefined));
+    const first = recovering.get();
+    await current.kill();
+    await expect(first).rejects.toThrow();
+    await expect(plain.waitUntilReady()).rejects.toThrow();
+
+    await current.restart();
+    await waitFor(() => conns.main.status === 'ready', { timeoutMs: 5_000 });
+    const queue = await waitFor(() => recovering.get().catch(() => undefined), {
+      timeoutMs: 5_000,
+      description: 'the recovering queue to heal',
+    });
+    await expect(queue.add('x', {})).resolves.toBeDefined();
+    // BullMQ keeps the failed initialisation of the plain queue.
+    await expect(plain.waitUntilReady()).rejects.toThrow();
   });
 });
 

@@ -1,6 +1,7 @@
-import { Queue, QueueKeys, type KeysMap } from 'bullmq';
+import { QueueKeys, type KeysMap } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { encodePayload, type PriceTick, type StateKeys } from '@ginkgo-live/state-keys';
+import { RecoveringQueue } from './recovering-queue.ts';
 
 /** Capacity of a portfolio queue when none is configured (DESIGN.md). */
 export const DEFAULT_QUEUE_CAPACITY = 1_000;
@@ -53,7 +54,7 @@ const DEPTH_PARTS = [
  */
 export class PortfolioQueues {
   readonly capacity: number;
-  private readonly queues = new Map<string, Queue>();
+  private readonly queues = new Map<string, RecoveringQueue>();
   private readonly queueKeys: QueueKeys;
   private readonly refusedLocally = new Map<string, number>();
 
@@ -79,7 +80,8 @@ export class PortfolioQueues {
       await this.options.connection.hincrby(this.options.keys.queueRefusals(), portfolioId, 1);
       return { ok: false, reason: 'full', depth, capacity: this.capacity };
     }
-    const job = await this.queue(portfolioId).add(TICK_JOB, JSON.parse(data) as PriceTick, {
+    const queue = await this.queue(portfolioId).get();
+    const job = await queue.add(TICK_JOB, JSON.parse(data) as PriceTick, {
       attempts: 1,
       removeOnComplete: true,
       removeOnFail: { count: this.options.keepFailed ?? 1_000 },
@@ -139,15 +141,13 @@ export class PortfolioQueues {
     return this.queueKeys.getKeys(this.options.keys.portfolioQueue(portfolioId));
   }
 
-  private queue(portfolioId: string): Queue {
+  private queue(portfolioId: string): RecoveringQueue {
     let queue = this.queues.get(portfolioId);
     if (queue === undefined) {
-      queue = new Queue(this.options.keys.portfolioQueue(portfolioId), {
+      queue = new RecoveringQueue(this.options.keys.portfolioQueue(portfolioId), {
         connection: this.options.connection,
         prefix: this.options.keys.queuePrefix(),
       });
-      // Errors reach the caller through the rejected add; the listener keeps them from crashing.
-      queue.on('error', () => undefined);
       this.queues.set(portfolioId, queue);
     }
     return queue;

@@ -160,6 +160,30 @@ describe('RedisConnections on a real redis-server', () => {
     });
   });
 
+  it('keeps the new connection after a reconnect when a command was in flight on the old one', async () => {
+    const server = await startServer();
+    const { conns, logs } = connect(server, {
+      REDIS_COMMAND_TIMEOUT_MS: '1000',
+      REDIS_RECONNECT_MAX_DELAY_MS: '100',
+    });
+    const main = conns.main;
+    await conns.waitUntilReady(5_000);
+    server.freeze();
+    const inFlight = main.get('k').catch((err: unknown) => err);
+    await server.kill(); // the socket dies with the GET unanswered
+    await inFlight;
+    await server.restart();
+    await waitFor(() => main.status === 'ready', { timeoutMs: 5_000 });
+    const lostBefore = logs.withMessage('Redis connection lost').length;
+    // Past the moment the old command's socket timer would have fired.
+    const until = Date.now() + 1_500;
+    while (Date.now() < until) {
+      await expect(main.ping()).resolves.toBe('PONG');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(logs.withMessage('Redis connection lost')).toHaveLength(lostBefore);
+  });
+
   it('answers a health ping within its own deadline while Redis is frozen', async () => {
     const server = await startServer();
     const { conns } = connect(server, { REDIS_PING_TIMEOUT_MS: '300' });

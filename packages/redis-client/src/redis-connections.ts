@@ -4,6 +4,7 @@ import type { RedisConfig } from './config.ts';
 import { ConnectionMonitor, type ConnectionStatus } from './connection-monitor.ts';
 import { pingRedis, type PingResult } from './health.ts';
 import { buildRedisOptions, type ConnectionProfile } from './options.ts';
+import { clearSocketTimerOnClose } from './stale-socket-timer.ts';
 
 export interface RedisConnectionsOptions {
   config: RedisConfig;
@@ -64,6 +65,7 @@ export class RedisConnections {
     const client = new Redis(
       buildRedisOptions(this.options.config, { profile, connectionName: name }),
     );
+    clearSocketTimerOnClose(client);
     const monitor = new ConnectionMonitor(client, { name, logger: this.options.logger });
     this.entries.set(purpose, { client, monitor, profile });
     return client;
