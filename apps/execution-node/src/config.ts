@@ -12,6 +12,7 @@ import {
   type LoggingConfig,
 } from '@ginkgo-live/runtime';
 import { loadRedisConfig, type RedisConfig } from '@ginkgo-live/redis-client';
+import { loadNotificationConfig, type NotificationConfig } from '@ginkgo-live/notification-adapter';
 import { DEFAULT_QUEUE_CAPACITY } from '@ginkgo-live/portfolio-queue';
 import { DEFAULT_TIMINGS, isValidId } from '@ginkgo-live/state-keys';
 
@@ -37,7 +38,7 @@ export interface NodeConfig {
   assignmentPollMs: number;
   /** `STATE_FLUSH_MS`: portfolio state changes are coalesced and written this often, default 250. */
   stateFlushMs: number;
-  /** `QUEUE_SAMPLE_MS`: how often queue depths and refusals are read, default 1000. */
+  /** `QUEUE_SAMPLE_MS`: how often queue depths and refusals are read (and thresholds checked), default 500. */
   queueSampleMs: number;
   /** `PORTFOLIO_QUEUE_CAPACITY`, default 1000. */
   queueCapacity: number;
@@ -49,6 +50,7 @@ export interface NodeConfig {
   stopTimeoutMs: number;
   redis: RedisConfig;
   logging: LoggingConfig;
+  notify: NotificationConfig;
 }
 
 /** `host-pid` made into a valid id. */
@@ -68,7 +70,7 @@ const nodeEnvSchema = z
     HEARTBEAT_RETRY_BASE_DELAY_MS: envDurationMs(250, 1),
     ASSIGNMENT_POLL_MS: envDurationMs(250, 10),
     STATE_FLUSH_MS: envDurationMs(250, 10),
-    QUEUE_SAMPLE_MS: envDurationMs(1_000, 10),
+    QUEUE_SAMPLE_MS: envDurationMs(500, 10),
     PORTFOLIO_QUEUE_CAPACITY: envInt({ default: DEFAULT_QUEUE_CAPACITY, min: 1 }),
     METRICS_PORT: envInt({ default: 9_464, min: 0, max: 65_535 }),
     METRICS_HOST: envString(),
@@ -97,9 +99,10 @@ export function loadConfig(env: Env): ConfigResult<NodeConfig> {
     node: parseEnv(nodeEnvSchema, env),
     redis: loadRedisConfig(env),
     logging: loadLoggingConfig(env),
+    notify: loadNotificationConfig(env),
   });
   if (!parts.ok) return parts;
-  const { node, redis, logging } = parts.value;
+  const { node, redis, logging, notify } = parts.value;
   return {
     ok: true,
     value: {
@@ -120,6 +123,7 @@ export function loadConfig(env: Env): ConfigResult<NodeConfig> {
       stopTimeoutMs: node.STOP_TIMEOUT_MS,
       redis,
       logging,
+      notify,
     },
   };
 }

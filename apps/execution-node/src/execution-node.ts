@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import type { Logger } from '@ginkgo-live/runtime';
 import type { RedisConnections } from '@ginkgo-live/redis-client';
 import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
+import type { Notifier } from '@ginkgo-live/notification-adapter';
 import {
   encodePayload,
   type NodeInfo,
@@ -17,6 +18,7 @@ import { HeartbeatLoop } from './heartbeat-loop.ts';
 import { NodeStore } from './node-store.ts';
 import { PortfolioRunner } from './portfolio-runner.ts';
 import { ProcessStatsSampler } from './process-stats.ts';
+import { QueuePressureWatcher } from './queue-pressure.ts';
 import { createStrategy, type Strategy } from './strategies/index.ts';
 import { Ticker } from './ticker.ts';
 
@@ -26,6 +28,8 @@ export interface ExecutionNodeOptions {
   keys: StateKeys;
   logger: Logger;
   version: string;
+  /** Raises queue notifications (fire-and-forget). */
+  notifier: Notifier;
 }
 
 /** The node's numbers at one moment: `collect_metrics()` (T066), also served as Prometheus text. */
@@ -57,6 +61,7 @@ export class ExecutionNode {
   private readonly store: NodeStore;
   private readonly queues: PortfolioQueues;
   private readonly heartbeat: HeartbeatLoop;
+  private readonly pressure: QueuePressureWatcher;
   private readonly runners = new Map<string, PortfolioRunner>();
   private readonly dirty = new Set<string>();
   private readonly stats = new ProcessStatsSampler();
@@ -78,6 +83,7 @@ export class ExecutionNode {
       nodeInfoTtlMs: config.nodeInfoTtlMs,
       portfolioStateTtlMs: config.portfolioStateTtlMs,
     });
+    this.pressure = new QueuePressureWatcher(options.notifier, config.nodeId);
     this.queues = new PortfolioQueues({
       connection: connections.main,
       keys,
@@ -319,6 +325,7 @@ export class ExecutionNode {
     await runner.stop(force);
     this.runners.delete(runner.portfolioId);
     this.dirty.delete(runner.portfolioId);
+    this.pressure.forget(runner.portfolioId);
     if (wasRunning || runner.status === 'error') {
       await this.store.release(runner.state(), runner.bookPayload());
     }
@@ -368,6 +375,12 @@ export class ExecutionNode {
           ? 0
           : ((runner.processed - last.count) * 1_000) / Math.max(1, now - last.at);
       this.lastProcessed.set(id, { count: runner.processed, at: now });
+      this.pressure.observe({
+        portfolioId: id,
+        depth,
+        capacity: this.config.queueCapacity,
+        refused,
+      });
       if (depth !== runner.queueDepth || refused !== runner.refused) {
         runner.queueDepth = depth;
         runner.refused = refused;

@@ -6,6 +6,7 @@ import {
   redactSecrets,
 } from '@ginkgo-live/runtime';
 import { describeRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
+import { createWebhookSinks, LogSink, Notifier } from '@ginkgo-live/notification-adapter';
 import { createStateKeys } from '@ginkgo-live/state-keys';
 import pkg from '../package.json' with { type: 'json' };
 import { loadConfig } from './config.ts';
@@ -37,12 +38,25 @@ const connections = new RedisConnections({
   instanceId: config.nodeId,
   logger,
 });
+const keys = createStateKeys(config.redis.keyPrefix);
+const notifier = new Notifier({
+  redis: connections.main,
+  keys,
+  source: { app: 'execution-node', nodeId: config.nodeId },
+  config: config.notify,
+  logger,
+  directSinks: [
+    ...createWebhookSinks(config.notify),
+    new LogSink(logger.child({ component: 'log-sink' })),
+  ],
+});
 const node = new ExecutionNode({
   config,
   connections,
-  keys: createStateKeys(config.redis.keyPrefix),
+  keys,
   logger,
   version: pkg.version,
+  notifier,
 });
 const metrics = new MetricsServer({
   host: config.metricsHost,
@@ -66,6 +80,7 @@ async function shutdown(signal: string, code: number): Promise<never> {
   shuttingDown = true;
   logger.info('Shutting down', { signal });
   const clean = await node.stop();
+  await notifier.close();
   await metrics.stop();
   await connections.close();
   process.exit(clean ? code : 1);

@@ -1,5 +1,3 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -11,7 +9,7 @@ import {
   type Notification,
   type StateKeys,
 } from '@ginkgo-live/state-keys';
-import { MemoryTransport, RedisServer, waitFor } from '@ginkgo-live/testing';
+import { MemoryTransport, RedisServer, waitFor, WebhookReceiver } from '@ginkgo-live/testing';
 import {
   createWebhookSinks,
   loadNotificationConfig,
@@ -20,36 +18,8 @@ import {
   type NotificationConfig,
 } from './index.ts';
 
-/** A real HTTP receiver on port 0 whose answers a test scripts. */
-class Receiver {
-  readonly received: { at: number; body: Notification }[] = [];
-  answers: (number | 'hang' | { status: number; retryAfter: string })[] = [];
-  private readonly server = http.createServer((req, res) => {
-    let data = '';
-    req.on('data', (c: Buffer) => (data += c.toString()));
-    req.on('end', () => {
-      const answer = this.answers.shift() ?? 200;
-      if (answer === 'hang') return; // never answers
-      this.received.push({ at: Date.now(), body: JSON.parse(data) as Notification });
-      if (typeof answer === 'number') res.writeHead(answer).end();
-      else res.writeHead(answer.status, { 'retry-after': answer.retryAfter }).end();
-    });
-  });
-
-  async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    const { port } = this.server.address() as AddressInfo;
-    return `http://127.0.0.1:${port}/hooks/SECRET-TOKEN-123`;
-  }
-
-  async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
-
 let server: RedisServer;
-let receiver: Receiver;
+let receiver: WebhookReceiver<Notification>;
 let url: string;
 let keys: StateKeys;
 const logs = new MemoryTransport();
@@ -57,7 +27,7 @@ const cleanups: (() => Promise<unknown>)[] = [];
 
 beforeEach(async () => {
   server = await RedisServer.start();
-  receiver = new Receiver();
+  receiver = new WebhookReceiver<Notification>();
   url = await receiver.start();
   keys = createStateKeys(`nt${Date.now()}:`);
   logs.entries.length = 0;

@@ -7,4 +7,6 @@ export type { LogEntry } from './memory-transport.ts';
 export { RedisServer, RedisServerStartError } from './redis-server.ts';
 export type { RedisServerOptions } from './redis-server.ts';
 export { waitFor } from './wait-for.ts';
+export { WebhookReceiver } from './webhook-receiver.ts';
+export type { ReceivedRequest, ReceiverAnswer } from './webhook-receiver.ts';
 export type { WaitOptions } from './wait-for.ts';

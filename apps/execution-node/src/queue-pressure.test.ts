@@ -1,0 +1,67 @@
+import { describe, expect, it, vi } from 'vitest';
+import type { Notifier } from '@ginkgo-live/notification-adapter';
+import { nextPressure, QueuePressureWatcher } from './queue-pressure.ts';
+
+describe('nextPressure', () => {
+  it('rises at once to the level the usage reaches', () => {
+    expect(nextPressure('normal', 0.69)).toBe('normal');
+    expect(nextPressure('normal', 0.7)).toBe('warning');
+    expect(nextPressure('normal', 0.95)).toBe('critical');
+    expect(nextPressure('warning', 1)).toBe('full');
+  });
+
+  it('keeps the highest level until usage falls below 60 % (no flapping at a threshold)', () => {
+    expect(nextPressure('full', 0.8)).toBe('full');
+    expect(nextPressure('critical', 0.71)).toBe('critical');
+    expect(nextPressure('warning', 0.65)).toBe('warning');
+    expect(nextPressure('warning', 0.59)).toBe('normal');
+    expect(nextPressure('full', 0)).toBe('normal');
+  });
+});
+
+describe('QueuePressureWatcher', () => {
+  function setup() {
+    const notify = vi.fn();
+    const resolve = vi.fn();
+    const watcher = new QueuePressureWatcher({ notify, resolve } as unknown as Notifier, 'node-1');
+    const read = (depth: number, refused = 0) =>
+      watcher.observe({ portfolioId: 'p1', depth, capacity: 1_000, refused });
+    return { notify, resolve, read };
+  }
+
+  it('notifies each level once on the way up and resolves once below 60 %', () => {
+    const { notify, resolve, read } = setup();
+    for (const depth of [500, 700, 750, 960, 990, 1_000, 1_000, 800, 1_000, 650, 599, 300])
+      read(depth);
+    expect(
+      notify.mock.calls.map((call) => {
+        const n = call[0] as { kind: string; level: string };
+        return `${n.kind}/${n.level}`;
+      }),
+    ).toEqual(['queue_usage_high/warning', 'queue_usage_high/critical', 'queue_full/critical']);
+    expect(resolve).toHaveBeenCalledTimes(1);
+    expect(resolve.mock.calls[0]?.[0]).toMatchObject({
+      group: 'queue',
+      subject: { portfolioId: 'p1' },
+    });
+  });
+
+  it('carries node, portfolio, depth, capacity, usage and refusals since the last notice', () => {
+    const { notify, read } = setup();
+    read(100, 10);
+    read(720, 10);
+    read(1_000, 25);
+    expect(notify.mock.calls[1]?.[0]).toMatchObject({
+      kind: 'queue_full',
+      subject: { portfolioId: 'p1' },
+      details: {
+        node_id: 'node-1',
+        portfolio_id: 'p1',
+        depth: 1_000,
+        capacity: 1_000,
+        usage: 1,
+        refused_since_last_notice: 15,
+      },
+    });
+  });
+});

@@ -1,0 +1,124 @@
+import type { Notifier } from '@ginkgo-live/notification-adapter';
+
+/** How full a queue is, remembered until it clears: normal < warning < critical < full. */
+export type Pressure = 'normal' | 'warning' | 'critical' | 'full';
+
+const RANK: Record<Pressure, number> = { normal: 0, warning: 1, critical: 2, full: 3 };
+
+/** Usage thresholds (fractions of capacity), DESIGN.md defaults. */
+export interface PressureThresholds {
+  /** 0.7 */
+  warning: number;
+  /** 0.95 */
+  critical: number;
+  /** Below this everything clears: 0.6 (hysteresis, so a queue at a threshold does not flap). */
+  resolveBelow: number;
+}
+
+export const DEFAULT_THRESHOLDS: PressureThresholds = {
+  warning: 0.7,
+  critical: 0.95,
+  resolveBelow: 0.6,
+};
+
+/**
+ * The next pressure of a queue: it rises at once to the level its usage reaches and stays at the
+ * highest level reached until usage falls below `resolveBelow`.
+ */
+export function nextPressure(
+  previous: Pressure,
+  usage: number,
+  t: PressureThresholds = DEFAULT_THRESHOLDS,
+): Pressure {
+  if (usage < t.resolveBelow) return 'normal';
+  const reached: Pressure =
+    usage >= 1
+      ? 'full'
+      : usage >= t.critical
+        ? 'critical'
+        : usage >= t.warning
+          ? 'warning'
+          : 'normal';
+  return RANK[reached] > RANK[previous] ? reached : previous;
+}
+
+/** One reading of a portfolio queue. */
+export interface QueueReading {
+  portfolioId: string;
+  depth: number;
+  capacity: number;
+  /** Refusals counted so far (all producers). */
+  refused: number;
+}
+
+const QUEUE_KINDS = [
+  { kind: 'queue_usage_high', level: 'warning' },
+  { kind: 'queue_usage_high', level: 'critical' },
+  { kind: 'queue_full', level: 'critical' },
+] as const;
+
+/**
+ * Turns queue readings into notifications: a warning at 70 %, a critical at 95 %, a `queue_full`
+ * critical at capacity, one resolved notice below 60 %. Dedupe is per portfolio queue (not per
+ * node), shared through Redis, so several nodes watching one queue send one notice. `notify` is
+ * fire-and-forget: nothing here waits on delivery.
+ */
+export class QueuePressureWatcher {
+  private readonly pressure = new Map<string, Pressure>();
+  private readonly refusedAtNotice = new Map<string, number>();
+
+  constructor(
+    private readonly notifier: Notifier,
+    private readonly nodeId: string,
+    private readonly thresholds: PressureThresholds = DEFAULT_THRESHOLDS,
+  ) {}
+
+  observe(reading: QueueReading): void {
+    const { portfolioId, depth, capacity, refused } = reading;
+    const usage = depth / capacity;
+    const previous = this.pressure.get(portfolioId) ?? 'normal';
+    const next = nextPressure(previous, usage, this.thresholds);
+    this.pressure.set(portfolioId, next);
+    if (next === previous) return;
+    const details = {
+      node_id: this.nodeId,
+      portfolio_id: portfolioId,
+      depth,
+      capacity,
+      usage: Math.round(usage * 1_000) / 1_000,
+      refused_since_last_notice: refused - (this.refusedAtNotice.get(portfolioId) ?? refused),
+    };
+    this.refusedAtNotice.set(portfolioId, refused);
+    const subject = { portfolioId };
+    const percent = `${Math.round(usage * 100)} %`;
+    if (next === 'normal') {
+      this.notifier.resolve({
+        group: 'queue',
+        subject,
+        title: `Queue of ${portfolioId} back to normal`,
+        message: `${depth}/${capacity} events (${percent}), below ${this.thresholds.resolveBelow * 100} %.`,
+        details,
+        kinds: QUEUE_KINDS,
+      });
+      return;
+    }
+    const full = next === 'full';
+    this.notifier.notify({
+      kind: full ? 'queue_full' : 'queue_usage_high',
+      level: next === 'warning' ? 'warning' : 'critical',
+      group: 'queue',
+      subject,
+      title: full ? `Queue of ${portfolioId} is full` : `Queue of ${portfolioId} at ${percent}`,
+      message: full
+        ? `${depth}/${capacity} events: new events for ${portfolioId} are refused.`
+        : `${depth}/${capacity} events (${percent}) waiting for ${portfolioId}.`,
+      details,
+    });
+  }
+
+  /** Forgets a portfolio that left this node (its condition stays in Redis for the next watcher). */
+  forget(portfolioId: string): void {
+    this.pressure.delete(portfolioId);
+    this.refusedAtNotice.delete(portfolioId);
+  }
+}
