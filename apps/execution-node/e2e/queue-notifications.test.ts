@@ -125,8 +125,7 @@ describe('queue notifications from a node, delivered to a real webhook', () => {
     await waitFor(() => ofKind('queue_full').length >= 1, { timeoutMs: 2_000 });
     // Both nodes raised it: one sent it, the other was suppressed by the shared cooldown.
     const said = (node: typeof a, message: string) =>
-      logEntries(node ?? fx.processes[0]!, message).filter((e) => e['kind'] === 'queue_full')
-        .length;
+      logEntries(node, message).filter((e) => e['kind'] === 'queue_full').length;
     await waitFor(
       () =>
         said(a, 'Notification raised') + said(b, 'Notification raised') === 1 &&
