@@ -84,6 +84,7 @@ describe('the local stack (npm start)', () => {
     await stack.waitForLine(/^\[node-1\] .*Execution node running/, 20_000);
     await stack.waitForLine(/^\[node-2\] .*Execution node running/, 20_000);
     await stack.waitForLine(/^\[market-feed\] .*Market feed running/, 20_000);
+    await stack.waitForLine(/^\[notification-worker\] .*Notification worker running/, 20_000);
     const exit = await stack.stop('SIGINT', 30_000);
     expect(exit.code).toBe(0);
     for (const node of ['node-1', 'node-2']) {

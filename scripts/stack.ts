@@ -1,6 +1,7 @@
 /**
  * The local stack behind `npm start`: a private redis-server (unless REDIS_URL / REDIS_HOST names
- * one), then the apps as processes — execution nodes and the demo market feed today; the scheduler
+ * one), then the apps as processes — execution nodes, the notification worker and the demo market
+ * feed today; the scheduler
  * and the gateway join as their issues land. Each app's lines are echoed tagged with its name.
  * Ctrl-C or SIGTERM stops the apps (nodes drain), then Redis, and leaves no process behind.
  *
@@ -126,13 +127,14 @@ async function main(): Promise<void> {
       METRICS_PORT: '0',
     });
   }
+  start('notification-worker', 'apps/notification-worker/src/main.ts', {});
   start('market-feed', 'apps/market-feed/src/main.ts', {});
 
   const url = `redis://${redisConfig.host}:${redisConfig.port}`;
   process.stdout.write(
     `\nginkgo-live stack is up.\n` +
       `  Redis ready at ${url} (${running.embedded === undefined ? 'external' : 'embedded'})\n` +
-      `  Apps: ${options.nodes} execution nodes, market feed. Portfolios are assigned by the\n` +
+      `  Apps: ${options.nodes} execution nodes, notification worker, market feed. Portfolios are assigned by the\n` +
       `  livecore-scheduler, and the gateway serves the monitoring API: both join as they land.\n` +
       `  Ctrl-C stops everything.\n\n`,
   );
