@@ -3,6 +3,7 @@ import {
   CONFIG_EXIT_CODE,
   createLogger,
   formatConfigIssues,
+  MetricsServer,
   redactSecrets,
 } from '@ginkgo-live/runtime';
 import { describeRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
@@ -12,7 +13,6 @@ import pkg from '../package.json' with { type: 'json' };
 import { loadConfig } from './config.ts';
 import { ExecutionNode } from './execution-node.ts';
 import { createNodeRegistry } from './metrics.ts';
-import { MetricsServer } from './metrics-server.ts';
 
 const loaded = loadConfig(process.env);
 if (!loaded.ok) {

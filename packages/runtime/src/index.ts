@@ -15,3 +15,5 @@ export {
 export type { ConfigIssue, ConfigResult, Env } from './env.ts';
 export { LOG_LEVELS, createLogger, loadLoggingConfig } from './logger.ts';
 export type { LogFormat, LogLevel, Logger, LoggerOptions, LoggingConfig } from './logger.ts';
+export { MetricsServer } from './metrics-server.ts';
+export type { MetricsServerOptions } from './metrics-server.ts';

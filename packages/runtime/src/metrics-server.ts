@@ -11,7 +11,7 @@ export interface MetricsServerOptions {
   health: () => { healthy: boolean; body: Record<string, unknown> };
 }
 
-/** A small HTTP server: `GET /metrics` (Prometheus text) and `GET /health` (JSON). */
+/** A small HTTP server every worker app runs: `GET /metrics` (Prometheus text) and `GET /health` (JSON). */
 export class MetricsServer {
   private server: http.Server | undefined;
 

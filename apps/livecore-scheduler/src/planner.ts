@@ -1,0 +1,144 @@
+/** What the scheduler knows of one node at the start of a tick. */
+export interface NodeView {
+  nodeId: string;
+  /** By the one liveness rule (heartbeat key exists with a TTL). */
+  alive: boolean;
+  /** Drained by an operator: keeps nothing, gets nothing new. */
+  draining: boolean;
+  capacity: number;
+  /** Portfolios the node reports it runs (from its info), for rebuilding a lost plan. */
+  reportedPortfolios: readonly string[];
+}
+
+/** Where a portfolio runs, or why it runs nowhere. */
+export type Placement =
+  { status: 'assigned'; nodeId: string } | { status: 'orphaned'; reason: string };
+
+/** A planning request from an operator, already validated against the catalog. */
+export interface Migration {
+  portfolioId: string;
+  targetNodeId: string;
+}
+
+export interface PlanInput {
+  nodes: readonly NodeView[];
+  /** Every portfolio that should run (the catalog). */
+  portfolios: readonly string[];
+  /** The current plan. */
+  previous: ReadonlyMap<string, Placement>;
+  /** Operator moves to apply this tick (they then stick: the plan is the source of truth). */
+  migrations?: readonly Migration[];
+}
+
+export interface PlanOutput {
+  placements: Map<string, Placement>;
+  /** Portfolios whose node changed (including from nowhere), with old and new node. */
+  moves: { portfolioId: string; from: string | null; to: string | null }[];
+  /** Migrations refused, with the reason. */
+  rejected: { migration: Migration; reason: string }[];
+}
+
+/**
+ * Computes the next plan. Pure and deterministic.
+ * - An assignment to an alive, non-draining node is kept (stable: no needless moves).
+ * - A portfolio without a usable assignment goes first to an alive node that reports running it
+ *   (after Redis lost the plan), else to the least-loaded alive, non-draining node with room,
+ *   counting from the plan being built (never from stale node reports); ties by node id.
+ * - With no room anywhere it is orphaned with the reason — never silently dropped.
+ * - Portfolios no longer in the catalog leave the plan.
+ */
+export function computePlan(input: PlanInput): PlanOutput {
+  const usable = new Map(
+    input.nodes.filter((n) => n.alive && !n.draining).map((n) => [n.nodeId, n] as const),
+  );
+  const load = new Map<string, number>([...usable.keys()].map((id) => [id, 0]));
+  const placements = new Map<string, Placement>();
+  const rejected: PlanOutput['rejected'] = [];
+  const hasRoom = (nodeId: string): boolean =>
+    (load.get(nodeId) ?? Infinity) < (usable.get(nodeId)?.capacity ?? 0);
+  const place = (portfolioId: string, nodeId: string): void => {
+    placements.set(portfolioId, { status: 'assigned', nodeId });
+    load.set(nodeId, (load.get(nodeId) ?? 0) + 1);
+  };
+  const catalog = [...new Set(input.portfolios)].sort();
+  const inCatalog = new Set(catalog);
+
+  // 1. Operator migrations first: they win over stability.
+  const migrating = new Set<string>();
+  for (const migration of input.migrations ?? []) {
+    const { portfolioId, targetNodeId } = migration;
+    const reason = !inCatalog.has(portfolioId)
+      ? `unknown portfolio ${portfolioId}`
+      : !input.nodes.some((n) => n.nodeId === targetNodeId)
+        ? `unknown node ${targetNodeId}`
+        : !usable.has(targetNodeId)
+          ? `node ${targetNodeId} is not alive or is draining`
+          : !hasRoom(targetNodeId) && !migrating.has(portfolioId)
+            ? `node ${targetNodeId} is full`
+            : undefined;
+    if (reason !== undefined) {
+      rejected.push({ migration, reason });
+      continue;
+    }
+    place(portfolioId, targetNodeId);
+    migrating.add(portfolioId);
+  }
+
+  // 2. Keep what runs on a usable node.
+  for (const portfolioId of catalog) {
+    if (migrating.has(portfolioId)) continue;
+    const previous = input.previous.get(portfolioId);
+    if (
+      previous?.status === 'assigned' &&
+      usable.has(previous.nodeId) &&
+      hasRoom(previous.nodeId)
+    ) {
+      place(portfolioId, previous.nodeId);
+    }
+  }
+
+  // 3. Place the rest: where it already runs, else least loaded.
+  const reportedBy = new Map<string, string>();
+  for (const node of input.nodes) {
+    for (const portfolioId of node.reportedPortfolios) {
+      if (usable.has(node.nodeId)) reportedBy.set(portfolioId, node.nodeId);
+    }
+  }
+  for (const portfolioId of catalog) {
+    if (placements.has(portfolioId)) continue;
+    const runningOn = reportedBy.get(portfolioId);
+    if (runningOn !== undefined && hasRoom(runningOn)) {
+      place(portfolioId, runningOn);
+      continue;
+    }
+    const candidates = [...usable.keys()]
+      .filter(hasRoom)
+      .sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0) || a.localeCompare(b));
+    const target = candidates[0];
+    if (target !== undefined) {
+      place(portfolioId, target);
+      continue;
+    }
+    placements.set(portfolioId, {
+      status: 'orphaned',
+      reason:
+        usable.size === 0
+          ? 'no alive, non-draining node'
+          : `every alive node is full (${usable.size} nodes, capacity ${[...usable.values()].reduce((s, n) => s + n.capacity, 0)})`,
+    });
+  }
+
+  const moves: PlanOutput['moves'] = [];
+  for (const [portfolioId, placement] of placements) {
+    const before = input.previous.get(portfolioId);
+    const from = before?.status === 'assigned' ? before.nodeId : null;
+    const to = placement.status === 'assigned' ? placement.nodeId : null;
+    if (from !== to) moves.push({ portfolioId, from, to });
+  }
+  for (const [portfolioId, before] of input.previous) {
+    if (!placements.has(portfolioId) && before.status === 'assigned') {
+      moves.push({ portfolioId, from: before.nodeId, to: null });
+    }
+  }
+  return { placements, moves, rejected };
+}
