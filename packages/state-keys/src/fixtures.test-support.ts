@@ -111,6 +111,23 @@ export const SAMPLE_PAYLOADS: { [N in PayloadName]: Payload<N> } = {
       finished_at: at,
     },
   },
+  controlRequest: {
+    _v: 1,
+    id: 'req-1',
+    action: 'migrate',
+    portfolio_id: 'p1',
+    target_node_id: 'node-2',
+    requested_by: 'ginkgo-ctl',
+    requested_at: at,
+  },
+  controlResult: {
+    _v: 1,
+    id: 'req-1',
+    ok: false,
+    reason: 'node node-2 is full',
+    plan_version: 7,
+    processed_at: at,
+  },
   portfolioBook: {
     _v: 1,
     portfolio_id: 'p1',

@@ -6,6 +6,7 @@ export type { NotificationSubject, StateKeys } from './keys.ts';
 export { assessLiveness, isNodeAlive } from './liveness.ts';
 export type { HeartbeatReading, Liveness } from './liveness.ts';
 export {
+  CONTROL_ACTIONS,
   NODE_RECORD_STATUSES,
   NOTIFICATION_LEVELS,
   NODE_STATUSES,
@@ -15,6 +16,9 @@ export {
 } from './schemas.ts';
 export type {
   Assignment,
+  ControlAction,
+  ControlRequest,
+  ControlResult,
   Heartbeat,
   NodeAssignment,
   NodeInfo,

@@ -34,6 +34,8 @@ describe('createStateKeys', () => {
     );
     expect(keys.notificationHistory()).toBe('notifications:history');
     expect(keys.notificationsQueue()).toBe('notifications');
+    expect(keys.controlRequests()).toBe('scheduler:control');
+    expect(keys.controlResults()).toBe('scheduler:control_results');
     expect(() => keys.notificationCooldown('Queue Full', subject, 'critical')).toThrow(RangeError);
   });
 
@@ -56,6 +58,8 @@ describe('createStateKeys', () => {
       keys.notificationCooldown('k', { nodeId: 'n', portfolioId: null }, 'warning'),
       keys.notificationActive('k', { nodeId: null, portfolioId: 'p' }),
       keys.notificationHistory(),
+      keys.controlRequests(),
+      keys.controlResults(),
       keys.queuePrefix(),
     ];
     for (const key of built) expect(key.startsWith('staging:')).toBe(true);

@@ -56,6 +56,10 @@ export interface StateKeys {
   notificationHistory(): string;
   /** BullMQ queue name of the notifications: `notifications`. */
   notificationsQueue(): string;
+  /** `scheduler:control` — LIST of `ControlRequest`, oldest at the head; the leader consumes it. */
+  controlRequests(): string;
+  /** `scheduler:control_results` — HASH request id → `ControlResult`, for requesters to read back. */
+  controlResults(): string;
   /** BullMQ prefix of every queue: `{prefix}bull`. */
   queuePrefix(): string;
   /** BullMQ queue name of a portfolio's event queue: `portfolio-{portfolioId}` (BullMQ forbids `:`). */
@@ -93,6 +97,8 @@ export function createStateKeys(prefix = ''): StateKeys {
       ),
     notificationHistory: () => k('notifications:history'),
     notificationsQueue: () => 'notifications',
+    controlRequests: () => k('scheduler:control'),
+    controlResults: () => k('scheduler:control_results'),
     queuePrefix: () => k('bull'),
     portfolioQueue: (portfolioId) => `portfolio-${assertValidId('portfolio id', portfolioId)}`,
   };

@@ -221,6 +221,43 @@ export const notificationRecordSchema = notificationSchema.extend({
 });
 export type NotificationRecord = z.infer<typeof notificationRecordSchema>;
 
+export const CONTROL_ACTIONS = [
+  'drain',
+  'undrain',
+  'migrate',
+  'catalog_add',
+  'catalog_remove',
+] as const;
+export type ControlAction = (typeof CONTROL_ACTIONS)[number];
+
+/** An entry of `scheduler:control`: an operator's request to the scheduler. */
+export const controlRequestSchema = z.object({
+  _v: version,
+  id: z.string().min(1).max(64),
+  action: z.enum(CONTROL_ACTIONS),
+  node_id: id.optional(),
+  portfolio_id: id.optional(),
+  /** migrate: where to. */
+  target_node_id: id.optional(),
+  /** catalog_add: the entry. */
+  spec: z.unknown().optional(),
+  requested_by: z.string().min(1),
+  requested_at: isoTime,
+});
+export type ControlRequest = z.infer<typeof controlRequestSchema>;
+
+/** An entry of `scheduler:control_results`: what became of a request. */
+export const controlResultSchema = z.object({
+  _v: version,
+  id: z.string().min(1),
+  ok: z.boolean(),
+  /** Why it was refused, when it was. */
+  reason: z.string().nullable(),
+  plan_version: count.nullable(),
+  processed_at: isoTime,
+});
+export type ControlResult = z.infer<typeof controlResultSchema>;
+
 /** Every payload schema by name, for the decoder and the README table. */
 export const PAYLOAD_SCHEMAS = {
   heartbeat: heartbeatSchema,
@@ -235,6 +272,8 @@ export const PAYLOAD_SCHEMAS = {
   portfolioBook: portfolioBookSchema,
   notification: notificationSchema,
   notificationRecord: notificationRecordSchema,
+  controlRequest: controlRequestSchema,
+  controlResult: controlResultSchema,
 } as const;
 
 export type PayloadName = keyof typeof PAYLOAD_SCHEMAS;

@@ -1,0 +1,325 @@
+import type { Redis } from 'ioredis';
+import { LuaScript } from '@ginkgo-live/redis-client';
+import {
+  assessLiveness,
+  decodePayload,
+  encodePayload,
+  type Assignment,
+  type ControlRequest,
+  type ControlResult,
+  type Liveness,
+  type NodeInfo,
+  type NodeRecord,
+  type PayloadProblem,
+  type PlanMeta,
+  type PortfolioSpec,
+  type StateKeys,
+} from '@ginkgo-live/state-keys';
+
+/**
+ * The plan write: everything or nothing, and only by the current leader on the version it read.
+ * KEYS[1] scheduler:leader   KEYS[2] scheduler:plan_meta   KEYS[3] execution_nodes
+ * KEYS[4] portfolio_assignments   KEYS[5] scheduler:control   KEYS[6] scheduler:control_results
+ * KEYS[6+i] execution_node:{id}:assignment for the i-th node assignment written
+ * ARGV[1] scheduler id   ARGV[2] expected plan version   ARGV[3] new plan meta payload
+ * ARGV[4] n node records, then n (node id, payload) pairs
+ * then m assignments, then m (portfolio id, payload) pairs
+ * then k node assignment payloads (for KEYS[7..6+k])
+ * then r control results to record, r (id, payload) pairs, then the number of requests consumed
+ * Errors: NOT_LEADER (another scheduler holds the lock), STALE_VERSION (the plan moved on).
+ */
+const WRITE_PLAN = new LuaScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('NOT_LEADER') end
+local current = 0
+local meta = redis.call('GET', KEYS[2])
+if meta then current = tonumber(cjson.decode(meta)['version']) end
+if current ~= tonumber(ARGV[2]) then return redis.error_reply('STALE_VERSION ' .. current) end
+local i = 4
+local function pairsAt(key)
+  local n = tonumber(ARGV[i]); i = i + 1
+  redis.call('DEL', key)
+  for j = 1, n do
+    redis.call('HSET', key, ARGV[i], ARGV[i + 1]); i = i + 2
+  end
+end
+pairsAt(KEYS[3])
+pairsAt(KEYS[4])
+local k = tonumber(ARGV[i]); i = i + 1
+for j = 1, k do
+  redis.call('SET', KEYS[6 + j], ARGV[i]); i = i + 1
+end
+local r = tonumber(ARGV[i]); i = i + 1
+for j = 1, r do
+  redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1]); i = i + 2
+end
+if r > 0 then redis.call('EXPIRE', KEYS[6], 86400) end
+local consumed = tonumber(ARGV[i])
+if consumed > 0 then redis.call('LTRIM', KEYS[5], consumed, -1) end
+redis.call('SET', KEYS[2], ARGV[3])
+return current + 1
+`);
+
+/**
+ * Takes or keeps the leader lock.
+ * KEYS[1] scheduler:leader   ARGV[1] scheduler id   ARGV[2] TTL (ms)
+ * Returns 1 when this scheduler leads (renewed or newly taken), 0 when another one does.
+ */
+const LEAD = new LuaScript(`
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0
+`);
+
+/** Releases the leader lock if this scheduler holds it. KEYS[1] lock, ARGV[1] scheduler id. */
+const RESIGN = new LuaScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`);
+
+/** One node as read from Redis. */
+export interface NodeReading {
+  nodeId: string;
+  liveness: Liveness;
+  info: NodeInfo | null;
+  record: NodeRecord | null;
+  /** Last beat seen in the registry (epoch ms), if any. */
+  lastSeenMs: number | null;
+}
+
+/** Everything a tick reads, in two round trips. */
+export interface World {
+  nodes: NodeReading[];
+  assignments: Map<string, Assignment>;
+  catalog: Map<string, PortfolioSpec>;
+  meta: PlanMeta | null;
+  requests: ControlRequest[];
+  /** Requests read (valid or not), to be consumed by the plan write. */
+  requestCount: number;
+  /** Malformed payloads met on the way: reported, not fatal. */
+  problems: PayloadProblem[];
+}
+
+/** What one plan write contains. */
+export interface PlanWrite {
+  expectedVersion: number;
+  meta: PlanMeta;
+  nodes: NodeRecord[];
+  assignments: Assignment[];
+  /** Node id → its portfolio ids (the keys nodes read). */
+  nodeAssignments: Map<string, string[]>;
+  results: ControlResult[];
+  consumedRequests: number;
+}
+
+/** Why a plan write was refused. */
+export class PlanWriteRefused extends Error {
+  override readonly name = 'PlanWriteRefused';
+}
+
+const MAX_REQUESTS_PER_TICK = 100;
+
+/**
+ * The scheduler's Redis adapter. Every method rejects when Redis fails; the scheduler turns that
+ * into a flagged failure (FR-037) and a tick that changes nothing.
+ */
+export class SchedulerStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: StateKeys,
+    private readonly schedulerId: string,
+  ) {}
+
+  /** Takes or renews the leader lock; true while this scheduler leads. */
+  async lead(ttlMs: number): Promise<boolean> {
+    return (
+      (await LEAD.run(this.redis, [this.keys.schedulerLeader()], [this.schedulerId, ttlMs])) === 1
+    );
+  }
+
+  async resign(): Promise<void> {
+    await RESIGN.run(this.redis, [this.keys.schedulerLeader()], [this.schedulerId]);
+  }
+
+  /** Who leads now (null when nobody). */
+  async leader(): Promise<string | null> {
+    return this.redis.get(this.keys.schedulerLeader());
+  }
+
+  /** Reads the whole world: registry, node records, plan, catalog, meta, control requests; then liveness and info of every node. */
+  async readWorld(): Promise<World> {
+    const k = this.keys;
+    const first = await this.redis
+      .multi()
+      .zrange(k.nodeRegistry(), 0, -1, 'WITHSCORES')
+      .hgetall(k.executionNodes())
+      .hgetall(k.portfolioAssignments())
+      .hgetall(k.portfolioCatalog())
+      .get(k.planMeta())
+      .lrange(k.controlRequests(), 0, MAX_REQUESTS_PER_TICK - 1)
+      .exec();
+    if (first === null) throw new Error('Transaction aborted');
+    for (const [err] of first) if (err) throw err;
+    const [registryRaw, recordsRaw, assignmentsRaw, catalogRaw, metaRaw, requestsRaw] = first.map(
+      ([, v]) => v,
+    ) as [
+      string[],
+      Record<string, string>,
+      Record<string, string>,
+      Record<string, string>,
+      string | null,
+      string[],
+    ];
+    const problems: PayloadProblem[] = [];
+    const decodeAll = <T>(
+      entries: Record<string, string>,
+      key: string,
+      name: 'nodeRecord' | 'assignment' | 'portfolioSpec',
+    ): Map<string, T> => {
+      const out = new Map<string, T>();
+      for (const [field, raw] of Object.entries(entries)) {
+        const decoded = decodePayload(name, `${key}[${field}]`, raw);
+        if (decoded.ok) out.set(field, decoded.value as T);
+        else problems.push(decoded.error);
+      }
+      return out;
+    };
+    const records = decodeAll<NodeRecord>(recordsRaw, k.executionNodes(), 'nodeRecord');
+    const assignments = decodeAll<Assignment>(
+      assignmentsRaw,
+      k.portfolioAssignments(),
+      'assignment',
+    );
+    const catalog = decodeAll<PortfolioSpec>(catalogRaw, k.portfolioCatalog(), 'portfolioSpec');
+    let meta: PlanMeta | null = null;
+    if (metaRaw !== null) {
+      const decoded = decodePayload('planMeta', k.planMeta(), metaRaw);
+      if (decoded.ok) meta = decoded.value;
+      else
+        throw new Error(
+          `Plan meta is malformed (${decoded.error.problem}); refusing to plan over it`,
+        );
+    }
+    const requests: ControlRequest[] = [];
+    for (const raw of requestsRaw) {
+      const decoded = decodePayload('controlRequest', k.controlRequests(), raw);
+      if (decoded.ok) requests.push(decoded.value);
+      else problems.push(decoded.error);
+    }
+
+    const lastSeen = new Map<string, number>();
+    for (let i = 0; i + 1 < registryRaw.length; i += 2)
+      lastSeen.set(registryRaw[i] ?? '', Number(registryRaw[i + 1]));
+    const nodeIds = [...new Set([...lastSeen.keys(), ...records.keys()])].sort();
+    const pipeline = this.redis.pipeline();
+    for (const id of nodeIds)
+      pipeline.get(k.heartbeat(id)).pttl(k.heartbeat(id)).get(k.nodeInfo(id));
+    const second = nodeIds.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+    const now = Date.now();
+    const nodes = nodeIds.map((nodeId, i): NodeReading => {
+      const [[e1, hb], [e2, pttl], [e3, infoRaw]] = [
+        second[3 * i],
+        second[3 * i + 1],
+        second[3 * i + 2],
+      ].map((r) => r ?? [new Error('missing reply'), null]) as [
+        [Error | null, string | null],
+        [Error | null, number],
+        [Error | null, string | null],
+      ];
+      const err = e1 ?? e2 ?? e3;
+      if (err) throw err;
+      let info: NodeInfo | null = null;
+      if (infoRaw !== null) {
+        const decoded = decodePayload('nodeInfo', k.nodeInfo(nodeId), infoRaw);
+        if (decoded.ok) info = decoded.value;
+        else problems.push(decoded.error);
+      }
+      return {
+        nodeId,
+        liveness: assessLiveness({ key: k.heartbeat(nodeId), raw: hb, pttlMs: pttl }, now),
+        info,
+        record: records.get(nodeId) ?? null,
+        lastSeenMs: lastSeen.get(nodeId) ?? null,
+      };
+    });
+    return {
+      nodes,
+      assignments,
+      catalog,
+      meta,
+      requests,
+      requestCount: requestsRaw.length,
+      problems,
+    };
+  }
+
+  /** Writes the plan atomically, fenced by leadership and version. Returns the new version. */
+  async writePlan(plan: PlanWrite): Promise<number> {
+    const k = this.keys;
+    const nodeAssignments = [...plan.nodeAssignments];
+    const now = plan.meta.updated_at;
+    const args: (string | number)[] = [
+      this.schedulerId,
+      plan.expectedVersion,
+      encodePayload('planMeta', plan.meta),
+      plan.nodes.length,
+      ...plan.nodes.flatMap((n) => [n.node_id, encodePayload('nodeRecord', n)]),
+      plan.assignments.length,
+      ...plan.assignments.flatMap((a) => [a.portfolio_id, encodePayload('assignment', a)]),
+      nodeAssignments.length,
+      ...nodeAssignments.map(([nodeId, ids]) =>
+        encodePayload('nodeAssignment', {
+          _v: 1,
+          node_id: nodeId,
+          portfolio_ids: ids,
+          plan_version: plan.meta.version,
+          updated_at: now,
+        }),
+      ),
+      plan.results.length,
+      ...plan.results.flatMap((r) => [r.id, encodePayload('controlResult', r)]),
+      plan.consumedRequests,
+    ];
+    try {
+      return (await WRITE_PLAN.run(
+        this.redis,
+        [
+          k.schedulerLeader(),
+          k.planMeta(),
+          k.executionNodes(),
+          k.portfolioAssignments(),
+          k.controlRequests(),
+          k.controlResults(),
+          ...nodeAssignments.map(([nodeId]) => k.nodeAssignment(nodeId)),
+        ],
+        args,
+      )) as number;
+    } catch (err) {
+      if (err instanceof Error && /^(NOT_LEADER|STALE_VERSION)/.test(err.message))
+        throw new PlanWriteRefused(err.message);
+      throw err;
+    }
+  }
+
+  /** Adds catalog entries (from the catalog file); existing entries are replaced. */
+  async loadCatalog(specs: readonly PortfolioSpec[]): Promise<void> {
+    if (specs.length === 0) return;
+    await this.redis.hset(
+      this.keys.portfolioCatalog(),
+      ...specs.flatMap((s) => [s.portfolio_id, encodePayload('portfolioSpec', s)]),
+    );
+  }
+
+  /** Applies catalog requests (add or remove one entry). */
+  async changeCatalog(change: { add?: PortfolioSpec; remove?: string }): Promise<void> {
+    if (change.add !== undefined) {
+      await this.redis.hset(
+        this.keys.portfolioCatalog(),
+        change.add.portfolio_id,
+        encodePayload('portfolioSpec', change.add),
+      );
+    }
+    if (change.remove !== undefined)
+      await this.redis.hdel(this.keys.portfolioCatalog(), change.remove);
+  }
+}
