@@ -2,16 +2,22 @@ import { Queue } from 'bullmq';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
 import { decodePayload } from '@ginkgo-live/state-keys';
-import { RedisServer, waitFor } from '@ginkgo-live/testing';
-import { Fixture, logEntries, metricsPortOf, tick } from './node-harness.ts';
+import {
+  logEntries,
+  metricsPortOf,
+  RedisServer,
+  StackFixture,
+  tick,
+  waitFor,
+} from '@ginkgo-live/testing';
 
 let server: RedisServer;
-let fx: Fixture;
+let fx: StackFixture;
 const closers: (() => Promise<unknown>)[] = [];
 
 beforeEach(async () => {
   server = await RedisServer.start();
-  fx = new Fixture(server);
+  fx = new StackFixture(server);
 });
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();

@@ -2,16 +2,18 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
 import type { Notification } from '@ginkgo-live/state-keys';
 import {
+  logEntries,
   ManagedProcess,
   RedisServer,
+  StackFixture,
+  tick,
   tsEntry,
   waitFor,
   WebhookReceiver,
 } from '@ginkgo-live/testing';
-import { Fixture, logEntries, tick } from './node-harness.ts';
 
 let server: RedisServer;
-let fx: Fixture;
+let fx: StackFixture;
 let receiver: WebhookReceiver<Notification>;
 let url: string;
 const closers: (() => Promise<unknown>)[] = [];
@@ -25,7 +27,7 @@ const NOTIFY = {
 
 beforeEach(async () => {
   server = await RedisServer.start();
-  fx = new Fixture(server);
+  fx = new StackFixture(server);
   receiver = new WebhookReceiver<Notification>();
   url = await receiver.start();
 });

@@ -295,7 +295,7 @@ export class SchedulerStore {
         args,
       )) as number;
     } catch (err) {
-      if (err instanceof Error && /^(NOT_LEADER|STALE_VERSION)/.test(err.message))
+      if (err instanceof Error && /\b(NOT_LEADER|STALE_VERSION)\b/.test(err.message))
         throw new PlanWriteRefused(err.message);
       throw err;
     }

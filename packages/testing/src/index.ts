@@ -10,3 +10,4 @@ export { waitFor } from './wait-for.ts';
 export { WebhookReceiver } from './webhook-receiver.ts';
 export type { ReceivedRequest, ReceiverAnswer } from './webhook-receiver.ts';
 export type { WaitOptions } from './wait-for.ts';
+export { FAST, StackFixture, logEntries, metricsPortOf, tick } from './stack-fixture.ts';

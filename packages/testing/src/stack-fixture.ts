@@ -8,7 +8,8 @@ import {
   type PortfolioState,
   type StateKeys,
 } from '@ginkgo-live/state-keys';
-import { ManagedProcess, tsEntry, type RedisServer } from '@ginkgo-live/testing';
+import { ManagedProcess, tsEntry } from './managed-process.ts';
+import type { RedisServer } from './redis-server.ts';
 
 /** Short timings so the tests see many beats quickly; the defaults are covered by unit tests. */
 export const FAST = {
@@ -28,8 +29,11 @@ export const FAST = {
   LOG_LEVEL: 'debug',
 } as const;
 
-/** A test's view of one Redis: an inspecting client and the key set of a unique prefix. */
-export class Fixture {
+/**
+ * A test's view of one Redis and the app processes it starts: an inspecting client, the key set of
+ * a unique prefix, helpers to seed the catalog and assignments and to read what the apps wrote.
+ */
+export class StackFixture {
   readonly keys: StateKeys;
   readonly redis: Redis;
   readonly processes: ManagedProcess[] = [];
@@ -60,6 +64,40 @@ export class Fixture {
     this.processes.push(node);
     if (waitRunning) await node.waitForLine('Execution node running', 20_000);
     return node;
+  }
+
+  /** Starts a scheduler process and waits until its first tick is done. */
+  async startScheduler(
+    id: string,
+    env: Record<string, string> = {},
+    waitRecovered = true,
+  ): Promise<ManagedProcess> {
+    const scheduler = ManagedProcess.start(
+      tsEntry(`scheduler ${id}`, 'apps/livecore-scheduler/src/main.ts', {
+        ...FAST,
+        SCHEDULER_TICK_MS: '500',
+        SCHEDULER_LEADER_TTL_MS: '2000',
+        ...this.server.env,
+        REDIS_KEY_PREFIX: this.keys.prefix,
+        SCHEDULER_ID: id,
+        ...env,
+      }),
+    );
+    this.processes.push(scheduler);
+    if (waitRecovered) await scheduler.waitForLine('Scheduler running', 20_000);
+    return scheduler;
+  }
+
+  /** The plan: portfolio → node id (or `orphaned: reason`). */
+  async plan(): Promise<Record<string, string>> {
+    const raw = await this.redis.hgetall(this.keys.portfolioAssignments());
+    const out: Record<string, string> = {};
+    for (const [id, value] of Object.entries(raw)) {
+      const decoded = decodePayload('assignment', id, value);
+      if (!decoded.ok) throw new Error(decoded.error.problem);
+      out[id] = decoded.value.node_id ?? `orphaned: ${decoded.value.reason ?? ''}`;
+    }
+    return out;
   }
 
   async addToCatalog(portfolioId: string, overrides: Partial<PortfolioSpec> = {}): Promise<void> {

@@ -1,0 +1,229 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
+import {
+  logEntries,
+  ManagedProcess,
+  RedisServer,
+  StackFixture,
+  tick,
+  tsEntry,
+  waitFor,
+} from '@ginkgo-live/testing';
+
+let server: RedisServer;
+let fx: StackFixture;
+const closers: (() => Promise<unknown>)[] = [];
+
+beforeEach(async () => {
+  server = await RedisServer.start({ persistence: true });
+  fx = new StackFixture(server);
+});
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+  await fx.close();
+  await server.cleanup();
+});
+
+/** The node a portfolio runs on, per its state, when it runs. */
+const runningOn = async (portfolioId: string): Promise<string | undefined> => {
+  const state = await fx.state(portfolioId);
+  return state?.status === 'running' ? state.node_id : undefined;
+};
+
+/** Runs ginkgo-ctl (the real CLI) and returns its exit code and output. */
+async function ctl(...args: string[]): Promise<{ code: number | null; output: string }> {
+  const entry = tsEntry('ginkgo-ctl', 'apps/livecore-scheduler/src/ctl.ts', {
+    ...server.env,
+    REDIS_KEY_PREFIX: fx.keys.prefix,
+    CTL_TIMEOUT_MS: '10000',
+  });
+  const child = ManagedProcess.start({ ...entry, args: [...(entry.args ?? []), ...args] });
+  const exit = await child.waitForExit(20_000);
+  return { code: exit.code, output: child.output };
+}
+
+describe('livecore-scheduler with real node processes', () => {
+  it('places the catalog over the nodes, and the nodes run it', async () => {
+    for (const id of ['p1', 'p2', 'p3']) await fx.addToCatalog(id);
+    await Promise.all([fx.startNode('a'), fx.startNode('b')]);
+    await fx.startScheduler('s1');
+    await waitFor(async () => Object.keys(await fx.plan()).length === 3, { timeoutMs: 5_000 });
+    const plan = await fx.plan();
+    expect(new Set(Object.values(plan))).toEqual(new Set(['a', 'b']));
+    for (const id of ['p1', 'p2', 'p3']) {
+      await waitFor(async () => (await runningOn(id)) === plan[id], {
+        timeoutMs: 3_000,
+        description: `${id} running`,
+      });
+    }
+  });
+
+  it('moves a killed node’s portfolios within heartbeat TTL plus one tick, with their queued events', async () => {
+    for (const id of ['p1', 'p2']) await fx.addToCatalog(id);
+    const a = await fx.startNode('a', { NODE_CAPACITY: '2' });
+    await fx.startScheduler('s1');
+    await waitFor(async () => (await runningOn('p1')) === 'a' && (await runningOn('p2')) === 'a', {
+      timeoutMs: 5_000,
+    });
+    await fx.startNode('b', { NODE_CAPACITY: '2' });
+
+    await a.stop('SIGKILL');
+    const killedAt = Date.now();
+    const queues = new PortfolioQueues({ connection: fx.redis, keys: fx.keys });
+    closers.push(() => queues.close());
+    for (let i = 0; i < 25; i++) await queues.add('p1', tick(i));
+    await waitFor(async () => (await runningOn('p1')) === 'b' && (await runningOn('p2')) === 'b', {
+      timeoutMs: 10_000,
+      description: 'both portfolios running on b',
+    });
+    const failoverMs = Date.now() - killedAt;
+    // Heartbeat TTL 2 s + one tick 0.5 s, plus the node's assignment poll and load.
+    expect(failoverMs).toBeLessThan(2_000 + 500 + 1_000);
+    await waitFor(
+      async () =>
+        (await fx.state('p1'))?.queue_depth === 0 &&
+        ((await fx.state('p1'))?.processed_count ?? 0) >= 25,
+      {
+        timeoutMs: 5_000,
+        description: 'the queued events processed on b',
+      },
+    );
+    const records = await fx.redis.hget(fx.keys.executionNodes(), 'a');
+    expect(JSON.parse(records ?? '{}')).toMatchObject({ status: 'lost', assigned_count: 0 });
+  });
+
+  it('changes nothing while Redis is frozen or killed across several ticks, and resumes after (FR-037)', async () => {
+    for (const id of ['p1', 'p2', 'p3']) await fx.addToCatalog(id);
+    await Promise.all([fx.startNode('a'), fx.startNode('b')]);
+    const scheduler = await fx.startScheduler('s1', { REDIS_COMMAND_TIMEOUT_MS: '300' });
+    await waitFor(async () => Object.keys(await fx.plan()).length === 3);
+    const before = await fx.plan();
+    const version = await fx.redis.get(fx.keys.planMeta());
+    const failures = () =>
+      logEntries(scheduler, 'Redis operation failed; this tick changes nothing');
+
+    server.freeze();
+    await waitFor(() => failures().length >= 3, {
+      timeoutMs: 10_000,
+      description: 'three failed ticks',
+    });
+    server.thaw();
+    await waitFor(
+      () => logEntries(scheduler, 'Redis reachable again; planning resumes').length === 1,
+      { timeoutMs: 10_000 },
+    );
+    await server.kill();
+    const afterFreeze = failures().length;
+    await waitFor(() => failures().length >= afterFreeze + 3, {
+      timeoutMs: 10_000,
+      description: 'three more failed ticks',
+    });
+    await server.restart(); // with its data (append-only file)
+    await waitFor(
+      () => logEntries(scheduler, 'Redis reachable again; planning resumes').length === 2,
+      { timeoutMs: 10_000 },
+    );
+
+    const counts = failures().map((e) => Number(e['consecutiveFailures']));
+    expect(counts.slice(0, 3)).toEqual([1, 2, 3]);
+    expect(failures().every((e) => e['level'] === 'error')).toBe(true);
+    expect(await fx.plan()).toEqual(before);
+    expect(await fx.redis.get(fx.keys.planMeta())).toBe(version);
+    expect(logEntries(scheduler, 'Portfolio placed').filter((e) => e['to'] === null)).toHaveLength(
+      0,
+    );
+    for (const [id, node] of Object.entries(before)) {
+      await waitFor(async () => (await runningOn(id)) === node, {
+        timeoutMs: 5_000,
+        description: `${id} still on ${node}`,
+      });
+    }
+    expect(scheduler.exit).toBeUndefined();
+  });
+
+  it('has one leader; when it dies the standby leads within the lock TTL', async () => {
+    await fx.addToCatalog('p1');
+    await fx.startNode('a');
+    const s1 = await fx.startScheduler('s1');
+    await waitFor(async () => (await fx.redis.get(fx.keys.schedulerLeader())) === 's1');
+    const s2 = await fx.startScheduler('s2');
+    await s2.waitForLine('Standing by: another scheduler leads', 5_000);
+    await s1.stop('SIGKILL');
+    const killedAt = Date.now();
+    await s2.waitForLine('Leading the plan', 5_000);
+    expect(Date.now() - killedAt).toBeLessThan(2_000 + 500 + 500);
+    expect(await fx.redis.get(fx.keys.schedulerLeader())).toBe('s2');
+  });
+
+  it('orphans with a reason when capacity runs out, and places the orphan when room appears', async () => {
+    for (const id of ['p1', 'p2']) await fx.addToCatalog(id);
+    await fx.startNode('a', { NODE_CAPACITY: '1' });
+    const scheduler = await fx.startScheduler('s1');
+    await waitFor(
+      async () => Object.values(await fx.plan()).some((v) => v.startsWith('orphaned')),
+      { timeoutMs: 5_000 },
+    );
+    expect(Object.values(await fx.plan()).sort()).toEqual([
+      'a',
+      'orphaned: every alive node is full (1 nodes, capacity 1)',
+    ]);
+    expect(
+      logEntries(scheduler, 'Notification raised').some((e) => e['kind'] === 'portfolio_orphaned'),
+    ).toBe(true);
+    await fx.startNode('b');
+    await waitFor(
+      async () => !Object.values(await fx.plan()).some((v) => v.startsWith('orphaned')),
+      { timeoutMs: 5_000 },
+    );
+  });
+
+  it('drains, undrains and migrates on request, and the moves stick; bad requests are refused with a reason', async () => {
+    for (const id of ['p1', 'p2']) await fx.addToCatalog(id);
+    await Promise.all([fx.startNode('a'), fx.startNode('b')]);
+    await fx.startScheduler('s1');
+    await waitFor(async () => Object.keys(await fx.plan()).length === 2);
+
+    expect(await ctl('drain', 'a')).toMatchObject({ code: 0 });
+    await waitFor(async () => Object.values(await fx.plan()).every((n) => n === 'b'), {
+      timeoutMs: 5_000,
+    });
+    expect(JSON.parse((await fx.redis.hget(fx.keys.executionNodes(), 'a')) ?? '{}')).toMatchObject({
+      status: 'draining',
+    });
+
+    expect(await ctl('undrain', 'a')).toMatchObject({ code: 0 });
+    expect(await ctl('migrate', 'p1', 'a')).toMatchObject({ code: 0 });
+    await waitFor(async () => (await runningOn('p1')) === 'a', { timeoutMs: 5_000 });
+    const version = JSON.parse((await fx.redis.get(fx.keys.planMeta())) ?? '{}') as {
+      version: number;
+    };
+    // Several ticks later the manual move still holds.
+    await waitFor(
+      async () =>
+        (JSON.parse((await fx.redis.get(fx.keys.planMeta())) ?? '{}') as { version: number })
+          .version >= version.version,
+      { timeoutMs: 2_000 },
+    );
+    await fx.startNode('c');
+    await waitFor(
+      async () =>
+        JSON.parse((await fx.redis.hget(fx.keys.executionNodes(), 'c')) ?? 'null') !== null,
+      { timeoutMs: 5_000 },
+    );
+    expect((await fx.plan())['p1']).toBe('a');
+
+    expect(await ctl('migrate', 'p1', 'nowhere')).toMatchObject({
+      code: 1,
+      output: expect.stringContaining('refused: unknown node nowhere') as unknown,
+    });
+    expect(await ctl('drain', 'ghost')).toMatchObject({
+      code: 1,
+      output: expect.stringContaining('refused: unknown node ghost') as unknown,
+    });
+    expect(await ctl('catalog-remove', 'nope')).toMatchObject({
+      code: 1,
+      output: expect.stringContaining('refused: unknown portfolio nope') as unknown,
+    });
+    expect(await ctl('frobnicate')).toMatchObject({ code: 2 });
+  });
+});
