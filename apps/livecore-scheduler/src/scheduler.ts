@@ -66,6 +66,8 @@ export class Scheduler {
   private current: Promise<void> | undefined;
   private planLoadedAt: number | undefined;
   private wroteAllNodeKeys = false;
+  /** A non-empty catalog was seen since start: an empty one later means it was lost. */
+  private catalogSeen = false;
   private readonly log: Logger;
 
   constructor(private readonly options: SchedulerOptions) {
@@ -164,20 +166,36 @@ export class Scheduler {
   }
 
   /**
-   * A catalog that is empty while the plan still holds portfolios was lost (Redis restarted empty,
-   * or someone deleted it): unknown, not "every portfolio removed". Say so loudly; reload the file.
+   * An empty catalog after one was seen (or while the plan holds portfolios) was lost — Redis
+   * restarted empty, or someone deleted it: unknown, not "every portfolio removed". Say so loudly
+   * and reload the catalog file. A fresh Redis with no catalog is seeded from the file quietly.
    */
   private async catalogVanished(world: World): Promise<boolean> {
-    if (world.catalog.size > 0 || world.assignments.size === 0) return false;
-    this.log.error('Catalog is empty but the plan holds portfolios; not unassigning anything', {
-      portfolios: world.assignments.size,
+    if (world.catalog.size > 0) {
+      this.catalogSeen = true;
+      return false;
+    }
+    if (world.assignments.size === 0 && !this.catalogSeen) {
+      // Nothing known yet: a fresh Redis. Seed it from the file, if there is one.
+      if (this.options.catalogFile === undefined || this.options.catalogFile.length === 0)
+        return false;
+      this.log.info('Catalog empty; loading the catalog file', {
+        portfolios: this.options.catalogFile.length,
+      });
+      await this.safely('load catalog file', () =>
+        this.options.store.loadCatalog(this.options.catalogFile ?? []),
+      );
+      return true;
+    }
+    this.log.error('Portfolio catalog vanished; nothing is unassigned', {
+      planPortfolios: world.assignments.size,
       reloadFrom: this.options.catalogFile === undefined ? null : 'catalog file',
     });
     this.options.notifier.notify({
       kind: 'catalog_missing',
       level: 'critical',
       title: 'Portfolio catalog missing',
-      message: `The catalog is empty while the plan holds ${world.assignments.size} portfolios; nothing was unassigned.${this.options.catalogFile === undefined ? ' No catalog file was given: reload it.' : ' Reloading the catalog file.'}`,
+      message: `The catalog is gone from Redis (the plan holds ${world.assignments.size} portfolios); nothing was unassigned.${this.options.catalogFile === undefined ? ' No catalog file was given: reload it.' : ' Reloading the catalog file.'}`,
       details: { plan_portfolios: world.assignments.size },
     });
     if (this.options.catalogFile !== undefined) {
@@ -286,7 +304,8 @@ export class Scheduler {
       world.meta === null ||
       out.moves.length > 0 ||
       world.requestCount > 0 ||
-      changedNodes.size > 0 ||
+      // Rewriting every node key after a restart rides along with a real change; alone it is none.
+      (changedNodes.size > 0 && this.wroteAllNodeKeys) ||
       assignments.some((a) => a.plan_version === version + 1) ||
       records.some((r) => {
         const before = world.nodes.find((n) => n.nodeId === r.node_id)?.record;
