@@ -141,6 +141,27 @@ describe('livecore-scheduler with real node processes', () => {
     expect(scheduler.exit).toBeUndefined();
   });
 
+  it('nudges a node that does not run what it was assigned, with backoff', async () => {
+    await fx.addToCatalog('p1');
+    await fx.startNode('a');
+    const scheduler = await fx.startScheduler('s1', {
+      SCHEDULER_TICK_MS: '300',
+      SCHEDULER_LEADER_TTL_MS: '2000',
+    });
+    await waitFor(async () => (await runningOn('p1')) === 'a', { timeoutMs: 5_000 });
+    // The node's assignment key goes wrong behind the scheduler's back: the node unloads p1.
+    await fx.assign('a', []);
+    await waitFor(async () => (await fx.state('p1'))?.status === 'stopped', { timeoutMs: 3_000 });
+    await waitFor(async () => (await runningOn('p1')) === 'a', {
+      timeoutMs: 10_000,
+      description: 'p1 back on a after a nudge',
+    });
+    const nudges = logEntries(scheduler, 'Node does not run an assigned portfolio; nudging it');
+    expect(nudges.length).toBeGreaterThanOrEqual(1);
+    expect(nudges.length).toBeLessThanOrEqual(2);
+    expect(nudges[0]).toMatchObject({ nodeId: 'a', portfolioId: 'p1', nudges: 1 });
+  });
+
   it('has one leader; when it dies the standby leads within the lock TTL', async () => {
     await fx.addToCatalog('p1');
     await fx.startNode('a');

@@ -66,6 +66,8 @@ export class Scheduler {
   private current: Promise<void> | undefined;
   private planLoadedAt: number | undefined;
   private wroteAllNodeKeys = false;
+  /** Nudges sent per `node|portfolio`, with when the next one is allowed (backoff). */
+  private readonly nudges = new Map<string, { count: number; nextAtMs: number }>();
   /** A non-empty catalog was seen since start: an empty one later means it was lost. */
   private catalogSeen = false;
   private readonly log: Logger;
@@ -300,8 +302,11 @@ export class Scheduler {
         ([nodeId, ids]) => !this.wroteAllNodeKeys || key(previousPerNode.get(nodeId)) !== key(ids),
       ),
     );
+    const nudged = this.nudge(world, assignments, perNode);
+    for (const nodeId of nudged) changedNodes.set(nodeId, perNode.get(nodeId) ?? []);
     const planChanged =
       world.meta === null ||
+      nudged.size > 0 ||
       out.moves.length > 0 ||
       world.requestCount > 0 ||
       // Rewriting every node key after a restart rides along with a real change; alone it is none.
@@ -340,6 +345,45 @@ export class Scheduler {
     this.status.planVersion = written.value;
     for (const move of out.moves)
       this.log.info('Portfolio placed', { ...move, planVersion: written.value });
+  }
+
+  /**
+   * Reconcile: a node that reports (in its info) that it does not run a portfolio assigned to it
+   * for a while is nudged — its assignment key written again — with exponential backoff per
+   * (node, portfolio), not every tick.
+   */
+  private nudge(
+    world: World,
+    assignments: Assignment[],
+    perNode: Map<string, string[]>,
+  ): Set<string> {
+    const now = Date.now();
+    const graceMs = 3 * this.options.tickMs;
+    const nudged = new Set<string>();
+    const since = new Map(assignments.map((a) => [a.portfolio_id, Date.parse(a.since)]));
+    const seen = new Set<string>();
+    for (const node of world.nodes) {
+      if (!node.liveness.alive || node.info === null) continue;
+      const reported = new Set(node.info.portfolio_ids);
+      for (const portfolioId of perNode.get(node.nodeId) ?? []) {
+        const key = `${node.nodeId}|${portfolioId}`;
+        if (reported.has(portfolioId) || now - (since.get(portfolioId) ?? now) < graceMs) continue;
+        seen.add(key);
+        const state = this.nudges.get(key) ?? { count: 0, nextAtMs: 0 };
+        if (now < state.nextAtMs) continue;
+        state.count += 1;
+        state.nextAtMs = now + graceMs * 2 ** state.count;
+        this.nudges.set(key, state);
+        nudged.add(node.nodeId);
+        this.log.warn('Node does not run an assigned portfolio; nudging it', {
+          nodeId: node.nodeId,
+          portfolioId,
+          nudges: state.count,
+        });
+      }
+    }
+    for (const key of this.nudges.keys()) if (!seen.has(key)) this.nudges.delete(key);
+    return nudged;
   }
 
   /** Control requests: drain/undrain flags, migrations for the planner, catalog changes applied now. */
