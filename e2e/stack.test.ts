@@ -78,13 +78,17 @@ describe('the local stack (npm start)', () => {
     await waitFor(() => !isProcessRunning(redisPid ?? -1), { description: 'redis-server to exit' });
   });
 
-  it('starts execution nodes and the feed as processes, and drains them on Ctrl-C', async () => {
+  it('starts the scheduler, nodes, notification worker and feed; portfolios trade; Ctrl-C drains', async () => {
     const stack = startStack({ LOG_FORMAT: 'json' }, ['--nodes', '2']);
     await stack.waitForLine('ginkgo-live stack is up.', 20_000);
     await stack.waitForLine(/^\[node-1\] .*Execution node running/, 20_000);
     await stack.waitForLine(/^\[node-2\] .*Execution node running/, 20_000);
     await stack.waitForLine(/^\[market-feed\] .*Market feed running/, 20_000);
     await stack.waitForLine(/^\[notification-worker\] .*Notification worker running/, 20_000);
+    await stack.waitForLine(/^\[scheduler\] .*Recovered: plan loaded and first tick done/, 20_000);
+    // The sample catalog's 8 portfolios spread over the 2 nodes (capacity 5 each) and consume ticks.
+    await stack.waitForLine(/^\[node-1\] .*Portfolio loaded/, 20_000);
+    await stack.waitForLine(/^\[node-2\] .*Portfolio loaded/, 20_000);
     const exit = await stack.stop('SIGINT', 30_000);
     expect(exit.code).toBe(0);
     for (const node of ['node-1', 'node-2']) {

@@ -101,8 +101,9 @@ function ensureRedis() {
 /** Runs a long-lived child, forwarding Ctrl-C and SIGTERM, and exits with its code. */
 function runForeground(command, args) {
   const child = spawn(command, args, { cwd: ROOT, stdio: 'inherit', env });
-  // The child gets the terminal's SIGINT itself; a SIGTERM sent to us is passed on.
-  process.on('SIGINT', () => {});
+  // Signals sent to us are passed on. From a terminal the child also gets Ctrl-C itself; it takes a
+  // repeat within a second as the same Ctrl-C.
+  process.on('SIGINT', () => child.kill('SIGINT'));
   process.on('SIGTERM', () => child.kill('SIGTERM'));
   child.on('exit', (code, signal) => process.exit(code ?? (signal === null ? 1 : 128 + 2)));
 }
@@ -115,7 +116,8 @@ function main() {
   ensurePackages(pnpm);
   ensureRedis();
   if (task === 'start') {
-    runForeground(pnpm, ['exec', 'tsx', 'scripts/stack.ts', ...rest]);
+    // Straight to node (not through pnpm exec, which would forward Ctrl-C once more).
+    runForeground(process.execPath, ['--import', 'tsx', 'scripts/stack.ts', ...rest]);
     return;
   }
   say('Format check');

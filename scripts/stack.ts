@@ -5,9 +5,9 @@
  * and the gateway join as their issues land. Each app's lines are echoed tagged with its name.
  * Ctrl-C or SIGTERM stops the apps (nodes drain), then Redis, and leaves no process behind.
  *
- *   npm start -- --nodes 3
+ *   npm start -- --nodes 3 --catalog config/sample-catalog.json
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import {
@@ -16,6 +16,7 @@ import {
   createLogger,
   envString,
   formatConfigIssues,
+  handleShutdownSignals,
   loadLoggingConfig,
   parseEnv,
   type Env,
@@ -44,7 +45,7 @@ function loadConfig(env: Env) {
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   if (typeof options === 'string') {
-    process.stderr.write(`stack: ${options}\nusage: npm start -- [--nodes N]\n`);
+    process.stderr.write(`stack: ${options}\nusage: npm start -- [--nodes N] [--catalog FILE]\n`);
     process.exit(CONFIG_EXIT_CODE);
   }
   const config = loadConfig(process.env);
@@ -62,24 +63,18 @@ async function main(): Promise<void> {
     apps: ManagedProcess[];
     stopping: boolean;
   } = { apps: [], stopping: false };
-  const stop = (signal: NodeJS.Signals): void => {
-    if (running.stopping) {
-      logger.warn('Second signal: exiting at once', { signal });
-      process.exit(130);
-    }
-    running.stopping = true;
-    logger.info('Stopping the stack', { signal });
-    void (async () => {
+  handleShutdownSignals({
+    logger,
+    stop: async () => {
+      running.stopping = true;
       // Apps first (nodes drain within their 25 s budget), Redis last.
       await Promise.all(running.apps.map((app) => app.stop('SIGTERM', 30_000)));
       await running.connections?.close();
       await running.embedded?.stop();
       logger.info('Stack stopped');
-      process.exit(0);
-    })();
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+      return 0;
+    },
+  });
 
   let redisConfig = redis;
   if (isRedisConfigured(process.env)) {
@@ -121,6 +116,11 @@ async function main(): Promise<void> {
       }),
     );
   };
+  start('scheduler', 'apps/livecore-scheduler/src/main.ts', {
+    SCHEDULER_ID: 'scheduler-1',
+    CATALOG_FILE: path.resolve(REPO_ROOT, options.catalog),
+    METRICS_PORT: '0',
+  });
   for (let i = 1; i <= options.nodes; i++) {
     start(`node-${i}`, 'apps/execution-node/src/main.ts', {
       NODE_ID: `node-${i}`,
@@ -134,15 +134,17 @@ async function main(): Promise<void> {
   process.stdout.write(
     `\nginkgo-live stack is up.\n` +
       `  Redis ready at ${url} (${running.embedded === undefined ? 'external' : 'embedded'})\n` +
-      `  Apps: ${options.nodes} execution nodes, notification worker, market feed. Portfolios are assigned by the\n` +
-      `  livecore-scheduler, and the gateway serves the monitoring API: both join as they land.\n` +
+      `  Apps: livecore-scheduler (catalog ${options.catalog}), ${options.nodes} execution nodes,\n` +
+      `  notification worker, market feed. The gateway joins with its issue.\n` +
+      `  Operate: pnpm ctl drain node-1 | undrain node-1 | migrate <portfolio> <node>\n` +
       `  Ctrl-C stops everything.\n\n`,
   );
 }
 
-/** `--nodes N` (default 3). Returns a message for anything else. */
-function parseArgs(args: readonly string[]): { nodes: number } | string {
+/** `--nodes N` (default 3), `--catalog FILE` (default the sample). Returns a message for anything else. */
+function parseArgs(args: readonly string[]): { nodes: number; catalog: string } | string {
   let nodes = 3;
+  let catalog = 'config/sample-catalog.json';
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === '--nodes') {
@@ -150,11 +152,16 @@ function parseArgs(args: readonly string[]): { nodes: number } | string {
       if (!/^\d+$/.test(value) || Number(value) > 50)
         return `--nodes takes a number from 0 to 50, got "${value}"`;
       nodes = Number(value);
+    } else if (arg === '--catalog') {
+      const value = args[++i];
+      if (value === undefined || !existsSync(path.resolve(REPO_ROOT, value)))
+        return `--catalog takes an existing file, got "${value ?? ''}"`;
+      catalog = value;
     } else {
       return `unknown argument ${arg ?? ''}`;
     }
   }
-  return { nodes };
+  return { nodes, catalog };
 }
 
 main().catch((err: unknown) => {

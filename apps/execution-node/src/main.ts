@@ -3,6 +3,7 @@ import {
   CONFIG_EXIT_CODE,
   createLogger,
   formatConfigIssues,
+  handleShutdownSignals,
   MetricsServer,
   redactSecrets,
 } from '@ginkgo-live/runtime';
@@ -71,22 +72,16 @@ const metrics = new MetricsServer({
   },
 });
 
-let shuttingDown = false;
-async function shutdown(signal: string, code: number): Promise<never> {
-  if (shuttingDown) {
-    logger.warn('Second signal: exiting at once', { signal });
-    process.exit(130);
-  }
-  shuttingDown = true;
-  logger.info('Shutting down', { signal });
-  const clean = await node.stop();
-  await notifier.close();
-  await metrics.stop();
-  await connections.close();
-  process.exit(clean ? code : 1);
-}
-process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
-process.on('SIGINT', () => void shutdown('SIGINT', 0));
+handleShutdownSignals({
+  logger,
+  stop: async () => {
+    const clean = await node.stop();
+    await notifier.close();
+    await metrics.stop();
+    await connections.close();
+    return clean ? 0 : 1;
+  },
+});
 
 const port = await metrics.start();
 logger.info('Metrics listening', { port, path: '/metrics' });

@@ -179,7 +179,7 @@ describe('livecore-scheduler with real node processes', () => {
   it('orphans with a reason when capacity runs out, and places the orphan when room appears', async () => {
     for (const id of ['p1', 'p2']) await fx.addToCatalog(id);
     await fx.startNode('a', { NODE_CAPACITY: '1' });
-    const scheduler = await fx.startScheduler('s1');
+    const scheduler = await fx.startScheduler('s1', { ORPHAN_NOTIFY_AFTER_MS: '1000' });
     await waitFor(
       async () => Object.values(await fx.plan()).some((v) => v.startsWith('orphaned')),
       { timeoutMs: 5_000 },
@@ -188,9 +188,14 @@ describe('livecore-scheduler with real node processes', () => {
       'a',
       'orphaned: every alive node is full (1 nodes, capacity 1)',
     ]);
-    expect(
-      logEntries(scheduler, 'Notification raised').some((e) => e['kind'] === 'portfolio_orphaned'),
-    ).toBe(true);
+    // Notified once it has been orphaned for the grace period (1 s here), not at once.
+    await waitFor(
+      () =>
+        logEntries(scheduler, 'Notification raised').some(
+          (e) => e['kind'] === 'portfolio_orphaned',
+        ),
+      { timeoutMs: 5_000, description: 'the orphan notification' },
+    );
     await fx.startNode('b');
     await waitFor(
       async () => !Object.values(await fx.plan()).some((v) => v.startsWith('orphaned')),

@@ -24,6 +24,8 @@ export interface SchedulerConfig {
   leaderTtlMs: number;
   /** `NODE_DEFAULT_CAPACITY`: capacity of a node that has not said its own, default 5. */
   defaultCapacity: number;
+  /** `ORPHAN_NOTIFY_AFTER_MS`: a portfolio orphaned this long is notified, default 15000 (startup is not an alarm). */
+  orphanNotifyAfterMs: number;
   /** `CATALOG_FILE`: JSON array of portfolio specs loaded into the catalog at start, optional. */
   catalogFile: string | undefined;
   /** `METRICS_PORT`, default 9465 (0 picks a free port); `METRICS_HOST`, default 0.0.0.0. */
@@ -40,6 +42,7 @@ const schema = z
     SCHEDULER_TICK_MS: envDurationMs(5_000, 50),
     SCHEDULER_LEADER_TTL_MS: envDurationMs(DEFAULT_TIMINGS.schedulerLeaderTtlMs, 100),
     NODE_DEFAULT_CAPACITY: envInt({ default: 5, min: 1, max: 1_000 }),
+    ORPHAN_NOTIFY_AFTER_MS: envDurationMs(15_000),
     CATALOG_FILE: envString(),
     METRICS_PORT: envInt({ default: 9_465, min: 0, max: 65_535 }),
     METRICS_HOST: envString(),
@@ -71,6 +74,7 @@ export function loadConfig(env: Env): ConfigResult<SchedulerConfig> {
       tickMs: s.SCHEDULER_TICK_MS,
       leaderTtlMs: s.SCHEDULER_LEADER_TTL_MS,
       defaultCapacity: s.NODE_DEFAULT_CAPACITY,
+      orphanNotifyAfterMs: s.ORPHAN_NOTIFY_AFTER_MS,
       catalogFile: s.CATALOG_FILE,
       metricsPort: s.METRICS_PORT,
       metricsHost: s.METRICS_HOST ?? '0.0.0.0',

@@ -4,6 +4,7 @@ import {
   CONFIG_EXIT_CODE,
   createLogger,
   formatConfigIssues,
+  handleShutdownSignals,
   MetricsServer,
   redactSecrets,
 } from '@ginkgo-live/runtime';
@@ -67,6 +68,7 @@ const scheduler = new Scheduler({
   tickMs: config.tickMs,
   leaderTtlMs: config.leaderTtlMs,
   defaultCapacity: config.defaultCapacity,
+  orphanNotifyAfterMs: config.orphanNotifyAfterMs,
   catalogFile: catalog?.ok === true ? catalog.specs : undefined,
   processStartMs,
 });
@@ -134,19 +136,16 @@ const metrics = new MetricsServer({
   }),
 });
 
-let stopping = false;
-async function shutdown(signal: string): Promise<void> {
-  if (stopping) process.exit(130);
-  stopping = true;
-  logger.info('Shutting down', { signal });
-  await scheduler.stop();
-  await notifier.close();
-  await metrics.stop();
-  await connections.close();
-  process.exit(0);
-}
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
-process.on('SIGINT', () => void shutdown('SIGINT'));
+handleShutdownSignals({
+  logger,
+  stop: async () => {
+    await scheduler.stop();
+    await notifier.close();
+    await metrics.stop();
+    await connections.close();
+    return 0;
+  },
+});
 
 const port = await metrics.start();
 logger.info('Metrics listening', { port, path: '/metrics' });

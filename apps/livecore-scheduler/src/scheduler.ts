@@ -19,6 +19,8 @@ export interface SchedulerOptions {
   tickMs: number;
   leaderTtlMs: number;
   defaultCapacity: number;
+  /** A portfolio orphaned at least this long is notified (a fleet still starting is no alarm). */
+  orphanNotifyAfterMs: number;
   /** Specs from the catalog file: loaded at start, and again when the catalog vanished. */
   catalogFile: PortfolioSpec[] | undefined;
   /** When the process started (epoch ms), for the recovery measurement. */
@@ -480,6 +482,7 @@ export class Scheduler {
     for (const a of assignments) {
       const before = world.assignments.get(a.portfolio_id);
       if (a.status === 'orphaned') {
+        if (Date.now() - Date.parse(a.since) < this.options.orphanNotifyAfterMs) continue;
         notifier.notify({
           kind: 'portfolio_orphaned',
           level: 'critical',
@@ -487,7 +490,7 @@ export class Scheduler {
           subject: { portfolioId: a.portfolio_id },
           title: `Portfolio ${a.portfolio_id} has no node`,
           message: `${a.portfolio_id} runs nowhere: ${a.reason ?? 'no reason'}.`,
-          details: { portfolio_id: a.portfolio_id, reason: a.reason },
+          details: { portfolio_id: a.portfolio_id, reason: a.reason, orphaned_since: a.since },
         });
       } else if (before?.status === 'orphaned') {
         notifier.resolve({

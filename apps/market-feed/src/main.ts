@@ -1,5 +1,10 @@
 /** Composition root of the demo market feed. */
-import { CONFIG_EXIT_CODE, createLogger, formatConfigIssues } from '@ginkgo-live/runtime';
+import {
+  CONFIG_EXIT_CODE,
+  createLogger,
+  formatConfigIssues,
+  handleShutdownSignals,
+} from '@ginkgo-live/runtime';
 import { RedisConnections } from '@ginkgo-live/redis-client';
 import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
 import { createStateKeys } from '@ginkgo-live/state-keys';
@@ -42,19 +47,17 @@ const feed = new MarketFeed({
 });
 
 const report = setInterval(() => logger.info('Feed counters', { ...feed.counters }), 10_000);
-let stopping = false;
-async function shutdown(signal: string): Promise<void> {
-  if (stopping) process.exit(130);
-  stopping = true;
-  logger.info('Shutting down', { signal, ...feed.counters });
-  clearInterval(report);
-  await feed.stop();
-  await queues.close();
-  await connections.close();
-  process.exit(0);
-}
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
-process.on('SIGINT', () => void shutdown('SIGINT'));
+handleShutdownSignals({
+  logger,
+  stop: async () => {
+    clearInterval(report);
+    logger.info('Feed counters', { ...feed.counters });
+    await feed.stop();
+    await queues.close();
+    await connections.close();
+    return 0;
+  },
+});
 
 await connections.waitUntilReady(config.redis.connectTimeoutMs);
 await feed.start();

@@ -8,6 +8,7 @@ import {
   combineConfig,
   createLogger,
   formatConfigIssues,
+  handleShutdownSignals,
   loadLoggingConfig,
 } from '@ginkgo-live/runtime';
 import { loadRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
@@ -61,17 +62,14 @@ const worker = new NotificationDeliveryWorker({
   logger,
 });
 
-let stopping = false;
-async function shutdown(signal: string): Promise<void> {
-  if (stopping) process.exit(130);
-  stopping = true;
-  logger.info('Shutting down', { signal });
-  await worker.stop();
-  await connections.close();
-  process.exit(0);
-}
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
-process.on('SIGINT', () => void shutdown('SIGINT'));
+handleShutdownSignals({
+  logger,
+  stop: async () => {
+    await worker.stop();
+    await connections.close();
+    return 0;
+  },
+});
 
 worker.start();
 logger.info('Notification worker running', { sinks: sinks.length });

@@ -17,3 +17,5 @@ export { LOG_LEVELS, createLogger, loadLoggingConfig } from './logger.ts';
 export type { LogFormat, LogLevel, Logger, LoggerOptions, LoggingConfig } from './logger.ts';
 export { MetricsServer } from './metrics-server.ts';
 export type { MetricsServerOptions } from './metrics-server.ts';
+export { handleShutdownSignals } from './shutdown.ts';
+export type { ShutdownOptions } from './shutdown.ts';
