@@ -105,10 +105,13 @@ describe('ConnectionMonitor', () => {
     expect(logs.withMessage('Redis connection error')).toHaveLength(2);
   });
 
-  it('logs the close after quit, and detaches its listeners', () => {
+  it('logs the close after quit (no outage warning), and detaches its listeners', () => {
     const { client, logs, monitor } = setup();
     client.emit('ready');
+    monitor.expectClose();
+    client.emit('close');
     client.emit('end');
+    expect(logs.withMessage('Redis connection lost')).toHaveLength(0);
     expect(logs.withMessage('Redis connection closed')).toHaveLength(1);
     expect(monitor.status().state).toBe('closed');
     monitor.detach();

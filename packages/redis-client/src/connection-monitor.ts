@@ -40,6 +40,7 @@ export class ConnectionMonitor {
   private lastError: string | undefined;
   private sinceMs: number;
   private outageStartMs: number | undefined;
+  private isClosing = false;
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly detachers: (() => void)[] = [];
@@ -69,6 +70,11 @@ export class ConnectionMonitor {
       lastError: this.lastError,
       sinceMs: this.sinceMs,
     };
+  }
+
+  /** Says the coming close is ours (QUIT on shutdown): not an outage, no warning. */
+  expectClose(): void {
+    this.isClosing = true;
   }
 
   /** Removes every listener this monitor added. */
@@ -114,7 +120,7 @@ export class ConnectionMonitor {
   private onClose(): void {
     const wasReady = this.state === 'ready';
     this.moveTo('disconnected');
-    if (wasReady) {
+    if (wasReady && !this.isClosing) {
       this.outageStartMs = this.now();
       this.log.warn('Redis connection lost');
     }

@@ -120,6 +120,7 @@ export class RedisConnections {
 
 async function closeOne(entry: Entry, timeoutMs: number): Promise<void> {
   const { client } = entry;
+  entry.monitor.expectClose();
   if (client.status === 'end') return;
   if (client.status !== 'ready') {
     client.disconnect();
