@@ -92,7 +92,9 @@ async function seedFleet(nodes: number, perNode: number): Promise<Record<string,
 }
 
 describe('scheduler restart recovery (T071 part 2)', () => {
-  it('recovers a 1,000-node, 5,000-portfolio plan in under 5 s and moves nothing', async () => {
+  it('recovers a 1,000-node, 5,000-portfolio plan in under 5 s and moves nothing', async ({
+    annotate,
+  }) => {
     const before = await seedFleet(1_000, 5);
     const scheduler = await fx.startScheduler('s-new', {
       SCHEDULER_TICK_MS: '5000',
@@ -101,6 +103,9 @@ describe('scheduler restart recovery (T071 part 2)', () => {
     const [recovered] = logEntries(scheduler, 'Recovered: plan loaded and first tick done');
     expect(recovered).toBeDefined();
     expect(Number(recovered?.['recoveryMs'])).toBeLessThan(5_000);
+    await annotate(
+      `process start → plan loaded ${String(recovered?.['planLoadedMs'])} ms → first tick done ${String(recovered?.['recoveryMs'])} ms`,
+    );
     expect(recovered?.['planVersion']).toBe(7);
     expect(await fx.plan()).toEqual(before);
     expect(logEntries(scheduler, 'Portfolio placed')).toHaveLength(0);

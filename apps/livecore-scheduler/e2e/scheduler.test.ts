@@ -58,7 +58,9 @@ describe('livecore-scheduler with real node processes', () => {
     }
   });
 
-  it('moves a killed node’s portfolios within heartbeat TTL plus one tick, with their queued events', async () => {
+  it('moves a killed node’s portfolios within heartbeat TTL plus one tick, with their queued events', async ({
+    annotate,
+  }) => {
     for (const id of ['p1', 'p2']) await fx.addToCatalog(id);
     const a = await fx.startNode('a', { NODE_CAPACITY: '2' });
     await fx.startScheduler('s1');
@@ -77,6 +79,7 @@ describe('livecore-scheduler with real node processes', () => {
       description: 'both portfolios running on b',
     });
     const failoverMs = Date.now() - killedAt;
+    await annotate(`failover ${failoverMs} ms (heartbeat TTL 2000 ms, tick 500 ms)`);
     // Heartbeat TTL 2 s + one tick 0.5 s, plus the node's assignment poll and load.
     expect(failoverMs).toBeLessThan(2_000 + 500 + 1_000);
     await waitFor(
@@ -127,8 +130,11 @@ describe('livecore-scheduler with real node processes', () => {
     const counts = failures().map((e) => Number(e['consecutiveFailures']));
     expect(counts.slice(0, 3)).toEqual([1, 2, 3]);
     expect(failures().every((e) => e['level'] === 'error')).toBe(true);
-    expect(await fx.plan()).toEqual(before);
-    expect(await fx.redis.get(fx.keys.planMeta())).toBe(version);
+    const story = scheduler.lines
+      .filter((l) => /placed|Node lost|Node back|reachable|Leading|Recovered|Plan written/.test(l))
+      .join('\n');
+    expect(await fx.plan(), story).toEqual(before);
+    expect(await fx.redis.get(fx.keys.planMeta()), story).toBe(version);
     expect(logEntries(scheduler, 'Portfolio placed').filter((e) => e['to'] === null)).toHaveLength(
       0,
     );

@@ -24,6 +24,12 @@ export interface SchedulerConfig {
   leaderTtlMs: number;
   /** `NODE_DEFAULT_CAPACITY`: capacity of a node that has not said its own, default 5. */
   defaultCapacity: number;
+  /**
+   * `SCHEDULER_OUTAGE_GRACE_MS`, default 15000 (the heartbeat TTL): after Redis was unreachable,
+   * nodes get this long to beat again before a missing heartbeat counts as lost — heartbeats expire
+   * while Redis is frozen, through no fault of the nodes.
+   */
+  outageGraceMs: number;
   /** `ORPHAN_NOTIFY_AFTER_MS`: a portfolio orphaned this long is notified, default 15000 (startup is not an alarm). */
   orphanNotifyAfterMs: number;
   /** `CATALOG_FILE`: JSON array of portfolio specs loaded into the catalog at start, optional. */
@@ -43,6 +49,7 @@ const schema = z
     SCHEDULER_LEADER_TTL_MS: envDurationMs(DEFAULT_TIMINGS.schedulerLeaderTtlMs, 100),
     NODE_DEFAULT_CAPACITY: envInt({ default: 5, min: 1, max: 1_000 }),
     ORPHAN_NOTIFY_AFTER_MS: envDurationMs(15_000),
+    SCHEDULER_OUTAGE_GRACE_MS: envDurationMs(DEFAULT_TIMINGS.heartbeatTtlMs),
     CATALOG_FILE: envString(),
     METRICS_PORT: envInt({ default: 9_465, min: 0, max: 65_535 }),
     METRICS_HOST: envString(),
@@ -75,6 +82,7 @@ export function loadConfig(env: Env): ConfigResult<SchedulerConfig> {
       leaderTtlMs: s.SCHEDULER_LEADER_TTL_MS,
       defaultCapacity: s.NODE_DEFAULT_CAPACITY,
       orphanNotifyAfterMs: s.ORPHAN_NOTIFY_AFTER_MS,
+      outageGraceMs: s.SCHEDULER_OUTAGE_GRACE_MS,
       catalogFile: s.CATALOG_FILE,
       metricsPort: s.METRICS_PORT,
       metricsHost: s.METRICS_HOST ?? '0.0.0.0',

@@ -69,6 +69,7 @@ const scheduler = new Scheduler({
   leaderTtlMs: config.leaderTtlMs,
   defaultCapacity: config.defaultCapacity,
   orphanNotifyAfterMs: config.orphanNotifyAfterMs,
+  outageGraceMs: config.outageGraceMs,
   catalogFile: catalog?.ok === true ? catalog.specs : undefined,
   processStartMs,
 });

@@ -19,6 +19,8 @@ export interface SchedulerOptions {
   tickMs: number;
   leaderTtlMs: number;
   defaultCapacity: number;
+  /** After a Redis outage, how long nodes have to beat again before they count as lost. */
+  outageGraceMs: number;
   /** A portfolio orphaned at least this long is notified (a fleet still starting is no alarm). */
   orphanNotifyAfterMs: number;
   /** Specs from the catalog file: loaded at start, and again when the catalog vanished. */
@@ -68,6 +70,8 @@ export class Scheduler {
   private current: Promise<void> | undefined;
   private planLoadedAt: number | undefined;
   private wroteAllNodeKeys = false;
+  /** When Redis became reachable again after failed ticks. */
+  private outageEndedAt: number | undefined;
   /** Nudges sent per `node|portfolio`, with when the next one is allowed (backoff). */
   private readonly nudges = new Map<string, { count: number; nextAtMs: number }>();
   /** A non-empty catalog was seen since start: an empty one later means it was lost. */
@@ -147,8 +151,10 @@ export class Scheduler {
     if (this.status.consecutiveFailures > 0) {
       this.log.info('Redis reachable again; planning resumes', {
         afterFailures: this.status.consecutiveFailures,
+        graceMs: this.options.outageGraceMs,
       });
       this.status.consecutiveFailures = 0;
+      this.outageEndedAt = Date.now();
     }
     this.planLoadedAt ??= Date.now();
     for (const problem of world.value.problems)
@@ -214,9 +220,14 @@ export class Scheduler {
     const now = new Date().toISOString();
     const catalog = new Map(world.catalog);
     const { draining, migrations, results } = await this.applyRequests(world, catalog, now);
+    // Heartbeats expire while Redis is frozen or down, through no fault of the nodes: right after an
+    // outage a node that was alive keeps its portfolios until it has had time to beat again.
+    const inGrace =
+      this.outageEndedAt !== undefined &&
+      Date.now() - this.outageEndedAt < this.options.outageGraceMs;
     const views: NodeView[] = world.nodes.map((n) => ({
       nodeId: n.nodeId,
-      alive: n.liveness.alive,
+      alive: n.liveness.alive || (inGrace && n.record?.status === 'alive'),
       draining: draining.get(n.nodeId) ?? n.record?.status === 'draining',
       capacity: n.info?.capacity ?? n.record?.capacity ?? this.options.defaultCapacity,
       reportedPortfolios: n.info?.portfolio_ids ?? [],
@@ -304,24 +315,29 @@ export class Scheduler {
         ([nodeId, ids]) => !this.wroteAllNodeKeys || key(previousPerNode.get(nodeId)) !== key(ids),
       ),
     );
-    const nudged = this.nudge(world, assignments, perNode);
+    // Node reports are stale right after an outage (they could not write them): no nudges then.
+    const nudged = inGrace ? new Set<string>() : this.nudge(world, assignments, perNode);
     for (const nodeId of nudged) changedNodes.set(nodeId, perNode.get(nodeId) ?? []);
-    const planChanged =
-      world.meta === null ||
-      nudged.size > 0 ||
-      out.moves.length > 0 ||
-      world.requestCount > 0 ||
-      // Rewriting every node key after a restart rides along with a real change; alone it is none.
-      (changedNodes.size > 0 && this.wroteAllNodeKeys) ||
-      assignments.some((a) => a.plan_version === version + 1) ||
-      records.some((r) => {
+    const recordChanges = records
+      .filter((r) => {
         const before = world.nodes.find((n) => n.nodeId === r.node_id)?.record;
         return (
           before?.status !== r.status ||
           before.capacity !== r.capacity ||
           before.assigned_count !== r.assigned_count
         );
-      });
+      })
+      .map((r) => `${r.node_id}:${r.status}`);
+    const reasons = [
+      ...(world.meta === null ? ['no plan yet'] : []),
+      ...(nudged.size > 0 ? ['nudges'] : []),
+      ...(out.moves.length > 0 ? [`${out.moves.length} moves`] : []),
+      ...(world.requestCount > 0 ? [`${world.requestCount} requests`] : []),
+      // Rewriting every node key after a restart rides along with a real change; alone it is none.
+      ...(changedNodes.size > 0 && this.wroteAllNodeKeys ? ['node assignments'] : []),
+      ...(recordChanges.length > 0 ? [`nodes ${recordChanges.join(' ')}`] : []),
+    ];
+    const planChanged = reasons.length > 0;
     if (!planChanged) return;
     const written = await this.safely('write plan', async () => {
       try {
@@ -345,6 +361,7 @@ export class Scheduler {
     if (!written.ok || written.value === null) return;
     this.wroteAllNodeKeys = true;
     this.status.planVersion = written.value;
+    this.log.info('Plan written', { planVersion: written.value, reasons });
     for (const move of out.moves)
       this.log.info('Portfolio placed', { ...move, planVersion: written.value });
   }
@@ -457,7 +474,12 @@ export class Scheduler {
     for (const record of records) {
       const before = world.nodes.find((n) => n.nodeId === record.node_id)?.record?.status;
       if (record.status === 'lost' && before !== 'lost') {
-        this.log.warn('Node lost', { nodeId: record.node_id });
+        const reading = world.nodes.find((n) => n.nodeId === record.node_id);
+        this.log.warn('Node lost', {
+          nodeId: record.node_id,
+          heartbeat: reading?.liveness.reason,
+          previousStatus: before ?? null,
+        });
         notifier.notify({
           kind: 'node_lost',
           level: 'critical',

@@ -77,6 +77,7 @@ export class StackFixture {
         ...FAST,
         SCHEDULER_TICK_MS: '500',
         SCHEDULER_LEADER_TTL_MS: '2000',
+        SCHEDULER_OUTAGE_GRACE_MS: '2000',
         ...this.server.env,
         REDIS_KEY_PREFIX: this.keys.prefix,
         SCHEDULER_ID: id,
