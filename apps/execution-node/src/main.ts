@@ -8,7 +8,7 @@ import {
   redactSecrets,
 } from '@ginkgo-live/runtime';
 import { describeRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
-import { createWebhookSinks, LogSink, Notifier } from '@ginkgo-live/notification-adapter';
+import { createAppNotifier } from '@ginkgo-live/notification-adapter';
 import { createStateKeys } from '@ginkgo-live/state-keys';
 import pkg from '../package.json' with { type: 'json' };
 import { loadConfig } from './config.ts';
@@ -40,16 +40,13 @@ const connections = new RedisConnections({
   logger,
 });
 const keys = createStateKeys(config.redis.keyPrefix);
-const notifier = new Notifier({
+const notifier = createAppNotifier({
   redis: connections.main,
   keys,
-  source: { app: 'execution-node', nodeId: config.nodeId },
+  app: 'execution-node',
+  instanceId: config.nodeId,
   config: config.notify,
   logger,
-  directSinks: [
-    ...createWebhookSinks(config.notify),
-    new LogSink(logger.child({ component: 'log-sink' })),
-  ],
 });
 const node = new ExecutionNode({
   config,

@@ -9,7 +9,7 @@ import {
   redactSecrets,
 } from '@ginkgo-live/runtime';
 import { describeRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
-import { createWebhookSinks, LogSink, Notifier } from '@ginkgo-live/notification-adapter';
+import { createAppNotifier } from '@ginkgo-live/notification-adapter';
 import { createStateKeys } from '@ginkgo-live/state-keys';
 import { readCatalogFile } from './catalog-file.ts';
 import { loadConfig } from './config.ts';
@@ -49,16 +49,13 @@ const connections = new RedisConnections({
   logger,
 });
 const keys = createStateKeys(config.redis.keyPrefix);
-const notifier = new Notifier({
+const notifier = createAppNotifier({
   redis: connections.main,
   keys,
-  source: { app: 'livecore-scheduler', nodeId: config.schedulerId },
+  app: 'livecore-scheduler',
+  instanceId: config.schedulerId,
   config: config.notify,
   logger,
-  directSinks: [
-    ...createWebhookSinks(config.notify),
-    new LogSink(logger.child({ component: 'log-sink' })),
-  ],
 });
 const scheduler = new Scheduler({
   store: new SchedulerStore(connections.main, keys, config.schedulerId),

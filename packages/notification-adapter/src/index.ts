@@ -3,7 +3,7 @@ export type { NotificationConfig } from './config.ts';
 export { NotificationDeliveryWorker } from './delivery-worker.ts';
 export type { DeliveryWorkerOptions } from './delivery-worker.ts';
 export { normalizeLevel } from './levels.ts';
-export { Notifier } from './notifier.ts';
+export { createAppNotifier, Notifier } from './notifier.ts';
 export type { NotifierOptions, NotifyInput, ResolveInput } from './notifier.ts';
 export {
   createWebhookSinks,

@@ -12,7 +12,7 @@ import {
 } from '@ginkgo-live/state-keys';
 import type { NotificationConfig } from './config.ts';
 import { normalizeLevel } from './levels.ts';
-import type { Sink } from './sinks.ts';
+import { createWebhookSinks, LogSink, type Sink } from './sinks.ts';
 
 /**
  * Raise: marks the condition active and claims the cooldown of (kind, subject, level).
@@ -380,4 +380,29 @@ export class Notifier {
       this.isSendingHeld = false;
     }
   }
+}
+
+/**
+ * The notifier an app builds in its composition root: source tagged with app and instance, direct
+ * sinks (for "Redis unavailable") from the same config as the delivery worker's, plus the log.
+ */
+export function createAppNotifier(options: {
+  redis: Redis;
+  keys: StateKeys;
+  app: string;
+  instanceId: string;
+  config: NotificationConfig;
+  logger: Logger;
+}): Notifier {
+  return new Notifier({
+    redis: options.redis,
+    keys: options.keys,
+    source: { app: options.app, nodeId: options.instanceId },
+    config: options.config,
+    logger: options.logger,
+    directSinks: [
+      ...createWebhookSinks(options.config),
+      new LogSink(options.logger.child({ component: 'log-sink' })),
+    ],
+  });
 }
