@@ -11,3 +11,4 @@ export { WebhookReceiver } from './webhook-receiver.ts';
 export type { ReceivedRequest, ReceiverAnswer } from './webhook-receiver.ts';
 export type { WaitOptions } from './wait-for.ts';
 export { FAST, StackFixture, logEntries, metricsPortOf, tick } from './stack-fixture.ts';
+export { parsePrometheus } from './prometheus-text.ts';

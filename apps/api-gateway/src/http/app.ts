@@ -1,0 +1,256 @@
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Registry } from 'prom-client';
+import { z } from 'zod';
+import type { Logger } from '@ginkgo-live/runtime';
+import type { PingResult } from '@ginkgo-live/redis-client';
+import { NOTIFICATION_LEVELS } from '@ginkgo-live/state-keys';
+import type { FleetReader, NodeView, PortfolioView } from '../fleet-reader.ts';
+import { AppError, errorBody, toAppError } from './errors.ts';
+import { booleanParam, intParam, parseQuery } from './query.ts';
+
+export interface AppOptions {
+  reader: FleetReader;
+  ping: () => Promise<PingResult>;
+  registry: Registry;
+  logger: Logger;
+}
+
+const nodesQuery = z.object({
+  status: z.enum(['running', 'starting', 'draining', 'stopping', 'lost']).optional(),
+  online: booleanParam.optional(),
+  limit: intParam(1, 1_000).optional(),
+  offset: intParam(0, 1_000_000).optional(),
+});
+const portfoliosQuery = z.object({
+  status: z
+    .enum(['loading', 'running', 'paused', 'stopping', 'stopped', 'error', 'orphaned', 'pending'])
+    .optional(),
+  node_id: z.string().min(1).max(64).optional(),
+  limit: intParam(1, 1_000).optional(),
+  offset: intParam(0, 1_000_000).optional(),
+});
+const metricsQuery = z.object({
+  component: z.string().min(1).optional(),
+  metric_name: z.string().min(1).optional(),
+});
+const notificationsQuery = z.object({
+  level: z.enum(NOTIFICATION_LEVELS).optional(),
+  kind: z.string().min(1).max(64).optional(),
+  limit: intParam(1, 1_000).optional(),
+});
+
+function page<T>(items: T[], limit = 100, offset = 0): T[] {
+  return items.slice(offset, offset + limit);
+}
+
+/** `{component, metric_name, value, timestamp}` rows for nodes, portfolios and fleet totals. */
+export function metricRows(nodes: NodeView[], portfolios: PortfolioView[], timestamp: string) {
+  const rows: { component: string; metric_name: string; value: number; timestamp: string }[] = [];
+  const add = (component: string, metric_name: string, value: number | null | undefined): void => {
+    if (typeof value === 'number') rows.push({ component, metric_name, value, timestamp });
+  };
+  for (const n of nodes) {
+    const c = `execution_node_${n.node_id}`;
+    add(c, 'node.online', n.is_online ? 1 : 0);
+    add(c, 'node.portfolio_count', n.portfolio_count);
+    add(c, 'node.queue_usage_max', n.queue_usage_max);
+    add(c, 'node.events_per_second', n.events_per_second);
+    add(c, 'node.cpu_percent', n.cpu_percent);
+    add(c, 'node.memory_rss_bytes', n.memory_rss_bytes);
+    add(c, 'node.heartbeat_failures', n.redis?.total_failures);
+  }
+  for (const p of portfolios) {
+    const c = `portfolio_${p.portfolio_id}`;
+    const s = p.state;
+    if (s === null) continue;
+    add(c, 'portfolio.queue_size', s.queue_depth);
+    add(c, 'portfolio.queue_usage', s.queue_usage);
+    add(c, 'portfolio.processed_count', s.processed_count);
+    add(c, 'portfolio.refused_count', s.refused_count);
+    add(c, 'portfolio.failed_count', s.failed_count);
+    add(c, 'portfolio.processing_time_ms', s.latency_ms?.p50);
+    add(c, 'portfolio.processing_time_p99_ms', s.latency_ms?.p99);
+  }
+  add('fleet', 'fleet.nodes_total', nodes.length);
+  add('fleet', 'fleet.nodes_online', nodes.filter((n) => n.is_online).length);
+  add('fleet', 'fleet.portfolios_total', portfolios.length);
+  add('fleet', 'fleet.portfolios_running', portfolios.filter((p) => p.status === 'running').length);
+  add(
+    'fleet',
+    'fleet.portfolios_orphaned',
+    portfolios.filter((p) => p.status === 'orphaned').length,
+  );
+  add(
+    'fleet',
+    'fleet.events_per_second',
+    nodes.reduce((s, n) => s + (n.events_per_second ?? 0), 0),
+  );
+  return rows;
+}
+
+/** The gateway's express app: the monitoring API, health, readiness, Prometheus. Reads Redis only. */
+export function createApp(options: AppOptions): express.Express {
+  const { reader } = options;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  const startedAt = Date.now();
+  const route =
+    (handler: (req: Request, res: Response) => Promise<void>) =>
+    (req: Request, res: Response, next: NextFunction): void => {
+      handler(req, res).catch(next);
+    };
+
+  app.get('/api/health', (_req, res) => {
+    res.json({
+      status: 'ok',
+      uptime_seconds: (Date.now() - startedAt) / 1_000,
+      timestamp: new Date().toISOString(),
+    });
+  });
+
+  app.get(
+    '/api/ready',
+    route(async (_req, res) => {
+      const ping = await options.ping();
+      const redis = ping.ok
+        ? { status: 'up', latency_ms: ping.latencyMs }
+        : { status: 'down', reason: ping.reason };
+      res.status(ping.ok ? 200 : 503).json({
+        status: ping.ok ? 'ready' : 'not_ready',
+        components: { redis },
+        timestamp: new Date().toISOString(),
+      });
+    }),
+  );
+
+  app.get(
+    '/api/nodes',
+    route(async (req, res) => {
+      const q = parseQuery(nodesQuery, req.query);
+      const all = await reader.nodes();
+      const filtered = all.filter(
+        (n) =>
+          (q.status === undefined || n.status === q.status) &&
+          (q.online === undefined || n.is_online === q.online),
+      );
+      res.json({
+        nodes: page(filtered, q.limit, q.offset),
+        total_count: filtered.length,
+        online_count: filtered.filter((n) => n.is_online).length,
+        limit: q.limit ?? 100,
+        offset: q.offset ?? 0,
+        timestamp: new Date().toISOString(),
+      });
+    }),
+  );
+
+  app.get(
+    '/api/nodes/:id',
+    route(async (req, res) => {
+      const id = String(req.params['id']);
+      const node = (await reader.nodes()).find((n) => n.node_id === id);
+      if (node === undefined) throw new AppError('NOT_FOUND', `No node ${id}`, { node_id: id });
+      const portfolios = (await reader.portfolios())
+        .filter((p) => p.node_id === id || p.state?.node_id === id)
+        .map((p) => ({
+          portfolio_id: p.portfolio_id,
+          status: p.status,
+          queue_depth: p.state?.queue_depth ?? null,
+          queue_usage: p.state?.queue_usage ?? null,
+          processed_count: p.state?.processed_count ?? null,
+          last_event_time: p.state?.last_event_time ?? null,
+        }));
+      res.json({ ...node, portfolios, timestamp: new Date().toISOString() });
+    }),
+  );
+
+  app.get(
+    '/api/portfolios',
+    route(async (req, res) => {
+      const q = parseQuery(portfoliosQuery, req.query);
+      const filtered = (await reader.portfolios()).filter(
+        (p) =>
+          (q.status === undefined || p.status === q.status) &&
+          (q.node_id === undefined || p.node_id === q.node_id),
+      );
+      res.json({
+        portfolios: page(filtered, q.limit, q.offset),
+        total_count: filtered.length,
+        timestamp: new Date().toISOString(),
+      });
+    }),
+  );
+
+  app.get(
+    '/api/portfolios/:id',
+    route(async (req, res) => {
+      const id = String(req.params['id']);
+      const portfolio = (await reader.portfolios()).find((p) => p.portfolio_id === id);
+      if (portfolio === undefined)
+        throw new AppError('NOT_FOUND', `No portfolio ${id}`, { portfolio_id: id });
+      res.json({ ...portfolio, timestamp: new Date().toISOString() });
+    }),
+  );
+
+  app.get(
+    '/api/metrics',
+    route(async (req, res) => {
+      const q = parseQuery(metricsQuery, req.query);
+      const [nodes, portfolios] = await Promise.all([reader.nodes(), reader.portfolios()]);
+      const metrics = metricRows(nodes, portfolios, new Date().toISOString()).filter(
+        (m) =>
+          (q.component === undefined || m.component === q.component) &&
+          (q.metric_name === undefined || m.metric_name === q.metric_name),
+      );
+      res.json({ metrics, total_count: metrics.length });
+    }),
+  );
+
+  app.get(
+    '/api/schedule/plan',
+    route(async (_req, res) => {
+      res.json({ ...(await reader.plan()), timestamp: new Date().toISOString() });
+    }),
+  );
+
+  app.get(
+    '/api/notifications',
+    route(async (req, res) => {
+      const q = parseQuery(notificationsQuery, req.query);
+      const all = await reader.notifications();
+      const filtered = all.filter(
+        (n) =>
+          'error' in n ||
+          ((q.level === undefined || n.level === q.level) &&
+            (q.kind === undefined || n.kind === q.kind)),
+      );
+      const notifications = filtered.slice(0, q.limit ?? 100);
+      res.json({
+        notifications,
+        total_count: notifications.length,
+        timestamp: new Date().toISOString(),
+      });
+    }),
+  );
+
+  app.get(
+    '/metrics',
+    route(async (_req, res) => {
+      res.type(options.registry.contentType).send(await options.registry.metrics());
+    }),
+  );
+
+  app.use((req, _res, next) => {
+    next(new AppError('NOT_FOUND', `No route ${req.method} ${req.path}`));
+  });
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const appError = toAppError(err);
+    if (appError.code === 'INTERNAL_ERROR')
+      options.logger.error('Request failed', { path: req.path, err });
+    else if (appError.code === 'REDIS_UNAVAILABLE')
+      options.logger.warn('Request failed: Redis unavailable', { path: req.path });
+    res.status(appError.status).json(errorBody(appError));
+  });
+  return app;
+}

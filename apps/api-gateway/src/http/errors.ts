@@ -1,0 +1,44 @@
+/** Error codes of the API, with their HTTP status: the one table. */
+export const ERROR_STATUS = {
+  INVALID_PARAMETER: 400,
+  NOT_FOUND: 404,
+  REDIS_UNAVAILABLE: 503,
+  INTERNAL_ERROR: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/** The one error of the API; the error middleware turns it into `{error, code, message, details, timestamp}`. */
+export class AppError extends Error {
+  override readonly name = 'AppError';
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+}
+
+/** Anything thrown, as an AppError: unknown errors become INTERNAL_ERROR (their text stays in the log). */
+export function toAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  return new AppError('INTERNAL_ERROR', 'Internal error', {}, { cause: err });
+}
+
+/** The response body of an error. No stack traces. */
+export function errorBody(err: AppError): Record<string, unknown> {
+  return {
+    error: true,
+    code: err.code,
+    message: err.message,
+    details: err.details,
+    timestamp: new Date().toISOString(),
+  };
+}

@@ -1,0 +1,65 @@
+/** Composition root of the api-gateway: config → logger → Redis → app → listen → shutdown. */
+import type { AddressInfo } from 'node:net';
+import {
+  CONFIG_EXIT_CODE,
+  createLogger,
+  formatConfigIssues,
+  handleShutdownSignals,
+  redactSecrets,
+} from '@ginkgo-live/runtime';
+import { describeRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
+import { createStateKeys } from '@ginkgo-live/state-keys';
+import { loadConfig } from './config.ts';
+import { createFleetRegistry } from './fleet-metrics.ts';
+import { FleetReader } from './fleet-reader.ts';
+import { createApp } from './http/app.ts';
+
+const loaded = loadConfig(process.env);
+if (!loaded.ok) {
+  process.stderr.write(
+    `api-gateway: invalid configuration\n${formatConfigIssues(loaded.issues)}\n`,
+  );
+  process.exit(CONFIG_EXIT_CODE);
+}
+const config = loaded.value;
+const logger = createLogger({
+  app: 'api-gateway',
+  level: config.logging.level,
+  format: config.logging.format,
+});
+logger.info('Configuration', {
+  config: redactSecrets({ ...config, redis: describeRedisConfig(config.redis) }),
+});
+const connections = new RedisConnections({
+  config: config.redis,
+  app: 'api-gateway',
+  instanceId: String(process.pid),
+  logger,
+});
+const reader = new FleetReader(connections.main, createStateKeys(config.redis.keyPrefix));
+const app = createApp({
+  reader,
+  ping: () => connections.ping(),
+  registry: createFleetRegistry(reader),
+  logger,
+});
+const server = app.listen(config.port, config.host, () => {
+  const { port } = server.address() as AddressInfo;
+  logger.info('Gateway listening', {
+    port,
+    url: `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}`,
+  });
+});
+server.on('error', (err) => {
+  logger.error('Gateway cannot listen', { err });
+  process.exit(1);
+});
+handleShutdownSignals({
+  logger,
+  stop: async () => {
+    server.closeIdleConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await connections.close();
+    return 0;
+  },
+});
