@@ -79,7 +79,7 @@ describe('the local stack (npm start)', () => {
   });
 
   it('starts the scheduler, nodes, notification worker and feed; portfolios trade; Ctrl-C drains', async () => {
-    const stack = startStack({ LOG_FORMAT: 'json' }, ['--nodes', '2']);
+    const stack = startStack({ LOG_FORMAT: 'json', GATEWAY_PORT: '0' }, ['--nodes', '2']);
     await stack.waitForLine('ginkgo-live stack is up.', 20_000);
     await stack.waitForLine(/^\[node-1\] .*Execution node running/, 20_000);
     await stack.waitForLine(/^\[node-2\] .*Execution node running/, 20_000);
@@ -89,6 +89,18 @@ describe('the local stack (npm start)', () => {
     // The sample catalog's 8 portfolios spread over the 2 nodes (capacity 5 each) and consume ticks.
     await stack.waitForLine(/^\[node-1\] .*Portfolio loaded/, 20_000);
     await stack.waitForLine(/^\[node-2\] .*Portfolio loaded/, 20_000);
+    // The gateway answers with both nodes online.
+    const listening = await stack.waitForLine(/^\[api-gateway\] .*Gateway listening/, 20_000);
+    const port = (JSON.parse(listening.replace(/^\[api-gateway\] /, '')) as { port: number }).port;
+    await waitFor(
+      async () => {
+        const body = (await (await fetch(`http://127.0.0.1:${port}/api/nodes`)).json()) as {
+          online_count: number;
+        };
+        return body.online_count === 2;
+      },
+      { timeoutMs: 10_000, description: 'the gateway to show both nodes online' },
+    );
     const exit = await stack.stop('SIGINT', 30_000);
     expect(exit.code).toBe(0);
     for (const node of ['node-1', 'node-2']) {

@@ -14,6 +14,7 @@ import {
   CONFIG_EXIT_CODE,
   combineConfig,
   createLogger,
+  envInt,
   envString,
   formatConfigIssues,
   handleShutdownSignals,
@@ -32,6 +33,8 @@ import { ManagedProcess, RedisServer, REPO_ROOT, tsEntry } from '@ginkgo-live/te
 const stackEnvSchema = z.object({
   /** Where the embedded Redis keeps its data. Default `.stack` at the repository root. */
   GINKGO_STACK_DIR: envString(),
+  /** Port of the api-gateway. Default 8000; 0 picks a free one. */
+  GATEWAY_PORT: envInt({ default: 8_000, min: 0, max: 65_535 }),
 });
 
 function loadConfig(env: Env) {
@@ -103,7 +106,8 @@ async function main(): Promise<void> {
   }
 
   const appEnv = {
-    LOG_FORMAT: process.env['LOG_FORMAT'] ?? 'pretty',
+    // Apps write to a pipe (the stack tags their lines): readable unless JSON was asked for.
+    LOG_FORMAT: logging.format === 'auto' ? 'pretty' : logging.format,
     REDIS_HOST: redisConfig.host,
     REDIS_PORT: String(redisConfig.port),
   };
@@ -128,6 +132,8 @@ async function main(): Promise<void> {
     });
   }
   start('notification-worker', 'apps/notification-worker/src/main.ts', {});
+  const gatewayPort = String(stack.GATEWAY_PORT);
+  start('api-gateway', 'apps/api-gateway/src/main.ts', { GATEWAY_PORT: gatewayPort });
   start('market-feed', 'apps/market-feed/src/main.ts', {});
 
   const url = `redis://${redisConfig.host}:${redisConfig.port}`;
@@ -135,7 +141,9 @@ async function main(): Promise<void> {
     `\nginkgo-live stack is up.\n` +
       `  Redis ready at ${url} (${running.embedded === undefined ? 'external' : 'embedded'})\n` +
       `  Apps: livecore-scheduler (catalog ${options.catalog}), ${options.nodes} execution nodes,\n` +
-      `  notification worker, market feed. The gateway joins with its issue.\n` +
+      `  notification worker, market feed, api-gateway.\n` +
+      `  Monitoring API: http://localhost:${gatewayPort}/api/nodes (also /api/portfolios, /api/metrics,\n` +
+      `  /api/schedule/plan, /api/notifications, /api/ready, /metrics)\n` +
       `  Operate: pnpm ctl drain node-1 | undrain node-1 | migrate <portfolio> <node>\n` +
       `  Ctrl-C stops everything.\n\n`,
   );
