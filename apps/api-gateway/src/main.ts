@@ -11,6 +11,7 @@ import { describeRedisConfig, RedisConnections } from '@ginkgo-live/redis-client
 import { createStateKeys } from '@ginkgo-live/state-keys';
 import { loadConfig } from './config.ts';
 import { createFleetRegistry } from './fleet-metrics.ts';
+import { ControlQueue } from './control-queue.ts';
 import { FleetReader } from './fleet-reader.ts';
 import { createApp } from './http/app.ts';
 
@@ -36,9 +37,12 @@ const connections = new RedisConnections({
   instanceId: String(process.pid),
   logger,
 });
-const reader = new FleetReader(connections.main, createStateKeys(config.redis.keyPrefix));
+const keys = createStateKeys(config.redis.keyPrefix);
+const reader = new FleetReader(connections.main, keys);
 const app = createApp({
   reader,
+  control: new ControlQueue(connections.main, keys),
+  security: config.security,
   ping: () => connections.ping(),
   registry: createFleetRegistry(reader),
   logger,

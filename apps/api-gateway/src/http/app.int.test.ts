@@ -7,6 +7,8 @@ import { loadRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
 import { createStateKeys, encodePayload, type StateKeys } from '@ginkgo-live/state-keys';
 import { MemoryTransport, parsePrometheus, RedisServer, waitFor } from '@ginkgo-live/testing';
 import { createFleetRegistry } from '../fleet-metrics.ts';
+import type { SecurityConfig } from '../config.ts';
+import { ControlQueue } from '../control-queue.ts';
 import { FleetReader } from '../fleet-reader.ts';
 import { createApp } from './app.ts';
 
@@ -14,7 +16,7 @@ let server: RedisServer;
 let redis: Redis;
 let keys: StateKeys;
 let conns: RedisConnections;
-let http: Server;
+let http: Server | undefined;
 let base: string;
 
 const now = () => new Date().toISOString();
@@ -26,7 +28,6 @@ beforeEach(async () => {
     // This seeding client sees the server killed on purpose; the gateway is what is tested.
   });
   keys = createStateKeys('gw:');
-  const logger = createLogger({ app: 'gw-test', transports: [new MemoryTransport()] });
   conns = new RedisConnections({
     config: unwrapConfig(
       loadRedisConfig({
@@ -38,23 +39,46 @@ beforeEach(async () => {
     ),
     app: 'gw-test',
     instanceId: 'i',
-    logger,
+    logger: createLogger({ app: 'gw-test', transports: [new MemoryTransport()] }),
   });
   await conns.waitUntilReady(5_000);
+  await startGateway();
+});
+
+const OPEN: SecurityConfig = {
+  apiKeys: [],
+  publicReads: false,
+  corsOrigins: [],
+  rateLimitPerMinute: 10_000,
+};
+
+/** (Re)starts the gateway app on port 0 with a security config. */
+async function startGateway(security: SecurityConfig = OPEN): Promise<void> {
+  const previous = http;
+  if (previous?.listening === true) {
+    previous.closeAllConnections();
+    await new Promise((resolve) => previous.close(resolve));
+  }
+  const logger = createLogger({ app: 'gw-test', transports: [new MemoryTransport()] });
   const reader = new FleetReader(conns.main, keys);
   const app = createApp({
     reader,
+    control: new ControlQueue(conns.main, keys),
+    security,
     ping: () => conns.ping(),
     registry: createFleetRegistry(reader),
     logger,
   });
-  http = app.listen(0, '127.0.0.1');
-  await new Promise((resolve) => http.once('listening', resolve));
-  base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
-});
+  const listening = app.listen(0, '127.0.0.1');
+  http = listening;
+  await new Promise((resolve) => listening.once('listening', resolve));
+  base = `http://127.0.0.1:${(listening.address() as AddressInfo).port}`;
+}
 afterEach(async () => {
-  http.closeAllConnections();
-  await new Promise((resolve) => http.close(resolve));
+  const current = http;
+  http = undefined;
+  current?.closeAllConnections();
+  await new Promise((resolve) => current?.close(resolve));
   await conns.close(300);
   redis.disconnect();
   await server.cleanup();
@@ -352,5 +376,122 @@ describe('api-gateway on real Redis', () => {
     const down = parsePrometheus(await (await fetch(`${base}/metrics`)).text());
     expect(down.get('ginkgo_gateway_redis_up')).toBe(0);
     expect(down.has('ginkgo_fleet_nodes{status="running"}')).toBe(false);
+  });
+
+  it('queues control requests for the scheduler and reads their outcome back', async () => {
+    const post = (path: string, body?: unknown) =>
+      fetch(`${base}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    const drain = await post('/api/nodes/n1/drain');
+    expect(drain.status).toBe(202);
+    const { request_id: id } = (await drain.json()) as { request_id: string };
+    const queued = await redis.lrange(keys.controlRequests(), 0, -1);
+    expect(queued.map((r) => JSON.parse(r) as Record<string, unknown>)).toEqual([
+      expect.objectContaining({ id, action: 'drain', node_id: 'n1' }),
+    ]);
+    expect((await get(`/api/control/${id}`)).status).toBe(202);
+    // The scheduler answers (as its plan write does): result recorded, request consumed.
+    await redis.hset(
+      keys.controlResults(),
+      id,
+      encodePayload('controlResult', {
+        _v: 1,
+        id,
+        ok: false,
+        reason: 'unknown node n1',
+        plan_version: null,
+        processed_at: now(),
+      }),
+    );
+    await redis.ltrim(keys.controlRequests(), 1, -1);
+    expect(await get(`/api/control/${id}`)).toMatchObject({
+      status: 200,
+      body: { request_id: id, status: 'refused', reason: 'unknown node n1' },
+    });
+    expect((await get('/api/control/no-such-request')).status).toBe(404);
+
+    const migrate = await post('/api/schedule/migrate', { portfolio_id: 'p1', target_node: 'n2' });
+    expect(migrate.status).toBe(202);
+    const bad = await post('/api/schedule/migrate', { target_node: 'n2' });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({
+      code: 'INVALID_PARAMETER',
+      details: { parameter: 'portfolio_id' },
+    });
+    const notJson = await fetch(`${base}/api/schedule/migrate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{nope',
+    });
+    expect(notJson.status).toBe(400);
+    const huge = await post('/api/portfolios', { portfolio_id: 'p9', name: 'x'.repeat(20_000) });
+    expect(huge.status).toBe(413);
+    expect(await huge.json()).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+    expect((await fetch(`${base}/api/portfolios/p1`, { method: 'DELETE' })).status).toBe(202);
+  });
+
+  it('requires an API key when keys are configured, and says nothing about which keys exist', async () => {
+    const key = 'k-0123456789abcdef';
+    await startGateway({ ...OPEN, apiKeys: [key] });
+    const denied = await fetch(`${base}/api/nodes`);
+    expect(denied.status).toBe(401);
+    const body = (await denied.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({
+      error: true,
+      code: 'UNAUTHORIZED',
+      message: 'Missing or invalid API key',
+    });
+    expect(JSON.stringify(body)).not.toContain(key);
+    expect(
+      (await fetch(`${base}/api/nodes`, { headers: { 'x-api-key': 'wrong-key-0123456789' } }))
+        .status,
+    ).toBe(401);
+    expect((await fetch(`${base}/api/nodes`, { headers: { 'x-api-key': key } })).status).toBe(200);
+    expect(
+      (await fetch(`${base}/api/nodes`, { headers: { authorization: `Bearer ${key}` } })).status,
+    ).toBe(200);
+    expect((await fetch(`${base}/api/health`)).status).toBe(200);
+
+    await startGateway({ ...OPEN, apiKeys: [key], publicReads: true });
+    expect((await fetch(`${base}/api/nodes`)).status).toBe(200);
+    expect((await fetch(`${base}/api/nodes/n1/drain`, { method: 'POST' })).status).toBe(401);
+    expect(
+      (await fetch(`${base}/api/nodes/n1/drain`, { method: 'POST', headers: { 'x-api-key': key } }))
+        .status,
+    ).toBe(202);
+  });
+
+  it('limits the rate per client with X-RateLimit headers and 429', async () => {
+    await startGateway({ ...OPEN, rateLimitPerMinute: 3 });
+    const answers = [];
+    for (let i = 0; i < 4; i++) answers.push(await fetch(`${base}/api/nodes`));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 429]);
+    expect(answers[0]?.headers.get('x-ratelimit-limit')).toBe('3');
+    expect(answers[1]?.headers.get('x-ratelimit-remaining')).toBe('1');
+    expect(answers[3]?.headers.get('x-ratelimit-reset')).toMatch(/^\d+$/);
+    expect(await answers[3]?.json()).toMatchObject({ error: true, code: 'RATE_LIMITED' });
+  });
+
+  it('answers CORS preflights from allowed origins only, and sends security headers', async () => {
+    await startGateway({ ...OPEN, corsOrigins: ['https://ops.example.com'] });
+    const preflight = (origin: string) =>
+      fetch(`${base}/api/nodes`, {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'GET' },
+      });
+    const allowed = await preflight('https://ops.example.com');
+    expect(allowed.status).toBe(204);
+    expect(allowed.headers.get('access-control-allow-origin')).toBe('https://ops.example.com');
+    expect(allowed.headers.get('access-control-allow-headers')).toContain('X-API-Key');
+    const refused = await preflight('https://evil.example.net');
+    expect(refused.status).toBe(403);
+    expect(refused.headers.get('access-control-allow-origin')).toBeNull();
+    const plain = await fetch(`${base}/api/health`);
+    expect(plain.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(plain.headers.get('x-powered-by')).toBeNull();
+    expect(plain.headers.get('content-security-policy')).toContain("default-src 'self'");
   });
 });

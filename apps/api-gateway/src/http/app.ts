@@ -4,12 +4,18 @@ import { z } from 'zod';
 import type { Logger } from '@ginkgo-live/runtime';
 import type { PingResult } from '@ginkgo-live/redis-client';
 import { NOTIFICATION_LEVELS } from '@ginkgo-live/state-keys';
+import helmet from 'helmet';
+import type { SecurityConfig } from '../config.ts';
+import type { ControlQueue } from '../control-queue.ts';
 import type { FleetReader, NodeView, PortfolioView } from '../fleet-reader.ts';
+import { cors, rateLimiter, requireKey } from './security.ts';
 import { AppError, errorBody, toAppError } from './errors.ts';
 import { booleanParam, intParam, parseQuery } from './query.ts';
 
 export interface AppOptions {
   reader: FleetReader;
+  control: ControlQueue;
+  security: SecurityConfig;
   ping: () => Promise<PingResult>;
   registry: Registry;
   logger: Logger;
@@ -94,6 +100,24 @@ export function createApp(options: AppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  app.use(helmet());
+  app.use(cors(options.security));
+  const read = requireKey(options.security, 'read');
+  const write = requireKey(options.security, 'control');
+  const limit = rateLimiter(options.security);
+  app.use(
+    [
+      '/api/nodes',
+      '/api/portfolios',
+      '/api/metrics',
+      '/api/schedule',
+      '/api/notifications',
+      '/api/control',
+      '/metrics',
+    ],
+    limit,
+  );
+  app.use(express.json({ limit: '16kb' }));
   const startedAt = Date.now();
   const route =
     (handler: (req: Request, res: Response) => Promise<void>) =>
@@ -126,6 +150,7 @@ export function createApp(options: AppOptions): express.Express {
 
   app.get(
     '/api/nodes',
+    read,
     route(async (req, res) => {
       const q = parseQuery(nodesQuery, req.query);
       const all = await reader.nodes();
@@ -147,6 +172,7 @@ export function createApp(options: AppOptions): express.Express {
 
   app.get(
     '/api/nodes/:id',
+    read,
     route(async (req, res) => {
       const id = String(req.params['id']);
       const node = (await reader.nodes()).find((n) => n.node_id === id);
@@ -167,6 +193,7 @@ export function createApp(options: AppOptions): express.Express {
 
   app.get(
     '/api/portfolios',
+    read,
     route(async (req, res) => {
       const q = parseQuery(portfoliosQuery, req.query);
       const filtered = (await reader.portfolios()).filter(
@@ -184,6 +211,7 @@ export function createApp(options: AppOptions): express.Express {
 
   app.get(
     '/api/portfolios/:id',
+    read,
     route(async (req, res) => {
       const id = String(req.params['id']);
       const portfolio = (await reader.portfolios()).find((p) => p.portfolio_id === id);
@@ -195,6 +223,7 @@ export function createApp(options: AppOptions): express.Express {
 
   app.get(
     '/api/metrics',
+    read,
     route(async (req, res) => {
       const q = parseQuery(metricsQuery, req.query);
       const [nodes, portfolios] = await Promise.all([reader.nodes(), reader.portfolios()]);
@@ -209,6 +238,7 @@ export function createApp(options: AppOptions): express.Express {
 
   app.get(
     '/api/schedule/plan',
+    read,
     route(async (_req, res) => {
       res.json({ ...(await reader.plan()), timestamp: new Date().toISOString() });
     }),
@@ -216,6 +246,7 @@ export function createApp(options: AppOptions): express.Express {
 
   app.get(
     '/api/notifications',
+    read,
     route(async (req, res) => {
       const q = parseQuery(notificationsQuery, req.query);
       const all = await reader.notifications();
@@ -236,8 +267,92 @@ export function createApp(options: AppOptions): express.Express {
 
   app.get(
     '/metrics',
+    read,
     route(async (_req, res) => {
       res.type(options.registry.contentType).send(await options.registry.metrics());
+    }),
+  );
+
+  // Control: requests for the scheduler, answered 202 with an id to read the outcome back.
+  const accepted = (res: Response, id: string): void => {
+    res.status(202).json({ request_id: id, status: 'queued', result: `/api/control/${id}` });
+  };
+  const by = (req: Request): string => `api-gateway ${req.ip ?? ''}`.trim();
+  const migrateBody = z.object({
+    portfolio_id: z.string().min(1),
+    target_node: z.string().min(1).optional(),
+    target_node_id: z.string().min(1).optional(),
+  });
+  app.post(
+    '/api/portfolios',
+    write,
+    route(async (req, res) => {
+      accepted(
+        res,
+        await options.control.submit({ action: 'catalog_add', spec: req.body as unknown }, by(req)),
+      );
+    }),
+  );
+  app.delete(
+    '/api/portfolios/:id',
+    write,
+    route(async (req, res) => {
+      accepted(
+        res,
+        await options.control.submit(
+          { action: 'catalog_remove', portfolio_id: String(req.params['id']) },
+          by(req),
+        ),
+      );
+    }),
+  );
+  for (const action of ['drain', 'undrain'] as const) {
+    app.post(
+      `/api/nodes/:id/${action}`,
+      write,
+      route(async (req, res) => {
+        accepted(
+          res,
+          await options.control.submit({ action, node_id: String(req.params['id']) }, by(req)),
+        );
+      }),
+    );
+  }
+  app.post(
+    '/api/schedule/migrate',
+    write,
+    route(async (req, res) => {
+      const body = parseQuery(migrateBody, req.body);
+      const target = body.target_node ?? body.target_node_id;
+      if (target === undefined)
+        throw new AppError('INVALID_PARAMETER', 'Missing target_node', {
+          parameter: 'target_node',
+        });
+      accepted(
+        res,
+        await options.control.submit(
+          { action: 'migrate', portfolio_id: body.portfolio_id, target_node_id: target },
+          by(req),
+        ),
+      );
+    }),
+  );
+  app.get(
+    '/api/control/:id',
+    read,
+    route(async (req, res) => {
+      const id = String(req.params['id']);
+      const outcome = await options.control.outcome(id);
+      if (outcome.status === 'unknown')
+        throw new AppError('NOT_FOUND', `No request ${id} (never sent, or its answer expired)`, {
+          request_id: id,
+        });
+      if (outcome.status === 'pending') {
+        res.status(202).json({ request_id: id, status: 'pending' });
+        return;
+      }
+      const { reason, plan_version, processed_at } = outcome.result;
+      res.json({ request_id: id, status: outcome.status, reason, plan_version, processed_at });
     }),
   );
 

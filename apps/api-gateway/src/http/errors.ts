@@ -1,7 +1,11 @@
 /** Error codes of the API, with their HTTP status: the one table. */
 export const ERROR_STATUS = {
   INVALID_PARAMETER: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
   NOT_FOUND: 404,
+  PAYLOAD_TOO_LARGE: 413,
+  RATE_LIMITED: 429,
   REDIS_UNAVAILABLE: 503,
   INTERNAL_ERROR: 500,
 } as const;
@@ -29,6 +33,18 @@ export class AppError extends Error {
 /** Anything thrown, as an AppError: unknown errors become INTERNAL_ERROR (their text stays in the log). */
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
+  // express's body parser marks its errors with a type.
+  const type = (err as { type?: unknown }).type;
+  if (type === 'entity.too.large')
+    return new AppError('PAYLOAD_TOO_LARGE', 'Request body too large', {}, { cause: err });
+  if (type === 'entity.parse.failed') {
+    return new AppError(
+      'INVALID_PARAMETER',
+      'Request body is not valid JSON',
+      { parameter: 'body' },
+      { cause: err },
+    );
+  }
   return new AppError('INTERNAL_ERROR', 'Internal error', {}, { cause: err });
 }
 
