@@ -8,6 +8,7 @@ import helmet from 'helmet';
 import type { SecurityConfig } from '../config.ts';
 import type { ControlQueue } from '../control-queue.ts';
 import type { FleetReader, NodeView, PortfolioView } from '../fleet-reader.ts';
+import { OPENAPI } from './openapi.ts';
 import { cors, rateLimiter, requireKey } from './security.ts';
 import { AppError, errorBody, toAppError } from './errors.ts';
 import { booleanParam, intParam, parseQuery } from './query.ts';
@@ -124,6 +125,10 @@ export function createApp(options: AppOptions): express.Express {
     (req: Request, res: Response, next: NextFunction): void => {
       handler(req, res).catch(next);
     };
+
+  app.get('/api/openapi.json', (_req, res) => {
+    res.json(OPENAPI);
+  });
 
   app.get('/api/health', (_req, res) => {
     res.json({

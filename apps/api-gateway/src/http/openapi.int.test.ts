@@ -1,0 +1,198 @@
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import formats from 'ajv-formats';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createLogger, unwrapConfig } from '@ginkgo-live/runtime';
+import { loadRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
+import { encodePayload } from '@ginkgo-live/state-keys';
+import { MemoryTransport, RedisServer, StackFixture, waitFor } from '@ginkgo-live/testing';
+import { ControlQueue } from '../control-queue.ts';
+import { createFleetRegistry } from '../fleet-metrics.ts';
+import { FleetReader } from '../fleet-reader.ts';
+import { createApp } from './app.ts';
+import { OPENAPI } from './openapi.ts';
+
+let server: RedisServer;
+let fx: StackFixture;
+let conns: RedisConnections;
+let http: Server;
+let base: string;
+
+beforeEach(async () => {
+  server = await RedisServer.start();
+  fx = new StackFixture(server);
+  const logger = createLogger({ app: 'openapi-test', transports: [new MemoryTransport()] });
+  conns = new RedisConnections({
+    config: unwrapConfig(loadRedisConfig({ ...server.env, REDIS_KEY_PREFIX: fx.keys.prefix })),
+    app: 'openapi-test',
+    instanceId: 'i',
+    logger,
+  });
+  await conns.waitUntilReady(5_000);
+  const reader = new FleetReader(conns.main, fx.keys);
+  const app = createApp({
+    reader,
+    control: new ControlQueue(conns.main, fx.keys),
+    security: { apiKeys: [], publicReads: false, corsOrigins: [], rateLimitPerMinute: 10_000 },
+    ping: () => conns.ping(),
+    registry: createFleetRegistry(reader),
+    logger,
+  });
+  http = app.listen(0, '127.0.0.1');
+  await new Promise((resolve) => http.once('listening', resolve));
+  base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+});
+afterEach(async () => {
+  http.closeAllConnections();
+  await new Promise((resolve) => http.close(resolve));
+  await conns.close(300);
+  await fx.close();
+  await server.cleanup();
+});
+
+type Method = 'get' | 'post' | 'delete';
+const ajv = new Ajv2020({ strict: false, allErrors: true });
+formats.default(ajv);
+
+/** The response schema the description gives for a path template, method and status. */
+function schemaFor(template: string, method: Method, status: number): unknown {
+  const operation = (
+    OPENAPI.paths as Record<
+      string,
+      Partial<
+        Record<
+          Method,
+          { responses: Record<string, { content?: Record<string, { schema: unknown }> }> }
+        >
+      >
+    >
+  )[template]?.[method];
+  const response = operation?.responses[String(status)];
+  if (response === undefined)
+    throw new Error(`${method.toUpperCase()} ${template} does not describe a ${status}`);
+  return response.content?.['application/json']?.schema ?? response.content?.['text/plain']?.schema;
+}
+
+describe('the OpenAPI description', () => {
+  it('describes every endpoint, and every real answer matches it', async () => {
+    // State written by the real node and scheduler processes.
+    await fx.addToCatalog('p1');
+    await fx.startNode('n1');
+    await fx.startScheduler('s1');
+    await waitFor(async () => (await fx.state('p1'))?.status === 'running', { timeoutMs: 10_000 });
+    await fx.redis.lpush(
+      fx.keys.notificationHistory(),
+      encodePayload('notificationRecord', {
+        _v: 1,
+        id: 'x',
+        kind: 'queue_full',
+        level: 'critical',
+        status: 'firing',
+        title: 't',
+        message: 'm',
+        details: {},
+        subject: { node_id: null, portfolio_id: 'p1' },
+        source: { app: 'execution-node', node_id: 'n1' },
+        created_at: new Date().toISOString(),
+        delivery: {
+          status: 'delivered',
+          sinks: { log: 'delivered' },
+          attempts: 1,
+          finished_at: new Date().toISOString(),
+        },
+      }),
+    );
+
+    const calls: [Method, string, string, number, unknown?][] = [
+      ['get', '/api/health', '/api/health', 200],
+      ['get', '/api/ready', '/api/ready', 200],
+      ['get', '/api/nodes', '/api/nodes', 200],
+      ['get', '/api/nodes', '/api/nodes?limit=oops', 400],
+      ['get', '/api/nodes/{id}', '/api/nodes/n1', 200],
+      ['get', '/api/nodes/{id}', '/api/nodes/ghost', 404],
+      ['get', '/api/portfolios', '/api/portfolios', 200],
+      ['get', '/api/portfolios/{id}', '/api/portfolios/p1', 200],
+      ['get', '/api/metrics', '/api/metrics', 200],
+      ['get', '/api/schedule/plan', '/api/schedule/plan', 200],
+      ['get', '/api/notifications', '/api/notifications', 200],
+      ['post', '/api/nodes/{id}/drain', '/api/nodes/n1/drain', 202],
+      ['post', '/api/nodes/{id}/undrain', '/api/nodes/n1/undrain', 202],
+      [
+        'post',
+        '/api/portfolios',
+        '/api/portfolios',
+        202,
+        {
+          portfolio_id: 'p2',
+          symbols: ['ETH'],
+          strategy: { name: 'ma-crossover', params: {} },
+          starting_cash: 1,
+        },
+      ],
+      ['delete', '/api/portfolios/{id}', '/api/portfolios/p2', 202],
+      [
+        'post',
+        '/api/schedule/migrate',
+        '/api/schedule/migrate',
+        202,
+        { portfolio_id: 'p1', target_node: 'n1' },
+      ],
+    ];
+    const exercised = new Set<string>();
+    let requestId = '';
+    for (const [method, template, url, status, body] of calls) {
+      const response = await fetch(`${base}${url}`, {
+        method: method.toUpperCase(),
+        ...(body === undefined
+          ? {}
+          : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+      });
+      expect(response.status, `${method} ${url}`).toBe(status);
+      const json = (await response.json()) as Record<string, unknown>;
+      const validate = ajv.compile({
+        ...(schemaFor(template, method, status) as object),
+        components: OPENAPI.components,
+      });
+      expect(validate(json), `${method} ${url}: ${ajv.errorsText(validate.errors)}`).toBe(true);
+      exercised.add(`${method} ${template}`);
+      if (status === 202) requestId = String(json['request_id']);
+    }
+    // The control outcome, once the scheduler has answered.
+    await waitFor(async () => (await fetch(`${base}/api/control/${requestId}`)).status === 200, {
+      timeoutMs: 10_000,
+    });
+    const outcome = await (await fetch(`${base}/api/control/${requestId}`)).json();
+    expect(
+      ajv.compile({
+        ...(schemaFor('/api/control/{id}', 'get', 200) as object),
+        components: OPENAPI.components,
+      })(outcome),
+    ).toBe(true);
+    exercised.add('get /api/control/{id}');
+    const metrics = await fetch(`${base}/metrics`);
+    expect(metrics.headers.get('content-type')).toContain('text/plain');
+    exercised.add('get /metrics');
+    const openapi = await fetch(`${base}/api/openapi.json`);
+    expect(await openapi.json()).toEqual(JSON.parse(JSON.stringify(OPENAPI)));
+
+    const described = Object.entries(OPENAPI.paths).flatMap(([template, ops]) =>
+      Object.keys(ops).map((m) => `${m} ${template}`),
+    );
+    expect([...exercised].sort()).toEqual(described.sort());
+  });
+});
+
+describe('a Redis outage in the OpenAPI terms', () => {
+  it('answers 503 with the described error shape', async () => {
+    await server.kill();
+    await waitFor(() => conns.main.status !== 'ready');
+    const response = await fetch(`${base}/api/nodes`);
+    expect(response.status).toBe(503);
+    const validate = ajv.compile({
+      ...(schemaFor('/api/nodes', 'get', 503) as object),
+      components: OPENAPI.components,
+    });
+    expect(validate(await response.json())).toBe(true);
+  });
+});
