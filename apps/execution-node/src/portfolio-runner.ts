@@ -112,6 +112,7 @@ export class PortfolioRunner {
       processed_count: this.processed,
       failed_count: this.failed,
       refused_count: this.refused,
+      events_per_second: Math.round(this.eventsPerSecond * 100) / 100,
       last_event_time: this.lastEventTime,
       latency_ms: this.latency.percentiles(),
       cash: this.book.cash,

@@ -81,6 +81,8 @@ export const portfolioStateSchema = z.object({
   processed_count: count,
   failed_count: count,
   refused_count: count,
+  /** Events processed per second over the last sample (about a second). */
+  events_per_second: z.number().nonnegative().optional(),
   last_event_time: isoTime.nullable(),
   /** Processing latency over a recent window, in ms; null before the first event. */
   latency_ms: z.object({ p50: z.number().nonnegative(), p99: z.number().nonnegative() }).nullable(),

@@ -73,6 +73,7 @@ export function metricRows(nodes: NodeView[], portfolios: PortfolioView[], times
     add(c, 'portfolio.queue_size', s.queue_depth);
     add(c, 'portfolio.queue_usage', s.queue_usage);
     add(c, 'portfolio.processed_count', s.processed_count);
+    add(c, 'portfolio.events_per_second', s.events_per_second);
     add(c, 'portfolio.refused_count', s.refused_count);
     add(c, 'portfolio.failed_count', s.failed_count);
     add(c, 'portfolio.processing_time_ms', s.latency_ms?.p50);
