@@ -131,7 +131,7 @@ async function main(): Promise<void> {
       METRICS_PORT: '0',
     });
   }
-  start('notification-worker', 'apps/notification-worker/src/main.ts', {});
+  start('notification-worker', 'apps/notification-worker/src/main.ts', { METRICS_PORT: '0' });
   const gatewayPort = String(stack.GATEWAY_PORT);
   start('api-gateway', 'apps/api-gateway/src/main.ts', { GATEWAY_PORT: gatewayPort });
   start('market-feed', 'apps/market-feed/src/main.ts', {});

@@ -45,6 +45,7 @@ function startDeliveryWorker(): ManagedProcess {
       REDIS_KEY_PREFIX: fx.keys.prefix,
       NOTIFY_WEBHOOK_URL: url,
       NOTIFY_DELIVERY_TIMEOUT_MS: NOTIFY.NOTIFY_DELIVERY_TIMEOUT_MS,
+      METRICS_PORT: '0',
       LOG_FORMAT: 'json',
     }),
   );

@@ -3,10 +3,16 @@
  * and delivers to every configured sink. Its own process (and container), so a slow webhook never
  * shares an event loop with trading or scheduling; run several for more throughput.
  */
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { z } from 'zod';
 import {
   CONFIG_EXIT_CODE,
   combineConfig,
   createLogger,
+  envInt,
+  envString,
+  MetricsServer,
+  parseEnv,
   formatConfigIssues,
   handleShutdownSignals,
   loadLoggingConfig,
@@ -20,7 +26,13 @@ import {
 } from '@ginkgo-live/notification-adapter';
 import { createStateKeys } from '@ginkgo-live/state-keys';
 
+const serverSchema = z.object({
+  /** `METRICS_PORT`: `/health` and `/metrics`, default 9466 (0 picks a free port). */
+  METRICS_PORT: envInt({ default: 9_466, min: 0, max: 65_535 }),
+  METRICS_HOST: envString(),
+});
 const loaded = combineConfig({
+  server: parseEnv(serverSchema, process.env),
   redis: loadRedisConfig(process.env),
   logging: loadLoggingConfig(process.env),
   notify: loadNotificationConfig(process.env),
@@ -31,7 +43,7 @@ if (!loaded.ok) {
   );
   process.exit(CONFIG_EXIT_CODE);
 }
-const { redis, logging, notify } = loaded.value;
+const { server, redis, logging, notify } = loaded.value;
 const logger = createLogger({
   app: 'notification-worker',
   level: logging.level,
@@ -62,14 +74,28 @@ const worker = new NotificationDeliveryWorker({
   logger,
 });
 
+const registry = new Registry();
+collectDefaultMetrics({ register: registry, prefix: 'ginkgo_notification_worker_' });
+const metrics = new MetricsServer({
+  host: server.METRICS_HOST ?? '0.0.0.0',
+  port: server.METRICS_PORT,
+  registry,
+  health: () => {
+    const redisState = connections.statuses().map((s) => s.state);
+    return { healthy: true, body: { status: 'running', redis: redisState } };
+  },
+});
+
 handleShutdownSignals({
   logger,
   stop: async () => {
     await worker.stop();
+    await metrics.stop();
     await connections.close();
     return 0;
   },
 });
 
+const port = await metrics.start();
 worker.start();
-logger.info('Notification worker running', { sinks: sinks.length });
+logger.info('Notification worker running', { sinks: sinks.length, healthPort: port });

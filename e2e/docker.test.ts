@@ -1,0 +1,149 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ManagedProcess, RedisServer, REPO_ROOT, waitFor } from '@ginkgo-live/testing';
+
+/** No container engine runs here: the compose file and the image recipe are checked as files. */
+const compose = parse(readFileSync(path.join(REPO_ROOT, 'docker/compose.yaml'), 'utf8'), {
+  merge: true,
+}) as {
+  services: Record<string, Record<string, unknown>>;
+  volumes: Record<string, unknown>;
+};
+const dockerfile = readFileSync(path.join(REPO_ROOT, 'docker/Dockerfile'), 'utf8');
+const APPS: Record<string, { healthPort: string; path: string }> = {
+  'livecore-scheduler': { healthPort: '9465', path: '/health' },
+  'execution-node': { healthPort: '9464', path: '/health' },
+  'api-gateway': { healthPort: '8000', path: '/api/health' },
+  'notification-worker': { healthPort: '9466', path: '/health' },
+};
+const SECRET = /PASSWORD|SECRET|TOKEN|API_KEYS?|WEBHOOK/;
+
+describe('docker/compose.yaml', () => {
+  it('runs redis and one service per app', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['redis', ...Object.keys(APPS)].sort());
+  });
+
+  it('gives redis a healthcheck, append-only persistence and a volume', () => {
+    const redis = compose.services['redis'] ?? {};
+    expect(redis['healthcheck']).toMatchObject({ test: ['CMD', 'redis-cli', 'ping'] });
+    expect(redis['command']).toEqual(expect.arrayContaining(['--appendonly', 'yes']));
+    expect(redis['volumes']).toEqual(['redis-data:/data']);
+    expect(compose.volumes).toHaveProperty('redis-data');
+  });
+
+  it.each(Object.entries(APPS))(
+    'gives %s REDIS_HOST=redis, its own healthcheck, a restart policy and a healthy Redis first',
+    (name, app) => {
+      const service = compose.services[name] ?? {};
+      const env = service['environment'] as Record<string, string>;
+      expect(env['REDIS_HOST']).toBe('redis');
+      expect(service['restart']).toBe('unless-stopped');
+      expect(service['depends_on']).toEqual({ redis: { condition: 'service_healthy' } });
+      const test = (service['healthcheck'] as { test: string[] }).test.join(' ');
+      expect(test).toContain(`http://127.0.0.1:${app.healthPort}${app.path}`);
+      const port = env['METRICS_PORT'] ?? env['GATEWAY_PORT'];
+      expect(port).toBe(app.healthPort);
+      expect(service['build']).toMatchObject({
+        dockerfile: 'docker/Dockerfile',
+        args: { APP: name },
+      });
+    },
+  );
+
+  it('bakes in no secret: secrets come from the .env file', () => {
+    for (const [name, service] of Object.entries(compose.services)) {
+      for (const key of Object.keys(
+        (service['environment'] as Record<string, string> | undefined) ?? {},
+      )) {
+        expect(SECRET.test(key), `${name}: ${key}`).toBe(false);
+      }
+    }
+    expect(compose.services['api-gateway']?.['ports']).toEqual(['8000:8000']);
+  });
+
+  it('has a .env.example listing every setting any app reads', () => {
+    const example = readFileSync(path.join(REPO_ROOT, 'docker/.env.example'), 'utf8');
+    const sources = ['apps', 'packages'].flatMap((dir) =>
+      readdirSync(path.join(REPO_ROOT, dir)).flatMap((pkg) => {
+        const src = path.join(REPO_ROOT, dir, pkg, 'src');
+        try {
+          return readdirSync(src)
+            .filter((f) => f.endsWith('.ts') && !f.includes('.test.'))
+            .map((f) => path.join(src, f));
+        } catch {
+          return []; // a folder without src/ (a README)
+        }
+      }),
+    );
+    const variables = new Set<string>();
+    for (const file of sources) {
+      for (const match of readFileSync(file, 'utf8').matchAll(
+        /^\s+([A-Z][A-Z0-9_]{2,}): (?:env(?:Int|Bool|String|Enum|DurationMs)|url)\(/gm,
+      )) {
+        variables.add(match[1] ?? '');
+      }
+    }
+    expect(variables.size).toBeGreaterThan(50);
+    const missing = [...variables].filter((v) => !new RegExp(`^#? ?${v}=`, 'm').test(example));
+    expect(missing).toEqual([]);
+  });
+});
+
+describe('docker/Dockerfile', () => {
+  it('builds in one stage and runs, as a non-root user, only the bundle and production dependencies', () => {
+    const stages = [...dockerfile.matchAll(/^FROM \S+ AS (\w+)$/gm)].map((m) => m[1]);
+    expect(stages).toEqual(['build', 'runtime']);
+    const runtime = dockerfile.slice(dockerfile.indexOf('AS runtime'));
+    expect(runtime).toMatch(/^USER node$/m);
+    expect(runtime).toMatch(/^CMD \["node", "dist\/main.js"\]$/m);
+    expect([...runtime.matchAll(/^COPY --from=build \S+ (\S+)/gm)].map((m) => m[1])).toEqual([
+      '/out/package.json',
+      '/out/node_modules',
+      '/out/dist',
+    ]);
+    expect(dockerfile).toMatch(/deploy --prod \/out/);
+    expect(dockerfile).not.toMatch(/^ENV .*(PASSWORD|SECRET|TOKEN|API_KEY)/m);
+  });
+});
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+describe('the image build stage, run without a container engine', () => {
+  it('bundles an app, deploys it with production dependencies only, and the result serves', async () => {
+    const out = mkdtempSync(path.join(tmpdir(), 'ginkgo-deploy-'));
+    cleanups.push(() => rmSync(out, { recursive: true, force: true }));
+    const app = path.join(REPO_ROOT, 'apps/api-gateway');
+    execFileSync(process.execPath, ['../../scripts/build-app.mjs'], { cwd: app, stdio: 'pipe' });
+    execFileSync('pnpm', ['--filter', '@ginkgo-live/api-gateway', 'deploy', '--prod', out], {
+      cwd: REPO_ROOT,
+      stdio: 'pipe',
+    });
+    const modules = readdirSync(path.join(out, 'node_modules'));
+    expect(modules).toContain('express');
+    expect(modules).not.toContain('vitest');
+    expect(modules).not.toContain('tsx');
+
+    const redis = await RedisServer.start();
+    cleanups.push(() => redis.cleanup());
+    const gateway = ManagedProcess.start({
+      name: 'bundled gateway',
+      command: process.execPath,
+      args: ['dist/main.js'],
+      cwd: out,
+      env: { ...redis.env, GATEWAY_PORT: '0', LOG_FORMAT: 'json' },
+    });
+    cleanups.push(() => gateway.stop());
+    const line = await gateway.waitForLine('Gateway listening', 15_000);
+    const port = (JSON.parse(line) as { port: number }).port;
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/api/nodes`)).status === 200, {
+      timeoutMs: 5_000,
+    });
+  }, 60_000);
+});
