@@ -138,7 +138,8 @@ function main() {
     process.exit(1);
   }
   say('Build (production bundles of the apps)');
-  if (run(pnpm, ['exec', 'turbo', 'run', 'build', '--output-logs=errors-only']) !== 0) process.exit(1);
+  if (run(pnpm, ['exec', 'turbo', 'run', 'build', '--output-logs=errors-only']) !== 0)
+    process.exit(1);
   say('Tests: unit, integration and end-to-end');
   process.exit(run(pnpm, ['exec', 'vitest', 'run', ...rest]));
 }

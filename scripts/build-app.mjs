@@ -14,7 +14,9 @@ const external = Object.entries(manifest.dependencies ?? {})
 // Workspace packages bring their own npm dependencies: keep those external too.
 for (const [name, version] of Object.entries(manifest.dependencies ?? {})) {
   if (!String(version).startsWith('workspace:')) continue;
-  const pkg = JSON.parse(readFileSync(path.join(app, 'node_modules', name, 'package.json'), 'utf8'));
+  const pkg = JSON.parse(
+    readFileSync(path.join(app, 'node_modules', name, 'package.json'), 'utf8'),
+  );
   for (const [dep, v] of Object.entries(pkg.dependencies ?? {})) {
     if (!String(v).startsWith('workspace:') && !external.includes(dep)) external.push(dep);
   }
@@ -22,7 +24,9 @@ for (const [name, version] of Object.entries(manifest.dependencies ?? {})) {
 // The image installs the app's own dependencies only: everything external must be one of them.
 const missing = external.filter((dep) => manifest.dependencies?.[dep] === undefined);
 if (missing.length > 0) {
-  process.stderr.write(`${manifest.name}: add to its dependencies (the bundle imports them): ${missing.join(', ')}\n`);
+  process.stderr.write(
+    `${manifest.name}: add to its dependencies (the bundle imports them): ${missing.join(', ')}\n`,
+  );
   process.exit(1);
 }
 await build({
@@ -35,7 +39,11 @@ await build({
   external,
   sourcemap: true,
   // ESM output still meets CommonJS dependencies that call require().
-  banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+  },
   logLevel: 'warning',
 });
-process.stdout.write(`built ${manifest.name} → dist/main.js (external: ${external.sort().join(', ')})\n`);
+process.stdout.write(
+  `built ${manifest.name} → dist/main.js (external: ${external.sort().join(', ')})\n`,
+);
