@@ -89,6 +89,34 @@ export class StackFixture {
     return scheduler;
   }
 
+  /** Starts an api-gateway process on a free port; resolves with it and its base URL. */
+  async startGateway(
+    env: Record<string, string> = {},
+  ): Promise<{ process: ManagedProcess; url: string }> {
+    const gateway = ManagedProcess.start(
+      tsEntry('api-gateway', 'apps/api-gateway/src/main.ts', {
+        ...FAST,
+        ...this.server.env,
+        REDIS_KEY_PREFIX: this.keys.prefix,
+        GATEWAY_PORT: '0',
+        ...env,
+      }),
+    );
+    this.processes.push(gateway);
+    const line = await gateway.waitForLine('Gateway listening', 20_000);
+    const port = (JSON.parse(line) as { port: number }).port;
+    return { process: gateway, url: `http://127.0.0.1:${port}` };
+  }
+
+  /** Names of the Redis connections whose client name contains `part` (from CLIENT LIST). */
+  async connectionNames(part: string): Promise<string[]> {
+    return String(await this.redis.client('LIST'))
+      .split('\n')
+      .map((line) => /name=(\S*)/.exec(line)?.[1] ?? '')
+      .filter((name) => name.includes(part))
+      .sort();
+  }
+
   /** The plan: portfolio → node id (or `orphaned: reason`). */
   async plan(): Promise<Record<string, string>> {
     const raw = await this.redis.hgetall(this.keys.portfolioAssignments());
