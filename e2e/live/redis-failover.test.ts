@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
 import { logEntries, RedisServer, StackFixture, tick, waitFor } from '@ginkgo-live/testing';
+import { startFleet } from './fleet.ts';
 
 /**
  * T071/T072 on the whole stack as processes: scheduler, two nodes and the gateway on a real Redis
@@ -19,25 +20,6 @@ afterEach(async () => {
   await server.cleanup();
 });
 
-async function stack() {
-  for (const id of ['p1', 'p2', 'p3']) await fx.addToCatalog(id);
-  const nodes = await Promise.all([fx.startNode('a'), fx.startNode('b')]);
-  const scheduler = await fx.startScheduler('s1');
-  const gateway = await fx.startGateway();
-  await waitFor(async () => Object.keys(await fx.plan()).length === 3, { timeoutMs: 10_000 });
-  const plan = await fx.plan();
-  for (const [id, node] of Object.entries(plan)) {
-    await waitFor(
-      async () =>
-        (await fx.state(id))?.node_id === node && (await fx.state(id))?.status === 'running',
-      {
-        timeoutMs: 10_000,
-      },
-    );
-  }
-  return { nodes, scheduler, gateway, plan };
-}
-
 const nodesAnswer = async (url: string) => {
   const response = await fetch(`${url}/api/nodes`);
   return {
@@ -50,7 +32,7 @@ describe('T071 on the whole stack', () => {
   it('recovers from a Redis killed for three heartbeat TTLs and restarted empty: nothing exits, nothing moves', async ({
     annotate,
   }) => {
-    const { nodes, scheduler, gateway, plan } = await stack();
+    const { nodes, scheduler, gateway, plan } = await startFleet(fx);
     const connectionsBefore = await Promise.all(
       ['execution-node:a', 'execution-node:b', 'livecore-scheduler', 'api-gateway'].map((p) =>
         fx.connectionNames(p),
@@ -110,7 +92,7 @@ describe('a node killed under load', () => {
   it('loses no event: processed equals accepted once its portfolios run elsewhere', async ({
     annotate,
   }) => {
-    const { nodes, plan } = await stack();
+    const { nodes, plan } = await startFleet(fx);
     const queues = new PortfolioQueues({ connection: fx.redis, keys: fx.keys });
     let accepted = 0;
     const feed = { stopped: false };

@@ -97,6 +97,7 @@ gauge(
   'Duration of the last tick',
   () => s.lastTickMs / 1_000,
 );
+gauge('ginkgo_scheduler_ticks', 'Ticks run since start, whatever their outcome', () => s.ticks);
 gauge(
   'ginkgo_scheduler_redis_consecutive_failures',
   'Redis operations failed in a row (FR-037)',

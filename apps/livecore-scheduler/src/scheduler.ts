@@ -36,6 +36,8 @@ export interface SchedulerStatus {
   consecutiveFailures: number;
   totalFailures: number;
   lastTickMs: number;
+  /** Ticks run since start, whatever their outcome. */
+  ticks: number;
   /** Process start → plan loaded → first tick done, once measured. */
   recovery: { planLoadedMs: number; firstTickMs: number } | null;
   assigned: number;
@@ -60,6 +62,7 @@ export class Scheduler {
     consecutiveFailures: 0,
     totalFailures: 0,
     lastTickMs: 0,
+    ticks: 0,
     recovery: null,
     assigned: 0,
     orphaned: 0,
@@ -113,6 +116,13 @@ export class Scheduler {
     await this.current;
     this.current = undefined;
     this.status.lastTickMs = Math.round(performance.now() - started);
+    this.status.ticks += 1;
+    this.log.debug('Tick done', {
+      tick: this.status.ticks,
+      ms: this.status.lastTickMs,
+      role: this.status.role,
+      failed: this.status.consecutiveFailures > 0,
+    });
     if (this.running) this.timer = setTimeout(() => void this.loop(), this.options.tickMs);
   }
 

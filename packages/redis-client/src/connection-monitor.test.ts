@@ -6,7 +6,17 @@ import { MemoryTransport } from '@ginkgo-live/testing';
 import { ConnectionMonitor } from './connection-monitor.ts';
 
 function setup() {
-  const client = new EventEmitter();
+  const client = Object.assign(new EventEmitter(), {
+    options: {
+      connectTimeout: 5_000,
+      commandTimeout: 2_000,
+      socketTimeout: 2_000,
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      keepAlive: 10_000,
+      retryStrategy: (attempt: number) => Math.min(attempt * 100, 250),
+    },
+  });
   const logs = new MemoryTransport();
   const logger = createLogger({ app: 't', level: 'debug', transports: [logs] });
   let now = 1_000;
@@ -31,6 +41,28 @@ describe('ConnectionMonitor', () => {
     client.emit('ready');
     expect(infoAndUp(logs)).toEqual(['Redis connected', 'Redis connection ready']);
     expect(monitor.status()).toMatchObject({ state: 'ready', readyCount: 1, attempt: 0 });
+  });
+
+  it('logs the settings the client carries with its first ready, not with later ones', () => {
+    const { client, logs } = setup();
+    client.emit('connect');
+    client.emit('ready');
+    client.emit('close');
+    client.emit('reconnecting', 100);
+    client.emit('connect');
+    client.emit('ready');
+    const [first, second] = logs.withMessage('Redis connection ready');
+    expect(first?.['settings']).toEqual({
+      connectTimeoutMs: 5_000,
+      commandTimeoutMs: 2_000,
+      socketTimeoutMs: 2_000,
+      maxRetriesPerRequest: 1,
+      offlineQueue: false,
+      keepAliveMs: 10_000,
+      reconnectDelaysMs: [100, 200, 250, 250],
+    });
+    expect(second).toBeDefined();
+    expect(second).not.toHaveProperty('settings');
   });
 
   it('logs an outage once however many retries it takes, then the recovery with its length', () => {

@@ -27,6 +27,22 @@ export interface ConnectionMonitorOptions {
   now?: () => number;
 }
 
+/** The FR-038 settings a client carries, as ioredis holds them (not as they were configured). */
+export function clientSettings(client: Redis): Record<string, unknown> {
+  const o = client.options;
+  return {
+    connectTimeoutMs: o.connectTimeout,
+    commandTimeoutMs: o.commandTimeout ?? null,
+    // retry on timeout: a socket silent for this long while a reply is due is dialled again.
+    socketTimeoutMs: o.socketTimeout ?? null,
+    maxRetriesPerRequest: o.maxRetriesPerRequest,
+    offlineQueue: o.enableOfflineQueue,
+    keepAliveMs: o.keepAlive,
+    // The backoff's first reconnect delays (capped jitter: each at most the cap).
+    reconnectDelaysMs: [1, 2, 3, 10].map((attempt) => o.retryStrategy?.(attempt) ?? null),
+  };
+}
+
 /**
  * Follows a connection's events and logs each state transition once: connected, reconnecting
  * (first attempt, with its delay), ready, closed. Retries inside one outage go to debug, so a Redis
@@ -46,7 +62,7 @@ export class ConnectionMonitor {
   private readonly detachers: (() => void)[] = [];
 
   constructor(
-    client: Redis,
+    private readonly client: Redis,
     private readonly options: ConnectionMonitorOptions,
   ) {
     this.now = options.now ?? Date.now;
@@ -110,6 +126,8 @@ export class ConnectionMonitor {
       this.log.info('Redis connection ready', {
         attempts: this.attempt,
         ...(downtimeMs === undefined ? {} : { downtimeMs }),
+        // The first time, what the connection really carries (FR-038), read back from the client.
+        ...(this.readyCount === 1 ? { settings: clientSettings(this.client) } : {}),
       });
     }
     this.attempt = 0;

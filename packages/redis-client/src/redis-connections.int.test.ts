@@ -218,6 +218,12 @@ describe('RedisConnections on a real redis-server', () => {
     await waitFor(() => main.status === 'ready', { timeoutMs: 10_000 });
     const ready = logs.withMessage('Redis connection ready');
     expect(ready).toHaveLength(2); // the first connect and the recovery
+    expect(ready[0]?.['settings']).toMatchObject({
+      connectTimeoutMs: 5_000,
+      commandTimeoutMs: 2_000,
+      socketTimeoutMs: 2_000,
+      maxRetriesPerRequest: 1,
+    });
     expect(ready[1]).toMatchObject({ level: 'info', connection: 'ginkgo:test-app:node-1:main' });
     expect(ready[1]?.['attempts']).toBeGreaterThanOrEqual(5);
     expect(ready[1]?.['downtimeMs']).toBeGreaterThan(0);

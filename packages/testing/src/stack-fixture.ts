@@ -108,6 +108,21 @@ export class StackFixture {
     return { process: gateway, url: `http://127.0.0.1:${port}` };
   }
 
+  /** Starts a notification-worker process (log sink) and waits until it runs. */
+  async startNotificationWorker(env: Record<string, string> = {}): Promise<ManagedProcess> {
+    const worker = ManagedProcess.start(
+      tsEntry('notification-worker', 'apps/notification-worker/src/main.ts', {
+        ...FAST,
+        ...this.server.env,
+        REDIS_KEY_PREFIX: this.keys.prefix,
+        ...env,
+      }),
+    );
+    this.processes.push(worker);
+    await worker.waitForLine('Notification worker running', 20_000);
+    return worker;
+  }
+
   /** Names of the Redis connections whose client name contains `part` (from CLIENT LIST). */
   async connectionNames(part: string): Promise<string[]> {
     return String(await this.redis.client('LIST'))
