@@ -121,7 +121,7 @@ describe('the local stack (npm start)', () => {
     const server = await RedisServer.start();
     cleanups.push(() => server.cleanup());
     const stack = startStack({ REDIS_HOST: server.host, REDIS_PORT: String(server.port) });
-    await stack.waitForLine(`Redis ready at ${server.url} (external)`, 20_000);
+    await stack.waitForLine(`Redis ready at ${server.url} (configured)`, 20_000);
     expect(stack.output).not.toContain('Embedded Redis started');
     const exit = await stack.stop('SIGTERM', 15_000);
     expect(exit, stack.output).toEqual({ code: 0, signal: null });

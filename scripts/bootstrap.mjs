@@ -4,6 +4,7 @@
 // (apt-get, as root). Running it twice is harmless: each step checks before it acts.
 //
 //   node scripts/bootstrap.mjs start [stack options]   the local stack on an embedded Redis
+//   node scripts/bootstrap.mjs dev                     turbo dev (watch mode) on the same Redis
 //   node scripts/bootstrap.mjs test  [vitest filters]  format check, lint, typecheck, every test
 import { spawnSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -110,14 +111,16 @@ function runForeground(command, args) {
 
 function main() {
   const [task, ...rest] = process.argv.slice(2);
-  if (task !== 'start' && task !== 'test') fail('usage: bootstrap.mjs <start|test> [options]');
+  if (task !== 'start' && task !== 'test' && task !== 'dev')
+    fail('usage: bootstrap.mjs <start|dev|test> [options]');
   checkNode();
   const pnpm = ensurePnpm();
   ensurePackages(pnpm);
   ensureRedis();
-  if (task === 'start') {
+  if (task === 'start' || task === 'dev') {
     // Straight to node (not through pnpm exec, which would forward Ctrl-C once more).
-    runForeground(process.execPath, ['--import', 'tsx', 'scripts/stack.ts', ...rest]);
+    const script = task === 'start' ? 'scripts/stack.ts' : 'scripts/dev.ts';
+    runForeground(process.execPath, ['--import', 'tsx', script, ...rest]);
     return;
   }
   say('Format check');

@@ -1,13 +1,13 @@
 /**
  * The local stack behind `npm start`: a private redis-server (unless REDIS_URL / REDIS_HOST names
- * one), then the apps as processes — execution nodes, the notification worker and the demo market
- * feed today; the scheduler
- * and the gateway join as their issues land. Each app's lines are echoed tagged with its name.
- * Ctrl-C or SIGTERM stops the apps (nodes drain), then Redis, and leaves no process behind.
+ * one, or `pnpm dev` already started one: see local-redis.ts), then the apps as processes — the
+ * scheduler with the sample catalog, execution nodes, the notification worker, the gateway and the
+ * demo market feed. Each app's lines are echoed tagged with its name. Ctrl-C or SIGTERM stops the
+ * apps (nodes drain), then Redis, and leaves no process behind.
  *
  *   npm start -- --nodes 3 --catalog config/sample-catalog.json
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import {
@@ -22,13 +22,9 @@ import {
   parseEnv,
   type Env,
 } from '@ginkgo-live/runtime';
-import {
-  describeRedisConfig,
-  isRedisConfigured,
-  loadRedisConfig,
-  RedisConnections,
-} from '@ginkgo-live/redis-client';
-import { ManagedProcess, RedisServer, REPO_ROOT, tsEntry } from '@ginkgo-live/testing';
+import { loadRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
+import { ManagedProcess, REPO_ROOT, tsEntry } from '@ginkgo-live/testing';
+import { resolveLocalRedis, type LocalRedis } from './local-redis.ts';
 
 const stackEnvSchema = z.object({
   /** Where the embedded Redis keeps its data. Default `.stack` at the repository root. */
@@ -61,7 +57,7 @@ async function main(): Promise<void> {
 
   // Signals are handled from the first moment, so a Ctrl-C during startup also cleans up.
   const running: {
-    embedded?: RedisServer;
+    redis?: LocalRedis;
     connections?: RedisConnections;
     apps: ManagedProcess[];
     stopping: boolean;
@@ -73,23 +69,20 @@ async function main(): Promise<void> {
       // Apps first (nodes drain within their 25 s budget), Redis last.
       await Promise.all(running.apps.map((app) => app.stop('SIGTERM', 30_000)));
       await running.connections?.close();
-      await running.embedded?.stop();
+      await running.redis?.release();
       logger.info('Stack stopped');
       return 0;
     },
   });
 
-  let redisConfig = redis;
-  if (isRedisConfigured(process.env)) {
-    logger.info('Using the configured Redis', { redis: describeRedisConfig(redis) });
-  } else {
-    const dir = path.resolve(REPO_ROOT, stack.GINKGO_STACK_DIR ?? '.stack', 'redis');
-    mkdirSync(dir, { recursive: true });
-    const embedded = await RedisServer.start({ dir, persistence: true });
-    running.embedded = embedded;
-    redisConfig = { ...redis, host: embedded.host, port: embedded.port };
-    logger.info('Embedded Redis started', { url: embedded.url, dataDir: dir, pid: embedded.pid });
-  }
+  const local = await resolveLocalRedis({
+    env: process.env,
+    config: redis,
+    stackDir: path.resolve(REPO_ROOT, stack.GINKGO_STACK_DIR ?? '.stack'),
+    logger,
+  });
+  running.redis = local;
+  const redisConfig = { ...redis, host: local.host, port: local.port };
   if (running.stopping) return;
 
   const connections = new RedisConnections({
@@ -139,7 +132,7 @@ async function main(): Promise<void> {
   const url = `redis://${redisConfig.host}:${redisConfig.port}`;
   process.stdout.write(
     `\nginkgo-live stack is up.\n` +
-      `  Redis ready at ${url} (${running.embedded === undefined ? 'external' : 'embedded'})\n` +
+      `  Redis ready at ${url} (${local.source})\n` +
       `  Apps: livecore-scheduler (catalog ${options.catalog}), ${options.nodes} execution nodes,\n` +
       `  notification worker, market feed, api-gateway.\n` +
       `  Monitoring API: http://localhost:${gatewayPort}/api/nodes (also /api/portfolios, /api/metrics,\n` +

@@ -119,6 +119,11 @@ export class ManagedProcess {
     return this.waitUntil(() => this.exitInfo, timeoutMs, 'exit');
   }
 
+  /** Resolves when the process exits, however long that takes. */
+  get exited(): Promise<ProcessExit> {
+    return this.exitPromise;
+  }
+
   /** Sends a signal to the process group. */
   signal(signal: NodeJS.Signals): void {
     killGroup(this.child, signal);
