@@ -111,6 +111,31 @@ describe('the local stack (npm start)', () => {
     }
   });
 
+  it('runs the number of nodes and portfolios asked for, drawn from the catalog', async () => {
+    const stack = startStack({ GATEWAY_PORT: '0' }, ['--nodes', '3', '--portfolios', '12']);
+    await stack.waitForLine('12 portfolios drawn from config/sample-catalog.json', 20_000);
+    const listening = await stack.waitForLine(/^\[api-gateway\] .*Gateway listening/, 20_000);
+    const port = (JSON.parse(listening.replace(/^\[api-gateway\] /, '')) as { port: number }).port;
+    const portfolios = async () =>
+      (
+        (await (await fetch(`http://127.0.0.1:${port}/api/portfolios`)).json()) as {
+          portfolios?: { portfolio_id: string; status: string; node_id: string | null }[];
+        }
+      ).portfolios ?? [];
+    await waitFor(
+      async () => {
+        const all = await portfolios();
+        return all.length === 12 && all.every((p) => p.status === 'running');
+      },
+      { timeoutMs: 30_000, description: '12 portfolios running' },
+    );
+    const all = await portfolios();
+    expect(new Set(all.map((p) => p.portfolio_id)).size).toBe(12);
+    expect(all.map((p) => p.portfolio_id)).toContain('btc-fast-2');
+    expect(new Set(all.map((p) => p.node_id))).toEqual(new Set(['node-1', 'node-2', 'node-3']));
+    expect((await stack.stop('SIGINT', 30_000)).code).toBe(0);
+  });
+
   it('refuses an unknown argument with exit 2', async () => {
     const stack = startStack({}, ['--frobnicate']);
     expect((await stack.waitForExit(20_000)).code).toBe(2);

@@ -7,7 +7,7 @@
  *
  *   npm start -- --nodes 3 --catalog config/sample-catalog.json
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import {
@@ -44,7 +44,9 @@ function loadConfig(env: Env) {
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   if (typeof options === 'string') {
-    process.stderr.write(`stack: ${options}\nusage: npm start -- [--nodes N] [--catalog FILE]\n`);
+    process.stderr.write(
+      `stack: ${options}\nusage: npm start -- [--nodes N] [--portfolios N] [--catalog FILE]\n`,
+    );
     process.exit(CONFIG_EXIT_CODE);
   }
   const config = loadConfig(process.env);
@@ -75,12 +77,9 @@ async function main(): Promise<void> {
     },
   });
 
-  const local = await resolveLocalRedis({
-    env: process.env,
-    config: redis,
-    stackDir: path.resolve(REPO_ROOT, stack.GINKGO_STACK_DIR ?? '.stack'),
-    logger,
-  });
+  const stackDir = path.resolve(REPO_ROOT, stack.GINKGO_STACK_DIR ?? '.stack');
+  const catalogFile = catalogFor(options, stackDir);
+  const local = await resolveLocalRedis({ env: process.env, config: redis, stackDir, logger });
   running.redis = local;
   const redisConfig = { ...redis, host: local.host, port: local.port };
   if (running.stopping) return;
@@ -115,7 +114,7 @@ async function main(): Promise<void> {
   };
   start('scheduler', 'apps/livecore-scheduler/src/main.ts', {
     SCHEDULER_ID: 'scheduler-1',
-    CATALOG_FILE: path.resolve(REPO_ROOT, options.catalog),
+    CATALOG_FILE: catalogFile,
     METRICS_PORT: '0',
   });
   for (let i = 1; i <= options.nodes; i++) {
@@ -130,10 +129,14 @@ async function main(): Promise<void> {
   start('market-feed', 'apps/market-feed/src/main.ts', {});
 
   const url = `redis://${redisConfig.host}:${redisConfig.port}`;
+  const catalogLabel =
+    options.portfolios === undefined
+      ? `catalog ${options.catalog}`
+      : `${options.portfolios} portfolios drawn from ${options.catalog}`;
   process.stdout.write(
     `\nginkgo-live stack is up.\n` +
       `  Redis ready at ${url} (${local.source})\n` +
-      `  Apps: livecore-scheduler (catalog ${options.catalog}), ${options.nodes} execution nodes,\n` +
+      `  Apps: livecore-scheduler (${catalogLabel}), ${options.nodes} execution nodes,\n` +
       `  notification worker, market feed, api-gateway.\n` +
       `  Monitoring API: http://localhost:${gatewayPort}/api/nodes (also /api/portfolios, /api/metrics,\n` +
       `  /api/schedule/plan, /api/notifications, /api/ready, /metrics)\n` +
@@ -142,9 +145,19 @@ async function main(): Promise<void> {
   );
 }
 
-/** `--nodes N` (default 3), `--catalog FILE` (default the sample). Returns a message for anything else. */
-function parseArgs(args: readonly string[]): { nodes: number; catalog: string } | string {
+interface StackOptions {
+  nodes: number;
+  catalog: string;
+  portfolios: number | undefined;
+}
+
+/**
+ * `--nodes N` (default 3), `--catalog FILE` (default the sample), `--portfolios N` (default: the
+ * catalog as it is). Returns a message for anything else.
+ */
+function parseArgs(args: readonly string[]): StackOptions | string {
   let nodes = 3;
+  let portfolios: number | undefined;
   let catalog = 'config/sample-catalog.json';
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -153,6 +166,11 @@ function parseArgs(args: readonly string[]): { nodes: number; catalog: string } 
       if (!/^\d+$/.test(value) || Number(value) > 50)
         return `--nodes takes a number from 0 to 50, got "${value}"`;
       nodes = Number(value);
+    } else if (arg === '--portfolios') {
+      const value = args[++i] ?? '';
+      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1_000)
+        return `--portfolios takes a number from 1 to 1000, got "${value}"`;
+      portfolios = Number(value);
     } else if (arg === '--catalog') {
       const value = args[++i];
       if (value === undefined || !existsSync(path.resolve(REPO_ROOT, value)))
@@ -162,7 +180,32 @@ function parseArgs(args: readonly string[]): { nodes: number; catalog: string } 
       return `unknown argument ${arg ?? ''}`;
     }
   }
-  return { nodes, catalog };
+  return { nodes, catalog, portfolios };
+}
+
+/**
+ * The catalog file the scheduler gets: the given one, or — with `--portfolios N` — N portfolios
+ * drawn from it in turn (`btc-fast`, …, then `btc-fast-2`, …), written under the stack folder.
+ */
+function catalogFor(options: StackOptions, stackDir: string): string {
+  const file = path.resolve(REPO_ROOT, options.catalog);
+  if (options.portfolios === undefined) return file;
+  const specs = z
+    .array(z.looseObject({ portfolio_id: z.string() }))
+    .parse(JSON.parse(readFileSync(file, 'utf8')));
+  if (specs.length === 0) throw new Error(`${options.catalog} holds no portfolio`);
+  const drawn = Array.from({ length: options.portfolios }, (_, i) => {
+    const spec = specs[i % specs.length] ?? specs[0];
+    const round = Math.floor(i / specs.length) + 1;
+    return {
+      ...spec,
+      portfolio_id: round === 1 ? spec?.portfolio_id : `${spec?.portfolio_id ?? ''}-${round}`,
+    };
+  });
+  mkdirSync(stackDir, { recursive: true });
+  const out = path.join(stackDir, `catalog-${options.portfolios}.json`);
+  writeFileSync(out, `${JSON.stringify(drawn, null, 2)}\n`);
+  return out;
 }
 
 main().catch((err: unknown) => {
