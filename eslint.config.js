@@ -5,7 +5,14 @@ import tseslint from 'typescript-eslint';
 
 export default defineConfig(
   {
-    ignores: ['**/node_modules/**', '**/dist/**', '**/.turbo/**', '.tools/**', '.stack/**'],
+    ignores: [
+      '**/node_modules/**',
+      '**/dist/**',
+      '**/.turbo/**',
+      '.tools/**',
+      '.stack/**',
+      'test-artifacts/**',
+    ],
   },
   js.configs.recommended,
   tseslint.configs.strictTypeChecked,
@@ -38,6 +45,23 @@ export default defineConfig(
     extends: [tseslint.configs.disableTypeChecked],
     languageOptions: {
       globals: { process: 'readonly', console: 'readonly' },
+    },
+  },
+  {
+    // The operations page's script runs in the browser.
+    files: ['apps/*/public/**/*.js'],
+    languageOptions: {
+      globals: Object.fromEntries(
+        [
+          'document',
+          'Node',
+          'fetch',
+          'TextDecoderStream',
+          'setTimeout',
+          'setInterval',
+          'sessionStorage',
+        ].map((name) => [name, 'readonly']),
+      ),
     },
   },
 );

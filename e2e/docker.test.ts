@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
@@ -130,13 +130,19 @@ describe('the image build stage, run without a container engine', () => {
     expect(modules).not.toContain('vitest');
     expect(modules).not.toContain('tsx');
 
+    // The runtime stage keeps package.json, node_modules and dist only: so does this copy.
+    const runtime = mkdtempSync(path.join(tmpdir(), 'ginkgo-runtime-'));
+    cleanups.push(() => rmSync(runtime, { recursive: true, force: true }));
+    for (const entry of ['package.json', 'node_modules', 'dist'])
+      cpSync(path.join(out, entry), path.join(runtime, entry), { recursive: true });
+
     const redis = await RedisServer.start();
     cleanups.push(() => redis.cleanup());
     const gateway = ManagedProcess.start({
       name: 'bundled gateway',
       command: process.execPath,
       args: ['dist/main.js'],
-      cwd: out,
+      cwd: runtime,
       env: { ...redis.env, GATEWAY_PORT: '0', LOG_FORMAT: 'json' },
     });
     cleanups.push(() => gateway.stop());
@@ -145,5 +151,10 @@ describe('the image build stage, run without a container engine', () => {
     await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/api/nodes`)).status === 200, {
       timeoutMs: 5_000,
     });
+    // The operations page travels inside dist/ with the bundle.
+    const page = await fetch(`http://127.0.0.1:${port}/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('/ui/app.js');
+    expect((await fetch(`http://127.0.0.1:${port}/ui/app.js`)).status).toBe(200);
   }, 60_000);
 });

@@ -75,28 +75,48 @@ function ensurePackages(pnpm) {
   }
 }
 
-/** redis-server from Debian's packages when it is not on PATH. */
-function ensureRedis() {
-  if (output('redis-server', ['--version']) !== undefined) return;
-  const install = 'apt-get update && apt-get install -y redis-server';
+let aptUpdated = false;
+
+/** A Debian package, when `isPresent()` says it is missing: apt-get as root, else exit 2 with how. */
+function ensureDebianPackage(pkg, what, isPresent) {
+  if (isPresent()) return;
+  const install = `apt-get update && apt-get install -y ${pkg}`;
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   if (!isRoot || output('apt-get', ['--version']) === undefined) {
     fail(
-      `redis-server is not installed, and this is not a root shell with apt-get.\n` +
+      `${what} is not installed, and this is not a root shell with apt-get.\n` +
         `Install it, then run this command again:\n  sudo sh -c '${install}'`,
     );
   }
-  say('Installing redis-server with apt-get');
+  say(`Installing ${what} with apt-get`);
   const aptEnv = { ...env, DEBIAN_FRONTEND: 'noninteractive' };
-  if (
-    run('apt-get', ['update', '-qq'], { env: aptEnv }) !== 0 ||
-    run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'redis-server'], {
-      env: aptEnv,
-    }) !== 0 ||
-    output('redis-server', ['--version']) === undefined
-  ) {
-    fail(`Installing redis-server failed. Try by hand: ${install}`);
+  if (!aptUpdated && run('apt-get', ['update', '-qq'], { env: aptEnv }) !== 0) {
+    fail(`apt-get update failed. Try by hand: ${install}`);
   }
+  aptUpdated = true;
+  if (
+    run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', pkg], { env: aptEnv }) !==
+      0 ||
+    !isPresent()
+  ) {
+    fail(`Installing ${what} failed. Try by hand: ${install}`);
+  }
+}
+
+/** redis-server from Debian's packages when it is not on PATH. */
+function ensureRedis() {
+  ensureDebianPackage(
+    'redis-server',
+    'redis-server',
+    () => output('redis-server', ['--version']) !== undefined,
+  );
+}
+
+/** Debian's Chromium for the operations page's browser tests (never a downloaded browser). */
+function ensureChromium() {
+  ensureDebianPackage('chromium', 'Chromium (/usr/bin/chromium)', () =>
+    existsSync('/usr/bin/chromium'),
+  );
 }
 
 /** Runs a long-lived child, forwarding Ctrl-C and SIGTERM, and exits with its code. */
@@ -123,6 +143,7 @@ function main() {
     runForeground(process.execPath, ['--import', 'tsx', script, ...rest]);
     return;
   }
+  ensureChromium();
   say('Format check');
   if (run(pnpm, ['exec', 'prettier', '--check', '--log-level', 'warn', '.']) !== 0) process.exit(1);
   say('Lint and typecheck');

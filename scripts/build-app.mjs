@@ -2,7 +2,7 @@
 // Bundles one app for production: its own code and every workspace package (whose entry points are
 // TypeScript sources) into dist/main.js; npm dependencies stay external and are installed in the
 // image with `pnpm deploy --prod`. Run from the app's folder: `node ../../scripts/build-app.mjs`.
-import { readFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { build } from 'esbuild';
 
@@ -44,6 +44,10 @@ await build({
   },
   logLevel: 'warning',
 });
+// Static files an app serves (the gateway's operations page) travel with the bundle.
+const publicDir = path.join(app, 'public');
+rmSync(path.join(app, 'dist/public'), { recursive: true, force: true });
+if (existsSync(publicDir)) cpSync(publicDir, path.join(app, 'dist/public'), { recursive: true });
 process.stdout.write(
   `built ${manifest.name} → dist/main.js (external: ${external.sort().join(', ')})\n`,
 );

@@ -105,7 +105,8 @@ async function main(): Promise<void> {
   });
   process.stdout.write(
     `\nginkgo-live dev: apps in watch mode on redis://${local.host}:${local.port} (${local.source}).\n` +
-      `  Gateway: http://localhost:${gatewayPort}/api/nodes   Ctrl-C stops everything.\n\n`,
+      `  Operations page: http://localhost:${gatewayPort}/   API: http://localhost:${gatewayPort}/api/nodes\n` +
+      `  Ctrl-C stops everything.\n\n`,
   );
   const exit = await running.turbo.exited;
   // Read after the await: a signal may have started the stop meanwhile.

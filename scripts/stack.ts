@@ -138,6 +138,7 @@ async function main(): Promise<void> {
       `  Redis ready at ${url} (${local.source})\n` +
       `  Apps: livecore-scheduler (${catalogLabel}), ${options.nodes} execution nodes,\n` +
       `  notification worker, market feed, api-gateway.\n` +
+      `  Operations page: http://localhost:${gatewayPort}/\n` +
       `  Monitoring API: http://localhost:${gatewayPort}/api/nodes (also /api/portfolios, /api/metrics,\n` +
       `  /api/schedule/plan, /api/notifications, /api/ready, /metrics)\n` +
       `  Operate: pnpm ctl drain node-1 | undrain node-1 | migrate <portfolio> <node>\n` +

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import {
   combineConfig,
   envBool,
+  envDurationMs,
   envInt,
   envString,
   loadLoggingConfig,
@@ -28,6 +29,8 @@ export interface GatewayConfig {
   port: number;
   /** `GATEWAY_HOST`, default 0.0.0.0. */
   host: string;
+  /** `GATEWAY_OVERVIEW_INTERVAL_MS`, default 1000: how often the operations page is updated. */
+  overviewIntervalMs: number;
   security: SecurityConfig;
   redis: RedisConfig;
   logging: LoggingConfig;
@@ -53,6 +56,7 @@ const schema = z.object({
     },
   ),
   GATEWAY_RATE_LIMIT_PER_MINUTE: envInt({ default: 300, min: 1, max: 1_000_000 }),
+  GATEWAY_OVERVIEW_INTERVAL_MS: envDurationMs(1_000, 200),
 });
 
 /** Reads the gateway's configuration. Pure. */
@@ -69,6 +73,7 @@ export function loadConfig(env: Env): ConfigResult<GatewayConfig> {
     value: {
       port: gateway.GATEWAY_PORT,
       host: gateway.GATEWAY_HOST ?? '0.0.0.0',
+      overviewIntervalMs: gateway.GATEWAY_OVERVIEW_INTERVAL_MS,
       security: {
         apiKeys: list(gateway.GATEWAY_API_KEYS),
         publicReads: gateway.GATEWAY_PUBLIC_READS,

@@ -13,6 +13,7 @@ import { loadConfig } from './config.ts';
 import { createFleetRegistry } from './fleet-metrics.ts';
 import { ControlQueue } from './control-queue.ts';
 import { FleetReader } from './fleet-reader.ts';
+import { OverviewFeed } from './overview-feed.ts';
 import { createApp } from './http/app.ts';
 
 const loaded = loadConfig(process.env);
@@ -39,7 +40,11 @@ const connections = new RedisConnections({
 });
 const keys = createStateKeys(config.redis.keyPrefix);
 const reader = new FleetReader(connections.main, keys);
+// Samples for the page's charts from the start, so the last 10 minutes are there when it opens.
+const overview = new OverviewFeed({ reader, logger, intervalMs: config.overviewIntervalMs });
+overview.start();
 const app = createApp({
+  overview,
   reader,
   control: new ControlQueue(connections.main, keys),
   security: config.security,
@@ -52,6 +57,7 @@ const server = app.listen(config.port, config.host, () => {
   logger.info('Gateway listening', {
     port,
     url: `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}`,
+    operationsPage: `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}/`,
   });
 });
 server.on('error', (err) => {
@@ -61,8 +67,13 @@ server.on('error', (err) => {
 handleShutdownSignals({
   logger,
   stop: async () => {
+    overview.stop();
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    // Open operations pages hold their event streams: requests in flight get a second, then every
+    // connection is ended, or close() would wait forever.
+    setTimeout(() => server.closeAllConnections(), 1_000).unref();
+    await closed;
     await connections.close();
     return 0;
   },

@@ -495,3 +495,119 @@ describe('api-gateway on real Redis', () => {
     expect(plain.headers.get('content-security-policy')).toContain("default-src 'self'");
   });
 });
+
+/** Reads server-sent events from `path` until `until` returns true for the messages so far. */
+async function readEvents(
+  path: string,
+  until: (messages: Record<string, unknown>[]) => boolean,
+  timeoutMs = 10_000,
+): Promise<Record<string, unknown>[]> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  const response = await fetch(`${base}${path}`, { signal: controller.signal });
+  expect(response.status).toBe(200);
+  expect(response.headers.get('content-type')).toContain('text/event-stream');
+  const messages: Record<string, unknown>[] = [];
+  const decoder = new TextDecoder();
+  let buffer = '';
+  try {
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let cut;
+      while ((cut = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        const data = block
+          .split('\n')
+          .filter((l) => l.startsWith('data:'))
+          .map((l) => l.slice(5).trim())
+          .join('\n');
+        if (data !== '') messages.push(JSON.parse(data) as Record<string, unknown>);
+      }
+      if (until(messages)) break;
+    }
+  } finally {
+    clearTimeout(timer);
+    controller.abort();
+  }
+  return messages;
+}
+
+describe('the operations page and its feed', () => {
+  it('serves the page and its assets from the gateway, with no outside origin in them', async () => {
+    const page = await fetch(`${base}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toContain('text/html');
+    const html = await page.text();
+    expect(html).toContain('<script type="module" src="/ui/app.js">');
+    for (const asset of ['/ui/app.js', '/ui/app.css']) {
+      const response = await fetch(`${base}${asset}`);
+      expect(response.status, asset).toBe(200);
+      const text = await response.text();
+      // Works offline: nothing loaded from a CDN or any other origin.
+      expect(text, asset).not.toMatch(/(?:src|href)=["']?(?:https?:)?\/\//);
+      expect(text, asset).not.toMatch(/@import|url\(\s*["']?https?:/);
+    }
+    expect(html).not.toMatch(/https?:\/\//);
+    expect((await fetch(`${base}/ui/missing.js`)).status).toBe(404);
+  });
+
+  it('shapes the overview as JSON, and answers 503 rather than stale numbers while Redis is down', async () => {
+    await seedNode('a', true, ['p1']);
+    await seedNode('b', false);
+    await seedPortfolio('p1', 'a');
+    const { status, body } = await get('/api/overview');
+    expect(status).toBe(200);
+    expect(body['summary']).toMatchObject({
+      nodes_online: 1,
+      nodes_total: 2,
+      portfolios_running: 1,
+      queue_depth_total: 40,
+    });
+    expect(body).toMatchObject({ stale: false, redis: { status: 'up' } });
+    expect((body['nodes'] as { node_id: string; liveness: string }[])[0]).toMatchObject({
+      node_id: 'b',
+      liveness: 'lost',
+    });
+    await server.kill();
+    const down = await get('/api/overview');
+    expect(down.status).toBe(503);
+    expect(down.body['code']).toBe('REDIS_UNAVAILABLE');
+  });
+
+  it('streams updates; while Redis is down each says so and keeps the last data flagged stale; then live again', async () => {
+    await seedNode('a', true, ['p1']);
+    await seedPortfolio('p1', 'a');
+    const live = await readEvents('/api/overview/stream', (m) => m.length >= 2);
+    expect(live[0]).toMatchObject({ stale: false, redis: { status: 'up' } });
+    expect(Date.parse(String(live[1]?.['generated_at']))).toBeGreaterThan(
+      Date.parse(String(live[0]?.['generated_at'])),
+    );
+    const asOf = live[1]?.['data_as_of'];
+
+    await server.kill();
+    const down = await readEvents('/api/overview/stream', (m) =>
+      m.some((x) => x['stale'] === true),
+    );
+    const stale = down.find((m) => m['stale'] === true);
+    expect(stale).toMatchObject({
+      redis: { status: 'down', reason: 'Redis is unavailable' },
+      summary: { nodes_online: 1, portfolios_running: 1 },
+    });
+    expect(Date.parse(String(stale?.['data_as_of']))).toBeGreaterThanOrEqual(
+      Date.parse(String(asOf)),
+    );
+    expect(Date.parse((stale?.['redis'] as { down_since: string }).down_since)).toBeGreaterThan(0);
+
+    await server.restart({ keepData: false });
+    await seedNode('a', true, ['p1']);
+    const back = await readEvents(
+      '/api/overview/stream',
+      (m) => m.some((x) => x['stale'] === false),
+      15_000,
+    );
+    expect(back.find((m) => m['stale'] === false)).toMatchObject({ redis: { status: 'up' } });
+    const history = back.at(-1)?.['history'] as { queue_depth_total: number }[];
+    expect(history.length).toBeGreaterThanOrEqual(1);
+  });
+});

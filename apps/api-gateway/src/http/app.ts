@@ -8,7 +8,9 @@ import helmet from 'helmet';
 import type { SecurityConfig } from '../config.ts';
 import type { ControlQueue } from '../control-queue.ts';
 import type { FleetReader, NodeView, PortfolioView } from '../fleet-reader.ts';
+import { OverviewFeed } from '../overview-feed.ts';
 import { OPENAPI } from './openapi.ts';
+import { pageRoutes } from './page.ts';
 import { cors, rateLimiter, requireKey } from './security.ts';
 import { AppError, errorBody, toAppError } from './errors.ts';
 import { booleanParam, intParam, parseQuery } from './query.ts';
@@ -20,6 +22,8 @@ export interface AppOptions {
   ping: () => Promise<PingResult>;
   registry: Registry;
   logger: Logger;
+  /** The operations page's feed; default one made here that reads only while a page watches. */
+  overview?: OverviewFeed;
 }
 
 const nodesQuery = z.object({
@@ -115,10 +119,14 @@ export function createApp(options: AppOptions): express.Express {
       '/api/schedule',
       '/api/notifications',
       '/api/control',
+      '/api/overview',
       '/metrics',
     ],
     limit,
   );
+  app.use(pageRoutes());
+  const overview =
+    options.overview ?? new OverviewFeed({ reader: options.reader, logger: options.logger });
   app.use(express.json({ limit: '16kb' }));
   const startedAt = Date.now();
   const route =
@@ -270,6 +278,30 @@ export function createApp(options: AppOptions): express.Express {
       });
     }),
   );
+
+  // The operations page's data: one shaped overview (JSON), or a stream of them (server-sent
+  // events, one per update; while Redis cannot be read each says so and carries the last data
+  // flagged stale).
+  app.get(
+    '/api/overview',
+    read,
+    route(async (_req, res) => {
+      res.json(await overview.read());
+    }),
+  );
+  app.get('/api/overview/stream', read, (req, res) => {
+    res.status(200).set({
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache, no-transform',
+      'X-Accel-Buffering': 'no',
+    });
+    res.flushHeaders();
+    res.write('retry: 2000\n\n');
+    const unsubscribe = overview.subscribe((message) => {
+      res.write(`event: overview\ndata: ${JSON.stringify(message)}\n\n`);
+    });
+    req.on('close', unsubscribe);
+  });
 
   app.get(
     '/metrics',

@@ -116,6 +116,7 @@ describe('the OpenAPI description', () => {
       ['get', '/api/metrics', '/api/metrics', 200],
       ['get', '/api/schedule/plan', '/api/schedule/plan', 200],
       ['get', '/api/notifications', '/api/notifications', 200],
+      ['get', '/api/overview', '/api/overview', 200],
       ['post', '/api/nodes/{id}/drain', '/api/nodes/n1/drain', 202],
       ['post', '/api/nodes/{id}/undrain', '/api/nodes/n1/undrain', 202],
       [
@@ -170,6 +171,24 @@ describe('the OpenAPI description', () => {
       })(outcome),
     ).toBe(true);
     exercised.add('get /api/control/{id}');
+    // The page's stream: its first event is an Overview as described.
+    const controller = new AbortController();
+    const stream = await fetch(`${base}/api/overview/stream`, { signal: controller.signal });
+    expect(stream.headers.get('content-type')).toContain('text/event-stream');
+    let text = '';
+    const decoder = new TextDecoder();
+    for await (const chunk of stream.body as unknown as AsyncIterable<Uint8Array>) {
+      text += decoder.decode(chunk, { stream: true });
+      if (/^data: .*\n\n/m.test(text)) break;
+    }
+    controller.abort();
+    const event = JSON.parse(/^data: (.*)$/m.exec(text)?.[1] ?? 'null') as unknown;
+    const validateOverview = ajv.compile({
+      $ref: '#/components/schemas/Overview',
+      components: OPENAPI.components,
+    });
+    expect(validateOverview(event), ajv.errorsText(validateOverview.errors)).toBe(true);
+    exercised.add('get /api/overview/stream');
     const metrics = await fetch(`${base}/metrics`);
     expect(metrics.headers.get('content-type')).toContain('text/plain');
     exercised.add('get /metrics');

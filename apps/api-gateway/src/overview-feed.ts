@@ -1,0 +1,188 @@
+import type { Logger } from '@ginkgo-live/runtime';
+import type { FleetReader } from './fleet-reader.ts';
+import { AppError } from './http/errors.ts';
+import {
+  buildOverview,
+  OverviewHistory,
+  type FleetOverview,
+  type HistoryPoint,
+} from './overview.ts';
+
+/** What the page receives each update. */
+export interface OverviewMessage extends FleetOverview {
+  redis: { status: 'up' | 'down'; reason: string | null; down_since: string | null };
+  /**
+   * True when Redis could not be read: the fleet parts are the last ones read (at `data_as_of`,
+   * null when none was ever read) and must not be shown as current.
+   */
+  stale: boolean;
+  data_as_of: string | null;
+  history: HistoryPoint[];
+}
+
+export interface OverviewFeedOptions {
+  reader: FleetReader;
+  logger: Logger;
+  /** Update interval while someone watches. Default 1000 ms. */
+  intervalMs?: number;
+  /** Sampling interval for the charts while nobody watches (after `start()`). Default 5000 ms. */
+  idleIntervalMs?: number;
+  history?: OverviewHistory;
+  now?: () => Date;
+}
+
+type Listener = (message: OverviewMessage) => void;
+
+const EMPTY: FleetOverview = {
+  generated_at: new Date(0).toISOString(),
+  summary: {
+    nodes_online: 0,
+    nodes_total: 0,
+    nodes_draining: 0,
+    portfolios_running: 0,
+    portfolios_total: 0,
+    portfolios_orphaned: 0,
+    events_per_second: 0,
+    queue_depth_total: 0,
+    queue_usage_max: null,
+    notifications_last_hour: 0,
+    leader: null,
+    plan_version: null,
+  },
+  nodes: [],
+  portfolios: [],
+  notifications: [],
+};
+
+/**
+ * One reader loop for every watcher of the operations page: each update is read from Redis once
+ * (four pipelined reads) and sent to all subscribers, however many pages are open. While Redis
+ * cannot be read the message says so, keeps the last data flagged stale, and the loop goes on.
+ */
+export class OverviewFeed {
+  private readonly listeners = new Set<Listener>();
+  private readonly history: OverviewHistory;
+  private readonly now: () => Date;
+  private last: OverviewMessage | undefined;
+  private lastGood: FleetOverview | undefined;
+  private downSince: string | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private background = false;
+
+  constructor(private readonly options: OverviewFeedOptions) {
+    this.history = options.history ?? new OverviewHistory();
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /** Samples in the background (for the charts) even while no page is open. */
+  start(): void {
+    this.background = true;
+    this.schedule();
+  }
+
+  stop(): void {
+    this.background = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** The fleet read now, for the JSON endpoint: throws `REDIS_UNAVAILABLE` rather than go stale. */
+  async read(): Promise<OverviewMessage> {
+    const message = await this.update();
+    if (message.stale) {
+      throw new AppError('REDIS_UNAVAILABLE', 'Redis is unavailable', {
+        reason: message.redis.reason,
+      });
+    }
+    return message;
+  }
+
+  /** Adds a watcher; it gets the latest message at once (when there is one), then each update. */
+  subscribe(listener: Listener): () => void {
+    this.listeners.add(listener);
+    if (this.last !== undefined) listener(this.last);
+    else void this.update();
+    this.schedule();
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  get watchers(): number {
+    return this.listeners.size;
+  }
+
+  private schedule(): void {
+    if (this.timer !== undefined) return;
+    if (this.listeners.size === 0 && !this.background) return;
+    const every =
+      this.listeners.size > 0
+        ? (this.options.intervalMs ?? 1_000)
+        : (this.options.idleIntervalMs ?? 5_000);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.update().finally(() => {
+        this.schedule();
+      });
+    }, every);
+    this.timer.unref();
+  }
+
+  /** One read, shared by concurrent callers; never throws. */
+  private update(): Promise<OverviewMessage> {
+    this.running ??= this.readOnce().finally(() => {
+      this.running = undefined;
+    });
+    return this.running.then(() => this.last as OverviewMessage);
+  }
+
+  private async readOnce(): Promise<void> {
+    const { reader } = this.options;
+    let message: OverviewMessage;
+    try {
+      const [nodes, portfolios, plan, notifications] = await Promise.all([
+        reader.nodes(),
+        reader.portfolios(),
+        reader.plan(),
+        reader.notifications(),
+      ]);
+      const now = this.now();
+      const overview = buildOverview({ nodes, portfolios, plan, notifications, now });
+      this.history.record(overview.summary, now.getTime());
+      if (this.downSince !== null)
+        this.options.logger.info('Operations feed: Redis readable again', {
+          downSince: this.downSince,
+        });
+      this.downSince = null;
+      this.lastGood = overview;
+      message = {
+        ...overview,
+        redis: { status: 'up', reason: null, down_since: null },
+        stale: false,
+        data_as_of: overview.generated_at,
+        history: this.history.series(),
+      };
+    } catch (err) {
+      const reason =
+        err instanceof AppError && err.code === 'REDIS_UNAVAILABLE'
+          ? 'Redis is unavailable'
+          : `Fleet read failed: ${err instanceof Error ? err.message : String(err)}`;
+      if (this.downSince === null) {
+        this.downSince = this.now().toISOString();
+        this.options.logger.warn('Operations feed: cannot read the fleet', { reason });
+      }
+      const kept = this.lastGood ?? EMPTY;
+      message = {
+        ...kept,
+        generated_at: this.now().toISOString(),
+        redis: { status: 'down', reason, down_since: this.downSince },
+        stale: true,
+        data_as_of: this.lastGood?.generated_at ?? null,
+        history: this.history.series(),
+      };
+    }
+    this.last = message;
+    for (const listener of this.listeners) listener(message);
+  }
+}

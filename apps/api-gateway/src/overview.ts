@@ -1,0 +1,267 @@
+import type { NotificationRecord } from '@ginkgo-live/state-keys';
+import type { NodeView, PortfolioView } from './fleet-reader.ts';
+
+/**
+ * The operations page's data: everything it shows, shaped here (pure, unit-tested) so the page
+ * only renders. Queue levels follow the notification thresholds: warning from 70 %, critical from
+ * 95 %, full at 100 %.
+ */
+export type QueueLevel = 'ok' | 'warning' | 'critical' | 'full' | 'unknown';
+
+export function queueLevel(usage: number | null | undefined): QueueLevel {
+  if (usage === null || usage === undefined || !Number.isFinite(usage)) return 'unknown';
+  if (usage >= 1) return 'full';
+  if (usage >= 0.95) return 'critical';
+  if (usage >= 0.7) return 'warning';
+  return 'ok';
+}
+
+export interface NodeRow {
+  node_id: string;
+  /** `online` (heartbeat alive) or `lost`. */
+  liveness: 'online' | 'lost';
+  /** What the node says it does: running, draining, stopping… (`lost` when it is gone). */
+  status: string;
+  draining: boolean;
+  heartbeat_age_ms: number | null;
+  portfolio_count: number;
+  capacity: number | null;
+  queue_usage_max: number | null;
+  queue_level: QueueLevel;
+  events_per_second: number | null;
+  cpu_percent: number | null;
+  memory_rss_bytes: number | null;
+  redis_failures: number | null;
+  redis_healthy: boolean | null;
+  error: string | null;
+}
+
+export interface PortfolioRow {
+  portfolio_id: string;
+  name: string | null;
+  status: string;
+  node_id: string | null;
+  /** Why it has no node, when orphaned. */
+  reason: string | null;
+  queue_depth: number | null;
+  queue_capacity: number | null;
+  queue_usage: number | null;
+  queue_level: QueueLevel;
+  events_per_second: number | null;
+  latency_p50_ms: number | null;
+  latency_p99_ms: number | null;
+  cash: number | null;
+  total_value: number | null;
+  last_error: string | null;
+}
+
+export interface NotificationRow {
+  id: string;
+  created_at: string;
+  level: string;
+  kind: string;
+  status: 'firing' | 'resolved';
+  title: string;
+  message: string;
+  subject: string | null;
+  delivery: 'delivered' | 'partial' | 'failed';
+  /** Sinks that failed, with their reasons. */
+  delivery_problems: string[];
+}
+
+export interface FleetSummary {
+  nodes_online: number;
+  nodes_total: number;
+  nodes_draining: number;
+  portfolios_running: number;
+  portfolios_total: number;
+  portfolios_orphaned: number;
+  events_per_second: number;
+  queue_depth_total: number;
+  queue_usage_max: number | null;
+  notifications_last_hour: number;
+  leader: string | null;
+  plan_version: number | null;
+}
+
+/** One overview: the fleet as read at `generated_at`. */
+export interface FleetOverview {
+  generated_at: string;
+  summary: FleetSummary;
+  nodes: NodeRow[];
+  portfolios: PortfolioRow[];
+  notifications: NotificationRow[];
+}
+
+export interface OverviewInput {
+  nodes: NodeView[];
+  portfolios: PortfolioView[];
+  plan: { version: number | null; leader: string | null };
+  notifications: (NotificationRecord | { error: string; raw: string })[];
+  now: Date;
+  /** How many notifications the page lists. Default 20. */
+  notificationLimit?: number;
+}
+
+const HOUR_MS = 3_600_000;
+
+function nodeRow(node: NodeView, now: Date): NodeRow {
+  // A lost node has no heartbeat key left: its age comes from when it was last heard of.
+  const lastHeard = node.last_heartbeat === null ? Number.NaN : Date.parse(node.last_heartbeat);
+  const heartbeatAge =
+    node.heartbeat_age_ms ??
+    (Number.isFinite(lastHeard) ? Math.max(0, now.getTime() - lastHeard) : null);
+  return {
+    node_id: node.node_id,
+    liveness: node.is_online ? 'online' : 'lost',
+    status: node.is_online ? node.status : 'lost',
+    draining: node.status === 'draining',
+    heartbeat_age_ms: heartbeatAge,
+    portfolio_count: node.portfolio_count,
+    capacity: node.capacity,
+    queue_usage_max: node.is_online ? node.queue_usage_max : null,
+    queue_level: node.is_online ? queueLevel(node.queue_usage_max) : 'unknown',
+    events_per_second: node.is_online ? node.events_per_second : null,
+    cpu_percent: node.is_online ? node.cpu_percent : null,
+    memory_rss_bytes: node.is_online ? node.memory_rss_bytes : null,
+    redis_failures: node.redis?.total_failures ?? null,
+    redis_healthy: node.redis?.healthy ?? null,
+    error: node.error ?? null,
+  };
+}
+
+function portfolioRow(p: PortfolioView): PortfolioRow {
+  const s = p.state;
+  return {
+    portfolio_id: p.portfolio_id,
+    name: p.name,
+    status: p.status,
+    node_id: p.node_id ?? p.assignment.node_id,
+    reason: p.assignment.status === 'orphaned' ? p.assignment.reason : null,
+    queue_depth: s?.queue_depth ?? null,
+    queue_capacity: s?.queue_capacity ?? null,
+    queue_usage: s?.queue_usage ?? null,
+    queue_level: queueLevel(s?.queue_usage),
+    events_per_second: s?.events_per_second ?? null,
+    latency_p50_ms: s?.latency_ms?.p50 ?? null,
+    latency_p99_ms: s?.latency_ms?.p99 ?? null,
+    cash: s?.cash ?? null,
+    total_value: s?.total_value ?? null,
+    last_error: s?.last_error ?? p.error ?? null,
+  };
+}
+
+function notificationRow(n: NotificationRecord): NotificationRow {
+  const subject = n.subject.portfolio_id ?? n.subject.node_id;
+  return {
+    id: n.id,
+    created_at: n.created_at,
+    level: n.level,
+    kind: n.kind,
+    status: n.status,
+    title: n.title,
+    message: n.message,
+    subject,
+    delivery: n.delivery.status,
+    delivery_problems: Object.entries(n.delivery.sinks)
+      .filter(([, outcome]) => outcome !== 'delivered')
+      .map(([sink, reason]) => `${sink}: ${reason}`),
+  };
+}
+
+/** Rank for sorting: trouble first (lost nodes, then fuller queues), then by id. */
+const LEVEL_RANK: Record<QueueLevel, number> = {
+  full: 0,
+  critical: 1,
+  warning: 2,
+  ok: 3,
+  unknown: 4,
+};
+
+/** Shapes one overview from what the fleet reader returned. Pure. */
+export function buildOverview(input: OverviewInput): FleetOverview {
+  const nodes = input.nodes
+    .map((node) => nodeRow(node, input.now))
+    .sort(
+      (a, b) =>
+        Number(a.liveness === 'online') - Number(b.liveness === 'online') ||
+        a.node_id.localeCompare(b.node_id),
+    );
+  const portfolios = input.portfolios
+    .map(portfolioRow)
+    .sort(
+      (a, b) =>
+        Number(a.status !== 'orphaned') - Number(b.status !== 'orphaned') ||
+        LEVEL_RANK[a.queue_level] - LEVEL_RANK[b.queue_level] ||
+        a.portfolio_id.localeCompare(b.portfolio_id),
+    );
+  const records = input.notifications.filter((n): n is NotificationRecord => !('error' in n));
+  const since = input.now.getTime() - HOUR_MS;
+  const online = nodes.filter((n) => n.liveness === 'online');
+  const usages = portfolios.map((p) => p.queue_usage).filter((u): u is number => u !== null);
+  return {
+    generated_at: input.now.toISOString(),
+    summary: {
+      nodes_online: online.length,
+      nodes_total: nodes.length,
+      nodes_draining: online.filter((n) => n.draining).length,
+      portfolios_running: portfolios.filter((p) => p.status === 'running').length,
+      portfolios_total: portfolios.length,
+      portfolios_orphaned: portfolios.filter((p) => p.status === 'orphaned').length,
+      events_per_second: round(online.reduce((sum, n) => sum + (n.events_per_second ?? 0), 0)),
+      queue_depth_total: portfolios.reduce((sum, p) => sum + (p.queue_depth ?? 0), 0),
+      queue_usage_max: usages.length === 0 ? null : Math.max(...usages),
+      notifications_last_hour: records.filter((n) => Date.parse(n.created_at) >= since).length,
+      leader: input.plan.leader,
+      plan_version: input.plan.version,
+    },
+    nodes,
+    portfolios,
+    notifications: records.slice(0, input.notificationLimit ?? 20).map(notificationRow),
+  };
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}
+
+/** One sample of the charts. */
+export interface HistoryPoint {
+  /** Epoch ms. */
+  t: number;
+  queue_depth_total: number;
+  queue_usage_max: number | null;
+  events_per_second: number;
+}
+
+/**
+ * The charts' last `windowMs` (default 10 minutes), kept in the gateway's memory at one point per
+ * `stepMs` (default 5 s): a restarted gateway starts a new history. A sample within the current
+ * step replaces that step's point, so a fast refresh does not crowd the window.
+ */
+export class OverviewHistory {
+  private readonly points: HistoryPoint[] = [];
+
+  constructor(
+    private readonly windowMs = 600_000,
+    private readonly stepMs = 5_000,
+  ) {}
+
+  record(summary: FleetSummary, now: number): void {
+    const point: HistoryPoint = {
+      t: now,
+      queue_depth_total: summary.queue_depth_total,
+      queue_usage_max: summary.queue_usage_max,
+      events_per_second: summary.events_per_second,
+    };
+    const last = this.points.at(-1);
+    if (last !== undefined && Math.floor(last.t / this.stepMs) === Math.floor(now / this.stepMs))
+      this.points[this.points.length - 1] = point;
+    else this.points.push(point);
+    while ((this.points[0]?.t ?? now) < now - this.windowMs) this.points.shift();
+  }
+
+  series(): HistoryPoint[] {
+    return [...this.points];
+  }
+}

@@ -1,0 +1,186 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
+import { RedisServer, REPO_ROOT, StackFixture, tick, waitFor } from '@ginkgo-live/testing';
+
+/**
+ * The operations page in a real headless Chromium (Debian's, never a downloaded one) against the
+ * stack as processes: nodes, scheduler, notification worker and gateway on a real Redis.
+ * Screenshots of each state go to test-artifacts/operations-page (ignored by git).
+ */
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = path.join(REPO_ROOT, 'test-artifacts', 'operations-page');
+const CAPACITY = 20;
+const TTL_MS = 2_000;
+const UPDATE_MS = 500;
+
+let browser: Browser;
+let server: RedisServer;
+let fx: StackFixture;
+
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+});
+afterAll(async () => {
+  await browser.close();
+});
+beforeEach(async () => {
+  server = await RedisServer.start();
+  fx = new StackFixture(server);
+});
+afterEach(async () => {
+  await fx.close();
+  await server.cleanup();
+});
+
+const shot = (page: Page, name: string) =>
+  page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+
+async function stack(env: Record<string, string> = {}) {
+  const nodeEnv = { PORTFOLIO_QUEUE_CAPACITY: String(CAPACITY), QUEUE_SAMPLE_MS: '100', ...env };
+  for (const id of ['p1', 'p2', 'p3', 'p-full']) await fx.addToCatalog(id);
+  // A previous owner still holds p-full (a handover in progress): its node waits, its queue fills.
+  await fx.redis.set(fx.keys.portfolioLease('p-full'), 'previous-owner', 'PX', 120_000);
+  const nodes = await Promise.all(['a', 'b', 'c'].map((id) => fx.startNode(id, nodeEnv)));
+  await fx.startScheduler('s1');
+  await fx.startNotificationWorker();
+  const gateway = await fx.startGateway({
+    GATEWAY_OVERVIEW_INTERVAL_MS: String(UPDATE_MS),
+    ...env,
+  });
+  await waitFor(async () => Object.keys(await fx.plan()).length === 4, { timeoutMs: 10_000 });
+  return { nodes, gateway };
+}
+
+async function open(url: string, viewport = { width: 1366, height: 900 }): Promise<Page> {
+  const page = await browser.newPage({ viewport });
+  page.on('pageerror', (err) => {
+    throw err;
+  });
+  await page.goto(url);
+  return page;
+}
+
+describe('the operations page in Chromium', () => {
+  it('shows the fleet live: all online, a killed node lost with its portfolios moved, a full queue critical with its notification', async ({
+    annotate,
+  }) => {
+    const { nodes, gateway } = await stack();
+    const page = await open(`${gateway.url}/`);
+
+    // Everything online, the portfolios running.
+    await page.locator('tr[data-node][data-liveness="online"]').nth(2).waitFor();
+    await expect.poll(() => page.locator('tr[data-node]').count()).toBe(3);
+    for (const id of ['p1', 'p2', 'p3'])
+      await page
+        .locator(`tr[data-portfolio="${id}"] .state[data-state="running"]`)
+        .waitFor({ timeout: 10_000 });
+    await expect.poll(() => page.locator('#redis-status').textContent()).toBe('Redis: up');
+    expect(await page.locator('[data-card="Nodes online"] dd').textContent()).toBe('3 / 3');
+    await shot(page, '1-all-online');
+
+    // Kill the node running p1: lost on the page within one update after its heartbeat expires,
+    // and its portfolios shown running on the others.
+    const plan = await fx.plan();
+    const victim = plan['p1'] ?? 'a';
+    const moved = Object.entries(plan)
+      .filter(([id, n]) => n === victim && id !== 'p-full')
+      .map(([id]) => id);
+    const killedAt = Date.now();
+    await nodes.find((n) => n.name === `node ${victim}`)?.stop('SIGKILL');
+    await page
+      .locator(`tr[data-node="${victim}"][data-liveness="lost"]`)
+      .waitFor({ timeout: 10_000 });
+    const lostAfterMs = Date.now() - killedAt;
+    await annotate(`killed node shown lost ${lostAfterMs} ms after SIGKILL (TTL ${TTL_MS} ms)`);
+    // Heartbeat TTL + one update + a beat interval's phase + margin for the test's own polling.
+    expect(lostAfterMs).toBeLessThan(TTL_MS + UPDATE_MS + 500 + 1_000);
+    expect(await page.locator(`tr[data-node="${victim}"] .state`).textContent()).toBe('lost');
+    expect(await page.locator('[data-card="Nodes online"] dd').textContent()).toBe('2 / 3');
+    for (const id of moved) {
+      await expect
+        .poll(
+          async () => {
+            const row = page.locator(`tr[data-portfolio="${id}"]`);
+            const node = await row.locator('td[data-field="node"]').textContent();
+            const status = await row.locator('.state').textContent();
+            return node !== victim && status === 'running';
+          },
+          { timeout: 15_000 },
+        )
+        .toBe(true);
+    }
+    await shot(page, '2-node-lost');
+
+    // Fill p-full's queue: its bar turns critical (full) and the queue_full notification shows.
+    const queues = new PortfolioQueues({ connection: fx.redis, keys: fx.keys, capacity: CAPACITY });
+    for (let i = 0; i < CAPACITY; i++) await queues.add('p-full', tick(i));
+    await queues.close();
+    await page
+      .locator('tr[data-portfolio="p-full"] .bar[data-level="full"]')
+      .waitFor({ timeout: 5_000 });
+    await page
+      .locator('#notifications li[data-kind="queue_full"]')
+      .first()
+      .waitFor({ timeout: 10_000 });
+    const notice = await page
+      .locator('#notifications li[data-kind="queue_full"]')
+      .first()
+      .textContent();
+    expect(notice).toContain('delivery delivered');
+    expect(notice).toContain('p-full');
+    // Trouble first: the full portfolio is the top row.
+    expect(await page.locator('#portfolios tbody tr').first().getAttribute('data-portfolio')).toBe(
+      'p-full',
+    );
+    await shot(page, '3-queue-full');
+    await page.close();
+  }, 120_000);
+
+  it('drains a node from the keyboard with the outcome shown, says so when Redis is lost, and fits a phone', async () => {
+    const { gateway } = await stack();
+    const page = await open(`${gateway.url}/`);
+    await page.locator('tr[data-node="b"][data-liveness="online"]').waitFor({ timeout: 10_000 });
+
+    // Keyboard only: focus the drain button of node b and press Enter.
+    await page.locator('tr[data-node="b"] button[data-action="drain"]').focus();
+    await page.keyboard.press('Enter');
+    await page.locator('#requests li[data-status="accepted"]').waitFor({ timeout: 10_000 });
+    expect(await page.locator('#requests li').first().textContent()).toContain('drain b');
+    await page
+      .locator('tr[data-node="b"] .state[data-state="draining"]')
+      .waitFor({ timeout: 10_000 });
+
+    // Redis lost: the page says so instead of showing the numbers as current.
+    await server.kill();
+    await page.locator('#banner:not([hidden])').waitFor({ timeout: 5_000 });
+    expect(await page.locator('#banner').textContent()).toMatch(/cannot read Redis.*not current/);
+    expect(await page.locator('#redis-status').textContent()).toBe('Redis: down');
+    expect(await page.locator('main').getAttribute('class')).toContain('stale');
+    await shot(page, '4-redis-down');
+    await server.restart({ keepData: false });
+    await page.locator('#banner[hidden]').waitFor({ state: 'attached', timeout: 15_000 });
+    expect(await page.locator('#redis-status').textContent()).toBe('Redis: up');
+    await page.close();
+
+    // A phone: nothing wider than the screen except inside the scrolling tables.
+    const phone = await open(`${gateway.url}/`, { width: 390, height: 844 });
+    await phone.locator('tr[data-node]').first().waitFor({ timeout: 10_000 });
+    // (A string: this file is typed for Node, the expression runs in the page.)
+    const overflow = Number(
+      await phone.evaluate(
+        'document.documentElement.scrollWidth - document.documentElement.clientWidth',
+      ),
+    );
+    expect(overflow).toBeLessThanOrEqual(0);
+    await shot(phone, '5-phone');
+    await phone.close();
+  }, 120_000);
+});
