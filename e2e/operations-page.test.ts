@@ -183,4 +183,35 @@ describe('the operations page in Chromium', () => {
     await shot(phone, '5-phone');
     await phone.close();
   }, 120_000);
+
+  it('asks for the API key where reads need one, and lets only a keyed user drain', async () => {
+    const KEY = 'operator-key-0123456789';
+    const { gateway } = await stack({ GATEWAY_API_KEYS: KEY });
+    const page = await open(`${gateway.url}/`);
+    await expect.poll(() => page.locator('#feed-status').textContent()).toBe('API key needed');
+    expect(await page.locator('tr[data-node]').count()).toBe(0);
+    await page.locator('#api-key').fill(KEY);
+    await page.locator('#api-key').press('Enter');
+    await page.locator('tr[data-node="a"][data-liveness="online"]').waitFor({ timeout: 10_000 });
+    expect(await page.locator('#feed-status').textContent()).toBe('Live');
+    await page.close();
+
+    // Public reads: the page shows the fleet to anyone, but a drain without the key is refused.
+    const open2 = await fx.startGateway({
+      GATEWAY_API_KEYS: KEY,
+      GATEWAY_PUBLIC_READS: 'true',
+      GATEWAY_OVERVIEW_INTERVAL_MS: String(UPDATE_MS),
+    });
+    const viewer = await open(`${open2.url}/`);
+    await viewer.locator('tr[data-node="a"][data-liveness="online"]').waitFor({ timeout: 10_000 });
+    await viewer.locator('tr[data-node="a"] button[data-action="drain"]').click();
+    await viewer.locator('#requests li[data-status="error"]').waitFor({ timeout: 5_000 });
+    expect(await viewer.locator('#requests li').first().textContent()).toContain('401');
+    await viewer.locator('#api-key').fill(KEY);
+    await viewer.locator('#key-form button').click();
+    await viewer.locator('tr[data-node="a"] button[data-action="drain"]').click();
+    await viewer.locator('#requests li[data-status="accepted"]').waitFor({ timeout: 10_000 });
+    await shot(viewer, '6-keyed-drain');
+    await viewer.close();
+  }, 120_000);
 });

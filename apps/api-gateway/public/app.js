@@ -349,8 +349,8 @@ function setFeed(stateName, text) {
   document.body.dataset.feed = stateName;
 }
 
-function showGatewayLost(reason) {
-  setFeed('down', 'Gateway unreachable');
+function showGatewayLost(reason, label = 'Gateway unreachable') {
+  setFeed('down', label);
   const banner = $('#banner');
   banner.hidden = false;
   banner.textContent = `Lost the gateway (${reason}); retrying. The numbers below are from ${time(state.last?.generated_at)}, not current.`;
@@ -367,8 +367,7 @@ async function follow() {
         cache: 'no-store',
       });
       if (response.status === 401) {
-        setFeed('down', 'API key needed');
-        showGatewayLost('the gateway wants an API key: enter it above');
+        showGatewayLost('the gateway wants an API key: enter it above', 'API key needed');
         await waitForKey();
         continue;
       }
