@@ -5,6 +5,7 @@
 //
 //   node scripts/bootstrap.mjs start [stack options]   the local stack on an embedded Redis
 //   node scripts/bootstrap.mjs dev                     turbo dev (watch mode) on the same Redis
+//   node scripts/bootstrap.mjs bench [--quick]         build the bundles, run the benchmarks
 //   node scripts/bootstrap.mjs test  [vitest filters]  format check, lint, typecheck, every test
 import { spawnSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -131,8 +132,8 @@ function runForeground(command, args) {
 
 function main() {
   const [task, ...rest] = process.argv.slice(2);
-  if (task !== 'start' && task !== 'test' && task !== 'dev')
-    fail('usage: bootstrap.mjs <start|dev|test> [options]');
+  if (!['start', 'test', 'dev', 'bench'].includes(task))
+    fail('usage: bootstrap.mjs <start|dev|test|bench> [options]');
   checkNode();
   const pnpm = ensurePnpm();
   ensurePackages(pnpm);
@@ -141,6 +142,13 @@ function main() {
     // Straight to node (not through pnpm exec, which would forward Ctrl-C once more).
     const script = task === 'start' ? 'scripts/stack.ts' : 'scripts/dev.ts';
     runForeground(process.execPath, ['--import', 'tsx', script, ...rest]);
+    return;
+  }
+  if (task === 'bench') {
+    say('Build (the benchmarks run the production bundles)');
+    if (run(pnpm, ['exec', 'turbo', 'run', 'build', '--output-logs=errors-only']) !== 0)
+      process.exit(1);
+    runForeground(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...rest]);
     return;
   }
   ensureChromium();

@@ -2,8 +2,7 @@ import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { encodePayload } from '@ginkgo-live/state-keys';
-import { logEntries, RedisServer, StackFixture, waitFor } from '@ginkgo-live/testing';
+import { logEntries, RedisServer, seedFleet, StackFixture, waitFor } from '@ginkgo-live/testing';
 
 let server: RedisServer;
 let fx: StackFixture;
@@ -17,85 +16,11 @@ afterEach(async () => {
   await server.cleanup();
 });
 
-/** Seeds a running fleet's state: nodes beating, catalog, plan, meta — as a leader left it. */
-async function seedFleet(nodes: number, perNode: number): Promise<Record<string, string>> {
-  const k = fx.keys;
-  const now = new Date().toISOString();
-  const plan: Record<string, string> = {};
-  const pipeline = fx.redis.pipeline();
-  for (let n = 0; n < nodes; n++) {
-    const nodeId = `node-${n}`;
-    const ids = Array.from({ length: perNode }, (_, i) => `p-${n}-${i}`);
-    pipeline.set(
-      k.heartbeat(nodeId),
-      encodePayload('heartbeat', { _v: 1, node_id: nodeId, sent_at: now, seq: 1 }),
-      'PX',
-      120_000,
-    );
-    pipeline.zadd(k.nodeRegistry(), Date.now(), nodeId);
-    pipeline.hset(
-      k.executionNodes(),
-      nodeId,
-      encodePayload('nodeRecord', {
-        _v: 1,
-        node_id: nodeId,
-        status: 'alive',
-        capacity: perNode,
-        assigned_count: perNode,
-        last_seen: now,
-      }),
-    );
-    pipeline.set(
-      k.nodeAssignment(nodeId),
-      encodePayload('nodeAssignment', {
-        _v: 1,
-        node_id: nodeId,
-        portfolio_ids: ids,
-        plan_version: 7,
-        updated_at: now,
-      }),
-    );
-    for (const id of ids) {
-      plan[id] = nodeId;
-      pipeline.hset(
-        k.portfolioCatalog(),
-        id,
-        encodePayload('portfolioSpec', {
-          _v: 1,
-          portfolio_id: id,
-          symbols: ['BTC'],
-          strategy: { name: 'ma-crossover', params: {} },
-          starting_cash: 1_000,
-        }),
-      );
-      pipeline.hset(
-        k.portfolioAssignments(),
-        id,
-        encodePayload('assignment', {
-          _v: 1,
-          portfolio_id: id,
-          status: 'assigned',
-          node_id: nodeId,
-          reason: null,
-          plan_version: 7,
-          since: now,
-        }),
-      );
-    }
-  }
-  pipeline.set(
-    k.planMeta(),
-    encodePayload('planMeta', { _v: 1, version: 7, updated_at: now, leader: 'old-scheduler' }),
-  );
-  await pipeline.exec();
-  return plan;
-}
-
 describe('scheduler restart recovery (T071 part 2)', () => {
   it('recovers a 1,000-node, 5,000-portfolio plan in under 5 s and moves nothing', async ({
     annotate,
   }) => {
-    const before = await seedFleet(1_000, 5);
+    const before = await seedFleet(fx, 1_000, 5);
     const scheduler = await fx.startScheduler('s-new', {
       SCHEDULER_TICK_MS: '5000',
       SCHEDULER_LEADER_TTL_MS: '10000',

@@ -1,6 +1,6 @@
 export { freePort } from './free-port.ts';
 export { isProcessRunning } from './is-process-running.ts';
-export { ManagedProcess, REPO_ROOT, tsEntry } from './managed-process.ts';
+export { appEntry, ManagedProcess, REPO_ROOT, tsEntry } from './managed-process.ts';
 export type { ManagedProcessOptions, ProcessExit } from './managed-process.ts';
 export { MemoryTransport } from './memory-transport.ts';
 export type { LogEntry } from './memory-transport.ts';
@@ -12,3 +12,5 @@ export type { ReceivedRequest, ReceiverAnswer } from './webhook-receiver.ts';
 export type { WaitOptions } from './wait-for.ts';
 export { FAST, StackFixture, logEntries, metricsPortOf, tick } from './stack-fixture.ts';
 export { parsePrometheus } from './prometheus-text.ts';
+export { seedFleet } from './seed-fleet.ts';
+export type { SeedFleetOptions } from './seed-fleet.ts';

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { killGroup, track } from './process-registry.ts';
 
@@ -31,6 +32,25 @@ export function tsEntry(
   env: Record<string, string | undefined> = {},
 ): ManagedProcessOptions {
   return { name, command: process.execPath, args: ['--import', 'tsx', file], env };
+}
+
+/**
+ * Options to run an app (`apps/<app>`): from its TypeScript source with tsx, or — `bundled` — its
+ * production bundle `dist/main.js` (built by `turbo build`), as the image runs it.
+ */
+export function appEntry(
+  name: string,
+  app: string,
+  env: Record<string, string | undefined> = {},
+  bundled = false,
+): ManagedProcessOptions {
+  if (!bundled) return tsEntry(name, `apps/${app}/src/main.ts`, env);
+  return {
+    name,
+    command: process.execPath,
+    args: [path.join(REPO_ROOT, 'apps', app, 'dist', 'main.js')],
+    env,
+  };
 }
 
 /**

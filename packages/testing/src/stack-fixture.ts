@@ -8,7 +8,7 @@ import {
   type PortfolioState,
   type StateKeys,
 } from '@ginkgo-live/state-keys';
-import { ManagedProcess, tsEntry } from './managed-process.ts';
+import { appEntry, ManagedProcess } from './managed-process.ts';
 import type { RedisServer } from './redis-server.ts';
 
 /** Short timings so the tests see many beats quickly; the defaults are covered by unit tests. */
@@ -38,12 +38,20 @@ export class StackFixture {
   readonly redis: Redis;
   readonly processes: ManagedProcess[] = [];
 
-  constructor(readonly server: RedisServer) {
+  /** With `bundled`, apps run from their production bundles (`dist/main.js`) instead of tsx. */
+  constructor(
+    readonly server: RedisServer,
+    private readonly options: { bundled?: boolean } = {},
+  ) {
     this.keys = createStateKeys(`t${Date.now()}${Math.floor(Math.random() * 1_000)}:`);
     this.redis = new Redis({ host: server.host, port: server.port, maxRetriesPerRequest: null });
     this.redis.on('error', () => {
       // Tests kill and freeze Redis on purpose; this client waits it out.
     });
+  }
+
+  private entry(name: string, app: string, env: Record<string, string>) {
+    return appEntry(name, app, env, this.options.bundled === true);
   }
 
   /** Starts a node process and waits until it runs. */
@@ -53,7 +61,7 @@ export class StackFixture {
     waitRunning = true,
   ): Promise<ManagedProcess> {
     const node = ManagedProcess.start(
-      tsEntry(`node ${nodeId}`, 'apps/execution-node/src/main.ts', {
+      this.entry(`node ${nodeId}`, 'execution-node', {
         ...FAST,
         ...this.server.env,
         REDIS_KEY_PREFIX: this.keys.prefix,
@@ -73,7 +81,7 @@ export class StackFixture {
     waitRecovered = true,
   ): Promise<ManagedProcess> {
     const scheduler = ManagedProcess.start(
-      tsEntry(`scheduler ${id}`, 'apps/livecore-scheduler/src/main.ts', {
+      this.entry(`scheduler ${id}`, 'livecore-scheduler', {
         ...FAST,
         SCHEDULER_TICK_MS: '500',
         SCHEDULER_LEADER_TTL_MS: '2000',
@@ -94,7 +102,7 @@ export class StackFixture {
     env: Record<string, string> = {},
   ): Promise<{ process: ManagedProcess; url: string }> {
     const gateway = ManagedProcess.start(
-      tsEntry('api-gateway', 'apps/api-gateway/src/main.ts', {
+      this.entry('api-gateway', 'api-gateway', {
         ...FAST,
         ...this.server.env,
         REDIS_KEY_PREFIX: this.keys.prefix,
@@ -111,7 +119,7 @@ export class StackFixture {
   /** Starts a notification-worker process (log sink) and waits until it runs. */
   async startNotificationWorker(env: Record<string, string> = {}): Promise<ManagedProcess> {
     const worker = ManagedProcess.start(
-      tsEntry('notification-worker', 'apps/notification-worker/src/main.ts', {
+      this.entry('notification-worker', 'notification-worker', {
         ...FAST,
         ...this.server.env,
         REDIS_KEY_PREFIX: this.keys.prefix,
