@@ -23,8 +23,8 @@ export const schedulerScale: Bench = async ({ quick, log }) => {
   const bare = bareNodeStartMs();
   const rows: Row[] = [];
   const scale: string[] = [
-    '| nodes | portfolios | plan loaded | first tick done | tick p50 | tick max | /api/nodes p50 (page of 1,000) | /api/nodes p50 per node |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| nodes | portfolios | plan loaded | first tick done | Redis ready → first tick | tick p50 | tick max | /api/nodes p50 (page of 1,000) | /api/nodes p50 per node |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const nodes of sizes) {
     log(`scheduler: ${nodes} nodes`);
@@ -42,14 +42,18 @@ export const schedulerScale: Bench = async ({ quick, log }) => {
         description: 'ticks',
       });
       const [recovered] = logEntries(scheduler, 'Recovered: plan loaded and first tick done');
+      // The scheduler's own work, apart from loading its code: Redis ready → first tick done.
+      const [ready] = logEntries(scheduler, 'Redis connection ready');
+      const ownWork =
+        Date.parse(String(recovered?.['timestamp'])) - Date.parse(String(ready?.['timestamp']));
       const placed = logEntries(scheduler, 'Portfolio placed').length;
       // The first tick is the recovery; the steady ones follow.
       const ticks = logEntries(scheduler, 'Tick done')
         .slice(1)
         .map((e) => Number(e['ms']));
       const gateway = await fx.startGateway({
-        LOG_LEVEL: 'warn',
-        GATEWAY_RATE_LIMIT_PER_MINUTE: '100000000',
+        LOG_LEVEL: 'info',
+        GATEWAY_RATE_LIMIT_PER_MINUTE: '1000000',
       });
       const get = async () => (await fetch(`${gateway.url}/api/nodes?limit=1000`)).text();
       await timeEach(5, get);
@@ -58,10 +62,10 @@ export const schedulerScale: Bench = async ({ quick, log }) => {
       const first = Number(recovered?.['recoveryMs']);
       const api50 = percentile(latencies, 50);
       scale.push(
-        `| ${nodes.toLocaleString('en-US')} | ${(nodes * 5).toLocaleString('en-US')} | ${loaded} ms | ${first} ms | ${percentile(ticks, 50)} ms | ${Math.max(...ticks)} ms | ${round(api50)} ms | ${round((api50 / nodes) * 1_000, 1)} µs |`,
+        `| ${nodes.toLocaleString('en-US')} | ${(nodes * 5).toLocaleString('en-US')} | ${loaded} ms | ${first} ms | ${ownWork} ms | ${percentile(ticks, 50)} ms | ${Math.max(...ticks)} ms | ${round(api50)} ms | ${round((api50 / nodes) * 1_000, 1)} µs |`,
       );
       if (placed > 0)
-        scale.push(`| ⚠ ${placed} portfolios moved on restart (expected none) | | | | | | | |`);
+        scale.push(`| ⚠ ${placed} portfolios moved on restart (expected none) | | | | | | | | |`);
       if (nodes === 1_000) {
         rows.push(
           {
@@ -76,6 +80,12 @@ export const schedulerScale: Bench = async ({ quick, log }) => {
             unit: 'ms',
             baseline: { label: 'bare node start+exit', value: bare },
             target: { text: '< 500 ms (seed: < 5 s)', met: first < 500 },
+          },
+          {
+            metric: 'Redis ready → first tick done (1,000 × 5): the recovery work itself',
+            value: ownWork,
+            unit: 'ms',
+            target: { text: '< 500 ms', met: ownWork < 500 },
           },
           {
             metric: 'portfolios moved by the restart',

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import {
   assessLiveness,
-  decodePayload,
+  PayloadDecoder,
   type NodeInfo,
   type NodeRecord,
   type NotificationRecord,
@@ -53,6 +53,9 @@ export interface PortfolioView {
  * failure is a 503 `REDIS_UNAVAILABLE`, never an empty answer.
  */
 export class FleetReader {
+  /** Most payloads have not changed since the last read: each distinct value is decoded once. */
+  private readonly decoder = new PayloadDecoder();
+
   constructor(
     private readonly redis: Redis,
     private readonly keys: StateKeys,
@@ -99,14 +102,18 @@ export class FleetReader {
         const problems: string[] = [];
         let info: NodeInfo | null = null;
         if (infoRaw !== null) {
-          const decoded = decodePayload('nodeInfo', k.nodeInfo(id), infoRaw);
+          const decoded = this.decoder.decode('nodeInfo', k.nodeInfo(id), infoRaw);
           if (decoded.ok) info = decoded.value;
           else problems.push(`${decoded.error.key}: ${decoded.error.problem}`);
         }
         let record: NodeRecord | null = null;
         const recordRaw = records[id];
         if (recordRaw !== undefined) {
-          const decoded = decodePayload('nodeRecord', `${k.executionNodes()}[${id}]`, recordRaw);
+          const decoded = this.decoder.decode(
+            'nodeRecord',
+            `${k.executionNodes()}[${id}]`,
+            recordRaw,
+          );
           if (decoded.ok) record = decoded.value;
           else problems.push(`${decoded.error.key}: ${decoded.error.problem}`);
         }
@@ -158,7 +165,7 @@ export class FleetReader {
           raw: string | null | undefined,
         ): Payload<N> | null => {
           if (raw === null || raw === undefined) return null;
-          const decoded = decodePayload(name, key, raw);
+          const decoded = this.decoder.decode(name, key, raw);
           if (decoded.ok) return decoded.value;
           problems.push(`${key}: ${decoded.error.problem}`);
           return null;
@@ -208,7 +215,7 @@ export class FleetReader {
       const perNode = new Map<string, string[]>();
       const orphaned: { portfolio_id: string; reason: string | null }[] = [];
       for (const [id, raw] of Object.entries(assignmentsRaw)) {
-        const decoded = decodePayload('assignment', id, raw);
+        const decoded = this.decoder.decode('assignment', id, raw);
         if (!decoded.ok) continue;
         if (decoded.value.node_id === null)
           orphaned.push({ portfolio_id: id, reason: decoded.value.reason });
@@ -218,7 +225,7 @@ export class FleetReader {
             [...(perNode.get(decoded.value.node_id) ?? []), id].sort(),
           );
       }
-      const meta = metaRaw === null ? null : decodePayload('planMeta', k.planMeta(), metaRaw);
+      const meta = metaRaw === null ? null : this.decoder.decode('planMeta', k.planMeta(), metaRaw);
       const plans = [...perNode]
         .sort(([a], [b]) => a.localeCompare(b))
         .map(([node_id, portfolio_ids]) => ({
@@ -242,7 +249,11 @@ export class FleetReader {
     return this.run(async () => {
       const raws = await this.redis.lrange(this.keys.notificationHistory(), 0, 999);
       return raws.map((raw) => {
-        const decoded = decodePayload('notificationRecord', this.keys.notificationHistory(), raw);
+        const decoded = this.decoder.decode(
+          'notificationRecord',
+          this.keys.notificationHistory(),
+          raw,
+        );
         return decoded.ok
           ? decoded.value
           : { error: decoded.error.problem, raw: decoded.error.raw };

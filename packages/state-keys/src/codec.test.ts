@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodePayload, encodePayload, PayloadEncodeError } from './codec.ts';
+import { decodePayload, encodePayload, PayloadDecoder, PayloadEncodeError } from './codec.ts';
 import { SAMPLE_PAYLOADS } from './fixtures.test-support.ts';
 import { PAYLOAD_SCHEMAS, type PayloadName } from './schemas.ts';
 
@@ -99,5 +99,35 @@ describe('encodePayload', () => {
     const bad = { ...SAMPLE_PAYLOADS.portfolioState, queue_capacity: -1 };
     expect(() => encodePayload('portfolioState', bad)).toThrow(PayloadEncodeError);
     expect(() => encodePayload('portfolioState', bad)).toThrow(/queue_capacity/);
+  });
+});
+
+describe('PayloadDecoder', () => {
+  it('decodes a value once, answers repeats from memory, and decodes a changed value afresh', () => {
+    const decoder = new PayloadDecoder();
+    const raw = encodePayload('nodeRecord', SAMPLE_PAYLOADS.nodeRecord);
+    const first = decoder.decode('nodeRecord', 'k', raw);
+    expect(first).toEqual(decodePayload('nodeRecord', 'k', raw));
+    expect(decoder.decode('nodeRecord', 'k', raw)).toBe(first);
+    expect(decoder.stats()).toMatchObject({ hits: 1, misses: 1 });
+    const changed = encodePayload('nodeRecord', { ...SAMPLE_PAYLOADS.nodeRecord, capacity: 99 });
+    const second = decoder.decode('nodeRecord', 'k', changed);
+    expect(second.ok && second.value.capacity).toBe(99);
+    expect(decoder.stats()).toMatchObject({ hits: 1, misses: 2 });
+  });
+
+  it('remembers problems too, each under its own key', () => {
+    const decoder = new PayloadDecoder();
+    const a = decoder.decode('nodeRecord', 'a', '{"_v":1}');
+    const b = decoder.decode('nodeRecord', 'b', '{"_v":1}');
+    expect(a.ok || a.error.key).toBe('a');
+    expect(b.ok || b.error.key).toBe('b');
+    expect(decoder.decode('nodeRecord', 'a', '{"_v":1}')).toBe(a);
+  });
+
+  it('stays bounded: at most two generations of entries', () => {
+    const decoder = new PayloadDecoder(10);
+    for (let i = 0; i < 100; i++) decoder.decode('nodeRecord', `k${i}`, `{"_v":1,"n":${i}}`);
+    expect(decoder.stats().entries).toBeLessThanOrEqual(20);
   });
 });

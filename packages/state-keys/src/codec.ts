@@ -75,3 +75,53 @@ export function encodePayload<N extends PayloadName>(name: N, value: Payload<N>)
   }
   return JSON.stringify(parsed.data);
 }
+
+/**
+ * `decodePayload` with a memory of the last answer per key, for readers that decode the same
+ * values again and again (the gateway reads every node's payloads at each request; most have not
+ * changed since the last one). A key whose raw value differs from the remembered one is decoded
+ * afresh. Bounded: two generations of at most `maxEntries` keys each; a key not read for a
+ * generation is forgotten. The same decoded object is handed out again: callers must not mutate it.
+ */
+export class PayloadDecoder {
+  private current = new Map<string, { raw: string; decoded: Decoded<unknown> }>();
+  private previous = new Map<string, { raw: string; decoded: Decoded<unknown> }>();
+  private hitCount = 0;
+  private missCount = 0;
+
+  constructor(private readonly maxEntries = 50_000) {}
+
+  decode<N extends PayloadName>(name: N, key: string, raw: string): Decoded<Payload<N>> {
+    const cacheKey = `${name}\u0000${key}`;
+    let entry = this.current.get(cacheKey);
+    if (entry === undefined) {
+      entry = this.previous.get(cacheKey);
+      if (entry !== undefined) this.remember(cacheKey, entry);
+    }
+    if (entry?.raw === raw) {
+      this.hitCount += 1;
+      return entry.decoded as Decoded<Payload<N>>;
+    }
+    this.missCount += 1;
+    const decoded = decodePayload(name, key, raw);
+    this.remember(cacheKey, { raw, decoded });
+    return decoded;
+  }
+
+  /** Hits and misses since creation, and keys remembered. */
+  stats(): { hits: number; misses: number; entries: number } {
+    return {
+      hits: this.hitCount,
+      misses: this.missCount,
+      entries: this.current.size + this.previous.size,
+    };
+  }
+
+  private remember(cacheKey: string, entry: { raw: string; decoded: Decoded<unknown> }): void {
+    if (!this.current.has(cacheKey) && this.current.size >= this.maxEntries) {
+      this.previous = this.current;
+      this.current = new Map();
+    }
+    this.current.set(cacheKey, entry);
+  }
+}

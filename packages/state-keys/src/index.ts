@@ -1,4 +1,4 @@
-export { decodePayload, encodePayload, PayloadEncodeError } from './codec.ts';
+export { decodePayload, encodePayload, PayloadDecoder, PayloadEncodeError } from './codec.ts';
 export type { Decoded, PayloadProblem } from './codec.ts';
 export { ID_PATTERN, assertValidId, isValidId } from './ids.ts';
 export { createStateKeys } from './keys.ts';
