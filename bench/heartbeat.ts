@@ -81,7 +81,8 @@ export const heartbeatCost: Bench = async ({ quick, log }) => {
     await fx.startNode('hb-node', { LOG_LEVEL: 'info' });
     await fx.assign('hb-node', ['h1', 'h2', 'h3']);
     await waitFor(async () => (await fx.state('h3'))?.status === 'running', { timeoutMs: 20_000 });
-    const monitor = await admin.duplicate().monitor();
+    const monitorBase = admin.duplicate();
+    const monitor = await monitorBase.monitor();
     const beatKey = fx.keys.heartbeat('hb-node');
     const infoKey = fx.keys.nodeInfo('hb-node');
     let beats = 0;
@@ -95,6 +96,7 @@ export const heartbeatCost: Bench = async ({ quick, log }) => {
     });
     await sleep(quick ? 3_000 : 10_000);
     monitor.disconnect();
+    monitorBase.disconnect();
     rows.push({
       metric: 'Redis commands touching the heartbeat or node info, per beat',
       value: beats === 0 ? Number.NaN : touching / beats,

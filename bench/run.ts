@@ -93,7 +93,7 @@ async function main(): Promise<void> {
     '',
     `Written by \`pnpm bench${options.quick ? ' -- --quick' : ''}\` on ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC${
       options.only === undefined ? '' : ` (only: ${options.only.join(', ')})`
-    }. Every figure is measured against a real redis-server and the apps' production bundles running as their own processes, with its baseline from the same run: these machines are noisy, so read the ratios.`,
+    }. Every figure is measured against a real redis-server and the apps' production bundles running as their own processes, with its baseline from the same run: these machines are noisy, so read the ratios. What the figures mean, where a target is missed and what the profiles showed: [benchmarks-findings.md](benchmarks-findings.md).`,
     '',
     '| machine | |',
     '| --- | --- |',
