@@ -171,3 +171,66 @@ describe('isRedisConfigured and describeRedisConfig', () => {
     expect(described['connectTimeoutMs']).toBe(REDIS_DEFAULTS.connectTimeoutMs);
   });
 });
+
+describe('Redis Sentinel settings', () => {
+  it('reads the sentinels, the master name and the sentinel password', () => {
+    const result = loadRedisConfig({
+      REDIS_SENTINELS: 'sentinel-1:26379, 10.0.0.2:26380,[::1]:26381',
+      REDIS_SENTINEL_MASTER: 'trading',
+      REDIS_SENTINEL_PASSWORD: 's3cret',
+    });
+    expect(result.ok && result.value.sentinel).toEqual({
+      sentinels: [
+        { host: 'sentinel-1', port: 26_379 },
+        { host: '10.0.0.2', port: 26_380 },
+        { host: '::1', port: 26_381 },
+      ],
+      masterName: 'trading',
+      password: 's3cret',
+    });
+    expect(isRedisConfigured({ REDIS_SENTINELS: 'a:1' })).toBe(true);
+    const described = JSON.stringify(describeRedisConfig(result.ok ? result.value : ({} as never)));
+    expect(described).not.toContain('s3cret');
+    expect(described).toContain('sentinel-1:26379');
+  });
+
+  it('defaults the master name to mymaster, and has no sentinel without REDIS_SENTINELS', () => {
+    const result = loadRedisConfig({ REDIS_SENTINELS: 'a:26379' });
+    expect(result.ok && result.value.sentinel?.masterName).toBe('mymaster');
+    const plain = loadRedisConfig({});
+    expect(plain.ok && plain.value.sentinel).toBeUndefined();
+  });
+
+  it('names the variable when the sentinel settings are wrong', () => {
+    expect(issuesOf({ REDIS_SENTINELS: 'a:26379,b' })).toEqual([
+      {
+        variable: 'REDIS_SENTINELS',
+        message: 'must be host:port pairs separated by commas, got "b"',
+      },
+    ]);
+    expect(issuesOf({ REDIS_SENTINELS: 'a:99999' })).toEqual([
+      {
+        variable: 'REDIS_SENTINELS',
+        message: 'must be host:port pairs separated by commas, got "a:99999"',
+      },
+    ]);
+    expect(issuesOf({ REDIS_SENTINELS: 'a:1', REDIS_URL: 'redis://x' })).toEqual([
+      {
+        variable: 'REDIS_SENTINELS',
+        message: 'cannot be combined with REDIS_URL: sentinels name the master themselves',
+      },
+    ]);
+    expect(issuesOf({ REDIS_SENTINEL_MASTER: 'm' })).toEqual([
+      {
+        variable: 'REDIS_SENTINEL_MASTER',
+        message: 'is set but REDIS_SENTINELS is not: list the sentinels as host:port,host:port',
+      },
+    ]);
+    expect(issuesOf({ REDIS_SENTINELS: 'a:1', REDIS_SENTINEL_MASTER: 'bad name' })).toEqual([
+      {
+        variable: 'REDIS_SENTINEL_MASTER',
+        message: 'must be 1-64 characters of [A-Za-z0-9_.-], got "bad name"',
+      },
+    ]);
+  });
+});

@@ -49,6 +49,19 @@ export interface RedisConfig {
   pingTimeoutMs: number;
   /** `REDIS_KEY_PREFIX`: global prefix of every key and queue, default none. */
   keyPrefix: string;
+  /**
+   * Redis Sentinel, when `REDIS_SENTINELS` lists sentinels (`host:port,host:port`): every
+   * connection asks them for the current master of `REDIS_SENTINEL_MASTER` (default `mymaster`) and
+   * follows a failover by itself; `host`/`port` are then unused. `REDIS_SENTINEL_PASSWORD`
+   * authenticates to the sentinels (never logged). Undefined without sentinels.
+   */
+  sentinel:
+    | {
+        sentinels: { host: string; port: number }[];
+        masterName: string;
+        password: string | undefined;
+      }
+    | undefined;
 }
 
 /** Defaults from DESIGN.md. */
@@ -125,8 +138,44 @@ const redisEnvSchema = z
     REDIS_KEEPALIVE_MS: envDurationMs(REDIS_DEFAULTS.keepAliveMs),
     REDIS_PING_TIMEOUT_MS: envDurationMs(REDIS_DEFAULTS.pingTimeoutMs, 1),
     REDIS_KEY_PREFIX: envString(),
+    REDIS_SENTINELS: envString(),
+    REDIS_SENTINEL_MASTER: envString(),
+    REDIS_SENTINEL_PASSWORD: envString(),
   })
   .transform((env, ctx): RedisConfig => {
+    let sentinel: RedisConfig['sentinel'];
+    if (env.REDIS_SENTINELS !== undefined) {
+      const sentinels = parseSentinels(env.REDIS_SENTINELS);
+      if (typeof sentinels === 'string') {
+        ctx.addIssue({ code: 'custom', path: ['REDIS_SENTINELS'], message: sentinels });
+        return z.NEVER;
+      }
+      if (env.REDIS_URL !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['REDIS_SENTINELS'],
+          message: 'cannot be combined with REDIS_URL: sentinels name the master themselves',
+        });
+        return z.NEVER;
+      }
+      const masterName = env.REDIS_SENTINEL_MASTER ?? 'mymaster';
+      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(masterName)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['REDIS_SENTINEL_MASTER'],
+          message: `must be 1-64 characters of [A-Za-z0-9_.-], got "${masterName}"`,
+        });
+        return z.NEVER;
+      }
+      sentinel = { sentinels, masterName, password: env.REDIS_SENTINEL_PASSWORD };
+    } else if (env.REDIS_SENTINEL_MASTER !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REDIS_SENTINEL_MASTER'],
+        message: 'is set but REDIS_SENTINELS is not: list the sentinels as host:port,host:port',
+      });
+      return z.NEVER;
+    }
     let url: UrlParts | undefined;
     if (env.REDIS_URL !== undefined) {
       const parsed = parseRedisUrl(env.REDIS_URL);
@@ -162,8 +211,27 @@ const redisEnvSchema = z
       keepAliveMs: env.REDIS_KEEPALIVE_MS,
       pingTimeoutMs: env.REDIS_PING_TIMEOUT_MS,
       keyPrefix: env.REDIS_KEY_PREFIX ?? '',
+      sentinel,
     };
   });
+
+/** `host:port,host:port` → the sentinels' addresses, or what is wrong. */
+function parseSentinels(raw: string): { host: string; port: number }[] | string {
+  const parts = raw
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
+  if (parts.length === 0) return 'must list at least one sentinel as host:port';
+  const out: { host: string; port: number }[] = [];
+  for (const part of parts) {
+    const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(part);
+    const port = Number(match?.[2]);
+    if (match === null || port < 1 || port > 65_535)
+      return `must be host:port pairs separated by commas, got "${part}"`;
+    out.push({ host: (match[1] ?? '').replace(/^\[(.*)\]$/, '$1'), port });
+  }
+  return out;
+}
 
 /**
  * Reads the Redis configuration from the environment. Pure: importing or calling it connects to
@@ -175,11 +243,25 @@ export function loadRedisConfig(env: Env): ConfigResult<RedisConfig> {
 
 /** True when the environment names a Redis to use (rather than leaving the choice to a launcher). */
 export function isRedisConfigured(env: Env): boolean {
-  return [env['REDIS_URL'], env['REDIS_HOST']].some((v) => v !== undefined && v.trim() !== '');
+  return [env['REDIS_URL'], env['REDIS_HOST'], env['REDIS_SENTINELS']].some(
+    (v) => v !== undefined && v.trim() !== '',
+  );
 }
 
 /** The config as it may be logged: the password is replaced by whether one is set. */
 export function describeRedisConfig(config: RedisConfig): Record<string, unknown> {
-  const { password, ...rest } = config;
-  return { ...rest, password: password === undefined ? 'none' : '[redacted]' };
+  const { password, sentinel, ...rest } = config;
+  return {
+    ...rest,
+    password: password === undefined ? 'none' : '[redacted]',
+    ...(sentinel === undefined
+      ? {}
+      : {
+          sentinel: {
+            sentinels: sentinel.sentinels.map((s) => `${s.host}:${s.port}`),
+            masterName: sentinel.masterName,
+            password: sentinel.password === undefined ? 'none' : '[redacted]',
+          },
+        }),
+  };
 }

@@ -83,3 +83,33 @@ describe('reconnectOnRedisError', () => {
     expect(reconnectOnRedisError(new Error('ERR READONLY in text'))).toBe(false);
   });
 });
+
+describe('buildRedisOptions with Redis Sentinel', () => {
+  it('asks the sentinels for the master instead of dialling a host, and watches for failovers', () => {
+    const options = buildRedisOptions(
+      config({
+        REDIS_SENTINELS: 's1:26379,s2:26379',
+        REDIS_SENTINEL_MASTER: 'trading',
+        REDIS_SENTINEL_PASSWORD: 'pw',
+      }),
+      { profile: 'request', connectionName: 'ginkgo:t:i:main' },
+    );
+    expect(options).toMatchObject({
+      sentinels: [
+        { host: 's1', port: 26_379 },
+        { host: 's2', port: 26_379 },
+      ],
+      name: 'trading',
+      role: 'master',
+      sentinelPassword: 'pw',
+      failoverDetector: true,
+      // The FR-038 settings hold as with a plain host.
+      commandTimeout: 2_000,
+      maxRetriesPerRequest: 1,
+    });
+    expect(options.host).toBeUndefined();
+    expect(options.port).toBeUndefined();
+    const delays = [1, 5, 50].map((attempt) => options.sentinelRetryStrategy?.(attempt));
+    expect(delays.every((d) => typeof d === 'number' && d > 0 && d <= 5_000)).toBe(true);
+  });
+});

@@ -38,9 +38,24 @@ export interface ConnectionOptions {
 /** Builds the ioredis options of one connection from the FR-038 config. Pure. */
 export function buildRedisOptions(config: RedisConfig, options: ConnectionOptions): RedisOptions {
   const isBlocking = options.profile === 'blocking';
+  const sentinel = config.sentinel;
   return {
-    host: config.host,
-    port: config.port,
+    ...(sentinel === undefined
+      ? { host: config.host, port: config.port }
+      : {
+          // Every (re)connect asks the sentinels for the current master; a failover announced by
+          // them (+switch-master) drops the connection at once instead of waiting for a timeout.
+          sentinels: sentinel.sentinels,
+          name: sentinel.masterName,
+          role: 'master' as const,
+          sentinelPassword: sentinel.password,
+          failoverDetector: true,
+          sentinelRetryStrategy: (attempt: number) =>
+            backoffDelayMs(attempt, {
+              baseDelayMs: config.reconnectBaseDelayMs,
+              maxDelayMs: config.reconnectMaxDelayMs,
+            }),
+        }),
     username: config.username,
     password: config.password,
     db: config.db,

@@ -14,3 +14,4 @@ export { FAST, StackFixture, logEntries, metricsPortOf, tick } from './stack-fix
 export { parsePrometheus } from './prometheus-text.ts';
 export { seedFleet } from './seed-fleet.ts';
 export type { SeedFleetOptions } from './seed-fleet.ts';
+export { SentinelGroup } from './sentinel-group.ts';

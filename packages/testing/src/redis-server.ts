@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort } from './free-port.ts';
@@ -20,6 +20,11 @@ export interface RedisServerOptions {
   startTimeoutMs?: number;
   /** The binary. Default `redis-server` from PATH. */
   binary?: string;
+  /**
+   * Run as a Sentinel (`redis-server <conf> --sentinel`) watching this master: quorum 2, the master
+   * judged down after `downAfterMs` (default 1000) without an answer, failover timeout 3 s.
+   */
+  sentinelOf?: { masterName: string; host: string; port: number; downAfterMs?: number };
 }
 
 /** Why the harness could not start Redis, with what redis-server printed. */
@@ -27,7 +32,8 @@ export class RedisServerStartError extends Error {
   override readonly name = 'RedisServerStartError';
 }
 
-const READY = /Ready to accept connections/;
+// A sentinel announces its id instead.
+const READY = /Ready to accept connections|Sentinel ID is/;
 const PORT_TAKEN = /Address already in use/;
 
 /**
@@ -145,6 +151,40 @@ export class RedisServer {
 
   private args(): string[] {
     const persistence = this.options.persistence === true;
+    const sentinel = this.options.sentinelOf;
+    if (sentinel !== undefined) {
+      // Sentinel rewrites its configuration file: written once, kept across restarts.
+      const conf = path.join(this.dir, `sentinel-${this.port}.conf`);
+      if (!existsSync(conf)) {
+        writeFileSync(
+          conf,
+          [
+            `sentinel monitor ${sentinel.masterName} ${sentinel.host} ${sentinel.port} 2`,
+            `sentinel down-after-milliseconds ${sentinel.masterName} ${sentinel.downAfterMs ?? 1_000}`,
+            `sentinel failover-timeout ${sentinel.masterName} 3000`,
+            `sentinel parallel-syncs ${sentinel.masterName} 1`,
+            '',
+          ].join('\n'),
+        );
+      }
+      return [
+        conf,
+        '--sentinel',
+        '--port',
+        String(this.port),
+        '--bind',
+        this.host,
+        '--dir',
+        this.dir,
+        '--daemonize',
+        'no',
+        '--protected-mode',
+        'no',
+        '--logfile',
+        '',
+        ...(this.options.args ?? []),
+      ];
+    }
     return [
       '--port',
       String(this.port),

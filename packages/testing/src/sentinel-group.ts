@@ -1,0 +1,103 @@
+import { Redis } from 'ioredis';
+import { RedisServer } from './redis-server.ts';
+import { waitFor } from './wait-for.ts';
+
+/**
+ * A Redis Sentinel setup of real processes: a master, a replica and three sentinels (quorum 2)
+ * on free ports, each in its own directory. Kill the master and the sentinels promote the replica.
+ */
+export class SentinelGroup {
+  private constructor(
+    readonly masterName: string,
+    readonly master: RedisServer,
+    readonly replica: RedisServer,
+    readonly sentinels: RedisServer[],
+  ) {}
+
+  static async start(options: { masterName?: string; downAfterMs?: number } = {}) {
+    const masterName = options.masterName ?? 'ginkgo';
+    const master = await RedisServer.start({ persistence: true });
+    const replica = await RedisServer.start({
+      persistence: true,
+      args: ['--replicaof', master.host, String(master.port)],
+    });
+    const sentinels: RedisServer[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        sentinels.push(
+          await RedisServer.start({
+            sentinelOf: {
+              masterName,
+              host: master.host,
+              port: master.port,
+              ...(options.downAfterMs === undefined ? {} : { downAfterMs: options.downAfterMs }),
+            },
+          }),
+        );
+      }
+      const group = new SentinelGroup(masterName, master, replica, sentinels);
+      // Ready when the replica is in sync and every sentinel knows the replica and the others.
+      await waitFor(
+        async () => /master_link_status:up/.test(await group.ask(replica, 'INFO', 'replication')),
+        { timeoutMs: 15_000, description: 'the replica in sync' },
+      );
+      await waitFor(
+        async () => {
+          for (const s of sentinels) {
+            const info = await group.ask(s, 'INFO', 'sentinel');
+            if (!/slaves=1,sentinels=3/.test(info)) return false;
+          }
+          return true;
+        },
+        { timeoutMs: 20_000, description: 'three sentinels that see the replica and each other' },
+      );
+      return group;
+    } catch (err) {
+      for (const server of [master, replica, ...sentinels]) await server.cleanup();
+      throw err;
+    }
+  }
+
+  /** The env that points the apps at this group through the sentinels. */
+  get env(): { REDIS_SENTINELS: string; REDIS_SENTINEL_MASTER: string } {
+    return {
+      REDIS_SENTINELS: this.sentinels.map((s) => `${s.host}:${s.port}`).join(','),
+      REDIS_SENTINEL_MASTER: this.masterName,
+    };
+  }
+
+  /** The address the sentinels give for the master now. */
+  async currentMaster(): Promise<{ host: string; port: number }> {
+    const sentinel = this.sentinels[0];
+    if (sentinel === undefined) throw new Error('no sentinel');
+    const client = new Redis({ host: sentinel.host, port: sentinel.port, lazyConnect: true });
+    try {
+      await client.connect();
+      const reply = (await client.call('SENTINEL', 'get-master-addr-by-name', this.masterName)) as
+        [string, string] | null;
+      if (reply === null) throw new Error(`the sentinels know no master ${this.masterName}`);
+      return { host: reply[0], port: Number(reply[1]) };
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  /** One command to one of the group's servers. */
+  async ask(server: RedisServer, ...command: string[]): Promise<string> {
+    const client = new Redis({ host: server.host, port: server.port, lazyConnect: true });
+    client.on('error', () => {
+      // A server being killed on purpose; the caller sees the rejection.
+    });
+    try {
+      await client.connect();
+      const [name, ...args] = command;
+      return String(await client.call(name ?? 'PING', ...args));
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  async cleanup(): Promise<void> {
+    for (const server of [...this.sentinels, this.replica, this.master]) await server.cleanup();
+  }
+}
