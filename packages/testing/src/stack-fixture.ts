@@ -10,6 +10,7 @@ import {
 } from '@ginkgo-live/state-keys';
 import { appEntry, ManagedProcess } from './managed-process.ts';
 import type { RedisServer } from './redis-server.ts';
+import type { SentinelGroup } from './sentinel-group.ts';
 
 /** Short timings so the tests see many beats quickly; the defaults are covered by unit tests. */
 export const FAST = {
@@ -38,16 +39,33 @@ export class StackFixture {
   readonly redis: Redis;
   readonly processes: ManagedProcess[] = [];
 
-  /** With `bundled`, apps run from their production bundles (`dist/main.js`) instead of tsx. */
+  /**
+   * With `bundled`, apps run from their production bundles (`dist/main.js`) instead of tsx. With
+   * `sentinel`, the apps and this fixture's client reach Redis through that group's sentinels.
+   */
   constructor(
     readonly server: RedisServer,
-    private readonly options: { bundled?: boolean } = {},
+    private readonly options: { bundled?: boolean; sentinel?: SentinelGroup } = {},
   ) {
     this.keys = createStateKeys(`t${Date.now()}${Math.floor(Math.random() * 1_000)}:`);
-    this.redis = new Redis({ host: server.host, port: server.port, maxRetriesPerRequest: null });
+    const sentinel = options.sentinel;
+    this.redis =
+      sentinel === undefined
+        ? new Redis({ host: server.host, port: server.port, maxRetriesPerRequest: null })
+        : new Redis({
+            sentinels: sentinel.sentinels.map((s) => ({ host: s.host, port: s.port })),
+            name: sentinel.masterName,
+            maxRetriesPerRequest: null,
+            failoverDetector: true,
+          });
     this.redis.on('error', () => {
       // Tests kill and freeze Redis on purpose; this client waits it out.
     });
+  }
+
+  /** How the apps reach Redis: the server's host and port, or the sentinel group. */
+  private get redisEnv(): Record<string, string> {
+    return this.options.sentinel?.env ?? this.server.env;
   }
 
   private entry(name: string, app: string, env: Record<string, string>) {
@@ -63,7 +81,7 @@ export class StackFixture {
     const node = ManagedProcess.start(
       this.entry(`node ${nodeId}`, 'execution-node', {
         ...FAST,
-        ...this.server.env,
+        ...this.redisEnv,
         REDIS_KEY_PREFIX: this.keys.prefix,
         NODE_ID: nodeId,
         ...env,
@@ -86,7 +104,7 @@ export class StackFixture {
         SCHEDULER_TICK_MS: '500',
         SCHEDULER_LEADER_TTL_MS: '2000',
         SCHEDULER_OUTAGE_GRACE_MS: '2000',
-        ...this.server.env,
+        ...this.redisEnv,
         REDIS_KEY_PREFIX: this.keys.prefix,
         SCHEDULER_ID: id,
         ...env,
@@ -104,7 +122,7 @@ export class StackFixture {
     const gateway = ManagedProcess.start(
       this.entry('api-gateway', 'api-gateway', {
         ...FAST,
-        ...this.server.env,
+        ...this.redisEnv,
         REDIS_KEY_PREFIX: this.keys.prefix,
         GATEWAY_PORT: '0',
         ...env,
@@ -121,7 +139,7 @@ export class StackFixture {
     const worker = ManagedProcess.start(
       this.entry('notification-worker', 'notification-worker', {
         ...FAST,
-        ...this.server.env,
+        ...this.redisEnv,
         REDIS_KEY_PREFIX: this.keys.prefix,
         ...env,
       }),
