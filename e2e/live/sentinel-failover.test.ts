@@ -51,7 +51,12 @@ describe('the whole stack through Redis Sentinel', () => {
         const response = await fetch(`${gateway.url}/api/nodes`);
         const body = (await response.json()) as { online_count?: number };
         if (response.status !== 200 || body.online_count !== 2)
-          throw new Error(`HTTP ${response.status} ${JSON.stringify(body).slice(0, 300)}`);
+          throw new Error(
+            `HTTP ${response.status} online ${String(body.online_count)}; node b said: ${nodes[1].lines
+              .slice(-6)
+              .map((l) => l.slice(0, 300))
+              .join(' | ')}`,
+          );
         return true;
       },
       // Polled gently: the gateway's rate limit (300 a minute) counts these too.

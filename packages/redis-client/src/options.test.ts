@@ -85,7 +85,7 @@ describe('reconnectOnRedisError', () => {
 });
 
 describe('buildRedisOptions with Redis Sentinel', () => {
-  it('asks the sentinels for the master instead of dialling a host, and watches for failovers', () => {
+  it('asks the sentinels for the master instead of dialling a host', () => {
     const options = buildRedisOptions(
       config({
         REDIS_SENTINELS: 's1:26379,s2:26379',
@@ -102,7 +102,6 @@ describe('buildRedisOptions with Redis Sentinel', () => {
       name: 'trading',
       role: 'master',
       sentinelPassword: 'pw',
-      failoverDetector: true,
       // The FR-038 settings hold as with a plain host.
       commandTimeout: 2_000,
       maxRetriesPerRequest: 1,

@@ -43,13 +43,13 @@ export function buildRedisOptions(config: RedisConfig, options: ConnectionOption
     ...(sentinel === undefined
       ? { host: config.host, port: config.port }
       : {
-          // Every (re)connect asks the sentinels for the current master; a failover announced by
-          // them (+switch-master) drops the connection at once instead of waiting for a timeout.
+          // Every (re)connect asks the sentinels for the current master. (ioredis' failoverDetector
+          // is left off: with it, a client that was reconnecting when the failover was announced
+          // could end for good — seen in our failover tests.)
           sentinels: sentinel.sentinels,
           name: sentinel.masterName,
           role: 'master' as const,
           sentinelPassword: sentinel.password,
-          failoverDetector: true,
           sentinelRetryStrategy: (attempt: number) =>
             backoffDelayMs(attempt, {
               baseDelayMs: config.reconnectBaseDelayMs,

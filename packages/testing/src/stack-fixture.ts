@@ -56,7 +56,6 @@ export class StackFixture {
             sentinels: sentinel.sentinels.map((s) => ({ host: s.host, port: s.port })),
             name: sentinel.masterName,
             maxRetriesPerRequest: null,
-            failoverDetector: true,
           });
     this.redis.on('error', () => {
       // Tests kill and freeze Redis on purpose; this client waits it out.
