@@ -1,58 +1,16 @@
 import { Redis } from 'ioredis';
-import { encodePayload, type NodeInfo, type PortfolioState } from '@ginkgo-live/state-keys';
-import { RedisServer, StackFixture, waitFor } from '@ginkgo-live/testing';
+import { encodePayload } from '@ginkgo-live/state-keys';
+import {
+  fleetNodeInfo,
+  fleetPortfolioState,
+  RedisServer,
+  StackFixture,
+  waitFor,
+} from '@ginkgo-live/testing';
 // The node's own beat (its Lua script), driven by simulated nodes: the benchmark harness reaches
 // into the app here, as a test would; no app imports another.
 import { NodeStore } from '../apps/execution-node/src/node-store.ts';
 import { round, sleep, type Bench, type Row } from './lib.ts';
-
-function info(nodeId: string, ids: string[]): NodeInfo {
-  const now = new Date().toISOString();
-  return {
-    _v: 1,
-    node_id: nodeId,
-    host: 'sim',
-    pid: 1,
-    version: '0.1.0',
-    status: 'running',
-    started_at: now,
-    uptime_seconds: 60,
-    last_heartbeat: now,
-    portfolio_ids: ids,
-    portfolio_count: ids.length,
-    capacity: 5,
-    queue_usage_max: 0.01,
-    queue_usage: Object.fromEntries(ids.map((id) => [id, 0.01])),
-    events_per_second: 10,
-    cpu_percent: 5,
-    memory_rss_bytes: 100_000_000,
-    heap_used_bytes: 40_000_000,
-    redis: { healthy: true, consecutive_failures: 0, total_failures: 0, last_success_at: now },
-  };
-}
-
-function state(id: string, nodeId: string): PortfolioState {
-  return {
-    _v: 1,
-    portfolio_id: id,
-    node_id: nodeId,
-    status: 'running',
-    queue_depth: 1,
-    queue_capacity: 1_000,
-    queue_usage: 0.001,
-    processed_count: 100,
-    failed_count: 0,
-    refused_count: 0,
-    events_per_second: 2,
-    last_event_time: null,
-    latency_ms: { p50: 0.5, p99: 2 },
-    cash: 1_000,
-    position_count: 0,
-    total_value: 1_000,
-    last_error: null,
-    updated_at: new Date().toISOString(),
-  };
-}
 
 async function redisCpuSeconds(redis: Redis): Promise<number> {
   const text = await redis.info('cpu');
@@ -139,8 +97,12 @@ export const heartbeatCost: Bench = async ({ quick, log }) => {
             sent_at: new Date().toISOString(),
             seq: ++seq,
           }),
-          info(s.nodeId, s.ids),
-          s.ids.map((id) => ({ portfolioId: id, state: state(id, s.nodeId), holdsLease: true })),
+          fleetNodeInfo(s.nodeId, s.ids, new Date().toISOString()),
+          s.ids.map((id) => ({
+            portfolioId: id,
+            state: fleetPortfolioState(id, s.nodeId, new Date().toISOString()),
+            holdsLease: true,
+          })),
         );
       }
     };

@@ -40,6 +40,7 @@ export const readPath: Bench = async ({ quick, log }) => {
       return pipeline.exec();
     };
     const nodesNaive = async () => {
+      // KEYS on purpose: this is the original system's way, measured as the baseline to beat.
       const found = await redis.keys(`${k.prefix}heartbeat:node:*`);
       for (const key of found) {
         await redis.get(key);
@@ -54,6 +55,7 @@ export const readPath: Bench = async ({ quick, log }) => {
       return redis.mget(...Object.keys(catalog).map((id) => k.portfolioState(id)));
     };
     const portfoliosNaive = async () => {
+      // KEYS on purpose, as above: the original's way, never the product's.
       const found = await redis.keys(`${k.prefix}portfolio:*:state`);
       for (const key of found) await redis.get(key);
     };

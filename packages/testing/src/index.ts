@@ -12,6 +12,6 @@ export type { ReceivedRequest, ReceiverAnswer } from './webhook-receiver.ts';
 export type { WaitOptions } from './wait-for.ts';
 export { FAST, StackFixture, logEntries, metricsPortOf, tick } from './stack-fixture.ts';
 export { parsePrometheus } from './prometheus-text.ts';
-export { seedFleet } from './seed-fleet.ts';
+export { fleetNodeInfo, fleetPortfolioState, seedFleet } from './seed-fleet.ts';
 export type { SeedFleetOptions } from './seed-fleet.ts';
 export { SentinelGroup } from './sentinel-group.ts';

@@ -150,7 +150,20 @@ export class RedisServer {
   }
 
   private args(): string[] {
-    const persistence = this.options.persistence === true;
+    const common = [
+      '--port',
+      String(this.port),
+      '--bind',
+      this.host,
+      '--dir',
+      this.dir,
+      '--daemonize',
+      'no',
+      '--protected-mode',
+      'no',
+      '--logfile',
+      '',
+    ];
     const sentinel = this.options.sentinelOf;
     if (sentinel !== undefined) {
       // Sentinel rewrites its configuration file: written once, kept across restarts.
@@ -167,41 +180,14 @@ export class RedisServer {
           ].join('\n'),
         );
       }
-      return [
-        conf,
-        '--sentinel',
-        '--port',
-        String(this.port),
-        '--bind',
-        this.host,
-        '--dir',
-        this.dir,
-        '--daemonize',
-        'no',
-        '--protected-mode',
-        'no',
-        '--logfile',
-        '',
-        ...(this.options.args ?? []),
-      ];
+      return [conf, '--sentinel', ...common, ...(this.options.args ?? [])];
     }
     return [
-      '--port',
-      String(this.port),
-      '--bind',
-      this.host,
-      '--dir',
-      this.dir,
-      '--daemonize',
-      'no',
-      '--protected-mode',
-      'no',
-      '--logfile',
-      '',
+      ...common,
       '--save',
       '',
       '--appendonly',
-      persistence ? 'yes' : 'no',
+      this.options.persistence === true ? 'yes' : 'no',
       '--appendfsync',
       'always',
       ...(this.options.args ?? []),

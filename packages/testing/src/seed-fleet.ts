@@ -1,5 +1,10 @@
 import type { Redis } from 'ioredis';
-import { encodePayload, type StateKeys } from '@ginkgo-live/state-keys';
+import {
+  encodePayload,
+  type NodeInfo,
+  type PortfolioState,
+  type StateKeys,
+} from '@ginkgo-live/state-keys';
 
 export interface SeedFleetOptions {
   /** Also write each node's info and each portfolio's state, as running nodes would. */
@@ -68,32 +73,7 @@ export async function seedFleet(
     if (options.withReports === true) {
       pipeline.set(
         k.nodeInfo(nodeId),
-        encodePayload('nodeInfo', {
-          _v: 1,
-          node_id: nodeId,
-          host: 'bench-host',
-          pid: 1_000 + n,
-          version: '0.1.0',
-          status: 'running',
-          started_at: now,
-          uptime_seconds: 600,
-          last_heartbeat: now,
-          portfolio_ids: ids,
-          portfolio_count: ids.length,
-          capacity: perNode,
-          queue_usage_max: 0.02,
-          queue_usage: Object.fromEntries(ids.map((id) => [id, 0.02])),
-          events_per_second: 40,
-          cpu_percent: 12.5,
-          memory_rss_bytes: 150_000_000,
-          heap_used_bytes: 60_000_000,
-          redis: {
-            healthy: true,
-            consecutive_failures: 0,
-            total_failures: 0,
-            last_success_at: now,
-          },
-        }),
+        encodePayload('nodeInfo', fleetNodeInfo(nodeId, ids, now, 1_000 + n)),
         'PX',
         ttl,
       );
@@ -127,26 +107,7 @@ export async function seedFleet(
       if (options.withReports === true) {
         pipeline.set(
           k.portfolioState(id),
-          encodePayload('portfolioState', {
-            _v: 1,
-            portfolio_id: id,
-            node_id: nodeId,
-            status: 'running',
-            queue_depth: 20,
-            queue_capacity: 1_000,
-            queue_usage: 0.02,
-            processed_count: 12_345,
-            failed_count: 0,
-            refused_count: 0,
-            events_per_second: 8,
-            last_event_time: now,
-            latency_ms: { p50: 0.4, p99: 2.1 },
-            cash: 990,
-            position_count: 1,
-            total_value: 1_004.5,
-            last_error: null,
-            updated_at: now,
-          }),
+          encodePayload('portfolioState', fleetPortfolioState(id, nodeId, now)),
           'PX',
           ttl,
         );
@@ -160,4 +121,56 @@ export async function seedFleet(
   );
   await flush(true);
   return plan;
+}
+
+/**
+ * The node info a busy, healthy node running `ids` reports (the seeded fleet's and the simulated
+ * nodes' payload). `uptime_seconds` is 600: benchmarks bump it to make a changed payload.
+ */
+export function fleetNodeInfo(nodeId: string, ids: string[], now: string, pid = 1_000): NodeInfo {
+  return {
+    _v: 1,
+    node_id: nodeId,
+    host: 'bench-host',
+    pid,
+    version: '0.1.0',
+    status: 'running',
+    started_at: now,
+    uptime_seconds: 600,
+    last_heartbeat: now,
+    portfolio_ids: ids,
+    portfolio_count: ids.length,
+    capacity: ids.length,
+    queue_usage_max: 0.02,
+    queue_usage: Object.fromEntries(ids.map((id) => [id, 0.02])),
+    events_per_second: 40,
+    cpu_percent: 12.5,
+    memory_rss_bytes: 150_000_000,
+    heap_used_bytes: 60_000_000,
+    redis: { healthy: true, consecutive_failures: 0, total_failures: 0, last_success_at: now },
+  };
+}
+
+/** A running portfolio's state. `processed_count` is 12345: benchmarks bump it to make a change. */
+export function fleetPortfolioState(id: string, nodeId: string, now: string): PortfolioState {
+  return {
+    _v: 1,
+    portfolio_id: id,
+    node_id: nodeId,
+    status: 'running',
+    queue_depth: 20,
+    queue_capacity: 1_000,
+    queue_usage: 0.02,
+    processed_count: 12_345,
+    failed_count: 0,
+    refused_count: 0,
+    events_per_second: 8,
+    last_event_time: now,
+    latency_ms: { p50: 0.4, p99: 2.1 },
+    cash: 990,
+    position_count: 1,
+    total_value: 1_004.5,
+    last_error: null,
+    updated_at: now,
+  };
 }
