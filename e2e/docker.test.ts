@@ -23,8 +23,56 @@ const APPS: Record<string, { healthPort: string; path: string }> = {
 const SECRET = /PASSWORD|SECRET|TOKEN|API_KEYS?|WEBHOOK/;
 
 describe('docker/compose.yaml', () => {
-  it('runs redis and one service per app', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['redis', ...Object.keys(APPS)].sort());
+  it('runs redis and one service per app by default', () => {
+    const byDefault = Object.entries(compose.services)
+      .filter(([, service]) => service['profiles'] === undefined)
+      .map(([name]) => name);
+    expect(byDefault.sort()).toEqual(['redis', ...Object.keys(APPS)].sort());
+  });
+
+  it('has a "sentinel" profile: a replica of redis and three sentinels (quorum 2) that the apps find through .env', () => {
+    const profiled = Object.entries(compose.services).filter(
+      ([, service]) => service['profiles'] !== undefined,
+    );
+    expect(profiled.map(([name]) => name).sort()).toEqual([
+      'redis-replica',
+      'sentinel-1',
+      'sentinel-2',
+      'sentinel-3',
+    ]);
+    for (const [, service] of profiled) expect(service['profiles']).toEqual(['sentinel']);
+    const redis = compose.services['redis'] ?? {};
+    const replica = compose.services['redis-replica'] ?? {};
+    const args = (service: Record<string, unknown>): string =>
+      (service['command'] as string[]).join(' ');
+    expect(args(redis)).toContain('--replica-announce-ip redis');
+    expect(args(replica)).toContain('--replicaof redis 6379');
+    expect(args(replica)).toContain('--replica-announce-ip redis-replica');
+    expect(args(replica)).toContain('--appendonly yes');
+    expect(replica['volumes']).toEqual(['redis-replica-data:/data']);
+
+    const sentinels = profiled.filter(([name]) => name.startsWith('sentinel-'));
+    for (const [name, service] of sentinels) {
+      const script = (service['command'] as string[]).join(' ');
+      expect(script).toContain("'sentinel monitor mymaster redis 6379 2'");
+      expect(script).toContain("'sentinel resolve-hostnames yes'");
+      expect(script).toContain("'port 26379'");
+      // Written once: Sentinel keeps what it learns (replicas, failovers) in that file.
+      expect(script).toMatch(/\[ -f \/data\/sentinel\.conf \] \|\|/);
+      expect(script).toContain('exec redis-sentinel /data/sentinel.conf');
+      expect(service['environment']).toEqual({ SENTINEL_NAME: name });
+      expect(service['volumes']).toEqual([`${name}-data:/data`]);
+      expect(compose.volumes).toHaveProperty(`${name}-data`);
+      expect(service['healthcheck']).toMatchObject({
+        test: ['CMD', 'redis-cli', '-p', '26379', 'ping'],
+      });
+    }
+
+    // .env.example names exactly these sentinels, for the master the apps ask for by default.
+    const example = readFileSync(path.join(REPO_ROOT, 'docker/.env.example'), 'utf8');
+    const listed = /^# REDIS_SENTINELS=(\S+)$/m.exec(example)?.[1] ?? '';
+    expect(listed.split(',')).toEqual(sentinels.map(([name]) => `${name}:26379`));
+    expect(example).toMatch(/^# REDIS_SENTINEL_MASTER=mymaster$/m);
   });
 
   it('gives redis a healthcheck, append-only persistence and a volume', () => {

@@ -113,6 +113,15 @@ function ensureRedis() {
   );
 }
 
+/** Debian's redis-sentinel, which the Sentinel failover tests run (three of them per test). */
+function ensureSentinel() {
+  ensureDebianPackage(
+    'redis-sentinel',
+    'redis-sentinel',
+    () => output('redis-sentinel', ['--version']) !== undefined,
+  );
+}
+
 /** Debian's Chromium for the operations page's browser tests (never a downloaded browser). */
 function ensureChromium() {
   ensureDebianPackage('chromium', 'Chromium (/usr/bin/chromium)', () =>
@@ -151,6 +160,7 @@ function main() {
     runForeground(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...rest]);
     return;
   }
+  ensureSentinel();
   ensureChromium();
   say('Format check');
   if (run(pnpm, ['exec', 'prettier', '--check', '--log-level', 'warn', '.']) !== 0) process.exit(1);

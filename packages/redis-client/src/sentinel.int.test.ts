@@ -14,6 +14,12 @@ describe('RedisConnections through Redis Sentinel (real master, replica and thre
   }) => {
     const group = await SentinelGroup.start();
     cleanups.push(() => group.cleanup());
+    for (const sentinel of group.sentinels) {
+      // Debian's redis-sentinel, not redis-server in sentinel mode.
+      const info = await group.ask(sentinel, 'INFO', 'server');
+      expect(info).toMatch(/^redis_mode:sentinel\r?$/m);
+      expect(info).toMatch(/^executable:\S*redis-sentinel\r?$/m);
+    }
     const logs = new MemoryTransport();
     const conns = new RedisConnections({
       config: unwrapConfig(

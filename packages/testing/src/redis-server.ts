@@ -18,10 +18,10 @@ export interface RedisServerOptions {
   args?: string[];
   /** How long to wait for "Ready to accept connections", in ms. Default 10000. */
   startTimeoutMs?: number;
-  /** The binary. Default `redis-server` from PATH. */
+  /** The binary. Default `redis-server` from PATH (`redis-sentinel` for a sentinel). */
   binary?: string;
   /**
-   * Run as a Sentinel (`redis-server <conf> --sentinel`) watching this master: quorum 2, the master
+   * Run as a Sentinel (Debian's `redis-sentinel <conf>`) watching this master: quorum 2, the master
    * judged down after `downAfterMs` (default 1000) without an answer, failover timeout 3 s.
    */
   sentinelOf?: { masterName: string; host: string; port: number; downAfterMs?: number };
@@ -180,7 +180,7 @@ export class RedisServer {
           ].join('\n'),
         );
       }
-      return [conf, '--sentinel', ...common, ...(this.options.args ?? [])];
+      return [conf, ...common, ...(this.options.args ?? [])];
     }
     return [
       ...common,
@@ -194,8 +194,15 @@ export class RedisServer {
     ];
   }
 
+  private get binary(): string {
+    return (
+      this.options.binary ??
+      (this.options.sentinelOf === undefined ? 'redis-server' : 'redis-sentinel')
+    );
+  }
+
   private launch(): Promise<void> {
-    const child = spawn(this.options.binary ?? 'redis-server', this.args(), {
+    const child = spawn(this.binary, this.args(), {
       cwd: this.dir,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -223,7 +230,7 @@ export class RedisServer {
       child.stdout.on('data', onData);
       child.stderr.on('data', onData);
       child.once('error', (err) =>
-        settle(new RedisServerStartError(`Cannot run redis-server: ${err.message}`)),
+        settle(new RedisServerStartError(`Cannot run ${this.binary}: ${err.message}`)),
       );
       child.once('exit', (code, signal) =>
         settle(
