@@ -151,3 +151,67 @@ describe('computePlan', () => {
     expect(plan(out.placements)).toEqual({ p1: 'a', p2: 'a', p3: 'b' });
   });
 });
+
+/** The placement rule spelled out the slow, obvious way: every candidate sorted for every portfolio. */
+function referencePlan(nodes: NodeView[], portfolios: string[], previous: Map<string, Placement>) {
+  const usable = new Map(nodes.filter((n) => n.alive && !n.draining).map((n) => [n.nodeId, n]));
+  const load = new Map([...usable.keys()].map((id) => [id, 0]));
+  const out: Record<string, string> = {};
+  const room = (id: string) => (load.get(id) ?? Infinity) < (usable.get(id)?.capacity ?? 0);
+  const place = (p: string, id: string) => {
+    out[p] = id;
+    load.set(id, (load.get(id) ?? 0) + 1);
+  };
+  const catalog = [...portfolios].sort();
+  for (const p of catalog) {
+    const before = previous.get(p);
+    if (before?.status === 'assigned' && usable.has(before.nodeId) && room(before.nodeId))
+      place(p, before.nodeId);
+  }
+  const reportedBy = new Map<string, string>();
+  for (const n of nodes)
+    for (const p of n.reportedPortfolios) if (usable.has(n.nodeId)) reportedBy.set(p, n.nodeId);
+  for (const p of catalog) {
+    if (out[p] !== undefined) continue;
+    const running = reportedBy.get(p);
+    if (running !== undefined && room(running)) {
+      place(p, running);
+      continue;
+    }
+    const target = [...usable.keys()]
+      .filter(room)
+      .sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0) || a.localeCompare(b))[0];
+    out[p] = target ?? 'orphaned';
+    if (target !== undefined) load.set(target, (load.get(target) ?? 0) + 1);
+  }
+  return out;
+}
+
+describe('computePlan against the obvious rule on random fleets', () => {
+  it('places exactly as sorting every candidate for every portfolio would', () => {
+    let seed = 42;
+    const random = (): number => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let round = 0; round < 40; round++) {
+      const nodes = Array.from({ length: 1 + Math.floor(random() * 30) }, (_, i) =>
+        node(`n${i}`, {
+          alive: random() > 0.2,
+          draining: random() > 0.85,
+          capacity: Math.floor(random() * 6),
+          reportedPortfolios: random() > 0.7 ? [`p${Math.floor(random() * 80)}`] : [],
+        }),
+      );
+      const portfolios = Array.from({ length: Math.floor(random() * 80) }, (_, i) => `p${i}`);
+      const previous = new Map<string, Placement>();
+      for (const p of portfolios)
+        if (random() > 0.5) previous.set(p, on(`n${Math.floor(random() * 35)}`));
+      const got = plan(computePlan({ nodes, portfolios, previous }).placements);
+      const orphansAsWord = Object.fromEntries(
+        Object.entries(got).map(([p, v]) => [p, v.startsWith('orphaned') ? 'orphaned' : v]),
+      );
+      expect(orphansAsWord, `round ${round}`).toEqual(referencePlan(nodes, portfolios, previous));
+    }
+  });
+});

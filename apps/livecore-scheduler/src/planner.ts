@@ -104,6 +104,25 @@ export function computePlan(input: PlanInput): PlanOutput {
       if (usable.has(node.nodeId)) reportedBy.set(portfolioId, node.nodeId);
     }
   }
+  // The least-loaded node with room, ties by node id: a heap of (load, node) entries. Loads only
+  // grow, so an entry whose load is behind the node's is stale: re-queued at its load, if it has room.
+  const byLoad = new MinHeap<{ load: number; nodeId: string }>(
+    (a, b) => a.load - b.load || a.nodeId.localeCompare(b.nodeId),
+  );
+  for (const nodeId of usable.keys())
+    if (hasRoom(nodeId)) byLoad.push({ load: load.get(nodeId) ?? 0, nodeId });
+  const leastLoaded = (): string | undefined => {
+    for (let entry = byLoad.pop(); entry !== undefined; entry = byLoad.pop()) {
+      const current = load.get(entry.nodeId) ?? 0;
+      if (!hasRoom(entry.nodeId)) continue;
+      if (current !== entry.load) byLoad.push({ load: current, nodeId: entry.nodeId });
+      else {
+        byLoad.push({ load: current + 1, nodeId: entry.nodeId }); // after the placement below
+        return entry.nodeId;
+      }
+    }
+    return undefined;
+  };
   for (const portfolioId of catalog) {
     if (placements.has(portfolioId)) continue;
     const runningOn = reportedBy.get(portfolioId);
@@ -111,10 +130,7 @@ export function computePlan(input: PlanInput): PlanOutput {
       place(portfolioId, runningOn);
       continue;
     }
-    const candidates = [...usable.keys()]
-      .filter(hasRoom)
-      .sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0) || a.localeCompare(b));
-    const target = candidates[0];
+    const target = leastLoaded();
     if (target !== undefined) {
       place(portfolioId, target);
       continue;
@@ -141,4 +157,43 @@ export function computePlan(input: PlanInput): PlanOutput {
     }
   }
   return { placements, moves, rejected };
+}
+
+/** A binary min-heap: `pop` gives the item that `compare` orders first. */
+class MinHeap<T> {
+  private readonly items: T[] = [];
+  constructor(private readonly compare: (a: T, b: T) => number) {}
+
+  push(item: T): void {
+    const items = this.items;
+    items.push(item);
+    let i = items.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (this.compare(items[i] as T, items[parent] as T) >= 0) break;
+      [items[i], items[parent]] = [items[parent] as T, items[i] as T];
+      i = parent;
+    }
+  }
+
+  pop(): T | undefined {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length === 0 || last === undefined) return top;
+    items[0] = last;
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      const right = left + 1;
+      let smallest = i;
+      if (left < items.length && this.compare(items[left] as T, items[smallest] as T) < 0)
+        smallest = left;
+      if (right < items.length && this.compare(items[right] as T, items[smallest] as T) < 0)
+        smallest = right;
+      if (smallest === i) return top;
+      [items[i], items[smallest]] = [items[smallest] as T, items[i] as T];
+      i = smallest;
+    }
+  }
 }

@@ -1,6 +1,11 @@
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createStateKeys, type PlanMeta, type StateKeys } from '@ginkgo-live/state-keys';
+import {
+  createStateKeys,
+  type PlanMeta,
+  type PortfolioSpec,
+  type StateKeys,
+} from '@ginkgo-live/state-keys';
 import { RedisServer } from '@ginkgo-live/testing';
 import { PlanWriteRefused, SchedulerStore, type PlanWrite } from './scheduler-store.ts';
 
@@ -80,5 +85,83 @@ describe('SchedulerStore plan write', () => {
     await expect(a.writePlan(write(0, 'a', 'old'))).rejects.toThrow(PlanWriteRefused);
     await expect(a.writePlan(write(0, 'a', 'old'))).rejects.toThrow(/STALE_VERSION 1/);
     expect(JSON.parse((await redis.get(keys.planMeta())) ?? '{}')).toMatchObject({ version: 1 });
+  });
+});
+
+describe('SchedulerStore reads of records, plan and catalog', () => {
+  const spec = (id: string) =>
+    JSON.stringify({
+      _v: 1,
+      portfolio_id: id,
+      symbols: ['BTCUSDT'],
+      strategy: { name: 'ma-crossover', params: {} },
+      starting_cash: 1_000,
+    });
+
+  it('reads them in full only when the meta or a length says they changed', async () => {
+    const a = new SchedulerStore(redis, keys, 'a');
+    await a.lead(10_000);
+    await redis.hset(keys.portfolioCatalog(), 'p1', spec('p1'));
+    const first = await a.readWorld();
+    expect(a.fullReads).toBe(1);
+    expect([...first.catalog.keys()]).toEqual(['p1']);
+    expect(first.meta).toBeNull();
+
+    // Our own write is remembered as read: the next tick reads no hash in full.
+    await a.writePlan(write(0, 'a'));
+    const afterWrite = await a.readWorld();
+    expect(a.fullReads).toBe(1);
+    expect(afterWrite.meta).toMatchObject({ version: 1, leader: 'a' });
+    expect(afterWrite.assignments.get('p1')).toMatchObject({ node_id: 'n1', plan_version: 1 });
+    expect(afterWrite.nodes.map((n) => [n.nodeId, n.record?.status])).toEqual([['n1', 'alive']]);
+    await a.readWorld();
+    expect(a.fullReads).toBe(1);
+
+    // A catalog entry added behind its back changes the length: read in full.
+    await redis.hset(keys.portfolioCatalog(), 'p2', spec('p2'));
+    expect([...(await a.readWorld()).catalog.keys()].sort()).toEqual(['p1', 'p2']);
+    expect(a.fullReads).toBe(2);
+
+    // Another writer's plan (a new meta) is read in full.
+    await redis.set(
+      keys.planMeta(),
+      JSON.stringify({ _v: 1, version: 2, updated_at: new Date().toISOString(), leader: 'b' }),
+    );
+    expect((await a.readWorld()).meta).toMatchObject({ version: 2, leader: 'b' });
+    expect(a.fullReads).toBe(3);
+
+    // Redis restarted empty: unknown plan read as what it is now (nothing), not as remembered.
+    await redis.flushall();
+    const empty = await a.readWorld();
+    expect(a.fullReads).toBe(4);
+    expect(empty.meta).toBeNull();
+    expect(empty.assignments.size).toBe(0);
+    expect(empty.catalog.size).toBe(0);
+  });
+
+  it('keeps reading in full while a hash holds a malformed entry, reporting it every time', async () => {
+    const a = new SchedulerStore(redis, keys, 'a');
+    await redis.hset(keys.portfolioCatalog(), 'p1', spec('p1'), 'bad', '{"_v":1}');
+    for (let i = 1; i <= 2; i++) {
+      const world = await a.readWorld();
+      expect(a.fullReads).toBe(i);
+      expect(world.problems.map((p) => p.key)).toEqual([`${keys.portfolioCatalog()}[bad]`]);
+      expect([...world.catalog.keys()]).toEqual(['p1']);
+    }
+  });
+
+  it('forgets what it remembered when it changes the catalog itself', async () => {
+    const a = new SchedulerStore(redis, keys, 'a');
+    await a.lead(10_000);
+    await redis.hset(keys.portfolioCatalog(), 'p9', spec('p9'));
+    await a.readWorld();
+    await a.writePlan(write(0, 'a'));
+    await a.readWorld();
+    expect(a.fullReads).toBe(1);
+    // Replaced in place: the same length, so only the store's own forgetting shows the change.
+    const replaced = { ...(JSON.parse(spec('p9')) as PortfolioSpec), symbols: ['ETHUSDT'] };
+    await a.changeCatalog({ add: replaced });
+    expect((await a.readWorld()).catalog.get('p9')?.symbols).toEqual(['ETHUSDT']);
+    expect(a.fullReads).toBe(2);
   });
 });

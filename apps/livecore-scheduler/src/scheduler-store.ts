@@ -4,6 +4,7 @@ import {
   assessLiveness,
   decodePayload,
   encodePayload,
+  PayloadDecoder,
   type Assignment,
   type ControlRequest,
   type ControlResult,
@@ -118,12 +119,29 @@ export class PlanWriteRefused extends Error {
 }
 
 const MAX_REQUESTS_PER_TICK = 100;
+/** Records, plan and catalog are read in full at least this often, even when nothing says so. */
+const FULL_READ_EVERY_MS = 60_000;
+
+/** Node records, plan, catalog and meta as last read or written, decoded. */
+interface PlanSnapshot {
+  metaRaw: string | null;
+  meta: PlanMeta | null;
+  records: Map<string, NodeRecord>;
+  assignments: Map<string, Assignment>;
+  catalog: Map<string, PortfolioSpec>;
+  readAtMs: number;
+}
 
 /**
  * The scheduler's Redis adapter. Every method rejects when Redis fails; the scheduler turns that
  * into a flagged failure (FR-037) and a tick that changes nothing.
  */
 export class SchedulerStore {
+  private plan: PlanSnapshot | undefined;
+  private fullReadCount = 0;
+  /** Node infos change at every beat, but not all between two ticks: decoded once per value. */
+  private readonly infos = new PayloadDecoder();
+
   constructor(
     private readonly redis: Redis,
     private readonly keys: StateKeys,
@@ -146,60 +164,38 @@ export class SchedulerStore {
     return this.redis.get(this.keys.schedulerLeader());
   }
 
-  /** Reads the whole world: registry, node records, plan, catalog, meta, control requests; then liveness and info of every node. */
+  /**
+   * Reads the whole world: registry, node records, plan, catalog, meta, control requests; then
+   * liveness and info of every node.
+   *
+   * Node records, plan and catalog (tens of thousands of fields at 5,000 nodes) are re-read only when
+   * they may have changed: when the plan meta is not the one this store last read or wrote, when a
+   * hash's length differs from the remembered one (Redis restarted, a key deleted), or a minute
+   * after the last full read. Otherwise the remembered, already decoded values are handed out again.
+   */
   async readWorld(): Promise<World> {
     const k = this.keys;
-    const first = await this.redis
-      .multi()
-      .zrange(k.nodeRegistry(), 0, -1, 'WITHSCORES')
-      .hgetall(k.executionNodes())
-      .hgetall(k.portfolioAssignments())
-      .hgetall(k.portfolioCatalog())
-      .get(k.planMeta())
-      .lrange(k.controlRequests(), 0, MAX_REQUESTS_PER_TICK - 1)
-      .exec();
-    if (first === null) throw new Error('Transaction aborted');
-    for (const [err] of first) if (err) throw err;
-    const [registryRaw, recordsRaw, assignmentsRaw, catalogRaw, metaRaw, requestsRaw] = first.map(
-      ([, v]) => v,
-    ) as [
+    const head = await this.exec(
+      this.redis
+        .multi()
+        .zrange(k.nodeRegistry(), 0, -1, 'WITHSCORES')
+        .get(k.planMeta())
+        .lrange(k.controlRequests(), 0, MAX_REQUESTS_PER_TICK - 1)
+        .hlen(k.executionNodes())
+        .hlen(k.portfolioAssignments())
+        .hlen(k.portfolioCatalog()),
+    );
+    const [registryRaw, headMetaRaw, requestsRaw, ...lengths] = head as [
       string[],
-      Record<string, string>,
-      Record<string, string>,
-      Record<string, string>,
       string | null,
       string[],
+      number,
+      number,
+      number,
     ];
     const problems: PayloadProblem[] = [];
-    const decodeAll = <T>(
-      entries: Record<string, string>,
-      key: string,
-      name: 'nodeRecord' | 'assignment' | 'portfolioSpec',
-    ): Map<string, T> => {
-      const out = new Map<string, T>();
-      for (const [field, raw] of Object.entries(entries)) {
-        const decoded = decodePayload(name, `${key}[${field}]`, raw);
-        if (decoded.ok) out.set(field, decoded.value as T);
-        else problems.push(decoded.error);
-      }
-      return out;
-    };
-    const records = decodeAll<NodeRecord>(recordsRaw, k.executionNodes(), 'nodeRecord');
-    const assignments = decodeAll<Assignment>(
-      assignmentsRaw,
-      k.portfolioAssignments(),
-      'assignment',
-    );
-    const catalog = decodeAll<PortfolioSpec>(catalogRaw, k.portfolioCatalog(), 'portfolioSpec');
-    let meta: PlanMeta | null = null;
-    if (metaRaw !== null) {
-      const decoded = decodePayload('planMeta', k.planMeta(), metaRaw);
-      if (decoded.ok) meta = decoded.value;
-      else
-        throw new Error(
-          `Plan meta is malformed (${decoded.error.problem}); refusing to plan over it`,
-        );
-    }
+    const plan = await this.readPlan(headMetaRaw, lengths, problems);
+
     const requests: ControlRequest[] = [];
     for (const raw of requestsRaw) {
       const decoded = decodePayload('controlRequest', k.controlRequests(), raw);
@@ -210,7 +206,7 @@ export class SchedulerStore {
     const lastSeen = new Map<string, number>();
     for (let i = 0; i + 1 < registryRaw.length; i += 2)
       lastSeen.set(registryRaw[i] ?? '', Number(registryRaw[i + 1]));
-    const nodeIds = [...new Set([...lastSeen.keys(), ...records.keys()])].sort();
+    const nodeIds = [...new Set([...lastSeen.keys(), ...plan.records.keys()])].sort();
     const pipeline = this.redis.pipeline();
     for (const id of nodeIds)
       pipeline.get(k.heartbeat(id)).pttl(k.heartbeat(id)).get(k.nodeInfo(id));
@@ -230,7 +226,7 @@ export class SchedulerStore {
       if (err) throw err;
       let info: NodeInfo | null = null;
       if (infoRaw !== null) {
-        const decoded = decodePayload('nodeInfo', k.nodeInfo(nodeId), infoRaw);
+        const decoded = this.infos.decode('nodeInfo', k.nodeInfo(nodeId), infoRaw);
         if (decoded.ok) info = decoded.value;
         else problems.push(decoded.error);
       }
@@ -238,24 +234,113 @@ export class SchedulerStore {
         nodeId,
         liveness: assessLiveness({ key: k.heartbeat(nodeId), raw: hb, pttlMs: pttl }, now),
         info,
-        record: records.get(nodeId) ?? null,
+        record: plan.records.get(nodeId) ?? null,
         lastSeenMs: lastSeen.get(nodeId) ?? null,
       };
     });
     return {
       nodes,
-      assignments,
-      catalog,
-      meta,
+      assignments: plan.assignments,
+      catalog: plan.catalog,
+      meta: plan.meta,
       requests,
       requestCount: requestsRaw.length,
       problems,
     };
   }
 
+  /** How many full reads of records, plan and catalog this store made (the rest were remembered). */
+  get fullReads(): number {
+    return this.fullReadCount;
+  }
+
+  private async exec(multi: ReturnType<Redis['multi']>): Promise<unknown[]> {
+    const replies = await multi.exec();
+    if (replies === null) throw new Error('Transaction aborted');
+    for (const [err] of replies) if (err) throw err;
+    return replies.map(([, v]) => v);
+  }
+
+  /** Node records, plan, catalog and meta: remembered when nothing says they changed, else read. */
+  private async readPlan(
+    metaRaw: string | null,
+    lengths: number[],
+    problems: PayloadProblem[],
+  ): Promise<PlanSnapshot> {
+    const cached = this.plan;
+    if (
+      cached !== undefined &&
+      metaRaw !== null &&
+      metaRaw === cached.metaRaw &&
+      lengths[0] === cached.records.size &&
+      lengths[1] === cached.assignments.size &&
+      lengths[2] === cached.catalog.size &&
+      Date.now() - cached.readAtMs < FULL_READ_EVERY_MS
+    ) {
+      return cached;
+    }
+    const k = this.keys;
+    const [recordsRaw, assignmentsRaw, catalogRaw, fullMetaRaw] = (await this.exec(
+      this.redis
+        .multi()
+        .hgetall(k.executionNodes())
+        .hgetall(k.portfolioAssignments())
+        .hgetall(k.portfolioCatalog())
+        .get(k.planMeta()),
+    )) as [Record<string, string>, Record<string, string>, Record<string, string>, string | null];
+    this.fullReadCount += 1;
+    const decodeAll = <T>(
+      entries: Record<string, string>,
+      key: string,
+      name: 'nodeRecord' | 'assignment' | 'portfolioSpec',
+    ): { values: Map<string, T>; malformed: boolean } => {
+      const values = new Map<string, T>();
+      let malformed = false;
+      for (const [field, raw] of Object.entries(entries)) {
+        const decoded = decodePayload(name, `${key}[${field}]`, raw);
+        if (decoded.ok) values.set(field, decoded.value as T);
+        else {
+          problems.push(decoded.error);
+          malformed = true;
+        }
+      }
+      return { values, malformed };
+    };
+    const records = decodeAll<NodeRecord>(recordsRaw, k.executionNodes(), 'nodeRecord');
+    const assignments = decodeAll<Assignment>(
+      assignmentsRaw,
+      k.portfolioAssignments(),
+      'assignment',
+    );
+    const catalog = decodeAll<PortfolioSpec>(catalogRaw, k.portfolioCatalog(), 'portfolioSpec');
+    let meta: PlanMeta | null = null;
+    if (fullMetaRaw !== null) {
+      const decoded = decodePayload('planMeta', k.planMeta(), fullMetaRaw);
+      if (decoded.ok) meta = decoded.value;
+      else
+        throw new Error(
+          `Plan meta is malformed (${decoded.error.problem}); refusing to plan over it`,
+        );
+    }
+    const snapshot: PlanSnapshot = {
+      metaRaw: fullMetaRaw,
+      meta,
+      records: records.values,
+      assignments: assignments.values,
+      catalog: catalog.values,
+      readAtMs: Date.now(),
+    };
+    // Malformed entries are reported at every read, so they are never remembered away.
+    const malformed = records.malformed || assignments.malformed || catalog.malformed;
+    this.plan = malformed ? undefined : snapshot;
+    return snapshot;
+  }
+
   /** Writes the plan atomically, fenced by leadership and version. Returns the new version. */
   async writePlan(plan: PlanWrite): Promise<number> {
     const k = this.keys;
+    const catalog = this.plan?.catalog;
+    const catalogReadAtMs = this.plan?.readAtMs ?? 0;
     const nodeAssignments = [...plan.nodeAssignments];
     const now = plan.meta.updated_at;
     const args: (string | number)[] = [
@@ -280,8 +365,9 @@ export class SchedulerStore {
       ...plan.results.flatMap((r) => [r.id, encodePayload('controlResult', r)]),
       plan.consumedRequests,
     ];
+    this.plan = undefined;
     try {
-      return (await WRITE_PLAN.run(
+      const version = (await WRITE_PLAN.run(
         this.redis,
         [
           k.schedulerLeader(),
@@ -294,6 +380,18 @@ export class SchedulerStore {
         ],
         args,
       )) as number;
+      // What was written replaces the three hashes and the meta whole: remember it as read.
+      if (catalog !== undefined) {
+        this.plan = {
+          metaRaw: args[2] as string,
+          meta: plan.meta,
+          records: new Map(plan.nodes.map((n) => [n.node_id, n])),
+          assignments: new Map(plan.assignments.map((a) => [a.portfolio_id, a])),
+          catalog,
+          readAtMs: catalogReadAtMs,
+        };
+      }
+      return version;
     } catch (err) {
       if (err instanceof Error && /\b(NOT_LEADER|STALE_VERSION)\b/.test(err.message))
         throw new PlanWriteRefused(err.message);
@@ -304,6 +402,7 @@ export class SchedulerStore {
   /** Adds catalog entries (from the catalog file); existing entries are replaced. */
   async loadCatalog(specs: readonly PortfolioSpec[]): Promise<void> {
     if (specs.length === 0) return;
+    this.plan = undefined;
     await this.redis.hset(
       this.keys.portfolioCatalog(),
       ...specs.flatMap((s) => [s.portfolio_id, encodePayload('portfolioSpec', s)]),
@@ -312,6 +411,7 @@ export class SchedulerStore {
 
   /** Applies catalog requests (add or remove one entry). */
   async changeCatalog(change: { add?: PortfolioSpec; remove?: string }): Promise<void> {
+    this.plan = undefined;
     if (change.add !== undefined) {
       await this.redis.hset(
         this.keys.portfolioCatalog(),

@@ -315,8 +315,10 @@ export class Scheduler {
 
     const previousPerNode = new Map<string, string[]>();
     for (const [id, a] of world.assignments) {
-      if (a.node_id !== null)
-        previousPerNode.set(a.node_id, [...(previousPerNode.get(a.node_id) ?? []), id]);
+      if (a.node_id === null) continue;
+      const ids = previousPerNode.get(a.node_id);
+      if (ids === undefined) previousPerNode.set(a.node_id, [id]);
+      else ids.push(id);
     }
     const key = (ids: readonly string[] | undefined): string => [...(ids ?? [])].sort().join(',');
     // After a (re)start every node key is written once, then only the ones whose list changed.
@@ -328,9 +330,10 @@ export class Scheduler {
     // Node reports are stale right after an outage (they could not write them): no nudges then.
     const nudged = inGrace ? new Set<string>() : this.nudge(world, assignments, perNode);
     for (const nodeId of nudged) changedNodes.set(nodeId, perNode.get(nodeId) ?? []);
+    const readings = new Map(world.nodes.map((n) => [n.nodeId, n]));
     const recordChanges = records
       .filter((r) => {
-        const before = world.nodes.find((n) => n.nodeId === r.node_id)?.record;
+        const before = readings.get(r.node_id)?.record;
         return (
           before?.status !== r.status ||
           before.capacity !== r.capacity ||
@@ -481,10 +484,11 @@ export class Scheduler {
   /** Node lost / back and orphaned / placed notifications (deduplicated by the adapter). */
   private announce(world: World, records: NodeRecord[], assignments: Assignment[]): void {
     const { notifier } = this.options;
+    const readings = new Map(world.nodes.map((n) => [n.nodeId, n]));
     for (const record of records) {
-      const before = world.nodes.find((n) => n.nodeId === record.node_id)?.record?.status;
+      const reading = readings.get(record.node_id);
+      const before = reading?.record?.status;
       if (record.status === 'lost' && before !== 'lost') {
-        const reading = world.nodes.find((n) => n.nodeId === record.node_id);
         this.log.warn('Node lost', {
           nodeId: record.node_id,
           heartbeat: reading?.liveness.reason,
