@@ -1,27 +1,7 @@
 import { Redis } from 'ioredis';
-import { encodePayload } from '@ginkgo-live/state-keys';
-import {
-  fleetNodeInfo,
-  fleetPortfolioState,
-  RedisServer,
-  StackFixture,
-  waitFor,
-} from '@ginkgo-live/testing';
-// The node's own beat (its Lua script), driven by simulated nodes: the benchmark harness reaches
-// into the app here, as a test would; no app imports another.
-import { NodeStore } from '../apps/execution-node/src/node-store.ts';
-import { round, sleep, type Bench, type Row } from './lib.ts';
-
-async function redisCpuSeconds(redis: Redis): Promise<number> {
-  const text = await redis.info('cpu');
-  const sys = Number(/used_cpu_sys:([\d.]+)/.exec(text)?.[1]);
-  const user = Number(/used_cpu_user:([\d.]+)/.exec(text)?.[1]);
-  return sys + user;
-}
-
-async function commandsProcessed(redis: Redis): Promise<number> {
-  return Number(/total_commands_processed:(\d+)/.exec(await redis.info('stats'))?.[1]);
-}
+import { RedisServer, StackFixture, waitFor } from '@ginkgo-live/testing';
+import { SimulatedFleet } from './fleet-sim.ts';
+import { commandsProcessed, redisCpuSeconds, round, sleep, type Bench, type Row } from './lib.ts';
 
 /**
  * 5. Heartbeat cost: Redis commands and round trips per beat of a real node (read with MONITOR), and
@@ -67,55 +47,21 @@ export const heartbeatCost: Bench = async ({ quick, log }) => {
     log('heartbeat: 1,000 simulated nodes');
     const nodes = 1_000;
     const client = new Redis({ host: server.host, port: server.port });
-    const stores = Array.from({ length: nodes }, (_, n) => {
-      const nodeId = `sim-${n}`;
-      const ids = Array.from({ length: 5 }, (_, i) => `s-${n}-${i}`);
-      const store = new NodeStore({
-        redis: client,
-        keys: fx.keys,
-        nodeId,
-        heartbeatTtlMs: 15_000,
-        nodeInfoTtlMs: 45_000,
-        portfolioStateTtlMs: 45_000,
-      });
-      return { store, nodeId, ids };
+    const fleet = new SimulatedFleet({
+      beats: client,
+      keys: fx.keys,
+      nodes,
+      capacity: 5,
+      initial: (n) => Array.from({ length: 5 }, (_, i) => `s-${n}-${i}`),
     });
-    const intervalMs = 5_000;
-    let seq = 0;
-    const control = { stop: false };
-    const beatAll = async (offsetMs: number) => {
-      // Spread over the interval, as real nodes started at different times would be.
-      for (const [i, s] of stores.entries()) {
-        if (control.stop) return;
-        const due = offsetMs + (i * intervalMs) / nodes;
-        const wait = due - performance.now();
-        if (wait > 0) await sleep(wait);
-        void s.store.beat(
-          encodePayload('heartbeat', {
-            _v: 1,
-            node_id: s.nodeId,
-            sent_at: new Date().toISOString(),
-            seq: ++seq,
-          }),
-          fleetNodeInfo(s.nodeId, s.ids, new Date().toISOString()),
-          s.ids.map((id) => ({
-            portfolioId: id,
-            state: fleetPortfolioState(id, s.nodeId, new Date().toISOString()),
-            holdsLease: true,
-          })),
-        );
-      }
-    };
     const windowMs = quick ? 5_000 : 20_000;
     const cpu0 = await redisCpuSeconds(admin);
     const ops0 = await commandsProcessed(admin);
     const t0 = performance.now();
-    const running = (async () => {
-      for (let start = t0; !control.stop; start += intervalMs) await beatAll(start);
-    })();
+    fleet.start();
     await sleep(windowMs);
-    control.stop = true;
-    await running;
+    await fleet.stop();
+    const seq = fleet.stats().beats;
     const elapsed = (performance.now() - t0) / 1_000;
     const cpu = (await redisCpuSeconds(admin)) - cpu0;
     const ops = (await commandsProcessed(admin)) - ops0;

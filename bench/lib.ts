@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
 
 /** One line of a benchmark's table: a figure, its baseline from the same run, and the target. */
 export interface Row {
@@ -73,6 +74,19 @@ export const round = (value: number, digits = 1): number => {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
 };
+
+/** Seconds of CPU (user + system) the Redis server has used since it started. */
+export async function redisCpuSeconds(redis: Redis): Promise<number> {
+  const text = await redis.info('cpu');
+  const sys = Number(/used_cpu_sys:([\d.]+)/.exec(text)?.[1]);
+  const user = Number(/used_cpu_user:([\d.]+)/.exec(text)?.[1]);
+  return sys + user;
+}
+
+/** Commands the Redis server has processed since it started. */
+export async function commandsProcessed(redis: Redis): Promise<number> {
+  return Number(/total_commands_processed:(\d+)/.exec(await redis.info('stats'))?.[1]);
+}
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -14,6 +14,7 @@ import { Redis } from 'ioredis';
 import { RedisServer, REPO_ROOT } from '@ginkgo-live/testing';
 import { machine, toMarkdown, toText, type Bench, type BenchResult } from './lib.ts';
 import { failover } from './failover.ts';
+import { fleetScale } from './fleet.ts';
 import { heartbeatCost } from './heartbeat.ts';
 import { notifyLatency } from './notify.ts';
 import { readPath } from './read-path.ts';
@@ -28,6 +29,7 @@ const BENCHES: Record<string, Bench> = {
   throughput: eventThroughput,
   heartbeat: heartbeatCost,
   notify: notifyLatency,
+  fleet: fleetScale,
   soak,
 };
 

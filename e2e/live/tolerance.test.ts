@@ -129,7 +129,10 @@ describe('T072 on the whole stack', () => {
       timeoutMs: 5_000,
     });
     const metrics = parsePrometheus(await (await fetch(schedulerMetrics)).text());
-    expect(metrics.get('ginkgo_scheduler_redis_failures')).toBe(failures.length);
+    // Every failure logged (more may have come after the count above, while still frozen).
+    expect(metrics.get('ginkgo_scheduler_redis_failures')).toBe(
+      logEntries(scheduler, 'Redis operation failed; this tick changes nothing').length,
+    );
     expect(metrics.get('ginkgo_scheduler_redis_consecutive_failures')).toBe(0);
     expect(metrics.get('ginkgo_scheduler_ticks')).toBeGreaterThan(ticksAtFreeze + 3);
     await queues.close();

@@ -17,7 +17,7 @@ export type ControlOutcome =
   | { status: 'unknown' };
 
 /**
- * Writes operator requests for the scheduler on `scheduler:control` and reads their answers. The
+ * Writes operator requests for the scheduler on `{scheduler}:control` and reads their answers. The
  * gateway holds no business rule: whether a drain or a migration is possible is the scheduler's
  * call, read back by request id.
  */

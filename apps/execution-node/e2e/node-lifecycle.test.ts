@@ -118,8 +118,8 @@ describe('execution node process', () => {
       [
         'ginkgo:execution-node:n1:main',
         'ginkgo:execution-node:n1:workers',
-        `${fx.keys.queuePrefix()}:${Buffer.from('portfolio-a').toString('base64')}:w:n1`,
-        `${fx.keys.queuePrefix()}:${Buffer.from('portfolio-b').toString('base64')}:w:n1`,
+        `${fx.keys.queuePrefix()}:${Buffer.from(fx.keys.portfolioQueue('a')).toString('base64')}:w:n1`,
+        `${fx.keys.queuePrefix()}:${Buffer.from(fx.keys.portfolioQueue('b')).toString('base64')}:w:n1`,
       ].sort(),
     );
   });

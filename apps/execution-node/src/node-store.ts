@@ -1,5 +1,4 @@
-import type { Redis } from 'ioredis';
-import { LuaScript } from '@ginkgo-live/redis-client';
+import { bySlot, LuaScript, type RedisLike } from '@ginkgo-live/redis-client';
 import {
   decodePayload,
   encodePayload,
@@ -13,26 +12,35 @@ import {
 } from '@ginkgo-live/state-keys';
 
 /**
- * The heartbeat: one round trip that refreshes everything the node owns in Redis.
- * KEYS[1] heartbeat:node:{id}   KEYS[2] execution_node:{id}:info   KEYS[3] execution_node_registry
- * KEYS[3+i], i = 1..n           lease of running portfolio i
- * KEYS[3+n+i], i = 1..n         state key of portfolio i
+ * The heartbeat: one round trip that refreshes everything the node owns in Redis. On a Redis
+ * Cluster a script may only touch one hash slot, so the beat is run once per slot its keys fall in
+ * (the node's own keys, the registry, each portfolio's); on one Redis it is one call with all.
+ * KEYS: heartbeat:node:{id} and execution_node:{id}:info when ARGV[6] = 1; then the registry when
+ * ARGV[9] = 1; then n leases of the portfolios; then their n state keys.
  * ARGV[1] node id   ARGV[2] now (ms)   ARGV[3] heartbeat and lease TTL (ms)   ARGV[4] info TTL (ms)
- * ARGV[5] state TTL (ms)   ARGV[6] heartbeat payload   ARGV[7] info payload   ARGV[8] n
- * ARGV[8+i] state payload of portfolio i   ARGV[8+n+i] 1 when portfolio i must hold its lease
+ * ARGV[5] state TTL (ms)   ARGV[6] 1 when this call writes the node's own keys
+ * ARGV[7] heartbeat payload   ARGV[8] info payload   ARGV[9] 1 when it writes the registry   ARGV[10] n
+ * ARGV[10+i] state payload of portfolio i   ARGV[10+n+i] 1 when portfolio i must hold its lease
  * Returns the indices i of portfolios whose lease another node holds: they must stop here.
  * A lease that vanished (Redis restarted empty) is taken back.
  */
 const BEAT = new LuaScript(`
-redis.call('SET', KEYS[1], ARGV[6], 'PX', ARGV[3])
-redis.call('SET', KEYS[2], ARGV[7], 'PX', ARGV[4])
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
-local n = tonumber(ARGV[8])
+local k = 0
+if ARGV[6] == '1' then
+  redis.call('SET', KEYS[1], ARGV[7], 'PX', ARGV[3])
+  redis.call('SET', KEYS[2], ARGV[8], 'PX', ARGV[4])
+  k = 2
+end
+if ARGV[9] == '1' then
+  k = k + 1
+  redis.call('ZADD', KEYS[k], ARGV[2], ARGV[1])
+end
+local n = tonumber(ARGV[10])
 local lost = {}
 for i = 1, n do
   local mayWrite = true
-  if ARGV[8 + n + i] == '1' then
-    local lease = KEYS[3 + i]
+  if ARGV[10 + n + i] == '1' then
+    local lease = KEYS[k + i]
     local holder = redis.call('GET', lease)
     if holder == ARGV[1] then
       redis.call('PEXPIRE', lease, ARGV[3])
@@ -44,7 +52,7 @@ for i = 1, n do
     end
   end
   if mayWrite then
-    redis.call('SET', KEYS[3 + n + i], ARGV[8 + i], 'PX', ARGV[5])
+    redis.call('SET', KEYS[k + n + i], ARGV[10 + i], 'PX', ARGV[5])
   end
 end
 return lost
@@ -83,18 +91,8 @@ redis.call('DEL', KEYS[1])
 return 1
 `);
 
-/**
- * Deletes what a stopping node owns: heartbeat, info, registry entry.
- * KEYS[1] heartbeat  KEYS[2] info  KEYS[3] registry   ARGV[1] node id
- */
-const FORGET_NODE = new LuaScript(`
-redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('ZREM', KEYS[3], ARGV[1])
-return 1
-`);
-
 export interface NodeStoreOptions {
-  redis: Redis;
+  redis: RedisLike;
   keys: StateKeys;
   nodeId: string;
   heartbeatTtlMs: number;
@@ -124,7 +122,7 @@ export interface FlushPortfolio {
 export class NodeStore {
   constructor(private readonly options: NodeStoreOptions) {}
 
-  private get redis(): Redis {
+  private get redis(): RedisLike {
     return this.options.redis;
   }
 
@@ -150,47 +148,79 @@ export class NodeStore {
     portfolios: readonly BeatPortfolio[],
   ): Promise<string[]> {
     const { nodeId } = this.options;
-    const keys = [
-      this.keys.heartbeat(nodeId),
-      this.keys.nodeInfo(nodeId),
-      this.keys.nodeRegistry(),
-      ...portfolios.map((p) => this.keys.portfolioLease(p.portfolioId)),
-      ...portfolios.map((p) => this.keys.portfolioState(p.portfolioId)),
+    const k = this.keys;
+    type Part =
+      { kind: 'node' } | { kind: 'registry' } | { kind: 'portfolio'; portfolio: BeatPortfolio };
+    const parts: Part[] = [
+      { kind: 'node' },
+      { kind: 'registry' },
+      ...portfolios.map((portfolio) => ({ kind: 'portfolio' as const, portfolio })),
     ];
-    const args = [
-      nodeId,
-      Date.now(),
-      this.options.heartbeatTtlMs,
-      this.options.nodeInfoTtlMs,
-      this.options.portfolioStateTtlMs,
-      heartbeat,
-      encodePayload('nodeInfo', info),
-      portfolios.length,
-      ...portfolios.map((p) => encodePayload('portfolioState', p.state)),
-      ...portfolios.map((p) => (p.holdsLease ? '1' : '0')),
-    ];
-    const lost = (await BEAT.run(this.redis, keys, args)) as number[];
-    return lost.map((i) => portfolios[i - 1]?.portfolioId ?? '');
+    const keyOf = (part: Part): string =>
+      part.kind === 'node'
+        ? k.heartbeat(nodeId)
+        : part.kind === 'registry'
+          ? k.nodeRegistry()
+          : k.portfolioLease(part.portfolio.portfolioId);
+    const heartbeatPayload = heartbeat;
+    const infoPayload = encodePayload('nodeInfo', info);
+    const now = Date.now();
+    const lostPerGroup = await Promise.all(
+      bySlot(this.redis, parts, keyOf).map(async (group) => {
+        const writesNode = group.some((p) => p.kind === 'node');
+        const writesRegistry = group.some((p) => p.kind === 'registry');
+        const mine = group.flatMap((p) => (p.kind === 'portfolio' ? [p.portfolio] : []));
+        const keys = [
+          ...(writesNode ? [k.heartbeat(nodeId), k.nodeInfo(nodeId)] : []),
+          ...(writesRegistry ? [k.nodeRegistry()] : []),
+          ...mine.map((p) => k.portfolioLease(p.portfolioId)),
+          ...mine.map((p) => k.portfolioState(p.portfolioId)),
+        ];
+        const args = [
+          nodeId,
+          now,
+          this.options.heartbeatTtlMs,
+          this.options.nodeInfoTtlMs,
+          this.options.portfolioStateTtlMs,
+          writesNode ? '1' : '0',
+          writesNode ? heartbeatPayload : '',
+          writesNode ? infoPayload : '',
+          writesRegistry ? '1' : '0',
+          mine.length,
+          ...mine.map((p) => encodePayload('portfolioState', p.state)),
+          ...mine.map((p) => (p.holdsLease ? '1' : '0')),
+        ];
+        const lost = (await BEAT.run(this.redis, keys, args)) as number[];
+        return lost.map((i) => mine[i - 1]?.portfolioId ?? '');
+      }),
+    );
+    return lostPerGroup.flat();
   }
 
   /** Writes changed states and books. Returns the portfolios whose lease is gone. */
   async flush(portfolios: readonly FlushPortfolio[]): Promise<string[]> {
     if (portfolios.length === 0) return [];
-    const keys = portfolios.flatMap((p) => [
-      this.keys.portfolioLease(p.portfolioId),
-      this.keys.portfolioState(p.portfolioId),
-      this.keys.portfolioBook(p.portfolioId),
-    ]);
-    const args = [
-      this.options.nodeId,
-      this.options.portfolioStateTtlMs,
-      ...portfolios.flatMap((p) => [
-        encodePayload('portfolioState', p.state),
-        encodePayload('portfolioBook', p.book),
-      ]),
-    ];
-    const lost = (await FLUSH.run(this.redis, keys, args)) as number[];
-    return lost.map((i) => portfolios[i - 1]?.portfolioId ?? '');
+    const k = this.keys;
+    const lostPerGroup = await Promise.all(
+      bySlot(this.redis, portfolios, (p) => k.portfolioLease(p.portfolioId)).map(async (group) => {
+        const keys = group.flatMap((p) => [
+          k.portfolioLease(p.portfolioId),
+          k.portfolioState(p.portfolioId),
+          k.portfolioBook(p.portfolioId),
+        ]);
+        const args = [
+          this.options.nodeId,
+          this.options.portfolioStateTtlMs,
+          ...group.flatMap((p) => [
+            encodePayload('portfolioState', p.state),
+            encodePayload('portfolioBook', p.book),
+          ]),
+        ];
+        const lost = (await FLUSH.run(this.redis, keys, args)) as number[];
+        return lost.map((i) => group[i - 1]?.portfolioId ?? '');
+      }),
+    );
+    return lostPerGroup.flat();
   }
 
   /** Reads this node's assignment: null when none was ever written. */
@@ -238,13 +268,12 @@ export class NodeStore {
     return released === 1;
   }
 
-  /** Deletes the node's heartbeat, info and registry entry (clean stop). */
+  /** Deletes the node's heartbeat and info, then its registry entry (clean stop). */
   async forgetNode(): Promise<void> {
     const { nodeId } = this.options;
-    await FORGET_NODE.run(
-      this.redis,
-      [this.keys.heartbeat(nodeId), this.keys.nodeInfo(nodeId), this.keys.nodeRegistry()],
-      [nodeId],
-    );
+    // Two slots on a cluster: the node's keys, then the registry. A stop between the two leaves
+    // a registry entry without a heartbeat, which readers see as a lost node and the scheduler prunes.
+    await this.redis.del(this.keys.heartbeat(nodeId), this.keys.nodeInfo(nodeId));
+    await this.redis.zrem(this.keys.nodeRegistry(), nodeId);
   }
 }

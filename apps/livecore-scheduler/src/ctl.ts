@@ -5,8 +5,8 @@
  *   ginkgo-ctl migrate <portfolio> <node>
  *   ginkgo-ctl catalog-add '<spec json>'   ginkgo-ctl catalog-remove <portfolio>
  *
- * Queues the request on `scheduler:control`, waits for the leader's answer on
- * `scheduler:control_results` (at most CTL_TIMEOUT_MS, default 15000), prints it, and exits 0 when
+ * Queues the request on `{scheduler}:control`, waits for the leader's answer on
+ * `{scheduler}:control_results` (at most CTL_TIMEOUT_MS, default 15000), prints it, and exits 0 when
  * accepted, 1 when refused or unanswered, 2 on bad usage or configuration.
  */
 import { randomUUID } from 'node:crypto';

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
-import { LuaScript } from '@ginkgo-live/redis-client';
+import type { ChainableCommander } from 'ioredis';
+import { LuaScript, type RedisLike } from '@ginkgo-live/redis-client';
 import {
   assessLiveness,
   decodePayload,
@@ -19,9 +19,10 @@ import {
 
 /**
  * The plan write: everything or nothing, and only by the current leader on the version it read.
- * KEYS[1] scheduler:leader   KEYS[2] scheduler:plan_meta   KEYS[3] execution_nodes
- * KEYS[4] portfolio_assignments   KEYS[5] scheduler:control   KEYS[6] scheduler:control_results
- * KEYS[6+i] execution_node:{id}:assignment for the i-th node assignment written
+ * Every key carries the `{scheduler}` hash tag: one slot on a Redis Cluster.
+ * KEYS[1] leader   KEYS[2] plan_meta   KEYS[3] execution_nodes   KEYS[4] portfolio_assignments
+ * KEYS[5] control   KEYS[6] control_results
+ * KEYS[6+i] execution_node:<id>:assignment for the i-th node assignment written
  * ARGV[1] scheduler id   ARGV[2] expected plan version   ARGV[3] new plan meta payload
  * ARGV[4] n node records, then n (node id, payload) pairs
  * then m assignments, then m (portfolio id, payload) pairs
@@ -143,7 +144,7 @@ export class SchedulerStore {
   private readonly infos = new PayloadDecoder();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisLike,
     private readonly keys: StateKeys,
     private readonly schedulerId: string,
   ) {}
@@ -254,7 +255,7 @@ export class SchedulerStore {
     return this.fullReadCount;
   }
 
-  private async exec(multi: ReturnType<Redis['multi']>): Promise<unknown[]> {
+  private async exec(multi: ChainableCommander): Promise<unknown[]> {
     const replies = await multi.exec();
     if (replies === null) throw new Error('Transaction aborted');
     for (const [err] of replies) if (err) throw err;

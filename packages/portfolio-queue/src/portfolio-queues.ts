@@ -1,5 +1,5 @@
 import { QueueKeys, type KeysMap } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { encodePayload, type PriceTick, type StateKeys } from '@ginkgo-live/state-keys';
 import { RecoveringQueue } from './recovering-queue.ts';
 
@@ -28,8 +28,8 @@ export type AddResult =
   | { ok: false; reason: 'invalid'; problem: string };
 
 export interface PortfolioQueuesOptions {
-  /** A fail-fast (`request` profile) connection, shared by every queue of this producer. */
-  connection: Redis;
+  /** A fail-fast (`request` profile) connection, shared by every queue of this producer (or a cluster). */
+  connection: Redis | Cluster;
   keys: StateKeys;
   /** Events a queue may hold; default 1000. */
   capacity?: number;

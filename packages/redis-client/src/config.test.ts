@@ -104,6 +104,16 @@ describe('loadRedisConfig', () => {
     ).toEqual(['REDIS_PORT', 'REDIS_KEEPALIVE_MS', 'REDIS_PING_TIMEOUT_MS']);
   });
 
+  it('refuses a key prefix with braces (a hash tag for every key)', () => {
+    expect(issuesOf({ REDIS_KEY_PREFIX: '{ginkgo}:' })).toEqual([
+      {
+        variable: 'REDIS_KEY_PREFIX',
+        message: expect.stringMatching(/^must not contain \{ or \}/) as unknown,
+      },
+    ]);
+    expect(issuesOf({ REDIS_KEY_PREFIX: 'staging:' })).toEqual([]);
+  });
+
   it('refuses a base reconnect delay above the cap', () => {
     expect(
       issuesOf({ REDIS_RECONNECT_BASE_DELAY_MS: '6000', REDIS_RECONNECT_MAX_DELAY_MS: '5000' }),

@@ -143,6 +143,14 @@ const redisEnvSchema = z
     REDIS_SENTINEL_PASSWORD: envString(),
   })
   .transform((env, ctx): RedisConfig => {
+    if (env.REDIS_KEY_PREFIX !== undefined && /[{}]/.test(env.REDIS_KEY_PREFIX)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REDIS_KEY_PREFIX'],
+        message:
+          'must not contain { or }: keys carry their own Redis Cluster hash tags, and a tag in the prefix would put every key in one slot',
+      });
+    }
     let sentinel: RedisConfig['sentinel'];
     if (env.REDIS_SENTINELS !== undefined) {
       const sentinels = parseSentinels(env.REDIS_SENTINELS);

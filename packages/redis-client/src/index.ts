@@ -15,5 +15,7 @@ export type { PingResult } from './health.ts';
 export { buildRedisOptions, reconnectOnRedisError } from './options.ts';
 export type { ConnectionOptions, ConnectionProfile } from './options.ts';
 export { RedisConnections } from './redis-connections.ts';
+export { bySlot, keySlot } from './slots.ts';
+export type { RedisLike } from './slots.ts';
 export type { RedisConnectionsOptions } from './redis-connections.ts';
 export type { Redis } from 'ioredis';

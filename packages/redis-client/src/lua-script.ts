@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisLike } from './slots.ts';
 
 /**
  * A Lua script run by its SHA1 (`EVALSHA`), loaded on first use and again after a Redis restart
@@ -12,9 +12,9 @@ export class LuaScript {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
-  /** Runs the script atomically with `keys` and `args`. */
+  /** Runs the script atomically with `keys` and `args` (on a cluster: keys of one hash slot). */
   async run(
-    redis: Redis,
+    redis: RedisLike,
     keys: readonly string[],
     args: readonly (string | number)[],
   ): Promise<unknown> {

@@ -3,39 +3,39 @@ import { assertValidId, isValidId } from './ids.ts';
 import { createStateKeys } from './keys.ts';
 
 describe('createStateKeys', () => {
-  it('spells the seed keys exactly, with no prefix by default', () => {
+  it('spells the seed keys with their ids as hash tags, with no prefix by default', () => {
     const keys = createStateKeys();
     expect(keys.prefix).toBe('');
-    expect(keys.nodeInfo('node-1')).toBe('execution_node:node-1:info');
-    expect(keys.portfolioState('p1')).toBe('portfolio:p1:state');
-    expect(keys.executionNodes()).toBe('execution_nodes');
-    expect(keys.portfolioAssignments()).toBe('portfolio_assignments');
-    expect(keys.heartbeat('node-1')).toBe('heartbeat:node:node-1');
+    expect(keys.nodeInfo('node-1')).toBe('execution_node:{node-1}:info');
+    expect(keys.portfolioState('p1')).toBe('portfolio:{p1}:state');
+    expect(keys.executionNodes()).toBe('{scheduler}:execution_nodes');
+    expect(keys.portfolioAssignments()).toBe('{scheduler}:portfolio_assignments');
+    expect(keys.heartbeat('node-1')).toBe('heartbeat:node:{node-1}');
   });
 
   it('builds every other key and queue name', () => {
     const keys = createStateKeys();
-    expect(keys.nodeRegistry()).toBe('execution_node_registry');
-    expect(keys.nodeAssignment('node-1')).toBe('execution_node:node-1:assignment');
-    expect(keys.planMeta()).toBe('scheduler:plan_meta');
-    expect(keys.schedulerLeader()).toBe('scheduler:leader');
-    expect(keys.portfolioCatalog()).toBe('portfolio_catalog');
+    expect(keys.nodeRegistry()).toBe('{scheduler}:execution_node_registry');
+    expect(keys.nodeAssignment('node-1')).toBe('{scheduler}:execution_node:node-1:assignment');
+    expect(keys.planMeta()).toBe('{scheduler}:plan_meta');
+    expect(keys.schedulerLeader()).toBe('{scheduler}:leader');
+    expect(keys.portfolioCatalog()).toBe('{scheduler}:portfolio_catalog');
     expect(keys.queuePrefix()).toBe('bull');
-    expect(keys.portfolioQueue('p1')).toBe('portfolio-p1');
-    expect(keys.portfolioBook('p1')).toBe('portfolio:p1:book');
-    expect(keys.portfolioLease('p1')).toBe('portfolio:p1:lease');
+    expect(keys.portfolioQueue('p1')).toBe('portfolio-{p1}');
+    expect(keys.portfolioBook('p1')).toBe('portfolio:{p1}:book');
+    expect(keys.portfolioLease('p1')).toBe('portfolio:{p1}:lease');
     expect(keys.queueRefusals()).toBe('portfolio_queue_refusals');
     const subject = { nodeId: null, portfolioId: 'p1' };
     expect(keys.notificationCooldown('queue_full', subject, 'critical')).toBe(
-      'notify:cooldown:queue_full:-:p1:critical',
+      'notify:cooldown:queue_full:{-:p1}:critical',
     );
     expect(keys.notificationActive('queue', { nodeId: 'n1', portfolioId: null })).toBe(
-      'notify:active:queue:n1:-',
+      'notify:active:queue:{n1:-}',
     );
     expect(keys.notificationHistory()).toBe('notifications:history');
-    expect(keys.notificationsQueue()).toBe('notifications');
-    expect(keys.controlRequests()).toBe('scheduler:control');
-    expect(keys.controlResults()).toBe('scheduler:control_results');
+    expect(keys.notificationsQueue()).toBe('{notifications}');
+    expect(keys.controlRequests()).toBe('{scheduler}:control');
+    expect(keys.controlResults()).toBe('{scheduler}:control_results');
     expect(() => keys.notificationCooldown('Queue Full', subject, 'critical')).toThrow(RangeError);
   });
 
@@ -63,9 +63,13 @@ describe('createStateKeys', () => {
       keys.queuePrefix(),
     ];
     for (const key of built) expect(key.startsWith('staging:')).toBe(true);
-    expect(keys.heartbeat('n')).toBe('staging:heartbeat:node:n');
+    expect(keys.heartbeat('n')).toBe('staging:heartbeat:node:{n}');
     // BullMQ applies the prefix itself: queue names stay bare.
-    expect(keys.portfolioQueue('p')).toBe('portfolio-p');
+    expect(keys.portfolioQueue('p')).toBe('portfolio-{p}');
+  });
+
+  it('refuses a prefix with braces: its tag would put every key in one hash slot', () => {
+    expect(() => createStateKeys('{ginkgo}:')).toThrow(/Invalid key prefix "\{ginkgo\}:"/);
   });
 
   it('refuses ids that would make a key ambiguous', () => {

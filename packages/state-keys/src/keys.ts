@@ -22,84 +22,98 @@ function assertKind(kind: string): string {
 export interface StateKeys {
   /** The global prefix in front of every key (`REDIS_KEY_PREFIX`), `''` by default. */
   readonly prefix: string;
-  /** `heartbeat:node:{nodeId}` — STRING `Heartbeat`, TTL = heartbeat TTL. Its existence is liveness. */
+  /** `heartbeat:node:{<nodeId>}` — STRING `Heartbeat`, TTL = heartbeat TTL. Its existence is liveness. */
   heartbeat(nodeId: string): string;
-  /** `execution_node:{nodeId}:info` — STRING `NodeInfo`, TTL = node info TTL; deleted on clean stop. */
+  /** `execution_node:{<nodeId>}:info` — STRING `NodeInfo`, TTL = node info TTL; deleted on clean stop. */
   nodeInfo(nodeId: string): string;
-  /** `portfolio:{portfolioId}:state` — STRING `PortfolioState`, TTL = portfolio state TTL. */
+  /** `portfolio:{<portfolioId>}:state` — STRING `PortfolioState`, TTL = portfolio state TTL. */
   portfolioState(portfolioId: string): string;
-  /** `execution_node_registry` — ZSET nodeId → epoch ms of its last beat; lets readers list nodes without KEYS. */
+  /** `{scheduler}:execution_node_registry` — ZSET nodeId → epoch ms of its last beat; lists nodes without KEYS. */
   nodeRegistry(): string;
-  /** `execution_nodes` — HASH nodeId → `NodeRecord`, the scheduler's view of every node. */
+  /** `{scheduler}:execution_nodes` — HASH nodeId → `NodeRecord`, the scheduler's view of every node. */
   executionNodes(): string;
-  /** `portfolio_assignments` — HASH portfolioId → `Assignment`, the scheduler's plan. */
+  /** `{scheduler}:portfolio_assignments` — HASH portfolioId → `Assignment`, the scheduler's plan. */
   portfolioAssignments(): string;
-  /** `execution_node:{nodeId}:assignment` — STRING `NodeAssignment`, derived from the plan in the same write. */
+  /** `{scheduler}:execution_node:<nodeId>:assignment` — STRING `NodeAssignment`, derived from the plan in the same write. */
   nodeAssignment(nodeId: string): string;
-  /** `scheduler:plan_meta` — STRING `PlanMeta`: plan version, time and leader of the last write. */
+  /** `{scheduler}:plan_meta` — STRING `PlanMeta`: plan version, time and leader of the last write. */
   planMeta(): string;
-  /** `scheduler:leader` — STRING scheduler id, with a TTL: the leader lock. */
+  /** `{scheduler}:leader` — STRING scheduler id, with a TTL: the leader lock. */
   schedulerLeader(): string;
-  /** `portfolio_catalog` — HASH portfolioId → `PortfolioSpec`: every portfolio that should run. */
+  /** `{scheduler}:portfolio_catalog` — HASH portfolioId → `PortfolioSpec`: every portfolio that should run. */
   portfolioCatalog(): string;
-  /** `portfolio:{portfolioId}:book` — STRING `PortfolioBook`: cash, positions, strategy memory; no TTL. */
+  /** `portfolio:{<portfolioId>}:book` — STRING `PortfolioBook`: cash, positions, strategy memory; no TTL. */
   portfolioBook(portfolioId: string): string;
-  /** `portfolio:{portfolioId}:lease` — STRING nodeId, TTL = heartbeat TTL: who may run the portfolio. */
+  /** `portfolio:{<portfolioId>}:lease` — STRING nodeId, TTL = heartbeat TTL: who may run the portfolio. */
   portfolioLease(portfolioId: string): string;
   /** `portfolio_queue_refusals` — HASH portfolioId → events refused because the queue was full. */
   queueRefusals(): string;
-  /** `notify:cooldown:{kind}:{node}:{portfolio}:{level}` — STRING, TTL = the level's cooldown. */
+  /** `notify:cooldown:<kind>:{<nodeId>:<portfolioId>}:<level>` — STRING, TTL = the level's cooldown. */
   notificationCooldown(kind: string, subject: NotificationSubject, level: string): string;
-  /** `notify:active:{group}:{node}:{portfolio}` — HASH `kind|level` → epoch ms: conditions firing. */
+  /** `notify:active:<group>:{<nodeId>:<portfolioId>}` — HASH `kind|level` → epoch ms: conditions firing. */
   notificationActive(group: string, subject: NotificationSubject): string;
   /** `notifications:history` — LIST of `NotificationRecord`, newest first, capped. */
   notificationHistory(): string;
-  /** BullMQ queue name of the notifications: `notifications`. */
+  /** BullMQ queue name of the notifications: `{notifications}`. */
   notificationsQueue(): string;
-  /** `scheduler:control` — LIST of `ControlRequest`, oldest at the head; the leader consumes it. */
+  /** `{scheduler}:control` — LIST of `ControlRequest`, oldest at the head; the leader consumes it. */
   controlRequests(): string;
-  /** `scheduler:control_results` — HASH request id → `ControlResult`, for requesters to read back. */
+  /** `{scheduler}:control_results` — HASH request id → `ControlResult`, for requesters to read back. */
   controlResults(): string;
   /** BullMQ prefix of every queue: `{prefix}bull`. */
   queuePrefix(): string;
-  /** BullMQ queue name of a portfolio's event queue: `portfolio-{portfolioId}` (BullMQ forbids `:`). */
+  /** BullMQ queue name of a portfolio's event queue: `portfolio-{<portfolioId>}` (BullMQ forbids `:`). */
   portfolioQueue(portfolioId: string): string;
 }
 
-/** Builds the key set for a global prefix (`''` by default). */
+/**
+ * Redis Cluster hash tags. Keys that one Lua script or MULTI touches together share the part in
+ * braces, so they live in one hash slot: a node's heartbeat and info (`{<nodeId>}`); a portfolio's
+ * state, book, lease and BullMQ queue (`{<portfolioId>}`); the scheduler's plan, node records,
+ * per-node assignments, meta, lock, registry, catalog and control lists (`{scheduler}`); a
+ * notification subject's cooldowns and active conditions (`{<nodeId>:<portfolioId>}`). Everything
+ * else is spread over the slots by its id. On a single Redis the braces are just characters.
+ */
+const tag = (inner: string): string => `{${inner}}`;
+const SCHEDULER = tag('scheduler');
+
+/** Builds the key set for a global prefix (`''` by default). The prefix may not hold `{` or `}`. */
 export function createStateKeys(prefix = ''): StateKeys {
+  if (/[{}]/.test(prefix)) {
+    throw new RangeError(
+      `Invalid key prefix "${prefix}": braces would make one hash tag of every key (no { or })`,
+    );
+  }
   const k = (name: string): string => `${prefix}${name}`;
+  const node = (nodeId: string): string => tag(assertValidId('node id', nodeId));
+  const portfolio = (portfolioId: string): string =>
+    tag(assertValidId('portfolio id', portfolioId));
+  const subject = (s: NotificationSubject): string =>
+    tag(`${subjectPart(s.nodeId, 'node id')}:${subjectPart(s.portfolioId, 'portfolio id')}`);
   return {
     prefix,
-    heartbeat: (nodeId) => k(`heartbeat:node:${assertValidId('node id', nodeId)}`),
-    nodeInfo: (nodeId) => k(`execution_node:${assertValidId('node id', nodeId)}:info`),
-    portfolioState: (portfolioId) =>
-      k(`portfolio:${assertValidId('portfolio id', portfolioId)}:state`),
-    nodeRegistry: () => k('execution_node_registry'),
-    executionNodes: () => k('execution_nodes'),
-    portfolioAssignments: () => k('portfolio_assignments'),
-    nodeAssignment: (nodeId) => k(`execution_node:${assertValidId('node id', nodeId)}:assignment`),
-    planMeta: () => k('scheduler:plan_meta'),
-    schedulerLeader: () => k('scheduler:leader'),
-    portfolioCatalog: () => k('portfolio_catalog'),
-    portfolioBook: (portfolioId) =>
-      k(`portfolio:${assertValidId('portfolio id', portfolioId)}:book`),
-    portfolioLease: (portfolioId) =>
-      k(`portfolio:${assertValidId('portfolio id', portfolioId)}:lease`),
+    heartbeat: (nodeId) => k(`heartbeat:node:${node(nodeId)}`),
+    nodeInfo: (nodeId) => k(`execution_node:${node(nodeId)}:info`),
+    portfolioState: (portfolioId) => k(`portfolio:${portfolio(portfolioId)}:state`),
+    nodeRegistry: () => k(`${SCHEDULER}:execution_node_registry`),
+    executionNodes: () => k(`${SCHEDULER}:execution_nodes`),
+    portfolioAssignments: () => k(`${SCHEDULER}:portfolio_assignments`),
+    nodeAssignment: (nodeId) =>
+      k(`${SCHEDULER}:execution_node:${assertValidId('node id', nodeId)}:assignment`),
+    planMeta: () => k(`${SCHEDULER}:plan_meta`),
+    schedulerLeader: () => k(`${SCHEDULER}:leader`),
+    portfolioCatalog: () => k(`${SCHEDULER}:portfolio_catalog`),
+    portfolioBook: (portfolioId) => k(`portfolio:${portfolio(portfolioId)}:book`),
+    portfolioLease: (portfolioId) => k(`portfolio:${portfolio(portfolioId)}:lease`),
     queueRefusals: () => k('portfolio_queue_refusals'),
-    notificationCooldown: (kind, subject, level) =>
-      k(
-        `notify:cooldown:${assertKind(kind)}:${subjectPart(subject.nodeId, 'node id')}:${subjectPart(subject.portfolioId, 'portfolio id')}:${assertKind(level)}`,
-      ),
-    notificationActive: (group, subject) =>
-      k(
-        `notify:active:${assertKind(group)}:${subjectPart(subject.nodeId, 'node id')}:${subjectPart(subject.portfolioId, 'portfolio id')}`,
-      ),
+    notificationCooldown: (kind, s, level) =>
+      k(`notify:cooldown:${assertKind(kind)}:${subject(s)}:${assertKind(level)}`),
+    notificationActive: (group, s) => k(`notify:active:${assertKind(group)}:${subject(s)}`),
     notificationHistory: () => k('notifications:history'),
-    notificationsQueue: () => 'notifications',
-    controlRequests: () => k('scheduler:control'),
-    controlResults: () => k('scheduler:control_results'),
+    notificationsQueue: () => tag('notifications'),
+    controlRequests: () => k(`${SCHEDULER}:control`),
+    controlResults: () => k(`${SCHEDULER}:control_results`),
     queuePrefix: () => k('bull'),
-    portfolioQueue: (portfolioId) => `portfolio-${assertValidId('portfolio id', portfolioId)}`,
+    portfolioQueue: (portfolioId) => `portfolio-${portfolio(portfolioId)}`,
   };
 }

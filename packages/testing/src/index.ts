@@ -14,4 +14,5 @@ export { FAST, StackFixture, logEntries, metricsPortOf, tick } from './stack-fix
 export { parsePrometheus } from './prometheus-text.ts';
 export { fleetNodeInfo, fleetPortfolioState, seedFleet } from './seed-fleet.ts';
 export type { SeedFleetOptions } from './seed-fleet.ts';
+export { RedisCluster } from './redis-cluster.ts';
 export { SentinelGroup } from './sentinel-group.ts';

@@ -252,7 +252,7 @@ describe('api-gateway on real Redis', () => {
     expect(p2).toMatchObject({
       portfolio_id: 'p2',
       state: null,
-      error: expect.stringContaining('gw:portfolio:p2:state') as unknown,
+      error: expect.stringContaining('gw:portfolio:{p2}:state') as unknown,
     });
   });
 

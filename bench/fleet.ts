@@ -1,0 +1,324 @@
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { decodePayload, encodePayload, type StateKeys } from '@ginkgo-live/state-keys';
+import { logEntries, RedisServer, StackFixture, waitFor } from '@ginkgo-live/testing';
+import { SimulatedFleet } from './fleet-sim.ts';
+import {
+  commandsProcessed,
+  percentile,
+  redisCpuSeconds,
+  round,
+  sleep,
+  type Bench,
+  type Row,
+} from './lib.ts';
+
+const PER_NODE = 5;
+/** One spare place per node, so a killed node's portfolios have somewhere to go. */
+const CAPACITY = PER_NODE + 1;
+const TTL_MS = 15_000;
+
+/** Resident memory of a process, from /proc (MB). */
+function rssMb(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return round(Number(kb) / 1_024, 0);
+}
+
+async function redisMemoryMb(redis: Redis): Promise<number> {
+  const used = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]);
+  return round(used / 1_048_576, 0);
+}
+
+async function loadCatalog(redis: Redis, keys: StateKeys, portfolios: number): Promise<void> {
+  for (let start = 0; start < portfolios; start += 5_000) {
+    const pipeline = redis.pipeline();
+    for (let i = start; i < Math.min(portfolios, start + 5_000); i++) {
+      pipeline.hset(
+        keys.portfolioCatalog(),
+        `fp-${i}`,
+        encodePayload('portfolioSpec', {
+          _v: 1,
+          portfolio_id: `fp-${i}`,
+          symbols: ['BTCUSDT'],
+          strategy: { name: 'ma-crossover', params: {} },
+          starting_cash: 1_000,
+        }),
+      );
+    }
+    await pipeline.exec();
+  }
+}
+
+interface SizeResult {
+  nodes: number;
+  portfolios: number;
+  placedMs: number;
+  redisCpuPct: number;
+  opsPerSec: number;
+  beatsPerSec: number;
+  tickP50: number;
+  tickMax: number;
+  apiP50: number;
+  apiP99: number;
+  failoverPlanMs: number;
+  failoverRunningMs: number;
+  schedulerMb: number;
+  gatewayMb: number;
+  redisMb: number;
+  simMb: number;
+  maxLateMs: number;
+  failedBeats: number;
+}
+
+async function runSize(
+  nodes: number,
+  windowMs: number,
+  log: (m: string) => void,
+): Promise<SizeResult> {
+  const server = await RedisServer.start();
+  const fx = new StackFixture(server, { bundled: true });
+  const admin = new Redis({ host: server.host, port: server.port });
+  const beats = new Redis({ host: server.host, port: server.port });
+  const polls = new Redis({ host: server.host, port: server.port });
+  const portfolios = nodes * PER_NODE;
+  const fleet = new SimulatedFleet({
+    beats,
+    polls,
+    keys: fx.keys,
+    nodes,
+    capacity: CAPACITY,
+    ttlMs: TTL_MS,
+    pollMs: 250,
+  });
+  try {
+    await loadCatalog(admin, fx.keys, portfolios);
+    fleet.start();
+    await waitFor(async () => (await admin.zcard(fx.keys.nodeRegistry())) === nodes, {
+      timeoutMs: 30_000,
+      description: 'every simulated node beating',
+    });
+
+    log(`fleet: ${nodes} nodes, the scheduler places ${portfolios} portfolios`);
+    const started = performance.now();
+    const scheduler = await fx.startScheduler('fleet', {
+      SCHEDULER_TICK_MS: '5000',
+      SCHEDULER_LEADER_TTL_MS: '15000',
+      SCHEDULER_OUTAGE_GRACE_MS: '15000',
+      LOG_LEVEL: 'debug',
+    });
+    await waitFor(() => fleet.running().size === portfolios, {
+      timeoutMs: 60_000,
+      intervalMs: 100,
+      description: 'every portfolio running on a simulated node',
+    });
+    const placedMs = Math.round(performance.now() - started);
+    const gateway = await fx.startGateway({
+      LOG_LEVEL: 'info',
+      GATEWAY_RATE_LIMIT_PER_MINUTE: '1000000',
+    });
+    const nodesPage = async () => {
+      const res = await fetch(`${gateway.url}/api/nodes?limit=100&offset=${nodes - 100}`);
+      if (res.status !== 200)
+        throw new Error(`/api/nodes answered ${res.status}: ${await res.text()}`);
+      await res.arrayBuffer();
+    };
+    await nodesPage();
+    // Let the placement's echoes (node reports catching up) settle before measuring.
+    await sleep(6_000);
+
+    log(`fleet: ${nodes} nodes, steady window ${windowMs / 1_000} s`);
+    const ticksBefore = logEntries(scheduler, 'Tick done').length;
+    const beatsBefore = fleet.stats().beats;
+    const cpu0 = await redisCpuSeconds(admin);
+    const ops0 = await commandsProcessed(admin);
+    const t0 = performance.now();
+    const api: number[] = [];
+    while (performance.now() - t0 < windowMs) {
+      const s = performance.now();
+      await nodesPage();
+      api.push(performance.now() - s);
+      await sleep(500);
+    }
+    const elapsed = (performance.now() - t0) / 1_000;
+    const cpu = (await redisCpuSeconds(admin)) - cpu0;
+    const ops = (await commandsProcessed(admin)) - ops0;
+    const ticks = logEntries(scheduler, 'Tick done')
+      .slice(ticksBefore)
+      .filter((e) => e['role'] === 'leader')
+      .map((e) => Number(e['ms']));
+    const memory = {
+      schedulerMb: rssMb(scheduler.pid),
+      gatewayMb: rssMb(gateway.process.pid),
+      redisMb: await redisMemoryMb(admin),
+      simMb: round(process.memoryUsage().rss / 1_048_576, 0),
+    };
+    const beatsPerSec = (fleet.stats().beats - beatsBefore) / elapsed;
+
+    log(`fleet: ${nodes} nodes, one node killed`);
+    const victim = fleet.nodes[Math.floor(nodes / 2)];
+    if (victim === undefined) throw new Error('no node to kill');
+    const moved = [...victim.ids];
+    const killedAt = performance.now();
+    fleet.kill(victim.nodeId);
+    await waitFor(
+      async () => {
+        const raws = await admin.hmget(fx.keys.portfolioAssignments(), ...moved);
+        return raws.every((raw) => {
+          if (raw === null) return false;
+          const a = decodePayload('assignment', 'a', raw);
+          return a.ok && a.value.node_id !== null && a.value.node_id !== victim.nodeId;
+        });
+      },
+      { timeoutMs: 60_000, intervalMs: 50, description: "the killed node's portfolios re-planned" },
+    );
+    const failoverPlanMs = Math.round(performance.now() - killedAt);
+    await waitFor(
+      async () => {
+        const raws = await admin.mget(...moved.map((id) => fx.keys.portfolioState(id)));
+        return raws.every((raw) => {
+          if (raw === null) return false;
+          const state = decodePayload('portfolioState', 's', raw);
+          return state.ok && state.value.node_id !== victim.nodeId;
+        });
+      },
+      { timeoutMs: 60_000, intervalMs: 50, description: 'their states written by the new nodes' },
+    );
+    const failoverRunningMs = Math.round(performance.now() - killedAt);
+    const stats = fleet.stats();
+    return {
+      nodes,
+      portfolios,
+      placedMs,
+      redisCpuPct: round((cpu / elapsed) * 100, 1),
+      opsPerSec: Math.round(ops / elapsed),
+      beatsPerSec: Math.round(beatsPerSec),
+      tickP50: percentile(ticks, 50),
+      tickMax: Math.max(...ticks),
+      apiP50: round(percentile(api, 50), 1),
+      apiP99: round(percentile(api, 99), 1),
+      failoverPlanMs,
+      failoverRunningMs,
+      ...memory,
+      maxLateMs: Math.round(stats.maxLateMs),
+      failedBeats: stats.failedBeats,
+    };
+  } finally {
+    await fleet.stop();
+    for (const client of [admin, beats, polls]) client.disconnect();
+    await fx.close();
+    await server.cleanup();
+  }
+}
+
+const n = (value: number): string => value.toLocaleString('en-US');
+
+/**
+ * 9. A large fleet on one Redis: 500, 1,000 and 5,000 simulated nodes (5 portfolios each, room
+ * for 6) beating every 5 s with a 15 s TTL and reading their assignment every 250 ms, beside the
+ * real scheduler (ticking every 5 s) and gateway bundles, all on this machine's 2 cores. How each
+ * cost grows with the fleet: the smallest size is the baseline of the per-node ratios.
+ */
+export const fleetScale: Bench = async ({ quick, log }) => {
+  const sizes = quick ? [500, 1_000] : [500, 1_000, 5_000];
+  const windowMs = quick ? 12_000 : 30_000;
+  const results: SizeResult[] = [];
+  for (const nodes of sizes) results.push(await runSize(nodes, windowMs, log));
+  const base = results[0];
+  const top = results.at(-1);
+  if (base === undefined || top === undefined) throw new Error('no fleet size ran');
+  const perNode = (r: SizeResult, value: (r: SizeResult) => number) => value(r) / r.nodes;
+  const growth = (value: (r: SizeResult) => number) =>
+    round(perNode(top, value) / perNode(base, value), 2);
+  const rows: Row[] = [
+    {
+      metric: `Redis CPU per 1,000 nodes at ${n(top.nodes)} nodes`,
+      value: round((top.redisCpuPct / top.nodes) * 1_000, 2),
+      unit: '% of a core',
+      baseline: {
+        label: `at ${n(base.nodes)} nodes`,
+        value: round((base.redisCpuPct / base.nodes) * 1_000, 2),
+      },
+      target: { text: 'per-node cost flat (≤ 1.5×)', met: growth((r) => r.redisCpuPct) <= 1.5 },
+    },
+    {
+      metric: `Redis commands/s per node at ${n(top.nodes)} nodes`,
+      value: round(top.opsPerSec / top.nodes, 2),
+      unit: 'ops/s',
+      baseline: {
+        label: `at ${n(base.nodes)} nodes`,
+        value: round(base.opsPerSec / base.nodes, 2),
+      },
+      target: { text: 'per-node cost flat (≤ 1.5×)', met: growth((r) => r.opsPerSec) <= 1.5 },
+    },
+    {
+      metric: `scheduler tick p50 at ${n(top.nodes)} nodes`,
+      value: top.tickP50,
+      unit: 'ms',
+      baseline: { label: `at ${n(base.nodes)} nodes`, value: base.tickP50 },
+      target:
+        top.nodes >= 5_000
+          ? { text: '< 1 s at 5,000 nodes', met: top.tickP50 < 1_000 }
+          : { text: 'linear: per-node ≤ 1.5×', met: growth((r) => r.tickP50) <= 1.5 },
+    },
+    {
+      metric: `scheduler tick per node at ${n(top.nodes)} nodes`,
+      value: round((top.tickP50 / top.nodes) * 1_000, 1),
+      unit: 'µs',
+      baseline: {
+        label: `at ${n(base.nodes)} nodes`,
+        value: round((base.tickP50 / base.nodes) * 1_000, 1),
+      },
+      target: { text: 'nothing quadratic (≤ 1.5×)', met: growth((r) => r.tickP50) <= 1.5 },
+    },
+    {
+      metric: `/api/nodes (a page of 100) p50 at ${n(top.nodes)} nodes`,
+      value: top.apiP50,
+      unit: 'ms',
+      baseline: { label: `at ${n(base.nodes)} nodes`, value: base.apiP50 },
+    },
+    {
+      metric: `one node killed → its portfolios re-planned, at ${n(top.nodes)} nodes`,
+      value: top.failoverPlanMs,
+      unit: 'ms',
+      baseline: { label: `at ${n(base.nodes)} nodes`, value: base.failoverPlanMs },
+      target: {
+        text: `≤ TTL + 2 ticks (${n(TTL_MS + 10_000)} ms)`,
+        met: top.failoverPlanMs <= TTL_MS + 10_000,
+      },
+    },
+    {
+      metric: `scheduler memory (RSS) at ${n(top.nodes)} nodes`,
+      value: top.schedulerMb,
+      unit: 'MB',
+      baseline: { label: `at ${n(base.nodes)} nodes`, value: base.schedulerMb },
+    },
+    {
+      metric: `Redis memory (used) at ${n(top.nodes)} nodes`,
+      value: top.redisMb,
+      unit: 'MB',
+      baseline: { label: `at ${n(base.nodes)} nodes`, value: base.redisMb },
+    },
+  ];
+  const table = [
+    '| nodes | portfolios | catalog placed | Redis CPU | Redis ops/s | beats/s | tick p50 | tick max | /api/nodes p50 / p99 (page of 100) | killed node → re-planned | → running elsewhere | RSS scheduler | RSS gateway | Redis used memory | simulator RSS |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...results.map(
+      (r) =>
+        `| ${n(r.nodes)} | ${n(r.portfolios)} | ${n(r.placedMs)} ms | ${r.redisCpuPct} % | ${n(r.opsPerSec)} | ${n(r.beatsPerSec)} | ${r.tickP50} ms | ${r.tickMax} ms | ${r.apiP50} / ${r.apiP99} ms | ${n(r.failoverPlanMs)} ms | ${n(r.failoverRunningMs)} ms | ${r.schedulerMb} MB | ${r.gatewayMb} MB | ${r.redisMb} MB | ${r.simMb} MB |`,
+    ),
+  ];
+  const late = Math.max(...results.map((r) => r.maxLateMs));
+  const failed = results.reduce((s, r) => s + r.failedBeats, 0);
+  return {
+    id: 'fleet',
+    title: '9. A large fleet on one Redis',
+    rows,
+    notes: [
+      `Each size in a fresh Redis: the catalog loaded (5 portfolios per node), the simulated nodes beating (DESIGN.md's 5 s interval, 15 s TTL; capacity ${CAPACITY}, so a killed node's portfolios have room elsewhere), then the scheduler bundle started with a 5 s tick: "catalog placed" runs from its start until every portfolio runs on a simulated node. The gateway bundle starts next; over a ${windowMs / 1_000} s window Redis CPU and commands come from INFO, tick times from the scheduler's own log, and \`/api/nodes?limit=100\` (the last page) is asked every 500 ms. Then one node stops beating, as after SIGKILL: "re-planned" is when the plan names other nodes for all its portfolios, "running elsewhere" when their new nodes have written their states.`,
+      'A simulated node is the node’s own NodeStore.beat (heartbeat, info, registry, leases and 5 portfolio states in one script) plus a read of its assignment key every 250 ms, as a real node’s ASSIGNMENT_POLL_MS; no queue and no strategy. The fleet shares two connections (beats, polls) and batches each round of polls in one pipeline, so Redis sees fewer round trips than 5,000 separate nodes would send: its CPU here is a lower bound for the polls.',
+      `The simulator shares the machine with Redis, scheduler and gateway: its latest beat ran ${late} ms behind its slot, and ${failed} beats failed.`,
+    ],
+    extra: table,
+  };
+};
