@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import {
   assessLiveness,
+  isValidId,
   PayloadDecoder,
   type NodeInfo,
   type NodeRecord,
@@ -47,14 +48,23 @@ export interface PortfolioView {
   error?: string;
 }
 
+/** Portfolio states per MGET: a fleet's worth in one reply would hold Redis and the reader up. */
+const STATE_BATCH = 500;
+/** Decoded payloads remembered per generation (two generations). */
+const DECODER_ENTRIES = 150_000;
+
 /**
  * Reads the fleet from Redis for the API, in pipelined batches (never KEYS, never one round trip
  * per key). A malformed entry is returned with an `error` and the rest of the answer; a Redis
  * failure is a 503 `REDIS_UNAVAILABLE`, never an empty answer.
  */
 export class FleetReader {
-  /** Most payloads have not changed since the last read: each distinct value is decoded once. */
-  private readonly decoder = new PayloadDecoder();
+  /**
+   * Most payloads have not changed since the last read: each distinct value is decoded once. Sized
+   * for a whole large fleet's payloads (5,000 nodes' info and records, 25,000 portfolios' specs,
+   * assignments and states are 110,000): a cache smaller than one read forgets everything each time.
+   */
+  private readonly decoder = new PayloadDecoder(DECODER_ENTRIES);
 
   constructor(
     private readonly redis: Redis,
@@ -79,15 +89,64 @@ export class FleetReader {
     }
   }
 
-  /** Every known node (registry and scheduler records): two round trips. */
-  async nodes(): Promise<NodeView[]> {
+  /**
+   * Every known node (registry and scheduler records) with its liveness only: no info is read, so
+   * this stays cheap however large the fleet (two round trips, two small replies per node).
+   */
+  async nodeIndex(): Promise<{ nodeId: string; online: boolean }[]> {
     return this.run(async () => {
       const k = this.keys;
-      const [registry, records] = await Promise.all([
+      const [registry, recorded] = await Promise.all([
         this.redis.zrange(k.nodeRegistry(), 0, -1),
-        this.redis.hgetall(k.executionNodes()),
+        this.redis.hkeys(k.executionNodes()),
       ]);
-      const ids = [...new Set([...registry, ...Object.keys(records)])].sort();
+      const ids = [...new Set([...registry, ...recorded])].sort();
+      const pipeline = this.redis.pipeline();
+      for (const id of ids) pipeline.get(k.heartbeat(id)).pttl(k.heartbeat(id));
+      const replies = ids.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+      const now = Date.now();
+      return ids.map((nodeId, i) => {
+        const [[e1, hb], [e2, pttl]] = [replies[2 * i], replies[2 * i + 1]].map(
+          (r) => r ?? [new Error('missing reply'), null],
+        ) as [[Error | null, string | null], [Error | null, number]];
+        const err = e1 ?? e2;
+        if (err) throw err;
+        const liveness = assessLiveness({ key: k.heartbeat(nodeId), raw: hb, pttlMs: pttl }, now);
+        return { nodeId, online: liveness.alive };
+      });
+    });
+  }
+
+  /**
+   * Nodes as the API shows them: every known node, or with `only` just those of these ids that
+   * are known (in the registry or the scheduler's records); ids that cannot be node ids are skipped.
+   */
+  async nodes(only?: readonly string[]): Promise<NodeView[]> {
+    return this.run(async () => {
+      const k = this.keys;
+      let ids: string[];
+      let records: Record<string, string | undefined>;
+      let known: (id: string) => boolean = () => true;
+      if (only === undefined) {
+        const [registry, all] = await Promise.all([
+          this.redis.zrange(k.nodeRegistry(), 0, -1),
+          this.redis.hgetall(k.executionNodes()),
+        ]);
+        ids = [...new Set([...registry, ...Object.keys(all)])].sort();
+        records = all;
+      } else {
+        ids = [...new Set(only.filter(isValidId))];
+        if (ids.length === 0) return [];
+        const pipeline = this.redis.pipeline().hmget(k.executionNodes(), ...ids);
+        for (const id of ids) pipeline.zscore(k.nodeRegistry(), id);
+        const replies = (await pipeline.exec()) ?? [];
+        for (const [err] of replies) if (err) throw err;
+        const recorded = (replies[0]?.[1] ?? []) as (string | null)[];
+        records = Object.fromEntries(ids.map((id, i) => [id, recorded[i] ?? undefined]));
+        const inRegistry = new Set(ids.filter((_, i) => replies[i + 1]?.[1] !== null));
+        known = (id) => inRegistry.has(id) || records[id] !== undefined;
+      }
+      ids = ids.filter(known);
       const pipeline = this.redis.pipeline();
       for (const id of ids) pipeline.get(k.heartbeat(id)).pttl(k.heartbeat(id)).get(k.nodeInfo(id));
       const replies = ids.length === 0 ? [] : ((await pipeline.exec()) ?? []);
@@ -98,65 +157,122 @@ export class FleetReader {
           if (err) throw err;
           return value;
         }) as [string | null, number, string | null];
-        const liveness = assessLiveness({ key: k.heartbeat(id), raw: hb, pttlMs: pttl }, now);
-        const problems: string[] = [];
-        let info: NodeInfo | null = null;
-        if (infoRaw !== null) {
-          const decoded = this.decoder.decode('nodeInfo', k.nodeInfo(id), infoRaw);
-          if (decoded.ok) info = decoded.value;
-          else problems.push(`${decoded.error.key}: ${decoded.error.problem}`);
-        }
-        let record: NodeRecord | null = null;
-        const recordRaw = records[id];
-        if (recordRaw !== undefined) {
-          const decoded = this.decoder.decode(
-            'nodeRecord',
-            `${k.executionNodes()}[${id}]`,
-            recordRaw,
-          );
-          if (decoded.ok) record = decoded.value;
-          else problems.push(`${decoded.error.key}: ${decoded.error.problem}`);
-        }
-        if (liveness.problem !== null) problems.push(`${k.heartbeat(id)}: ${liveness.problem}`);
-        const online = liveness.alive;
-        const view: NodeView = {
-          node_id: id,
-          host: info?.host ?? null,
-          status: online
-            ? record?.status === 'draining'
-              ? 'draining'
-              : (info?.status ?? 'running')
-            : 'lost',
-          is_online: online,
-          last_heartbeat:
-            liveness.lastHeartbeatAt ?? info?.last_heartbeat ?? record?.last_seen ?? null,
-          heartbeat_age_ms: liveness.heartbeatAgeMs,
-          portfolio_count: online ? (info?.portfolio_count ?? 0) : 0,
-          portfolio_ids: online ? (info?.portfolio_ids ?? []) : [],
-          capacity: info?.capacity ?? record?.capacity ?? null,
-          queue_usage_max: online ? (info?.queue_usage_max ?? null) : null,
-          events_per_second: online ? (info?.events_per_second ?? null) : null,
-          uptime_seconds: online ? (info?.uptime_seconds ?? null) : null,
-          cpu_percent: online ? (info?.cpu_percent ?? null) : null,
-          memory_rss_bytes: online ? (info?.memory_rss_bytes ?? null) : null,
-          redis: info?.redis ?? null,
-        };
-        return problems.length > 0 ? { ...view, error: problems.join('; ') } : view;
+        return this.nodeView(id, hb, pttl, infoRaw, records[id], now);
       });
     });
   }
 
-  /** Every portfolio of the catalog or the plan, with its state: two round trips. */
-  async portfolios(): Promise<PortfolioView[]> {
+  private nodeView(
+    id: string,
+    hb: string | null,
+    pttl: number,
+    infoRaw: string | null,
+    recordRaw: string | undefined,
+    now: number,
+  ): NodeView {
+    const k = this.keys;
+    const liveness = assessLiveness({ key: k.heartbeat(id), raw: hb, pttlMs: pttl }, now);
+    const problems: string[] = [];
+    let info: NodeInfo | null = null;
+    if (infoRaw !== null) {
+      const decoded = this.decoder.decode('nodeInfo', k.nodeInfo(id), infoRaw);
+      if (decoded.ok) info = decoded.value;
+      else problems.push(`${decoded.error.key}: ${decoded.error.problem}`);
+    }
+    let record: NodeRecord | null = null;
+    if (recordRaw !== undefined) {
+      const decoded = this.decoder.decode('nodeRecord', `${k.executionNodes()}[${id}]`, recordRaw);
+      if (decoded.ok) record = decoded.value;
+      else problems.push(`${decoded.error.key}: ${decoded.error.problem}`);
+    }
+    if (liveness.problem !== null) problems.push(`${k.heartbeat(id)}: ${liveness.problem}`);
+    const online = liveness.alive;
+    const view: NodeView = {
+      node_id: id,
+      host: info?.host ?? null,
+      status: online
+        ? record?.status === 'draining'
+          ? 'draining'
+          : (info?.status ?? 'running')
+        : 'lost',
+      is_online: online,
+      last_heartbeat: liveness.lastHeartbeatAt ?? info?.last_heartbeat ?? record?.last_seen ?? null,
+      heartbeat_age_ms: liveness.heartbeatAgeMs,
+      portfolio_count: online ? (info?.portfolio_count ?? 0) : 0,
+      portfolio_ids: online ? (info?.portfolio_ids ?? []) : [],
+      capacity: info?.capacity ?? record?.capacity ?? null,
+      queue_usage_max: online ? (info?.queue_usage_max ?? null) : null,
+      events_per_second: online ? (info?.events_per_second ?? null) : null,
+      uptime_seconds: online ? (info?.uptime_seconds ?? null) : null,
+      cpu_percent: online ? (info?.cpu_percent ?? null) : null,
+      memory_rss_bytes: online ? (info?.memory_rss_bytes ?? null) : null,
+      redis: info?.redis ?? null,
+    };
+    return problems.length > 0 ? { ...view, error: problems.join('; ') } : view;
+  }
+
+  /**
+   * Every portfolio of the catalog or the plan, with where the plan puts it: no state is read.
+   * An assignment that cannot be decoded counts as none here; `portfolios` reports it.
+   */
+  async portfolioIndex(): Promise<{ portfolioId: string; nodeId: string | null }[]> {
     return this.run(async () => {
       const k = this.keys;
-      const [catalogRaw, assignmentsRaw] = await Promise.all([
-        this.redis.hgetall(k.portfolioCatalog()),
+      const [catalog, assignmentsRaw] = await Promise.all([
+        this.redis.hkeys(k.portfolioCatalog()),
         this.redis.hgetall(k.portfolioAssignments()),
       ]);
-      const ids = [...new Set([...Object.keys(catalogRaw), ...Object.keys(assignmentsRaw)])].sort();
-      const states =
-        ids.length === 0 ? [] : await this.redis.mget(...ids.map((id) => k.portfolioState(id)));
+      const ids = [...new Set([...catalog, ...Object.keys(assignmentsRaw)])].sort();
+      return ids.map((portfolioId) => {
+        const raw = assignmentsRaw[portfolioId];
+        const decoded =
+          raw === undefined
+            ? undefined
+            : this.decoder.decode('assignment', `${k.portfolioAssignments()}[${portfolioId}]`, raw);
+        return { portfolioId, nodeId: decoded?.ok === true ? decoded.value.node_id : null };
+      });
+    });
+  }
+
+  /**
+   * Portfolios as the API shows them, with their states: every one of the catalog or the plan, or
+   * with `only` just those of these ids found in either. States are read in batches of
+   * `STATE_BATCH` keys, so no single reply holds the whole fleet.
+   */
+  async portfolios(only?: readonly string[]): Promise<PortfolioView[]> {
+    return this.run(async () => {
+      const k = this.keys;
+      let catalogRaw: Record<string, string | undefined>;
+      let assignmentsRaw: Record<string, string | undefined>;
+      let ids: string[];
+      if (only === undefined) {
+        [catalogRaw, assignmentsRaw] = await Promise.all([
+          this.redis.hgetall(k.portfolioCatalog()),
+          this.redis.hgetall(k.portfolioAssignments()),
+        ]);
+        ids = [...new Set([...Object.keys(catalogRaw), ...Object.keys(assignmentsRaw)])].sort();
+      } else {
+        const wanted = [...new Set(only.filter(isValidId))];
+        if (wanted.length === 0) return [];
+        const [specs, planned] = await Promise.all([
+          this.redis.hmget(k.portfolioCatalog(), ...wanted),
+          this.redis.hmget(k.portfolioAssignments(), ...wanted),
+        ]);
+        catalogRaw = Object.fromEntries(wanted.map((id, i) => [id, specs[i] ?? undefined]));
+        assignmentsRaw = Object.fromEntries(wanted.map((id, i) => [id, planned[i] ?? undefined]));
+        ids = wanted.filter(
+          (id) => catalogRaw[id] !== undefined || assignmentsRaw[id] !== undefined,
+        );
+      }
+      const pipeline = this.redis.pipeline();
+      for (let i = 0; i < ids.length; i += STATE_BATCH)
+        pipeline.mget(...ids.slice(i, i + STATE_BATCH).map((id) => k.portfolioState(id)));
+      const batches = ids.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+      const states: (string | null)[] = [];
+      for (const [err, batch] of batches) {
+        if (err) throw err;
+        states.push(...(batch as (string | null)[]));
+      }
       return ids.map((id, i) => {
         const problems: string[] = [];
         const decode = <N extends 'portfolioSpec' | 'assignment' | 'portfolioState'>(
@@ -215,7 +331,11 @@ export class FleetReader {
       const perNode = new Map<string, string[]>();
       const orphaned: { portfolio_id: string; reason: string | null }[] = [];
       for (const [id, raw] of Object.entries(assignmentsRaw)) {
-        const decoded = this.decoder.decode('assignment', id, raw);
+        const decoded = this.decoder.decode(
+          'assignment',
+          `${k.portfolioAssignments()}[${id}]`,
+          raw,
+        );
         if (!decoded.ok) continue;
         if (decoded.value.node_id === null)
           orphaned.push({ portfolio_id: id, reason: decoded.value.reason });

@@ -141,12 +141,12 @@ export class OverviewFeed {
     const { reader } = this.options;
     let message: OverviewMessage;
     try {
-      const [nodes, portfolios, plan, notifications] = await Promise.all([
-        reader.nodes(),
-        reader.portfolios(),
-        reader.plan(),
-        reader.notifications(),
-      ]);
+      // One after the other: with a large fleet, replies of reads sent together would wait while
+      // the first is decoded, and could outlast the command timeout.
+      const nodes = await reader.nodes();
+      const portfolios = await reader.portfolios();
+      const plan = await reader.plan();
+      const notifications = await reader.notifications();
       const now = this.now();
       const overview = buildOverview({ nodes, portfolios, plan, notifications, now });
       this.history.record(overview.summary, now.getTime());
@@ -164,9 +164,10 @@ export class OverviewFeed {
         history: this.history.series(),
       };
     } catch (err) {
+      const cause = err instanceof AppError ? err.details?.['reason'] : undefined;
       const reason =
         err instanceof AppError && err.code === 'REDIS_UNAVAILABLE'
-          ? 'Redis is unavailable'
+          ? `Redis is unavailable${typeof cause === 'string' && cause !== '' ? ` (${cause})` : ''}`
           : `Fleet read failed: ${err instanceof Error ? err.message : String(err)}`;
       if (this.downSince === null) {
         this.downSince = this.now().toISOString();

@@ -167,16 +167,30 @@ export function createApp(options: AppOptions): express.Express {
     read,
     route(async (req, res) => {
       const q = parseQuery(nodesQuery, req.query);
-      const all = await reader.nodes();
-      const filtered = all.filter(
-        (n) =>
-          (q.status === undefined || n.status === q.status) &&
-          (q.online === undefined || n.is_online === q.online),
-      );
+      let nodes: NodeView[];
+      let total: number;
+      let online: number;
+      if (q.status === undefined) {
+        // Liveness of every node, then the info of the page's nodes only.
+        const index = (await reader.nodeIndex()).filter(
+          (n) => q.online === undefined || n.online === q.online,
+        );
+        nodes = await reader.nodes(page(index, q.limit, q.offset).map((n) => n.nodeId));
+        total = index.length;
+        online = index.filter((n) => n.online).length;
+      } else {
+        // A status comes from each node's info: every node is read.
+        const filtered = (await reader.nodes()).filter(
+          (n) => n.status === q.status && (q.online === undefined || n.is_online === q.online),
+        );
+        nodes = page(filtered, q.limit, q.offset);
+        total = filtered.length;
+        online = filtered.filter((n) => n.is_online).length;
+      }
       res.json({
-        nodes: page(filtered, q.limit, q.offset),
-        total_count: filtered.length,
-        online_count: filtered.filter((n) => n.is_online).length,
+        nodes,
+        total_count: total,
+        online_count: online,
         limit: q.limit ?? 100,
         offset: q.offset ?? 0,
         timestamp: new Date().toISOString(),
@@ -189,9 +203,13 @@ export function createApp(options: AppOptions): express.Express {
     read,
     route(async (req, res) => {
       const id = String(req.params['id']);
-      const node = (await reader.nodes()).find((n) => n.node_id === id);
+      const [node] = await reader.nodes([id]);
       if (node === undefined) throw new AppError('NOT_FOUND', `No node ${id}`, { node_id: id });
-      const portfolios = (await reader.portfolios())
+      // What the plan puts there, and what the node says it runs (a portfolio on its way).
+      const candidates = new Set(node.portfolio_ids);
+      for (const p of await reader.portfolioIndex())
+        if (p.nodeId === id) candidates.add(p.portfolioId);
+      const portfolios = (await reader.portfolios([...candidates].sort()))
         .filter((p) => p.node_id === id || p.state?.node_id === id)
         .map((p) => ({
           portfolio_id: p.portfolio_id,
@@ -210,14 +228,28 @@ export function createApp(options: AppOptions): express.Express {
     read,
     route(async (req, res) => {
       const q = parseQuery(portfoliosQuery, req.query);
-      const filtered = (await reader.portfolios()).filter(
-        (p) =>
-          (q.status === undefined || p.status === q.status) &&
-          (q.node_id === undefined || p.node_id === q.node_id),
-      );
+      let portfolios: PortfolioView[];
+      let total: number;
+      if (q.status === undefined) {
+        // Where the plan puts each portfolio, then the states of the page's portfolios only.
+        const index = (await reader.portfolioIndex()).filter(
+          (p) => q.node_id === undefined || p.nodeId === q.node_id,
+        );
+        portfolios = await reader.portfolios(
+          page(index, q.limit, q.offset).map((p) => p.portfolioId),
+        );
+        total = index.length;
+      } else {
+        // A status comes from each portfolio's state: every state is read.
+        const filtered = (await reader.portfolios()).filter(
+          (p) => p.status === q.status && (q.node_id === undefined || p.node_id === q.node_id),
+        );
+        portfolios = page(filtered, q.limit, q.offset);
+        total = filtered.length;
+      }
       res.json({
-        portfolios: page(filtered, q.limit, q.offset),
-        total_count: filtered.length,
+        portfolios,
+        total_count: total,
         timestamp: new Date().toISOString(),
       });
     }),
@@ -228,7 +260,7 @@ export function createApp(options: AppOptions): express.Express {
     read,
     route(async (req, res) => {
       const id = String(req.params['id']);
-      const portfolio = (await reader.portfolios()).find((p) => p.portfolio_id === id);
+      const [portfolio] = await reader.portfolios([id]);
       if (portfolio === undefined)
         throw new AppError('NOT_FOUND', `No portfolio ${id}`, { portfolio_id: id });
       res.json({ ...portfolio, timestamp: new Date().toISOString() });
