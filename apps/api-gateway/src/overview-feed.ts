@@ -164,7 +164,7 @@ export class OverviewFeed {
         history: this.history.series(),
       };
     } catch (err) {
-      const cause = err instanceof AppError ? err.details?.['reason'] : undefined;
+      const cause = err instanceof AppError ? err.details['reason'] : undefined;
       const reason =
         err instanceof AppError && err.code === 'REDIS_UNAVAILABLE'
           ? `Redis is unavailable${typeof cause === 'string' && cause !== '' ? ` (${cause})` : ''}`
