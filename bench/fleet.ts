@@ -123,6 +123,11 @@ async function runSize(
         throw new Error(`/api/nodes answered ${res.status}: ${await res.text()}`);
       await res.arrayBuffer();
     };
+    // Listening comes before its Redis connections are ready: until then it answers 503.
+    await waitFor(async () => (await fetch(`${gateway.url}/api/ready`)).status === 200, {
+      timeoutMs: 10_000,
+      description: 'the gateway ready',
+    });
     await nodesPage();
     // Let the placement's echoes (node reports catching up) settle before measuring.
     await sleep(6_000);

@@ -50,6 +50,26 @@ export interface PortfolioView {
 
 /** Portfolio states per MGET: a fleet's worth in one reply would hold Redis and the reader up. */
 const STATE_BATCH = 500;
+/** Items turned into views between two yields to the event loop. */
+const YIELD_EVERY = 1_000;
+
+/**
+ * `items.map(fn)`, yielding to the event loop every `YIELD_EVERY` items: a large fleet's views take
+ * hundreds of milliseconds to build, and other requests (and their Redis replies, which would
+ * otherwise time out behind it) must be served meanwhile.
+ */
+async function mapYielding<T, R>(
+  items: readonly T[],
+  fn: (item: T, index: number) => R,
+): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i++) {
+    if (i > 0 && i % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
+    out.push(fn(items[i] as T, i));
+  }
+  return out;
+}
+
 /** Decoded payloads remembered per generation (two generations). */
 const DECODER_ENTRIES = 150_000;
 
@@ -151,7 +171,7 @@ export class FleetReader {
       for (const id of ids) pipeline.get(k.heartbeat(id)).pttl(k.heartbeat(id)).get(k.nodeInfo(id));
       const replies = ids.length === 0 ? [] : ((await pipeline.exec()) ?? []);
       const now = Date.now();
-      return ids.map((id, i) => {
+      return mapYielding(ids, (id, i) => {
         const [hb, pttl, infoRaw] = [0, 1, 2].map((j) => {
           const [err, value] = replies[3 * i + j] ?? [new Error('missing reply'), null];
           if (err) throw err;
@@ -273,7 +293,7 @@ export class FleetReader {
         if (err) throw err;
         states.push(...(batch as (string | null)[]));
       }
-      return ids.map((id, i) => {
+      return mapYielding(ids, (id, i) => {
         const problems: string[] = [];
         const decode = <N extends 'portfolioSpec' | 'assignment' | 'portfolioState'>(
           name: N,
