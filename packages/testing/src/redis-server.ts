@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import { freePort } from './free-port.ts';
 import { killGroup, track } from './process-registry.ts';
 
@@ -104,6 +105,21 @@ export class RedisServer {
   /** What the server printed, for failure messages. */
   get log(): string {
     return this.output.join('');
+  }
+
+  /** One command to this server on a short-lived connection; the reply as text. */
+  async command(...command: string[]): Promise<string> {
+    const client = new Redis({ host: this.host, port: this.port, lazyConnect: true });
+    client.on('error', () => {
+      // A server being killed on purpose; the caller sees the rejection.
+    });
+    try {
+      await client.connect();
+      const [name, ...args] = command;
+      return String(await client.call(name ?? 'PING', ...args));
+    } finally {
+      client.disconnect();
+    }
   }
 
   /** Graceful shutdown (SIGTERM); resolves when the process has exited. */
