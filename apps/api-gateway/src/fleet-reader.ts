@@ -109,6 +109,17 @@ export class FleetReader {
     }
   }
 
+  /** About how many nodes there are (the larger of the registry and the records): one round trip. */
+  async nodeCount(): Promise<number> {
+    return this.run(async () => {
+      const [registered, recorded] = await Promise.all([
+        this.redis.zcard(this.keys.nodeRegistry()),
+        this.redis.hlen(this.keys.executionNodes()),
+      ]);
+      return Math.max(registered, recorded);
+    });
+  }
+
   /**
    * Every known node (registry and scheduler records) with its liveness only: no info is read, so
    * this stays cheap however large the fleet (two round trips, two small replies per node).

@@ -170,27 +170,25 @@ export function createApp(options: AppOptions): express.Express {
       let nodes: NodeView[];
       let total: number;
       let online: number;
-      if (q.status === undefined) {
-        // Liveness of every node, then the info of the page's nodes only.
-        const all = await reader.nodeIndex();
-        const index = all.filter((n) => q.online === undefined || n.online === q.online);
-        const ids = page(index, q.limit, q.offset).map((n) => n.nodeId);
-        const onPage = new Set(ids);
-        // A page of most of the fleet: one read of everything beats two passes.
-        nodes =
-          2 * ids.length >= all.length
-            ? (await reader.nodes()).filter((n) => onPage.has(n.node_id))
-            : await reader.nodes(ids);
-        total = index.length;
-        online = index.filter((n) => n.online).length;
-      } else {
-        // A status comes from each node's info: every node is read.
+      const limit = q.limit ?? 100;
+      // A page of most of the fleet (or a status, which is in each node's info): one read of
+      // everything. Otherwise the liveness of every node, then the info of the page's nodes only.
+      if (q.status !== undefined || 2 * limit >= (await reader.nodeCount())) {
         const filtered = (await reader.nodes()).filter(
-          (n) => n.status === q.status && (q.online === undefined || n.is_online === q.online),
+          (n) =>
+            (q.status === undefined || n.status === q.status) &&
+            (q.online === undefined || n.is_online === q.online),
         );
         nodes = page(filtered, q.limit, q.offset);
         total = filtered.length;
         online = filtered.filter((n) => n.is_online).length;
+      } else {
+        const index = (await reader.nodeIndex()).filter(
+          (n) => q.online === undefined || n.online === q.online,
+        );
+        nodes = await reader.nodes(page(index, q.limit, q.offset).map((n) => n.nodeId));
+        total = index.length;
+        online = index.filter((n) => n.online).length;
       }
       res.json({
         nodes,
