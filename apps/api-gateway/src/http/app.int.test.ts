@@ -226,7 +226,7 @@ describe('api-gateway on real Redis', () => {
     await redis.set(keys.nodeInfo('n04'), '{"_v":1}'); // malformed: flagged on its page only
     // Every command the gateway sends for one request, as Redis saw it.
     const seen = async (path: string) => {
-      const monitor = await redis.duplicate().monitor();
+      const monitor = await redis.monitor();
       const commands: string[][] = [];
       monitor.on('monitor', (_t: string, args: string[]) => commands.push(args));
       const body = (await get(path)).body;
