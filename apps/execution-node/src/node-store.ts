@@ -237,11 +237,20 @@ export class NodeStore {
     return raw === null ? null : decodePayload('portfolioSpec', `${key}[${portfolioId}]`, raw);
   }
 
-  /** Reads a portfolio's book: null when it never ran anywhere. */
+  /**
+   * Reads a portfolio's book: null when it never ran anywhere. A book written before the hash
+   * tags (0.1) is read from its old name when the new one is missing; the next write is under the
+   * new name.
+   */
   async readBook(portfolioId: string): Promise<Decoded<PortfolioBook> | null> {
-    const key = this.keys.portfolioBook(portfolioId);
-    const raw = await this.redis.get(key);
-    return raw === null ? null : decodePayload('portfolioBook', key, raw);
+    for (const key of [
+      this.keys.portfolioBook(portfolioId),
+      this.keys.legacyPortfolioBook(portfolioId),
+    ]) {
+      const raw = await this.redis.get(key);
+      if (raw !== null) return decodePayload('portfolioBook', key, raw);
+    }
+    return null;
   }
 
   /** Takes a portfolio's lease if it is free or already ours. */

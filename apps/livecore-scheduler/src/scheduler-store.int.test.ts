@@ -165,3 +165,33 @@ describe('SchedulerStore reads of records, plan and catalog', () => {
     expect(a.fullReads).toBe(2);
   });
 });
+
+describe('SchedulerStore carrying keys over from before the hash tags', () => {
+  it('renames each old key to its new name when that is free, and keeps it when not', async () => {
+    const a = new SchedulerStore(redis, keys, 'a');
+    await redis.hset('fence:portfolio_catalog', 'p1', '{"old":true}');
+    await redis.hset('fence:portfolio_assignments', 'p1', '{"old":true}');
+    await redis.set('fence:scheduler:plan_meta', '{"_v":1}');
+    await redis.zadd('fence:execution_node_registry', 1, 'n1');
+    await redis.hset(keys.executionNodes(), 'n9', 'new'); // already carried over
+    await redis.hset('fence:execution_nodes', 'n1', 'old');
+    const result = await a.migrateLegacyKeys();
+    expect(result.moved.sort()).toEqual(
+      [
+        'fence:execution_node_registry',
+        'fence:portfolio_assignments',
+        'fence:portfolio_catalog',
+        'fence:scheduler:plan_meta',
+      ].sort(),
+    );
+    expect(result.kept).toEqual(['fence:execution_nodes']);
+    expect(await redis.hget(keys.portfolioCatalog(), 'p1')).toBe('{"old":true}');
+    expect(await redis.hget(keys.portfolioAssignments(), 'p1')).toBe('{"old":true}');
+    expect(await redis.zscore(keys.nodeRegistry(), 'n1')).toBe('1');
+    expect(await redis.exists('fence:portfolio_catalog')).toBe(0);
+    // Nothing overwritten: both stay, for an operator to look at.
+    expect(await redis.hgetall(keys.executionNodes())).toEqual({ n9: 'new' });
+    expect(await redis.hgetall('fence:execution_nodes')).toEqual({ n1: 'old' });
+    expect(await a.migrateLegacyKeys()).toEqual({ moved: [], kept: ['fence:execution_nodes'] });
+  });
+});

@@ -400,6 +400,24 @@ export class SchedulerStore {
     }
   }
 
+  /**
+   * Carries the scheduler's keys over from their names before the hash tags (0.1): each old key
+   * that exists is renamed to its new name when that is free. Returns what moved, and the old keys
+   * left in place because the new one already exists. On a cluster no old key can exist (0.1 did
+   * not run on one), so nothing is renamed across slots.
+   */
+  async migrateLegacyKeys(): Promise<{ moved: string[]; kept: string[] }> {
+    const moved: string[] = [];
+    const kept: string[] = [];
+    for (const { from, to } of this.keys.legacySchedulerKeys()) {
+      if ((await this.redis.exists(from)) === 0) continue;
+      if ((await this.redis.renamenx(from, to)) === 1) moved.push(from);
+      else kept.push(from);
+    }
+    if (moved.length > 0) this.plan = undefined;
+    return { moved, kept };
+  }
+
   /** Adds catalog entries (from the catalog file); existing entries are replaced. */
   async loadCatalog(specs: readonly PortfolioSpec[]): Promise<void> {
     if (specs.length === 0) return;

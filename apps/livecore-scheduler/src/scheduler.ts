@@ -89,6 +89,15 @@ export class Scheduler {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
+    const migrated = await this.safely('carry over keys from before the hash tags', () =>
+      this.options.store.migrateLegacyKeys(),
+    );
+    if (migrated.ok && migrated.value.moved.length > 0)
+      this.log.warn('Keys from before the hash tags renamed', { moved: migrated.value.moved });
+    if (migrated.ok && migrated.value.kept.length > 0)
+      this.log.error('Keys from before the hash tags left in place: their new names exist', {
+        kept: migrated.value.kept,
+      });
     if (this.options.catalogFile !== undefined) {
       const loaded = await this.safely('load catalog file', () =>
         this.options.store.loadCatalog(this.options.catalogFile ?? []),

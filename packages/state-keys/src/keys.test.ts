@@ -68,6 +68,16 @@ describe('createStateKeys', () => {
     expect(keys.portfolioQueue('p')).toBe('portfolio-{p}');
   });
 
+  it('names the keys from before the hash tags, to carry their data over', () => {
+    const keys = createStateKeys('staging:');
+    expect(keys.legacyPortfolioBook('p1')).toBe('staging:portfolio:p1:book');
+    expect(keys.legacySchedulerKeys()).toContainEqual({
+      from: 'staging:portfolio_assignments',
+      to: 'staging:{scheduler}:portfolio_assignments',
+    });
+    expect(keys.legacySchedulerKeys()).toHaveLength(7);
+  });
+
   it('refuses a prefix with braces: its tag would put every key in one hash slot', () => {
     expect(() => createStateKeys('{ginkgo}:')).toThrow(/Invalid key prefix "\{ginkgo\}:"/);
   });

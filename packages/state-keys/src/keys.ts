@@ -64,6 +64,13 @@ export interface StateKeys {
   queuePrefix(): string;
   /** BullMQ queue name of a portfolio's event queue: `portfolio-{<portfolioId>}` (BullMQ forbids `:`). */
   portfolioQueue(portfolioId: string): string;
+  /**
+   * Names from before the hash tags (0.1), read once to carry data over, never written: the
+   * scheduler's keys (renamed at its start) and a portfolio's book (read when the tagged one is
+   * missing).
+   */
+  legacySchedulerKeys(): { from: string; to: string }[];
+  legacyPortfolioBook(portfolioId: string): string;
 }
 
 /**
@@ -90,7 +97,7 @@ export function createStateKeys(prefix = ''): StateKeys {
     tag(assertValidId('portfolio id', portfolioId));
   const subject = (s: NotificationSubject): string =>
     tag(`${subjectPart(s.nodeId, 'node id')}:${subjectPart(s.portfolioId, 'portfolio id')}`);
-  return {
+  const keys: StateKeys = {
     prefix,
     heartbeat: (nodeId) => k(`heartbeat:node:${node(nodeId)}`),
     nodeInfo: (nodeId) => k(`execution_node:${node(nodeId)}:info`),
@@ -115,5 +122,20 @@ export function createStateKeys(prefix = ''): StateKeys {
     controlResults: () => k(`${SCHEDULER}:control_results`),
     queuePrefix: () => k('bull'),
     portfolioQueue: (portfolioId) => `portfolio-${portfolio(portfolioId)}`,
+    legacySchedulerKeys: () =>
+      (
+        [
+          ['execution_node_registry', 'nodeRegistry'],
+          ['execution_nodes', 'executionNodes'],
+          ['portfolio_assignments', 'portfolioAssignments'],
+          ['scheduler:plan_meta', 'planMeta'],
+          ['portfolio_catalog', 'portfolioCatalog'],
+          ['scheduler:control', 'controlRequests'],
+          ['scheduler:control_results', 'controlResults'],
+        ] as const
+      ).map(([from, to]) => ({ from: k(from), to: keys[to]() })),
+    legacyPortfolioBook: (portfolioId) =>
+      k(`portfolio:${assertValidId('portfolio id', portfolioId)}:book`),
   };
+  return keys;
 }
