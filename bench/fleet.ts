@@ -69,6 +69,10 @@ interface SizeResult {
   simMb: number;
   maxLateMs: number;
   failedBeats: number;
+  /** /api/nodes answers other than 200 during the window, of how many. */
+  apiErrors: number;
+  apiRequests: number;
+  apiFirstError: string | null;
 }
 
 async function runSize(
@@ -117,11 +121,11 @@ async function runSize(
       LOG_LEVEL: 'info',
       GATEWAY_RATE_LIMIT_PER_MINUTE: '1000000',
     });
+    const failures: string[] = [];
     const nodesPage = async () => {
       const res = await fetch(`${gateway.url}/api/nodes?limit=100&offset=${nodes - 100}`);
-      if (res.status !== 200)
-        throw new Error(`/api/nodes answered ${res.status}: ${await res.text()}`);
-      await res.arrayBuffer();
+      if (res.status !== 200) failures.push(`${res.status} ${await res.text()}`);
+      else await res.arrayBuffer();
     };
     // Listening comes before its Redis connections are ready: until then it answers 503.
     await waitFor(async () => (await fetch(`${gateway.url}/api/ready`)).status === 200, {
@@ -129,6 +133,7 @@ async function runSize(
       description: 'the gateway ready',
     });
     await nodesPage();
+    failures.length = 0;
     // Let the placement's echoes (node reports catching up) settle before measuring.
     await sleep(6_000);
 
@@ -207,6 +212,9 @@ async function runSize(
       ...memory,
       maxLateMs: Math.round(stats.maxLateMs),
       failedBeats: stats.failedBeats,
+      apiErrors: failures.length,
+      apiRequests: api.length,
+      apiFirstError: failures[0] ?? null,
     };
   } finally {
     await fleet.stop();
@@ -283,6 +291,12 @@ export const fleetScale: Bench = async ({ quick, log }) => {
       baseline: { label: `at ${n(base.nodes)} nodes`, value: base.apiP50 },
     },
     {
+      metric: `/api/nodes answers other than 200 at ${n(top.nodes)} nodes`,
+      value: top.apiErrors,
+      unit: `of ${top.apiRequests}`,
+      target: { text: '0', met: top.apiErrors === 0 },
+    },
+    {
       metric: `one node killed → its portfolios re-planned, at ${n(top.nodes)} nodes`,
       value: top.failoverPlanMs,
       unit: 'ms',
@@ -323,6 +337,12 @@ export const fleetScale: Bench = async ({ quick, log }) => {
       `Each size in a fresh Redis: the catalog loaded (5 portfolios per node), the simulated nodes beating (DESIGN.md's 5 s interval, 15 s TTL; capacity ${CAPACITY}, so a killed node's portfolios have room elsewhere), then the scheduler bundle started with a 5 s tick: "catalog placed" runs from its start until every portfolio runs on a simulated node. The gateway bundle starts next; over a ${windowMs / 1_000} s window Redis CPU and commands come from INFO, tick times from the scheduler's own log, and \`/api/nodes?limit=100\` (the last page) is asked every 500 ms. Then one node stops beating, as after SIGKILL: "re-planned" is when the plan names other nodes for all its portfolios, "running elsewhere" when their new nodes have written their states.`,
       'A simulated node is the node’s own NodeStore.beat (heartbeat, info, registry, leases and 5 portfolio states in one script) plus a read of its assignment key every 250 ms, as a real node’s ASSIGNMENT_POLL_MS; no queue and no strategy. The fleet shares two connections (beats, polls) and batches each round of polls in one pipeline, so Redis sees fewer round trips than 5,000 separate nodes would send: its CPU here is a lower bound for the polls.',
       `The simulator shares the machine with Redis, scheduler and gateway: its latest beat ran ${late} ms behind its slot, and ${failed} beats failed.`,
+      ...results
+        .filter((r) => r.apiFirstError !== null)
+        .map(
+          (r) =>
+            `At ${n(r.nodes)} nodes ${r.apiErrors} of ${r.apiRequests} /api/nodes requests failed; the first: ${r.apiFirstError ?? ''}`,
+        ),
     ],
     extra: table,
   };

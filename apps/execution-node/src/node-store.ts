@@ -162,7 +162,6 @@ export class NodeStore {
         : part.kind === 'registry'
           ? k.nodeRegistry()
           : k.portfolioLease(part.portfolio.portfolioId);
-    const heartbeatPayload = heartbeat;
     const infoPayload = encodePayload('nodeInfo', info);
     const now = Date.now();
     const lostPerGroup = await Promise.all(
@@ -183,7 +182,7 @@ export class NodeStore {
           this.options.nodeInfoTtlMs,
           this.options.portfolioStateTtlMs,
           writesNode ? '1' : '0',
-          writesNode ? heartbeatPayload : '',
+          writesNode ? heartbeat : '',
           writesNode ? infoPayload : '',
           writesRegistry ? '1' : '0',
           mine.length,
