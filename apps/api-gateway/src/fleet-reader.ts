@@ -155,9 +155,10 @@ export class FleetReader {
   async nodes(only?: readonly string[]): Promise<NodeView[]> {
     return this.run(async () => {
       const k = this.keys;
+      // Per id: [registry score (only with `only`)], heartbeat, its TTL, info — one pipeline.
       let ids: string[];
       let records: Record<string, string | undefined>;
-      let known: (id: string) => boolean = () => true;
+      const pipeline = this.redis.pipeline();
       if (only === undefined) {
         const [registry, all] = await Promise.all([
           this.redis.zrange(k.nodeRegistry(), 0, -1),
@@ -167,27 +168,32 @@ export class FleetReader {
         records = all;
       } else {
         ids = [...new Set(only.filter(isValidId))];
-        if (ids.length === 0) return [];
-        const pipeline = this.redis.pipeline().hmget(k.executionNodes(), ...ids);
+        records = {};
+        pipeline.hmget(k.executionNodes(), ...ids);
         for (const id of ids) pipeline.zscore(k.nodeRegistry(), id);
-        const replies = (await pipeline.exec()) ?? [];
-        for (const [err] of replies) if (err) throw err;
-        const recorded = (replies[0]?.[1] ?? []) as (string | null)[];
-        records = Object.fromEntries(ids.map((id, i) => [id, recorded[i] ?? undefined]));
-        const inRegistry = new Set(ids.filter((_, i) => replies[i + 1]?.[1] !== null));
-        known = (id) => inRegistry.has(id) || records[id] !== undefined;
       }
-      ids = ids.filter(known);
-      const pipeline = this.redis.pipeline();
+      if (ids.length === 0) return [];
       for (const id of ids) pipeline.get(k.heartbeat(id)).pttl(k.heartbeat(id)).get(k.nodeInfo(id));
-      const replies = ids.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+      const replies = (await pipeline.exec()) ?? [];
+      for (const [err] of replies) if (err) throw err;
+      let perNode = replies.map(([, value]) => value);
+      if (only !== undefined) {
+        const recorded = (perNode[0] ?? []) as (string | null)[];
+        records = Object.fromEntries(ids.map((id, i) => [id, recorded[i] ?? undefined]));
+        const scores = perNode.slice(1, 1 + ids.length);
+        perNode = perNode.slice(1 + ids.length);
+        // Only ids the registry or the records know are nodes.
+        const known = ids.map((id, i) => scores[i] !== null || records[id] !== undefined);
+        perNode = perNode.filter((_, j) => known[Math.floor(j / 3)] === true);
+        ids = ids.filter((_, i) => known[i]);
+      }
       const now = Date.now();
       return mapYielding(ids, (id, i) => {
-        const [hb, pttl, infoRaw] = [0, 1, 2].map((j) => {
-          const [err, value] = replies[3 * i + j] ?? [new Error('missing reply'), null];
-          if (err) throw err;
-          return value;
-        }) as [string | null, number, string | null];
+        const [hb, pttl, infoRaw] = perNode.slice(3 * i, 3 * i + 3) as [
+          string | null,
+          number,
+          string | null,
+        ];
         return this.nodeView(id, hb, pttl, infoRaw, records[id], now);
       });
     });

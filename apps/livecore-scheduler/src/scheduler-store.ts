@@ -409,8 +409,11 @@ export class SchedulerStore {
   async migrateLegacyKeys(): Promise<{ moved: string[]; kept: string[] }> {
     const moved: string[] = [];
     const kept: string[] = [];
-    for (const { from, to } of this.keys.legacySchedulerKeys()) {
-      if ((await this.redis.exists(from)) === 0) continue;
+    const legacy = this.keys.legacySchedulerKeys();
+    // Sent together (one round trip on one Redis), each to its own slot on a cluster.
+    const exists = await Promise.all(legacy.map(({ from }) => this.redis.exists(from)));
+    for (const [i, { from, to }] of legacy.entries()) {
+      if (exists[i] === 0) continue;
       if ((await this.redis.renamenx(from, to)) === 1) moved.push(from);
       else kept.push(from);
     }

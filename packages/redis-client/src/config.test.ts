@@ -211,36 +211,33 @@ describe('Redis Sentinel settings', () => {
     expect(plain.ok && plain.value.sentinel).toBeUndefined();
   });
 
-  it('names the variable when the sentinel settings are wrong', () => {
-    expect(issuesOf({ REDIS_SENTINELS: 'a:26379,b' })).toEqual([
-      {
-        variable: 'REDIS_SENTINELS',
-        message: 'must be host:port pairs separated by commas, got "b"',
-      },
-    ]);
-    expect(issuesOf({ REDIS_SENTINELS: 'a:99999' })).toEqual([
-      {
-        variable: 'REDIS_SENTINELS',
-        message: 'must be host:port pairs separated by commas, got "a:99999"',
-      },
-    ]);
-    expect(issuesOf({ REDIS_SENTINELS: 'a:1', REDIS_URL: 'redis://x' })).toEqual([
-      {
-        variable: 'REDIS_SENTINELS',
-        message: 'cannot be combined with REDIS_URL: sentinels name the master themselves',
-      },
-    ]);
-    expect(issuesOf({ REDIS_SENTINEL_MASTER: 'm' })).toEqual([
-      {
-        variable: 'REDIS_SENTINEL_MASTER',
-        message: 'is set but REDIS_SENTINELS is not: list the sentinels as host:port,host:port',
-      },
-    ]);
-    expect(issuesOf({ REDIS_SENTINELS: 'a:1', REDIS_SENTINEL_MASTER: 'bad name' })).toEqual([
-      {
-        variable: 'REDIS_SENTINEL_MASTER',
-        message: 'must be 1-64 characters of [A-Za-z0-9_.-], got "bad name"',
-      },
-    ]);
+  it.each([
+    [
+      { REDIS_SENTINELS: 'a:26379,b' },
+      'REDIS_SENTINELS',
+      'must be host:port pairs separated by commas, got "b"',
+    ],
+    [
+      { REDIS_SENTINELS: 'a:99999' },
+      'REDIS_SENTINELS',
+      'must be host:port pairs separated by commas, got "a:99999"',
+    ],
+    [
+      { REDIS_SENTINELS: 'a:1', REDIS_URL: 'redis://x' },
+      'REDIS_SENTINELS',
+      'cannot be combined with REDIS_URL: sentinels name the master themselves',
+    ],
+    [
+      { REDIS_SENTINEL_MASTER: 'm' },
+      'REDIS_SENTINEL_MASTER',
+      'is set but REDIS_SENTINELS is not: list the sentinels as host:port,host:port',
+    ],
+    [
+      { REDIS_SENTINELS: 'a:1', REDIS_SENTINEL_MASTER: 'bad name' },
+      'REDIS_SENTINEL_MASTER',
+      'must be 1-64 characters of [A-Za-z0-9_.-], got "bad name"',
+    ],
+  ])('names the variable when the sentinel settings are wrong: %o', (env, variable, message) => {
+    expect(issuesOf(env)).toEqual([{ variable, message }]);
   });
 });
