@@ -15,7 +15,9 @@ export {
   PORTFOLIO_STATUSES,
 } from './schemas.ts';
 export type {
+  AppliedRange,
   Assignment,
+  BookFence,
   ControlAction,
   ControlRequest,
   ControlResult,
@@ -38,5 +40,7 @@ export type {
   PortfolioStatus,
   RedisHealth,
 } from './schemas.ts';
+export { appliedSeqs, recordApplied, SEQ_CHECKSUM_MODULUS } from './applied.ts';
+export type { ApplyDecision } from './applied.ts';
 export { DEFAULT_TIMINGS } from './timings.ts';
 export type { ContractTimings } from './timings.ts';

@@ -44,8 +44,16 @@ export interface StateKeys {
   portfolioCatalog(): string;
   /** `portfolio:{<portfolioId>}:book` — STRING `PortfolioBook`: cash, positions, strategy memory; no TTL. */
   portfolioBook(portfolioId: string): string;
-  /** `portfolio:{<portfolioId>}:lease` — STRING nodeId, TTL = heartbeat TTL: who may run the portfolio. */
+  /**
+   * `portfolio:{<portfolioId>}:lease` — STRING lease token (`<nodeId>/<process instance>/<epoch>`),
+   * TTL = heartbeat TTL: who may run the portfolio.
+   */
   portfolioLease(portfolioId: string): string;
+  /**
+   * `portfolio:{<portfolioId>}:fence` — HASH `token`, `version`: the fence of the book's last write,
+   * written with it in one script; no TTL. A write is refused unless it continues this fence.
+   */
+  portfolioFence(portfolioId: string): string;
   /** `portfolio_queue_refusals` — HASH portfolioId → events refused because the queue was full. */
   queueRefusals(): string;
   /** `notify:cooldown:<kind>:{<nodeId>:<portfolioId>}:<level>` — STRING, TTL = the level's cooldown. */
@@ -112,6 +120,7 @@ export function createStateKeys(prefix = ''): StateKeys {
     portfolioCatalog: () => k(`${SCHEDULER}:portfolio_catalog`),
     portfolioBook: (portfolioId) => k(`portfolio:${portfolio(portfolioId)}:book`),
     portfolioLease: (portfolioId) => k(`portfolio:${portfolio(portfolioId)}:lease`),
+    portfolioFence: (portfolioId) => k(`portfolio:${portfolio(portfolioId)}:fence`),
     queueRefusals: () => k('portfolio_queue_refusals'),
     notificationCooldown: (kind, s, level) =>
       k(`notify:cooldown:${assertKind(kind)}:${subject(s)}:${assertKind(level)}`),

@@ -167,8 +167,42 @@ export const priceTickSchema = z.object({
   volume: z.number().nonnegative(),
   /** When the market produced the tick. */
   event_time: isoTime,
+  /**
+   * Who offered it and its number in that producer's sequence for this portfolio (1, 2, …). A
+   * consumer applies an event only when its seq is above the last one applied from that producer,
+   * so a resent add or a replayed job is skipped, never applied twice. Absent on events from
+   * producers that do not number them (applied once, but a resend of one is not recognised).
+   */
+  producer: id.optional(),
+  seq: z.number().int().positive().optional(),
 });
 export type PriceTick = z.infer<typeof priceTickSchema>;
+
+/**
+ * What a book has applied from one producer: enough for a checker to rebuild the exact set of
+ * applied seqs (first..last minus the gaps) and to prove each was applied once and in order (count
+ * and checksum recomputed over that set in increasing order must agree).
+ */
+export const appliedRangeSchema = z.object({
+  first: z.number().int().positive(),
+  last: z.number().int().positive(),
+  count: count,
+  /** Fold over the applied seqs in apply order: h = (h * 31 + seq) mod 4294967291, from 0. */
+  checksum: count,
+  /** Inclusive seq ranges skipped between first and last (most recent kept, at most 100). */
+  gaps: z.array(z.tuple([z.number().int().positive(), z.number().int().positive()])),
+});
+export type AppliedRange = z.infer<typeof appliedRangeSchema>;
+
+/**
+ * The fencing token of a book write: the lease token of the process that wrote it (node id,
+ * process instance, lease epoch) and the book's version, one more at every write.
+ */
+export const bookFenceSchema = z.object({
+  token: z.string().min(1),
+  version: count,
+});
+export type BookFence = z.infer<typeof bookFenceSchema>;
 
 /** `portfolio:{id}:book`: the trading state that moves with a portfolio from node to node. */
 export const portfolioBookSchema = z.object({
@@ -185,6 +219,10 @@ export const portfolioBookSchema = z.object({
   processed_count: count,
   failed_count: count,
   updated_at: isoTime,
+  /** Who wrote this version; absent on books written before fencing (version 0). */
+  fence: bookFenceSchema.optional(),
+  /** What was applied, per producer; absent before the first numbered event. */
+  applied: z.object({ producers: z.record(id, appliedRangeSchema) }).optional(),
 });
 export type PortfolioBook = z.infer<typeof portfolioBookSchema>;
 
