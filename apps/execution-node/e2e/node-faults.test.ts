@@ -80,7 +80,7 @@ describe('execution node when Redis fails (FR-036)', () => {
     const rewrittenMs = Date.now() - back;
     // One interval (500 ms) plus the longest retry delay of a beat and the reconnect cap.
     expect(rewrittenMs).toBeLessThan(500 + 400 + 200 + 300);
-    expect(await fx.redis.get(fx.keys.portfolioLease('p1'))).toBe('n1');
+    expect(await fx.redis.get(fx.keys.portfolioLease('p1'))).toMatch(/^n1\/[a-z0-9]+\/1$/);
     await waitFor(async () => (await fx.redis.exists(fx.keys.portfolioBook('p1'))) === 1, {
       timeoutMs: 1_000,
       description: 'the book rewritten by the next flush',

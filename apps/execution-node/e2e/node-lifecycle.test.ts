@@ -73,7 +73,7 @@ describe('execution node process', () => {
     await fx.assign('n1', ['p1']);
     await waitFor(async () => (await fx.state('p1'))?.status === 'running', { timeoutMs: 1_000 });
     expect(Date.now() - assignedAt).toBeLessThan(1_000);
-    expect(await fx.redis.get(fx.keys.portfolioLease('p1'))).toBe('n1');
+    expect(await fx.redis.get(fx.keys.portfolioLease('p1'))).toMatch(/^n1\/[a-z0-9]+\/1$/);
 
     const queues = producer();
     for (let i = 0; i < 30; i++) expect((await queues.add('p1', tick(i))).ok).toBe(true);
@@ -107,8 +107,8 @@ describe('execution node process', () => {
     await waitFor(async () => (await fx.info('n1'))?.portfolio_count === 2, { timeoutMs: 2_000 });
     expect(await fx.state('c')).toBeNull();
     expect(logEntries(node, 'Assignment exceeds capacity; running the first ones')).toHaveLength(1);
-    // Connections: one shared request connection, one shared worker connection, and one blocking
-    // connection per running portfolio (BullMQ's duplicate, named after queue and node).
+    // Connections: one shared request connection, the blocking connections' template, and one
+    // blocking connection per running portfolio (its reader's waits), named after node and queue.
     const names = String(await fx.redis.client('LIST'))
       .split('\n')
       .map((line) => /name=(\S*)/.exec(line)?.[1] ?? '')
@@ -118,8 +118,8 @@ describe('execution node process', () => {
       [
         'ginkgo:execution-node:n1:main',
         'ginkgo:execution-node:n1:workers',
-        `${fx.keys.queuePrefix()}:${Buffer.from(fx.keys.portfolioQueue('a')).toString('base64')}:w:n1`,
-        `${fx.keys.queuePrefix()}:${Buffer.from(fx.keys.portfolioQueue('b')).toString('base64')}:w:n1`,
+        'ginkgo:execution-node:n1:queue:a',
+        'ginkgo:execution-node:n1:queue:b',
       ].sort(),
     );
   });

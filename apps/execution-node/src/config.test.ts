@@ -15,7 +15,8 @@ describe('loadConfig', () => {
       portfolioStateTtlMs: 45_000,
       heartbeatRetryAttempts: 5,
       queueCapacity: 1_000,
-      stopTimeoutMs: 25_000,
+      stopTimeoutMs: 10_000,
+      eventBatchMax: 100,
       metricsPort: 9_464,
     });
     expect(result.value.redis.commandTimeoutMs).toBe(2_000);
@@ -26,12 +27,30 @@ describe('loadConfig', () => {
   });
 
   it('refuses a heartbeat TTL that does not exceed the interval', () => {
-    expect(loadConfig({ HEARTBEAT_INTERVAL_MS: '5000', HEARTBEAT_TTL_MS: '5000' })).toMatchObject({
+    expect(
+      loadConfig({
+        HEARTBEAT_INTERVAL_MS: '5000',
+        HEARTBEAT_TTL_MS: '5000',
+        STOP_TIMEOUT_MS: '1000',
+      }),
+    ).toMatchObject({
       ok: false,
       issues: [
         {
           variable: 'HEARTBEAT_TTL_MS',
           message: expect.stringContaining('must exceed HEARTBEAT_INTERVAL_MS (5000)') as unknown,
+        },
+      ],
+    });
+  });
+
+  it('refuses a stop budget that is not below the heartbeat TTL', () => {
+    expect(loadConfig({ HEARTBEAT_TTL_MS: '15000', STOP_TIMEOUT_MS: '15000' })).toMatchObject({
+      ok: false,
+      issues: [
+        {
+          variable: 'STOP_TIMEOUT_MS',
+          message: expect.stringContaining('must be below HEARTBEAT_TTL_MS (15000)') as unknown,
         },
       ],
     });

@@ -46,8 +46,13 @@ export interface NodeConfig {
   metricsPort: number;
   /** `METRICS_HOST`, default `0.0.0.0`. */
   metricsHost: string;
-  /** `STOP_TIMEOUT_MS`: graceful stop budget, default 25000. */
+  /**
+   * `STOP_TIMEOUT_MS`: graceful stop budget, default 10000; below `HEARTBEAT_TTL_MS`. When it runs
+   * out the process exits anyway; what it had not committed stays in the queues.
+   */
   stopTimeoutMs: number;
+  /** `EVENT_BATCH_MAX`: events applied per commit at most, default 100. */
+  eventBatchMax: number;
   redis: RedisConfig;
   logging: LoggingConfig;
   notify: NotificationConfig;
@@ -74,7 +79,8 @@ const nodeEnvSchema = z
     PORTFOLIO_QUEUE_CAPACITY: envInt({ default: DEFAULT_QUEUE_CAPACITY, min: 1 }),
     METRICS_PORT: envInt({ default: 9_464, min: 0, max: 65_535 }),
     METRICS_HOST: envString(),
-    STOP_TIMEOUT_MS: envDurationMs(25_000, 100),
+    STOP_TIMEOUT_MS: envDurationMs(10_000, 100),
+    EVENT_BATCH_MAX: envInt({ default: 100, min: 1, max: 10_000 }),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ID !== undefined && !isValidId(env.NODE_ID)) {
@@ -89,6 +95,13 @@ const nodeEnvSchema = z
         code: 'custom',
         path: ['HEARTBEAT_TTL_MS'],
         message: `must exceed HEARTBEAT_INTERVAL_MS (${env.HEARTBEAT_INTERVAL_MS}), or every beat expires before the next`,
+      });
+    }
+    if (env.STOP_TIMEOUT_MS >= env.HEARTBEAT_TTL_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['STOP_TIMEOUT_MS'],
+        message: `must be below HEARTBEAT_TTL_MS (${env.HEARTBEAT_TTL_MS}): a node is given up on one TTL after its last beat, so its stop must end before that`,
       });
     }
   });
@@ -121,6 +134,7 @@ export function loadConfig(env: Env): ConfigResult<NodeConfig> {
       metricsPort: node.METRICS_PORT,
       metricsHost: node.METRICS_HOST ?? '0.0.0.0',
       stopTimeoutMs: node.STOP_TIMEOUT_MS,
+      eventBatchMax: node.EVENT_BATCH_MAX,
       redis,
       logging,
       notify,

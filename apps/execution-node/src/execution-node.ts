@@ -1,7 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from '@ginkgo-live/runtime';
 import type { RedisConnections } from '@ginkgo-live/redis-client';
-import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
+import { PortfolioQueueReader, PortfolioQueues } from '@ginkgo-live/portfolio-queue';
 import type { Notifier } from '@ginkgo-live/notification-adapter';
 import {
   encodePayload,
@@ -16,7 +17,7 @@ import {
 import type { NodeConfig } from './config.ts';
 import { HeartbeatLoop } from './heartbeat-loop.ts';
 import { NodeStore } from './node-store.ts';
-import { PortfolioRunner } from './portfolio-runner.ts';
+import { PortfolioRunner, type RunnerLease } from './portfolio-runner.ts';
 import { ProcessStatsSampler } from './process-stats.ts';
 import { QueuePressureWatcher } from './queue-pressure.ts';
 import { createStrategy, type Strategy } from './strategies/index.ts';
@@ -69,6 +70,9 @@ export class ExecutionNode {
   private readonly log: Logger;
   private readonly reported = new Set<string>();
   private seq = 0;
+  /** This process among all that ever ran under the node id: part of every lease token. */
+  private readonly instance = `${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
+  private leaseEpoch = 0;
   private lastProcessed = new Map<string, { count: number; at: number }>();
   private stopping: Promise<boolean> | undefined;
 
@@ -205,6 +209,7 @@ export class ExecutionNode {
 
   /** One heartbeat attempt: heartbeat, info, every state, leases renewed — one round trip. */
   private async beat(): Promise<void> {
+    const startedAt = performance.now();
     const runners = [...this.runners.values()];
     const info = this.info();
     // The info lands only if this write succeeds, so it says so: Redis reachable as of now.
@@ -214,15 +219,26 @@ export class ExecutionNode {
       consecutive_failures: 0,
       last_success_at: info.last_heartbeat,
     };
-    const lost = await this.store.beat(
+    const claims = runners.map((r) => ({ runner: r, lease: r.leaseClaim() }));
+    const { lost, retaken } = await this.store.beat(
       this.heartbeatPayload(),
       info,
-      runners.map((r) => ({
-        portfolioId: r.portfolioId,
-        state: r.state(),
-        holdsLease: r.isRunning,
+      claims.map(({ runner, lease }) => ({
+        portfolioId: runner.portfolioId,
+        state: runner.state(),
+        lease,
       })),
     );
+    const lostSet = new Set(lost);
+    for (const { runner, lease } of claims) {
+      if (lease !== null && !lostSet.has(runner.portfolioId)) runner.leaseRenewed(startedAt);
+    }
+    for (const id of retaken) {
+      this.log.warn('Portfolio lease had vanished; taken back, book written again', {
+        portfolioId: id,
+      });
+      this.runners.get(id)?.requestSync();
+    }
     await this.dropLost(lost);
   }
 
@@ -273,15 +289,28 @@ export class ExecutionNode {
       });
       return;
     }
-    if (!(await this.store.acquireLease(portfolioId))) {
-      // Its previous node is still finishing (or died and its lease has not expired yet).
+    const token = `${this.config.nodeId}/${this.instance}/${++this.leaseEpoch}`;
+    const acquired = await this.store.acquireLease(portfolioId, token);
+    if (!acquired.ok) {
+      // Its previous owner is still finishing (or died and its lease has not expired yet).
       if (waiting === undefined) {
-        this.runners.set(portfolioId, this.newRunner(spec.value, undefined, undefined));
+        this.runners.set(portfolioId, this.newRunner(spec.value, undefined, undefined, null));
         this.log.info('Waiting for the portfolio lease', { portfolioId });
       }
       return;
     }
-    const saved = await this.store.readBook(portfolioId);
+    if (acquired.reclaimedJobs > 0) {
+      this.log.warn("Jobs held by an earlier release's worker put back at the head of the queue", {
+        portfolioId,
+        jobs: acquired.reclaimedJobs,
+      });
+    }
+    const lease: RunnerLease = { token, loaded: acquired.loaded };
+    const saved = await this.store.readBook(portfolioId).catch(async (err: unknown) => {
+      // The lease is ours but the book could not be read: give the lease back, try again later.
+      await this.store.giveBack(portfolioId, token).catch(() => undefined);
+      throw err;
+    });
     if (saved !== null && !saved.ok) {
       this.log.error('Portfolio book is malformed; starting from the catalog', {
         portfolioId,
@@ -290,7 +319,12 @@ export class ExecutionNode {
     }
     const book = saved?.ok === true ? saved.value : undefined;
     const strategy = createStrategy(spec.value.strategy, book?.strategy_state);
-    const runner = this.newRunner(spec.value, strategy.ok ? strategy.strategy : undefined, book);
+    const runner = this.newRunner(
+      spec.value,
+      strategy.ok ? strategy.strategy : undefined,
+      book,
+      lease,
+    );
     this.runners.set(portfolioId, runner);
     if (!strategy.ok) {
       runner.fail(strategy.reason);
@@ -299,56 +333,83 @@ export class ExecutionNode {
     }
     runner.start();
     this.dirty.add(portfolioId);
-    this.log.info('Portfolio loaded', { portfolioId, resumed: book !== undefined });
+    this.log.info('Portfolio loaded', {
+      portfolioId,
+      resumed: book !== undefined,
+      version: acquired.loaded?.version ?? 0,
+    });
   }
 
   private newRunner(
     spec: PortfolioSpec,
     strategy: Strategy | undefined,
     saved: PortfolioBook | undefined,
+    lease: RunnerLease | null,
   ): PortfolioRunner {
+    const { connections, keys } = this.options;
+    const portfolioId = spec.portfolio_id;
     return new PortfolioRunner({
       spec,
       nodeId: this.config.nodeId,
-      keys: this.options.keys,
-      connection: this.options.connections.connection('workers', 'blocking'),
       strategy,
       saved,
+      lease,
+      leaseTtlMs: this.config.heartbeatTtlMs,
+      openReader: () =>
+        new PortfolioQueueReader(
+          connections.main,
+          // A blocking connection of its own (the waits block it), named after node and queue.
+          connections.connection('workers', 'blocking').duplicate({
+            connectionName: `ginkgo:execution-node:${this.config.nodeId}:queue:${portfolioId}`,
+          }),
+          keys,
+          portfolioId,
+        ),
+      commit: (request) => this.store.commit(request),
+      batchSize: this.config.eventBatchMax,
       queueCapacity: this.config.queueCapacity,
       logger: this.options.logger,
-      onChange: () => this.dirty.add(spec.portfolio_id),
+      onChange: () => this.dirty.add(portfolioId),
+      onLost: () => {
+        const current = this.runners.get(portfolioId);
+        if (current === undefined || current.leaseClaim() !== null) return;
+        this.runners.delete(portfolioId);
+        this.dirty.delete(portfolioId);
+      },
     });
   }
 
   private async unload(runner: PortfolioRunner, force = false): Promise<void> {
-    const wasRunning = runner.isRunning;
-    await runner.stop(force);
-    this.runners.delete(runner.portfolioId);
+    const claim = runner.leaseClaim();
+    let released = await runner.stop(force);
+    if (!released && runner.status === 'error' && claim !== null) {
+      // It never ran, so it has no book to write: only the lease goes back.
+      await this.store.giveBack(runner.portfolioId, claim.token);
+      released = true;
+    }
+    if (this.runners.get(runner.portfolioId) === runner) this.runners.delete(runner.portfolioId);
     this.dirty.delete(runner.portfolioId);
     this.pressure.forget(runner.portfolioId);
-    if (wasRunning || runner.status === 'error') {
-      await this.store.release(runner.state(), runner.bookPayload());
-    }
     this.log.info('Portfolio unloaded', {
       portfolioId: runner.portfolioId,
       processed: runner.processed,
+      released,
     });
   }
 
-  /** Writes changed states and books (coalesced: at most once per flush interval). */
+  /** Writes changed states (coalesced: at most once per flush interval); books are committed. */
   private async flush(): Promise<void> {
     const ids = [...this.dirty].filter((id) => this.runners.get(id)?.isRunning === true);
     this.dirty.clear();
-    const runners = ids.flatMap((id) => this.runners.get(id) ?? []);
+    const writes = ids.flatMap((id) => {
+      const runner = this.runners.get(id);
+      const token = runner?.leaseClaim()?.token;
+      return runner === undefined || token === undefined
+        ? []
+        : [{ portfolioId: id, state: runner.state(), token }];
+    });
     try {
-      const lost = await this.store.flush(
-        runners.map((r) => ({
-          portfolioId: r.portfolioId,
-          state: r.state(),
-          book: r.bookPayload(),
-        })),
-      );
-      await this.dropLost(lost);
+      await this.dropLost(await this.store.flush(writes));
     } catch (err) {
       for (const id of ids) this.dirty.add(id); // written again at the next flush
       throw err;
@@ -389,12 +450,14 @@ export class ExecutionNode {
     }
   }
 
-  /** Portfolios whose lease another node holds stop here at once, writing nothing. */
+  /** Portfolios whose lease or book another process holds stop here at once, writing nothing. */
   private async dropLost(ids: readonly string[]): Promise<void> {
     for (const id of ids) {
       const runner = this.runners.get(id);
       if (runner === undefined) continue;
-      this.log.error('Portfolio lease held by another node; stopping it here', { portfolioId: id });
+      this.log.error('Portfolio lease held by another process; stopping it here', {
+        portfolioId: id,
+      });
       this.runners.delete(id);
       await runner.stop(true);
     }
@@ -409,11 +472,19 @@ export class ExecutionNode {
   private async drain(): Promise<boolean> {
     this.log.info('Draining', { portfolios: this.runners.size });
     this.status = 'draining';
-    await Promise.all(this.loops.map((loop) => loop.stop()));
+    // The budget counts from here, whatever the steps below wait for.
+    const budget = new Promise<'late'>((resolve) =>
+      setTimeout(() => resolve('late'), this.config.stopTimeoutMs).unref(),
+    );
+    await Promise.race([Promise.all(this.loops.map((loop) => loop.stop())), budget]);
     // Say so at once, not at the next beat; a failure here changes nothing about the drain.
-    await this.beat().catch((err: unknown) => {
-      this.log.debug('Draining beat failed', { err });
-    });
+    await Promise.race([
+      this.beat().catch((err: unknown) => {
+        this.log.debug('Draining beat failed', { err });
+      }),
+      budget,
+    ]);
+    // The heartbeat keeps running until the portfolios are released: their leases stay renewed.
     let clean = true;
     const runners = [...this.runners.values()];
     const finished = Promise.all(
@@ -424,18 +495,16 @@ export class ExecutionNode {
         }),
       ),
     );
-    const budget = new Promise<'late'>((resolve) =>
-      setTimeout(() => resolve('late'), this.config.stopTimeoutMs).unref(),
-    );
     if ((await Promise.race([finished, budget])) === 'late') {
       clean = false;
-      this.log.error('Stop budget exceeded; abandoning events in hand (they run again elsewhere)', {
-        budgetMs: this.config.stopTimeoutMs,
-      });
+      this.log.error(
+        'Stop budget exceeded; abandoning uncommitted events (they stay queued and run elsewhere)',
+        { budgetMs: this.config.stopTimeoutMs },
+      );
       await Promise.all([...this.runners.values()].map((r) => r.stop(true)));
     }
     this.status = 'stopping';
-    await this.heartbeat.stop();
+    await Promise.race([this.heartbeat.stop(), budget]);
     try {
       await this.store.forgetNode();
     } catch (err) {

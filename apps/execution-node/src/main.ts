@@ -71,6 +71,8 @@ const metrics = new MetricsServer({
 
 handleShutdownSignals({
   logger,
+  // The drain gives up at STOP_TIMEOUT_MS; this is the backstop if anything after it hangs.
+  hardExitAfterMs: config.stopTimeoutMs + 1_000,
   stop: async () => {
     const clean = await node.stop();
     await notifier.close();

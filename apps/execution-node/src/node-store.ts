@@ -1,5 +1,7 @@
 import { bySlot, LuaScript, type RedisLike } from '@ginkgo-live/redis-client';
+import { portfolioQueueLayout } from '@ginkgo-live/portfolio-queue';
 import {
+  type BookFence,
   decodePayload,
   encodePayload,
   type Decoded,
@@ -12,19 +14,42 @@ import {
 } from '@ginkgo-live/state-keys';
 
 /**
+ * Whether a book write continues the book's fence (Lua, shared by the beat and the commit): the
+ * fence in Redis was written by this lease token (so this process's memory is at or ahead of it),
+ * or it is the fence the holder loaded (or an earlier one of that writer: Redis rolled back past
+ * the load), or there is no fence and either nothing was loaded or the holder may re-assert a book
+ * Redis lost (its lease has not expired by its own clock). Anything else means another process
+ * wrote since: this process's memory is stale and must be dropped.
+ * ft, fv: fence token (false when absent) and version; token, loadedToken, loadedVersion, mayReassert.
+ */
+const CONTINUES = `
+local function continues(ft, fv, token, loadedToken, loadedVersion, mayReassert)
+  if ft == token then return true end
+  if ft and ft == loadedToken and fv <= loadedVersion then return true end
+  if not ft then return loadedToken == '' or mayReassert == '1' end
+  return false
+end
+`;
+
+/**
  * The heartbeat: one round trip that refreshes everything the node owns in Redis. On a Redis
  * Cluster a script may only touch one hash slot, so the beat is run once per slot its keys fall in
  * (the node's own keys, the registry, each portfolio's); on one Redis it is one call with all.
  * KEYS: heartbeat:node:{id} and execution_node:{id}:info when ARGV[6] = 1; then the registry when
- * ARGV[9] = 1; then n leases of the portfolios; then their n state keys.
+ * ARGV[9] = 1; then, for each of the n portfolios, its lease, state and fence.
  * ARGV[1] node id   ARGV[2] now (ms)   ARGV[3] heartbeat and lease TTL (ms)   ARGV[4] info TTL (ms)
  * ARGV[5] state TTL (ms)   ARGV[6] 1 when this call writes the node's own keys
  * ARGV[7] heartbeat payload   ARGV[8] info payload   ARGV[9] 1 when it writes the registry   ARGV[10] n
- * ARGV[10+i] state payload of portfolio i   ARGV[10+n+i] 1 when portfolio i must hold its lease
- * Returns the indices i of portfolios whose lease another node holds: they must stop here.
- * A lease that vanished (Redis restarted empty) is taken back.
+ * then per portfolio 6 values: state payload, lease token ('' when it holds none), loaded fence
+ * token, loaded fence version, may re-assert (1/0), unused.
+ * Returns { lost, retaken }: indices of portfolios whose lease another process holds or whose book
+ * another process wrote (they must stop here), and of those whose vanished lease was taken back.
+ * A vanished lease (expired while this process was frozen, or Redis restarted empty) is taken back
+ * only when the book's fence says nobody wrote since.
  */
-const BEAT = new LuaScript(`
+const BEAT = new LuaScript(
+  CONTINUES +
+    `
 local k = 0
 if ARGV[6] == '1' then
   redis.call('SET', KEYS[1], ARGV[7], 'PX', ARGV[3])
@@ -37,40 +62,52 @@ if ARGV[9] == '1' then
 end
 local n = tonumber(ARGV[10])
 local lost = {}
+local retaken = {}
 for i = 1, n do
+  local a = 10 + (i - 1) * 6
+  local lease, state, fence = KEYS[k + 3 * i - 2], KEYS[k + 3 * i - 1], KEYS[k + 3 * i]
+  local token = ARGV[a + 2]
   local mayWrite = true
-  if ARGV[10 + n + i] == '1' then
-    local lease = KEYS[k + i]
+  if token ~= '' then
     local holder = redis.call('GET', lease)
-    if holder == ARGV[1] then
+    if holder == token then
       redis.call('PEXPIRE', lease, ARGV[3])
     elseif not holder then
-      redis.call('SET', lease, ARGV[1], 'PX', ARGV[3])
+      local f = redis.call('HMGET', fence, 'token', 'version')
+      if continues(f[1], tonumber(f[2] or '0'), token, ARGV[a + 3], tonumber(ARGV[a + 4]), ARGV[a + 5]) then
+        redis.call('SET', lease, token, 'PX', ARGV[3])
+        table.insert(retaken, i)
+      else
+        mayWrite = false
+        table.insert(lost, i)
+      end
     else
       mayWrite = false
       table.insert(lost, i)
     end
   end
   if mayWrite then
-    redis.call('SET', KEYS[k + n + i], ARGV[10 + i], 'PX', ARGV[5])
+    redis.call('SET', state, ARGV[a + 1], 'PX', ARGV[5])
   end
 end
-return lost
-`);
+return { lost, retaken }
+`,
+);
 
 /**
- * Writes states and books of portfolios this node holds the lease of.
- * KEYS[3i-2] lease, KEYS[3i-1] state, KEYS[3i] book of portfolio i, i = 1..n
- * ARGV[1] node id   ARGV[2] state TTL (ms)   ARGV[2+2i-1] state payload   ARGV[2+2i] book payload
- * Returns the indices of portfolios whose lease this node no longer holds (nothing written).
+ * Writes states of portfolios this process holds the lease of (books are written by commits).
+ * KEYS[2i-1] lease, KEYS[2i] state of portfolio i   ARGV[1] state TTL (ms)
+ * ARGV[2i] lease token, ARGV[2i+1] state payload of portfolio i.
+ * Returns the indices of portfolios whose lease another process holds (nothing written). A lease
+ * that vanished is not lost: nothing is written, and the next beat decides whether to take it back.
  */
 const FLUSH = new LuaScript(`
 local lost = {}
-for i = 1, #KEYS / 3 do
-  if redis.call('GET', KEYS[3 * i - 2]) == ARGV[1] then
-    redis.call('SET', KEYS[3 * i - 1], ARGV[2 + 2 * i - 1], 'PX', ARGV[2])
-    redis.call('SET', KEYS[3 * i], ARGV[2 + 2 * i])
-  else
+for i = 1, #KEYS / 2 do
+  local holder = redis.call('GET', KEYS[2 * i - 1])
+  if holder == ARGV[2 * i] then
+    redis.call('SET', KEYS[2 * i], ARGV[2 * i + 1], 'PX', ARGV[1])
+  elseif holder then
     table.insert(lost, i)
   end
 end
@@ -78,18 +115,102 @@ return lost
 `);
 
 /**
- * Releases a portfolio: final state and book written, lease deleted — only while this node holds
- * the lease, so a node that lost it cannot overwrite the new owner's data.
- * KEYS[1] lease  KEYS[2] state  KEYS[3] book   ARGV[1] node id  ARGV[2] state payload
- * ARGV[3] state TTL (ms)  ARGV[4] book payload.   Returns 1 when released, 0 when not held.
+ * Takes a portfolio's lease for a new token when it is free, and puts back at the head of the
+ * queue, oldest first, any job a BullMQ worker of an earlier release still held (their locks
+ * deleted, so that worker can no longer complete them).
+ * KEYS[1] lease  KEYS[2] fence  KEYS[3] active  KEYS[4] wait   ARGV[1] token  ARGV[2] TTL (ms)
+ * ARGV[3] job key prefix.   Returns { 1, fence token, fence version, jobs put back } or { 0, holder }.
  */
-const RELEASE = new LuaScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-redis.call('SET', KEYS[3], ARGV[4])
-redis.call('DEL', KEYS[1])
-return 1
+const ACQUIRE = new LuaScript(`
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return { 0, redis.call('GET', KEYS[1]) or '' }
+end
+local held = redis.call('LRANGE', KEYS[3], 0, -1)
+for i = 1, #held do
+  redis.call('RPUSH', KEYS[4], held[i])
+  redis.call('DEL', ARGV[3] .. held[i] .. ':lock')
+end
+if #held > 0 then redis.call('DEL', KEYS[3]) end
+local f = redis.call('HMGET', KEYS[2], 'token', 'version')
+return { 1, f[1] or '', f[2] or '0', #held }
 `);
+
+/**
+ * The commit: the one way a book changes in Redis. In one atomic step, only while this token holds
+ * the lease and the write continues the book's fence: the jobs applied are removed from the queue,
+ * the malformed ones moved to its failed set with their reasons, the book and its fence (token,
+ * new version) and the state written — so an event is in the book exactly when it has left the
+ * queue. A retry of a commit that landed (its reply was lost) answers `done`. With ARGV[12] = 1 it
+ * also releases the lease (the final commit of a clean stop).
+ * KEYS[1] lease  KEYS[2] fence  KEYS[3] book  KEYS[4] state  KEYS[5] wait  KEYS[6] failed
+ * ARGV[1] token  ARGV[2] loaded fence token  ARGV[3] loaded fence version  ARGV[4] may re-assert
+ * ARGV[5] new version  ARGV[6] book  ARGV[7] state  ARGV[8] state TTL (ms)  ARGV[9] job key prefix
+ * ARGV[10] now (ms)  ARGV[11] failed jobs kept  ARGV[12] release  ARGV[13] n applied
+ * ARGV[13+i] applied job id, then m failed, then m pairs (job id, reason).
+ * Returns { 'ok', jobs no longer in the queue } | { 'done' } | { 'nolease' } | { 'lost', holder }
+ * | { 'fenced', fence token, fence version }.
+ */
+const COMMIT = new LuaScript(
+  CONTINUES +
+    `
+local token = ARGV[1]
+local holder = redis.call('GET', KEYS[1])
+if holder ~= token then
+  if holder then return { 'lost', holder } end
+  return { 'nolease' }
+end
+local f = redis.call('HMGET', KEYS[2], 'token', 'version')
+local fv = tonumber(f[2] or '0')
+if f[1] == token and fv == tonumber(ARGV[5]) then
+  if ARGV[12] == '1' then redis.call('DEL', KEYS[1]) end
+  return { 'done' }
+end
+if not continues(f[1], fv, token, ARGV[2], tonumber(ARGV[3]), ARGV[4]) then
+  return { 'fenced', f[1] or '', tostring(fv) }
+end
+local prefix = ARGV[9]
+local missing = 0
+local n = tonumber(ARGV[13])
+for i = 1, n do
+  local id = ARGV[13 + i]
+  if redis.call('LREM', KEYS[5], -1, id) == 0 then missing = missing + 1 end
+  redis.call('DEL', prefix .. id)
+end
+local b = 13 + n
+local m = tonumber(ARGV[b + 1])
+for j = 1, m do
+  local id, reason = ARGV[b + 2 * j], ARGV[b + 2 * j + 1]
+  if redis.call('LREM', KEYS[5], -1, id) == 0 then missing = missing + 1 end
+  if redis.call('EXISTS', prefix .. id) == 1 then
+    redis.call('HSET', prefix .. id, 'failedReason', reason, 'finishedOn', ARGV[10], 'attemptsMade', 1)
+    redis.call('ZADD', KEYS[6], ARGV[10], id)
+  end
+end
+if m > 0 then
+  local extra = redis.call('ZCARD', KEYS[6]) - tonumber(ARGV[11])
+  if extra > 0 then
+    for _, id in ipairs(redis.call('ZRANGE', KEYS[6], 0, extra - 1)) do
+      redis.call('DEL', prefix .. id)
+    end
+    redis.call('ZREMRANGEBYRANK', KEYS[6], 0, extra - 1)
+  end
+end
+redis.call('SET', KEYS[3], ARGV[6])
+redis.call('HSET', KEYS[2], 'token', token, 'version', ARGV[5])
+redis.call('SET', KEYS[4], ARGV[7], 'PX', ARGV[8])
+if ARGV[12] == '1' then redis.call('DEL', KEYS[1]) end
+return { 'ok', tostring(missing) }
+`,
+);
+
+/** Deletes a lease only while `ARGV[1]` holds it.  KEYS[1] lease. */
+const GIVE_BACK = new LuaScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`);
+
+/** Failed (malformed) jobs kept per portfolio queue, with their reasons. */
+const KEEP_FAILED = 1_000;
 
 export interface NodeStoreOptions {
   redis: RedisLike;
@@ -100,20 +221,61 @@ export interface NodeStoreOptions {
   portfolioStateTtlMs: number;
 }
 
+/** A lease a runner holds, and what it needs to take it back or continue the book's fence. */
+export interface LeaseClaim {
+  token: string;
+  /** The fence of the book the runner loaded (`''` / 0 when there was none). */
+  loadedToken: string;
+  loadedVersion: number;
+  /** The lease has not expired by this process's clock: it may re-assert a book Redis lost. */
+  mayReassert: boolean;
+}
+
 /** What one beat writes for one portfolio. */
 export interface BeatPortfolio {
   portfolioId: string;
   state: PortfolioState;
-  /** The portfolio runs here, so its lease must be held (renewed or taken back). */
-  holdsLease: boolean;
+  /** The lease the portfolio runs under here (renewed or taken back); null when it holds none. */
+  lease: LeaseClaim | null;
+}
+
+/** What the beat found about the leases. */
+export interface BeatOutcome {
+  /** Held by another process, or the book was written by one: stop them here. */
+  lost: string[];
+  /** Vanished and taken back: their books must be written again (Redis may have lost them). */
+  retaken: string[];
 }
 
 /** What a flush writes for one portfolio. */
 export interface FlushPortfolio {
   portfolioId: string;
   state: PortfolioState;
-  book: PortfolioBook;
+  token: string;
 }
+
+export type AcquireOutcome =
+  { ok: true; loaded: BookFence | null; reclaimedJobs: number } | { ok: false; holder: string };
+
+/** One commit: the jobs applied (and failed) since the last, and the book they led to. */
+export interface CommitRequest {
+  portfolioId: string;
+  lease: LeaseClaim;
+  version: number;
+  book: PortfolioBook;
+  state: PortfolioState;
+  applied: readonly string[];
+  failed: readonly { jobId: string; reason: string }[];
+  /** Release the lease in the same step (the final commit of a clean stop). */
+  release: boolean;
+}
+
+export type CommitOutcome =
+  | { kind: 'ok'; missing: number }
+  | { kind: 'done' }
+  | { kind: 'nolease' }
+  | { kind: 'lost'; holder: string }
+  | { kind: 'fenced'; fence: BookFence };
 
 /**
  * The execution node's Redis adapter: every read and write of the node, each in one round trip.
@@ -141,12 +303,12 @@ export class NodeStore {
     return { ok: false, pttlMs: await this.redis.pttl(key) };
   }
 
-  /** One beat. Returns the portfolios whose lease another node holds. */
+  /** One beat: heartbeat, info, registry, every state; leases renewed or taken back. */
   async beat(
     heartbeat: string,
     info: NodeInfo,
     portfolios: readonly BeatPortfolio[],
-  ): Promise<string[]> {
+  ): Promise<BeatOutcome> {
     const { nodeId } = this.options;
     const k = this.keys;
     type Part =
@@ -164,7 +326,7 @@ export class NodeStore {
           : k.portfolioLease(part.portfolio.portfolioId);
     const infoPayload = encodePayload('nodeInfo', info);
     const now = Date.now();
-    const lostPerGroup = await Promise.all(
+    const outcomes = await Promise.all(
       bySlot(this.redis, parts, keyOf).map(async (group) => {
         const writesNode = group.some((p) => p.kind === 'node');
         const writesRegistry = group.some((p) => p.kind === 'registry');
@@ -172,8 +334,11 @@ export class NodeStore {
         const keys = [
           ...(writesNode ? [k.heartbeat(nodeId), k.nodeInfo(nodeId)] : []),
           ...(writesRegistry ? [k.nodeRegistry()] : []),
-          ...mine.map((p) => k.portfolioLease(p.portfolioId)),
-          ...mine.map((p) => k.portfolioState(p.portfolioId)),
+          ...mine.flatMap((p) => [
+            k.portfolioLease(p.portfolioId),
+            k.portfolioState(p.portfolioId),
+            k.portfolioFence(p.portfolioId),
+          ]),
         ];
         const args = [
           nodeId,
@@ -186,17 +351,27 @@ export class NodeStore {
           writesNode ? infoPayload : '',
           writesRegistry ? '1' : '0',
           mine.length,
-          ...mine.map((p) => encodePayload('portfolioState', p.state)),
-          ...mine.map((p) => (p.holdsLease ? '1' : '0')),
+          ...mine.flatMap((p) => [
+            encodePayload('portfolioState', p.state),
+            p.lease?.token ?? '',
+            p.lease?.loadedToken ?? '',
+            p.lease?.loadedVersion ?? 0,
+            p.lease?.mayReassert === true ? '1' : '0',
+            '',
+          ]),
         ];
-        const lost = (await BEAT.run(this.redis, keys, args)) as number[];
-        return lost.map((i) => mine[i - 1]?.portfolioId ?? '');
+        const [lost, retaken] = (await BEAT.run(this.redis, keys, args)) as [number[], number[]];
+        const ids = (indices: number[]) => indices.map((i) => mine[i - 1]?.portfolioId ?? '');
+        return { lost: ids(lost), retaken: ids(retaken) };
       }),
     );
-    return lostPerGroup.flat();
+    return {
+      lost: outcomes.flatMap((o) => o.lost),
+      retaken: outcomes.flatMap((o) => o.retaken),
+    };
   }
 
-  /** Writes changed states and books. Returns the portfolios whose lease is gone. */
+  /** Writes changed states. Returns the portfolios whose lease another process holds. */
   async flush(portfolios: readonly FlushPortfolio[]): Promise<string[]> {
     if (portfolios.length === 0) return [];
     const k = this.keys;
@@ -205,15 +380,10 @@ export class NodeStore {
         const keys = group.flatMap((p) => [
           k.portfolioLease(p.portfolioId),
           k.portfolioState(p.portfolioId),
-          k.portfolioBook(p.portfolioId),
         ]);
         const args = [
-          this.options.nodeId,
           this.options.portfolioStateTtlMs,
-          ...group.flatMap((p) => [
-            encodePayload('portfolioState', p.state),
-            encodePayload('portfolioBook', p.book),
-          ]),
+          ...group.flatMap((p) => [p.token, encodePayload('portfolioState', p.state)]),
         ];
         const lost = (await FLUSH.run(this.redis, keys, args)) as number[];
         return lost.map((i) => group[i - 1]?.portfolioId ?? '');
@@ -252,28 +422,82 @@ export class NodeStore {
     return null;
   }
 
-  /** Takes a portfolio's lease if it is free or already ours. */
-  async acquireLease(portfolioId: string): Promise<boolean> {
-    const key = this.keys.portfolioLease(portfolioId);
-    const { nodeId, heartbeatTtlMs } = this.options;
-    if ((await this.redis.set(key, nodeId, 'PX', heartbeatTtlMs, 'NX')) === 'OK') return true;
-    return (await this.redis.get(key)) === nodeId;
+  /**
+   * Takes a portfolio's lease for `token` when it is free; returns the fence of the book it will
+   * load (null when there is none). Jobs an earlier release's BullMQ worker held go back to the head.
+   */
+  async acquireLease(portfolioId: string, token: string): Promise<AcquireOutcome> {
+    const layout = portfolioQueueLayout(this.keys, portfolioId);
+    const reply = (await ACQUIRE.run(
+      this.redis,
+      [
+        this.keys.portfolioLease(portfolioId),
+        this.keys.portfolioFence(portfolioId),
+        layout.active,
+        layout.wait,
+      ],
+      [token, this.options.heartbeatTtlMs, layout.jobPrefix],
+    )) as [number, string, string?, string?];
+    if (reply[0] !== 1) return { ok: false, holder: reply[1] };
+    const fenceToken = reply[1];
+    return {
+      ok: true,
+      loaded: fenceToken === '' ? null : { token: fenceToken, version: Number(reply[2] ?? 0) },
+      reclaimedJobs: Number(reply[3] ?? 0),
+    };
   }
 
-  /** Writes the final state and book and releases the lease, if this node still holds it. */
-  async release(state: PortfolioState, book: PortfolioBook): Promise<boolean> {
-    const id = state.portfolio_id;
-    const released = await RELEASE.run(
+  /** Commits applied jobs with the book they led to (see COMMIT). Rejects when Redis fails. */
+  async commit(request: CommitRequest): Promise<CommitOutcome> {
+    const id = request.portfolioId;
+    const k = this.keys;
+    const layout = portfolioQueueLayout(k, id);
+    const reply = (await COMMIT.run(
       this.redis,
-      [this.keys.portfolioLease(id), this.keys.portfolioState(id), this.keys.portfolioBook(id)],
       [
-        this.options.nodeId,
-        encodePayload('portfolioState', state),
-        this.options.portfolioStateTtlMs,
-        encodePayload('portfolioBook', book),
+        k.portfolioLease(id),
+        k.portfolioFence(id),
+        k.portfolioBook(id),
+        k.portfolioState(id),
+        layout.wait,
+        layout.failed,
       ],
-    );
-    return released === 1;
+      [
+        request.lease.token,
+        request.lease.loadedToken,
+        request.lease.loadedVersion,
+        request.lease.mayReassert ? '1' : '0',
+        request.version,
+        encodePayload('portfolioBook', request.book),
+        encodePayload('portfolioState', request.state),
+        this.options.portfolioStateTtlMs,
+        layout.jobPrefix,
+        Date.now(),
+        KEEP_FAILED,
+        request.release ? '1' : '0',
+        request.applied.length,
+        ...request.applied,
+        request.failed.length,
+        ...request.failed.flatMap((f) => [f.jobId, f.reason]),
+      ],
+    )) as [string, string?, string?];
+    switch (reply[0]) {
+      case 'ok':
+        return { kind: 'ok', missing: Number(reply[1] ?? 0) };
+      case 'done':
+        return { kind: 'done' };
+      case 'nolease':
+        return { kind: 'nolease' };
+      case 'lost':
+        return { kind: 'lost', holder: reply[1] ?? '' };
+      default:
+        return { kind: 'fenced', fence: { token: reply[1] ?? '', version: Number(reply[2] ?? 0) } };
+    }
+  }
+
+  /** Gives a lease back that `token` holds (a load that could not finish). */
+  async giveBack(portfolioId: string, token: string): Promise<void> {
+    await GIVE_BACK.run(this.redis, [this.keys.portfolioLease(portfolioId)], [token]);
   }
 
   /** Deletes the node's heartbeat and info, then its registry entry (clean stop). */

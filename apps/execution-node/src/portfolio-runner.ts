@@ -1,38 +1,68 @@
-import type { Job, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from '@ginkgo-live/runtime';
-import { createPortfolioWorker } from '@ginkgo-live/portfolio-queue';
-import type {
-  PortfolioBook,
-  PortfolioSpec,
-  PortfolioState,
-  PortfolioStatus,
-  PriceTick,
-  StateKeys,
+import type { PortfolioQueueReader, QueuedEvent } from '@ginkgo-live/portfolio-queue';
+import {
+  decodePayload,
+  recordApplied,
+  type AppliedRange,
+  type PortfolioBook,
+  type PortfolioSpec,
+  type PortfolioState,
+  type PortfolioStatus,
+  type PriceTick,
 } from '@ginkgo-live/state-keys';
 import { LatencyWindow } from './latency-window.ts';
+import type { CommitOutcome, CommitRequest, LeaseClaim } from './node-store.ts';
 import { Book } from './portfolio-book.ts';
 import type { Strategy } from './strategies/index.ts';
+
+/** Producers a book remembers; the least recently applied one is forgotten beyond that. */
+const MAX_PRODUCERS = 64;
+
+/** The lease a runner was started under. */
+export interface RunnerLease {
+  token: string;
+  /** Fence of the book loaded when the lease was taken; null when there was no book. */
+  loaded: { token: string; version: number } | null;
+}
 
 export interface PortfolioRunnerOptions {
   spec: PortfolioSpec;
   nodeId: string;
-  keys: StateKeys;
-  /** `blocking` connection shared by the node's workers. */
-  connection: Redis;
   strategy: Strategy | undefined;
   /** Saved book to resume from; a fresh one from the spec's starting cash when absent. */
   saved: PortfolioBook | undefined;
+  /** The lease it runs under; null for a runner waiting for the lease (it runs nothing). */
+  lease: RunnerLease | null;
+  /** Lease TTL: the lease counts as expired by this process's clock this long after its renewal. */
+  leaseTtlMs: number;
+  /** Opens the reader of its queue (a blocking connection of its own), at start. */
+  openReader: () => PortfolioQueueReader;
+  /** Commits through the node's store (fenced, atomic). */
+  commit: (request: CommitRequest) => Promise<CommitOutcome>;
+  /** Events applied per commit at most. */
+  batchSize: number;
   queueCapacity: number;
   logger: Logger;
-  /** Called whenever the state changed (the node coalesces the writes). */
+  /** Called whenever the state changed (the node coalesces the state writes). */
   onChange: () => void;
+  /** Called once when another process holds the lease or wrote the book: drop this runner. */
+  onLost: (reason: string) => void;
 }
 
+/** Why a commit did not land. */
+class CommitRefused extends Error {
+  override readonly name = 'CommitRefused';
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 /**
- * One portfolio on this node: its queue's worker (one event at a time, in order), its strategy and
- * book, its counters. Unloading stops taking events, finishes the event in hand and closes the
- * worker, so another node can take the queue over with nothing lost and nothing processed twice.
+ * One portfolio on this node: it reads its queue's oldest events, applies them in order to the
+ * strategy and book in memory, and commits them — the book (with its fence and what it applied)
+ * written and the jobs removed in one atomic step, under its lease. Nothing is taken from the
+ * queue before it is in the book, so a process that dies or freezes loses nothing: the next owner
+ * loads the last committed book and finds the uncommitted events still at the head of the queue.
+ * A resent or replayed event (its producer seq already applied) is removed without being applied.
  */
 export class PortfolioRunner {
   readonly portfolioId: string;
@@ -40,14 +70,27 @@ export class PortfolioRunner {
   processed = 0;
   failed = 0;
   refused = 0;
+  skipped = 0;
   queueDepth = 0;
   eventsPerSecond = 0;
   lastEventTime: string | null = null;
   lastError: string | null = null;
   private readonly book: Book;
   private readonly latency = new LatencyWindow();
-  private worker: Worker | undefined;
   private readonly log: Logger;
+  private producers: Record<string, AppliedRange>;
+  /** Version of the book this process last committed (or loaded). */
+  private version: number;
+  private leaseDeadline: number;
+  private loop: Promise<void> | undefined;
+  private reader: PortfolioQueueReader | undefined;
+  /** The blocking wait in progress, if any (kept across wake-ups: one at a time per connection). */
+  private pendingWait: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private stopRequested = false;
+  private syncRequested = false;
+  private lost = false;
+  private released = false;
 
   constructor(private readonly options: PortfolioRunnerOptions) {
     this.portfolioId = options.spec.portfolio_id;
@@ -56,6 +99,9 @@ export class PortfolioRunner {
     this.book = saved === undefined ? new Book(options.spec.starting_cash) : Book.from(saved);
     this.processed = saved?.processed_count ?? 0;
     this.failed = saved?.failed_count ?? 0;
+    this.producers = { ...(saved?.applied?.producers ?? {}) };
+    this.version = options.lease?.loaded?.version ?? 0;
+    this.leaseDeadline = performance.now() + options.leaseTtlMs;
   }
 
   /** True while events are consumed. */
@@ -63,21 +109,39 @@ export class PortfolioRunner {
     return this.status === 'running';
   }
 
+  /** The lease as the beat renews it; null once released or lost. */
+  leaseClaim(): LeaseClaim | null {
+    const lease = this.options.lease;
+    if (lease === null || this.released || this.lost) return null;
+    const loaded = lease.loaded;
+    return {
+      token: lease.token,
+      loadedToken: loaded?.token ?? '',
+      loadedVersion: loaded?.version ?? 0,
+      mayReassert: performance.now() < this.leaseDeadline,
+    };
+  }
+
+  /** The beat that started at `startedAt` (performance.now()) renewed the lease. */
+  leaseRenewed(startedAt: number): void {
+    this.leaseDeadline = Math.max(this.leaseDeadline, startedAt + this.options.leaseTtlMs);
+  }
+
+  /** The lease had vanished and was taken back: write the book again (Redis may have lost it). */
+  requestSync(): void {
+    this.syncRequested = true;
+    this.wake?.();
+  }
+
   /** Starts consuming the queue. */
   start(): void {
-    if (this.worker !== undefined || this.options.strategy === undefined) return;
-    const worker = createPortfolioWorker({
-      portfolioId: this.portfolioId,
-      keys: this.options.keys,
-      connection: this.options.connection,
-      workerName: this.options.nodeId,
-      handler: (tick, job) => this.handle(tick, job),
-    });
-    worker.on('failed', (job, err) => this.onFailed(job, err));
-    worker.on('error', (err) => this.log.warn('Queue worker error', { err }));
-    this.worker = worker;
+    if (this.loop !== undefined || this.options.strategy === undefined) return;
+    if (this.options.lease === null) return;
     this.status = 'running';
     this.options.onChange();
+    const reader = this.options.openReader();
+    this.reader = reader;
+    this.loop = this.run(reader).finally(() => reader.close());
   }
 
   /** Marks the portfolio as unable to run, with the reason. */
@@ -88,14 +152,35 @@ export class PortfolioRunner {
   }
 
   /**
-   * Stops consuming: waits for the event in hand (BullMQ's graceful close), or abandons it when
-   * `force` (its lock expires and it runs again elsewhere). Status ends `stopped`.
+   * Stops consuming. Graceful: the batch in hand is committed, then a final commit writes the
+   * stopped state and releases the lease; resolves to whether the lease was released. `force`:
+   * gives up at once (the batch in hand stays in the queue; the lease expires by itself).
    */
-  async stop(force = false): Promise<void> {
+  async stop(force = false): Promise<boolean> {
     if (this.status !== 'error') this.status = 'stopping';
-    await this.worker?.close(force);
-    this.worker = undefined;
+    this.stopRequested = true;
+    // Ends a wait for events at once.
+    this.reader?.close();
+    if (this.loop === undefined) {
+      if (this.status !== 'error') this.status = 'stopped';
+      return false;
+    }
+    if (force) {
+      this.lost = true;
+      return false;
+    }
+    await this.loop;
+    if (this.lost) return false;
     if (this.status !== 'error') this.status = 'stopped';
+    try {
+      await this.commitUntilSettled([], [], true);
+      this.released = true;
+      return true;
+    } catch (err) {
+      if (this.status !== 'error') this.status = 'stopping';
+      this.log.warn('Final commit failed; the lease expires by itself', { err });
+      return false;
+    }
   }
 
   /** The `portfolio:{id}:state` payload. */
@@ -123,8 +208,8 @@ export class PortfolioRunner {
     };
   }
 
-  /** The `portfolio:{id}:book` payload. */
-  bookPayload(): PortfolioBook {
+  /** The `portfolio:{id}:book` payload at version `version`. */
+  bookPayload(version = this.version): PortfolioBook {
     return {
       _v: 1,
       portfolio_id: this.portfolioId,
@@ -134,24 +219,185 @@ export class PortfolioRunner {
       processed_count: this.processed,
       failed_count: this.failed,
       updated_at: new Date().toISOString(),
+      fence: { token: this.options.lease?.token ?? '', version },
+      applied: { producers: this.producers },
     };
   }
 
-  private handle(tick: PriceTick, job: Job): void {
-    const strategy = this.options.strategy;
-    if (strategy === undefined) throw new Error('No strategy');
-    this.book.mark(tick);
-    for (const order of strategy.onTick(tick, this.book)) this.book.fill(order, tick.price);
-    this.processed += 1;
-    this.lastEventTime = tick.event_time;
-    this.latency.add(Math.max(0, Date.now() - job.timestamp));
-    this.options.onChange();
+  private async run(reader: PortfolioQueueReader): Promise<void> {
+    let failures = 0;
+    while (!this.stopRequested && !this.lost) {
+      try {
+        if (this.syncRequested) {
+          this.syncRequested = false;
+          await this.commitUntilSettled([], [], false);
+          this.log.info('Book written again after its lease was taken back');
+          continue;
+        }
+        const events = await reader.peek(this.options.batchSize);
+        failures = 0;
+        if (events.length === 0) {
+          await this.idle(reader);
+          continue;
+        }
+        const { applied, failed } = this.apply(events);
+        await this.commitUntilSettled(applied, failed, false);
+      } catch (err) {
+        if (err instanceof CommitRefused) return;
+        failures += 1;
+        if (failures === 1) this.log.warn('Queue read failed; retrying', { err });
+        await sleep(Math.min(1_000, 50 * 2 ** Math.min(failures, 5)));
+      }
+    }
   }
 
-  private onFailed(job: Job | undefined, err: Error): void {
-    this.failed += 1;
-    this.lastError = err.message;
-    this.log.warn('Event failed', { jobId: job?.id, reason: err.message });
-    this.options.onChange();
+  /** Waits for an add to the queue (at most 1 s), or for `requestSync`. */
+  private async idle(reader: PortfolioQueueReader): Promise<void> {
+    const wait = (this.pendingWait ??= reader
+      .waitForEvents(1_000)
+      .catch(() => sleep(100))
+      .finally(() => {
+        this.pendingWait = undefined;
+      }));
+    await new Promise<void>((resolve) => {
+      this.wake = resolve;
+      void wait.then(resolve);
+    });
+    this.wake = undefined;
+  }
+
+  /** Applies events in memory, in queue order; returns the job ids applied and failed. */
+  private apply(events: readonly QueuedEvent[]): {
+    applied: string[];
+    failed: { jobId: string; reason: string }[];
+  } {
+    const strategy = this.options.strategy;
+    const applied: string[] = [];
+    const failed: { jobId: string; reason: string }[] = [];
+    for (const event of events) {
+      const tick = this.decode(event);
+      if (!tick.ok) {
+        failed.push({ jobId: event.jobId, reason: tick.reason });
+        this.failed += 1;
+        this.lastError = tick.reason;
+        this.log.warn('Event failed', { jobId: event.jobId, reason: tick.reason });
+        continue;
+      }
+      if (!this.claimSeq(tick.value)) {
+        applied.push(event.jobId);
+        this.skipped += 1;
+        continue;
+      }
+      try {
+        if (strategy === undefined) throw new Error('No strategy');
+        this.book.mark(tick.value);
+        for (const order of strategy.onTick(tick.value, this.book)) {
+          this.book.fill(order, tick.value.price);
+        }
+        applied.push(event.jobId);
+        this.processed += 1;
+        this.lastEventTime = tick.value.event_time;
+        this.latency.add(Math.max(0, Date.now() - event.timestamp));
+      } catch (err) {
+        // Consumed once, with its reason kept on the failed job; not retried.
+        const reason = (err as Error).message;
+        failed.push({ jobId: event.jobId, reason });
+        this.failed += 1;
+        this.lastError = reason;
+        this.log.warn('Event failed', { jobId: event.jobId, reason });
+      }
+    }
+    return { applied, failed };
+  }
+
+  private decode(
+    event: QueuedEvent,
+  ): { ok: true; value: PriceTick } | { ok: false; reason: string } {
+    if (event.data === null) return { ok: false, reason: 'Malformed event: job data missing' };
+    const decoded = decodePayload('priceTick', `${this.portfolioId}:${event.jobId}`, event.data);
+    return decoded.ok
+      ? { ok: true, value: decoded.value }
+      : { ok: false, reason: `Malformed event: ${decoded.error.problem}` };
+  }
+
+  /** Records a numbered event as applied; false when its seq was already applied (skip it). */
+  private claimSeq(tick: PriceTick): boolean {
+    if (tick.producer === undefined || tick.seq === undefined) return true;
+    const decision = recordApplied(this.producers[tick.producer], tick.seq);
+    if (!decision.apply) return false;
+    // Re-inserted last, so the first key is the least recently applied producer.
+    const names = Object.keys(this.producers);
+    if (names[names.length - 1] === tick.producer) {
+      this.producers[tick.producer] = decision.range;
+      return true;
+    }
+    const entries = Object.entries(this.producers).filter(([name]) => name !== tick.producer);
+    entries.push([tick.producer, decision.range]);
+    this.producers = Object.fromEntries(entries.slice(-MAX_PRODUCERS));
+    return true;
+  }
+
+  /**
+   * Commits, retrying while Redis fails or the lease is being taken back, until it lands; throws
+   * `CommitRefused` (after `onLost`) when another process holds the lease or wrote the book.
+   */
+  private async commitUntilSettled(
+    applied: readonly string[],
+    failed: readonly { jobId: string; reason: string }[],
+    release: boolean,
+  ): Promise<void> {
+    const version = this.version + 1;
+    const book = this.bookPayload(version);
+    const state = this.state();
+    for (let attempt = 1; ; attempt++) {
+      const lease = this.leaseClaim();
+      if (lease === null) throw new CommitRefused('lease given up');
+      let outcome: CommitOutcome;
+      try {
+        outcome = await this.options.commit({
+          portfolioId: this.portfolioId,
+          lease,
+          version,
+          book,
+          state,
+          applied,
+          failed,
+          release,
+        });
+      } catch (err) {
+        if (attempt === 1) this.log.warn('Commit failed; retrying', { err });
+        if (release && this.stopRequested && attempt >= 5) throw err;
+        await sleep(Math.min(1_000, 50 * 2 ** Math.min(attempt, 5)));
+        continue;
+      }
+      switch (outcome.kind) {
+        case 'ok':
+        case 'done':
+          this.version = version;
+          this.options.onChange();
+          if (outcome.kind === 'ok' && outcome.missing > 0) {
+            this.log.warn('Committed events were no longer queued (Redis lost them)', {
+              missing: outcome.missing,
+            });
+          }
+          return;
+        case 'nolease':
+          // Expired (this process was slow or frozen) or Redis restarted empty: the beat takes it
+          // back if nobody wrote the book since, or reports it lost.
+          await sleep(100);
+          continue;
+        case 'lost':
+        case 'fenced':
+          this.lost = true;
+          this.log.error(
+            'Portfolio taken over by another process; dropping its uncommitted events here',
+            {
+              outcome,
+            },
+          );
+          this.options.onLost(outcome.kind);
+          throw new CommitRefused(outcome.kind);
+      }
+    }
   }
 }

@@ -8,3 +8,5 @@ export type {
 export { createPortfolioWorker, MalformedEventError } from './portfolio-worker.ts';
 export type { PortfolioWorkerOptions, TickHandler } from './portfolio-worker.ts';
 export { RecoveringQueue } from './recovering-queue.ts';
+export { portfolioQueueLayout, PortfolioQueueReader } from './queue-reader.ts';
+export type { PortfolioQueueLayout, QueuedEvent } from './queue-reader.ts';

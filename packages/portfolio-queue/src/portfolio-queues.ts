@@ -1,6 +1,11 @@
 import { QueueKeys, type KeysMap } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
-import { encodePayload, type PriceTick, type StateKeys } from '@ginkgo-live/state-keys';
+import {
+  assertValidId,
+  encodePayload,
+  type PriceTick,
+  type StateKeys,
+} from '@ginkgo-live/state-keys';
 import { RecoveringQueue } from './recovering-queue.ts';
 
 /** Capacity of a portfolio queue when none is configured (DESIGN.md). */
@@ -9,8 +14,8 @@ export const DEFAULT_QUEUE_CAPACITY = 1_000;
 /** BullMQ job name of a price tick. */
 export const TICK_JOB = 'tick';
 
-/** A tick as producers give it; the `_v` version is added by the producer. */
-export type TickInput = Omit<PriceTick, '_v'>;
+/** A tick as producers give it; `_v`, `producer` and `seq` are added by `PortfolioQueues`. */
+export type TickInput = Omit<PriceTick, '_v' | 'producer' | 'seq'>;
 
 /** How full one portfolio queue is. */
 export interface QueueDepth {
@@ -23,7 +28,7 @@ export interface QueueDepth {
 
 /** The outcome of offering an event: accepted, or refused with the reason. */
 export type AddResult =
-  | { ok: true; jobId: string; depth: number }
+  | { ok: true; jobId: string; depth: number; seq: number }
   | { ok: false; reason: 'full'; depth: number; capacity: number }
   | { ok: false; reason: 'invalid'; problem: string };
 
@@ -35,6 +40,11 @@ export interface PortfolioQueuesOptions {
   capacity?: number;
   /** Failed jobs kept per queue, with their reasons, for inspection; default 1000. */
   keepFailed?: number;
+  /**
+   * This producer's id, carried by every event with its seq. Default: a new id per instance
+   * (`producer-<pid>-<time>`), so a restarted producer numbers from 1 again under a new name.
+   */
+  producerId?: string;
 }
 
 /** Depth = wait + paused + prioritized + delayed + active: everything not finished. */
@@ -51,9 +61,18 @@ const DEPTH_PARTS = [
  * refuses the event at once (never blocking the producer), the refusal is returned and counted in
  * Redis. Check-then-add is not atomic, so concurrent producers may overshoot the capacity by at
  * most one event each — the price of using BullMQ's own add script unchanged.
+ *
+ * Every event is numbered: `producer` (this instance's id) and `seq`, 1, 2, … per portfolio. Its
+ * job id is `<producer>-<seq>`, so an add that ioredis resends after a reconnect finds its own job
+ * and adds nothing, and a consumer that already applied the seq skips it. A refused event does not
+ * use its seq (the next add takes it); an add that failed may have landed, so its seq is used up.
+ * Adds to one portfolio are sent one after another, in seq order.
  */
 export class PortfolioQueues {
   readonly capacity: number;
+  readonly producerId: string;
+  private readonly nextSeq = new Map<string, number>();
+  private readonly sending = new Map<string, Promise<unknown>>();
   private readonly queues = new Map<string, RecoveringQueue>();
   private readonly queueKeys: QueueKeys;
   private readonly refusedLocally = new Map<string, number>();
@@ -64,13 +83,34 @@ export class PortfolioQueues {
       throw new RangeError(`capacity must be a positive integer, got ${this.capacity}`);
     }
     this.queueKeys = new QueueKeys(options.keys.queuePrefix());
+    this.producerId = options.producerId ?? `producer-${process.pid}-${Date.now().toString(36)}`;
+    assertValidId('producer id', this.producerId);
   }
 
-  /** Offers one tick to a portfolio's queue. Rejects only when Redis fails. */
-  async add(portfolioId: string, tick: TickInput): Promise<AddResult> {
+  /**
+   * Offers one tick to a portfolio's queue, after this producer's earlier adds to it. Rejects
+   * only when Redis fails (the event may or may not have been added; if it was, it is applied once).
+   */
+  add(portfolioId: string, tick: TickInput): Promise<AddResult> {
+    const previous = this.sending.get(portfolioId) ?? Promise.resolve();
+    const next = previous.then(
+      () => this.addNow(portfolioId, tick),
+      () => this.addNow(portfolioId, tick),
+    );
+    this.sending.set(portfolioId, next);
+    void next
+      .finally(() => {
+        if (this.sending.get(portfolioId) === next) this.sending.delete(portfolioId);
+      })
+      .catch(() => undefined);
+    return next;
+  }
+
+  private async addNow(portfolioId: string, tick: TickInput): Promise<AddResult> {
+    const seq = this.nextSeq.get(portfolioId) ?? 1;
     let data: string;
     try {
-      data = encodePayload('priceTick', { _v: 1, ...tick });
+      data = encodePayload('priceTick', { _v: 1, ...tick, producer: this.producerId, seq });
     } catch (err) {
       return { ok: false, reason: 'invalid', problem: (err as Error).message };
     }
@@ -81,12 +121,15 @@ export class PortfolioQueues {
       return { ok: false, reason: 'full', depth, capacity: this.capacity };
     }
     const queue = await this.queue(portfolioId).get();
+    // From here the event may land even if the call fails: its seq is used up either way.
+    this.nextSeq.set(portfolioId, seq + 1);
     const job = await queue.add(TICK_JOB, JSON.parse(data) as PriceTick, {
+      jobId: `${this.producerId}-${seq}`,
       attempts: 1,
       removeOnComplete: true,
       removeOnFail: { count: this.options.keepFailed ?? 1_000 },
     });
-    return { ok: true, jobId: job.id ?? '', depth: depth + 1 };
+    return { ok: true, jobId: job.id ?? '', depth: depth + 1, seq };
   }
 
   /** Depth of one queue (one round trip). */

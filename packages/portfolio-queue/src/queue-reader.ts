@@ -1,0 +1,110 @@
+import { QueueKeys } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { LuaScript, type RedisLike } from '@ginkgo-live/redis-client';
+import type { StateKeys } from '@ginkgo-live/state-keys';
+
+/**
+ * The BullMQ keys of one portfolio queue that a consumer reads and, in its fenced commit, changes.
+ * All of them carry the portfolio's hash tag, so they sit in its slot with its lease and book.
+ */
+export interface PortfolioQueueLayout {
+  /** Prefix of a job's hash: `<jobPrefix><jobId>`. */
+  jobPrefix: string;
+  /** LIST of waiting job ids: producers push on the left, the oldest is on the right. */
+  wait: string;
+  /** LIST of jobs a BullMQ worker holds (only ever filled by workers of an earlier release). */
+  active: string;
+  /** ZSET of failed job ids by finish time, with their reasons in the job hashes. */
+  failed: string;
+  /** ZSET BullMQ's add touches when a job becomes available: what a consumer blocks on. */
+  marker: string;
+}
+
+/** The layout of a portfolio's queue. */
+export function portfolioQueueLayout(keys: StateKeys, portfolioId: string): PortfolioQueueLayout {
+  const all = new QueueKeys(keys.queuePrefix()).getKeys(keys.portfolioQueue(portfolioId));
+  const key = (name: string): string => all[name] ?? '';
+  return {
+    jobPrefix: key(''),
+    wait: key('wait'),
+    active: key('active'),
+    failed: key('failed'),
+    marker: key('marker'),
+  };
+}
+
+/** A job waiting in a portfolio queue, as stored by BullMQ. */
+export interface QueuedEvent {
+  jobId: string;
+  /** The job's data (JSON); null when the job id is listed but its hash is missing. */
+  data: string | null;
+  /** When it was added (epoch ms). */
+  timestamp: number;
+}
+
+/**
+ * The oldest waiting jobs, oldest first, with their data: nothing is moved or locked. Only the
+ * commit of the lease holder removes a job, so what this returns stays at the head of the queue
+ * until then. KEYS[1] wait   ARGV[1] job prefix   ARGV[2] how many
+ */
+const PEEK = new LuaScript(`
+local ids = redis.call('LRANGE', KEYS[1], -tonumber(ARGV[2]), -1)
+local out = {}
+for i = #ids, 1, -1 do
+  local fields = redis.call('HMGET', ARGV[1] .. ids[i], 'data', 'timestamp')
+  table.insert(out, ids[i])
+  table.insert(out, fields[1] or '')
+  table.insert(out, fields[2] or '0')
+end
+return out
+`);
+
+/** Reads the head of one portfolio queue and waits for it to fill. */
+export class PortfolioQueueReader {
+  readonly layout: PortfolioQueueLayout;
+
+  /**
+   * @param redis fail-fast connection for the reads.
+   * @param blocking a connection of its own for the blocking wait (closed by `close`).
+   */
+  constructor(
+    private readonly redis: RedisLike,
+    private readonly blocking: Redis,
+    keys: StateKeys,
+    portfolioId: string,
+  ) {
+    this.layout = portfolioQueueLayout(keys, portfolioId);
+  }
+
+  /** Up to `max` of the oldest waiting jobs, oldest first. */
+  async peek(max: number): Promise<QueuedEvent[]> {
+    const flat = (await PEEK.run(
+      this.redis,
+      [this.layout.wait],
+      [this.layout.jobPrefix, max],
+    )) as string[];
+    const events: QueuedEvent[] = [];
+    for (let i = 0; i + 2 < flat.length; i += 3) {
+      const data = flat[i + 1] ?? '';
+      events.push({
+        jobId: flat[i] ?? '',
+        data: data === '' ? null : data,
+        timestamp: Number(flat[i + 2] ?? 0),
+      });
+    }
+    return events;
+  }
+
+  /**
+   * Waits until an add marks the queue (BullMQ's marker) or `timeoutMs` passes. A wake-up can be
+   * missed (another reader took the marker): callers peek again after the timeout anyway.
+   */
+  async waitForEvents(timeoutMs: number): Promise<void> {
+    await this.blocking.bzpopmin(this.layout.marker, Math.max(0.01, timeoutMs / 1_000));
+  }
+
+  /** Closes the blocking connection (a wait in progress ends with an error). */
+  close(): void {
+    this.blocking.disconnect();
+  }
+}
