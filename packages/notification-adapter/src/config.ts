@@ -37,6 +37,11 @@ export interface NotificationConfig {
   bufferSize: number;
   /** `NOTIFY_REDIS_DOWN_AFTER_MS`: Redis away this long is reported straight to the webhooks, default 10000. */
   redisDownAfterMs: number;
+  /**
+   * `NOTIFY_OUTAGE_REPORTER_TTL_MS`: lease of the one process that reports a Redis outage to the
+   * webhooks (renewed every third of it), default 10000. A reporter that died is replaced this late.
+   */
+  outageReporterTtlMs: number;
 }
 
 const url = (name: string) =>
@@ -59,6 +64,7 @@ const schema = z
     NOTIFY_HISTORY_SIZE: envInt({ default: 1_000, min: 1, max: 100_000 }),
     NOTIFY_BUFFER_SIZE: envInt({ default: 100, min: 1, max: 100_000 }),
     NOTIFY_REDIS_DOWN_AFTER_MS: envDurationMs(10_000),
+    NOTIFY_OUTAGE_REPORTER_TTL_MS: envDurationMs(10_000, 300),
   })
   .transform((env): NotificationConfig => ({
     webhookUrl: env.NOTIFY_WEBHOOK_URL,
@@ -74,6 +80,7 @@ const schema = z
     historySize: env.NOTIFY_HISTORY_SIZE,
     bufferSize: env.NOTIFY_BUFFER_SIZE,
     redisDownAfterMs: env.NOTIFY_REDIS_DOWN_AFTER_MS,
+    outageReporterTtlMs: env.NOTIFY_OUTAGE_REPORTER_TTL_MS,
   }));
 
 /** Reads the notification settings. Pure. */

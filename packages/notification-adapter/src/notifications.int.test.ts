@@ -114,6 +114,38 @@ function queueOf(redis: Redis): Queue {
   return queue;
 }
 
+/** The notifications on the queue (but the outage's own), oldest first, as `kind:status:portfolio`. */
+async function queued(redis: Redis): Promise<string[]> {
+  const jobs = await queueOf(redis).getJobs([
+    'waiting',
+    'active',
+    'completed',
+    'failed',
+    'delayed',
+  ]);
+  return jobs
+    .map((job) => job.data as Notification)
+    .filter((n) => n.kind !== 'redis_unavailable')
+    .sort((x, y) => x.created_at.localeCompare(y.created_at))
+    .map((n) => `${n.kind}:${n.status}:${n.subject.portfolio_id ?? '-'}`);
+}
+
+/** Entries logged with this message, by every notifier of the test. */
+function said(message: string): number {
+  return logs.entries.filter((e) => e.message === message).length;
+}
+
+const resolveQueue = {
+  group: 'queue',
+  subject: { portfolioId: 'p1' },
+  message: 'p1 below 60 %',
+  kinds: [
+    { kind: 'queue_usage_high', level: 'warning' as const },
+    { kind: 'queue_usage_high', level: 'critical' as const },
+    { kind: 'queue_full', level: 'critical' as const },
+  ],
+};
+
 const full = {
   kind: 'queue_full',
   level: 'critical',
@@ -261,6 +293,7 @@ describe('Notifier and delivery worker on real Redis and a real webhook', () => 
   it('with Redis away: holds notifications, tells the webhook directly once, and says when Redis is back', async () => {
     await deliveryWorker();
     const n = await notifier('node-a');
+    await waitFor(() => n.isOutageReporter, { description: 'the outage reporter lease' });
     await server.kill();
     n.notify(full);
     n.notify({ ...full, subject: { portfolioId: 'p2' } });
@@ -290,5 +323,60 @@ describe('Notifier and delivery worker on real Redis and a real webhook', () => 
     const after = receiver.received.slice(1).map((r) => `${r.body.kind}:${r.body.status}`);
     expect(after).toEqual(['redis_unavailable:resolved', 'queue_full:firing', 'queue_full:firing']);
     expect(n.buffered).toBe(0);
+  });
+
+  it('tells the webhook of an outage once for the fleet: only the holder of the reporter lease reports it and its end', async () => {
+    await deliveryWorker();
+    const [a, b] = await Promise.all([notifier('node-a'), notifier('node-b')]);
+    await waitFor(() => a.isOutageReporter !== b.isOutageReporter, {
+      description: 'one of the two to hold the outage reporter lease',
+    });
+    await server.kill();
+    // Both saw the outage last past the threshold: one told the webhook, the other left it to it.
+    await waitFor(
+      () =>
+        said('Redis unavailable: told the webhooks directly') +
+          said('Redis unavailable; the outage reporter tells the webhooks') ===
+        2,
+      { timeoutMs: 5_000, description: 'both notifiers to decide about the outage' },
+    );
+    expect(said('Redis unavailable: told the webhooks directly')).toBe(1);
+    await server.restart({ keepData: false });
+    await waitFor(() => receiver.received.length === 2, { timeoutMs: 10_000 });
+    await Promise.all([a.settle(), b.settle()]);
+    expect(receiver.received.map((r) => `${r.body.kind}:${r.body.status}`)).toEqual([
+      'redis_unavailable:firing',
+      'redis_unavailable:resolved',
+    ]);
+  });
+
+  it('sends what two processes held during an outage once, through the shared dedupe', async () => {
+    const { redis } = await deliveryWorker();
+    const [a, b] = await Promise.all([notifier('node-a'), notifier('node-b')]);
+    await server.kill();
+    a.notify(full);
+    b.notify(full);
+    a.notify({ ...full, subject: { portfolioId: 'p2' } });
+    await Promise.all([a.settle(), b.settle()]);
+    expect([a.buffered, b.buffered]).toEqual([2, 1]);
+
+    await server.restart({ keepData: false });
+    await waitFor(() => a.buffered + b.buffered === 0, { timeoutMs: 10_000 });
+    await Promise.all([a.settle(), b.settle()]);
+    expect((await queued(redis)).sort()).toEqual(['queue_full:firing:p1', 'queue_full:firing:p2']);
+  });
+
+  it('sends a resolve held while Redis was frozen once it answers: the condition gets its resolved notice', async () => {
+    const { redis } = await deliveryWorker();
+    const n = await notifier('node-a');
+    n.notify(full);
+    await n.settle();
+    server.freeze();
+    n.resolve({ ...resolveQueue, title: 'Queue back to normal' });
+    await waitFor(() => n.buffered === 1, { timeoutMs: 5_000, description: 'the resolve held' });
+    server.thaw();
+    await waitFor(() => n.buffered === 0, { timeoutMs: 10_000 });
+    await n.settle();
+    expect(await queued(redis)).toEqual(['queue_full:firing:p1', 'queue_full:resolved:p1']);
   });
 });

@@ -12,7 +12,20 @@ import {
 } from '@ginkgo-live/state-keys';
 import type { NotificationConfig } from './config.ts';
 import { normalizeLevel } from './levels.ts';
+import {
+  describeStep,
+  isBug,
+  remainderOf,
+  SendFailed,
+  type NotifyInput,
+  type ResolveInput,
+  type Step,
+} from './notification-step.ts';
+import { OutageReporterLease } from './outage-reporter.ts';
+import { RedisOutage } from './redis-outage.ts';
 import { createWebhookSinks, LogSink, type Sink } from './sinks.ts';
+
+export type { NotifyInput, ResolveInput } from './notification-step.ts';
 
 /**
  * Raise: marks the condition active and claims the cooldown of (kind, subject, level).
@@ -40,32 +53,6 @@ redis.call('DEL', unpack(KEYS))
 return fields
 `);
 
-/** A notification as a caller raises it. */
-export interface NotifyInput {
-  /** `queue_full`, `node_lost`… (lowercase, digits, `_`). */
-  kind: string;
-  /** info, warning (or WARN), error, critical (or ALERT). */
-  level: string;
-  title: string;
-  message: string;
-  details?: Record<string, unknown>;
-  /** What it is about: part of the dedupe key with kind and level. */
-  subject?: Partial<NotificationSubject>;
-  /** The condition it belongs to, for the resolved notice; default the kind. */
-  group?: string;
-}
-
-/** A condition that cleared. */
-export interface ResolveInput {
-  group: string;
-  subject?: Partial<NotificationSubject>;
-  title: string;
-  message: string;
-  details?: Record<string, unknown>;
-  /** Every (kind, level) the group may have raised, so their cooldowns are cleared. */
-  kinds: readonly { kind: string; level: NotificationLevel }[];
-}
-
 export interface NotifierOptions {
   /** A fail-fast (`request` profile) connection. */
   redis: Redis;
@@ -74,7 +61,10 @@ export interface NotifierOptions {
   source: { app: string; nodeId: string | null };
   config: NotificationConfig;
   logger: Logger;
-  /** Where "Redis unavailable" goes directly when Redis is away (the HTTP sinks and the log). */
+  /**
+   * Where "Redis unavailable" goes directly when Redis is away (the HTTP sinks and the log). A
+   * notifier with an HTTP sink competes for the outage reporter lease; one without never reports.
+   */
   directSinks: Sink[];
 }
 
@@ -83,23 +73,26 @@ const SEVERITY: Record<NotificationLevel, number> = { info: 0, warning: 1, error
 /**
  * `notify()` for every app: never throws into the caller and never blocks it — the work runs in
  * the background and lands on the durable `notifications` queue. Dedupe and cooldown are shared by
- * every process through Redis, keyed by (kind, node, portfolio, level). When Redis is away,
- * notifications wait in a bounded buffer; after `redisDownAfterMs` a "Redis unavailable" notice and
- * the buffer go straight to the webhooks, once per outage, and a "Redis back" notice follows.
+ * every process through Redis, keyed by (kind, node, portfolio, level). While Redis is away raises
+ * and resolves wait in a bounded buffer, and go through that same dedupe when it is back, so what
+ * several processes held is told once. The outage itself is told once for the fleet (`RedisOutage`):
+ * by the process that held the outage reporter lease when it began.
  */
 export class Notifier {
   private readonly queue: RecoveringQueue;
   private readonly pending = new Set<Promise<void>>();
-  private readonly buffer: Notification[] = [];
+  private readonly buffer: Step[] = [];
   private dropped = 0;
-  private downSince: number | undefined;
-  private downTimer: NodeJS.Timeout | undefined;
-  private reportedOutage = false;
   private backNotice: Notification | undefined;
   private isSendingHeld = false;
+  /** Asks for a replay, counted: one asked while a replay runs makes it run another pass. */
+  private replayRequests = 0;
+  private replayTimer: NodeJS.Timeout | undefined;
+  private readonly lease: OutageReporterLease | undefined;
+  private readonly outage: RedisOutage;
   private readonly log: Logger;
-  private readonly onClose = (): void => this.redisLost();
-  private readonly onReady = (): void => this.redisBack();
+  private readonly onClose = (): void => this.outage.lost();
+  private readonly onReady = (): void => this.outage.back();
 
   constructor(private readonly options: NotifierOptions) {
     this.log = options.logger.child({ component: 'notifier' });
@@ -107,18 +100,45 @@ export class Notifier {
       connection: options.redis,
       prefix: options.keys.queuePrefix(),
     });
+    this.lease = this.createLease();
+    this.outage = new RedisOutage({
+      redis: options.redis,
+      downAfterMs: options.config.redisDownAfterMs,
+      lease: this.lease,
+      directSinks: options.directSinks,
+      app: options.source.app,
+      logger: this.log,
+      notice: (status, text, details) =>
+        this.build({ kind: 'redis_unavailable', level: 'critical', ...text, details }, status),
+      held: () => ({ lines: this.buffer.map(describeStep), dropped: this.dropped }),
+      onBack: (resolved) => {
+        if (resolved !== undefined) this.backNotice = resolved;
+        this.track(this.sendHeld());
+      },
+      track: (work) => this.track(work),
+    });
     options.redis.on('close', this.onClose);
     options.redis.on('ready', this.onReady);
+    this.lease?.start();
   }
 
   /** Raises a notification. Returns at once; never throws. */
   notify(input: NotifyInput): void {
-    this.track(this.raise(input));
+    let level = normalizeLevel(input.level);
+    if (level === undefined) {
+      this.log.warn('Unknown notification level; sending as error', {
+        level: input.level,
+        kind: input.kind,
+      });
+      level = 'error';
+    }
+    const notification = this.build({ ...input, level }, 'firing');
+    this.track(this.attempt({ op: 'raise', input, level, notification }));
   }
 
   /** Tells that a condition cleared (one resolved notice across every process). Never throws. */
   resolve(input: ResolveInput): void {
-    this.track(this.clear(input));
+    this.track(this.attempt({ op: 'resolve', input }));
   }
 
   /** Waits for the notifications in flight (for tests and shutdown). */
@@ -126,17 +146,38 @@ export class Notifier {
     while (this.pending.size > 0) await Promise.all([...this.pending]);
   }
 
-  /** Notifications held while Redis is away. */
+  /** Raises and resolves held while Redis is away. */
   get buffered(): number {
     return this.buffer.length;
   }
 
+  /** Whether this process is the one that would report a Redis outage now. */
+  get isOutageReporter(): boolean {
+    return this.lease?.isHolder ?? false;
+  }
+
   async close(): Promise<void> {
-    clearTimeout(this.downTimer);
+    this.outage.stop();
+    clearTimeout(this.replayTimer);
     this.options.redis.off('close', this.onClose);
     this.options.redis.off('ready', this.onReady);
     await this.settle();
+    await this.lease?.stop();
     await this.queue.close();
+  }
+
+  /** Only a process that can reach the webhooks without Redis may be the one to tell them. */
+  private createLease(): OutageReporterLease | undefined {
+    const { options } = this;
+    if (!options.directSinks.some((sink) => !(sink instanceof LogSink))) return undefined;
+    return new OutageReporterLease({
+      redis: options.redis,
+      key: options.keys.notificationOutageReporter(),
+      owner: `${options.source.app}:${options.source.nodeId ?? '-'}`,
+      ttlMs: options.config.outageReporterTtlMs,
+      logger: this.log,
+      onRenewal: (reachedRedis) => (reachedRedis ? this.outage.reachable() : this.outage.lost()),
+    });
   }
 
   private track(work: Promise<void>): void {
@@ -152,16 +193,15 @@ export class Notifier {
   }
 
   private build(
-    input: NotifyInput,
-    level: NotificationLevel,
-    status: Notification['status'],
+    input: NotifyInput & { level: NotificationLevel },
+    status: Notification['status'] = 'firing',
   ): Notification {
     const subject = this.subject(input.subject);
     return {
       _v: 1,
       id: randomUUID(),
       kind: input.kind,
-      level,
+      level: input.level,
       status,
       title: input.title,
       message: input.message,
@@ -181,73 +221,82 @@ export class Notifier {
         : c.criticalCooldownMs;
   }
 
-  private async raise(input: NotifyInput): Promise<void> {
-    let level = normalizeLevel(input.level);
-    if (level === undefined) {
-      this.log.warn('Unknown notification level; sending as error', {
-        level: input.level,
-        kind: input.kind,
-      });
-      level = 'error';
+  /**
+   * Does one step now; when Redis fails, holds what is left of it. While older steps are held it
+   * waits behind them: a resolve done before the raise it answers would leave that raise firing.
+   */
+  private async attempt(step: Step): Promise<void> {
+    if (this.buffer.length > 0) {
+      this.hold(step, undefined);
+      return;
     }
-    const notification = this.build(input, level, 'firing');
+    try {
+      await this.perform(step);
+    } catch (err) {
+      if (isBug(err)) throw err;
+      this.hold(remainderOf(step, err), err);
+    }
+  }
+
+  private async perform(step: Step): Promise<void> {
+    switch (step.op) {
+      case 'raise':
+        return this.raise(step.input, step.level, step.notification);
+      case 'resolve':
+        return this.clear(step.input);
+      case 'send':
+        return this.send(step.notification);
+    }
+  }
+
+  private async raise(
+    input: NotifyInput,
+    level: NotificationLevel,
+    notification: Notification,
+  ): Promise<void> {
     const subject = this.subject(input.subject);
     const { keys } = this.options;
-    try {
-      const send = await RAISE.run(
-        this.options.redis,
-        [
-          keys.notificationCooldown(input.kind, subject, level),
-          keys.notificationActive(input.group ?? input.kind, subject),
-        ],
-        [this.cooldownMs(level), `${input.kind}|${level}`, Date.now()],
-      );
-      if (send !== 1) {
-        this.log.debug('Notification suppressed by cooldown', { kind: input.kind, level, subject });
-        return;
-      }
-      await this.enqueue(notification);
-    } catch (err) {
-      this.hold(notification, err);
+    const send = await RAISE.run(
+      this.options.redis,
+      [
+        keys.notificationCooldown(input.kind, subject, level),
+        keys.notificationActive(input.group ?? input.kind, subject),
+      ],
+      [this.cooldownMs(level), `${input.kind}|${level}`, Date.now()],
+    );
+    if (send !== 1) {
+      this.log.debug('Notification suppressed by cooldown', { kind: input.kind, level, subject });
+      return;
     }
+    await this.send(notification);
   }
 
   private async clear(input: ResolveInput): Promise<void> {
     const subject = this.subject(input.subject);
     const { keys } = this.options;
+    const fields = (await RESOLVE.run(
+      this.options.redis,
+      [
+        keys.notificationActive(input.group, subject),
+        ...input.kinds.map((k) => keys.notificationCooldown(k.kind, subject, k.level)),
+      ],
+      [],
+    )) as string[];
+    if (fields.length === 0) return;
+    // The resolved notice speaks for the most severe condition that was firing.
+    const [kind, level] = fields
+      .map((f) => f.split('|') as [string, NotificationLevel])
+      .sort((a, b) => SEVERITY[b[1]] - SEVERITY[a[1]])[0] ?? [input.group, 'info'];
+    const details = { ...input.details, resolved: fields };
+    await this.send(this.build({ ...input, kind, level, details }, 'resolved'));
+  }
+
+  /** Adds to the queue; a failure says that only this send is left (`SendFailed`). */
+  private async send(notification: Notification): Promise<void> {
     try {
-      const fields = (await RESOLVE.run(
-        this.options.redis,
-        [
-          keys.notificationActive(input.group, subject),
-          ...input.kinds.map((k) => keys.notificationCooldown(k.kind, subject, k.level)),
-        ],
-        [],
-      )) as string[];
-      if (fields.length === 0) return;
-      // The resolved notice speaks for the most severe condition that was firing.
-      const [kind, level] = fields
-        .map((f) => f.split('|') as [string, NotificationLevel])
-        .sort((a, b) => SEVERITY[b[1]] - SEVERITY[a[1]])[0] ?? [input.group, 'info'];
-      await this.enqueue(
-        this.build(
-          {
-            kind,
-            level,
-            title: input.title,
-            message: input.message,
-            details: { ...input.details, resolved: fields },
-            subject: input.subject,
-          },
-          level,
-          'resolved',
-        ),
-      );
+      await this.enqueue(notification);
     } catch (err) {
-      this.log.warn('Could not resolve a notification while Redis is away', {
-        group: input.group,
-        err,
-      });
+      throw new SendFailed(notification, err);
     }
   }
 
@@ -272,113 +321,88 @@ export class Notifier {
     });
   }
 
-  /** Redis is away: keep the notification (bounded, oldest dropped first) for later. */
-  private hold(notification: Notification, err: unknown): void {
+  /**
+   * Redis is away: keep the step (bounded, oldest dropped first) for later. A failure on a
+   * connection that stays up (a timeout) brings no reconnect event: a replay is tried shortly.
+   */
+  private hold(step: Step, err: unknown): void {
     if (this.buffer.length >= this.options.config.bufferSize) {
       this.buffer.shift();
       this.dropped += 1;
     }
-    this.buffer.push(notification);
+    this.buffer.push(step);
     this.log.warn('Notification held: Redis unavailable', {
-      kind: notification.kind,
+      step: describeStep(step),
       buffered: this.buffer.length,
-      err,
+      err: err instanceof SendFailed ? err.cause : err,
     });
-    this.redisLost();
+    if (err !== undefined) this.outage.lost();
+    if (this.options.redis.status === 'ready') this.scheduleReplay();
   }
 
-  private redisLost(): void {
-    if (this.downSince !== undefined) return;
-    this.downSince = Date.now();
-    this.downTimer = setTimeout(
-      () => this.track(this.reportOutage()),
-      this.options.config.redisDownAfterMs,
-    );
-    this.downTimer.unref();
-  }
-
-  /** Straight to the webhooks, once per outage: Redis is away, and what is waiting. */
-  private async reportOutage(): Promise<void> {
-    if (this.downSince === undefined || this.reportedOutage) return;
-    if (this.options.redis.status === 'ready') return;
-    this.reportedOutage = true;
-    const notice = this.build(
-      {
-        kind: 'redis_unavailable',
-        level: 'critical',
-        title: 'Redis unavailable',
-        message: `${this.options.source.app} cannot reach Redis for ${Math.round((Date.now() - this.downSince) / 1_000)} s; notifications are held until it is back.`,
-        details: {
-          since: new Date(this.downSince).toISOString(),
-          held: this.buffer.map((n) => `${n.level} ${n.kind}: ${n.title}`),
-          dropped: this.dropped,
-        },
-      },
-      'critical',
-      'firing',
-    );
-    const results = await Promise.allSettled(
-      this.options.directSinks.map((sink) => sink.deliver(notice)),
-    );
-    const failed = results.filter((r) => r.status === 'rejected').length;
-    this.log.error('Redis unavailable: told the webhooks directly', {
-      sinks: results.length,
-      failed,
-    });
-  }
-
-  /** Redis is back: say so through the queue and send what was held. */
-  private redisBack(): void {
-    clearTimeout(this.downTimer);
-    const since = this.downSince;
-    this.downSince = undefined;
-    if (since !== undefined && this.reportedOutage) {
-      this.reportedOutage = false;
-      this.backNotice = this.build(
-        {
-          kind: 'redis_unavailable',
-          level: 'critical',
-          title: 'Redis available again',
-          message: `Redis is back after ${Math.round((Date.now() - since) / 1_000)} s.`,
-          details: { held: this.buffer.length, dropped: this.dropped },
-        },
-        'critical',
-        'resolved',
-      );
-    }
-    this.track(this.sendHeld());
+  private scheduleReplay(): void {
+    if (this.replayTimer !== undefined) return;
+    this.replayTimer = setTimeout(() => {
+      this.replayTimer = undefined;
+      this.track(this.sendHeld());
+    }, 250);
+    this.replayTimer.unref();
   }
 
   /**
-   * Sends the "back" notice and the held notifications, oldest first, each removed only once it is
-   * on the queue; a failure keeps the rest and tries again shortly (or at the next reconnect).
+   * Sends the "back" notice, then does the held steps, oldest first, each removed only once done (a
+   * held raise claims the shared dedupe then, so what several processes held is sent once); a
+   * failure keeps the rest and tries again shortly (or at the next reconnect).
    */
   private async sendHeld(): Promise<void> {
+    this.replayRequests += 1;
     if (this.isSendingHeld) return;
     this.isSendingHeld = true;
     try {
-      if (this.backNotice !== undefined) {
-        await this.enqueue(this.backNotice);
-        this.backNotice = undefined;
-      }
-      while (this.buffer.length > 0) {
-        const next = this.buffer[0];
-        if (next === undefined) break;
-        await this.enqueue(next);
-        this.buffer.shift();
-      }
-      this.dropped = 0;
+      let served: number;
+      do {
+        served = this.replayRequests;
+        await this.drainHeld();
+      } while (this.replayRequests !== served);
     } catch (err) {
       this.log.warn('Could not send the held notifications yet; retrying', {
         held: this.buffer.length,
         err,
       });
-      if (this.options.redis.status === 'ready') {
-        setTimeout(() => this.track(this.sendHeld()), 250).unref();
-      }
+      if (this.options.redis.status === 'ready') this.scheduleReplay();
     } finally {
       this.isSendingHeld = false;
     }
+  }
+
+  private async drainHeld(): Promise<void> {
+    if (this.backNotice !== undefined) {
+      await this.enqueue(this.backNotice);
+      this.backNotice = undefined;
+    }
+    const replayed = this.buffer.length > 0;
+    while (this.buffer.length > 0) await this.replayOldest();
+    this.dropped = 0;
+    // Redis answered: an outage seen only through failed commands (no reconnect) ends here.
+    if (replayed) this.outage.reachable();
+  }
+
+  /** Does the oldest held step; on failure it stays first, reduced to what is left of it. */
+  private async replayOldest(): Promise<void> {
+    const step = this.buffer[0];
+    if (step === undefined) return;
+    try {
+      await this.perform(step);
+    } catch (err) {
+      const at = this.buffer.indexOf(step);
+      if (!isBug(err)) {
+        if (at >= 0) this.buffer[at] = remainderOf(step, err);
+        throw err;
+      }
+      this.log.error('Notification lost to a bug', { step: describeStep(step), err });
+    }
+    const at = this.buffer.indexOf(step);
+    if (at >= 0) this.buffer.splice(at, 1);
   }
 }
 

@@ -33,6 +33,7 @@ describe('createStateKeys', () => {
       'notify:active:queue:{n1:-}',
     );
     expect(keys.notificationHistory()).toBe('notifications:history');
+    expect(keys.notificationOutageReporter()).toBe('notify:outage_reporter');
     expect(keys.notificationsQueue()).toBe('{notifications}');
     expect(keys.controlRequests()).toBe('{scheduler}:control');
     expect(keys.controlResults()).toBe('{scheduler}:control_results');
@@ -58,6 +59,7 @@ describe('createStateKeys', () => {
       keys.notificationCooldown('k', { nodeId: 'n', portfolioId: null }, 'warning'),
       keys.notificationActive('k', { nodeId: null, portfolioId: 'p' }),
       keys.notificationHistory(),
+      keys.notificationOutageReporter(),
       keys.controlRequests(),
       keys.controlResults(),
       keys.queuePrefix(),

@@ -62,6 +62,11 @@ export interface StateKeys {
   notificationActive(group: string, subject: NotificationSubject): string;
   /** `notifications:history` — LIST of `NotificationRecord`, newest first, capped. */
   notificationHistory(): string;
+  /**
+   * `notify:outage_reporter` — STRING owner (app, instance, process), TTL = the reporter lease TTL:
+   * the one process that tells the webhooks directly when Redis goes away, so an outage is one notice.
+   */
+  notificationOutageReporter(): string;
   /** BullMQ queue name of the notifications: `{notifications}`. */
   notificationsQueue(): string;
   /** `{scheduler}:control` — LIST of `ControlRequest`, oldest at the head; the leader consumes it. */
@@ -126,6 +131,7 @@ export function createStateKeys(prefix = ''): StateKeys {
       k(`notify:cooldown:${assertKind(kind)}:${subject(s)}:${assertKind(level)}`),
     notificationActive: (group, s) => k(`notify:active:${assertKind(group)}:${subject(s)}`),
     notificationHistory: () => k('notifications:history'),
+    notificationOutageReporter: () => k('notify:outage_reporter'),
     notificationsQueue: () => tag('notifications'),
     controlRequests: () => k(`${SCHEDULER}:control`),
     controlResults: () => k(`${SCHEDULER}:control_results`),
