@@ -1,4 +1,4 @@
-import type { Notifier } from '@ginkgo-live/notification-adapter';
+import { QUEUE_CONDITION, queueSubject, type Notifier } from '@ginkgo-live/notification-adapter';
 
 /** How full a queue is, remembered until it clears: normal < warning < critical < full. */
 export type Pressure = 'normal' | 'warning' | 'critical' | 'full';
@@ -18,7 +18,7 @@ export interface PressureThresholds {
 export const DEFAULT_THRESHOLDS: PressureThresholds = {
   warning: 0.7,
   critical: 0.95,
-  resolveBelow: 0.6,
+  resolveBelow: QUEUE_CONDITION.resolveBelow,
 };
 
 /**
@@ -51,17 +51,12 @@ export interface QueueReading {
   refused: number;
 }
 
-const QUEUE_KINDS = [
-  { kind: 'queue_usage_high', level: 'warning' },
-  { kind: 'queue_usage_high', level: 'critical' },
-  { kind: 'queue_full', level: 'critical' },
-] as const;
-
 /**
  * Turns queue readings into notifications: a warning at 70 %, a critical at 95 %, a `queue_full`
  * critical at capacity, one resolved notice below 60 %. Dedupe is per portfolio queue (not per
- * node), shared through Redis, so several nodes watching one queue send one notice. `notify` is
- * fire-and-forget: nothing here waits on delivery.
+ * node), shared through Redis as `QUEUE_CONDITION`, so several nodes watching one queue, and the
+ * producers it refuses (`QueueFullAlarm`), send one notice. `notify` is fire-and-forget: nothing
+ * here waits on delivery.
  */
 export class QueuePressureWatcher {
   private readonly pressure = new Map<string, Pressure>();
@@ -89,16 +84,16 @@ export class QueuePressureWatcher {
       refused_since_last_notice: refused - (this.refusedAtNotice.get(portfolioId) ?? refused),
     };
     this.refusedAtNotice.set(portfolioId, refused);
-    const subject = { portfolioId };
+    const subject = queueSubject(portfolioId);
     const percent = `${Math.round(usage * 100)} %`;
     if (next === 'normal') {
       this.notifier.resolve({
-        group: 'queue',
+        group: QUEUE_CONDITION.group,
         subject,
         title: `Queue of ${portfolioId} back to normal`,
         message: `${depth}/${capacity} events (${percent}), below ${this.thresholds.resolveBelow * 100} %.`,
         details,
-        kinds: QUEUE_KINDS,
+        kinds: QUEUE_CONDITION.kinds,
       });
       return;
     }
@@ -106,7 +101,7 @@ export class QueuePressureWatcher {
     this.notifier.notify({
       kind: full ? 'queue_full' : 'queue_usage_high',
       level: next === 'warning' ? 'warning' : 'critical',
-      group: 'queue',
+      group: QUEUE_CONDITION.group,
       subject,
       title: full ? `Queue of ${portfolioId} is full` : `Queue of ${portfolioId} at ${percent}`,
       message: full

@@ -11,6 +11,7 @@ import {
 } from '@ginkgo-live/runtime';
 import { DEFAULT_QUEUE_CAPACITY } from '@ginkgo-live/portfolio-queue';
 import { loadRedisConfig, type RedisConfig } from '@ginkgo-live/redis-client';
+import { loadNotificationConfig, type NotificationConfig } from '@ginkgo-live/notification-adapter';
 
 export interface FeedConfig {
   /** `FEED_RATE`: ticks per second per symbol, default 5. */
@@ -23,6 +24,8 @@ export interface FeedConfig {
   queueCapacity: number;
   redis: RedisConfig;
   logging: LoggingConfig;
+  /** `NOTIFY_*`: the feed raises `queue_full` when a full queue refuses its events. */
+  notify: NotificationConfig;
 }
 
 const feedEnvSchema = z.object({
@@ -38,9 +41,10 @@ export function loadConfig(env: Env): ConfigResult<FeedConfig> {
     feed: parseEnv(feedEnvSchema, env),
     redis: loadRedisConfig(env),
     logging: loadLoggingConfig(env),
+    notify: loadNotificationConfig(env),
   });
   if (!parts.ok) return parts;
-  const { feed, redis, logging } = parts.value;
+  const { feed, redis, logging, notify } = parts.value;
   return {
     ok: true,
     value: {
@@ -50,6 +54,7 @@ export function loadConfig(env: Env): ConfigResult<FeedConfig> {
       queueCapacity: feed.PORTFOLIO_QUEUE_CAPACITY,
       redis,
       logging,
+      notify,
     },
   };
 }

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '@ginkgo-live/runtime';
 import type { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
 import { decodePayload, type StateKeys } from '@ginkgo-live/state-keys';
+import { createFeedAlarm, type FeedAlarm } from './feed-alarm.ts';
 import { RandomWalk, startingPrice } from './random-walk.ts';
 
 export interface MarketFeedOptions {
@@ -12,6 +13,8 @@ export interface MarketFeedOptions {
   volatilityBp: number;
   catalogRefreshMs: number;
   logger: Logger;
+  /** Raises `queue_full` when a full queue refuses; default: built on `redis` (`createFeedAlarm`). */
+  alarm?: FeedAlarm;
 }
 
 /** Counters of what the feed offered. */
@@ -34,8 +37,11 @@ export class MarketFeed {
   private catalogTimer: NodeJS.Timeout | undefined;
   private round: Promise<void> | undefined;
   private failing = false;
+  private readonly alarm: FeedAlarm;
 
-  constructor(private readonly options: MarketFeedOptions) {}
+  constructor(private readonly options: MarketFeedOptions) {
+    this.alarm = options.alarm ?? createFeedAlarm(options);
+  }
 
   async start(): Promise<void> {
     await this.refreshCatalog();
@@ -53,6 +59,7 @@ export class MarketFeed {
     clearInterval(this.timer);
     clearInterval(this.catalogTimer);
     await this.round;
+    await this.alarm.notifier.close();
   }
 
   /** Symbol → portfolios following it, from the catalog. Keeps the last view when Redis fails. */
@@ -116,6 +123,11 @@ export class MarketFeed {
       const result = await this.options.queues.add(portfolioId, tick);
       if (result.ok) this.counters.accepted += 1;
       else this.counters.refused += 1;
+      // The producer sees a full queue even when every consumer is frozen or dead.
+      const { capacity } = this.options.queues;
+      if (result.ok) this.alarm.alarm.accepted(portfolioId, { depth: result.depth, capacity });
+      else if (result.reason === 'full')
+        this.alarm.alarm.refused(portfolioId, { depth: result.depth, capacity });
       if (this.failing) {
         this.failing = false;
         this.options.logger.info('Publishing again');
