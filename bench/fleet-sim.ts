@@ -150,7 +150,12 @@ export class SimulatedFleet {
           node.ids.map((id) => ({
             portfolioId: id,
             state: fleetPortfolioState(id, node.nodeId, now),
-            holdsLease: true,
+            lease: {
+              token: `${node.nodeId}/sim/1`,
+              loadedToken: '',
+              loadedVersion: 0,
+              mayReassert: true,
+            },
           })),
         )
         .catch(() => {

@@ -1,12 +1,13 @@
 import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
+import { PortfolioQueueReader, PortfolioQueues } from '@ginkgo-live/portfolio-queue';
 import { keySlot } from '@ginkgo-live/redis-client';
 import {
   createStateKeys,
   decodePayload,
   type Assignment,
   type NodeRecord,
+  type PortfolioBook,
 } from '@ginkgo-live/state-keys';
 import { fleetNodeInfo, fleetPortfolioState, RedisCluster } from '@ginkgo-live/testing';
 // The apps' own Redis adapters, driven against a cluster as the apps would drive them.
@@ -34,6 +35,19 @@ beforeAll(async () => {
 afterAll(async () => {
   redis.disconnect();
   await cluster.cleanup();
+});
+
+const book = (id: string, now: string): PortfolioBook => ({
+  _v: 1,
+  portfolio_id: id,
+  node_id: 'cn-9',
+  cash: 1_000,
+  positions: {},
+  last_prices: {},
+  strategy_state: {},
+  processed_count: 3,
+  failed_count: 0,
+  updated_at: now,
 });
 
 /** Which master holds each key (by SCAN on every master). */
@@ -73,17 +87,26 @@ describe('the stack’s Redis operations on a real 3-master Redis Cluster', () =
         ids.map((id) => ({
           portfolioId: id,
           state: fleetPortfolioState(id, nodeId, now),
-          holdsLease: true,
+          lease: {
+            token: `${nodeId}/test/1`,
+            loadedToken: '',
+            loadedVersion: 0,
+            mayReassert: true,
+          },
         })),
       );
-    expect(await beat(node, 'cn-1')).toEqual([]);
+    // No lease yet and no book: each is taken (as after Redis came back empty).
+    const first = await beat(node, 'cn-1');
+    expect(first.lost).toEqual([]);
+    expect(first.retaken.sort()).toEqual([...ids].sort());
+    expect(await beat(node, 'cn-1')).toEqual({ lost: [], retaken: [] });
 
     expect(await redis.pttl(keys.heartbeat('cn-1'))).toBeGreaterThan(14_000);
     const info = decodePayload('nodeInfo', 'i', (await redis.get(keys.nodeInfo('cn-1'))) ?? '');
     expect(info.ok && info.value.portfolio_ids).toEqual(ids);
     expect(await redis.zscore(keys.nodeRegistry(), 'cn-1')).not.toBeNull();
     for (const id of ids) {
-      expect(await redis.get(keys.portfolioLease(id))).toBe('cn-1');
+      expect(await redis.get(keys.portfolioLease(id))).toBe('cn-1/test/1');
       const state = decodePayload(
         'portfolioState',
         's',
@@ -112,31 +135,19 @@ describe('the stack’s Redis operations on a real 3-master Redis Cluster', () =
       nodeInfoTtlMs: 45_000,
       portfolioStateTtlMs: 45_000,
     });
-    expect((await beat(intruder, 'cn-2')).sort()).toEqual([...ids].sort());
-    for (const id of ids) expect(await redis.get(keys.portfolioLease(id))).toBe('cn-1');
+    expect((await beat(intruder, 'cn-2')).lost.sort()).toEqual([...ids].sort());
+    for (const id of ids) expect(await redis.get(keys.portfolioLease(id))).toBe('cn-1/test/1');
 
-    // Flush and release, per portfolio slot.
+    // Flush, per portfolio slot.
     expect(
       await node.flush(
         ids.map((id) => ({
           portfolioId: id,
           state: fleetPortfolioState(id, 'cn-1', now),
-          book: {
-            _v: 1,
-            portfolio_id: id,
-            node_id: 'cn-1',
-            cash: 1_000,
-            positions: {},
-            last_prices: {},
-            strategy_state: {},
-            processed_count: 1,
-            failed_count: 0,
-            updated_at: now,
-          },
+          token: 'cn-1/test/1',
         })),
       ),
     ).toEqual([]);
-    for (const id of ids) expect(await redis.exists(keys.portfolioBook(id))).toBe(1);
     await node.forgetNode();
     expect(await redis.exists(keys.heartbeat('cn-1'), keys.nodeInfo('cn-1'))).toBe(0);
     expect(await redis.zscore(keys.nodeRegistry(), 'cn-1')).toBeNull();
@@ -224,6 +235,47 @@ describe('the stack’s Redis operations on a real 3-master Redis Cluster', () =
       for (const masters of queueMasters.values()) expect(masters.size).toBe(1);
       // … and the queues on every master.
       expect(new Set([...queueMasters.values()].flatMap((m) => [...m])).size).toBe(3);
+
+      // The consumer's side in each slot: lease, peek, and the commit that writes the book and
+      // removes the jobs (job hashes are reached by the script in the portfolio's slot).
+      const store = new NodeStore({
+        redis,
+        keys,
+        nodeId: 'cn-9',
+        heartbeatTtlMs: 15_000,
+        nodeInfoTtlMs: 45_000,
+        portfolioStateTtlMs: 45_000,
+      });
+      const now = new Date().toISOString();
+      // (The first five are still leased to cn-1 by the heartbeat test.)
+      for (const id of PORTFOLIOS.slice(5)) {
+        const token = `cn-9/test/${id}`;
+        expect(await store.acquireLease(id, token)).toEqual({
+          ok: true,
+          loaded: null,
+          reclaimedJobs: 0,
+        });
+        const reader = new PortfolioQueueReader(redis, redis, keys, id);
+        const events = await reader.peek(10);
+        expect(events.map((e) => e.jobId)).toEqual(
+          [1, 2, 3].map((s) => `${queues.producerId}-${s}`),
+        );
+        const lease = { token, loadedToken: '', loadedVersion: 0, mayReassert: true };
+        const commit = {
+          portfolioId: id,
+          lease,
+          version: 1,
+          book: { ...book(id, now), fence: { token, version: 1 } },
+          state: fleetPortfolioState(id, 'cn-9', now),
+          applied: events.map((e) => e.jobId),
+          failed: [],
+          release: true,
+        };
+        expect(await store.commit(commit)).toEqual({ kind: 'ok', missing: 0 });
+        expect(await reader.peek(10)).toEqual([]);
+        expect(await redis.hget(keys.portfolioFence(id), 'version')).toBe('1');
+        expect(await redis.exists(keys.portfolioLease(id))).toBe(0);
+      }
     } finally {
       await queues.close();
     }

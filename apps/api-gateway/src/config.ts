@@ -12,6 +12,7 @@ import {
   type LoggingConfig,
 } from '@ginkgo-live/runtime';
 import { loadRedisConfig, type RedisConfig } from '@ginkgo-live/redis-client';
+import { loadNotificationConfig, type NotificationConfig } from '@ginkgo-live/notification-adapter';
 
 export interface SecurityConfig {
   /** `GATEWAY_API_KEYS`: comma-separated keys (`X-API-Key` or `Authorization: Bearer`); none = open. Never logged. */
@@ -31,9 +32,17 @@ export interface GatewayConfig {
   host: string;
   /** `GATEWAY_OVERVIEW_INTERVAL_MS`, default 1000: how often the operations page is updated. */
   overviewIntervalMs: number;
+  /**
+   * `GATEWAY_LEADER_MISSING_AFTER_MS`, default 30000: no scheduler has held the leader lock this
+   * long (every scheduler dead or frozen) → `scheduler_leader_missing`, raised by the gateway.
+   * Above the lock's TTL, so a normal failover between schedulers is no alarm.
+   */
+  leaderMissingAfterMs: number;
   security: SecurityConfig;
   redis: RedisConfig;
   logging: LoggingConfig;
+  /** `NOTIFY_*`: the gateway raises and resolves `scheduler_leader_missing`. */
+  notify: NotificationConfig;
 }
 
 const list = (raw: string | undefined): string[] =>
@@ -57,6 +66,7 @@ const schema = z.object({
   ),
   GATEWAY_RATE_LIMIT_PER_MINUTE: envInt({ default: 300, min: 1, max: 1_000_000 }),
   GATEWAY_OVERVIEW_INTERVAL_MS: envDurationMs(1_000, 200),
+  GATEWAY_LEADER_MISSING_AFTER_MS: envDurationMs(30_000, 500),
 });
 
 /** Reads the gateway's configuration. Pure. */
@@ -65,15 +75,17 @@ export function loadConfig(env: Env): ConfigResult<GatewayConfig> {
     gateway: parseEnv(schema, env),
     redis: loadRedisConfig(env),
     logging: loadLoggingConfig(env),
+    notify: loadNotificationConfig(env),
   });
   if (!parts.ok) return parts;
-  const { gateway, redis, logging } = parts.value;
+  const { gateway, redis, logging, notify } = parts.value;
   return {
     ok: true,
     value: {
       port: gateway.GATEWAY_PORT,
       host: gateway.GATEWAY_HOST ?? '0.0.0.0',
       overviewIntervalMs: gateway.GATEWAY_OVERVIEW_INTERVAL_MS,
+      leaderMissingAfterMs: gateway.GATEWAY_LEADER_MISSING_AFTER_MS,
       security: {
         apiKeys: list(gateway.GATEWAY_API_KEYS),
         publicReads: gateway.GATEWAY_PUBLIC_READS,
@@ -82,6 +94,7 @@ export function loadConfig(env: Env): ConfigResult<GatewayConfig> {
       },
       redis,
       logging,
+      notify,
     },
   };
 }

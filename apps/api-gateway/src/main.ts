@@ -8,11 +8,13 @@ import {
   redactSecrets,
 } from '@ginkgo-live/runtime';
 import { describeRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
+import { createAppNotifier } from '@ginkgo-live/notification-adapter';
 import { createStateKeys } from '@ginkgo-live/state-keys';
 import { loadConfig } from './config.ts';
 import { createFleetRegistry } from './fleet-metrics.ts';
 import { ControlQueue } from './control-queue.ts';
 import { FleetReader } from './fleet-reader.ts';
+import { LeaderWatch } from './leader-watch.ts';
 import { OverviewFeed } from './overview-feed.ts';
 import { createApp } from './http/app.ts';
 
@@ -49,6 +51,22 @@ const overview = new OverviewFeed({
   intervalMs: config.overviewIntervalMs,
 });
 overview.start();
+// A scheduler cannot report that no scheduler leads: the gateway, alive, reads the lock.
+const notifier = createAppNotifier({
+  redis: connections.main,
+  keys,
+  app: 'api-gateway',
+  instanceId: String(process.pid),
+  config: config.notify,
+  logger,
+});
+const leaderWatch = new LeaderWatch({
+  readLeader: () => connections.main.get(keys.schedulerLeader()),
+  notifier,
+  logger: logger.child({ component: 'leader-watch' }),
+  missingAfterMs: config.leaderMissingAfterMs,
+});
+leaderWatch.start();
 const app = createApp({
   overview,
   reader,
@@ -74,12 +92,14 @@ handleShutdownSignals({
   logger,
   stop: async () => {
     overview.stop();
+    leaderWatch.stop();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     // Open operations pages hold their event streams: requests in flight get a second, then every
     // connection is ended, or close() would wait forever.
     setTimeout(() => server.closeAllConnections(), 1_000).unref();
     await closed;
+    await notifier.close();
     await connections.close();
     return 0;
   },

@@ -1,5 +1,5 @@
 import { QueueKeys } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { LuaScript, type RedisLike } from '@ginkgo-live/redis-client';
 import type { StateKeys } from '@ginkgo-live/state-keys';
 
@@ -69,7 +69,7 @@ export class PortfolioQueueReader {
    */
   constructor(
     private readonly redis: RedisLike,
-    private readonly blocking: Redis,
+    private readonly blocking: Redis | Cluster,
     keys: StateKeys,
     portfolioId: string,
   ) {
