@@ -79,6 +79,11 @@ export class Scheduler {
   private readonly nudges = new Map<string, { count: number; nextAtMs: number }>();
   /** A non-empty catalog was seen since start: an empty one later means it was lost. */
   private catalogSeen = false;
+  /**
+   * Whether `catalog_missing` may be firing: true after this scheduler raised it, and at start (a
+   * leader that died may have raised it), so the first sight of a catalog resolves it.
+   */
+  private catalogMissingMayFire = true;
   private readonly log: Logger;
 
   constructor(private readonly options: SchedulerOptions) {
@@ -202,6 +207,7 @@ export class Scheduler {
   private async catalogVanished(world: World): Promise<boolean> {
     if (world.catalog.size > 0) {
       this.catalogSeen = true;
+      this.catalogBack(world.catalog.size);
       return false;
     }
     if (world.assignments.size === 0 && !this.catalogSeen) {
@@ -220,6 +226,7 @@ export class Scheduler {
       planPortfolios: world.assignments.size,
       reloadFrom: this.options.catalogFile === undefined ? null : 'catalog file',
     });
+    this.catalogMissingMayFire = true;
     this.options.notifier.notify({
       kind: 'catalog_missing',
       level: 'critical',
@@ -233,6 +240,19 @@ export class Scheduler {
       );
     }
     return true;
+  }
+
+  /** The catalog is in Redis: a `catalog_missing` still firing gets its one resolved notice. */
+  private catalogBack(portfolios: number): void {
+    if (!this.catalogMissingMayFire) return;
+    this.catalogMissingMayFire = false;
+    this.options.notifier.resolve({
+      group: 'catalog_missing',
+      title: 'Portfolio catalog back',
+      message: `The catalog is in Redis again (${portfolios} portfolios); planning goes on.`,
+      details: { portfolios },
+      kinds: [{ kind: 'catalog_missing', level: 'critical' }],
+    });
   }
 
   private async plan(world: World): Promise<void> {
