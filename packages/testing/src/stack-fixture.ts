@@ -148,6 +148,22 @@ export class StackFixture {
     return worker;
   }
 
+  /** Starts the demo market feed (the producer of every catalogued portfolio) and waits until it runs. */
+  async startFeed(env: Record<string, string> = {}): Promise<ManagedProcess> {
+    const feed = ManagedProcess.start(
+      this.entry('market-feed', 'market-feed', {
+        ...FAST,
+        ...this.redisEnv,
+        REDIS_KEY_PREFIX: this.keys.prefix,
+        FEED_CATALOG_REFRESH_MS: '200',
+        ...env,
+      }),
+    );
+    this.processes.push(feed);
+    await feed.waitForLine('Market feed running', 20_000);
+    return feed;
+  }
+
   /** Names of the Redis connections whose client name contains `part` (from CLIENT LIST). */
   async connectionNames(part: string): Promise<string[]> {
     return String(await this.redis.client('LIST'))
