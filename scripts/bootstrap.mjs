@@ -6,6 +6,8 @@
 //   node scripts/bootstrap.mjs start [stack options]   the local stack on an embedded Redis
 //   node scripts/bootstrap.mjs dev                     turbo dev (watch mode) on the same Redis
 //   node scripts/bootstrap.mjs bench [--quick]         build the bundles, run the benchmarks
+//   node scripts/bootstrap.mjs chaos [--seed N …]      the fault campaign (apps from source;
+//                                                      --bundled builds and runs the bundles)
 //   node scripts/bootstrap.mjs test  [vitest filters]  format check, lint, typecheck, every test
 import { spawnSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -141,8 +143,8 @@ function runForeground(command, args) {
 
 function main() {
   const [task, ...rest] = process.argv.slice(2);
-  if (!['start', 'test', 'dev', 'bench'].includes(task))
-    fail('usage: bootstrap.mjs <start|dev|test|bench> [options]');
+  if (!['start', 'test', 'dev', 'bench', 'chaos'].includes(task))
+    fail('usage: bootstrap.mjs <start|dev|test|bench|chaos> [options]');
   checkNode();
   const pnpm = ensurePnpm();
   ensurePackages(pnpm);
@@ -158,6 +160,17 @@ function main() {
     if (run(pnpm, ['exec', 'turbo', 'run', 'build', '--output-logs=errors-only']) !== 0)
       process.exit(1);
     runForeground(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...rest]);
+    return;
+  }
+  if (task === 'chaos') {
+    // The apps run from source (as the end-to-end tests run them): nothing to build, and never a
+    // stale bundle. With --bundled they run their production bundles, built first.
+    if (rest.includes('--bundled')) {
+      say('Build (--bundled: the campaign runs the production bundles)');
+      if (run(pnpm, ['exec', 'turbo', 'run', 'build', '--output-logs=errors-only']) !== 0)
+        process.exit(1);
+    }
+    runForeground(process.execPath, ['--import', 'tsx', 'chaos/run.ts', ...rest]);
     return;
   }
   ensureSentinel();
