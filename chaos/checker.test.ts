@@ -8,6 +8,7 @@ import {
   classifyLoss,
   faultBefore,
   faultLivedThrough,
+  faultOfStall,
   noticesOf,
   readAppliedRange,
   readBook,
@@ -375,6 +376,15 @@ describe('stalls', () => {
     ]);
   });
 
+  it('belong to the fault they overlap most, else the one before', () => {
+    const faults = [fault(1, 'redis-kill', 10_000, 12_000), fault(2, 'node-kill', 20_000, 22_000)];
+    const stall = (startMs: number, endMs: number) => ({ portfolioId: 'p1', startMs, endMs });
+    expect(faultOfStall(faults, stall(9_800, 12_500))?.id).toBe(1);
+    expect(faultOfStall(faults, stall(11_900, 21_000))?.id).toBe(2);
+    expect(faultOfStall(faults, stall(14_000, 15_000))?.id).toBe(1);
+    expect(faultOfStall(faults, stall(1_000, 2_000))).toBeUndefined();
+  });
+
   it('closes a stall still open at the last sample', () => {
     expect(
       stallsOf([sample(0, 1, 0, 1), sample(250, 1, 4, 5), sample(500, 1, 9, 9)], 'p1'),
@@ -606,5 +616,33 @@ describe('books that go back', () => {
       '      …',
     ]);
     expect(history).toContain('      seq 21: accepted at 21.0 s, applied');
+  });
+});
+
+describe('losses of events a sampled book had applied', () => {
+  const applied = book(rangeOf([1, 2, 3, 4, 5, 8, 9, 10]));
+  const seen = rangeOf(range1to(7));
+  const kill = fault(1, 'redis-kill', 7_500, 9_000);
+
+  it('are excused by the fsync window of the kill that rolled the book back', () => {
+    const rollbacks = [
+      { atMs: 9_100, portfolioId: 'p1', before: seen, after: rangeOf(range1to(5)) },
+    ];
+    const v = checkPortfolio(feedOf(10), applied, [kill], { fsyncWindowMs: 2_000, rollbacks });
+    expect(v.lostWindow).toEqual([
+      { seq: 6, faultId: 1 },
+      { seq: 7, faultId: 1 },
+    ]);
+  });
+
+  it('are durable when a later fault took them, even if accepted within a kill’s window', () => {
+    const empty = fault(2, 'redis-empty', 20_000, 21_000, { appliedBefore: { p1: 7 } });
+    const rollbacks = [{ atMs: 20_500, portfolioId: 'p1', before: seen, after: null }];
+    const v = checkPortfolio(feedOf(10), applied, [kill, empty], {
+      fsyncWindowMs: 2_000,
+      rollbacks,
+    });
+    expect(v.lostDurable).toEqual([6, 7]);
+    expect(v.lostWindow).toEqual([]);
   });
 });

@@ -124,7 +124,9 @@ export type LossClass = { permitted: true; faultId: number } | { permitted: fals
  * Classifies an accepted seq the book does not hold. Permitted only inside a window Redis itself
  * declares: accepted within `fsyncWindowMs` before a Redis SIGKILL (appendfsync everysec), or
  * accepted before a kill that restarted Redis empty while it was still queued (above the last seq
- * the book in Redis said it had applied just before the kill). Everything else is a durable loss.
+ * the book in Redis said it had applied just before the kill). An event a sampled book had applied
+ * and a later rollback took away is excused only by the fsync window of the kill before that
+ * rollback. Everything else is a durable loss.
  */
 export function classifyLoss(
   portfolioId: string,
@@ -132,7 +134,17 @@ export function classifyLoss(
   atMs: number,
   faults: readonly FaultRecord[],
   fsyncWindowMs: number,
+  rollbacks: readonly Rollback[] = [],
 ): LossClass {
+  // Seen applied in a book Redis held, then taken away: only a Redis SIGKILL whose fsync window
+  // holds the event (its queue entry and the book's record of it both unwritten) excuses that.
+  const back = rollbackOf(rollbacks, portfolioId, seq, atMs);
+  if (back !== undefined) {
+    const f = faultBefore(faults, back.atMs);
+    return f?.kind === 'redis-kill' && atMs >= f.startMs - fsyncWindowMs && atMs <= f.startMs
+      ? { permitted: true, faultId: f.id }
+      : { permitted: false };
+  }
   for (const f of faults) {
     if (f.kind === 'redis-kill' && atMs >= f.startMs - fsyncWindowMs && atMs <= f.startMs)
       return { permitted: true, faultId: f.id };
@@ -188,6 +200,8 @@ export interface PortfolioVerdict {
 export interface CheckOptions {
   fsyncWindowMs: number;
   maxGaps?: number;
+  /** Books seen going back: an event a sample saw applied and a rollback took away. */
+  rollbacks?: readonly Rollback[];
 }
 
 /** Checks one portfolio's final book against what its producer was told. */
@@ -274,7 +288,14 @@ export function checkPortfolio(
   const ordered = [...feed.seqs.entries()].sort((a, b) => a[0] - b[0]);
   for (const [seq, record] of ordered) {
     if (record.outcome !== 'accepted' || applied.has(seq) || seq < rebuilt.exactFrom) continue;
-    const loss = classifyLoss(p, seq, record.atMs, faults, options.fsyncWindowMs);
+    const loss = classifyLoss(
+      p,
+      seq,
+      record.atMs,
+      faults,
+      options.fsyncWindowMs,
+      options.rollbacks,
+    );
     if (loss.permitted) verdict.lostWindow.push({ seq, faultId: loss.faultId });
     else verdict.lostDurable.push(seq);
   }
@@ -466,6 +487,26 @@ export function rollbackOf(
   );
 }
 
+/**
+ * The fault a stall belongs to: the one whose window it overlaps most (a stall starts at the last
+ * sample that saw progress, just before the fault), else the last one before it.
+ */
+export function faultOfStall(
+  faults: readonly FaultRecord[],
+  stall: Stall,
+): FaultRecord | undefined {
+  let best: FaultRecord | undefined;
+  let bestOverlap = 0;
+  for (const f of faults) {
+    const overlap = Math.min(f.endMs, stall.endMs) - Math.max(f.startMs, stall.startMs);
+    if (overlap > bestOverlap) {
+      best = f;
+      bestOverlap = overlap;
+    }
+  }
+  return best ?? faultBefore(faults, stall.startMs);
+}
+
 /** The notices one fault raised: firing and resolved of its expected kinds, before the next fault. */
 export interface FaultNotices {
   faultId: number;
@@ -552,7 +593,11 @@ const sumOf = (values: readonly number[]): number => values.reduce((a, b) => a +
 /** The whole verdict: every portfolio, every fault kind, the failures. */
 export function checkCampaign(input: CampaignInput): CampaignVerdict {
   const faults = [...input.faults].sort((a, b) => a.startMs - b.startMs);
-  const options = { fsyncWindowMs: input.fsyncWindowMs, maxGaps: input.maxGaps };
+  const options = {
+    fsyncWindowMs: input.fsyncWindowMs,
+    maxGaps: input.maxGaps,
+    rollbacks: input.rollbacks,
+  };
   const verdicts = input.portfolios.map((p) =>
     checkPortfolio(
       input.feeds.get(p) ?? { portfolioId: p, seqs: new Map(), refused: 0, anomalies: [] },
@@ -645,7 +690,7 @@ export function checkCampaign(input: CampaignInput): CampaignVerdict {
   }
   for (const e of input.exits) row(faultBefore(faults, e.atMs)).exits += 1;
   for (const s of stalls) {
-    const r = row(faultBefore(faults, s.startMs));
+    const r = row(faultOfStall(faults, s));
     r.longestStallMs = Math.max(r.longestStallMs, s.endMs - s.startMs);
   }
 

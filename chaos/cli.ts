@@ -105,7 +105,7 @@ const READING_NOTES = [
   "The applied set is rebuilt from the book (first..last minus the gaps); the book's count and checksum, recomputed over that set in increasing order, prove no duplicate (count) and no reordering (checksum). **?**: the books keep no applied record (the exactly-once bookkeeping is not there), so only the per-portfolio lower bounds from processed_count are known.",
   '**unknown**: adds that failed with Redis (outcome unknown, the seq consumed); each may be applied, at most once. **phantoms**: applied seqs the producer never sent. **refused**: adds a full queue refused (no seq consumed).',
   '**longest stall**: the longest time a portfolio applied nothing while events waited for it (its queue not empty, or new events accepted) or Redis could not be read; sampled every 250 ms.',
-  "**notified / resolved**: faults whose expected notification (firing, then resolved) reached the campaign's webhook before the next fault; reported, not yet a failure.",
+  "**notified / resolved**: faults whose expected notification (firing, then resolved) reached the campaign's webhook (every app delivers there) before the next fault; reported, not yet a failure. None is expected for a graceful stop, a drain or a migrate, nor for a leader kill (the standby takes the lock within the leader TTL, before the gateway would call the leader missing).",
   'Left out of this campaign: Sentinel failover (it needs a replica and three sentinels; `e2e/live/sentinel-failover.test.ts` covers it on its own).',
 ];
 

@@ -82,11 +82,14 @@ export class ChaosStack {
           const states = await Promise.all(portfolios.map((p) => stack.fx.state(p)));
           return states.every((s) => s?.status === 'running');
         },
-        { timeoutMs: 60_000, intervalMs: 250, description: 'every portfolio running' },
+        { timeoutMs: 90_000, intervalMs: 250, description: 'every portfolio running' },
       );
     } catch (err) {
+      const detail = await stack.describe(portfolios).catch(() => '(Redis unreadable)');
       await stack.close();
-      throw err;
+      throw new Error(`the stack did not come up: ${(err as Error).message}\n${detail}`, {
+        cause: err,
+      });
     }
     return stack;
   }
@@ -143,6 +146,21 @@ export class ChaosStack {
     }
     await this.fx.close();
     await this.server.cleanup();
+  }
+
+  /** Each portfolio's state and every process's last warnings, for a failure message. */
+  async describe(portfolios: readonly string[]): Promise<string> {
+    const lines: string[] = [];
+    for (const p of portfolios) {
+      const raw = await this.fx.redis.get(this.fx.keys.portfolioState(p));
+      lines.push(`  ${p}: ${raw === null ? 'no state' : raw.slice(0, 300)}`);
+    }
+    for (const p of this.started) {
+      const trouble = p.lines.filter((l) => /"level":"(warn|error)"|^[^{]/.test(l)).slice(-5);
+      if (trouble.length > 0)
+        lines.push(`  ${p.name}:`, ...trouble.map((l) => `    ${l.slice(0, 400)}`));
+    }
+    return lines.join('\n');
   }
 
   /** Writes every process's output to `<dir>/<name>.<n>.log`. */

@@ -92,7 +92,7 @@ describe('the timeline picture', () => {
     expect(svg).toContain('#2 redis empty redis &quot;main&quot;');
     expect(svg).toContain('Fault campaign: seed 7 &amp; &lt;friends&gt;');
     expect(svg.match(/<title>btc-fast: seqs 400–420 lost<\/title><\/line>/g)).toHaveLength(1);
-    expect(svg).toContain('feed stopped: drain');
+    expect(svg).toContain('← feed stopped: drain');
     expect(svg.match(/<title>node node-2 exited \(code 1\)<\/title><\/path>/g)).toHaveLength(1);
     // Balanced groups, no bare ampersand.
     expect(svg.match(/<g[ >]/g)?.length).toBe(svg.match(/<\/g>/g)?.length);

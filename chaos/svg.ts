@@ -181,7 +181,9 @@ export function drawTimeline(input: TimelineInput): string {
     const fx = fmt(x(input.feedStoppedMs));
     out.push(
       `<g class="feed-stopped"><line x1="${fx}" y1="${top}" x2="${fx}" y2="${top + plotH}" stroke="#555" stroke-dasharray="6,4"/>`,
-      `<text x="${fmt(x(input.feedStoppedMs) + 4)}" y="${top + 12}" fill="#555">feed stopped: drain</text></g>`,
+      x(input.feedStoppedMs) > left + plotW - 120
+        ? `<text x="${fmt(x(input.feedStoppedMs) - 4)}" y="${top + plotH - 6}" fill="#555" text-anchor="end">feed stopped: drain →</text></g>`
+        : `<text x="${fmt(x(input.feedStoppedMs) + 4)}" y="${top + plotH - 6}" fill="#555">← feed stopped: drain</text></g>`,
     );
   }
   // One line per portfolio.
