@@ -155,6 +155,7 @@ export class SimulatedFleet {
               loadedToken: '',
               loadedVersion: 0,
               mayReassert: true,
+              releasing: false,
             },
           })),
         )

@@ -218,6 +218,44 @@ describe('exactly once through node faults', () => {
     expect(a.exit).toBeUndefined();
   });
 
+  it('Redis gone longer than the lease TTL, back empty, the portfolio given to another node at once: the holder writes its book back, nobody starts it afresh', async () => {
+    await fx.addToCatalog('p1');
+    const a = await fx.startNode('a');
+    const b = await fx.startNode('b');
+    await fx.assign('a', ['p1']);
+    await waitFor(async () => (await fx.state('p1'))?.status === 'running');
+    let producer = feed(['p1']);
+    await waitFor(() => producer.total() >= 100, { timeoutMs: 10_000 });
+    await producer.stop();
+    const before = producer.accepted.get('p1') ?? [];
+    await settled('p1', before.length);
+
+    await server.kill();
+    await new Promise((resolve) => setTimeout(resolve, 3_000)); // lease TTL 2 s
+    await server.restart({ keepData: false });
+    // As a scheduler that has not heard from a yet might: p1 to b, straight away.
+    await fx.addToCatalog('p1');
+    await fx.assign('b', ['p1']);
+    await waitFor(async () => (await book('p1')) !== null, {
+      timeoutMs: 5_000,
+      description: 'the book written back',
+    });
+    expect((await book('p1'))?.fence?.token).toMatch(/^a\//);
+    await expectExactlyOnce('p1', before);
+
+    // Moved for real now: b loads a's book and goes on from it.
+    await fx.assign('a', []);
+    await waitFor(async () => (await fx.state('p1'))?.node_id === 'b', { timeoutMs: 10_000 });
+    producer = feed(['p1'], producer.queues);
+    await waitFor(() => producer.total() >= 100, { timeoutMs: 10_000 });
+    await producer.stop();
+    const all = [...before, ...(producer.accepted.get('p1') ?? [])];
+    await settled('p1', all.length);
+    await expectExactlyOnce('p1', all);
+    expect(logEntries(b, 'Portfolio loaded').map((e) => e['resumed'])).toEqual([true]);
+    expect(a.exit).toBeUndefined();
+  });
+
   it('skips an event its producer sent again (same producer, same seq) after it was applied', async () => {
     await fx.addToCatalog('p1');
     await fx.startNode('a');

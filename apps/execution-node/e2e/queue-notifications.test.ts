@@ -3,6 +3,7 @@ import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
 import type { Notification } from '@ginkgo-live/state-keys';
 import {
   logEntries,
+  metricsPortOf,
   ManagedProcess,
   RedisServer,
   StackFixture,
@@ -70,7 +71,8 @@ describe('queue notifications from a node, delivered to a real webhook', () => {
     await startDeliveryWorker().waitForLine('Notification worker running', 20_000);
     await fx.addToCatalog('p1');
     await holdLease('p1');
-    await fx.startNode('n1', { ...NOTIFY, NOTIFY_WEBHOOK_URL: url });
+    const node = await fx.startNode('n1', { ...NOTIFY, NOTIFY_WEBHOOK_URL: url });
+    const metricsPort = await metricsPortOf(node);
     await fx.assign('n1', ['p1']);
     const queues = new PortfolioQueues({ connection: fx.redis, keys: fx.keys, capacity: CAPACITY });
     closers.push(() => queues.close());
@@ -92,7 +94,17 @@ describe('queue notifications from a node, delivered to a real webhook', () => {
     await fill(queues, CAPACITY, 10);
     // The node has seen the refusals (so it sampled the still-full queue since), and everything
     // raised so far has been delivered: still one queue_full.
-    await waitFor(async () => (await fx.state('p1'))?.refused_count === 10, { timeoutMs: 3_000 });
+    // (Read from the node's own metrics: a node waiting for the lease writes no portfolio state,
+    // which belongs to the holder.)
+    await waitFor(
+      async () => {
+        const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+        return /ginkgo_portfolio_events_refused_total\{[^}]*portfolio_id="p1"[^}]*\} 10\b/.test(
+          text,
+        );
+      },
+      { timeoutMs: 3_000 },
+    );
     await waitFor(
       async () => (await fx.redis.llen(fx.keys.notificationHistory())) === receiver.received.length,
     );

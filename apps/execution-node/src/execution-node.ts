@@ -16,7 +16,7 @@ import {
 } from '@ginkgo-live/state-keys';
 import type { NodeConfig } from './config.ts';
 import { HeartbeatLoop } from './heartbeat-loop.ts';
-import { NodeStore } from './node-store.ts';
+import { NodeStore, type BeatLease } from './node-store.ts';
 import { PortfolioRunner, type RunnerLease } from './portfolio-runner.ts';
 import { ProcessStatsSampler } from './process-stats.ts';
 import { QueuePressureWatcher } from './queue-pressure.ts';
@@ -73,6 +73,12 @@ export class ExecutionNode {
   /** This process among all that ever ran under the node id: part of every lease token. */
   private readonly instance = `${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
   private leaseEpoch = 0;
+  /** When (performance.now()) the last beat attempt started, and when a freeze was last noticed. */
+  private lastBeatAttemptAt: number | undefined;
+  private lastFreezeNoticedAt: number | undefined;
+  private readonly youngRedisReported = new Set<string>();
+  /** When (performance.now()) the main connection last came back after losing Redis. */
+  private redisReconnectedAt: number | undefined;
   private lastProcessed = new Map<string, { count: number; at: number }>();
   private stopping: Promise<boolean> | undefined;
 
@@ -123,6 +129,12 @@ export class ExecutionNode {
         if (this.stopping !== undefined) return { ok: false, reason: 'stopped before Redis came' };
       }
     }
+    // Every ready after the first is a reconnect: Redis may have come back empty.
+    let readyBefore = connections.main.status === 'ready';
+    connections.main.on('ready', () => {
+      if (readyBefore) this.redisReconnectedAt = performance.now();
+      readyBefore = true;
+    });
     const claim = await this.store.claimNodeId(this.heartbeatPayload());
     if (!claim.ok) {
       return {
@@ -210,6 +222,16 @@ export class ExecutionNode {
   /** One heartbeat attempt: heartbeat, info, every state, leases renewed — one round trip. */
   private async beat(): Promise<void> {
     const startedAt = performance.now();
+    // Attempts come at least every interval while the process runs, Redis reachable or not: a gap
+    // longer than the lease TTL means the process itself was frozen (SIGSTOP, a stalled host).
+    const previous = this.lastBeatAttemptAt;
+    this.lastBeatAttemptAt = startedAt;
+    if (previous !== undefined && startedAt - previous > this.config.heartbeatTtlMs) {
+      this.lastFreezeNoticedAt = startedAt;
+      this.log.warn('This process was frozen longer than the lease TTL', {
+        frozenMs: Math.round(startedAt - previous),
+      });
+    }
     const runners = [...this.runners.values()];
     const info = this.info();
     // The info lands only if this write succeeds, so it says so: Redis reachable as of now.
@@ -220,7 +242,7 @@ export class ExecutionNode {
       last_success_at: info.last_heartbeat,
     };
     const claims = runners.map((r) => ({ runner: r, lease: r.leaseClaim() }));
-    const { lost, retaken } = await this.store.beat(
+    const { lost, resync } = await this.store.beat(
       this.heartbeatPayload(),
       info,
       claims.map(({ runner, lease }) => ({
@@ -229,17 +251,24 @@ export class ExecutionNode {
         lease,
       })),
     );
-    const lostSet = new Set(lost);
+    const lostTokens = new Set(lost.map((l) => l.token));
     for (const { runner, lease } of claims) {
-      if (lease !== null && !lostSet.has(runner.portfolioId)) runner.leaseRenewed(startedAt);
+      if (lease !== null && !lostTokens.has(lease.token)) runner.leaseRenewed(startedAt);
     }
-    for (const id of retaken) {
-      this.log.warn('Portfolio lease had vanished; taken back, book written again', {
-        portfolioId: id,
+    for (const { portfolioId, token } of resync) {
+      const runner = this.runners.get(portfolioId);
+      if (runner?.leaseClaim()?.token !== token) continue;
+      this.log.warn('Portfolio book missing or its lease had vanished; writing the book again', {
+        portfolioId,
       });
-      this.runners.get(id)?.requestSync();
+      runner.requestSync();
     }
     await this.dropLost(lost);
+  }
+
+  /** Whether this process ran without being frozen since `since` (performance.now()). */
+  private ranThroughout(since: number): boolean {
+    return this.lastFreezeNoticedAt === undefined || this.lastFreezeNoticedAt <= since;
   }
 
   /** Follows the assignment: loads what it names (up to capacity), unloads what it no longer names. */
@@ -306,11 +335,21 @@ export class ExecutionNode {
       });
     }
     const lease: RunnerLease = { token, loaded: acquired.loaded };
-    const saved = await this.store.readBook(portfolioId).catch(async (err: unknown) => {
-      // The lease is ours but the book could not be read: give the lease back, try again later.
-      await this.store.giveBack(portfolioId, token).catch(() => undefined);
-      throw err;
-    });
+    let saved = acquired.book;
+    if (saved === null && acquired.loaded === null) {
+      // No book and no fence: a new portfolio, one from before the hash tags, or one Redis lost.
+      try {
+        if (!(await this.freshStartAllowed(portfolioId))) {
+          await this.store.giveBack(portfolioId, token);
+          return;
+        }
+        saved = await this.store.readLegacyBook(portfolioId);
+      } catch (err) {
+        // The lease is ours but the load cannot finish: give it back, try again later.
+        await this.store.giveBack(portfolioId, token).catch(() => undefined);
+        throw err;
+      }
+    }
     if (saved !== null && !saved.ok) {
       this.log.error('Portfolio book is malformed; starting from the catalog', {
         portfolioId,
@@ -340,6 +379,28 @@ export class ExecutionNode {
     });
   }
 
+  /**
+   * A portfolio with no book and no fence starts from its catalog entry — unless this process saw
+   * Redis come back moments ago and Redis has been up less than a lease TTL and two beats: it may
+   * have come back empty, and the node that holds the portfolio in memory has until then to write
+   * it back (a fresh start now would reset it).
+   */
+  private async freshStartAllowed(portfolioId: string): Promise<boolean> {
+    const windowMs = this.config.heartbeatTtlMs + 2 * this.config.heartbeatIntervalMs;
+    const reconnectedAt = this.redisReconnectedAt;
+    if (reconnectedAt === undefined || performance.now() - reconnectedAt >= windowMs) return true;
+    const uptimeMs = await this.store.redisUptimeMs();
+    if (uptimeMs >= windowMs) return true;
+    if (!this.youngRedisReported.has(portfolioId)) {
+      this.youngRedisReported.add(portfolioId);
+      this.log.warn(
+        'Redis came back moments ago without a book of this portfolio; waiting for the node that holds it to write it back',
+        { portfolioId, uptimeMs, waitMs: windowMs - uptimeMs },
+      );
+    }
+    return false;
+  }
+
   private newRunner(
     spec: PortfolioSpec,
     strategy: Strategy | undefined,
@@ -355,6 +416,7 @@ export class ExecutionNode {
       saved,
       lease,
       leaseTtlMs: this.config.heartbeatTtlMs,
+      ranThroughout: (since) => this.ranThroughout(since),
       openReader: () =>
         new PortfolioQueueReader(
           connections.main,
@@ -409,7 +471,13 @@ export class ExecutionNode {
         : [{ portfolioId: id, state: runner.state(), token }];
     });
     try {
-      await this.dropLost(await this.store.flush(writes));
+      const lost = await this.store.flush(writes);
+      await this.dropLost(
+        lost.map((portfolioId) => ({
+          portfolioId,
+          token: writes.find((w) => w.portfolioId === portfolioId)?.token ?? '',
+        })),
+      );
     } catch (err) {
       for (const id of ids) this.dirty.add(id); // written again at the next flush
       throw err;
@@ -451,14 +519,13 @@ export class ExecutionNode {
   }
 
   /** Portfolios whose lease or book another process holds stop here at once, writing nothing. */
-  private async dropLost(ids: readonly string[]): Promise<void> {
-    for (const id of ids) {
-      const runner = this.runners.get(id);
-      if (runner === undefined) continue;
-      this.log.error('Portfolio lease held by another process; stopping it here', {
-        portfolioId: id,
-      });
-      this.runners.delete(id);
+  private async dropLost(lost: readonly BeatLease[]): Promise<void> {
+    for (const { portfolioId, token } of lost) {
+      const runner = this.runners.get(portfolioId);
+      // A beat about an earlier runner of the portfolio says nothing about this one.
+      if (runner === undefined || runner.leaseClaim()?.token !== token) continue;
+      this.log.error('Portfolio lease held by another process; stopping it here', { portfolioId });
+      this.runners.delete(portfolioId);
       await runner.stop(true);
     }
   }

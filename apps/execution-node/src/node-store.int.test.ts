@@ -31,7 +31,7 @@ const book = (cash: number): PortfolioBook => ({
 });
 
 describe('NodeStore books written before the hash tags', () => {
-  it('reads the old book when the new one is missing, and the new one once it exists', async () => {
+  it('reads the old book only when asked for a portfolio without a book; acquire reads the new one', async () => {
     const store = new NodeStore({
       redis,
       keys,
@@ -40,10 +40,17 @@ describe('NodeStore books written before the hash tags', () => {
       nodeInfoTtlMs: 45_000,
       portfolioStateTtlMs: 45_000,
     });
-    expect(await store.readBook('p1')).toBeNull();
+    expect(await store.readLegacyBook('p1')).toBeNull();
     await redis.set('ns:portfolio:p1:book', encodePayload('portfolioBook', book(750)));
-    expect(await store.readBook('p1')).toMatchObject({ ok: true, value: { cash: 750 } });
+    expect(await store.readLegacyBook('p1')).toMatchObject({ ok: true, value: { cash: 750 } });
+    expect(await store.acquireLease('p1', 'n1/a/1')).toMatchObject({ ok: true, book: null });
+    await redis.del(keys.portfolioLease('p1'));
     await redis.set(keys.portfolioBook('p1'), encodePayload('portfolioBook', book(900)));
-    expect(await store.readBook('p1')).toMatchObject({ ok: true, value: { cash: 900 } });
+    expect(await store.acquireLease('p1', 'n1/a/2')).toMatchObject({
+      ok: true,
+      loaded: null,
+      book: { ok: true, value: { cash: 900 } },
+    });
+    expect(await store.acquireLease('p1', 'n1/a/3')).toEqual({ ok: false, holder: 'n1/a/2' });
   });
 });

@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis';
 import { bySlot, LuaScript, type RedisLike } from '@ginkgo-live/redis-client';
 import { portfolioQueueLayout } from '@ginkgo-live/portfolio-queue';
 import {
@@ -17,16 +18,18 @@ import {
  * Whether a book write continues the book's fence (Lua, shared by the beat and the commit): the
  * fence in Redis was written by this lease token (so this process's memory is at or ahead of it),
  * or it is the fence the holder loaded (or an earlier one of that writer: Redis rolled back past
- * the load), or there is no fence and either nothing was loaded or the holder may re-assert a book
- * Redis lost (its lease has not expired by its own clock). Anything else means another process
- * wrote since: this process's memory is stale and must be dropped.
- * ft, fv: fence token (false when absent) and version; token, loadedToken, loadedVersion, mayReassert.
+ * the load), or there is no fence and the holder may re-assert a book Redis lost (it has not been
+ * frozen since its lease was last renewed) — or, for a commit only, nothing had been loaded (the
+ * first commit of a new portfolio). Anything else means another process wrote since: this
+ * process's memory is stale and must be dropped.
+ * ft, fv: fence token (false when absent) and version; token, loadedToken, loadedVersion,
+ * mayReassert ('1'/'0'), fresh (true when a missing fence with nothing loaded is acceptable).
  */
 const CONTINUES = `
-local function continues(ft, fv, token, loadedToken, loadedVersion, mayReassert)
+local function continues(ft, fv, token, loadedToken, loadedVersion, mayReassert, fresh)
   if ft == token then return true end
   if ft and ft == loadedToken and fv <= loadedVersion then return true end
-  if not ft then return loadedToken == '' or mayReassert == '1' end
+  if not ft then return mayReassert == '1' or (fresh and loadedToken == '') end
   return false
 end
 `;
@@ -40,12 +43,15 @@ end
  * ARGV[1] node id   ARGV[2] now (ms)   ARGV[3] heartbeat and lease TTL (ms)   ARGV[4] info TTL (ms)
  * ARGV[5] state TTL (ms)   ARGV[6] 1 when this call writes the node's own keys
  * ARGV[7] heartbeat payload   ARGV[8] info payload   ARGV[9] 1 when it writes the registry   ARGV[10] n
- * then per portfolio 6 values: state payload, lease token ('' when it holds none), loaded fence
- * token, loaded fence version, may re-assert (1/0), unused.
- * Returns { lost, retaken }: indices of portfolios whose lease another process holds or whose book
- * another process wrote (they must stop here), and of those whose vanished lease was taken back.
- * A vanished lease (expired while this process was frozen, or Redis restarted empty) is taken back
- * only when the book's fence says nobody wrote since.
+ * then per portfolio 6 values: state payload, lease token, loaded fence token, loaded fence
+ * version, may re-assert (1/0), releasing (1 while its final commit is on the way: renew, never
+ * take back).
+ * Returns { lost, resync }: indices of portfolios whose lease another process holds or whose book
+ * another process wrote (they must stop here), and of those whose book must be written again: the
+ * lease had vanished and was taken back, or the fence is missing (Redis lost the book, or it was
+ * never written). A vanished lease (expired while this process was away, or Redis restarted
+ * empty) is taken back only when the book's fence says nobody wrote since and no final commit
+ * released it. States are written only for leases held.
  */
 const BEAT = new LuaScript(
   CONTINUES +
@@ -62,35 +68,36 @@ if ARGV[9] == '1' then
 end
 local n = tonumber(ARGV[10])
 local lost = {}
-local retaken = {}
+local resync = {}
 for i = 1, n do
   local a = 10 + (i - 1) * 6
   local lease, state, fence = KEYS[k + 3 * i - 2], KEYS[k + 3 * i - 1], KEYS[k + 3 * i]
   local token = ARGV[a + 2]
-  local mayWrite = true
-  if token ~= '' then
-    local holder = redis.call('GET', lease)
-    if holder == token then
-      redis.call('PEXPIRE', lease, ARGV[3])
-    elseif not holder then
-      local f = redis.call('HMGET', fence, 'token', 'version')
-      if continues(f[1], tonumber(f[2] or '0'), token, ARGV[a + 3], tonumber(ARGV[a + 4]), ARGV[a + 5]) then
-        redis.call('SET', lease, token, 'PX', ARGV[3])
-        table.insert(retaken, i)
-      else
-        mayWrite = false
-        table.insert(lost, i)
-      end
+  local holder = redis.call('GET', lease)
+  local holds = false
+  if holder == token then
+    redis.call('PEXPIRE', lease, ARGV[3])
+    holds = true
+    if ARGV[a + 6] ~= '1' and redis.call('EXISTS', fence) == 0 then table.insert(resync, i) end
+  elseif holder then
+    table.insert(lost, i)
+  elseif ARGV[a + 6] ~= '1' then
+    local f = redis.call('HMGET', fence, 'token', 'version', 'released')
+    if f[3] == '1' and f[1] == token then
+      -- Released by this very token's final commit: nothing to take back.
+    elseif continues(f[1], tonumber(f[2] or '0'), token, ARGV[a + 3], tonumber(ARGV[a + 4]), ARGV[a + 5], false) then
+      redis.call('SET', lease, token, 'PX', ARGV[3])
+      holds = true
+      table.insert(resync, i)
     else
-      mayWrite = false
       table.insert(lost, i)
     end
   end
-  if mayWrite then
+  if holds then
     redis.call('SET', state, ARGV[a + 1], 'PX', ARGV[5])
   end
 end
-return { lost, retaken }
+return { lost, resync }
 `,
 );
 
@@ -115,11 +122,13 @@ return lost
 `);
 
 /**
- * Takes a portfolio's lease for a new token when it is free, and puts back at the head of the
- * queue, oldest first, any job a BullMQ worker of an earlier release still held (their locks
- * deleted, so that worker can no longer complete them).
- * KEYS[1] lease  KEYS[2] fence  KEYS[3] active  KEYS[4] wait   ARGV[1] token  ARGV[2] TTL (ms)
- * ARGV[3] job key prefix.   Returns { 1, fence token, fence version, jobs put back } or { 0, holder }.
+ * Takes a portfolio's lease for a new token when it is free, and reads the book with its fence in
+ * the same step (so the fence the holder continues is the one of the book it loaded). Puts back at
+ * the head of the queue, oldest first, any job a BullMQ worker of an earlier release still held
+ * (their locks deleted, so that worker can no longer complete them).
+ * KEYS[1] lease  KEYS[2] fence  KEYS[3] active  KEYS[4] wait  KEYS[5] book
+ * ARGV[1] token  ARGV[2] TTL (ms)  ARGV[3] job key prefix.
+ * Returns { 1, fence token, fence version, jobs put back, book or '' } or { 0, holder }.
  */
 const ACQUIRE = new LuaScript(`
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
@@ -132,7 +141,7 @@ for i = 1, #held do
 end
 if #held > 0 then redis.call('DEL', KEYS[3]) end
 local f = redis.call('HMGET', KEYS[2], 'token', 'version')
-return { 1, f[1] or '', f[2] or '0', #held }
+return { 1, f[1] or '', f[2] or '0', #held, redis.call('GET', KEYS[5]) or '' }
 `);
 
 /**
@@ -141,7 +150,8 @@ return { 1, f[1] or '', f[2] or '0', #held }
  * the malformed ones moved to its failed set with their reasons, the book and its fence (token,
  * new version) and the state written — so an event is in the book exactly when it has left the
  * queue. A retry of a commit that landed (its reply was lost) answers `done`. With ARGV[12] = 1 it
- * also releases the lease (the final commit of a clean stop).
+ * also releases the lease (the final commit of a clean stop) and marks the fence released, so a
+ * beat of the same token that was already on its way cannot take the lease back.
  * KEYS[1] lease  KEYS[2] fence  KEYS[3] book  KEYS[4] state  KEYS[5] wait  KEYS[6] failed
  * ARGV[1] token  ARGV[2] loaded fence token  ARGV[3] loaded fence version  ARGV[4] may re-assert
  * ARGV[5] new version  ARGV[6] book  ARGV[7] state  ARGV[8] state TTL (ms)  ARGV[9] job key prefix
@@ -161,11 +171,13 @@ if holder ~= token then
 end
 local f = redis.call('HMGET', KEYS[2], 'token', 'version')
 local fv = tonumber(f[2] or '0')
-if f[1] == token and fv == tonumber(ARGV[5]) then
-  if ARGV[12] == '1' then redis.call('DEL', KEYS[1]) end
+if f[1] == token and fv >= tonumber(ARGV[5]) then
+  -- This commit landed already (its reply was lost), or it is a stale copy of one older than
+  -- what landed since: either way nothing is written.
+  if ARGV[12] == '1' and fv == tonumber(ARGV[5]) then redis.call('DEL', KEYS[1]) end
   return { 'done' }
 end
-if not continues(f[1], fv, token, ARGV[2], tonumber(ARGV[3]), ARGV[4]) then
+if not continues(f[1], fv, token, ARGV[2], tonumber(ARGV[3]), ARGV[4], true) then
   return { 'fenced', f[1] or '', tostring(fv) }
 end
 local prefix = ARGV[9]
@@ -196,7 +208,7 @@ if m > 0 then
   end
 end
 redis.call('SET', KEYS[3], ARGV[6])
-redis.call('HSET', KEYS[2], 'token', token, 'version', ARGV[5])
+redis.call('HSET', KEYS[2], 'token', token, 'version', ARGV[5], 'released', ARGV[12])
 redis.call('SET', KEYS[4], ARGV[7], 'PX', ARGV[8])
 if ARGV[12] == '1' then redis.call('DEL', KEYS[1]) end
 return { 'ok', tostring(missing) }
@@ -227,8 +239,13 @@ export interface LeaseClaim {
   /** The fence of the book the runner loaded (`''` / 0 when there was none). */
   loadedToken: string;
   loadedVersion: number;
-  /** The lease has not expired by this process's clock: it may re-assert a book Redis lost. */
+  /**
+   * This process has not been frozen since it last renewed the lease (its lease has not expired
+   * by its own clock, or only Redis was away): it may re-assert a book Redis lost.
+   */
   mayReassert: boolean;
+  /** Its final commit is on the way: renew the lease, never take it back. */
+  releasing: boolean;
 }
 
 /** What one beat writes for one portfolio. */
@@ -239,12 +256,18 @@ export interface BeatPortfolio {
   lease: LeaseClaim | null;
 }
 
+/** A portfolio named in a beat's outcome, with the lease token the beat was sent for. */
+export interface BeatLease {
+  portfolioId: string;
+  token: string;
+}
+
 /** What the beat found about the leases. */
 export interface BeatOutcome {
   /** Held by another process, or the book was written by one: stop them here. */
-  lost: string[];
-  /** Vanished and taken back: their books must be written again (Redis may have lost them). */
-  retaken: string[];
+  lost: BeatLease[];
+  /** Taken back after they vanished, or held without a fence: write the book again. */
+  resync: BeatLease[];
 }
 
 /** What a flush writes for one portfolio. */
@@ -255,7 +278,14 @@ export interface FlushPortfolio {
 }
 
 export type AcquireOutcome =
-  { ok: true; loaded: BookFence | null; reclaimedJobs: number } | { ok: false; holder: string };
+  | {
+      ok: true;
+      loaded: BookFence | null;
+      /** The book read with the fence; null when there is none (under its tagged name). */
+      book: Decoded<PortfolioBook> | null;
+      reclaimedJobs: number;
+    }
+  | { ok: false; holder: string };
 
 /** One commit: the jobs applied (and failed) since the last, and the book they led to. */
 export interface CommitRequest {
@@ -313,10 +343,13 @@ export class NodeStore {
     const k = this.keys;
     type Part =
       { kind: 'node' } | { kind: 'registry' } | { kind: 'portfolio'; portfolio: BeatPortfolio };
+    // Only held leases: a portfolio waiting for its lease has nothing to renew and no state to write.
     const parts: Part[] = [
       { kind: 'node' },
       { kind: 'registry' },
-      ...portfolios.map((portfolio) => ({ kind: 'portfolio' as const, portfolio })),
+      ...portfolios
+        .filter((portfolio) => portfolio.lease !== null)
+        .map((portfolio) => ({ kind: 'portfolio' as const, portfolio })),
     ];
     const keyOf = (part: Part): string =>
       part.kind === 'node'
@@ -357,17 +390,21 @@ export class NodeStore {
             p.lease?.loadedToken ?? '',
             p.lease?.loadedVersion ?? 0,
             p.lease?.mayReassert === true ? '1' : '0',
-            '',
+            p.lease?.releasing === true ? '1' : '0',
           ]),
         ];
-        const [lost, retaken] = (await BEAT.run(this.redis, keys, args)) as [number[], number[]];
-        const ids = (indices: number[]) => indices.map((i) => mine[i - 1]?.portfolioId ?? '');
-        return { lost: ids(lost), retaken: ids(retaken) };
+        const [lost, resync] = (await BEAT.run(this.redis, keys, args)) as [number[], number[]];
+        const named = (indices: number[]): BeatLease[] =>
+          indices.flatMap((i) => {
+            const p = mine[i - 1];
+            return p?.lease == null ? [] : [{ portfolioId: p.portfolioId, token: p.lease.token }];
+          });
+        return { lost: named(lost), resync: named(resync) };
       }),
     );
     return {
       lost: outcomes.flatMap((o) => o.lost),
-      retaken: outcomes.flatMap((o) => o.retaken),
+      resync: outcomes.flatMap((o) => o.resync),
     };
   }
 
@@ -407,19 +444,28 @@ export class NodeStore {
   }
 
   /**
-   * Reads a portfolio's book: null when it never ran anywhere. A book written before the hash
-   * tags (0.1) is read from its old name when the new one is missing; the next write is under the
-   * new name.
+   * Reads a portfolio's book written before the hash tags (0.1), for a portfolio that has no book
+   * under its tagged name: null when there is none. The next write is under the new name.
    */
-  async readBook(portfolioId: string): Promise<Decoded<PortfolioBook> | null> {
-    for (const key of [
-      this.keys.portfolioBook(portfolioId),
-      this.keys.legacyPortfolioBook(portfolioId),
-    ]) {
-      const raw = await this.redis.get(key);
-      if (raw !== null) return decodePayload('portfolioBook', key, raw);
-    }
-    return null;
+  async readLegacyBook(portfolioId: string): Promise<Decoded<PortfolioBook> | null> {
+    const key = this.keys.legacyPortfolioBook(portfolioId);
+    const raw = await this.redis.get(key);
+    return raw === null ? null : decodePayload('portfolioBook', key, raw);
+  }
+
+  /**
+   * How long Redis has been up, in ms (the least of the masters on a cluster): a Redis younger than
+   * a lease TTL may have come back empty, with the holders of its portfolios yet to write them back.
+   */
+  async redisUptimeMs(): Promise<number> {
+    const clients = this.redis instanceof Cluster ? this.redis.nodes('master') : [this.redis];
+    const uptimes = await Promise.all(
+      clients.map(async (client) => {
+        const info = await client.info('server');
+        return Number(/uptime_in_seconds:(\d+)/.exec(info)?.[1] ?? Number.NaN) * 1_000;
+      }),
+    );
+    return Math.min(...uptimes);
   }
 
   /**
@@ -435,14 +481,18 @@ export class NodeStore {
         this.keys.portfolioFence(portfolioId),
         layout.active,
         layout.wait,
+        this.keys.portfolioBook(portfolioId),
       ],
       [token, this.options.heartbeatTtlMs, layout.jobPrefix],
-    )) as [number, string, string?, string?];
+    )) as [number, string, string?, string?, string?];
     if (reply[0] !== 1) return { ok: false, holder: reply[1] };
     const fenceToken = reply[1];
+    const rawBook = reply[4] ?? '';
+    const bookKey = this.keys.portfolioBook(portfolioId);
     return {
       ok: true,
       loaded: fenceToken === '' ? null : { token: fenceToken, version: Number(reply[2] ?? 0) },
+      book: rawBook === '' ? null : decodePayload('portfolioBook', bookKey, rawBook),
       reclaimedJobs: Number(reply[3] ?? 0),
     };
   }

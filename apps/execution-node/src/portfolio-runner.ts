@@ -35,6 +35,8 @@ export interface PortfolioRunnerOptions {
   lease: RunnerLease | null;
   /** Lease TTL: the lease counts as expired by this process's clock this long after its renewal. */
   leaseTtlMs: number;
+  /** Whether this process ran without being frozen since `since` (performance.now()). */
+  ranThroughout: (since: number) => boolean;
   /** Opens the reader of its queue (a blocking connection of its own), at start. */
   openReader: () => PortfolioQueueReader;
   /** Commits through the node's store (fenced, atomic). */
@@ -81,7 +83,9 @@ export class PortfolioRunner {
   private producers: Record<string, AppliedRange>;
   /** Version of the book this process last committed (or loaded). */
   private version: number;
-  private leaseDeadline: number;
+  /** When (performance.now()) the beat that last renewed the lease started. */
+  private renewedAt: number;
+  private releasing = false;
   private loop: Promise<void> | undefined;
   private reader: PortfolioQueueReader | undefined;
   /** The blocking wait in progress, if any (kept across wake-ups: one at a time per connection). */
@@ -101,7 +105,7 @@ export class PortfolioRunner {
     this.failed = saved?.failed_count ?? 0;
     this.producers = { ...(saved?.applied?.producers ?? {}) };
     this.version = options.lease?.loaded?.version ?? 0;
-    this.leaseDeadline = performance.now() + options.leaseTtlMs;
+    this.renewedAt = performance.now();
   }
 
   /** True while events are consumed. */
@@ -118,13 +122,16 @@ export class PortfolioRunner {
       token: lease.token,
       loadedToken: loaded?.token ?? '',
       loadedVersion: loaded?.version ?? 0,
-      mayReassert: performance.now() < this.leaseDeadline,
+      mayReassert:
+        performance.now() < this.renewedAt + this.options.leaseTtlMs ||
+        this.options.ranThroughout(this.renewedAt),
+      releasing: this.releasing,
     };
   }
 
   /** The beat that started at `startedAt` (performance.now()) renewed the lease. */
   leaseRenewed(startedAt: number): void {
-    this.leaseDeadline = Math.max(this.leaseDeadline, startedAt + this.options.leaseTtlMs);
+    this.renewedAt = Math.max(this.renewedAt, startedAt);
   }
 
   /** The lease had vanished and was taken back: write the book again (Redis may have lost it). */
@@ -172,6 +179,8 @@ export class PortfolioRunner {
     await this.loop;
     if (this.lost) return false;
     if (this.status !== 'error') this.status = 'stopped';
+    // From here a beat renews the lease but never takes it back: the final commit releases it.
+    this.releasing = true;
     try {
       await this.commitUntilSettled([], [], true);
       this.released = true;

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { QueueKeys, type KeysMap } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import {
@@ -40,7 +41,9 @@ export interface PortfolioQueuesOptions {
   capacity?: number;
   /**
    * This producer's id, carried by every event with its seq. Default: a new id per instance
-   * (`producer-<pid>-<time>`), so a restarted producer numbers from 1 again under a new name.
+   * (`producer-<pid>-<time>-<random>`), so a restarted producer numbers from 1 again under a new
+   * name. An id given here must never be reused by a later instance: its first events would look
+   * like resends of the earlier one's and be skipped.
    */
   producerId?: string;
 }
@@ -110,7 +113,9 @@ export class PortfolioQueues {
       throw new RangeError(`capacity must be a positive integer, got ${this.capacity}`);
     }
     this.queueKeys = new QueueKeys(options.keys.queuePrefix());
-    this.producerId = options.producerId ?? `producer-${process.pid}-${Date.now().toString(36)}`;
+    this.producerId =
+      options.producerId ??
+      `producer-${process.pid}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
     assertValidId('producer id', this.producerId);
   }
 
