@@ -1,8 +1,7 @@
 import type { Redis } from 'ioredis';
-import { unwrapConfig, type Env, type Logger } from '@ginkgo-live/runtime';
+import type { Logger } from '@ginkgo-live/runtime';
 import {
   createAppNotifier,
-  loadNotificationConfig,
   QueueFullAlarm,
   type NotificationConfig,
   type Notifier,
@@ -20,19 +19,13 @@ export interface FeedAlarmOptions {
   redis: Redis;
   keys: StateKeys;
   logger: Logger;
-  /** `NOTIFY_*` settings; default: read from `env`. */
-  notify?: NotificationConfig;
-  /** Where the settings are read when `notify` is not given; default `process.env`. */
-  env?: Env;
+  /** `NOTIFY_*` settings, checked at start with the rest of the configuration. */
+  notify: NotificationConfig;
 }
 
-/**
- * Builds the producer's queue-full alarm on the feed's own connection. The composition root is the
- * place for this; until it passes the alarm to `MarketFeed`, the feed builds it here from the same
- * environment `loadConfig` already checked at start (a bad NOTIFY_* variable exits 2, named).
- */
+/** Builds the producer's queue-full alarm on the feed's own connection. */
 export function createFeedAlarm(options: FeedAlarmOptions): FeedAlarm {
-  const notify = options.notify ?? unwrapConfig(loadNotificationConfig(options.env ?? process.env));
+  const notify = options.notify;
   const notifier = createAppNotifier({
     redis: options.redis,
     keys: options.keys,

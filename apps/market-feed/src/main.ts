@@ -9,6 +9,7 @@ import { RedisConnections } from '@ginkgo-live/redis-client';
 import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
 import { createStateKeys } from '@ginkgo-live/state-keys';
 import { loadConfig } from './config.ts';
+import { createFeedAlarm } from './feed-alarm.ts';
 import { MarketFeed } from './market-feed.ts';
 
 const loaded = loadConfig(process.env);
@@ -44,6 +45,7 @@ const feed = new MarketFeed({
   volatilityBp: config.volatilityBp,
   catalogRefreshMs: config.catalogRefreshMs,
   logger,
+  alarm: createFeedAlarm({ redis: connections.main, keys, logger, notify: config.notify }),
 });
 
 const report = setInterval(() => logger.info('Feed counters', { ...feed.counters }), 10_000);

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '@ginkgo-live/runtime';
 import type { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
 import { decodePayload, type StateKeys } from '@ginkgo-live/state-keys';
-import { createFeedAlarm, type FeedAlarm } from './feed-alarm.ts';
+import type { FeedAlarm } from './feed-alarm.ts';
 import { RandomWalk, startingPrice } from './random-walk.ts';
 
 export interface MarketFeedOptions {
@@ -13,8 +13,8 @@ export interface MarketFeedOptions {
   volatilityBp: number;
   catalogRefreshMs: number;
   logger: Logger;
-  /** Raises `queue_full` when a full queue refuses; default: built on `redis` (`createFeedAlarm`). */
-  alarm?: FeedAlarm;
+  /** Raises `queue_full` when a full queue refuses (`createFeedAlarm`); closed by `stop`. */
+  alarm: FeedAlarm;
 }
 
 /** Counters of what the feed offered. */
@@ -40,7 +40,7 @@ export class MarketFeed {
   private readonly alarm: FeedAlarm;
 
   constructor(private readonly options: MarketFeedOptions) {
-    this.alarm = options.alarm ?? createFeedAlarm(options);
+    this.alarm = options.alarm;
   }
 
   async start(): Promise<void> {
