@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createStateKeys, encodePayload, type PortfolioBook } from '@ginkgo-live/state-keys';
-import { RedisServer } from '@ginkgo-live/testing';
+import { fleetNodeInfo, fleetPortfolioState, RedisServer } from '@ginkgo-live/testing';
 import { NodeStore } from './node-store.ts';
 
 let server: RedisServer;
@@ -52,5 +52,36 @@ describe('NodeStore books written before the hash tags', () => {
       book: { ok: true, value: { cash: 900 } },
     });
     expect(await store.acquireLease('p1', 'n1/a/3')).toEqual({ ok: false, holder: 'n1/a/2' });
+  });
+});
+
+describe('NodeStore beat of a portfolio waiting for its lease', () => {
+  it('writes its state where none is, never over the state of the node holding the lease', async () => {
+    const store = new NodeStore({
+      redis,
+      keys,
+      nodeId: 'n1',
+      heartbeatTtlMs: 15_000,
+      nodeInfoTtlMs: 45_000,
+      portfolioStateTtlMs: 45_000,
+    });
+    const now = new Date().toISOString();
+    const waiting = [
+      { portfolioId: 'p1', state: fleetPortfolioState('p1', 'n1', now), lease: null },
+    ];
+    const beat = () =>
+      store.beat(
+        encodePayload('heartbeat', { _v: 1, node_id: 'n1', sent_at: now, seq: 1 }),
+        fleetNodeInfo('n1', ['p1'], now),
+        waiting,
+      );
+    expect(await beat()).toEqual({ lost: [], resync: [] });
+    expect(await redis.get(keys.portfolioState('p1'))).toContain('"node_id":"n1"');
+    await redis.set(
+      keys.portfolioState('p1'),
+      encodePayload('portfolioState', fleetPortfolioState('p1', 'holder', now)),
+    );
+    await beat();
+    expect(await redis.get(keys.portfolioState('p1'))).toContain('"node_id":"holder"');
   });
 });

@@ -43,7 +43,7 @@ end
  * ARGV[1] node id   ARGV[2] now (ms)   ARGV[3] heartbeat and lease TTL (ms)   ARGV[4] info TTL (ms)
  * ARGV[5] state TTL (ms)   ARGV[6] 1 when this call writes the node's own keys
  * ARGV[7] heartbeat payload   ARGV[8] info payload   ARGV[9] 1 when it writes the registry   ARGV[10] n
- * then per portfolio 6 values: state payload, lease token, loaded fence token, loaded fence
+ * then per portfolio 6 values: state payload, lease token ('' while waiting for it), loaded fence token, loaded fence
  * version, may re-assert (1/0), releasing (1 while its final commit is on the way: renew, never
  * take back).
  * Returns { lost, resync }: indices of portfolios whose lease another process holds or whose book
@@ -51,7 +51,8 @@ end
  * lease had vanished and was taken back, or the fence is missing (Redis lost the book, or it was
  * never written). A vanished lease (expired while this process was away, or Redis restarted
  * empty) is taken back only when the book's fence says nobody wrote since and no final commit
- * released it. States are written only for leases held.
+ * released it. States are written for leases held, and for a portfolio waiting for its lease only
+ * where no other node's state is.
  */
 const BEAT = new LuaScript(
   CONTINUES +
@@ -75,7 +76,13 @@ for i = 1, n do
   local token = ARGV[a + 2]
   local holder = redis.call('GET', lease)
   local holds = false
-  if holder == token then
+  if token == '' then
+    -- Waiting for the lease: its state says so only where the holder writes none (it died, or
+    -- holds the lease without running), never over the holder's.
+    local current = redis.call('GET', state)
+    local ok, decoded = pcall(cjson.decode, current or '{}')
+    holds = not current or (ok and type(decoded) == 'table' and decoded['node_id'] == ARGV[1])
+  elseif holder == token then
     redis.call('PEXPIRE', lease, ARGV[3])
     holds = true
     if ARGV[a + 6] ~= '1' and redis.call('EXISTS', fence) == 0 then table.insert(resync, i) end
@@ -343,13 +350,10 @@ export class NodeStore {
     const k = this.keys;
     type Part =
       { kind: 'node' } | { kind: 'registry' } | { kind: 'portfolio'; portfolio: BeatPortfolio };
-    // Only held leases: a portfolio waiting for its lease has nothing to renew and no state to write.
     const parts: Part[] = [
       { kind: 'node' },
       { kind: 'registry' },
-      ...portfolios
-        .filter((portfolio) => portfolio.lease !== null)
-        .map((portfolio) => ({ kind: 'portfolio' as const, portfolio })),
+      ...portfolios.map((portfolio) => ({ kind: 'portfolio' as const, portfolio })),
     ];
     const keyOf = (part: Part): string =>
       part.kind === 'node'
