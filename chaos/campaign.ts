@@ -87,11 +87,11 @@ export interface CampaignResult {
   logsOf: (dir: string) => void;
 }
 
-/** The campaign's own Redis clients' warnings, the last 500 kept (for the logs folder). */
+/** What the campaign's own Redis clients logged, the last 20,000 entries (for the logs folder). */
 class TailTransport extends MemoryTransport {
   override log(info: LogEntry, next: () => void): void {
     this.entries.push({ ...info });
-    if (this.entries.length > 500) this.entries.shift();
+    if (this.entries.length > 20_000) this.entries.shift();
     next();
   }
 }
@@ -156,12 +156,18 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     config: redisConfig.value,
     app: 'chaos',
     instanceId: String(process.pid),
-    logger: createLogger({ app: 'chaos', level: 'warn', format: 'json', transports: [clientLog] }),
+    logger: createLogger({ app: 'chaos', level: 'info', format: 'json', transports: [clientLog] }),
   });
-  await connections.waitUntilReady(5_000);
+  const feedConnection = connections.connection('feed', 'request');
+  const samplerConnection = connections.connection('sampler', 'request');
+  // Both ready before the first add (a request connection fails at once while it connects).
+  await waitFor(() => feedConnection.status === 'ready' && samplerConnection.status === 'ready', {
+    timeoutMs: 10_000,
+    description: "the campaign's Redis connections",
+  });
   const keys = stack.fx.keys;
   const feed = new ChaosFeed({
-    connection: connections.connection('feed', 'request'),
+    connection: feedConnection,
     keys,
     producerId: PRODUCER_ID,
     portfolios: catalog,
@@ -169,7 +175,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     clock,
   });
   const sampler = new Sampler({
-    redis: connections.connection('sampler', 'request'),
+    redis: samplerConnection,
     keys,
     feed,
     producerId: PRODUCER_ID,

@@ -385,6 +385,23 @@ describe('stalls', () => {
     expect(faultOfStall(faults, stall(1_000, 2_000))).toBeUndefined();
   });
 
+  it('say nothing while the campaign cannot read a Redis that is up', () => {
+    const samples: Sample[] = [
+      sample(0, 1, 0, 1),
+      sample(250, 1, 3, 4), // stalled since 0
+      { atMs: 500, ok: false, portfolios: {} }, // Redis down: still stalled
+      { atMs: 750, ok: false, portfolios: {} }, // Redis up, the campaign blind: the stall ends at 500
+      { atMs: 1_000, ok: false, portfolios: {} },
+      sample(1_250, 9, 9, 9), // reads again: a new reference, no stall
+      sample(1_500, 9, 2, 12), // stalled since 1250
+      sample(1_750, 12, 0, 12),
+    ];
+    expect(stallsOf(samples, 'p1', (atMs) => atMs <= 500)).toEqual([
+      { portfolioId: 'p1', startMs: 0, endMs: 500 },
+      { portfolioId: 'p1', startMs: 1_250, endMs: 1_750 },
+    ]);
+  });
+
   it('closes a stall still open at the last sample', () => {
     expect(
       stallsOf([sample(0, 1, 0, 1), sample(250, 1, 4, 5), sample(500, 1, 9, 9)], 'p1'),
@@ -551,6 +568,35 @@ describe('charging to faults', () => {
     expect(v.failures).toEqual([
       'p1: unverifiable (no applied record in the book); at least 2 lost, at least 0 applied twice',
     ]);
+  });
+
+  it('counts the time it could not read a Redis that was up, and charges stalls by overlap', () => {
+    const failed = (atMs: number): Sample => ({ atMs, ok: false, portfolios: {} });
+    const v = checkCampaign({
+      portfolios: ['p1'],
+      feeds: new Map([['p1', feedOf(3)]]),
+      books: new Map([['p1', book(rangeOf([1, 2, 3]))]]),
+      faults: [fault(1, 'redis-kill', 1_000, 2_000)],
+      // Down from 1000 to 2000 (and 2000 more to recover), blind from 4250 to 4750.
+      samples: [
+        sample(750, 1, 0, 1),
+        failed(1_000),
+        failed(3_750),
+        sample(4_000, 2, 0, 2),
+        failed(4_250),
+        failed(4_500),
+        sample(4_750, 3, 0, 3),
+      ],
+      detections: [],
+      exits: [],
+      notices: [],
+      endMs: 5_000,
+      fsyncWindowMs: 2_000,
+    });
+    expect(v.blindMs).toBe(500);
+    expect(v.stalls).toEqual([{ portfolioId: 'p1', startMs: 750, endMs: 4_000 }]);
+    expect(v.kinds.find((k) => k.label === 'redis-kill')?.longestStallMs).toBe(3_250);
+    expect(v.ok).toBe(true);
   });
 
   it('groups seqs into ranges', () => {

@@ -417,15 +417,30 @@ export interface Stall {
 
 /**
  * Stalls of one portfolio from the samples: no progress while its queue held events or the
- * producer got new ones accepted, or Redis unreadable. A stall runs from the last sample that
- * saw progress to the first that sees it again.
+ * producer got new ones accepted, or Redis down (`redisDown`: unreadable during a Redis fault). A
+ * stall runs from the last sample that saw progress to the first that sees it again. A sample that
+ * could not read a Redis that was up says nothing: it ends the stall under way (at the last sample
+ * that knew) and none starts before a sample reads again.
  */
-export function stallsOf(samples: readonly Sample[], portfolioId: string): Stall[] {
+export function stallsOf(
+  samples: readonly Sample[],
+  portfolioId: string,
+  redisDown: (atMs: number) => boolean = () => true,
+): Stall[] {
   const out: Stall[] = [];
   let prev: { atMs: number; progress: number; accepted: number } | undefined;
   let stallStart: number | undefined;
   let lastAt: number | undefined;
   for (const s of samples) {
+    if (!s.ok && !redisDown(s.atMs)) {
+      // The campaign could not read a Redis that was up: nothing is known from here on until it
+      // reads again, so a stall under way ends where knowledge did.
+      if (stallStart !== undefined && lastAt !== undefined)
+        out.push({ portfolioId, startMs: stallStart, endMs: lastAt });
+      stallStart = undefined;
+      prev = undefined;
+      continue;
+    }
     const cur = s.ok ? s.portfolios[portfolioId] : undefined;
     let stalled: boolean;
     if (cur === undefined || cur.progress === null) stalled = prev !== undefined;
@@ -540,6 +555,9 @@ export function noticesOf(
   });
 }
 
+/** After a Redis restart or thaw, clients take this long to be back: still the fault's doing. */
+export const REDIS_RECOVERY_MS = 2_000;
+
 /** One line of the per-fault-kind table; null where the books cannot say (count-only mode). */
 export interface KindRow {
   label: string;
@@ -586,6 +604,8 @@ export interface CampaignVerdict {
   total: KindRow;
   stalls: Stall[];
   notices: FaultNotices[];
+  /** Time the campaign could not read a Redis that was up (its own clients): stalls unknown then. */
+  blindMs: number;
 }
 
 const sumOf = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0);
@@ -607,7 +627,17 @@ export function checkCampaign(input: CampaignInput): CampaignVerdict {
     ),
   );
   const exact = verdicts.every((v) => v.mode === 'exact');
-  const stalls = input.portfolios.flatMap((p) => stallsOf(input.samples, p));
+  const redisDown = (atMs: number): boolean =>
+    faults.some(
+      (f) =>
+        f.kind.startsWith('redis-') && atMs >= f.startMs && atMs <= f.endMs + REDIS_RECOVERY_MS,
+    );
+  const stalls = input.portfolios.flatMap((p) => stallsOf(input.samples, p, redisDown));
+  let blindMs = 0;
+  input.samples.forEach((s, i) => {
+    const before = input.samples[i - 1];
+    if (!s.ok && !redisDown(s.atMs) && before !== undefined) blindMs += s.atMs - before.atMs;
+  });
   const notices = noticesOf(faults, input.notices, input.endMs);
 
   const rows = new Map<string, KindRow>();
@@ -765,5 +795,6 @@ export function checkCampaign(input: CampaignInput): CampaignVerdict {
     total,
     stalls,
     notices,
+    blindMs,
   };
 }

@@ -5,6 +5,7 @@
 import {
   faultBefore,
   holds,
+  REDIS_RECOVERY_MS,
   rollbackOf,
   toRanges,
   type CampaignInput,
@@ -107,6 +108,12 @@ export function resultMarkdown(input: ReportInput): string {
     '',
     ...kindTable(v),
     '',
+    ...(v.blindMs > 0
+      ? [
+          `The campaign's own Redis clients could not read Redis for ${seconds(v.blindMs)} in all outside the Redis faults (and the ${seconds(REDIS_RECOVERY_MS)} after each): no stall is measured then.`,
+          '',
+        ]
+      : []),
     '## Per portfolio',
     '',
     ...portfolioTable(v),
