@@ -240,4 +240,39 @@ describe('who notices a fault, once', () => {
     expect(received('catalog_missing', 'resolved')).toHaveLength(1);
     for (const p of apps) expect(p.exit, p.name).toBeUndefined();
   }, 90_000);
+
+  it('the outage reporter killed just before Redis goes: the outage is told late, once, with its resolved notice', async () => {
+    const notify = { NOTIFY_WEBHOOK_URL: url, NOTIFY_REDIS_DOWN_AFTER_MS: '1000' };
+    await fx.addToCatalog('p1');
+    const apps: ManagedProcess[] = await Promise.all([
+      fx.startNode('a', notify),
+      fx.startNode('b', notify),
+      fx.startNode('c', notify),
+    ]);
+    await waitFor(
+      () =>
+        apps.filter((p) => logEntries(p, 'Holding the outage reporter lease').length > 0).length ===
+        1,
+      { description: 'one outage reporter' },
+    );
+    const reporter = apps.find(
+      (p) => logEntries(p, 'Holding the outage reporter lease').length > 0,
+    );
+    if (reporter === undefined) throw new Error('no reporter');
+    await reporter.stop('SIGKILL');
+    await server.kill();
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    // Nobody told it while it lasted: the process that would have is gone.
+    expect(received('redis_unavailable', 'firing')).toHaveLength(0);
+    await server.restart({ keepData: false });
+    await waitFor(() => received('redis_unavailable', 'resolved').length === 1, {
+      timeoutMs: 15_000,
+      description: 'the outage told late',
+    });
+    await new Promise((resolve) => setTimeout(resolve, 6_000)); // every other late teller's wait
+    expect(received('redis_unavailable', 'firing')).toHaveLength(1);
+    expect(received('redis_unavailable', 'resolved')).toHaveLength(1);
+    expect(received('redis_unavailable', 'firing')[0]?.details).toMatchObject({ late: true });
+    for (const p of apps.filter((q) => q !== reporter)) expect(p.exit, p.name).toBeUndefined();
+  }, 60_000);
 });

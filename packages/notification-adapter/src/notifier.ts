@@ -116,6 +116,10 @@ export class Notifier {
         this.track(this.sendHeld());
       },
       track: (work) => this.track(work),
+      toldKey: options.keys.notificationOutageTold(),
+      lateKey: options.keys.notificationOutageLate(),
+      // Long enough for the reporter to reconnect and say it told (half its lease TTL).
+      lateAfterMs: Math.max(1_000, options.config.outageReporterTtlMs / 2),
     });
     options.redis.on('close', this.onClose);
     options.redis.on('ready', this.onReady);

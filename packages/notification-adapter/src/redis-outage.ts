@@ -36,12 +36,25 @@ export interface RedisOutageOptions {
   onBack: (resolved: Notification | undefined) => void;
   /** Runs background work the notifier waits for at close. */
   track: (work: Promise<void>) => void;
+  /** `notify:outage_told` and `notify:outage_late` (state-keys). */
+  toldKey: string;
+  lateKey: string;
+  /** How long after Redis is back the others wait for the reporter to say it told. Default 2 s. */
+  lateAfterMs?: number;
 }
+
+/** Outages seen by two processes that overlap within this much (clock skew, reconnect order) are one. */
+const SAME_OUTAGE_SLACK_MS = 3_000;
 
 /**
  * A Redis outage as one process sees it: when it began, whether it lasted long enough to report,
  * and whether this process is the one that reports it — the one that held the outage reporter lease
  * when it began — so the fleet sends one "Redis unavailable" and one "Redis available again".
+ *
+ * The holder may be gone (killed just before the outage, its lease not yet expired): then nobody
+ * told it while it lasted. Once Redis is back the reporter records what it told; every other process
+ * that saw a reportable outage waits a moment, and if none was told, one of them (`SET NX`) tells it
+ * late — "was unavailable", then "available again" — so an outage is never silent.
  */
 export class RedisOutage {
   private downSince: number | undefined;
@@ -71,6 +84,17 @@ export class RedisOutage {
     clearTimeout(this.timer);
     const since = this.downSince;
     this.downSince = undefined;
+    const until = Date.now();
+    if (since !== undefined && this.reported) {
+      this.options.track(this.recordTold(since, until));
+    } else if (
+      since !== undefined &&
+      until - since >= this.options.downAfterMs &&
+      this.options.lease !== undefined &&
+      !this.options.lease.heldAt(this.downAtMs)
+    ) {
+      this.options.track(this.tellLate(since, until));
+    }
     let resolved: Notification | undefined;
     if (since !== undefined && this.reported) {
       this.reported = false;
@@ -89,6 +113,63 @@ export class RedisOutage {
 
   stop(): void {
     clearTimeout(this.timer);
+  }
+
+  /** The reporter says which outage it told, so that nobody tells it again. */
+  private async recordTold(since: number, until: number): Promise<void> {
+    try {
+      await this.options.redis.set(this.options.toldKey, `${since}-${until}`, 'PX', 120_000);
+    } catch (err) {
+      this.options.logger.debug('Could not record the outage told', { err });
+    }
+  }
+
+  /** Tells an outage late when its reporter did not (at most one process, through `SET NX`). */
+  private async tellLate(since: number, until: number): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, this.options.lateAfterMs ?? 2_000));
+    try {
+      const told = await this.options.redis.get(this.options.toldKey);
+      const [from, to] = (told ?? '').split('-').map(Number);
+      if (
+        from !== undefined &&
+        to !== undefined &&
+        from <= until + SAME_OUTAGE_SLACK_MS &&
+        to >= since - SAME_OUTAGE_SLACK_MS
+      ) {
+        return;
+      }
+      const mine = await this.options.redis.set(
+        this.options.lateKey,
+        this.options.app,
+        'PX',
+        15_000,
+        'NX',
+      );
+      if (mine !== 'OK') return;
+      await this.recordTold(since, until);
+    } catch (err) {
+      this.options.logger.debug('Could not check whether the outage was told', { err });
+      return;
+    }
+    const seconds = Math.round((until - since) / 1_000);
+    const details = { since: new Date(since).toISOString(), until: new Date(until).toISOString() };
+    const firing = this.options.notice(
+      'firing',
+      {
+        title: 'Redis unavailable',
+        message: `Redis could not be reached for ${seconds} s (told late: the process that watches for outages was not running).`,
+      },
+      { ...details, late: true },
+    );
+    const resolved = this.options.notice(
+      'resolved',
+      { title: 'Redis available again', message: `Redis is back after ${seconds} s.` },
+      { ...details, late: true },
+    );
+    for (const notice of [firing, resolved]) {
+      await Promise.allSettled(this.options.directSinks.map((sink) => sink.deliver(notice)));
+    }
+    this.options.logger.warn('Redis outage nobody told: told the webhooks late', { seconds });
   }
 
   /** Straight to the webhooks, once per outage, by the process that held the lease when it began. */

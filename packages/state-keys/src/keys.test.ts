@@ -34,6 +34,8 @@ describe('createStateKeys', () => {
     );
     expect(keys.notificationHistory()).toBe('notifications:history');
     expect(keys.notificationOutageReporter()).toBe('notify:outage_reporter');
+    expect(keys.notificationOutageTold()).toBe('notify:outage_told');
+    expect(keys.notificationOutageLate()).toBe('notify:outage_late');
     expect(keys.notificationsQueue()).toBe('{notifications}');
     expect(keys.controlRequests()).toBe('{scheduler}:control');
     expect(keys.controlResults()).toBe('{scheduler}:control_results');
@@ -60,6 +62,8 @@ describe('createStateKeys', () => {
       keys.notificationActive('k', { nodeId: null, portfolioId: 'p' }),
       keys.notificationHistory(),
       keys.notificationOutageReporter(),
+      keys.notificationOutageTold(),
+      keys.notificationOutageLate(),
       keys.controlRequests(),
       keys.controlResults(),
       keys.queuePrefix(),

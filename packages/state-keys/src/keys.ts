@@ -67,6 +67,13 @@ export interface StateKeys {
    * the one process that tells the webhooks directly when Redis goes away, so an outage is one notice.
    */
   notificationOutageReporter(): string;
+  /**
+   * `notify:outage_told` — STRING `<since ms>-<until ms>`, TTL 2 min: the last outage its reporter
+   * told, written once Redis is back, so that nobody else tells it late.
+   */
+  notificationOutageTold(): string;
+  /** `notify:outage_late` — STRING owner, TTL 1 min: who tells an outage nobody told (`SET NX`). */
+  notificationOutageLate(): string;
   /** BullMQ queue name of the notifications: `{notifications}`. */
   notificationsQueue(): string;
   /** `{scheduler}:control` — LIST of `ControlRequest`, oldest at the head; the leader consumes it. */
@@ -132,6 +139,8 @@ export function createStateKeys(prefix = ''): StateKeys {
     notificationActive: (group, s) => k(`notify:active:${assertKind(group)}:${subject(s)}`),
     notificationHistory: () => k('notifications:history'),
     notificationOutageReporter: () => k('notify:outage_reporter'),
+    notificationOutageTold: () => k('notify:outage_told'),
+    notificationOutageLate: () => k('notify:outage_late'),
     notificationsQueue: () => tag('notifications'),
     controlRequests: () => k(`${SCHEDULER}:control`),
     controlResults: () => k(`${SCHEDULER}:control_results`),
