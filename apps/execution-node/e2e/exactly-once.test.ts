@@ -6,7 +6,14 @@ import {
   SEQ_CHECKSUM_MODULUS,
   type PortfolioBook,
 } from '@ginkgo-live/state-keys';
-import { logEntries, RedisServer, StackFixture, tick, waitFor } from '@ginkgo-live/testing';
+import {
+  logEntries,
+  type ManagedProcess,
+  RedisServer,
+  StackFixture,
+  tick,
+  waitFor,
+} from '@ginkgo-live/testing';
 
 /**
  * Exactly once, in order, through the faults a node meets: every event a producer was told was
@@ -70,6 +77,13 @@ async function book(portfolioId: string): Promise<PortfolioBook | null> {
   const decoded = decodePayload('portfolioBook', 'book', raw);
   if (!decoded.ok) throw new Error(decoded.error.problem);
   return decoded.value;
+}
+
+/** The process part of the lease tokens a node process logs (`<node>/<process>/<epoch>`). */
+function tokenOf(node: ManagedProcess): string {
+  const token = logEntries(node, 'Portfolio loaded')[0]?.['token'];
+  if (typeof token !== 'string') throw new Error(`${node.name} loaded nothing`);
+  return token.split('/')[1] ?? '';
 }
 
 /** Waits until the portfolio's queue is empty and its book has applied `count` events. */
@@ -184,6 +198,35 @@ describe('exactly once through node faults', () => {
     await expectExactlyOnce('p1', accepted);
     expect(a.exit).toBeUndefined();
     expect(b.exit).toBeUndefined();
+  });
+
+  it('a replacement process under the same NODE_ID while the first is frozen: the thawed one commits nothing', async () => {
+    await fx.addToCatalog('p1');
+    const first = await fx.startNode('n1');
+    await fx.assign('n1', ['p1']);
+    await waitFor(async () => (await fx.state('p1'))?.status === 'running');
+    const producer = feed(['p1']);
+    await waitFor(() => producer.total() >= 100, { timeoutMs: 10_000 });
+    first.signal('SIGSTOP');
+    // Its heartbeat expires (TTL 2 s); a new process takes the same id and the same assignment.
+    await waitFor(async () => (await fx.redis.exists(fx.keys.heartbeat('n1'))) === 0, {
+      timeoutMs: 5_000,
+    });
+    const second = await fx.startNode('n1');
+    await waitFor(
+      async () => {
+        const token = (await book('p1'))?.fence?.token ?? '';
+        return token.startsWith('n1/') && !token.startsWith(`n1/${tokenOf(first)}`);
+      },
+      { timeoutMs: 10_000, description: 'the second process committed p1' },
+    );
+    first.signal('SIGCONT');
+    await waitFor(() => producer.total() >= 400, { timeoutMs: 20_000 });
+    await producer.stop();
+    const accepted = producer.accepted.get('p1') ?? [];
+    await settled('p1', accepted.length);
+    await expectExactlyOnce('p1', accepted);
+    expect(second.exit).toBeUndefined();
   });
 
   it('Redis restarted empty: the node writes back the books it holds, they are not reset', async () => {

@@ -376,6 +376,7 @@ export class ExecutionNode {
       portfolioId,
       resumed: book !== undefined,
       version: acquired.loaded?.version ?? 0,
+      token,
     });
   }
 
