@@ -258,6 +258,27 @@ describe('one portfolio', () => {
     expect(classifyLoss('p1', 9, 9_500, [empty(5)], 2_000)).toEqual({ permitted: false });
   });
 
+  it("counts an add whose reply was handled after the kill began, before the restart, as the killed Redis's", () => {
+    // Killed at 7,500, restarted from 10,000: the reply of an add was handled at 7,520.
+    const killed = (kind: 'redis-empty' | 'redis-kill') =>
+      fault(1, kind, 7_500, 10_500, { appliedBefore: { p1: 5 }, restartedMs: 10_000 });
+    expect(classifyLoss('p1', 6, 7_520, [killed('redis-empty')], 2_000)).toEqual({
+      permitted: true,
+      faultId: 1,
+    });
+    expect(classifyLoss('p1', 6, 7_520, [killed('redis-kill')], 2_000)).toEqual({
+      permitted: true,
+      faultId: 1,
+    });
+    // Accepted once the restart began: by the new Redis, so its loss is nobody's window.
+    expect(classifyLoss('p1', 6, 10_100, [killed('redis-empty')], 2_000)).toEqual({
+      permitted: false,
+    });
+    expect(classifyLoss('p1', 6, 10_100, [killed('redis-kill')], 2_000)).toEqual({
+      permitted: false,
+    });
+  });
+
   it('never counts unknown outcomes as lost, and counts those applied', () => {
     const feed = feedOf(10, [6, 7]);
     const without = checkPortfolio(feed, book(rangeOf([1, 2, 3, 4, 5, 8, 9, 10])), [], {

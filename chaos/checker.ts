@@ -141,14 +141,18 @@ export function classifyLoss(
   const back = rollbackOf(rollbacks, portfolioId, seq, atMs);
   if (back !== undefined) {
     const f = faultBefore(faults, back.atMs);
-    return f?.kind === 'redis-kill' && atMs >= f.startMs - fsyncWindowMs && atMs <= f.startMs
+    return f?.kind === 'redis-kill' &&
+      atMs >= f.startMs - fsyncWindowMs &&
+      atMs <= (f.restartedMs ?? f.startMs)
       ? { permitted: true, faultId: f.id }
       : { permitted: false };
   }
   for (const f of faults) {
-    if (f.kind === 'redis-kill' && atMs >= f.startMs - fsyncWindowMs && atMs <= f.startMs)
+    // Accepted by the Redis that was killed: before the restart began (see FaultRecord.restartedMs).
+    const killedBy = f.restartedMs ?? f.startMs;
+    if (f.kind === 'redis-kill' && atMs >= f.startMs - fsyncWindowMs && atMs <= killedBy)
       return { permitted: true, faultId: f.id };
-    if (f.kind === 'redis-empty' && atMs <= f.startMs) {
+    if (f.kind === 'redis-empty' && atMs <= killedBy) {
       const before = f.appliedBefore?.[portfolioId] ?? 0;
       if (seq > before) return { permitted: true, faultId: f.id };
     }

@@ -150,6 +150,12 @@ export interface FaultRecord {
   startMs: number;
   /** When the recovery (restart, thaw, undrain) was done. */
   endMs: number;
+  /**
+   * Redis kills: when the restart began. No Redis ran between the kill and this moment, so an add
+   * the producer recorded as accepted before it was accepted by the Redis that was killed, even when
+   * its reply was handled after the kill had started (`startMs`).
+   */
+  restartedMs?: number;
   /** What happened, in words (durations, exit codes, anything odd). */
   notes: string[];
   /**

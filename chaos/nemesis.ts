@@ -116,6 +116,7 @@ export class Nemesis {
         record.startMs = this.options.clock();
         await server.kill();
         await sleep(plan.durationMs);
+        record.restartedMs = this.options.clock();
         await server.restart({ keepData: !empty });
         const catalog = Number(await server.command('HLEN', stack.fx.keys.portfolioCatalog()));
         record.notes.push(

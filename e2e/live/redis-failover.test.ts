@@ -1,6 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
-import { decodePayload } from '@ginkgo-live/state-keys';
 import { logEntries, RedisServer, StackFixture, tick, waitFor } from '@ginkgo-live/testing';
 import { startFleet } from './fleet.ts';
 
@@ -114,13 +113,8 @@ describe('a node killed under load', () => {
     await feeding;
     // Done when every book has applied what its queue accepted (the events the killed node had
     // not committed were still queued, at the head, for b).
-    const applied = async (id: string) => {
-      const raw = await fx.redis.get(fx.keys.portfolioBook(id));
-      const book = raw === null ? null : decodePayload('portfolioBook', id, raw);
-      return book?.ok === true
-        ? book.value.applied?.producers[queues.producerId]?.count
-        : undefined;
-    };
+    const applied = async (id: string) =>
+      (await fx.book(id))?.applied?.producers[queues.producerId]?.count;
     await waitFor(
       async () => {
         for (const id of Object.keys(plan))
@@ -133,11 +127,10 @@ describe('a node killed under load', () => {
     for (const id of Object.keys(plan)) {
       const state = await fx.state(id);
       expect(state?.node_id).toBe('b');
-      const raw = await fx.redis.get(fx.keys.portfolioBook(id));
-      const book = raw === null ? null : decodePayload('portfolioBook', id, raw);
-      if (book?.ok !== true) throw new Error(`${id}: no book`);
-      expect(book.value.processed_count).toBe(accepted.get(id));
-      processed += book.value.processed_count;
+      const book = await fx.book(id);
+      if (book === null) throw new Error(`${id}: no book`);
+      expect(book.processed_count).toBe(accepted.get(id));
+      processed += book.processed_count;
     }
     await annotate(`accepted ${total()}, processed (from the books) ${processed}`);
     expect(processed).toBe(total());

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
-import { appliedSeqs, decodePayload, SEQ_CHECKSUM_MODULUS } from '@ginkgo-live/state-keys';
+import { appliedSeqs, SEQ_CHECKSUM_MODULUS } from '@ginkgo-live/state-keys';
 import { SentinelGroup, StackFixture, tick, waitFor } from '@ginkgo-live/testing';
 import { startFleet } from './fleet.ts';
 
@@ -78,13 +78,8 @@ describe('the whole stack through Redis Sentinel', () => {
 
     // Events after the failover are accepted and applied too.
     for (let i = 30; i < 40; i++) await offer(i, after);
-    const appliedOf = async (id: string) => {
-      const raw = await fx.redis.get(fx.keys.portfolioBook(id));
-      const book = raw === null ? null : decodePayload('portfolioBook', id, raw);
-      const range =
-        book?.ok === true ? book.value.applied?.producers[queues.producerId] : undefined;
-      return range;
-    };
+    const appliedOf = async (id: string) =>
+      (await fx.book(id))?.applied?.producers[queues.producerId];
     await waitFor(
       async () => {
         for (const id of ids) {

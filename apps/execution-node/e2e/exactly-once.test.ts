@@ -1,11 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
-import {
-  appliedSeqs,
-  decodePayload,
-  SEQ_CHECKSUM_MODULUS,
-  type PortfolioBook,
-} from '@ginkgo-live/state-keys';
+import { appliedSeqs, SEQ_CHECKSUM_MODULUS } from '@ginkgo-live/state-keys';
 import {
   logEntries,
   type ManagedProcess,
@@ -71,13 +66,7 @@ function feed(portfolioIds: readonly string[], queues = producerQueues()) {
   };
 }
 
-async function book(portfolioId: string): Promise<PortfolioBook | null> {
-  const raw = await fx.redis.get(fx.keys.portfolioBook(portfolioId));
-  if (raw === null) return null;
-  const decoded = decodePayload('portfolioBook', 'book', raw);
-  if (!decoded.ok) throw new Error(decoded.error.problem);
-  return decoded.value;
-}
+const book = (portfolioId: string) => fx.book(portfolioId);
 
 /** The process part of the lease tokens a node process logs (`<node>/<process>/<epoch>`). */
 function tokenOf(node: ManagedProcess): string {

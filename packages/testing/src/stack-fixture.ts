@@ -5,6 +5,7 @@ import {
   encodePayload,
   type NodeInfo,
   type PortfolioSpec,
+  type PortfolioBook,
   type PortfolioState,
   type StateKeys,
 } from '@ginkgo-live/state-keys';
@@ -219,6 +220,16 @@ export class StackFixture {
     const raw = await this.redis.get(key);
     if (raw === null) return null;
     const decoded = decodePayload('portfolioState', key, raw);
+    if (!decoded.ok) throw new Error(decoded.error.problem);
+    return decoded.value;
+  }
+
+  /** A portfolio's book (what the node committed), decoded; null when there is none. */
+  async book(portfolioId: string): Promise<PortfolioBook | null> {
+    const key = this.keys.portfolioBook(portfolioId);
+    const raw = await this.redis.get(key);
+    if (raw === null) return null;
+    const decoded = decodePayload('portfolioBook', key, raw);
     if (!decoded.ok) throw new Error(decoded.error.problem);
     return decoded.value;
   }
