@@ -9,8 +9,19 @@ import { format, resolveConfig } from 'prettier';
 import { REPO_ROOT } from '@ginkgo-live/testing';
 import { machine } from '../bench/lib.ts';
 import { DEFAULTS, type CampaignOptions, type CampaignResult } from './campaign.ts';
-import { toRanges } from './checker.ts';
-import { FAULT_KINDS, type FaultKind } from './model.ts';
+import { checkCampaign, toRanges, type CampaignInput } from './checker.ts';
+import {
+  FAULT_KINDS,
+  type BookView,
+  type Detection,
+  type ExitRecord,
+  type FaultKind,
+  type FaultRecord,
+  type FeedRecord,
+  type NoticeRecord,
+  type Rollback,
+  type Sample,
+} from './model.ts';
 import { failureHistory, resultMarkdown } from './report.ts';
 import { drawTimeline, type TimelineMark } from './svg.ts';
 
@@ -19,6 +30,8 @@ export interface RunArgs {
   out: string;
   writeDocs: boolean;
   seedGiven: boolean;
+  /** A run's history to check again instead of running a campaign. */
+  recheck: string | undefined;
 }
 
 /** Parses the command line; throws with a message on anything unknown. */
@@ -26,6 +39,7 @@ export function parseArgs(argv: readonly string[], randomSeed: () => number): Ru
   const options = { ...DEFAULTS };
   let out = '.chaos';
   let writeDocs = false;
+  let recheck: string | undefined;
   let seed: number | undefined;
   const value = (i: number, name: string): string => {
     const v = argv[i];
@@ -77,6 +91,9 @@ export function parseArgs(argv: readonly string[], randomSeed: () => number): Ru
       case '--write-docs':
         writeDocs = true;
         break;
+      case '--recheck':
+        recheck = value(++i, arg);
+        break;
       case '--bundled':
         options.bundled = true;
         break;
@@ -85,7 +102,7 @@ export function parseArgs(argv: readonly string[], randomSeed: () => number): Ru
     }
   }
   options.seed = seed ?? randomSeed();
-  return { options, out, writeDocs, seedGiven: seed !== undefined };
+  return { options, out, writeDocs, seedGiven: seed !== undefined, recheck };
 }
 
 /** The command that reproduces a run. */
@@ -170,6 +187,7 @@ export async function writeOutputs(
       resultMarkdown({
         title: docs ? 'Reliability: the fault campaign' : title,
         command: commandOf(args),
+        recheckedAt: args.recheck === undefined ? undefined : new Date(),
         startedAt: result.startedAt,
         machine: host,
         settings,
@@ -184,7 +202,41 @@ export async function writeOutputs(
   const markdown = await render('timeline.svg');
   writeFileSync(path.join(dir, 'results.md'), markdown);
   writeFileSync(path.join(dir, 'timeline.svg'), svg);
-  const lines: string[] = [];
+  writeFileSync(path.join(dir, 'campaign.ndjson'), historyLines(args, result).join('\n') + '\n');
+  result.logsOf(path.join(dir, 'logs'));
+  if (docs) {
+    writeFileSync(path.join(REPO_ROOT, 'docs', 'reliability-timeline.svg'), svg);
+    writeFileSync(
+      path.join(REPO_ROOT, 'docs', 'reliability.md'),
+      await render('reliability-timeline.svg'),
+    );
+  }
+  return { markdown, history };
+}
+
+/**
+ * The run's history, one JSON object a line: what the campaign was (`meta`), the faults, every
+ * seq's outcome, the final books, the samples, and what the samples, the watch on the processes
+ * and the webhook saw. `--recheck` runs the checker on it again.
+ */
+export function historyLines(args: RunArgs, result: CampaignResult): string[] {
+  const { input } = result;
+  const lines: string[] = [
+    JSON.stringify({
+      type: 'meta',
+      version: 1,
+      options: args.options,
+      startedAt: result.startedAt.toISOString(),
+      portfolios: input.portfolios,
+      endMs: input.endMs,
+      faultPhaseMs: result.faultPhaseMs,
+      faultPhaseEndMs: result.faultPhaseEndMs,
+      drainMs: result.drainMs,
+      redisVersion: result.redisVersion,
+      fsyncWindowMs: input.fsyncWindowMs,
+      problems: input.problems ?? [],
+    }),
+  ];
   for (const f of input.faults) lines.push(JSON.stringify({ type: 'fault', ...f }));
   for (const [p, feed] of input.feeds) {
     const seqs = [...feed.seqs.entries()].sort((a, b) => a[0] - b[0]);
@@ -205,14 +257,93 @@ export async function writeOutputs(
   for (const d of input.detections) lines.push(JSON.stringify({ type: 'detection', ...d }));
   for (const e of input.exits) lines.push(JSON.stringify({ type: 'exit', ...e }));
   for (const n of input.notices) lines.push(JSON.stringify({ type: 'notice', ...n }));
-  writeFileSync(path.join(dir, 'campaign.ndjson'), `${lines.join('\n')}\n`);
-  result.logsOf(path.join(dir, 'logs'));
-  if (docs) {
-    writeFileSync(path.join(REPO_ROOT, 'docs', 'reliability-timeline.svg'), svg);
-    writeFileSync(
-      path.join(REPO_ROOT, 'docs', 'reliability.md'),
-      await render('reliability-timeline.svg'),
-    );
+  for (const r of input.rollbacks ?? []) lines.push(JSON.stringify({ type: 'rollback', ...r }));
+  return lines;
+}
+
+/** A run read back from its history (`campaign.ndjson`), checked again with this checker. */
+export function readHistory(text: string): { args: RunArgs; result: CampaignResult } {
+  type Line = Record<string, unknown> & { type?: string };
+  const lines = text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as Line);
+  const strip = (line: Line): Record<string, unknown> => {
+    const { type: _type, ...rest } = line;
+    return rest;
+  };
+  const meta = lines.find((l) => l.type === 'meta') as
+    | (Line & {
+        options: RunArgs['options'];
+        startedAt: string;
+        portfolios: string[];
+        endMs: number;
+        faultPhaseMs: number;
+        faultPhaseEndMs: number;
+        drainMs: number;
+        redisVersion: string;
+        fsyncWindowMs: number;
+        problems: string[];
+      })
+    | undefined;
+  if (meta === undefined) throw new Error('no meta line: not a campaign history');
+  const of = (type: string): Line[] => lines.filter((l) => l.type === type);
+  const feeds = new Map<string, FeedRecord>();
+  for (const l of of('feed')) {
+    const f = l as Line & {
+      portfolio: string;
+      refused: number;
+      anomalies: string[];
+      seqs: [number, 'a' | 'u', number][];
+    };
+    feeds.set(f.portfolio, {
+      portfolioId: f.portfolio,
+      refused: f.refused,
+      anomalies: f.anomalies,
+      seqs: new Map(
+        f.seqs.map(([seq, o, atMs]) => [
+          seq,
+          { outcome: o === 'a' ? 'accepted' : 'unknown', atMs },
+        ]),
+      ),
+    });
   }
-  return { markdown, history };
+  const books = new Map<string, BookView>();
+  for (const l of of('book')) {
+    const { portfolio, ...book } = strip(l) as unknown as BookView & { portfolio: string };
+    books.set(portfolio, book);
+  }
+  const input: CampaignInput = {
+    portfolios: meta.portfolios,
+    feeds,
+    books,
+    faults: of('fault').map((l) => strip(l) as unknown as FaultRecord),
+    samples: of('sample').map((l) => strip(l) as unknown as Sample),
+    detections: of('detection').map((l) => strip(l) as unknown as Detection),
+    rollbacks: of('rollback').map((l) => strip(l) as unknown as Rollback),
+    exits: of('exit').map((l) => strip(l) as unknown as ExitRecord),
+    notices: of('notice').map((l) => strip(l) as unknown as NoticeRecord),
+    endMs: meta.endMs,
+    fsyncWindowMs: meta.fsyncWindowMs,
+    problems: meta.problems,
+  };
+  return {
+    args: {
+      options: meta.options,
+      out: '.chaos',
+      writeDocs: false,
+      seedGiven: true,
+      recheck: undefined,
+    },
+    result: {
+      verdict: checkCampaign(input),
+      input,
+      startedAt: new Date(meta.startedAt),
+      faultPhaseMs: meta.faultPhaseMs,
+      faultPhaseEndMs: meta.faultPhaseEndMs,
+      drainMs: meta.drainMs,
+      redisVersion: meta.redisVersion,
+      logsOf: () => undefined, // the run's logs stay where it wrote them
+    },
+  };
 }

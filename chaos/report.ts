@@ -72,6 +72,8 @@ export interface ReportInput {
   title: string;
   /** The command that reproduces the run. */
   command: string;
+  /** Set when the run's history was checked again (`--recheck`): when. */
+  recheckedAt?: Date;
   startedAt: Date;
   machine: Record<string, string>;
   settings: Record<string, string>;
@@ -90,7 +92,11 @@ export function resultMarkdown(input: ReportInput): string {
   const lines: string[] = [
     `# ${input.title}`,
     '',
-    `Written by \`${input.command}\` on ${input.startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC.`,
+    `Written by \`${input.command}\` on ${input.startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC${
+      input.recheckedAt === undefined
+        ? ''
+        : `; its history checked again and drawn anew with \`--recheck\` on ${input.recheckedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`
+    }.`,
     '',
     v.ok
       ? '**Verdict: passed** — no accepted event lost outside a declared window, none applied twice, none out of order, no process exited unexpectedly.'

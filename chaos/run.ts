@@ -8,15 +8,17 @@
  *   pnpm chaos -- --seed 7 --minutes 30
  *   pnpm chaos -- --kinds node-kill,redis-empty --rate 40
  *   pnpm chaos -- --minutes 30 --write-docs   also docs/reliability.md and its timeline SVG
+ *   pnpm chaos -- --recheck .chaos/campaign.ndjson --out .chaos   a run's history checked again
  *
  * Writes `<out>/results.md`, `<out>/timeline.svg`, `<out>/campaign.ndjson` (every seq's outcome,
  * the faults, the samples) and `<out>/logs/` (every process's output). Exit code 0 when nothing was
  * lost outside a declared window, nothing applied twice or out of order and no process exited
  * unexpectedly; 1 otherwise; 2 on bad arguments.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { runCampaign } from './campaign.ts';
-import { parseArgs, writeOutputs, type RunArgs } from './cli.ts';
+import { runCampaign, type CampaignResult } from './campaign.ts';
+import { parseArgs, readHistory, writeOutputs, type RunArgs } from './cli.ts';
 import { kindTable } from './report.ts';
 
 async function main(): Promise<void> {
@@ -30,8 +32,17 @@ async function main(): Promise<void> {
   const log = (message: string): void => {
     process.stderr.write(`[chaos] ${message}\n`);
   };
-  log(`seed ${args.options.seed}${args.seedGiven ? '' : ' (random; replay with --seed)'}`);
-  const result = await runCampaign({ ...args.options, log });
+  let result: CampaignResult;
+  if (args.recheck === undefined) {
+    log(`seed ${args.options.seed}${args.seedGiven ? '' : ' (random; replay with --seed)'}`);
+    result = await runCampaign({ ...args.options, log });
+  } else {
+    // A run's history checked again (by this checker), its outputs written anew.
+    const saved = readHistory(readFileSync(args.recheck, 'utf8'));
+    args = { ...saved.args, out: args.out, writeDocs: args.writeDocs, recheck: args.recheck };
+    result = saved.result;
+    log(`rechecked ${args.recheck} (seed ${args.options.seed}, ${args.options.minutes} min)`);
+  }
   const { markdown, history } = await writeOutputs(args, result, args.out, args.writeDocs);
   const v = result.verdict;
   process.stdout.write(`\n${kindTable(v).join('\n')}\n\n`);

@@ -88,6 +88,10 @@ describe('the timeline picture', () => {
     expect(svg.match(/<polyline /g)).toHaveLength(2);
     expect(svg).toContain('data-portfolio="btc-fast"');
     expect(svg.match(/<rect data-fault="/g)).toHaveLength(2);
+    // A lane per fault kind, each fault in its lane.
+    expect(svg.match(/<rect data-lane="/g)).toHaveLength(2);
+    expect(svg).toContain('font-size="9">node-kill</text>');
+    expect(svg).toContain('font-size="9">redis-empty</text>');
     expect(svg).toContain('#1 kill node-1');
     expect(svg).toContain('#2 redis empty redis &quot;main&quot;');
     expect(svg).toContain('Fault campaign: seed 7 &amp; &lt;friends&gt;');
@@ -110,6 +114,18 @@ describe('the timeline picture', () => {
     const ys = points.split(' ').map((pt) => Number(pt.split(',')[1]));
     expect(ys.slice(21, 24)).toEqual([384, 384, 384]);
     expect(ys[10]).toBeLessThan(384);
+  });
+
+  it('labels a window only where there is room: every one keeps its tooltip and lane', () => {
+    const dense = Array.from({ length: 100 }, (_, i) =>
+      fault(i + 1, i % 2 === 0 ? 'node-kill' : 'redis-freeze', i * 600, i * 600 + 300),
+    );
+    const svg = drawTimeline({ ...input, faults: dense });
+    expect(svg.match(/<rect data-fault="/g)).toHaveLength(100);
+    expect(svg.match(/<rect data-lane="/g)).toHaveLength(100);
+    // 946 px for 60 s: windows 9.5 px apart, a label at most every 12 px.
+    const labels = svg.match(/transform="rotate\(90 /g)?.length ?? 0;
+    expect(labels).toBe(50);
   });
 
   it('is the same picture for the same input', () => {

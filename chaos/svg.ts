@@ -117,7 +117,13 @@ export function drawTimeline(input: TimelineInput): string {
   const plotH = 320;
   const laneH = 34;
   const plotW = width - left - right;
-  const height = top + plotH + 14 + laneH + 46;
+  // One lane per fault kind present (Jepsen's nemesis lanes), below the marks.
+  const kinds = [...new Set(input.faults.map((f) => f.kind))];
+  const kindRowH = 11;
+  const kindsTop = top + plotH + 14 + laneH + 6;
+  const kindsH = kinds.length * kindRowH;
+  const axisY = kindsTop + kindsH + 16;
+  const height = axisY + 30;
   const duration = Math.max(1, input.durationMs);
   // About 600 bins across, never below a second.
   const binMs = Math.max(1_000, Math.ceil(duration / 600 / 1_000) * 1_000);
@@ -137,18 +143,42 @@ export function drawTimeline(input: TimelineInput): string {
     `<text x="${left}" y="22" font-size="15" font-weight="bold">${escapeXml(input.title)}</text>`,
     `<text x="${left}" y="40" fill="#555">${escapeXml(input.subtitle)}</text>`,
   );
-  // Fault windows, behind everything, labelled at the top.
+  // Fault windows, behind everything, labelled at the top where there is room (every window has
+  // its tooltip, and its kind's lane below).
   out.push('<g class="faults">');
+  let lastLabelX = -Infinity;
+  const tooltip = (f: FaultRecord): string =>
+    `<title>${escapeXml(`#${f.id} ${f.kind} ${f.target}: ${fmt(f.startMs / 1_000)} s → ${fmt(f.endMs / 1_000)} s${f.notes.length > 0 ? ` (${f.notes.join('; ')})` : ''}`)}</title>`;
   for (const f of input.faults) {
     const x0 = x(f.startMs);
     const w = Math.max(2, x(f.endMs) - x0);
     const color = FAULT_COLORS[f.kind];
-    const label = `${FAULT_SHORT[f.kind]} ${f.target}`;
     out.push(
-      `<rect data-fault="${f.id}" x="${fmt(x0)}" y="${top}" width="${fmt(w)}" height="${plotH}" fill="${color}" fill-opacity="0.18" stroke="${color}" stroke-opacity="0.5"><title>${escapeXml(`#${f.id} ${f.kind} ${f.target}: ${fmt((f.endMs - f.startMs) / 1_000)} s${f.notes.length > 0 ? ` (${f.notes.join('; ')})` : ''}`)}</title></rect>`,
-      `<text x="${fmt(x0 + 3)}" y="${top + 4}" transform="rotate(90 ${fmt(x0 + 3)} ${top + 4})" font-size="9" fill="${color}">${escapeXml(`#${f.id} ${label}`)}</text>`,
+      `<rect data-fault="${f.id}" x="${fmt(x0)}" y="${top}" width="${fmt(w)}" height="${plotH}" fill="${color}" fill-opacity="0.16" stroke="${color}" stroke-opacity="0.45">${tooltip(f)}</rect>`,
     );
+    if (x0 - lastLabelX >= 12) {
+      lastLabelX = x0;
+      out.push(
+        `<text x="${fmt(x0 + 3)}" y="${top + 4}" transform="rotate(90 ${fmt(x0 + 3)} ${top + 4})" font-size="9" fill="${color}">${escapeXml(`#${f.id} ${FAULT_SHORT[f.kind]} ${f.target}`)}</text>`,
+      );
+    }
   }
+  out.push('</g>');
+  out.push('<g class="fault-lanes">');
+  kinds.forEach((kind, row) => {
+    const ly = kindsTop + row * kindRowH;
+    const color = FAULT_COLORS[kind];
+    out.push(
+      `<rect x="${left}" y="${ly}" width="${plotW}" height="${kindRowH - 1}" fill="${row % 2 === 0 ? '#fafafa' : '#f2f2f2'}"/>`,
+      `<text x="${left - 6}" y="${ly + kindRowH - 3}" text-anchor="end" font-size="9">${escapeXml(kind)}</text>`,
+    );
+    for (const f of input.faults.filter((g) => g.kind === kind)) {
+      const x0 = x(f.startMs);
+      out.push(
+        `<rect data-lane="${f.id}" x="${fmt(x0)}" y="${ly}" width="${fmt(Math.max(1.5, x(f.endMs) - x0))}" height="${kindRowH - 1}" fill="${color}">${tooltip(f)}</rect>`,
+      );
+    }
+  });
   out.push('</g>');
   // Axes and grid.
   out.push('<g class="axes" stroke="#ccc">');
@@ -168,9 +198,7 @@ export function drawTimeline(input: TimelineInput): string {
   }
   const xStepS = niceStep(duration / 1_000, 10);
   for (let s = 0; s * 1_000 <= duration; s += xStepS) {
-    out.push(
-      `<text x="${fmt(x(s * 1_000))}" y="${top + plotH + 14 + laneH + 16}" text-anchor="middle">${fmt(s)}</text>`,
-    );
+    out.push(`<text x="${fmt(x(s * 1_000))}" y="${axisY}" text-anchor="middle">${fmt(s)}</text>`);
   }
   out.push(
     `<text x="${left + plotW / 2}" y="${height - 8}" text-anchor="middle">seconds since the campaign started</text>`,
@@ -229,7 +257,6 @@ export function drawTimeline(input: TimelineInput): string {
     ly += 15;
   });
   ly += 8;
-  const kinds = [...new Set(input.faults.map((f) => f.kind))];
   for (const kind of kinds) {
     out.push(
       `<rect x="${lx}" y="${ly - 6}" width="18" height="11" fill="${FAULT_COLORS[kind]}" fill-opacity="0.3" stroke="${FAULT_COLORS[kind]}"/>`,
