@@ -51,6 +51,8 @@ export interface CampaignOptions {
   kinds: readonly FaultKind[];
   /** Progress line every this many ms. */
   progressMs: number;
+  /** The fault phase goes on past `minutes` until this many faults were injected. */
+  minFaults: number;
   log: (message: string) => void;
 }
 
@@ -68,6 +70,7 @@ export const DEFAULTS: Omit<CampaignOptions, 'log'> = {
   bundled: false,
   kinds: FAULT_KINDS,
   progressMs: 5_000,
+  minFaults: 0,
 };
 
 /** Lease / heartbeat TTL of the harness's FAST timings. */
@@ -219,15 +222,17 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   }, options.progressMs);
 
   try {
+    // Faults until the time is up (none starts in its last two seconds) and at least `minFaults`
+    // were injected: a slow machine runs longer rather than skip kinds.
+    const enough = (): boolean => nemesis.faults.length >= options.minFaults;
     for (;;) {
       const wait = nextAt - clock();
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      // No fault starts in the last two seconds of the fault phase.
-      if (clock() >= faultPhaseMs - 2_000) break;
+      if (clock() >= faultPhaseMs - 2_000 && enough()) break;
       await nemesis.inject(next);
       nextAt = clock() + next.gapMs;
       next = schedule.next();
-      if (nextAt >= faultPhaseMs) {
+      if (nextAt >= faultPhaseMs && enough()) {
         const rest = faultPhaseMs - clock();
         if (rest > 0) await new Promise((resolve) => setTimeout(resolve, rest));
         break;

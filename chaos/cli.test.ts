@@ -28,6 +28,8 @@ describe('pnpm chaos arguments', () => {
         '40',
         '--kinds',
         'node-kill,redis-empty',
+        '--min-faults',
+        '8',
         '--write-docs',
         '--out',
         'x',
@@ -40,9 +42,10 @@ describe('pnpm chaos arguments', () => {
       minutes: 30,
       ratePerSecond: 40,
       kinds: ['node-kill', 'redis-empty'],
+      minFaults: 8,
     });
     expect(commandOf(args)).toBe(
-      'pnpm chaos -- --seed 7 --minutes 30 --rate 40 --kinds node-kill,redis-empty',
+      'pnpm chaos -- --seed 7 --minutes 30 --rate 40 --kinds node-kill,redis-empty --min-faults 8',
     );
   });
 

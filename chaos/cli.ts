@@ -71,6 +71,9 @@ export function parseArgs(argv: readonly string[], randomSeed: () => number): Ru
       case '--nodes':
         options.nodes = Math.round(positive(value(++i, arg), arg));
         break;
+      case '--min-faults':
+        options.minFaults = Math.round(positive(value(++i, arg), arg));
+        break;
       case '--drain-timeout':
         options.drainTimeoutMs = positive(value(++i, arg), arg) * 1_000;
         break;
@@ -112,6 +115,7 @@ export function commandOf(args: RunArgs): string {
   if (o.ratePerSecond !== DEFAULTS.ratePerSecond) parts.push(`--rate ${o.ratePerSecond}`);
   if (o.nodes !== DEFAULTS.nodes) parts.push(`--nodes ${o.nodes}`);
   if (o.kinds.length !== FAULT_KINDS.length) parts.push(`--kinds ${o.kinds.join(',')}`);
+  if (o.minFaults !== DEFAULTS.minFaults) parts.push(`--min-faults ${o.minFaults}`);
   if (o.bundled) parts.push('--bundled');
   return parts.join(' ');
 }
