@@ -322,11 +322,10 @@ export class Scheduler {
       if (a.node_id !== null) perNode.get(a.node_id)?.push(a.portfolio_id);
     const records: NodeRecord[] = world.nodes.map((n, i) => {
       const view = views[i];
-      const status: NodeRecord['status'] = !n.liveness.alive
-        ? 'lost'
-        : view?.draining === true
-          ? 'draining'
-          : 'alive';
+      // In the outage grace a node that was alive stays alive in its record too: a heartbeat that
+      // expired while Redis was down is no news of the node (no "Node lost", no plan write).
+      const status: NodeRecord['status'] =
+        view?.alive !== true ? 'lost' : view?.draining === true ? 'draining' : 'alive';
       return {
         _v: 1,
         node_id: n.nodeId,
