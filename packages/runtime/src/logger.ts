@@ -6,7 +6,7 @@ import { envEnum, parseEnv, type ConfigResult, type Env } from './env.ts';
 /** The logger every component receives; take a child with `{ component }`. */
 export type Logger = winston.Logger;
 
-/** Log levels in use, most severe first (see STYLE.md for what each means). */
+/** Log levels in use, most severe first: a human must act, degraded, lifecycle, per-tick detail. */
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
