@@ -64,7 +64,7 @@ export interface RedisConfig {
     | undefined;
 }
 
-/** Defaults from DESIGN.md. */
+/** Defaults of FR-038 (docs/architecture.md, "Defaults"). */
 export const REDIS_DEFAULTS = {
   host: 'localhost',
   port: 6379,
