@@ -1,4 +1,4 @@
-/** Time-related defaults of the Redis contract (DESIGN.md), all overridable by each app's env. */
+/** Time-related defaults of the Redis contract (docs/architecture.md), each overridable by env. */
 export interface ContractTimings {
   /** How often a node beats, in ms. Default 5000. */
   heartbeatIntervalMs: number;
