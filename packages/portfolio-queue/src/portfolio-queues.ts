@@ -9,7 +9,7 @@ import {
 } from '@ginkgo-live/state-keys';
 import { LuaScript } from '@ginkgo-live/redis-client';
 
-/** Capacity of a portfolio queue when none is configured (DESIGN.md). */
+/** Capacity of a portfolio queue when none is configured (docs/architecture.md, "Defaults"). */
 export const DEFAULT_QUEUE_CAPACITY = 1_000;
 
 /** BullMQ job name of a price tick. */
