@@ -15,7 +15,7 @@ import { msBetween, startFleet } from './fleet.ts';
 /**
  * T072 on the whole stack as processes: Redis frozen (SIGSTOP, so commands time out rather than
  * being refused) and killed over and over, while nodes, scheduler, gateway and notification worker
- * run. Short intervals by env; the defaults stay DESIGN.md's.
+ * run. Short intervals by env; the defaults are in docs/architecture.md.
  */
 let server: RedisServer;
 let fx: StackFixture;
