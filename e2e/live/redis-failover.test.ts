@@ -6,7 +6,7 @@ import { startFleet } from './fleet.ts';
 /**
  * T071/T072 on the whole stack as processes: scheduler, two nodes and the gateway on a real Redis
  * that the test kills and restarts. Short intervals by env (heartbeat 500 ms, TTL 2 s, tick 500 ms);
- * the defaults stay DESIGN.md's.
+ * the defaults are in docs/architecture.md.
  */
 let server: RedisServer;
 let fx: StackFixture;
