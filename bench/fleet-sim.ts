@@ -15,7 +15,7 @@ export interface SimulatedFleetOptions {
   nodes: number;
   /** Portfolios a node may run (its info's `capacity`). */
   capacity: number;
-  /** Beat interval and heartbeat TTL: DESIGN.md's defaults, 5 s and 15 s. */
+  /** Beat interval and heartbeat TTL: the defaults, 5 s and 15 s (docs/architecture.md). */
   intervalMs?: number;
   ttlMs?: number;
   /** How often each node reads its assignment (a real node: `ASSIGNMENT_POLL_MS`, 250); 0 = never. */
