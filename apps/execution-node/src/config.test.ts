@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultNodeId, loadConfig } from './config.ts';
 
 describe('loadConfig', () => {
-  it('gives the DESIGN.md defaults', () => {
+  it('gives the documented defaults (docs/architecture.md)', () => {
     const result = loadConfig({});
     expect(result.ok).toBe(true);
     if (!result.ok) return;
