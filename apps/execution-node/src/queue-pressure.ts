@@ -5,7 +5,7 @@ export type Pressure = 'normal' | 'warning' | 'critical' | 'full';
 
 const RANK: Record<Pressure, number> = { normal: 0, warning: 1, critical: 2, full: 3 };
 
-/** Usage thresholds (fractions of capacity), DESIGN.md defaults. */
+/** Usage thresholds (fractions of capacity); defaults in docs/architecture.md. */
 export interface PressureThresholds {
   /** 0.7 */
   warning: number;
