@@ -19,3 +19,5 @@ export { MetricsServer } from './metrics-server.ts';
 export type { MetricsServerOptions } from './metrics-server.ts';
 export { handleShutdownSignals } from './shutdown.ts';
 export type { ShutdownOptions } from './shutdown.ts';
+export { PeriodicLoop } from './periodic-loop.ts';
+export type { PeriodicLoopOptions, PeriodicLoopStats } from './periodic-loop.ts';
