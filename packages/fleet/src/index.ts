@@ -1,0 +1,6 @@
+export { countNodes, decodeNodeSnapshot, readNodeIds, readNodeSnapshots } from './snapshot.ts';
+export type { NodeSnapshot, RawNodeReplies, ReadNodeSnapshotsOptions } from './snapshot.ts';
+export { NODE_FLEET_STATUSES, nodeStatus, statusOfRecord } from './status.ts';
+export type { NodeFleetStatus, StatusInput } from './status.ts';
+export { QUEUE_LEVEL_RANK, QUEUE_LEVELS, QUEUE_THRESHOLDS, queueLevel } from './queue-levels.ts';
+export type { QueueLevel, QueueThresholds } from './queue-levels.ts';
