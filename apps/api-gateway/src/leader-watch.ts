@@ -1,16 +1,10 @@
 import type { Logger } from '@ginkgo-live/runtime';
 import type { Notifier } from '@ginkgo-live/notification-adapter';
 
-/** The condition the gateway raises when no scheduler leads. */
-const LEADER_CONDITION = {
-  group: 'scheduler_leader',
-  kinds: [{ kind: 'scheduler_leader_missing', level: 'critical' }],
-} as const;
-
 export interface LeaderWatchOptions {
   /** Reads the leader lock (`{scheduler}:leader`): the leader's id, or null when none holds it. */
   readLeader: () => Promise<string | null>;
-  notifier: Pick<Notifier, 'notify' | 'resolve'>;
+  notifier: Pick<Notifier, 'raise' | 'resolve'>;
   logger: Logger;
   /** No leader for this long is told (`GATEWAY_LEADER_MISSING_AFTER_MS`). */
   missingAfterMs: number;
@@ -91,14 +85,11 @@ export class LeaderWatch {
     if (this.raised || missingForMs < this.options.missingAfterMs) return;
     this.raised = true;
     this.options.logger.error('No scheduler leader', { missingForMs });
-    this.options.notifier.notify({
-      kind: 'scheduler_leader_missing',
-      level: 'critical',
-      group: LEADER_CONDITION.group,
-      title: 'No scheduler leader',
-      message: `No scheduler has held the leader lock for ${Math.round(missingForMs / 1_000)} s: portfolios keep running where they are, but nothing is placed or moved (dead or draining nodes, control requests) until a scheduler leads again.`,
-      details: { missing_since: new Date(since).toISOString() },
-    });
+    this.options.notifier.raise(
+      'scheduler_leader_missing',
+      {},
+      { missing_since: new Date(since).toISOString(), missing_for_ms: missingForMs },
+    );
   }
 
   private present(leader: string): void {
@@ -107,12 +98,6 @@ export class LeaderWatch {
     if (this.raised) this.options.logger.info('Scheduler leader back', { leader });
     this.raised = false;
     this.seenLeader = true;
-    this.options.notifier.resolve({
-      group: LEADER_CONDITION.group,
-      title: 'Scheduler leader back',
-      message: `${leader} leads the plan again.`,
-      details: { leader },
-      kinds: LEADER_CONDITION.kinds,
-    });
+    this.options.notifier.resolve('scheduler_leader_missing', {}, { leader });
   }
 }

@@ -21,47 +21,36 @@ describe('nextPressure', () => {
 
 describe('QueuePressureWatcher', () => {
   function setup() {
-    const notify = vi.fn();
+    const raise = vi.fn();
     const resolve = vi.fn();
-    const watcher = new QueuePressureWatcher({ notify, resolve } as unknown as Notifier, 'node-1');
+    const watcher = new QueuePressureWatcher({ raise, resolve } as unknown as Notifier, 'node-1');
     const read = (depth: number, refused = 0) =>
       watcher.observe({ portfolioId: 'p1', depth, capacity: 1_000, refused });
-    return { notify, resolve, read };
+    return { raise, resolve, read };
   }
 
   it('notifies each level once on the way up and resolves once below 60 %', () => {
-    const { notify, resolve, read } = setup();
+    const { raise, resolve, read } = setup();
     for (const depth of [500, 700, 750, 960, 990, 1_000, 1_000, 800, 1_000, 650, 599, 300])
       read(depth);
-    expect(
-      notify.mock.calls.map((call) => {
-        const n = call[0] as { kind: string; level: string };
-        return `${n.kind}/${n.level}`;
-      }),
-    ).toEqual(['queue_usage_high/warning', 'queue_usage_high/critical', 'queue_full/critical']);
+    expect(raise.mock.calls.map((call) => `${String(call[0])}/${String(call[3])}`)).toEqual([
+      'queue_usage_high/warning',
+      'queue_usage_high/critical',
+      'queue_full/undefined', // its one level, critical
+    ]);
     expect(resolve).toHaveBeenCalledTimes(1);
-    expect(resolve.mock.calls[0]?.[0]).toMatchObject({
-      group: 'queue',
-      subject: { portfolioId: 'p1' },
-    });
+    expect(resolve.mock.calls[0]?.slice(0, 2)).toEqual(['queue', { portfolioId: 'p1' }]);
   });
 
   it('carries node, portfolio, depth, capacity, usage and refusals since the last notice', () => {
-    const { notify, read } = setup();
+    const { raise, read } = setup();
     read(100, 10);
     read(720, 10);
     read(1_000, 25);
-    expect(notify.mock.calls[1]?.[0]).toMatchObject({
-      kind: 'queue_full',
-      subject: { portfolioId: 'p1' },
-      details: {
-        node_id: 'node-1',
-        portfolio_id: 'p1',
-        depth: 1_000,
-        capacity: 1_000,
-        usage: 1,
-        refused_since_last_notice: 15,
-      },
-    });
+    expect(raise.mock.calls[1]).toEqual([
+      'queue_full',
+      { portfolioId: 'p1' },
+      { node_id: 'node-1', depth: 1_000, capacity: 1_000, usage: 1, refused_since_last_notice: 15 },
+    ]);
   });
 });

@@ -1,4 +1,4 @@
-import { QUEUE_CONDITION, queueSubject, type Notifier } from '@ginkgo-live/notification-adapter';
+import { QUEUE_CONDITION, type Notifier } from '@ginkgo-live/notification-adapter';
 
 /** How full a queue is, remembered until it clears: normal < warning < critical < full. */
 export type Pressure = 'normal' | 'warning' | 'critical' | 'full';
@@ -55,7 +55,7 @@ export interface QueueReading {
  * Turns queue readings into notifications: a warning at 70 %, a critical at 95 %, a `queue_full`
  * critical at capacity, one resolved notice below 60 %. Dedupe is per portfolio queue (not per
  * node), shared through Redis as `QUEUE_CONDITION`, so several nodes watching one queue, and the
- * producers it refuses (`QueueFullAlarm`), send one notice. `notify` is fire-and-forget: nothing
+ * producers it refuses (`QueueFullAlarm`), send one notice. `raise` is fire-and-forget: nothing
  * here waits on delivery.
  */
 export class QueuePressureWatcher {
@@ -63,7 +63,7 @@ export class QueuePressureWatcher {
   private readonly refusedAtNotice = new Map<string, number>();
 
   constructor(
-    private readonly notifier: Notifier,
+    private readonly notifier: Pick<Notifier, 'raise' | 'resolve'>,
     private readonly nodeId: string,
     private readonly thresholds: PressureThresholds = DEFAULT_THRESHOLDS,
   ) {}
@@ -75,40 +75,25 @@ export class QueuePressureWatcher {
     const next = nextPressure(previous, usage, this.thresholds);
     this.pressure.set(portfolioId, next);
     if (next === previous) return;
-    const details = {
+    const sample = {
       node_id: this.nodeId,
-      portfolio_id: portfolioId,
       depth,
       capacity,
       usage: Math.round(usage * 1_000) / 1_000,
       refused_since_last_notice: refused - (this.refusedAtNotice.get(portfolioId) ?? refused),
     };
     this.refusedAtNotice.set(portfolioId, refused);
-    const subject = queueSubject(portfolioId);
-    const percent = `${Math.round(usage * 100)} %`;
     if (next === 'normal') {
-      this.notifier.resolve({
-        group: QUEUE_CONDITION.group,
-        subject,
-        title: `Queue of ${portfolioId} back to normal`,
-        message: `${depth}/${capacity} events (${percent}), below ${this.thresholds.resolveBelow * 100} %.`,
-        details,
-        kinds: QUEUE_CONDITION.kinds,
-      });
-      return;
+      this.notifier.resolve(
+        'queue',
+        { portfolioId },
+        { ...sample, resolve_below: this.thresholds.resolveBelow },
+      );
+    } else if (next === 'full') {
+      this.notifier.raise('queue_full', { portfolioId }, sample);
+    } else {
+      this.notifier.raise('queue_usage_high', { portfolioId }, sample, next);
     }
-    const full = next === 'full';
-    this.notifier.notify({
-      kind: full ? 'queue_full' : 'queue_usage_high',
-      level: next === 'warning' ? 'warning' : 'critical',
-      group: QUEUE_CONDITION.group,
-      subject,
-      title: full ? `Queue of ${portfolioId} is full` : `Queue of ${portfolioId} at ${percent}`,
-      message: full
-        ? `${depth}/${capacity} events: new events for ${portfolioId} are refused.`
-        : `${depth}/${capacity} events (${percent}) waiting for ${portfolioId}.`,
-      details,
-    });
   }
 
   /** Forgets a portfolio that left this node (its condition stays in Redis for the next watcher). */

@@ -1,12 +1,25 @@
+export { CONDITIONS, KINDS, kindsOf } from './catalogue.ts';
+export type {
+  ConditionDetails,
+  ConditionName,
+  ConditionSubject,
+  KindDetails,
+  KindLevel,
+  KindName,
+  KindSubject,
+  Level,
+  QueueRefusal,
+  QueueSample,
+} from './catalogue.ts';
 export { loadNotificationConfig } from './config.ts';
 export type { NotificationConfig } from './config.ts';
 export { NotificationDeliveryWorker } from './delivery-worker.ts';
 export type { DeliveryWorkerOptions } from './delivery-worker.ts';
 export { normalizeLevel } from './levels.ts';
 export { createAppNotifier, Notifier } from './notifier.ts';
-export { QUEUE_CONDITION, QueueFullAlarm, queueSubject } from './queue-full-alarm.ts';
-export type { QueueFullAlarmOptions } from './queue-full-alarm.ts';
 export type { NotifierOptions, NotifyInput, ResolveInput } from './notifier.ts';
+export { QUEUE_CONDITION, QueueFullAlarm } from './queue-full-alarm.ts';
+export type { QueueFullAlarmOptions } from './queue-full-alarm.ts';
 export {
   createWebhookSinks,
   DeliveryError,

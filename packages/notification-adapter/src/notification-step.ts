@@ -5,30 +5,25 @@ import {
   type NotificationSubject,
 } from '@ginkgo-live/state-keys';
 
-/** A notification as a caller raises it. */
-export interface NotifyInput {
-  /** `queue_full`, `node_lost`… (lowercase, digits, `_`). */
+/** An occurrence raised: its dedupe identity and the notification to send when it is new. */
+export interface Raise {
   kind: string;
-  /** info, warning (or WARN), error, critical (or ALERT). */
-  level: string;
-  title: string;
-  message: string;
-  details?: Record<string, unknown>;
-  /** What it is about: part of the dedupe key with kind and level. */
-  subject?: Partial<NotificationSubject>;
-  /** The condition it belongs to, for the resolved notice; default the kind. */
-  group?: string;
+  level: NotificationLevel;
+  /** The condition it belongs to (the resolved notice clears the whole group). */
+  group: string;
+  subject: NotificationSubject;
+  notification: Notification;
 }
 
-/** A condition that cleared. */
-export interface ResolveInput {
+/** A condition that cleared: its dedupe identity and the text of its resolved notice. */
+export interface Resolve {
   group: string;
-  subject?: Partial<NotificationSubject>;
-  title: string;
-  message: string;
-  details?: Record<string, unknown>;
+  subject: NotificationSubject;
   /** Every (kind, level) the group may have raised, so their cooldowns are cleared. */
   kinds: readonly { kind: string; level: NotificationLevel }[];
+  title: string;
+  message: string;
+  details: Record<string, unknown>;
 }
 
 /**
@@ -37,8 +32,8 @@ export interface ResolveInput {
  * while Redis is away and done when it is back, through the same dedupe as at first.
  */
 export type Step =
-  | { op: 'raise'; input: NotifyInput; level: NotificationLevel; notification: Notification }
-  | { op: 'resolve'; input: ResolveInput }
+  | ({ op: 'raise' } & Raise)
+  | ({ op: 'resolve' } & Resolve)
   | { op: 'send'; notification: Notification };
 
 /** The dedupe was claimed but the queue add failed: only the send is left to do. */
@@ -71,9 +66,9 @@ export function isBug(err: unknown): boolean {
 export function describeStep(step: Step): string {
   switch (step.op) {
     case 'raise':
-      return `${step.level} ${step.input.kind}: ${step.input.title}`;
+      return `${step.level} ${step.kind}: ${step.notification.title}`;
     case 'resolve':
-      return `resolved ${step.input.group}: ${step.input.title}`;
+      return `resolved ${step.group}: ${step.title}`;
     case 'send': {
       const n = step.notification;
       return `${n.status === 'resolved' ? 'resolved' : n.level} ${n.kind}: ${n.title}`;

@@ -1,57 +1,62 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '@ginkgo-live/runtime';
-import { RecoveringQueue } from '@ginkgo-live/portfolio-queue';
-import { LuaScript } from '@ginkgo-live/redis-client';
-import {
-  encodePayload,
-  type Notification,
-  type NotificationLevel,
-  type NotificationSubject,
-  type StateKeys,
+import type {
+  Notification,
+  NotificationLevel,
+  NotificationSubject,
+  StateKeys,
 } from '@ginkgo-live/state-keys';
-import type { NotificationConfig } from './config.ts';
-import { normalizeLevel } from './levels.ts';
 import {
-  describeStep,
-  isBug,
-  remainderOf,
-  SendFailed,
-  type NotifyInput,
-  type ResolveInput,
-  type Step,
-} from './notification-step.ts';
+  CONDITIONS,
+  dedupeSubject,
+  KINDS,
+  kindsOf,
+  raisedText,
+  resolvedText,
+  type ConditionDetails,
+  type ConditionName,
+  type ConditionSubject,
+  type KindDetails,
+  type KindName,
+  type KindSubject,
+  type LevelArg,
+} from './catalogue.ts';
+import type { NotificationConfig } from './config.ts';
+import { mostSevere, SharedDedupe } from './dedupe.ts';
+import { normalizeLevel } from './levels.ts';
+import { NotificationQueue } from './notification-queue.ts';
+import type { Step } from './notification-step.ts';
+import { OutageBuffer } from './outage-buffer.ts';
 import { OutageReporterLease } from './outage-reporter.ts';
 import { RedisOutage } from './redis-outage.ts';
 import { createWebhookSinks, LogSink, type Sink } from './sinks.ts';
 
-export type { NotifyInput, ResolveInput } from './notification-step.ts';
-
 /**
- * Raise: marks the condition active and claims the cooldown of (kind, subject, level).
- * KEYS[1] cooldown key   KEYS[2] active hash of the condition group
- * ARGV[1] cooldown ms    ARGV[2] field `kind|level`   ARGV[3] now (ms)
- * Returns 1 when this caller should send (cooldown was free), 0 when it is suppressed.
+ * A notification as the scheduler raised it before the catalogue (`notify`). Kept until the
+ * scheduler raises by kind; new code calls `raise`.
  */
-const RAISE = new LuaScript(`
-redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3])
-if tonumber(ARGV[1]) <= 0 then return 1 end
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 1 end
-return 0
-`);
+export interface NotifyInput {
+  kind: string;
+  /** info, warning (or WARN), error, critical (or ALERT). */
+  level: string;
+  title: string;
+  message: string;
+  details?: Record<string, unknown>;
+  subject?: Partial<NotificationSubject>;
+  /** The condition it belongs to, for the resolved notice; default the kind. */
+  group?: string;
+}
 
-/**
- * Resolve: the caller that deletes the active hash sends the one resolved notice; its cooldowns go
- * too, so a new occurrence is told at once.
- * KEYS[1] active hash   KEYS[2..] cooldown keys of the group
- * Returns the fields (`kind|level`) that were active, or an empty list when nothing was.
- */
-const RESOLVE = new LuaScript(`
-local fields = redis.call('HKEYS', KEYS[1])
-if #fields == 0 then return {} end
-redis.call('DEL', unpack(KEYS))
-return fields
-`);
+/** A condition that cleared, as resolved before the catalogue. New code calls `resolve(condition, …)`. */
+export interface ResolveInput {
+  group: string;
+  subject?: Partial<NotificationSubject>;
+  title: string;
+  message: string;
+  details?: Record<string, unknown>;
+  kinds: readonly { kind: string; level: NotificationLevel }[];
+}
 
 export interface NotifierOptions {
   /** A fail-fast (`request` profile) connection. */
@@ -68,26 +73,22 @@ export interface NotifierOptions {
   directSinks: Sink[];
 }
 
-const SEVERITY: Record<NotificationLevel, number> = { info: 0, warning: 1, error: 2, critical: 3 };
-
 /**
- * `notify()` for every app: never throws into the caller and never blocks it — the work runs in
- * the background and lands on the durable `notifications` queue. Dedupe and cooldown are shared by
- * every process through Redis, keyed by (kind, node, portfolio, level). While Redis is away raises
- * and resolves wait in a bounded buffer, and go through that same dedupe when it is back, so what
- * several processes held is told once. The outage itself is told once for the fleet (`RedisOutage`):
- * by the process that held the outage reporter lease when it began.
+ * How every app tells operators: `raise(kind, subject, details)` and `resolve(condition, subject,
+ * details)`, by the names of the catalogue. Never throws into the caller and never blocks it — the
+ * work runs in the background. Three parts do it: the shared dedupe (`SharedDedupe`: is this
+ * occurrence new, who tells that it cleared), the queue (`NotificationQueue`: the durable
+ * `notifications` queue), and the outage buffer (`OutageBuffer`: what waits while Redis is away).
+ * The outage itself is told once for the fleet (`RedisOutage`): by the process that held the
+ * outage reporter lease when it began.
  */
 export class Notifier {
-  private readonly queue: RecoveringQueue;
+  private readonly dedupe: SharedDedupe;
+  private readonly queue: NotificationQueue;
+  private readonly buffer: OutageBuffer;
   private readonly pending = new Set<Promise<void>>();
-  private readonly buffer: Step[] = [];
-  private dropped = 0;
+  /** "Redis available again", queued before the held steps. */
   private backNotice: Notification | undefined;
-  private isSendingHeld = false;
-  /** Asks for a replay, counted: one asked while a replay runs makes it run another pass. */
-  private replayRequests = 0;
-  private replayTimer: NodeJS.Timeout | undefined;
   private readonly lease: OutageReporterLease | undefined;
   private readonly outage: RedisOutage;
   private readonly log: Logger;
@@ -96,9 +97,25 @@ export class Notifier {
 
   constructor(private readonly options: NotifierOptions) {
     this.log = options.logger.child({ component: 'notifier' });
-    this.queue = new RecoveringQueue(options.keys.notificationsQueue(), {
-      connection: options.redis,
-      prefix: options.keys.queuePrefix(),
+    this.dedupe = new SharedDedupe(options.redis, options.keys, options.config);
+    this.queue = NotificationQueue.open(
+      options.redis,
+      options.keys,
+      options.config.deliveryAttempts,
+      this.log,
+    );
+    this.buffer = new OutageBuffer({
+      capacity: options.config.bufferSize,
+      perform: (step) => this.perform(step),
+      isConnected: () => options.redis.status === 'ready',
+      onUnreachable: () => this.outage.lost(),
+      beforeReplay: () => this.sendBackNotice(),
+      // Redis answered: an outage seen only through failed commands (no reconnect) ends here.
+      afterReplay: (replayed) => {
+        if (replayed) this.outage.reachable();
+      },
+      track: (work) => this.track(work),
+      logger: this.log,
     });
     this.lease = this.createLease();
     this.outage = new RedisOutage({
@@ -108,12 +125,11 @@ export class Notifier {
       directSinks: options.directSinks,
       app: options.source.app,
       logger: this.log,
-      notice: (status, text, details) =>
-        this.build({ kind: 'redis_unavailable', level: 'critical', ...text, details }, status),
-      held: () => ({ lines: this.buffer.map(describeStep), dropped: this.dropped }),
+      notice: (notice) => this.build(notice),
+      held: () => this.buffer.summary(),
       onBack: (resolved) => {
         if (resolved !== undefined) this.backNotice = resolved;
-        this.track(this.sendHeld());
+        this.track(this.buffer.replay());
       },
       track: (work) => this.track(work),
       toldKey: options.keys.notificationOutageTold(),
@@ -126,7 +142,90 @@ export class Notifier {
     this.lease?.start();
   }
 
-  /** Raises a notification. Returns at once; never throws. */
+  /**
+   * Raises one occurrence of a kind of the catalogue: sent unless the shared dedupe already told it
+   * (within the level's cooldown, by any process). Returns at once; never throws.
+   */
+  raise<K extends KindName>(
+    kind: K,
+    subject: KindSubject<K>,
+    details: KindDetails<K>,
+    ...[level]: LevelArg<K>
+  ): void {
+    const spec = KINDS[kind];
+    const levels: readonly NotificationLevel[] = spec.levels;
+    let chosen = (level as NotificationLevel | undefined) ?? levels[0] ?? 'critical';
+    if (!levels.includes(chosen)) {
+      this.log.error('Notification level not in the catalogue; sending as its first', {
+        kind,
+        level: chosen,
+      });
+      chosen = levels[0] ?? 'critical';
+    }
+    const text = raisedText(kind, subject, details);
+    this.raiseStep({
+      kind,
+      level: chosen,
+      group: CONDITIONS[spec.condition].group,
+      subject: dedupeSubject(subject),
+      text,
+    });
+  }
+
+  /**
+   * Tells that a condition of the catalogue cleared: one resolved notice across every process (the
+   * one that clears it sends it), which also ends the cooldowns of its kinds. Never throws.
+   */
+  resolve<C extends ConditionName>(
+    condition: C,
+    subject: ConditionSubject<C>,
+    details: ConditionDetails<C>,
+  ): void;
+  /** The scheduler's form before the catalogue, kept until it resolves by condition. */
+  resolve(input: ResolveInput): void;
+  resolve(
+    first: ConditionName | ResolveInput,
+    subject?: { nodeId?: string; portfolioId?: string },
+    details?: unknown,
+  ): void {
+    if (typeof first !== 'string') {
+      this.track(
+        this.buffer.attempt({
+          op: 'resolve',
+          group: first.group,
+          subject: dedupeSubject({
+            nodeId: first.subject?.nodeId ?? undefined,
+            portfolioId: first.subject?.portfolioId ?? undefined,
+          }),
+          kinds: first.kinds,
+          title: first.title,
+          message: first.message,
+          details: first.details ?? {},
+        }),
+      );
+      return;
+    }
+    const ids = subject ?? {};
+    const text = resolvedText(
+      first,
+      ids as ConditionSubject<typeof first>,
+      details as ConditionDetails<typeof first>,
+    );
+    this.track(
+      this.buffer.attempt({
+        op: 'resolve',
+        group: CONDITIONS[first].group,
+        subject: dedupeSubject(ids),
+        kinds: kindsOf(first),
+        ...text,
+      }),
+    );
+  }
+
+  /**
+   * The scheduler's form before the catalogue (a free kind and level, its own text), kept until it
+   * raises by kind. An unknown level is sent as `error` and logged.
+   */
   notify(input: NotifyInput): void {
     let level = normalizeLevel(input.level);
     if (level === undefined) {
@@ -136,13 +235,16 @@ export class Notifier {
       });
       level = 'error';
     }
-    const notification = this.build({ ...input, level }, 'firing');
-    this.track(this.attempt({ op: 'raise', input, level, notification }));
-  }
-
-  /** Tells that a condition cleared (one resolved notice across every process). Never throws. */
-  resolve(input: ResolveInput): void {
-    this.track(this.attempt({ op: 'resolve', input }));
+    this.raiseStep({
+      kind: input.kind,
+      level,
+      group: input.group ?? input.kind,
+      subject: dedupeSubject({
+        nodeId: input.subject?.nodeId ?? undefined,
+        portfolioId: input.subject?.portfolioId ?? undefined,
+      }),
+      text: { title: input.title, message: input.message, details: input.details ?? {} },
+    });
   }
 
   /** Waits for the notifications in flight (for tests and shutdown). */
@@ -152,7 +254,7 @@ export class Notifier {
 
   /** Raises and resolves held while Redis is away. */
   get buffered(): number {
-    return this.buffer.length;
+    return this.buffer.size;
   }
 
   /** Whether this process is the one that would report a Redis outage now. */
@@ -162,7 +264,7 @@ export class Notifier {
 
   async close(): Promise<void> {
     this.outage.stop();
-    clearTimeout(this.replayTimer);
+    this.buffer.stop();
     this.options.redis.off('close', this.onClose);
     this.options.redis.off('ready', this.onReady);
     await this.settle();
@@ -184,6 +286,24 @@ export class Notifier {
     });
   }
 
+  private raiseStep(raise: {
+    kind: string;
+    level: NotificationLevel;
+    group: string;
+    subject: NotificationSubject;
+    text: { title: string; message: string; details: Record<string, unknown> };
+  }): void {
+    const notification = this.build({
+      kind: raise.kind,
+      level: raise.level,
+      status: 'firing',
+      subject: raise.subject,
+      ...raise.text,
+    });
+    const { kind, level, group, subject } = raise;
+    this.track(this.buffer.attempt({ op: 'raise', kind, level, group, subject, notification }));
+  }
+
   private track(work: Promise<void>): void {
     const guarded = work.catch((err: unknown) => {
       this.log.error('Notification lost to a bug', { err });
@@ -192,221 +312,69 @@ export class Notifier {
     void guarded.finally(() => this.pending.delete(guarded));
   }
 
-  private subject(input: Partial<NotificationSubject> | undefined): NotificationSubject {
-    return { nodeId: input?.nodeId ?? null, portfolioId: input?.portfolioId ?? null };
-  }
-
-  private build(
-    input: NotifyInput & { level: NotificationLevel },
-    status: Notification['status'] = 'firing',
-  ): Notification {
-    const subject = this.subject(input.subject);
+  /** A notification as every sink receives it, from this process. */
+  private build(n: {
+    kind: string;
+    level: NotificationLevel;
+    status: Notification['status'];
+    title: string;
+    message: string;
+    details: Record<string, unknown>;
+    subject?: NotificationSubject;
+  }): Notification {
     return {
       _v: 1,
       id: randomUUID(),
-      kind: input.kind,
-      level: input.level,
-      status,
-      title: input.title,
-      message: input.message,
-      details: input.details ?? {},
-      subject: { node_id: subject.nodeId, portfolio_id: subject.portfolioId },
+      kind: n.kind,
+      level: n.level,
+      status: n.status,
+      title: n.title,
+      message: n.message,
+      details: n.details,
+      subject: { node_id: n.subject?.nodeId ?? null, portfolio_id: n.subject?.portfolioId ?? null },
       source: { app: this.options.source.app, node_id: this.options.source.nodeId },
       created_at: new Date().toISOString(),
     };
   }
 
-  private cooldownMs(level: NotificationLevel): number {
-    const c = this.options.config;
-    return level === 'warning'
-      ? c.warningCooldownMs
-      : level === 'info'
-        ? c.infoCooldownMs
-        : c.criticalCooldownMs;
-  }
-
-  /**
-   * Does one step now; when Redis fails, holds what is left of it. While older steps are held it
-   * waits behind them: a resolve done before the raise it answers would leave that raise firing.
-   */
-  private async attempt(step: Step): Promise<void> {
-    if (this.buffer.length > 0) {
-      this.hold(step, undefined);
-      return;
-    }
-    try {
-      await this.perform(step);
-    } catch (err) {
-      if (isBug(err)) throw err;
-      this.hold(remainderOf(step, err), err);
-    }
-  }
-
+  /** Dedupe, then the queue: the step done against Redis (failures go back to the buffer). */
   private async perform(step: Step): Promise<void> {
     switch (step.op) {
       case 'raise':
-        return this.raise(step.input, step.level, step.notification);
-      case 'resolve':
-        return this.clear(step.input);
-      case 'send':
-        return this.send(step.notification);
-    }
-  }
-
-  private async raise(
-    input: NotifyInput,
-    level: NotificationLevel,
-    notification: Notification,
-  ): Promise<void> {
-    const subject = this.subject(input.subject);
-    const { keys } = this.options;
-    const send = await RAISE.run(
-      this.options.redis,
-      [
-        keys.notificationCooldown(input.kind, subject, level),
-        keys.notificationActive(input.group ?? input.kind, subject),
-      ],
-      [this.cooldownMs(level), `${input.kind}|${level}`, Date.now()],
-    );
-    if (send !== 1) {
-      this.log.debug('Notification suppressed by cooldown', { kind: input.kind, level, subject });
-      return;
-    }
-    await this.send(notification);
-  }
-
-  private async clear(input: ResolveInput): Promise<void> {
-    const subject = this.subject(input.subject);
-    const { keys } = this.options;
-    const fields = (await RESOLVE.run(
-      this.options.redis,
-      [
-        keys.notificationActive(input.group, subject),
-        ...input.kinds.map((k) => keys.notificationCooldown(k.kind, subject, k.level)),
-      ],
-      [],
-    )) as string[];
-    if (fields.length === 0) return;
-    // The resolved notice speaks for the most severe condition that was firing.
-    const [kind, level] = fields
-      .map((f) => f.split('|') as [string, NotificationLevel])
-      .sort((a, b) => SEVERITY[b[1]] - SEVERITY[a[1]])[0] ?? [input.group, 'info'];
-    const details = { ...input.details, resolved: fields };
-    await this.send(this.build({ ...input, kind, level, details }, 'resolved'));
-  }
-
-  /** Adds to the queue; a failure says that only this send is left (`SendFailed`). */
-  private async send(notification: Notification): Promise<void> {
-    try {
-      await this.enqueue(notification);
-    } catch (err) {
-      throw new SendFailed(notification, err);
-    }
-  }
-
-  private async enqueue(notification: Notification): Promise<void> {
-    const queue = await this.queue.get();
-    await queue.add(
-      'notification',
-      JSON.parse(encodePayload('notification', notification)) as Notification,
-      {
-        jobId: notification.id,
-        attempts: this.options.config.deliveryAttempts,
-        backoff: { type: 'custom' },
-        removeOnComplete: { count: 1_000 },
-        removeOnFail: { count: 5_000 },
-      },
-    );
-    this.log.info('Notification raised', {
-      notificationId: notification.id,
-      kind: notification.kind,
-      notificationLevel: notification.level,
-      status: notification.status,
-    });
-  }
-
-  /**
-   * Redis is away: keep the step (bounded, oldest dropped first) for later. A failure on a
-   * connection that stays up (a timeout) brings no reconnect event: a replay is tried shortly.
-   */
-  private hold(step: Step, err: unknown): void {
-    if (this.buffer.length >= this.options.config.bufferSize) {
-      this.buffer.shift();
-      this.dropped += 1;
-    }
-    this.buffer.push(step);
-    this.log.warn('Notification held: Redis unavailable', {
-      step: describeStep(step),
-      buffered: this.buffer.length,
-      err: err instanceof SendFailed ? err.cause : err,
-    });
-    if (err !== undefined) this.outage.lost();
-    if (this.options.redis.status === 'ready') this.scheduleReplay();
-  }
-
-  private scheduleReplay(): void {
-    if (this.replayTimer !== undefined) return;
-    this.replayTimer = setTimeout(() => {
-      this.replayTimer = undefined;
-      this.track(this.sendHeld());
-    }, 250);
-    this.replayTimer.unref();
-  }
-
-  /**
-   * Sends the "back" notice, then does the held steps, oldest first, each removed only once done (a
-   * held raise claims the shared dedupe then, so what several processes held is sent once); a
-   * failure keeps the rest and tries again shortly (or at the next reconnect).
-   */
-  private async sendHeld(): Promise<void> {
-    this.replayRequests += 1;
-    if (this.isSendingHeld) return;
-    this.isSendingHeld = true;
-    try {
-      let served: number;
-      do {
-        served = this.replayRequests;
-        await this.drainHeld();
-      } while (this.replayRequests !== served);
-    } catch (err) {
-      this.log.warn('Could not send the held notifications yet; retrying', {
-        held: this.buffer.length,
-        err,
-      });
-      if (this.options.redis.status === 'ready') this.scheduleReplay();
-    } finally {
-      this.isSendingHeld = false;
-    }
-  }
-
-  private async drainHeld(): Promise<void> {
-    if (this.backNotice !== undefined) {
-      await this.enqueue(this.backNotice);
-      this.backNotice = undefined;
-    }
-    const replayed = this.buffer.length > 0;
-    while (this.buffer.length > 0) await this.replayOldest();
-    this.dropped = 0;
-    // Redis answered: an outage seen only through failed commands (no reconnect) ends here.
-    if (replayed) this.outage.reachable();
-  }
-
-  /** Does the oldest held step; on failure it stays first, reduced to what is left of it. */
-  private async replayOldest(): Promise<void> {
-    const step = this.buffer[0];
-    if (step === undefined) return;
-    try {
-      await this.perform(step);
-    } catch (err) {
-      const at = this.buffer.indexOf(step);
-      if (!isBug(err)) {
-        if (at >= 0) this.buffer[at] = remainderOf(step, err);
-        throw err;
+        if (await this.dedupe.claim(step)) await this.queue.send(step.notification);
+        else
+          this.log.debug('Notification suppressed by cooldown', {
+            kind: step.kind,
+            level: step.level,
+            subject: step.subject,
+          });
+        return;
+      case 'resolve': {
+        // The resolved notice speaks for the most severe condition that was firing.
+        const fields = await this.dedupe.clear(step);
+        const top = mostSevere(fields);
+        if (top === undefined) return;
+        await this.queue.send(
+          this.build({
+            ...top,
+            status: 'resolved',
+            subject: step.subject,
+            title: step.title,
+            message: step.message,
+            details: { ...step.details, resolved: fields },
+          }),
+        );
+        return;
       }
-      this.log.error('Notification lost to a bug', { step: describeStep(step), err });
+      case 'send':
+        return this.queue.send(step.notification);
     }
-    const at = this.buffer.indexOf(step);
-    if (at >= 0) this.buffer.splice(at, 1);
+  }
+
+  private async sendBackNotice(): Promise<void> {
+    if (this.backNotice === undefined) return;
+    await this.queue.add(this.backNotice);
+    this.backNotice = undefined;
   }
 }
 

@@ -2,60 +2,57 @@ import { describe, expect, it, vi } from 'vitest';
 import { createLogger } from '@ginkgo-live/runtime';
 import { MemoryTransport } from '@ginkgo-live/testing';
 import type { Notifier } from './notifier.ts';
-import { QUEUE_CONDITION, QueueFullAlarm } from './queue-full-alarm.ts';
+import { QueueFullAlarm } from './queue-full-alarm.ts';
 
 function setup() {
-  const notify = vi.fn();
+  const raise = vi.fn();
   const resolve = vi.fn();
   const alarm = new QueueFullAlarm({
-    notifier: { notify, resolve } as unknown as Notifier,
+    notifier: { raise, resolve } as unknown as Notifier,
     producer: 'market-feed:42',
     logger: createLogger({ app: 'test', transports: [new MemoryTransport()] }),
   });
-  return { notify, resolve, alarm };
+  return { raise, resolve, alarm };
 }
 
 const full = { depth: 20, capacity: 20 };
 
 describe('QueueFullAlarm', () => {
   it('raises queue_full once for a run of refusals, under the portfolio subject the nodes use', () => {
-    const { notify, alarm } = setup();
+    const { raise, alarm } = setup();
     for (let i = 0; i < 5; i++) alarm.refused('p1', full);
-    expect(notify).toHaveBeenCalledTimes(1);
-    expect(notify.mock.calls[0]?.[0]).toMatchObject({
-      kind: 'queue_full',
-      level: 'critical',
-      group: QUEUE_CONDITION.group,
-      subject: { nodeId: null, portfolioId: 'p1' },
-      details: { portfolio_id: 'p1', depth: 20, capacity: 20, seen_by: 'market-feed:42' },
-    });
+    expect(raise).toHaveBeenCalledTimes(1);
+    expect(raise.mock.calls[0]).toEqual([
+      'queue_full',
+      { portfolioId: 'p1' },
+      { depth: 20, capacity: 20, seen_by: 'market-feed:42' },
+    ]);
   });
 
   it('resolves only once an accepted add finds the queue below 60 %, not at the first free slot', () => {
-    const { notify, resolve, alarm } = setup();
+    const { raise, resolve, alarm } = setup();
     alarm.refused('p1', full);
     alarm.accepted('p1', { depth: 20, capacity: 20 });
     alarm.accepted('p1', { depth: 12, capacity: 20 });
     alarm.refused('p1', full);
-    expect(notify).toHaveBeenCalledTimes(1);
+    expect(raise).toHaveBeenCalledTimes(1);
     expect(resolve).not.toHaveBeenCalled();
     alarm.accepted('p1', { depth: 11, capacity: 20 });
     alarm.accepted('p1', { depth: 3, capacity: 20 });
     expect(resolve).toHaveBeenCalledTimes(1);
-    expect(resolve.mock.calls[0]?.[0]).toMatchObject({
-      group: 'queue',
-      subject: { nodeId: null, portfolioId: 'p1' },
-      kinds: QUEUE_CONDITION.kinds,
-      details: { refused_since_raise: 2 },
-    });
+    expect(resolve.mock.calls[0]).toEqual([
+      'queue',
+      { portfolioId: 'p1' },
+      { depth: 11, capacity: 20, seen_by: 'market-feed:42', refused_since_raise: 2 },
+    ]);
   });
 
   it('raises again after a resolve: a new fault is a new notice', () => {
-    const { notify, alarm } = setup();
+    const { raise, alarm } = setup();
     alarm.refused('p1', full);
     alarm.accepted('p1', { depth: 1, capacity: 20 });
     alarm.refused('p1', full);
-    expect(notify).toHaveBeenCalledTimes(2);
+    expect(raise).toHaveBeenCalledTimes(2);
   });
 
   it('clears a condition left by another process the first time it sees the queue low, then stays quiet', () => {
@@ -64,19 +61,17 @@ describe('QueueFullAlarm', () => {
     alarm.accepted('p1', { depth: 2, capacity: 20 });
     alarm.accepted('p2', { depth: 15, capacity: 20 });
     expect(resolve).toHaveBeenCalledTimes(1);
-    expect(resolve.mock.calls[0]?.[0]).toMatchObject({ subject: { portfolioId: 'p1' } });
+    expect(resolve.mock.calls[0]?.[1]).toEqual({ portfolioId: 'p1' });
   });
 
   it('keeps portfolios apart', () => {
-    const { notify, alarm } = setup();
+    const { raise, alarm } = setup();
     alarm.refused('p1', full);
     alarm.refused('p2', full);
     alarm.refused('p1', full);
-    expect(
-      notify.mock.calls.map((c) => (c[0] as { subject: { portfolioId: string } }).subject),
-    ).toEqual([
-      { nodeId: null, portfolioId: 'p1' },
-      { nodeId: null, portfolioId: 'p2' },
+    expect(raise.mock.calls.map((c) => c[1] as unknown)).toEqual([
+      { portfolioId: 'p1' },
+      { portfolioId: 'p2' },
     ]);
   });
 });

@@ -1,30 +1,23 @@
 import type { Logger } from '@ginkgo-live/runtime';
+import { CONDITIONS, kindsOf } from './catalogue.ts';
 import type { Notifier } from './notifier.ts';
 
 /**
  * The condition of a portfolio queue, as every watcher of it raises and resolves it: the execution
- * node sampling the queues it consumes, and the producer a full queue refuses. One group, the
- * portfolio as the only subject (never the node or the producer) and these kinds, so all of them
- * share one cooldown and one active condition in Redis: one notice per portfolio, one resolved.
+ * node sampling the queues it consumes, and the producer a full queue refuses. One condition of the
+ * catalogue (`queue`: group, kinds), the portfolio as the only subject (never the node or the
+ * producer), so all of them share one cooldown and one active condition in Redis: one notice per
+ * portfolio, one resolved.
  */
 export const QUEUE_CONDITION = {
-  group: 'queue',
-  kinds: [
-    { kind: 'queue_usage_high', level: 'warning' },
-    { kind: 'queue_usage_high', level: 'critical' },
-    { kind: 'queue_full', level: 'critical' },
-  ],
+  group: CONDITIONS.queue.group,
+  kinds: kindsOf('queue'),
   /** Usage below which the condition clears (hysteresis: a queue at a threshold does not flap). */
   resolveBelow: 0.6,
 } as const;
 
-/** The dedupe subject of a portfolio's queue condition. */
-export function queueSubject(portfolioId: string): { nodeId: null; portfolioId: string } {
-  return { nodeId: null, portfolioId };
-}
-
 export interface QueueFullAlarmOptions {
-  notifier: Notifier;
+  notifier: Pick<Notifier, 'raise' | 'resolve'>;
   /** Who offers the events (app and instance), named in the notice. */
   producer: string;
   logger: Logger;
@@ -58,15 +51,11 @@ export class QueueFullAlarm {
     this.seen.set(portfolioId, 'full');
     this.refusedSinceRaise.set(portfolioId, 1);
     this.options.logger.info('Queue full: events refused', { portfolioId, ...queue });
-    this.options.notifier.notify({
-      kind: 'queue_full',
-      level: 'critical',
-      group: QUEUE_CONDITION.group,
-      subject: queueSubject(portfolioId),
-      title: `Queue of ${portfolioId} is full`,
-      message: `${queue.depth}/${queue.capacity} events: the producer's new events for ${portfolioId} are refused.`,
-      details: { portfolio_id: portfolioId, ...queue, seen_by: this.options.producer },
-    });
+    this.options.notifier.raise(
+      'queue_full',
+      { portfolioId },
+      { depth: queue.depth, capacity: queue.capacity, seen_by: this.options.producer },
+    );
   }
 
   /**
@@ -80,19 +69,16 @@ export class QueueFullAlarm {
     this.seen.set(portfolioId, 'clear');
     if (seen === 'full')
       this.options.logger.info('Queue accepts events again', { portfolioId, ...queue });
-    this.options.notifier.resolve({
-      group: QUEUE_CONDITION.group,
-      subject: queueSubject(portfolioId),
-      title: `Queue of ${portfolioId} back to normal`,
-      message: `${queue.depth}/${queue.capacity} events: ${portfolioId} accepts events again.`,
-      details: {
-        portfolio_id: portfolioId,
-        ...queue,
+    this.options.notifier.resolve(
+      'queue',
+      { portfolioId },
+      {
+        depth: queue.depth,
+        capacity: queue.capacity,
         seen_by: this.options.producer,
         refused_since_raise: this.refusedSinceRaise.get(portfolioId) ?? 0,
       },
-      kinds: QUEUE_CONDITION.kinds,
-    });
+    );
     this.refusedSinceRaise.delete(portfolioId);
   }
 

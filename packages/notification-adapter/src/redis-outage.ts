@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Redis } from 'ioredis';
 import type { Logger } from '@ginkgo-live/runtime';
 import type { Notification } from '@ginkgo-live/state-keys';
+import { raisedText, resolvedText } from './catalogue.ts';
 import type { OutageReporterLease } from './outage-reporter.ts';
 import type { Sink } from './sinks.ts';
 
@@ -25,12 +26,15 @@ export interface RedisOutageOptions {
   /** App that reports, named in the message. */
   app: string;
   logger: Logger;
-  /** Builds a `redis_unavailable` notice as the notifier builds every notification. */
-  notice: (
-    status: Notification['status'],
-    text: { title: string; message: string },
-    details: Record<string, unknown>,
-  ) => Notification;
+  /** Builds a notification as the notifier builds every one (id, source, time). */
+  notice: (notice: {
+    kind: 'redis_unavailable';
+    level: 'critical';
+    status: Notification['status'];
+    title: string;
+    message: string;
+    details: Record<string, unknown>;
+  }) => Notification;
   held: () => HeldSummary;
   /** Redis is back; with the resolved notice to queue when this process reported the outage. */
   onBack: (resolved: Notification | undefined) => void;
@@ -99,13 +103,17 @@ export class RedisOutage {
     if (since !== undefined && this.reported) {
       this.reported = false;
       const held = this.options.held();
-      resolved = this.options.notice(
+      resolved = this.notice(
         'resolved',
-        {
-          title: 'Redis available again',
-          message: `Redis is back after ${Math.round((Date.now() - since) / 1_000)} s.`,
-        },
-        { held: held.lines.length, dropped: held.dropped },
+        resolvedText(
+          'redis_unavailable',
+          {},
+          {
+            seconds: Math.round((Date.now() - since) / 1_000),
+            held: held.lines.length,
+            dropped: held.dropped,
+          },
+        ),
       );
     }
     this.options.onBack(resolved);
@@ -113,6 +121,13 @@ export class RedisOutage {
 
   stop(): void {
     clearTimeout(this.timer);
+  }
+
+  private notice(
+    status: Notification['status'],
+    text: { title: string; message: string; details: Record<string, unknown> },
+  ): Notification {
+    return this.options.notice({ kind: 'redis_unavailable', level: 'critical', status, ...text });
   }
 
   /** The reporter says which outage it told, so that nobody tells it again. */
@@ -152,20 +167,14 @@ export class RedisOutage {
       return;
     }
     const seconds = Math.round((until - since) / 1_000);
-    const details = { since: new Date(since).toISOString(), until: new Date(until).toISOString() };
-    const firing = this.options.notice(
-      'firing',
-      {
-        title: 'Redis unavailable',
-        message: `Redis could not be reached for ${seconds} s (told late: the process that watches for outages was not running).`,
-      },
-      { ...details, late: true },
-    );
-    const resolved = this.options.notice(
-      'resolved',
-      { title: 'Redis available again', message: `Redis is back after ${seconds} s.` },
-      { ...details, late: true },
-    );
+    const late = {
+      since: new Date(since).toISOString(),
+      until: new Date(until).toISOString(),
+      seconds,
+      late: true,
+    } as const;
+    const firing = this.notice('firing', raisedText('redis_unavailable', {}, late));
+    const resolved = this.notice('resolved', resolvedText('redis_unavailable', {}, late));
     for (const notice of [firing, resolved]) {
       await Promise.allSettled(this.options.directSinks.map((sink) => sink.deliver(notice)));
     }
@@ -184,13 +193,19 @@ export class RedisOutage {
       return;
     }
     this.reported = true;
-    const notice = this.options.notice(
+    const notice = this.notice(
       'firing',
-      {
-        title: 'Redis unavailable',
-        message: `${this.options.app} cannot reach Redis for ${Math.round((Date.now() - this.downSince) / 1_000)} s; notifications are held until it is back.`,
-      },
-      { since: new Date(this.downSince).toISOString(), held: held.lines, dropped: held.dropped },
+      raisedText(
+        'redis_unavailable',
+        {},
+        {
+          app: this.options.app,
+          since: new Date(this.downSince).toISOString(),
+          seconds: Math.round((Date.now() - this.downSince) / 1_000),
+          held: held.lines,
+          dropped: held.dropped,
+        },
+      ),
     );
     const results = await Promise.allSettled(
       this.options.directSinks.map((sink) => sink.deliver(notice)),

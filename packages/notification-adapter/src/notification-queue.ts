@@ -1,0 +1,70 @@
+import type { Redis } from 'ioredis';
+import type { JobsOptions } from 'bullmq';
+import type { Logger } from '@ginkgo-live/runtime';
+import { RecoveringQueue } from '@ginkgo-live/portfolio-queue';
+import { encodePayload, type Notification, type StateKeys } from '@ginkgo-live/state-keys';
+import { SendFailed } from './notification-step.ts';
+
+/** Where jobs are added: a BullMQ queue that is ready (a `RecoveringQueue` in the apps). */
+export interface QueueSource {
+  get(): Promise<{ add(name: string, data: Notification, opts: JobsOptions): Promise<unknown> }>;
+  close(): Promise<void>;
+}
+
+export interface NotificationQueueOptions {
+  source: QueueSource;
+  /** `NOTIFY_DELIVERY_ATTEMPTS`: the delivery worker tries a job this many times. */
+  attempts: number;
+  logger: Logger;
+}
+
+/**
+ * The enqueueing side: a notification becomes one job of the durable `notifications` queue, the
+ * interface by which the delivery worker receives work. The job id is the notification's id, so a
+ * send retried after a lost reply is not queued twice.
+ */
+export class NotificationQueue {
+  constructor(private readonly options: NotificationQueueOptions) {}
+
+  /** The `notifications` queue of state-keys on a connection. */
+  static open(redis: Redis, keys: StateKeys, attempts: number, logger: Logger): NotificationQueue {
+    const source = new RecoveringQueue(keys.notificationsQueue(), {
+      connection: redis,
+      prefix: keys.queuePrefix(),
+    });
+    return new NotificationQueue({ source, attempts, logger });
+  }
+
+  /** Adds the job; a payload that breaks its schema is a `PayloadEncodeError` (a bug). */
+  async add(notification: Notification): Promise<void> {
+    // Encoded then parsed: what is queued is exactly what the schema lets through.
+    const data = JSON.parse(encodePayload('notification', notification)) as Notification;
+    const queue = await this.options.source.get();
+    await queue.add('notification', data, {
+      jobId: notification.id,
+      attempts: this.options.attempts,
+      backoff: { type: 'custom' },
+      removeOnComplete: { count: 1_000 },
+      removeOnFail: { count: 5_000 },
+    });
+    this.options.logger.info('Notification raised', {
+      notificationId: notification.id,
+      kind: notification.kind,
+      notificationLevel: notification.level,
+      status: notification.status,
+    });
+  }
+
+  /** Adds the job; any failure says that only this send is left to do (`SendFailed`). */
+  async send(notification: Notification): Promise<void> {
+    try {
+      await this.add(notification);
+    } catch (err) {
+      throw new SendFailed(notification, err);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.options.source.close();
+  }
+}
