@@ -76,7 +76,7 @@ describe('the operations page in Chromium', () => {
     const page = await open(`${gateway.url}/`);
 
     // Everything online, the portfolios running.
-    await page.locator('tr[data-node][data-liveness="online"]').nth(2).waitFor();
+    await page.locator('tr[data-node][data-status="online"]').nth(2).waitFor();
     await expect.poll(() => page.locator('tr[data-node]').count()).toBe(3);
     for (const id of ['p1', 'p2', 'p3'])
       await page
@@ -96,7 +96,7 @@ describe('the operations page in Chromium', () => {
     const killedAt = Date.now();
     await nodes.find((n) => n.name === `node ${victim}`)?.stop('SIGKILL');
     await page
-      .locator(`tr[data-node="${victim}"][data-liveness="lost"]`)
+      .locator(`tr[data-node="${victim}"][data-status="lost"]`)
       .waitFor({ timeout: 10_000 });
     const lostAfterMs = Date.now() - killedAt;
     await annotate(`killed node shown lost ${lostAfterMs} ms after SIGKILL (TTL ${TTL_MS} ms)`);
@@ -147,7 +147,7 @@ describe('the operations page in Chromium', () => {
   it('drains a node from the keyboard with the outcome shown, says so when Redis is lost, and fits a phone', async () => {
     const { gateway } = await stack();
     const page = await open(`${gateway.url}/`);
-    await page.locator('tr[data-node="b"][data-liveness="online"]').waitFor({ timeout: 10_000 });
+    await page.locator('tr[data-node="b"][data-status="online"]').waitFor({ timeout: 10_000 });
 
     // Keyboard only: focus the drain button of node b and press Enter.
     await page.locator('tr[data-node="b"] button[data-action="drain"]').focus();
@@ -192,7 +192,7 @@ describe('the operations page in Chromium', () => {
     expect(await page.locator('tr[data-node]').count()).toBe(0);
     await page.locator('#api-key').fill(KEY);
     await page.locator('#api-key').press('Enter');
-    await page.locator('tr[data-node="a"][data-liveness="online"]').waitFor({ timeout: 10_000 });
+    await page.locator('tr[data-node="a"][data-status="online"]').waitFor({ timeout: 10_000 });
     expect(await page.locator('#feed-status').textContent()).toBe('Live');
     await page.close();
 
@@ -203,7 +203,7 @@ describe('the operations page in Chromium', () => {
       GATEWAY_OVERVIEW_INTERVAL_MS: String(UPDATE_MS),
     });
     const viewer = await open(`${open2.url}/`);
-    await viewer.locator('tr[data-node="a"][data-liveness="online"]').waitFor({ timeout: 10_000 });
+    await viewer.locator('tr[data-node="a"][data-status="online"]').waitFor({ timeout: 10_000 });
     await viewer.locator('tr[data-node="a"] button[data-action="drain"]').click();
     await viewer.locator('#requests li[data-status="error"]').waitFor({ timeout: 5_000 });
     expect(await viewer.locator('#requests li').first().textContent()).toContain('401');

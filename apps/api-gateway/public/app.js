@@ -75,11 +75,16 @@ function queueBar(usage, level, label) {
 function renderSummary(m) {
   const s = m.summary;
   const cards = [
-    ['Nodes online', `${s.nodes_online} / ${s.nodes_total}`, s.nodes_online < s.nodes_total],
+    ['Nodes online', `${s.nodes_online} / ${s.nodes_total}`, s.nodes_lost > 0],
     ['Portfolios running', `${s.portfolios_running} / ${s.portfolios_total}`, false],
     ['Orphaned', String(s.portfolios_orphaned), s.portfolios_orphaned > 0],
     ['Events / s', num(s.events_per_second, 1), false],
-    ['Fullest queue', pct(s.queue_usage_max), (s.queue_usage_max ?? 0) >= 0.95],
+    // The thresholds come with the data (the fleet read model's), never spelled here.
+    [
+      'Fullest queue',
+      pct(s.queue_usage_max),
+      (s.queue_usage_max ?? 0) >= m.queue_thresholds.critical,
+    ],
     ['Notifications (1 h)', String(s.notifications_last_hour), false],
     ['Scheduler leader', s.leader ?? 'none', s.leader === null],
     ['Plan version', s.plan_version ?? dash, false],
@@ -157,22 +162,23 @@ function renderCharts(m) {
 
 function renderNodes(m) {
   const rows = m.nodes.map((n) => {
-    const stateLabel = n.liveness === 'lost' ? 'lost' : n.draining ? 'draining' : 'online';
-    const canControl = n.liveness === 'online';
+    // One status, the gateway's: online, draining or lost.
+    const draining = n.status === 'draining';
+    const canControl = n.status !== 'lost';
     return el(
       'tr',
-      { 'data-node': n.node_id, 'data-liveness': n.liveness },
+      { 'data-node': n.node_id, 'data-status': n.status },
       el('th', { scope: 'row', text: n.node_id }),
       el(
         'td',
         {},
-        el('span', { class: 'state', 'data-state': stateLabel, text: stateLabel }),
+        el('span', { class: 'state', 'data-state': n.status, text: n.status }),
         el('span', {
           class: 'muted small',
           text:
             n.heartbeat_age_ms === null
               ? ' never heard from'
-              : n.liveness === 'lost'
+              : n.status === 'lost'
                 ? ` last heartbeat ${age(n.heartbeat_age_ms)} ago`
                 : ` heartbeat ${age(n.heartbeat_age_ms)} ago`,
         }),
@@ -192,14 +198,14 @@ function renderNodes(m) {
         canControl
           ? el('button', {
               type: 'button',
-              'data-action': n.draining ? 'undrain' : 'drain',
-              text: n.draining ? 'Undrain' : 'Drain',
-              'aria-label': `${n.draining ? 'Undrain' : 'Drain'} ${n.node_id}`,
+              'data-action': draining ? 'undrain' : 'drain',
+              text: draining ? 'Undrain' : 'Drain',
+              'aria-label': `${draining ? 'Undrain' : 'Drain'} ${n.node_id}`,
               onclick: () =>
                 control(
-                  `/api/nodes/${encodeURIComponent(n.node_id)}/${n.draining ? 'undrain' : 'drain'}`,
+                  `/api/nodes/${encodeURIComponent(n.node_id)}/${draining ? 'undrain' : 'drain'}`,
                   undefined,
-                  `${n.draining ? 'undrain' : 'drain'} ${n.node_id}`,
+                  `${draining ? 'undrain' : 'drain'} ${n.node_id}`,
                 ),
             })
           : null,
@@ -220,9 +226,7 @@ function renderNodes(m) {
 }
 
 function renderPortfolios(m) {
-  const targets = m.nodes
-    .filter((n) => n.liveness === 'online' && !n.draining)
-    .map((n) => n.node_id);
+  const targets = m.nodes.filter((n) => n.status === 'online').map((n) => n.node_id);
   const rows = m.portfolios.map((p) => {
     const select = el(
       'select',

@@ -1,10 +1,16 @@
 import type { Redis } from 'ioredis';
 import {
-  assessLiveness,
+  countNodes,
+  nodeStatus,
+  readNodeIds,
+  readNodeSnapshots,
+  type NodeFleetStatus,
+  type NodeSnapshot,
+} from '@ginkgo-live/fleet';
+import {
   isValidId,
   PayloadDecoder,
   type NodeInfo,
-  type NodeRecord,
   type NotificationRecord,
   type Payload,
   type PortfolioState,
@@ -16,7 +22,9 @@ import { AppError } from './http/errors.ts';
 export interface NodeView {
   node_id: string;
   host: string | null;
-  status: string;
+  /** The fleet's one status (`@ginkgo-live/fleet`): online, draining or lost. */
+  status: NodeFleetStatus;
+  /** Its heartbeat is alive: status online or draining. */
   is_online: boolean;
   last_heartbeat: string | null;
   heartbeat_age_ms: number | null;
@@ -70,6 +78,33 @@ async function mapYielding<T, R>(
   return out;
 }
 
+/** A node's snapshot as the API shows it: what a lost node last reported is not shown as current. */
+function nodeView(snapshot: NodeSnapshot): NodeView {
+  const { info, record, liveness } = snapshot;
+  const status = nodeStatus(snapshot);
+  const online = status !== 'lost';
+  const view: NodeView = {
+    node_id: snapshot.nodeId,
+    host: info?.host ?? null,
+    status,
+    is_online: online,
+    last_heartbeat: liveness.lastHeartbeatAt ?? info?.last_heartbeat ?? record?.last_seen ?? null,
+    heartbeat_age_ms: liveness.heartbeatAgeMs,
+    portfolio_count: online ? (info?.portfolio_count ?? 0) : 0,
+    portfolio_ids: online ? (info?.portfolio_ids ?? []) : [],
+    capacity: info?.capacity ?? record?.capacity ?? null,
+    queue_usage_max: online ? (info?.queue_usage_max ?? null) : null,
+    events_per_second: online ? (info?.events_per_second ?? null) : null,
+    uptime_seconds: online ? (info?.uptime_seconds ?? null) : null,
+    cpu_percent: online ? (info?.cpu_percent ?? null) : null,
+    memory_rss_bytes: online ? (info?.memory_rss_bytes ?? null) : null,
+    redis: info?.redis ?? null,
+  };
+  return snapshot.problems.length > 0
+    ? { ...view, error: snapshot.problems.map((p) => `${p.key}: ${p.problem}`).join('; ') }
+    : view;
+}
+
 /** Decoded payloads remembered per generation (two generations). */
 const DECODER_ENTRIES = 150_000;
 
@@ -111,13 +146,7 @@ export class FleetReader {
 
   /** About how many nodes there are (the larger of the registry and the records): one round trip. */
   async nodeCount(): Promise<number> {
-    return this.run(async () => {
-      const [registered, recorded] = await Promise.all([
-        this.redis.zcard(this.keys.nodeRegistry()),
-        this.redis.hlen(this.keys.executionNodes()),
-      ]);
-      return Math.max(registered, recorded);
-    });
+    return this.run(() => countNodes(this.redis, this.keys));
   }
 
   /**
@@ -126,25 +155,12 @@ export class FleetReader {
    */
   async nodeIndex(): Promise<{ nodeId: string; online: boolean }[]> {
     return this.run(async () => {
-      const k = this.keys;
-      const [registry, recorded] = await Promise.all([
-        this.redis.zrange(k.nodeRegistry(), 0, -1),
-        this.redis.hkeys(k.executionNodes()),
-      ]);
-      const ids = [...new Set([...registry, ...recorded])].sort();
-      const pipeline = this.redis.pipeline();
-      for (const id of ids) pipeline.get(k.heartbeat(id)).pttl(k.heartbeat(id));
-      const replies = ids.length === 0 ? [] : ((await pipeline.exec()) ?? []);
-      const now = Date.now();
-      return ids.map((nodeId, i) => {
-        const [[e1, hb], [e2, pttl]] = [replies[2 * i], replies[2 * i + 1]].map(
-          (r) => r ?? [new Error('missing reply'), null],
-        ) as [[Error | null, string | null], [Error | null, number]];
-        const err = e1 ?? e2;
-        if (err) throw err;
-        const liveness = assessLiveness({ key: k.heartbeat(nodeId), raw: hb, pttlMs: pttl }, now);
-        return { nodeId, online: liveness.alive };
+      const ids = await readNodeIds(this.redis, this.keys);
+      const snapshots = await readNodeSnapshots(this.redis, this.keys, ids, {
+        info: false,
+        record: false,
       });
+      return snapshots.map((s) => ({ nodeId: s.nodeId, online: s.liveness.alive }));
     });
   }
 
@@ -154,98 +170,22 @@ export class FleetReader {
    */
   async nodes(only?: readonly string[]): Promise<NodeView[]> {
     return this.run(async () => {
-      const k = this.keys;
-      // Per id: [registry score (only with `only`)], heartbeat, its TTL, info — one pipeline.
-      let ids: string[];
-      let records: Record<string, string | undefined>;
-      const pipeline = this.redis.pipeline();
-      if (only === undefined) {
-        const [registry, all] = await Promise.all([
-          this.redis.zrange(k.nodeRegistry(), 0, -1),
-          this.redis.hgetall(k.executionNodes()),
-        ]);
-        ids = [...new Set([...registry, ...Object.keys(all)])].sort();
-        records = all;
-      } else {
-        ids = [...new Set(only.filter(isValidId))];
-        records = {};
-        pipeline.hmget(k.executionNodes(), ...ids);
-        for (const id of ids) pipeline.zscore(k.nodeRegistry(), id);
-      }
-      if (ids.length === 0) return [];
-      for (const id of ids) pipeline.get(k.heartbeat(id)).pttl(k.heartbeat(id)).get(k.nodeInfo(id));
-      const replies = (await pipeline.exec()) ?? [];
-      for (const [err] of replies) if (err) throw err;
-      let perNode = replies.map(([, value]) => value);
-      if (only !== undefined) {
-        const recorded = (perNode[0] ?? []) as (string | null)[];
-        records = Object.fromEntries(ids.map((id, i) => [id, recorded[i] ?? undefined]));
-        const scores = perNode.slice(1, 1 + ids.length);
-        perNode = perNode.slice(1 + ids.length);
-        // Only ids the registry or the records know are nodes.
-        const known = ids.map((id, i) => scores[i] !== null || records[id] !== undefined);
-        perNode = perNode.filter((_, j) => known[Math.floor(j / 3)] === true);
-        ids = ids.filter((_, i) => known[i]);
-      }
-      const now = Date.now();
-      return mapYielding(ids, (id, i) => {
-        const [hb, pttl, infoRaw] = perNode.slice(3 * i, 3 * i + 3) as [
-          string | null,
-          number,
-          string | null,
-        ];
-        return this.nodeView(id, hb, pttl, infoRaw, records[id], now);
+      const ids = only ?? (await readNodeIds(this.redis, this.keys));
+      const snapshots = await readNodeSnapshots(this.redis, this.keys, ids, {
+        decoder: this.decoder,
       });
+      // Only ids the registry or the records know are nodes (a malformed record is still one).
+      const known =
+        only === undefined
+          ? snapshots
+          : snapshots.filter(
+              (s) =>
+                s.lastSeenMs !== null ||
+                s.record !== null ||
+                s.problems.some((p) => p.payload === 'nodeRecord'),
+            );
+      return known.map(nodeView);
     });
-  }
-
-  private nodeView(
-    id: string,
-    hb: string | null,
-    pttl: number,
-    infoRaw: string | null,
-    recordRaw: string | undefined,
-    now: number,
-  ): NodeView {
-    const k = this.keys;
-    const liveness = assessLiveness({ key: k.heartbeat(id), raw: hb, pttlMs: pttl }, now);
-    const problems: string[] = [];
-    let info: NodeInfo | null = null;
-    if (infoRaw !== null) {
-      const decoded = this.decoder.decode('nodeInfo', k.nodeInfo(id), infoRaw);
-      if (decoded.ok) info = decoded.value;
-      else problems.push(`${decoded.error.key}: ${decoded.error.problem}`);
-    }
-    let record: NodeRecord | null = null;
-    if (recordRaw !== undefined) {
-      const decoded = this.decoder.decode('nodeRecord', `${k.executionNodes()}[${id}]`, recordRaw);
-      if (decoded.ok) record = decoded.value;
-      else problems.push(`${decoded.error.key}: ${decoded.error.problem}`);
-    }
-    if (liveness.problem !== null) problems.push(`${k.heartbeat(id)}: ${liveness.problem}`);
-    const online = liveness.alive;
-    const view: NodeView = {
-      node_id: id,
-      host: info?.host ?? null,
-      status: online
-        ? record?.status === 'draining'
-          ? 'draining'
-          : (info?.status ?? 'running')
-        : 'lost',
-      is_online: online,
-      last_heartbeat: liveness.lastHeartbeatAt ?? info?.last_heartbeat ?? record?.last_seen ?? null,
-      heartbeat_age_ms: liveness.heartbeatAgeMs,
-      portfolio_count: online ? (info?.portfolio_count ?? 0) : 0,
-      portfolio_ids: online ? (info?.portfolio_ids ?? []) : [],
-      capacity: info?.capacity ?? record?.capacity ?? null,
-      queue_usage_max: online ? (info?.queue_usage_max ?? null) : null,
-      events_per_second: online ? (info?.events_per_second ?? null) : null,
-      uptime_seconds: online ? (info?.uptime_seconds ?? null) : null,
-      cpu_percent: online ? (info?.cpu_percent ?? null) : null,
-      memory_rss_bytes: online ? (info?.memory_rss_bytes ?? null) : null,
-      redis: info?.redis ?? null,
-    };
-    return problems.length > 0 ? { ...view, error: problems.join('; ') } : view;
   }
 
   /**

@@ -1,4 +1,5 @@
-import type { Logger } from '@ginkgo-live/runtime';
+import { QUEUE_THRESHOLDS } from '@ginkgo-live/fleet';
+import { PeriodicLoop, type Logger } from '@ginkgo-live/runtime';
 import type { FleetReader } from './fleet-reader.ts';
 import { AppError } from './http/errors.ts';
 import {
@@ -35,10 +36,12 @@ type Listener = (message: OverviewMessage) => void;
 
 const EMPTY: FleetOverview = {
   generated_at: new Date(0).toISOString(),
+  queue_thresholds: { ...QUEUE_THRESHOLDS },
   summary: {
     nodes_online: 0,
     nodes_total: 0,
     nodes_draining: 0,
+    nodes_lost: 0,
     portfolios_running: 0,
     portfolios_total: 0,
     portfolios_orphaned: 0,
@@ -66,25 +69,38 @@ export class OverviewFeed {
   private last: OverviewMessage | undefined;
   private lastGood: FleetOverview | undefined;
   private downSince: string | null = null;
-  private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private background = false;
+  /** Reads every second while a page watches, every five (for the charts) after `start()`. */
+  private readonly loop: PeriodicLoop;
 
   constructor(private readonly options: OverviewFeedOptions) {
     this.history = options.history ?? new OverviewHistory();
     this.now = options.now ?? (() => new Date());
+    this.loop = new PeriodicLoop({
+      name: 'operations feed',
+      intervalMs: () =>
+        this.listeners.size > 0
+          ? (this.options.intervalMs ?? 1_000)
+          : (this.options.idleIntervalMs ?? 5_000),
+      logger: options.logger,
+      // `update` never throws: a failed read is a stale message, logged once by `readOnce`.
+      run: async () => {
+        await this.update();
+      },
+      immediate: false,
+    });
   }
 
   /** Samples in the background (for the charts) even while no page is open. */
   start(): void {
     this.background = true;
-    this.schedule();
+    this.loop.start();
   }
 
   stop(): void {
     this.background = false;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    void this.loop.stop();
   }
 
   /** The fleet read now, for the JSON endpoint: throws `REDIS_UNAVAILABLE` rather than go stale. */
@@ -103,30 +119,11 @@ export class OverviewFeed {
     this.listeners.add(listener);
     if (this.last !== undefined) listener(this.last);
     else void this.update();
-    this.schedule();
+    this.loop.start();
     return () => {
       this.listeners.delete(listener);
+      if (this.listeners.size === 0 && !this.background) void this.loop.stop();
     };
-  }
-
-  get watchers(): number {
-    return this.listeners.size;
-  }
-
-  private schedule(): void {
-    if (this.timer !== undefined) return;
-    if (this.listeners.size === 0 && !this.background) return;
-    const every =
-      this.listeners.size > 0
-        ? (this.options.intervalMs ?? 1_000)
-        : (this.options.idleIntervalMs ?? 5_000);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.update().finally(() => {
-        this.schedule();
-      });
-    }, every);
-    this.timer.unref();
   }
 
   /** One read, shared by concurrent callers; never throws. */

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { NotificationRecord } from '@ginkgo-live/state-keys';
 import type { NodeView, PortfolioView } from './fleet-reader.ts';
-import { buildOverview, OverviewHistory, queueLevel, type FleetSummary } from './overview.ts';
+import { QUEUE_THRESHOLDS } from '@ginkgo-live/fleet';
+import { buildOverview, OverviewHistory, type FleetSummary } from './overview.ts';
 
 const NOW = new Date('2026-11-28T10:00:00.000Z');
 
@@ -9,7 +10,7 @@ function node(id: string, overrides: Partial<NodeView> = {}): NodeView {
   return {
     node_id: id,
     host: 'h',
-    status: 'running',
+    status: 'online',
     is_online: true,
     last_heartbeat: NOW.toISOString(),
     heartbeat_age_ms: 200,
@@ -93,22 +94,23 @@ function notification(
 
 const plan = { version: 12, leader: 'scheduler-1' };
 
-describe('queueLevel', () => {
-  it('follows the notification thresholds: 70 % warning, 95 % critical, 100 % full', () => {
-    expect([0, 0.69, 0.7, 0.94, 0.95, 0.99, 1, 1.2].map(queueLevel)).toEqual([
-      'ok',
-      'ok',
-      'warning',
-      'warning',
-      'critical',
-      'critical',
-      'full',
-      'full',
-    ]);
-    expect([null, undefined, Number.NaN].map(queueLevel)).toEqual([
-      'unknown',
-      'unknown',
-      'unknown',
+describe('queue levels', () => {
+  it("are the fleet read model's: its thresholds travel with the overview, each row's level follows them", () => {
+    const overview = buildOverview({
+      nodes: [],
+      portfolios: [0.69, 0.7, 0.95, 1, null].map((u, i) => portfolio(`p${i}`, u)),
+      plan,
+      notifications: [],
+      now: NOW,
+    });
+    expect(overview.queue_thresholds).toEqual({ warning: 0.7, critical: 0.95, full: 1 });
+    expect(overview.queue_thresholds).toEqual(QUEUE_THRESHOLDS);
+    expect(overview.portfolios.map((p) => [p.portfolio_id, p.queue_level])).toEqual([
+      ['p3', 'full'],
+      ['p2', 'critical'],
+      ['p1', 'warning'],
+      ['p0', 'ok'],
+      ['p4', 'unknown'],
     ]);
   });
 });
@@ -119,7 +121,7 @@ describe('buildOverview', () => {
       nodes: [
         node('a'),
         node('b', { status: 'draining', events_per_second: 5 }),
-        node('c', { is_online: false, status: 'running', events_per_second: 99 }),
+        node('c', { is_online: false, status: 'lost', events_per_second: 99 }),
       ],
       portfolios: [
         portfolio('p1', 0.5),
@@ -138,6 +140,7 @@ describe('buildOverview', () => {
       nodes_online: 2,
       nodes_total: 3,
       nodes_draining: 1,
+      nodes_lost: 1,
       portfolios_running: 2,
       portfolios_total: 3,
       portfolios_orphaned: 1,
@@ -168,10 +171,10 @@ describe('buildOverview', () => {
       now: NOW,
     });
     // Trouble first: the lost node leads although its id sorts later.
-    expect(overview.nodes.map((n) => [n.node_id, n.liveness, n.status])).toEqual([
-      ['a', 'lost', 'lost'],
-      ['m', 'lost', 'lost'],
-      ['z', 'online', 'running'],
+    expect(overview.nodes.map((n) => [n.node_id, n.status])).toEqual([
+      ['a', 'lost'],
+      ['m', 'lost'],
+      ['z', 'online'],
     ]);
     // Its heartbeat key gone, the age comes from when the node was last heard of.
     expect(overview.nodes[1]?.heartbeat_age_ms).toBe(90_000);
@@ -253,6 +256,7 @@ describe('OverviewHistory', () => {
     nodes_online: 1,
     nodes_total: 1,
     nodes_draining: 0,
+    nodes_lost: 0,
     portfolios_running: 1,
     portfolios_total: 1,
     portfolios_orphaned: 0,

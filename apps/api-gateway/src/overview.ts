@@ -1,28 +1,23 @@
+import {
+  QUEUE_LEVEL_RANK,
+  QUEUE_THRESHOLDS,
+  queueLevel,
+  type NodeFleetStatus,
+  type QueueLevel,
+  type QueueThresholds,
+} from '@ginkgo-live/fleet';
 import type { NotificationRecord } from '@ginkgo-live/state-keys';
 import type { NodeView, PortfolioView } from './fleet-reader.ts';
 
 /**
  * The operations page's data: everything it shows, shaped here (pure, unit-tested) so the page
- * only renders. Queue levels follow the notification thresholds: warning from 70 %, critical from
- * 95 %, full at 100 %.
+ * only renders. Node statuses and queue levels are the fleet read model's (`@ginkgo-live/fleet`),
+ * and its thresholds travel with every overview so the page never spells them.
  */
-export type QueueLevel = 'ok' | 'warning' | 'critical' | 'full' | 'unknown';
-
-export function queueLevel(usage: number | null | undefined): QueueLevel {
-  if (usage === null || usage === undefined || !Number.isFinite(usage)) return 'unknown';
-  if (usage >= 1) return 'full';
-  if (usage >= 0.95) return 'critical';
-  if (usage >= 0.7) return 'warning';
-  return 'ok';
-}
-
 export interface NodeRow {
   node_id: string;
-  /** `online` (heartbeat alive) or `lost`. */
-  liveness: 'online' | 'lost';
-  /** What the node says it does: running, draining, stopping… (`lost` when it is gone). */
-  status: string;
-  draining: boolean;
+  /** The fleet's one status: online, draining or lost. */
+  status: NodeFleetStatus;
   heartbeat_age_ms: number | null;
   portfolio_count: number;
   capacity: number | null;
@@ -70,9 +65,11 @@ export interface NotificationRow {
 }
 
 export interface FleetSummary {
+  /** Nodes whose heartbeat is alive: online or draining (as `online_count` of `/api/nodes`). */
   nodes_online: number;
   nodes_total: number;
   nodes_draining: number;
+  nodes_lost: number;
   portfolios_running: number;
   portfolios_total: number;
   portfolios_orphaned: number;
@@ -87,6 +84,8 @@ export interface FleetSummary {
 /** One overview: the fleet as read at `generated_at`. */
 export interface FleetOverview {
   generated_at: string;
+  /** The queue levels' thresholds, for the page's colours. */
+  queue_thresholds: QueueThresholds;
   summary: FleetSummary;
   nodes: NodeRow[];
   portfolios: PortfolioRow[];
@@ -111,19 +110,19 @@ function nodeRow(node: NodeView, now: Date): NodeRow {
   const heartbeatAge =
     node.heartbeat_age_ms ??
     (Number.isFinite(lastHeard) ? Math.max(0, now.getTime() - lastHeard) : null);
+  // What a lost node last reported is no current number.
+  const live = node.status !== 'lost';
   return {
     node_id: node.node_id,
-    liveness: node.is_online ? 'online' : 'lost',
-    status: node.is_online ? node.status : 'lost',
-    draining: node.status === 'draining',
+    status: node.status,
     heartbeat_age_ms: heartbeatAge,
     portfolio_count: node.portfolio_count,
     capacity: node.capacity,
-    queue_usage_max: node.is_online ? node.queue_usage_max : null,
-    queue_level: node.is_online ? queueLevel(node.queue_usage_max) : 'unknown',
-    events_per_second: node.is_online ? node.events_per_second : null,
-    cpu_percent: node.is_online ? node.cpu_percent : null,
-    memory_rss_bytes: node.is_online ? node.memory_rss_bytes : null,
+    queue_usage_max: live ? node.queue_usage_max : null,
+    queue_level: live ? queueLevel(node.queue_usage_max) : 'unknown',
+    events_per_second: live ? node.events_per_second : null,
+    cpu_percent: live ? node.cpu_percent : null,
+    memory_rss_bytes: live ? node.memory_rss_bytes : null,
     redis_failures: node.redis?.total_failures ?? null,
     redis_healthy: node.redis?.healthy ?? null,
     error: node.error ?? null,
@@ -169,22 +168,13 @@ function notificationRow(n: NotificationRecord): NotificationRow {
   };
 }
 
-/** Rank for sorting: trouble first (lost nodes, then fuller queues), then by id. */
-const LEVEL_RANK: Record<QueueLevel, number> = {
-  full: 0,
-  critical: 1,
-  warning: 2,
-  ok: 3,
-  unknown: 4,
-};
-
 /** Shapes one overview from what the fleet reader returned. Pure. */
 export function buildOverview(input: OverviewInput): FleetOverview {
   const nodes = input.nodes
     .map((node) => nodeRow(node, input.now))
     .sort(
       (a, b) =>
-        Number(a.liveness === 'online') - Number(b.liveness === 'online') ||
+        Number(a.status !== 'lost') - Number(b.status !== 'lost') ||
         a.node_id.localeCompare(b.node_id),
     );
   const portfolios = input.portfolios
@@ -192,19 +182,21 @@ export function buildOverview(input: OverviewInput): FleetOverview {
     .sort(
       (a, b) =>
         Number(a.status !== 'orphaned') - Number(b.status !== 'orphaned') ||
-        LEVEL_RANK[a.queue_level] - LEVEL_RANK[b.queue_level] ||
+        QUEUE_LEVEL_RANK[a.queue_level] - QUEUE_LEVEL_RANK[b.queue_level] ||
         a.portfolio_id.localeCompare(b.portfolio_id),
     );
   const records = input.notifications.filter((n): n is NotificationRecord => !('error' in n));
   const since = input.now.getTime() - HOUR_MS;
-  const online = nodes.filter((n) => n.liveness === 'online');
+  const online = nodes.filter((n) => n.status !== 'lost');
   const usages = portfolios.map((p) => p.queue_usage).filter((u): u is number => u !== null);
   return {
     generated_at: input.now.toISOString(),
+    queue_thresholds: { ...QUEUE_THRESHOLDS },
     summary: {
       nodes_online: online.length,
       nodes_total: nodes.length,
-      nodes_draining: online.filter((n) => n.draining).length,
+      nodes_draining: nodes.filter((n) => n.status === 'draining').length,
+      nodes_lost: nodes.length - online.length,
       portfolios_running: portfolios.filter((p) => p.status === 'running').length,
       portfolios_total: portfolios.length,
       portfolios_orphaned: portfolios.filter((p) => p.status === 'orphaned').length,

@@ -1,12 +1,21 @@
 import { describe, expect, it, vi } from 'vitest';
-import type { Notifier } from '@ginkgo-live/notification-adapter';
-import { nextPressure, QueuePressureWatcher } from './queue-pressure.ts';
+import { QUEUE_THRESHOLDS, queueLevel } from '@ginkgo-live/fleet';
+import { QUEUE_CONDITION } from '@ginkgo-live/notification-adapter';
+import { DEFAULT_THRESHOLDS, nextPressure, QueuePressureWatcher } from './queue-pressure.ts';
 
 describe('nextPressure', () => {
+  it("uses the fleet's one set of thresholds, and the notification condition's hysteresis", () => {
+    expect(DEFAULT_THRESHOLDS).toEqual({ ...QUEUE_THRESHOLDS, resolveBelow: 0.6 });
+    expect(DEFAULT_THRESHOLDS.resolveBelow).toBe(QUEUE_CONDITION.resolveBelow);
+    // Rising, the node's level is the level the gateway shows for the same usage.
+    for (const usage of [0.65, 0.7, 0.8, 0.95, 0.99, 1, 1.1])
+      expect(nextPressure('ok', usage)).toBe(queueLevel(usage));
+  });
+
   it('rises at once to the level the usage reaches', () => {
-    expect(nextPressure('normal', 0.69)).toBe('normal');
-    expect(nextPressure('normal', 0.7)).toBe('warning');
-    expect(nextPressure('normal', 0.95)).toBe('critical');
+    expect(nextPressure('ok', 0.69)).toBe('ok');
+    expect(nextPressure('ok', 0.7)).toBe('warning');
+    expect(nextPressure('ok', 0.95)).toBe('critical');
     expect(nextPressure('warning', 1)).toBe('full');
   });
 
@@ -14,8 +23,8 @@ describe('nextPressure', () => {
     expect(nextPressure('full', 0.8)).toBe('full');
     expect(nextPressure('critical', 0.71)).toBe('critical');
     expect(nextPressure('warning', 0.65)).toBe('warning');
-    expect(nextPressure('warning', 0.59)).toBe('normal');
-    expect(nextPressure('full', 0)).toBe('normal');
+    expect(nextPressure('warning', 0.59)).toBe('ok');
+    expect(nextPressure('full', 0)).toBe('ok');
   });
 });
 
@@ -23,7 +32,7 @@ describe('QueuePressureWatcher', () => {
   function setup() {
     const raise = vi.fn();
     const resolve = vi.fn();
-    const watcher = new QueuePressureWatcher({ raise, resolve } as unknown as Notifier, 'node-1');
+    const watcher = new QueuePressureWatcher({ raise, resolve }, 'node-1');
     const read = (depth: number, refused = 0) =>
       watcher.observe({ portfolioId: 'p1', depth, capacity: 1_000, refused });
     return { raise, resolve, read };

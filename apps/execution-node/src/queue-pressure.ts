@@ -1,25 +1,31 @@
+import {
+  QUEUE_LEVEL_RANK,
+  QUEUE_THRESHOLDS,
+  queueLevel,
+  type QueueLevel,
+  type QueueThresholds,
+} from '@ginkgo-live/fleet';
 import { QUEUE_CONDITION, type Notifier } from '@ginkgo-live/notification-adapter';
 
-/** How full a queue is, remembered until it clears: normal < warning < critical < full. */
-export type Pressure = 'normal' | 'warning' | 'critical' | 'full';
+/**
+ * How full a queue is, remembered until it clears: the fleet's queue levels (ok < warning <
+ * critical < full), the same words and thresholds the gateway and the operations page show.
+ */
+export type Pressure = Exclude<QueueLevel, 'unknown'>;
 
-const RANK: Record<Pressure, number> = { normal: 0, warning: 1, critical: 2, full: 3 };
-
-/** Usage thresholds (fractions of capacity); defaults in docs/architecture.md. */
-export interface PressureThresholds {
-  /** 0.7 */
-  warning: number;
-  /** 0.95 */
-  critical: number;
-  /** Below this everything clears: 0.6 (hysteresis, so a queue at a threshold does not flap). */
+/**
+ * The fleet's queue thresholds (`QUEUE_THRESHOLDS` of `@ginkgo-live/fleet`: 70 %, 95 %, 100 %), and
+ * below `resolveBelow` everything clears: 0.6, the notification condition's hysteresis, so a queue
+ * at a threshold does not flap.
+ */
+export interface PressureThresholds extends QueueThresholds {
   resolveBelow: number;
 }
 
-export const DEFAULT_THRESHOLDS: PressureThresholds = {
-  warning: 0.7,
-  critical: 0.95,
+export const DEFAULT_THRESHOLDS: Readonly<PressureThresholds> = Object.freeze({
+  ...QUEUE_THRESHOLDS,
   resolveBelow: QUEUE_CONDITION.resolveBelow,
-};
+});
 
 /**
  * The next pressure of a queue: it rises at once to the level its usage reaches and stays at the
@@ -28,18 +34,13 @@ export const DEFAULT_THRESHOLDS: PressureThresholds = {
 export function nextPressure(
   previous: Pressure,
   usage: number,
-  t: PressureThresholds = DEFAULT_THRESHOLDS,
+  t: Readonly<PressureThresholds> = DEFAULT_THRESHOLDS,
 ): Pressure {
-  if (usage < t.resolveBelow) return 'normal';
-  const reached: Pressure =
-    usage >= 1
-      ? 'full'
-      : usage >= t.critical
-        ? 'critical'
-        : usage >= t.warning
-          ? 'warning'
-          : 'normal';
-  return RANK[reached] > RANK[previous] ? reached : previous;
+  if (usage < t.resolveBelow) return 'ok';
+  const level = queueLevel(usage, t);
+  // A usage that is no number (a capacity of 0 read by mistake) changes nothing.
+  if (level === 'unknown') return previous;
+  return QUEUE_LEVEL_RANK[level] < QUEUE_LEVEL_RANK[previous] ? level : previous;
 }
 
 /** One reading of a portfolio queue. */
@@ -52,8 +53,8 @@ export interface QueueReading {
 }
 
 /**
- * Turns queue readings into notifications: a warning at 70 %, a critical at 95 %, a `queue_full`
- * critical at capacity, one resolved notice below 60 %. Dedupe is per portfolio queue (not per
+ * Turns queue readings into notifications at the fleet's thresholds: a warning at 70 %, a critical
+ * at 95 %, a `queue_full` critical at capacity, one resolved notice below 60 %. Dedupe is per portfolio queue (not per
  * node), shared through Redis as `QUEUE_CONDITION`, so several nodes watching one queue, and the
  * producers it refuses (`QueueFullAlarm`), send one notice. `raise` is fire-and-forget: nothing
  * here waits on delivery.
@@ -65,13 +66,13 @@ export class QueuePressureWatcher {
   constructor(
     private readonly notifier: Pick<Notifier, 'raise' | 'resolve'>,
     private readonly nodeId: string,
-    private readonly thresholds: PressureThresholds = DEFAULT_THRESHOLDS,
+    private readonly thresholds: Readonly<PressureThresholds> = DEFAULT_THRESHOLDS,
   ) {}
 
   observe(reading: QueueReading): void {
     const { portfolioId, depth, capacity, refused } = reading;
     const usage = depth / capacity;
-    const previous = this.pressure.get(portfolioId) ?? 'normal';
+    const previous = this.pressure.get(portfolioId) ?? 'ok';
     const next = nextPressure(previous, usage, this.thresholds);
     this.pressure.set(portfolioId, next);
     if (next === previous) return;
@@ -83,7 +84,7 @@ export class QueuePressureWatcher {
       refused_since_last_notice: refused - (this.refusedAtNotice.get(portfolioId) ?? refused),
     };
     this.refusedAtNotice.set(portfolioId, refused);
-    if (next === 'normal') {
+    if (next === 'ok') {
       this.notifier.resolve(
         'queue',
         { portfolioId },

@@ -184,7 +184,7 @@ describe('api-gateway on real Redis', () => {
     expect(nodes[0]).toMatchObject({
       node_id: 'n1',
       is_online: true,
-      status: 'running',
+      status: 'online',
       portfolio_count: 1,
       capacity: 5,
       queue_usage_max: 0.2,
@@ -212,6 +212,15 @@ describe('api-gateway on real Redis', () => {
     });
     expect(bad.body['message']).toContain('limit');
     expect(bad.body['timestamp']).toEqual(expect.any(String));
+    // One status vocabulary: online, draining, lost (a node's own `running` is in its info only).
+    expect((await get('/api/nodes?status=online')).body).toMatchObject({
+      total_count: 1,
+      nodes: [{ node_id: 'n1' }],
+    });
+    expect((await get('/api/nodes?status=running')).body).toMatchObject({
+      code: 'INVALID_PARAMETER',
+      details: { parameter: 'status' },
+    });
     expect((await get('/api/nodes?online=maybe')).body).toMatchObject({
       code: 'INVALID_PARAMETER',
       details: { parameter: 'online' },
@@ -253,7 +262,7 @@ describe('api-gateway on real Redis', () => {
       'n00',
       'n03',
     ]);
-    // A status is in each node's info: then every node is read.
+    // A status needs each node's info and record: then every node is read.
     const lost = await seen('/api/nodes?status=lost');
     expect(lost.body).toMatchObject({ total_count: 4 });
     expect(new Set(lost.infos).size).toBe(12);
@@ -427,7 +436,7 @@ describe('api-gateway on real Redis', () => {
     const text = await (await fetch(`${base}/metrics`)).text();
     const samples = parsePrometheus(text);
     expect(samples.get('ginkgo_gateway_redis_up')).toBe(1);
-    expect(samples.get('ginkgo_fleet_nodes{status="running"}')).toBe(1);
+    expect(samples.get('ginkgo_fleet_nodes{status="online"}')).toBe(1);
     expect(samples.get('ginkgo_fleet_portfolio_queue_depth{portfolio_id="p1",node_id="n1"}')).toBe(
       40,
     );
@@ -435,7 +444,7 @@ describe('api-gateway on real Redis', () => {
     await waitFor(() => conns.main.status !== 'ready');
     const down = parsePrometheus(await (await fetch(`${base}/metrics`)).text());
     expect(down.get('ginkgo_gateway_redis_up')).toBe(0);
-    expect(down.has('ginkgo_fleet_nodes{status="running"}')).toBe(false);
+    expect(down.has('ginkgo_fleet_nodes{status="online"}')).toBe(false);
   });
 
   it('queues control requests for the scheduler and reads their outcome back', async () => {
@@ -625,9 +634,9 @@ describe('the operations page and its feed', () => {
       queue_depth_total: 40,
     });
     expect(body).toMatchObject({ stale: false, redis: { status: 'up' } });
-    expect((body['nodes'] as { node_id: string; liveness: string }[])[0]).toMatchObject({
+    expect((body['nodes'] as { node_id: string; status: string }[])[0]).toMatchObject({
       node_id: 'b',
-      liveness: 'lost',
+      status: 'lost',
     });
     await server.kill();
     const down = await get('/api/overview');

@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import type { Logger } from '@ginkgo-live/runtime';
 import type { PingResult } from '@ginkgo-live/redis-client';
+import { NODE_FLEET_STATUSES } from '@ginkgo-live/fleet';
 import { NOTIFICATION_LEVELS } from '@ginkgo-live/state-keys';
 import helmet from 'helmet';
 import type { SecurityConfig } from '../config.ts';
@@ -27,7 +28,7 @@ export interface AppOptions {
 }
 
 const nodesQuery = z.object({
-  status: z.enum(['running', 'starting', 'draining', 'stopping', 'lost']).optional(),
+  status: z.enum(NODE_FLEET_STATUSES).optional(),
   online: booleanParam.optional(),
   limit: intParam(1, 1_000).optional(),
   offset: intParam(0, 1_000_000).optional(),
@@ -171,7 +172,7 @@ export function createApp(options: AppOptions): express.Express {
       let total: number;
       let online: number;
       const limit = q.limit ?? 100;
-      // A page of most of the fleet (or a status, which is in each node's info): one read of
+      // A page of most of the fleet (or a status, which needs each node's info and record): one read of
       // everything. Otherwise the liveness of every node, then the info of the page's nodes only.
       if (q.status !== undefined || 2 * limit >= (await reader.nodeCount())) {
         const filtered = (await reader.nodes()).filter(

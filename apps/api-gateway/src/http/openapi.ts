@@ -1,3 +1,5 @@
+import { NODE_FLEET_STATUSES, QUEUE_LEVELS } from '@ginkgo-live/fleet';
+
 /** JSON Schema pieces (OpenAPI 3.1 uses JSON Schema 2020-12). */
 const str = { type: 'string' } as const;
 const num = { type: 'number' } as const;
@@ -31,6 +33,13 @@ const query = (name: string, schema: unknown, description: string) => ({
   schema,
   description,
 });
+/** The fleet read model's one node status and queue levels (`@ginkgo-live/fleet`). */
+const nodeStatus = {
+  enum: [...NODE_FLEET_STATUSES],
+  description:
+    'online: heartbeat alive; draining: alive, drained by an operator or stopping by itself; lost: no live heartbeat',
+};
+const queueLevel = { enum: [...QUEUE_LEVELS] };
 const path = (name: string) => ({ name, in: 'path', required: true, schema: str });
 const paging = [
   query('limit', { type: 'integer', minimum: 1, maximum: 1000, default: 100 }, 'Page size'),
@@ -61,10 +70,12 @@ export const OPENAPI = {
         }),
         stale: bool,
         data_as_of: nullable(time),
+        queue_thresholds: obj({ warning: num, critical: num, full: num }),
         summary: obj({
-          nodes_online: int,
+          nodes_online: { ...int, description: 'Heartbeat alive: status online or draining' },
           nodes_total: int,
           nodes_draining: int,
+          nodes_lost: int,
           portfolios_running: int,
           portfolios_total: int,
           portfolios_orphaned: int,
@@ -79,14 +90,12 @@ export const OPENAPI = {
           type: 'array',
           items: obj({
             node_id: str,
-            liveness: { enum: ['online', 'lost'] },
-            status: str,
-            draining: bool,
+            status: nodeStatus,
             heartbeat_age_ms: nullable(num),
             portfolio_count: int,
             capacity: nullable(int),
             queue_usage_max: nullable(num),
-            queue_level: { enum: ['ok', 'warning', 'critical', 'full', 'unknown'] },
+            queue_level: queueLevel,
             events_per_second: nullable(num),
             cpu_percent: nullable(num),
             memory_rss_bytes: nullable(num),
@@ -106,7 +115,7 @@ export const OPENAPI = {
             queue_depth: nullable(int),
             queue_capacity: nullable(int),
             queue_usage: nullable(num),
-            queue_level: { enum: ['ok', 'warning', 'critical', 'full', 'unknown'] },
+            queue_level: queueLevel,
             events_per_second: nullable(num),
             latency_p50_ms: nullable(num),
             latency_p99_ms: nullable(num),
@@ -151,8 +160,8 @@ export const OPENAPI = {
         {
           node_id: str,
           host: nullable(str),
-          status: str,
-          is_online: bool,
+          status: nodeStatus,
+          is_online: { ...bool, description: 'Heartbeat alive: status online or draining' },
           last_heartbeat: nullable(str),
           heartbeat_age_ms: nullable(num),
           portfolio_count: int,
@@ -243,7 +252,7 @@ export const OPENAPI = {
       get: {
         summary: 'Every node, with liveness by the heartbeat rule',
         parameters: [
-          query('status', str, 'running, draining, lost…'),
+          query('status', nodeStatus, 'Only nodes of this status'),
           query('online', { type: 'boolean' }, 'Only online (or offline) nodes'),
           ...paging,
         ],
