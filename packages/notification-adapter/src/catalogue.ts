@@ -58,8 +58,8 @@ export interface Kinds {
     condition: 'catalog_missing';
     subject: 'none';
     levels: ['critical'];
-    /** `reloading`: whether a catalog file is reloaded (message only). */
-    details: { plan_portfolios: number; reloading: boolean };
+    /** `reload_from_file`: whether the catalog file is reloaded (message only). */
+    details: { plan_portfolios: number; reload_from_file: boolean };
   };
   queue_usage_high: {
     condition: 'queue';
@@ -204,7 +204,7 @@ export const KINDS: { [K in KindName]: KindSpec<K> } = {
     checkedIn: ['e2e/live/who-notices.test.ts'],
     title: () => 'Portfolio catalog missing',
     message: (_, d) =>
-      `The catalog is gone from Redis (the plan holds ${d.plan_portfolios} portfolios); nothing was unassigned.${d.reloading ? ' Reloading the catalog file.' : ' No catalog file was given: reload it.'}`,
+      `The catalog is gone from Redis (the plan holds ${d.plan_portfolios} portfolios); nothing was unassigned.${d.reload_from_file ? ' Reloading the catalog file.' : ' No catalog file was given: reload it.'}`,
     wire: (_, d) => ({ plan_portfolios: d.plan_portfolios }),
   },
   queue_usage_high: {

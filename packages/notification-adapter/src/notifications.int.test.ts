@@ -135,32 +135,24 @@ function said(message: string): number {
   return logs.entries.filter((e) => e.message === message).length;
 }
 
-const resolveQueue = {
-  group: 'queue',
-  subject: { portfolioId: 'p1' },
-  message: 'p1 below 60 %',
-  kinds: [
-    { kind: 'queue_usage_high', level: 'warning' as const },
-    { kind: 'queue_usage_high', level: 'critical' as const },
-    { kind: 'queue_full', level: 'critical' as const },
-  ],
+/** What the producer sees of p1 when its add is refused, and later accepted. */
+const refusal = { depth: 20, capacity: 20, seen_by: 'feed' };
+const accepted = { depth: 3, capacity: 20, seen_by: 'feed', refused_since_raise: 1 };
+const sample = {
+  node_id: 'node-a',
+  depth: 960,
+  capacity: 1_000,
+  usage: 0.96,
+  refused_since_last_notice: 0,
 };
-
-const full = {
-  kind: 'queue_full',
-  level: 'critical',
-  title: 'Queue full',
-  message: 'p1 is full',
-  subject: { portfolioId: 'p1' },
-  group: 'queue',
-};
+const p1 = { portfolioId: 'p1' };
 
 describe('Notifier and delivery worker on real Redis and a real webhook', () => {
   it('delivers a notification within 1 s and suppresses repeats within the cooldown', async () => {
     const { redis } = await deliveryWorker();
     const n = await notifier('node-a');
     const started = Date.now();
-    n.notify(full);
+    n.raise('queue_full', p1, refusal);
     await waitFor(() => receiver.received.length === 1, { timeoutMs: 1_000 });
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(receiver.received[0]?.body).toMatchObject({
@@ -170,8 +162,8 @@ describe('Notifier and delivery worker on real Redis and a real webhook', () => 
       subject: { node_id: null, portfolio_id: 'p1' },
       source: { app: 'node-a', node_id: 'node-a' },
     });
-    n.notify(full);
-    n.notify(full);
+    n.raise('queue_full', p1, refusal);
+    n.raise('queue_full', p1, refusal);
     await n.settle();
     expect(await jobCount(redis)).toBe(1);
     const ttl = await redis.pttl(
@@ -184,50 +176,81 @@ describe('Notifier and delivery worker on real Redis and a real webhook', () => 
   it('dedupes across processes: two notifiers raising the same condition send one', async () => {
     const { redis } = await deliveryWorker();
     const [a, b] = await Promise.all([notifier('node-a'), notifier('node-b')]);
-    a.notify(full);
-    b.notify(full);
+    a.raise('queue_full', p1, refusal);
+    b.raise('queue_full', p1, refusal);
     await Promise.all([a.settle(), b.settle()]);
     expect(await jobCount(redis)).toBe(1);
     await waitFor(() => receiver.received.length === 1);
   });
 
-  it('sends a new level, accepts WARN as warning, and sends one resolved notice that clears the cooldowns', async () => {
+  it('sends a new level, and sends one resolved notice that clears the cooldowns', async () => {
     await deliveryWorker();
     const n = await notifier('node-a');
-    n.notify({ ...full, kind: 'queue_usage_high', level: 'WARN' });
-    n.notify({ ...full, kind: 'queue_usage_high', level: 'critical' });
+    n.raise('queue_usage_high', p1, sample, 'warning');
+    n.raise('queue_usage_high', p1, sample, 'critical');
     await waitFor(() => receiver.received.length === 2);
     expect(receiver.received.map((r) => r.body.level).sort()).toEqual(['critical', 'warning']);
-    const resolve = {
-      group: 'queue',
-      subject: { portfolioId: 'p1' },
-      title: 'Queue back to normal',
-      message: 'p1 below 60 %',
-      kinds: [
-        { kind: 'queue_usage_high', level: 'warning' as const },
-        { kind: 'queue_usage_high', level: 'critical' as const },
-        { kind: 'queue_full', level: 'critical' as const },
-      ],
-    };
-    n.resolve(resolve);
-    n.resolve(resolve);
+    const back = { ...sample, depth: 100, usage: 0.1, resolve_below: 0.6 };
+    n.resolve('queue', p1, back);
+    n.resolve('queue', p1, back);
     await waitFor(() => receiver.received.length === 3);
     await n.settle();
     expect(receiver.received[2]?.body).toMatchObject({
       status: 'resolved',
       kind: 'queue_usage_high',
       level: 'critical',
+      title: 'Queue of p1 back to normal',
+      message: '100/1000 events (10 %), below 60 %.',
+      details: { node_id: 'node-a', portfolio_id: 'p1', resolved: expect.any(Array) as unknown },
     });
-    n.notify({ ...full, kind: 'queue_usage_high', level: 'warning' });
+    n.raise('queue_usage_high', p1, sample, 'warning');
     await waitFor(() => receiver.received.length === 4);
     expect(receiver.received[3]?.body).toMatchObject({ status: 'firing', level: 'warning' });
+  });
+
+  it("keeps the scheduler's older form until it raises by name: its own text, WARN as warning, an unknown level as error", async () => {
+    await deliveryWorker();
+    const n = await notifier('node-a');
+    const legacy = {
+      kind: 'node_lost',
+      group: 'node',
+      subject: { nodeId: 'n1' },
+      title: 'Node n1 lost',
+      message: 'gone',
+    };
+    n.notify({ ...legacy, level: 'WARN' });
+    n.notify({
+      ...legacy,
+      kind: 'catalog_missing',
+      group: 'catalog_missing',
+      subject: {},
+      level: 'loud',
+    });
+    await waitFor(() => receiver.received.length === 2);
+    expect(receiver.received.map((r) => `${r.body.kind}:${r.body.level}`).sort()).toEqual([
+      'catalog_missing:error',
+      'node_lost:warning',
+    ]);
+    n.resolve({
+      group: 'node',
+      subject: { nodeId: 'n1' },
+      title: 'Node n1 back',
+      message: 'back',
+      kinds: [{ kind: 'node_lost', level: 'warning' }],
+    });
+    await waitFor(() => receiver.received.length === 3);
+    expect(receiver.received[2]?.body).toMatchObject({
+      status: 'resolved',
+      kind: 'node_lost',
+      title: 'Node n1 back',
+    });
   });
 
   it('retries a receiver that fails twice, and records the delivery in the history', async () => {
     const { redis } = await deliveryWorker();
     receiver.answers = [500, 500, 200];
     const n = await notifier('node-a');
-    n.notify(full);
+    n.raise('queue_full', p1, refusal);
     await waitFor(() => receiver.received.length === 3, { timeoutMs: 5_000 });
     await waitFor(async () => (await redis.llen(keys.notificationHistory())) === 1);
     const raw = await redis.lindex(keys.notificationHistory(), 0);
@@ -243,7 +266,7 @@ describe('Notifier and delivery worker on real Redis and a real webhook', () => 
     await deliveryWorker();
     receiver.answers = [{ status: 429, retryAfter: '1' }, 200];
     const n = await notifier('node-a');
-    n.notify(full);
+    n.raise('queue_full', p1, refusal);
     await waitFor(() => receiver.received.length === 2, { timeoutMs: 5_000 });
     const [first, second] = receiver.received;
     expect((second?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(1_000);
@@ -253,7 +276,7 @@ describe('Notifier and delivery worker on real Redis and a real webhook', () => 
     const { redis } = await deliveryWorker();
     receiver.answers = ['hang', 'hang', 'hang', 'hang', 'hang'];
     const n = await notifier('node-a');
-    n.notify(full);
+    n.raise('queue_full', p1, refusal);
     const queue = queueOf(redis);
     await waitFor(async () => (await queue.getFailedCount()) === 1, { timeoutMs: 10_000 });
     const [failed] = await queue.getFailed();
@@ -277,7 +300,7 @@ describe('Notifier and delivery worker on real Redis and a real webhook', () => 
     const { redis } = await deliveryWorker(cfg);
     const n = await notifier('node-a', cfg);
     for (let i = 1; i <= 5; i++) {
-      n.notify({ ...full, subject: { portfolioId: `p${i}` } });
+      n.raise('queue_full', { portfolioId: `p${i}` }, refusal);
       await waitFor(async () =>
         (await redis.lrange(keys.notificationHistory(), 0, 0)).some((r) => r.includes(`"p${i}"`)),
       );
@@ -295,15 +318,20 @@ describe('Notifier and delivery worker on real Redis and a real webhook', () => 
     const n = await notifier('node-a');
     await waitFor(() => n.isOutageReporter, { description: 'the outage reporter lease' });
     await server.kill();
-    n.notify(full);
-    n.notify({ ...full, subject: { portfolioId: 'p2' } });
+    n.raise('queue_full', p1, refusal);
+    n.raise('queue_full', { portfolioId: 'p2' }, refusal);
     await n.settle();
     expect(n.buffered).toBe(2);
     await waitFor(() => receiver.received.length === 1, { timeoutMs: 3_000 });
     expect(receiver.received[0]?.body).toMatchObject({
       kind: 'redis_unavailable',
       status: 'firing',
-      details: { held: ['critical queue_full: Queue full', 'critical queue_full: Queue full'] },
+      details: {
+        held: [
+          'critical queue_full: Queue of p1 is full',
+          'critical queue_full: Queue of p2 is full',
+        ],
+      },
     });
 
     await server.restart({ keepData: false });
@@ -354,9 +382,9 @@ describe('Notifier and delivery worker on real Redis and a real webhook', () => 
     const { redis } = await deliveryWorker();
     const [a, b] = await Promise.all([notifier('node-a'), notifier('node-b')]);
     await server.kill();
-    a.notify(full);
-    b.notify(full);
-    a.notify({ ...full, subject: { portfolioId: 'p2' } });
+    a.raise('queue_full', p1, refusal);
+    b.raise('queue_full', p1, refusal);
+    a.raise('queue_full', { portfolioId: 'p2' }, refusal);
     await Promise.all([a.settle(), b.settle()]);
     expect([a.buffered, b.buffered]).toEqual([2, 1]);
 
@@ -369,10 +397,10 @@ describe('Notifier and delivery worker on real Redis and a real webhook', () => 
   it('sends a resolve held while Redis was frozen once it answers: the condition gets its resolved notice', async () => {
     const { redis } = await deliveryWorker();
     const n = await notifier('node-a');
-    n.notify(full);
+    n.raise('queue_full', p1, refusal);
     await n.settle();
     server.freeze();
-    n.resolve({ ...resolveQueue, title: 'Queue back to normal' });
+    n.resolve('queue', p1, accepted);
     await waitFor(() => n.buffered === 1, { timeoutMs: 5_000, description: 'the resolve held' });
     server.thaw();
     await waitFor(() => n.buffered === 0, { timeoutMs: 10_000 });

@@ -1,14 +1,13 @@
 import { describe, expect, it, vi } from 'vitest';
 import { createLogger } from '@ginkgo-live/runtime';
 import { MemoryTransport } from '@ginkgo-live/testing';
-import type { Notifier } from './notifier.ts';
 import { QueueFullAlarm } from './queue-full-alarm.ts';
 
 function setup() {
   const raise = vi.fn();
   const resolve = vi.fn();
   const alarm = new QueueFullAlarm({
-    notifier: { raise, resolve } as unknown as Notifier,
+    notifier: { raise, resolve },
     producer: 'market-feed:42',
     logger: createLogger({ app: 'test', transports: [new MemoryTransport()] }),
   });
