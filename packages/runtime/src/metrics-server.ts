@@ -1,12 +1,15 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { listen } from './startup-error.ts';
 
 export interface MetricsServerOptions {
   host: string;
   /** 0 picks a free port. */
   port: number;
   registry: Registry;
+  /** The settings a port in use or a wrong host is reported under; default METRICS_PORT, METRICS_HOST. */
+  portSetting?: string;
+  hostSetting?: string;
   /** The body of `/health`, and whether it is healthy (200) or not (503). */
   health: () => { healthy: boolean; body: Record<string, unknown> };
 }
@@ -17,17 +20,17 @@ export class MetricsServer {
 
   constructor(private readonly options: MetricsServerOptions) {}
 
-  /** Listens; resolves with the bound port. */
+  /** Listens; resolves with the bound port, rejects with a `StartupError` naming the setting. */
   start(): Promise<number> {
     const server = http.createServer((req, res) => {
       void this.handle(req, res);
     });
     this.server = server;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.options.port, this.options.host, () => {
-        resolve((server.address() as AddressInfo).port);
-      });
+    return listen(server, {
+      port: this.options.port,
+      host: this.options.host,
+      portSetting: this.options.portSetting ?? 'METRICS_PORT',
+      hostSetting: this.options.hostSetting ?? 'METRICS_HOST',
     });
   }
 

@@ -60,7 +60,7 @@ export class PeriodicLoop {
   start(): void {
     if (this.active) return;
     this.active = true;
-    if (this.options.immediate ?? true) this.schedule(0);
+    if (this.options.immediate ?? true) this.schedule('now');
     else this.schedule(this.interval());
   }
 
@@ -112,7 +112,7 @@ export class PeriodicLoop {
     return typeof intervalMs === 'number' ? intervalMs : intervalMs();
   }
 
-  private schedule(delayMs: number): void {
+  private schedule(delayMs: number | 'now'): void {
     this.cancelNext?.();
     const go = (): void => {
       this.cancelNext = undefined;
@@ -126,8 +126,17 @@ export class PeriodicLoop {
         this.schedule(next);
       });
     };
-    // setTimeout(0) waits at least 1 ms; a triggered or immediate run should not.
-    if (delayMs <= 0) {
+    if (delayMs === 'now') {
+      // The first run starts within start()'s turn of the event loop, before any timer.
+      let cancelled = false;
+      queueMicrotask(() => {
+        if (!cancelled) go();
+      });
+      this.cancelNext = () => {
+        cancelled = true;
+      };
+    } else if (delayMs <= 0) {
+      // setTimeout(0) waits at least 1 ms; a triggered run should not.
       const immediate = setImmediate(go);
       this.cancelNext = () => clearImmediate(immediate);
     } else {
