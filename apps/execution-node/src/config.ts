@@ -13,7 +13,7 @@ import {
 } from '@ginkgo-live/runtime';
 import { loadRedisConfig, type RedisConfig } from '@ginkgo-live/redis-client';
 import { loadNotificationConfig, type NotificationConfig } from '@ginkgo-live/notification-adapter';
-import { DEFAULT_QUEUE_CAPACITY } from '@ginkgo-live/portfolio-queue';
+import { loadQueueConfig } from '@ginkgo-live/portfolio-queue';
 import { DEFAULT_TIMINGS, isValidId } from '@ginkgo-live/state-keys';
 
 /** Everything the execution node reads from its environment. */
@@ -40,7 +40,7 @@ export interface NodeConfig {
   stateFlushMs: number;
   /** `QUEUE_SAMPLE_MS`: how often queue depths and refusals are read (and thresholds checked), default 500. */
   queueSampleMs: number;
-  /** `PORTFOLIO_QUEUE_CAPACITY`, default 1000. */
+  /** `PORTFOLIO_QUEUE_CAPACITY`, default 1000: the one setting the producers read too (`loadQueueConfig`). */
   queueCapacity: number;
   /** `METRICS_PORT`: Prometheus `/metrics` and `/health`, default 9464; 0 picks a free port. */
   metricsPort: number;
@@ -76,7 +76,6 @@ const nodeEnvSchema = z
     ASSIGNMENT_POLL_MS: envDurationMs(250, 10),
     STATE_FLUSH_MS: envDurationMs(250, 10),
     QUEUE_SAMPLE_MS: envDurationMs(500, 10),
-    PORTFOLIO_QUEUE_CAPACITY: envInt({ default: DEFAULT_QUEUE_CAPACITY, min: 1 }),
     METRICS_PORT: envInt({ default: 9_464, min: 0, max: 65_535 }),
     METRICS_HOST: envString(),
     STOP_TIMEOUT_MS: envDurationMs(10_000, 100),
@@ -110,12 +109,13 @@ const nodeEnvSchema = z
 export function loadConfig(env: Env): ConfigResult<NodeConfig> {
   const parts = combineConfig({
     node: parseEnv(nodeEnvSchema, env),
+    queue: loadQueueConfig(env),
     redis: loadRedisConfig(env),
     logging: loadLoggingConfig(env),
     notify: loadNotificationConfig(env),
   });
   if (!parts.ok) return parts;
-  const { node, redis, logging, notify } = parts.value;
+  const { node, queue, redis, logging, notify } = parts.value;
   return {
     ok: true,
     value: {
@@ -130,7 +130,7 @@ export function loadConfig(env: Env): ConfigResult<NodeConfig> {
       assignmentPollMs: node.ASSIGNMENT_POLL_MS,
       stateFlushMs: node.STATE_FLUSH_MS,
       queueSampleMs: node.QUEUE_SAMPLE_MS,
-      queueCapacity: node.PORTFOLIO_QUEUE_CAPACITY,
+      queueCapacity: queue.capacity,
       metricsPort: node.METRICS_PORT,
       metricsHost: node.METRICS_HOST ?? '0.0.0.0',
       stopTimeoutMs: node.STOP_TIMEOUT_MS,

@@ -1,7 +1,12 @@
 import { describe, expect, it, vi } from 'vitest';
 import { QUEUE_THRESHOLDS, queueLevel } from '@ginkgo-live/fleet';
 import { QUEUE_CONDITION } from '@ginkgo-live/notification-adapter';
-import { DEFAULT_THRESHOLDS, nextPressure, QueuePressureWatcher } from './queue-pressure.ts';
+import {
+  DEFAULT_THRESHOLDS,
+  nextPressure,
+  QueuePressureWatcher,
+  type QueueReading,
+} from './queue-pressure.ts';
 
 describe('nextPressure', () => {
   it("uses the fleet's one set of thresholds, and the notification condition's hysteresis", () => {
@@ -61,5 +66,21 @@ describe('QueuePressureWatcher', () => {
       { portfolioId: 'p1' },
       { node_id: 'node-1', depth: 1_000, capacity: 1_000, usage: 1, refused_since_last_notice: 15 },
     ]);
+  });
+
+  it('tells once per portfolio of a queue deeper than its capacity: a producer with a larger PORTFOLIO_QUEUE_CAPACITY', () => {
+    const told: QueueReading[] = [];
+    const watcher = new QueuePressureWatcher(
+      { raise: vi.fn(), resolve: vi.fn() },
+      'node-1',
+      DEFAULT_THRESHOLDS,
+      (reading) => told.push(reading),
+    );
+    for (const depth of [10, 20, 21, 25, 20])
+      watcher.observe({ portfolioId: 'p1', depth, capacity: 20, refused: 0 });
+    expect(told).toEqual([{ portfolioId: 'p1', depth: 21, capacity: 20, refused: 0 }]);
+    watcher.forget('p1');
+    watcher.observe({ portfolioId: 'p1', depth: 30, capacity: 20, refused: 0 });
+    expect(told).toHaveLength(2);
   });
 });

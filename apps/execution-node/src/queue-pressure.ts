@@ -62,15 +62,26 @@ export interface QueueReading {
 export class QueuePressureWatcher {
   private readonly pressure = new Map<string, Pressure>();
   private readonly refusedAtNotice = new Map<string, number>();
+  private readonly overCapacity = new Set<string>();
 
+  /**
+   * `onCapacityMismatch` is told (once per portfolio) of a queue deeper than this node's capacity:
+   * the bounded add holds its capacity exactly, so a producer enforces a larger
+   * `PORTFOLIO_QUEUE_CAPACITY` than this node reads, and every usage this node reports is wrong.
+   */
   constructor(
     private readonly notifier: Pick<Notifier, 'raise' | 'resolve'>,
     private readonly nodeId: string,
     private readonly thresholds: Readonly<PressureThresholds> = DEFAULT_THRESHOLDS,
+    private readonly onCapacityMismatch?: (reading: QueueReading) => void,
   ) {}
 
   observe(reading: QueueReading): void {
     const { portfolioId, depth, capacity, refused } = reading;
+    if (depth > capacity && !this.overCapacity.has(portfolioId)) {
+      this.overCapacity.add(portfolioId);
+      this.onCapacityMismatch?.(reading);
+    }
     const usage = depth / capacity;
     const previous = this.pressure.get(portfolioId) ?? 'ok';
     const next = nextPressure(previous, usage, this.thresholds);
@@ -101,5 +112,6 @@ export class QueuePressureWatcher {
   forget(portfolioId: string): void {
     this.pressure.delete(portfolioId);
     this.refusedAtNotice.delete(portfolioId);
+    this.overCapacity.delete(portfolioId);
   }
 }

@@ -9,7 +9,7 @@ import {
   type Env,
   type LoggingConfig,
 } from '@ginkgo-live/runtime';
-import { DEFAULT_QUEUE_CAPACITY } from '@ginkgo-live/portfolio-queue';
+import { loadQueueConfig } from '@ginkgo-live/portfolio-queue';
 import { loadRedisConfig, type RedisConfig } from '@ginkgo-live/redis-client';
 import { loadNotificationConfig, type NotificationConfig } from '@ginkgo-live/notification-adapter';
 
@@ -20,7 +20,7 @@ export interface FeedConfig {
   volatilityBp: number;
   /** `FEED_CATALOG_REFRESH_MS`: how often the catalog is read again, default 5000. */
   catalogRefreshMs: number;
-  /** `PORTFOLIO_QUEUE_CAPACITY`: must match the nodes', default 1000. */
+  /** `PORTFOLIO_QUEUE_CAPACITY`, default 1000: the one setting the nodes read too (`loadQueueConfig`). */
   queueCapacity: number;
   redis: RedisConfig;
   logging: LoggingConfig;
@@ -32,26 +32,26 @@ const feedEnvSchema = z.object({
   FEED_RATE: envInt({ default: 5, min: 1, max: 10_000 }),
   FEED_VOLATILITY_BP: envInt({ default: 10, min: 0, max: 10_000 }),
   FEED_CATALOG_REFRESH_MS: envDurationMs(5_000, 100),
-  PORTFOLIO_QUEUE_CAPACITY: envInt({ default: DEFAULT_QUEUE_CAPACITY, min: 1 }),
 });
 
 /** Reads the feed's configuration. Pure. */
 export function loadConfig(env: Env): ConfigResult<FeedConfig> {
   const parts = combineConfig({
     feed: parseEnv(feedEnvSchema, env),
+    queue: loadQueueConfig(env),
     redis: loadRedisConfig(env),
     logging: loadLoggingConfig(env),
     notify: loadNotificationConfig(env),
   });
   if (!parts.ok) return parts;
-  const { feed, redis, logging, notify } = parts.value;
+  const { feed, queue, redis, logging, notify } = parts.value;
   return {
     ok: true,
     value: {
       ratePerSecond: feed.FEED_RATE,
       volatilityBp: feed.FEED_VOLATILITY_BP,
       catalogRefreshMs: feed.FEED_CATALOG_REFRESH_MS,
-      queueCapacity: feed.PORTFOLIO_QUEUE_CAPACITY,
+      queueCapacity: queue.capacity,
       redis,
       logging,
       notify,

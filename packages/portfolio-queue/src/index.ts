@@ -1,3 +1,5 @@
+export { loadQueueConfig, MAX_QUEUE_CAPACITY } from './config.ts';
+export type { QueueConfig } from './config.ts';
 export { DEFAULT_QUEUE_CAPACITY, PortfolioQueues, TICK_JOB } from './portfolio-queues.ts';
 export type {
   AddResult,
