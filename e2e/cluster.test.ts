@@ -14,7 +14,7 @@ import { fleetNodeInfo, fleetPortfolioState, RedisCluster } from '@ginkgo-live/t
 import { NodeStore } from '../apps/execution-node/src/node-store.ts';
 import {
   PlanWriteRefused,
-  SchedulerStore,
+  RedisSchedulerStore,
   type PlanWrite,
 } from '../apps/livecore-scheduler/src/scheduler-store.ts';
 
@@ -158,8 +158,8 @@ describe('the stack’s Redis operations on a real 3-master Redis Cluster', () =
   });
 
   it('runs the plan write: fenced by leader and version, node assignments in the same script', async () => {
-    const a = new SchedulerStore(redis, keys, 'sa');
-    const b = new SchedulerStore(redis, keys, 'sb');
+    const a = new RedisSchedulerStore(redis, keys, 'sa');
+    const b = new RedisSchedulerStore(redis, keys, 'sb');
     expect(await a.lead(10_000)).toBe(true);
     expect(await b.lead(10_000)).toBe(false);
     const now = new Date().toISOString();

@@ -209,53 +209,60 @@ describe('livecore-scheduler with real node processes', () => {
     );
   });
 
-  it('drains, undrains and migrates on request, and the moves stick; bad requests are refused with a reason', async () => {
-    for (const id of ['p1', 'p2']) await fx.addToCatalog(id);
-    await Promise.all([fx.startNode('a'), fx.startNode('b')]);
-    await fx.startScheduler('s1');
-    await waitFor(async () => Object.keys(await fx.plan()).length === 2);
+  // Seven ctl processes, each a few seconds to start on a loaded machine: more than the default 30 s.
+  it(
+    'drains, undrains and migrates on request, and the moves stick; bad requests are refused with a reason',
+    { timeout: 90_000 },
+    async () => {
+      for (const id of ['p1', 'p2']) await fx.addToCatalog(id);
+      await Promise.all([fx.startNode('a'), fx.startNode('b')]);
+      await fx.startScheduler('s1');
+      await waitFor(async () => Object.keys(await fx.plan()).length === 2);
 
-    expect(await ctl('drain', 'a')).toMatchObject({ code: 0 });
-    await waitFor(async () => Object.values(await fx.plan()).every((n) => n === 'b'), {
-      timeoutMs: 5_000,
-    });
-    expect(JSON.parse((await fx.redis.hget(fx.keys.executionNodes(), 'a')) ?? '{}')).toMatchObject({
-      status: 'draining',
-    });
+      expect(await ctl('drain', 'a')).toMatchObject({ code: 0 });
+      await waitFor(async () => Object.values(await fx.plan()).every((n) => n === 'b'), {
+        timeoutMs: 5_000,
+      });
+      expect(
+        JSON.parse((await fx.redis.hget(fx.keys.executionNodes(), 'a')) ?? '{}'),
+      ).toMatchObject({
+        status: 'draining',
+      });
 
-    expect(await ctl('undrain', 'a')).toMatchObject({ code: 0 });
-    expect(await ctl('migrate', 'p1', 'a')).toMatchObject({ code: 0 });
-    await waitFor(async () => (await runningOn('p1')) === 'a', { timeoutMs: 5_000 });
-    const version = JSON.parse((await fx.redis.get(fx.keys.planMeta())) ?? '{}') as {
-      version: number;
-    };
-    // Several ticks later the manual move still holds.
-    await waitFor(
-      async () =>
-        (JSON.parse((await fx.redis.get(fx.keys.planMeta())) ?? '{}') as { version: number })
-          .version >= version.version,
-      { timeoutMs: 2_000 },
-    );
-    await fx.startNode('c');
-    await waitFor(
-      async () =>
-        JSON.parse((await fx.redis.hget(fx.keys.executionNodes(), 'c')) ?? 'null') !== null,
-      { timeoutMs: 5_000 },
-    );
-    expect((await fx.plan())['p1']).toBe('a');
+      expect(await ctl('undrain', 'a')).toMatchObject({ code: 0 });
+      expect(await ctl('migrate', 'p1', 'a')).toMatchObject({ code: 0 });
+      await waitFor(async () => (await runningOn('p1')) === 'a', { timeoutMs: 5_000 });
+      const version = JSON.parse((await fx.redis.get(fx.keys.planMeta())) ?? '{}') as {
+        version: number;
+      };
+      // Several ticks later the manual move still holds.
+      await waitFor(
+        async () =>
+          (JSON.parse((await fx.redis.get(fx.keys.planMeta())) ?? '{}') as { version: number })
+            .version >= version.version,
+        { timeoutMs: 2_000 },
+      );
+      await fx.startNode('c');
+      await waitFor(
+        async () =>
+          JSON.parse((await fx.redis.hget(fx.keys.executionNodes(), 'c')) ?? 'null') !== null,
+        { timeoutMs: 5_000 },
+      );
+      expect((await fx.plan())['p1']).toBe('a');
 
-    expect(await ctl('migrate', 'p1', 'nowhere')).toMatchObject({
-      code: 1,
-      output: expect.stringContaining('refused: unknown node nowhere') as unknown,
-    });
-    expect(await ctl('drain', 'ghost')).toMatchObject({
-      code: 1,
-      output: expect.stringContaining('refused: unknown node ghost') as unknown,
-    });
-    expect(await ctl('catalog-remove', 'nope')).toMatchObject({
-      code: 1,
-      output: expect.stringContaining('refused: unknown portfolio nope') as unknown,
-    });
-    expect(await ctl('frobnicate')).toMatchObject({ code: 2 });
-  });
+      expect(await ctl('migrate', 'p1', 'nowhere')).toMatchObject({
+        code: 1,
+        output: expect.stringContaining('refused: unknown node nowhere') as unknown,
+      });
+      expect(await ctl('drain', 'ghost')).toMatchObject({
+        code: 1,
+        output: expect.stringContaining('refused: unknown node ghost') as unknown,
+      });
+      expect(await ctl('catalog-remove', 'nope')).toMatchObject({
+        code: 1,
+        output: expect.stringContaining('refused: unknown portfolio nope') as unknown,
+      });
+      expect(await ctl('frobnicate')).toMatchObject({ code: 2 });
+    },
+  );
 });

@@ -32,7 +32,18 @@ export interface SchedulerConfig {
   outageGraceMs: number;
   /** `ORPHAN_NOTIFY_AFTER_MS`: a portfolio orphaned this long is notified, default 15000 (startup is not an alarm). */
   orphanNotifyAfterMs: number;
-  /** `CATALOG_FILE`: JSON array of portfolio specs loaded into the catalog at start, optional. */
+  /**
+   * `SCHEDULER_SETTLE_MS`, default 2 × the tick (10 s): the first placement waits this long after
+   * the leader saw the first live node, so that nodes started together share the portfolios. Two
+   * ticks, because the scheduler sees nodes only at its ticks: a node that beats up to a tick after
+   * the first one is still counted. 0 places at once.
+   */
+  settleMs: number;
+  /** `SCHEDULER_NODE_RETENTION_MS`, default 24 h: a node lost this long is forgotten. */
+  nodeRetentionMs: number;
+  /** `SCHEDULER_REBALANCE_PER_MIN`, default 0 (off): portfolios moved a minute to even out load. */
+  rebalancePerMinute: number;
+  /** `CATALOG_FILE`: JSON array of portfolio specs that seeds an empty catalog, optional. */
   catalogFile: string | undefined;
   /** `METRICS_PORT`, default 9465 (0 picks a free port); `METRICS_HOST`, default 0.0.0.0. */
   metricsPort: number;
@@ -42,6 +53,10 @@ export interface SchedulerConfig {
   notify: NotificationConfig;
 }
 
+/** SCHEDULER_SETTLE_MS unset: derived from the tick. */
+const UNSET = -1;
+const DAY_MS = 24 * 60 * 60 * 1_000;
+
 const schema = z
   .object({
     SCHEDULER_ID: envString(),
@@ -50,6 +65,9 @@ const schema = z
     NODE_DEFAULT_CAPACITY: envInt({ default: 5, min: 1, max: 1_000 }),
     ORPHAN_NOTIFY_AFTER_MS: envDurationMs(15_000),
     SCHEDULER_OUTAGE_GRACE_MS: envDurationMs(DEFAULT_TIMINGS.heartbeatTtlMs),
+    SCHEDULER_SETTLE_MS: envInt({ default: UNSET, min: 0 }),
+    SCHEDULER_NODE_RETENTION_MS: envDurationMs(DAY_MS, 60_000),
+    SCHEDULER_REBALANCE_PER_MIN: envInt({ default: 0, min: 0, max: 10_000 }),
     CATALOG_FILE: envString(),
     METRICS_PORT: envInt({ default: 9_465, min: 0, max: 65_535 }),
     METRICS_HOST: envString(),
@@ -60,6 +78,13 @@ const schema = z
         code: 'custom',
         path: ['SCHEDULER_LEADER_TTL_MS'],
         message: `must exceed SCHEDULER_TICK_MS (${env.SCHEDULER_TICK_MS}), or the leader loses its lock between ticks`,
+      });
+    }
+    if (env.SCHEDULER_NODE_RETENTION_MS <= env.SCHEDULER_OUTAGE_GRACE_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SCHEDULER_NODE_RETENTION_MS'],
+        message: `must exceed SCHEDULER_OUTAGE_GRACE_MS (${env.SCHEDULER_OUTAGE_GRACE_MS}), or nodes are forgotten before they had time to beat again`,
       });
     }
   });
@@ -83,6 +108,9 @@ export function loadConfig(env: Env): ConfigResult<SchedulerConfig> {
       defaultCapacity: s.NODE_DEFAULT_CAPACITY,
       orphanNotifyAfterMs: s.ORPHAN_NOTIFY_AFTER_MS,
       outageGraceMs: s.SCHEDULER_OUTAGE_GRACE_MS,
+      settleMs: s.SCHEDULER_SETTLE_MS === UNSET ? 2 * s.SCHEDULER_TICK_MS : s.SCHEDULER_SETTLE_MS,
+      nodeRetentionMs: s.SCHEDULER_NODE_RETENTION_MS,
+      rebalancePerMinute: s.SCHEDULER_REBALANCE_PER_MIN,
       catalogFile: s.CATALOG_FILE,
       metricsPort: s.METRICS_PORT,
       metricsHost: s.METRICS_HOST ?? '0.0.0.0',

@@ -14,7 +14,7 @@ import { createStateKeys } from '@ginkgo-live/state-keys';
 import { readCatalogFile } from './catalog-file.ts';
 import { loadConfig } from './config.ts';
 import { Scheduler } from './scheduler.ts';
-import { SchedulerStore } from './scheduler-store.ts';
+import { RedisSchedulerStore } from './scheduler-store.ts';
 
 const processStartMs = Math.round(performance.timeOrigin);
 const loaded = loadConfig(process.env);
@@ -58,16 +58,21 @@ const notifier = createAppNotifier({
   logger,
 });
 const scheduler = new Scheduler({
-  store: new SchedulerStore(connections.main, keys, config.schedulerId),
+  store: new RedisSchedulerStore(connections.main, keys, config.schedulerId),
   notifier,
   logger,
-  schedulerId: config.schedulerId,
-  tickMs: config.tickMs,
+  settings: {
+    schedulerId: config.schedulerId,
+    tickMs: config.tickMs,
+    defaultCapacity: config.defaultCapacity,
+    outageGraceMs: config.outageGraceMs,
+    orphanNotifyAfterMs: config.orphanNotifyAfterMs,
+    settleMs: config.settleMs,
+    nodeRetentionMs: config.nodeRetentionMs,
+    rebalancePerMinute: config.rebalancePerMinute,
+    catalogFile: catalog?.ok === true ? catalog.specs : undefined,
+  },
   leaderTtlMs: config.leaderTtlMs,
-  defaultCapacity: config.defaultCapacity,
-  orphanNotifyAfterMs: config.orphanNotifyAfterMs,
-  outageGraceMs: config.outageGraceMs,
-  catalogFile: catalog?.ok === true ? catalog.specs : undefined,
   processStartMs,
 });
 

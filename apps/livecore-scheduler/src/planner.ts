@@ -159,6 +159,61 @@ export function computePlan(input: PlanInput): PlanOutput {
   return { placements, moves, rejected };
 }
 
+export interface RebalanceInput {
+  nodes: readonly NodeView[];
+  /** The plan being built. */
+  placements: ReadonlyMap<string, Placement>;
+  /** How many portfolios may move. */
+  budget: number;
+  /** Portfolios not to move (already moving in this plan). */
+  pinned: ReadonlySet<string>;
+}
+
+/**
+ * Evens out the load, one portfolio at a time and at most `budget` of them: from the most-loaded
+ * alive, non-draining node to the least-loaded one with room, while the two differ by more than
+ * one (a difference of one is as even as it gets). Ties by node id; the portfolio moved is the
+ * last by id on the busiest node, so the same plan always gives the same moves. Pure.
+ */
+export function rebalance(input: RebalanceInput): {
+  placements: Map<string, Placement>;
+  moves: PlanOutput['moves'];
+} {
+  const placements = new Map(input.placements);
+  const usable = input.nodes.filter((n) => n.alive && !n.draining);
+  const movable = new Map<string, string[]>(usable.map((n) => [n.nodeId, []]));
+  const load = new Map<string, number>(usable.map((n) => [n.nodeId, 0]));
+  for (const [portfolioId, p] of [...placements].sort(([a], [b]) => a.localeCompare(b))) {
+    if (p.status !== 'assigned' || !load.has(p.nodeId)) continue;
+    load.set(p.nodeId, (load.get(p.nodeId) ?? 0) + 1);
+    if (!input.pinned.has(portfolioId)) movable.get(p.nodeId)?.push(portfolioId);
+  }
+  const byId = [...usable].sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+  const moves: PlanOutput['moves'] = [];
+  while (moves.length < input.budget) {
+    const loadOf = (n: NodeView): number => load.get(n.nodeId) ?? 0;
+    const busiest = byId.reduce<NodeView | undefined>(
+      (best, n) => (best === undefined || loadOf(n) > loadOf(best) ? n : best),
+      undefined,
+    );
+    const idlest = byId
+      .filter((n) => loadOf(n) < n.capacity)
+      .reduce<NodeView | undefined>(
+        (best, n) => (best === undefined || loadOf(n) < loadOf(best) ? n : best),
+        undefined,
+      );
+    if (busiest === undefined || idlest === undefined) break;
+    if (loadOf(busiest) - loadOf(idlest) <= 1) break;
+    const portfolioId = movable.get(busiest.nodeId)?.pop();
+    if (portfolioId === undefined) break;
+    placements.set(portfolioId, { status: 'assigned', nodeId: idlest.nodeId });
+    load.set(busiest.nodeId, loadOf(busiest) - 1);
+    load.set(idlest.nodeId, loadOf(idlest) + 1);
+    moves.push({ portfolioId, from: busiest.nodeId, to: idlest.nodeId });
+  }
+  return { placements, moves };
+}
+
 /** A binary min-heap: `pop` gives the item that `compare` orders first. */
 class MinHeap<T> {
   private readonly items: T[] = [];

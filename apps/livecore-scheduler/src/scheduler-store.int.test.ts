@@ -7,7 +7,7 @@ import {
   type StateKeys,
 } from '@ginkgo-live/state-keys';
 import { RedisServer } from '@ginkgo-live/testing';
-import { PlanWriteRefused, SchedulerStore, type PlanWrite } from './scheduler-store.ts';
+import { PlanWriteRefused, RedisSchedulerStore, type PlanWrite } from './scheduler-store.ts';
 
 let server: RedisServer;
 let redis: Redis;
@@ -51,7 +51,7 @@ function write(version: number, leader: string, portfolio = 'p1'): PlanWrite {
 
 describe('SchedulerStore plan write', () => {
   it('writes plan, node records, node assignment and version in one step', async () => {
-    const a = new SchedulerStore(redis, keys, 'a');
+    const a = new RedisSchedulerStore(redis, keys, 'a');
     expect(await a.lead(10_000)).toBe(true);
     expect(await a.writePlan(write(0, 'a'))).toBe(1);
     expect(await redis.hkeys(keys.portfolioAssignments())).toEqual(['p1']);
@@ -66,8 +66,8 @@ describe('SchedulerStore plan write', () => {
   });
 
   it('refuses the write of a scheduler that no longer leads, changing nothing', async () => {
-    const a = new SchedulerStore(redis, keys, 'a');
-    const b = new SchedulerStore(redis, keys, 'b');
+    const a = new RedisSchedulerStore(redis, keys, 'a');
+    const b = new RedisSchedulerStore(redis, keys, 'b');
     expect(await a.lead(10_000)).toBe(true);
     expect(await b.lead(10_000)).toBe(false);
     await a.writePlan(write(0, 'a'));
@@ -79,7 +79,7 @@ describe('SchedulerStore plan write', () => {
   });
 
   it('refuses a write based on an old plan version (fencing)', async () => {
-    const a = new SchedulerStore(redis, keys, 'a');
+    const a = new RedisSchedulerStore(redis, keys, 'a');
     await a.lead(10_000);
     await a.writePlan(write(0, 'a'));
     await expect(a.writePlan(write(0, 'a', 'old'))).rejects.toThrow(PlanWriteRefused);
@@ -99,7 +99,7 @@ describe('SchedulerStore reads of records, plan and catalog', () => {
     });
 
   it('reads them in full only when the meta or a length says they changed', async () => {
-    const a = new SchedulerStore(redis, keys, 'a');
+    const a = new RedisSchedulerStore(redis, keys, 'a');
     await a.lead(10_000);
     await redis.hset(keys.portfolioCatalog(), 'p1', spec('p1'));
     const first = await a.readWorld();
@@ -140,7 +140,7 @@ describe('SchedulerStore reads of records, plan and catalog', () => {
   });
 
   it('keeps reading in full while a hash holds a malformed entry, reporting it every time', async () => {
-    const a = new SchedulerStore(redis, keys, 'a');
+    const a = new RedisSchedulerStore(redis, keys, 'a');
     await redis.hset(keys.portfolioCatalog(), 'p1', spec('p1'), 'bad', '{"_v":1}');
     for (let i = 1; i <= 2; i++) {
       const world = await a.readWorld();
@@ -150,25 +150,175 @@ describe('SchedulerStore reads of records, plan and catalog', () => {
     }
   });
 
-  it('forgets what it remembered when it changes the catalog itself', async () => {
-    const a = new SchedulerStore(redis, keys, 'a');
+  it('remembers the catalog as its own plan write changed it', async () => {
+    const a = new RedisSchedulerStore(redis, keys, 'a');
     await a.lead(10_000);
     await redis.hset(keys.portfolioCatalog(), 'p9', spec('p9'));
     await a.readWorld();
     await a.writePlan(write(0, 'a'));
     await a.readWorld();
     expect(a.fullReads).toBe(1);
-    // Replaced in place: the same length, so only the store's own forgetting shows the change.
+    // Replaced in place (the same length) and one added: the store knows what it wrote.
     const replaced = { ...(JSON.parse(spec('p9')) as PortfolioSpec), symbols: ['ETHUSDT'] };
-    await a.changeCatalog({ add: replaced });
-    expect((await a.readWorld()).catalog.get('p9')?.symbols).toEqual(['ETHUSDT']);
-    expect(a.fullReads).toBe(2);
+    const added = { ...replaced, portfolio_id: 'p10' };
+    await a.writePlan({ ...write(1, 'a'), catalog: { set: [replaced, added], remove: [] } });
+    const world = await a.readWorld();
+    expect(a.fullReads).toBe(1);
+    expect([...world.catalog.keys()].sort()).toEqual(['p10', 'p9']);
+    expect(world.catalog.get('p9')?.symbols).toEqual(['ETHUSDT']);
+    expect(JSON.parse((await redis.hget(keys.portfolioCatalog(), 'p9')) ?? '{}')).toMatchObject({
+      symbols: ['ETHUSDT'],
+    });
+  });
+});
+
+describe('SchedulerStore catalog changes and control results in the fenced write', () => {
+  const spec = (id: string): PortfolioSpec => ({
+    _v: 1,
+    portfolio_id: id,
+    symbols: ['BTCUSDT'],
+    strategy: { name: 'ma-crossover', params: {} },
+    starting_cash: 1_000,
+  });
+  const request = (id: string, action: 'catalog_add' | 'catalog_remove', portfolioId: string) =>
+    JSON.stringify({
+      _v: 1,
+      id,
+      action,
+      portfolio_id: portfolioId,
+      ...(action === 'catalog_add' ? { spec: spec(portfolioId) } : {}),
+      requested_by: 'test',
+      requested_at: new Date().toISOString(),
+    });
+  /** What a leader decided for the request at the head of the list: add `ghost`, remove `p1`. */
+  const replay = (version: number, leader: string): PlanWrite => ({
+    ...write(version, leader),
+    catalog: { set: [spec('ghost')], remove: ['p1'] },
+    results: [
+      {
+        _v: 1,
+        id: 'r1',
+        ok: true,
+        reason: null,
+        plan_version: version + 1,
+        processed_at: new Date().toISOString(),
+      },
+    ],
+    consumedRequests: 1,
+  });
+  const catalogIds = async () => (await redis.hkeys(keys.portfolioCatalog())).sort();
+
+  it('writes catalog changes, results and the consumed requests with the plan', async () => {
+    const a = new RedisSchedulerStore(redis, keys, 'a');
+    await a.lead(10_000);
+    await redis.hset(keys.portfolioCatalog(), 'p1', JSON.stringify(spec('p1')));
+    await redis.rpush(keys.controlRequests(), request('r1', 'catalog_add', 'ghost'), 'later');
+    expect(await a.writePlan(replay(0, 'a'))).toBe(1);
+    expect(await catalogIds()).toEqual(['ghost']);
+    expect(await redis.lrange(keys.controlRequests(), 0, -1)).toEqual(['later']);
+    expect(JSON.parse((await redis.hget(keys.controlResults(), 'r1')) ?? '{}')).toMatchObject({
+      ok: true,
+      plan_version: 1,
+    });
+  });
+
+  it('refuses a paused former leader’s catalog change whole: nothing applied, nothing consumed', async () => {
+    const a = new RedisSchedulerStore(redis, keys, 'a');
+    const b = new RedisSchedulerStore(redis, keys, 'b');
+    await redis.hset(keys.portfolioCatalog(), 'p1', JSON.stringify(spec('p1')));
+    await redis.rpush(keys.controlRequests(), request('r1', 'catalog_add', 'ghost'));
+    expect(await a.lead(10_000)).toBe(true);
+    expect(await a.writePlan(write(0, 'a'))).toBe(1);
+    // a decided on version 1, then froze; its lock expired and b leads.
+    await redis.del(keys.schedulerLeader());
+    expect(await b.lead(10_000)).toBe(true);
+    await expect(a.writePlan(replay(1, 'a'))).rejects.toThrow(/NOT_LEADER/);
+    expect(await b.writePlan(write(1, 'b'))).toBe(2);
+    // b froze in turn; a leads again but still holds its old decision: the version refuses it.
+    await redis.del(keys.schedulerLeader());
+    expect(await a.lead(10_000)).toBe(true);
+    await expect(a.writePlan(replay(1, 'a'))).rejects.toThrow(/STALE_VERSION 2/);
+    expect(await catalogIds()).toEqual(['p1']);
+    expect(await redis.llen(keys.controlRequests())).toBe(1);
+    expect(await redis.hlen(keys.controlResults())).toBe(0);
+    expect(JSON.parse((await redis.get(keys.planMeta())) ?? '{}')).toMatchObject({
+      version: 2,
+      leader: 'b',
+    });
+  });
+});
+
+describe('SchedulerStore forgetting lost nodes in the fenced write', () => {
+  const lostRecord = (nodeId: string) =>
+    JSON.stringify({
+      _v: 1,
+      node_id: nodeId,
+      status: 'lost',
+      capacity: 5,
+      assigned_count: 0,
+      last_seen: new Date(1_000).toISOString(),
+    });
+  const seedLost = async (nodeId: string, score: number | null) => {
+    if (score !== null) await redis.zadd(keys.nodeRegistry(), score, nodeId);
+    await redis.hset(keys.executionNodes(), nodeId, lostRecord(nodeId));
+    await redis.set(
+      keys.nodeAssignment(nodeId),
+      JSON.stringify({
+        _v: 1,
+        node_id: nodeId,
+        portfolio_ids: [],
+        plan_version: 1,
+        updated_at: new Date(1_000).toISOString(),
+      }),
+    );
+  };
+
+  it('removes the registry entry, the record and the assignment key of a node it forgets', async () => {
+    const a = new RedisSchedulerStore(redis, keys, 'a');
+    await a.lead(10_000);
+    await seedLost('gone', 1_000);
+    await seedLost('stopped', null); // stopped cleanly: no registry entry left
+    const before = await a.readWorld();
+    expect(before.nodes.map((n) => [n.nodeId, n.lastSeenMs])).toEqual([
+      ['gone', 1_000],
+      ['stopped', null],
+    ]);
+    await a.writePlan({
+      ...write(0, 'a'),
+      prune: [
+        { nodeId: 'gone', lastSeenMs: 1_000 },
+        { nodeId: 'stopped', lastSeenMs: null },
+      ],
+    });
+    expect(await redis.zrange(keys.nodeRegistry(), 0, -1)).toEqual([]);
+    expect(await redis.hkeys(keys.executionNodes())).toEqual(['n1']);
+    expect(await redis.exists(keys.nodeAssignment('gone'), keys.nodeAssignment('stopped'))).toBe(0);
+    expect((await a.readWorld()).nodes.map((n) => n.nodeId)).toEqual(['n1']);
+  });
+
+  it('refuses the whole write when a node to forget beat again since it was read', async () => {
+    const a = new RedisSchedulerStore(redis, keys, 'a');
+    await a.lead(10_000);
+    await seedLost('gone', 1_000);
+    await seedLost('stopped', null);
+    await redis.zadd(keys.nodeRegistry(), 2_000, 'gone'); // it beat after the read
+    await expect(
+      a.writePlan({ ...write(0, 'a'), prune: [{ nodeId: 'gone', lastSeenMs: 1_000 }] }),
+    ).rejects.toThrow(/NODE_BACK gone/);
+    await redis.zadd(keys.nodeRegistry(), 3_000, 'stopped'); // it started again after the read
+    await expect(
+      a.writePlan({ ...write(0, 'a'), prune: [{ nodeId: 'stopped', lastSeenMs: null }] }),
+    ).rejects.toThrow(PlanWriteRefused);
+    expect(await redis.zrange(keys.nodeRegistry(), 0, -1)).toEqual(['gone', 'stopped']);
+    expect((await redis.hkeys(keys.executionNodes())).sort()).toEqual(['gone', 'stopped']);
+    expect(await redis.exists(keys.nodeAssignment('gone'))).toBe(1);
+    expect(await redis.get(keys.planMeta())).toBeNull();
   });
 });
 
 describe('SchedulerStore carrying keys over from before the hash tags', () => {
   it('renames each old key to its new name when that is free, and keeps it when not', async () => {
-    const a = new SchedulerStore(redis, keys, 'a');
+    const a = new RedisSchedulerStore(redis, keys, 'a');
     await redis.hset('fence:portfolio_catalog', 'p1', '{"old":true}');
     await redis.hset('fence:portfolio_assignments', 'p1', '{"old":true}');
     await redis.set('fence:scheduler:plan_meta', '{"_v":1}');

@@ -7,8 +7,6 @@ import {
   PayloadDecoder,
   type Assignment,
   type ControlRequest,
-  type ControlResult,
-  type Liveness,
   type NodeInfo,
   type NodeRecord,
   type PayloadProblem,
@@ -16,19 +14,34 @@ import {
   type PortfolioSpec,
   type StateKeys,
 } from '@ginkgo-live/state-keys';
+import {
+  PlanWriteRefused,
+  type NodeReading,
+  type PlanWrite,
+  type SchedulerStore,
+  type World,
+} from './world.ts';
+
+export { PlanWriteRefused, type PlanWrite, type SchedulerStore, type World } from './world.ts';
 
 /**
  * The plan write: everything or nothing, and only by the current leader on the version it read.
- * Every key carries the `{scheduler}` hash tag: one slot on a Redis Cluster.
+ * Catalog changes, control results and the requests they answer, and forgotten nodes go in the
+ * same script, so a paused former leader can replay none of them. Every key carries the
+ * `{scheduler}` hash tag: one slot on a Redis Cluster.
  * KEYS[1] leader   KEYS[2] plan_meta   KEYS[3] execution_nodes   KEYS[4] portfolio_assignments
- * KEYS[5] control   KEYS[6] control_results
- * KEYS[6+i] execution_node:<id>:assignment for the i-th node assignment written
+ * KEYS[5] control   KEYS[6] control_results   KEYS[7] portfolio_catalog   KEYS[8] node registry
+ * KEYS[8+j] execution_node:<id>:assignment of the j-th forgotten node (p of them), then
+ * KEYS[8+p+i] execution_node:<id>:assignment for the i-th node assignment written
  * ARGV[1] scheduler id   ARGV[2] expected plan version   ARGV[3] new plan meta payload
- * ARGV[4] n node records, then n (node id, payload) pairs
+ * ARGV[4] p forgotten nodes, then p (node id, registry score read or -1 for none) pairs
+ * then n node records, then n (node id, payload) pairs
  * then m assignments, then m (portfolio id, payload) pairs
- * then k node assignment payloads (for KEYS[7..6+k])
+ * then k node assignment payloads (for the KEYS after the forgotten nodes')
  * then r control results to record, r (id, payload) pairs, then the number of requests consumed
- * Errors: NOT_LEADER (another scheduler holds the lock), STALE_VERSION (the plan moved on).
+ * then s catalog entries to set, s (portfolio id, payload) pairs, then q ids to remove, q ids
+ * Errors (nothing written): NOT_LEADER (another scheduler holds the lock), STALE_VERSION (the plan
+ * moved on), NODE_BACK (a node to forget beat again since it was read).
  */
 const WRITE_PLAN = new LuaScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('NOT_LEADER') end
@@ -36,7 +49,15 @@ local current = 0
 local meta = redis.call('GET', KEYS[2])
 if meta then current = tonumber(cjson.decode(meta)['version']) end
 if current ~= tonumber(ARGV[2]) then return redis.error_reply('STALE_VERSION ' .. current) end
-local i = 4
+local p = tonumber(ARGV[4])
+for j = 1, p do
+  local score = redis.call('ZSCORE', KEYS[8], ARGV[3 + 2 * j])
+  local read = tonumber(ARGV[4 + 2 * j])
+  if score and (read < 0 or tonumber(score) > read) then
+    return redis.error_reply('NODE_BACK ' .. ARGV[3 + 2 * j])
+  end
+end
+local i = 5 + 2 * p
 local function pairsAt(key)
   local n = tonumber(ARGV[i]); i = i + 1
   redis.call('DEL', key)
@@ -48,15 +69,27 @@ pairsAt(KEYS[3])
 pairsAt(KEYS[4])
 local k = tonumber(ARGV[i]); i = i + 1
 for j = 1, k do
-  redis.call('SET', KEYS[6 + j], ARGV[i]); i = i + 1
+  redis.call('SET', KEYS[8 + p + j], ARGV[i]); i = i + 1
 end
 local r = tonumber(ARGV[i]); i = i + 1
 for j = 1, r do
   redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1]); i = i + 2
 end
 if r > 0 then redis.call('EXPIRE', KEYS[6], 86400) end
-local consumed = tonumber(ARGV[i])
+local consumed = tonumber(ARGV[i]); i = i + 1
 if consumed > 0 then redis.call('LTRIM', KEYS[5], consumed, -1) end
+local s = tonumber(ARGV[i]); i = i + 1
+for j = 1, s do
+  redis.call('HSET', KEYS[7], ARGV[i], ARGV[i + 1]); i = i + 2
+end
+local q = tonumber(ARGV[i]); i = i + 1
+for j = 1, q do
+  redis.call('HDEL', KEYS[7], ARGV[i]); i = i + 1
+end
+for j = 1, p do
+  redis.call('ZREM', KEYS[8], ARGV[3 + 2 * j])
+  redis.call('DEL', KEYS[8 + j])
+end
 redis.call('SET', KEYS[2], ARGV[3])
 return current + 1
 `);
@@ -79,46 +112,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `);
 
-/** One node as read from Redis. */
-export interface NodeReading {
-  nodeId: string;
-  liveness: Liveness;
-  info: NodeInfo | null;
-  record: NodeRecord | null;
-  /** Last beat seen in the registry (epoch ms), if any. */
-  lastSeenMs: number | null;
-}
-
-/** Everything a tick reads, in two round trips. */
-export interface World {
-  nodes: NodeReading[];
-  assignments: Map<string, Assignment>;
-  catalog: Map<string, PortfolioSpec>;
-  meta: PlanMeta | null;
-  requests: ControlRequest[];
-  /** Requests read (valid or not), to be consumed by the plan write. */
-  requestCount: number;
-  /** Malformed payloads met on the way: reported, not fatal. */
-  problems: PayloadProblem[];
-}
-
-/** What one plan write contains. */
-export interface PlanWrite {
-  expectedVersion: number;
-  meta: PlanMeta;
-  nodes: NodeRecord[];
-  assignments: Assignment[];
-  /** Node id → its portfolio ids (the keys nodes read). */
-  nodeAssignments: Map<string, string[]>;
-  results: ControlResult[];
-  consumedRequests: number;
-}
-
-/** Why a plan write was refused. */
-export class PlanWriteRefused extends Error {
-  override readonly name = 'PlanWriteRefused';
-}
-
 const MAX_REQUESTS_PER_TICK = 100;
 /** Records, plan and catalog are read in full at least this often, even when nothing says so. */
 const FULL_READ_EVERY_MS = 60_000;
@@ -137,7 +130,7 @@ interface PlanSnapshot {
  * The scheduler's Redis adapter. Every method rejects when Redis fails; the scheduler turns that
  * into a flagged failure (FR-037) and a tick that changes nothing.
  */
-export class SchedulerStore {
+export class RedisSchedulerStore implements SchedulerStore {
   private plan: PlanSnapshot | undefined;
   private fullReadCount = 0;
   /** Node infos change at every beat, but not all between two ticks: decoded once per value. */
@@ -158,11 +151,6 @@ export class SchedulerStore {
 
   async resign(): Promise<void> {
     await RESIGN.run(this.redis, [this.keys.schedulerLeader()], [this.schedulerId]);
-  }
-
-  /** Who leads now (null when nobody). */
-  async leader(): Promise<string | null> {
-    return this.redis.get(this.keys.schedulerLeader());
   }
 
   /**
@@ -208,16 +196,40 @@ export class SchedulerStore {
     for (let i = 0; i + 1 < registryRaw.length; i += 2)
       lastSeen.set(registryRaw[i] ?? '', Number(registryRaw[i + 1]));
     const nodeIds = [...new Set([...lastSeen.keys(), ...plan.records.keys()])].sort();
+    const nodes = await this.readNodes(nodeIds, plan.records, lastSeen, problems);
+    return {
+      nodes,
+      assignments: plan.assignments,
+      catalog: plan.catalog,
+      meta: plan.meta,
+      requests,
+      requestCount: requestsRaw.length,
+      problems,
+    };
+  }
+
+  /**
+   * Heartbeat (`GET` + `PTTL`, judged by the one liveness rule), info and record of each node, in
+   * one pipeline.
+   */
+  private async readNodes(
+    nodeIds: readonly string[],
+    records: ReadonlyMap<string, NodeRecord>,
+    lastSeen: ReadonlyMap<string, number>,
+    problems: PayloadProblem[],
+  ): Promise<NodeReading[]> {
+    if (nodeIds.length === 0) return [];
+    const k = this.keys;
     const pipeline = this.redis.pipeline();
     for (const id of nodeIds)
       pipeline.get(k.heartbeat(id)).pttl(k.heartbeat(id)).get(k.nodeInfo(id));
-    const second = nodeIds.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+    const replies = (await pipeline.exec()) ?? [];
     const now = Date.now();
-    const nodes = nodeIds.map((nodeId, i): NodeReading => {
+    return nodeIds.map((nodeId, i): NodeReading => {
       const [[e1, hb], [e2, pttl], [e3, infoRaw]] = [
-        second[3 * i],
-        second[3 * i + 1],
-        second[3 * i + 2],
+        replies[3 * i],
+        replies[3 * i + 1],
+        replies[3 * i + 2],
       ].map((r) => r ?? [new Error('missing reply'), null]) as [
         [Error | null, string | null],
         [Error | null, number],
@@ -235,19 +247,10 @@ export class SchedulerStore {
         nodeId,
         liveness: assessLiveness({ key: k.heartbeat(nodeId), raw: hb, pttlMs: pttl }, now),
         info,
-        record: plan.records.get(nodeId) ?? null,
+        record: records.get(nodeId) ?? null,
         lastSeenMs: lastSeen.get(nodeId) ?? null,
       };
     });
-    return {
-      nodes,
-      assignments: plan.assignments,
-      catalog: plan.catalog,
-      meta: plan.meta,
-      requests,
-      requestCount: requestsRaw.length,
-      problems,
-    };
   }
 
   /** How many full reads of records, plan and catalog this store made (the rest were remembered). */
@@ -337,17 +340,24 @@ export class SchedulerStore {
     return snapshot;
   }
 
-  /** Writes the plan atomically, fenced by leadership and version. Returns the new version. */
+  /**
+   * Writes the plan atomically, fenced by leadership and version, with the catalog changes, the
+   * control results and the forgotten nodes. Returns the new version.
+   */
   async writePlan(plan: PlanWrite): Promise<number> {
     const k = this.keys;
-    const catalog = this.plan?.catalog;
-    const catalogReadAtMs = this.plan?.readAtMs ?? 0;
+    const remembered = this.plan;
     const nodeAssignments = [...plan.nodeAssignments];
+    const prune = plan.prune ?? [];
+    const catalogSet = plan.catalog?.set ?? [];
+    const catalogRemove = plan.catalog?.remove ?? [];
     const now = plan.meta.updated_at;
     const args: (string | number)[] = [
       this.schedulerId,
       plan.expectedVersion,
       encodePayload('planMeta', plan.meta),
+      prune.length,
+      ...prune.flatMap((p) => [p.nodeId, p.lastSeenMs ?? -1]),
       plan.nodes.length,
       ...plan.nodes.flatMap((n) => [n.node_id, encodePayload('nodeRecord', n)]),
       plan.assignments.length,
@@ -365,6 +375,10 @@ export class SchedulerStore {
       plan.results.length,
       ...plan.results.flatMap((r) => [r.id, encodePayload('controlResult', r)]),
       plan.consumedRequests,
+      catalogSet.length,
+      ...catalogSet.flatMap((spec) => [spec.portfolio_id, encodePayload('portfolioSpec', spec)]),
+      catalogRemove.length,
+      ...catalogRemove,
     ];
     this.plan = undefined;
     try {
@@ -377,24 +391,31 @@ export class SchedulerStore {
           k.portfolioAssignments(),
           k.controlRequests(),
           k.controlResults(),
+          k.portfolioCatalog(),
+          k.nodeRegistry(),
+          ...prune.map((p) => k.nodeAssignment(p.nodeId)),
           ...nodeAssignments.map(([nodeId]) => k.nodeAssignment(nodeId)),
         ],
         args,
       )) as number;
-      // What was written replaces the three hashes and the meta whole: remember it as read.
-      if (catalog !== undefined) {
+      // What was written replaces the two hashes and the meta whole, and changes the catalog as
+      // said: remember it as read.
+      if (remembered !== undefined) {
+        const catalog = new Map(remembered.catalog);
+        for (const spec of catalogSet) catalog.set(spec.portfolio_id, spec);
+        for (const id of catalogRemove) catalog.delete(id);
         this.plan = {
           metaRaw: args[2] as string,
           meta: plan.meta,
           records: new Map(plan.nodes.map((n) => [n.node_id, n])),
           assignments: new Map(plan.assignments.map((a) => [a.portfolio_id, a])),
           catalog,
-          readAtMs: catalogReadAtMs,
+          readAtMs: remembered.readAtMs,
         };
       }
       return version;
     } catch (err) {
-      if (err instanceof Error && /\b(NOT_LEADER|STALE_VERSION)\b/.test(err.message))
+      if (err instanceof Error && /\b(NOT_LEADER|STALE_VERSION|NODE_BACK)\b/.test(err.message))
         throw new PlanWriteRefused(err.message);
       throw err;
     }
@@ -419,29 +440,5 @@ export class SchedulerStore {
     }
     if (moved.length > 0) this.plan = undefined;
     return { moved, kept };
-  }
-
-  /** Adds catalog entries (from the catalog file); existing entries are replaced. */
-  async loadCatalog(specs: readonly PortfolioSpec[]): Promise<void> {
-    if (specs.length === 0) return;
-    this.plan = undefined;
-    await this.redis.hset(
-      this.keys.portfolioCatalog(),
-      ...specs.flatMap((s) => [s.portfolio_id, encodePayload('portfolioSpec', s)]),
-    );
-  }
-
-  /** Applies catalog requests (add or remove one entry). */
-  async changeCatalog(change: { add?: PortfolioSpec; remove?: string }): Promise<void> {
-    this.plan = undefined;
-    if (change.add !== undefined) {
-      await this.redis.hset(
-        this.keys.portfolioCatalog(),
-        change.add.portfolio_id,
-        encodePayload('portfolioSpec', change.add),
-      );
-    }
-    if (change.remove !== undefined)
-      await this.redis.hdel(this.keys.portfolioCatalog(), change.remove);
   }
 }

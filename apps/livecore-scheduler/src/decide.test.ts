@@ -1,0 +1,574 @@
+import { describe, expect, it } from 'vitest';
+import {
+  decide,
+  initialMemory,
+  type Decisions,
+  type Effect,
+  type SchedulerMemory,
+  type SchedulerSettings,
+} from './decide.ts';
+import { DAY_MS, FakeStore, iso, SETTINGS, spec, T0 } from './fake-store.test-support.ts';
+import type { Notice } from './notices.ts';
+
+/**
+ * The scheduler's core tick by tick on plain data: the fake store carries what was written from
+ * one tick to the next, as Redis would. Times are ms after T0.
+ */
+class Sim {
+  readonly store = new FakeStore();
+  memory: SchedulerMemory = initialMemory();
+  settings: SchedulerSettings;
+
+  constructor(settings: Partial<SchedulerSettings> = {}) {
+    this.settings = { ...SETTINGS, ...settings };
+    this.store.leader = this.settings.schedulerId;
+  }
+
+  /** One tick at `at`: read, decide, write (when the store lets it), remember. */
+  async tick(at: number): Promise<Decisions> {
+    const d = decide(await this.store.readWorld(), this.memory, T0 + at, this.settings);
+    let written = true;
+    if (d.write !== null) {
+      try {
+        await this.store.writePlan(d.write);
+      } catch {
+        written = false;
+      }
+    }
+    this.memory = written ? d.memory : d.memoryUnwritten;
+    return d;
+  }
+
+  beat(at: number, ...nodes: string[]): void {
+    for (const n of nodes)
+      this.store.beat(n, T0 + at, { running: this.running(n), capacity: this.capacity.get(n) });
+  }
+
+  /** What a node runs: by default exactly what the plan gives it (a well-behaved node). */
+  readonly reports = new Map<string, string[]>();
+  readonly capacity = new Map<string, number>();
+  private running(nodeId: string): string[] {
+    return (
+      this.reports.get(nodeId) ??
+      Object.entries(this.store.plan())
+        .filter(([, n]) => n === nodeId)
+        .map(([p]) => p)
+    );
+  }
+}
+
+const logs = (effects: readonly Effect[], message?: string) =>
+  effects.flatMap((e) =>
+    e.type === 'log' && (message === undefined || e.message === message) ? [e] : [],
+  );
+const notices = (effects: readonly Effect[]): Notice[] =>
+  effects.flatMap((e) => (e.type === 'notice' ? [e.notice] : []));
+const brief = (effects: readonly Effect[]) =>
+  notices(effects).map((n) => `${n.op} ${n.kind} ${JSON.stringify(n.subject)}`);
+const loads = (plan: Record<string, string>) => {
+  const out: Record<string, number> = {};
+  for (const node of Object.values(plan)) out[node] = (out[node] ?? 0) + 1;
+  return out;
+};
+
+describe('decide: failover and node lost / back', () => {
+  it('moves a lost node’s portfolios in the same write, and says so once', async () => {
+    const sim = new Sim();
+    sim.store.addSpecs('p1', 'p2', 'p3');
+    sim.beat(0, 'a');
+    await sim.tick(0);
+    sim.beat(1_000, 'b');
+    await sim.tick(1_000);
+    expect(sim.store.plan()).toEqual({ p1: 'a', p2: 'a', p3: 'a' });
+
+    sim.store.kill('a');
+    const d = await sim.tick(2_000);
+    expect(sim.store.plan()).toEqual({ p1: 'b', p2: 'b', p3: 'b' });
+    expect(d.reasons).toEqual(['3 moves', 'node assignments', 'nodes a:lost b:alive']);
+    expect(sim.store.records.get('a')).toMatchObject({ status: 'lost', assigned_count: 0 });
+    expect(sim.store.nodeKeys.get('a')).toEqual([]);
+    expect(brief(d.afterWrite)).toEqual(['raise node_lost {"nodeId":"a"}']);
+    expect(logs(d.afterWrite, 'Portfolio placed').map((l) => l.fields)).toEqual([
+      { portfolioId: 'p1', from: 'a', to: 'b', why: 'plan', planVersion: 3 },
+      { portfolioId: 'p2', from: 'a', to: 'b', why: 'plan', planVersion: 3 },
+      { portfolioId: 'p3', from: 'a', to: 'b', why: 'plan', planVersion: 3 },
+    ]);
+
+    sim.beat(3_000, 'b');
+    const quiet = await sim.tick(3_000);
+    expect(quiet.write).toBeNull();
+    expect(brief(quiet.afterWrite)).toEqual([]);
+
+    sim.beat(4_000, 'a');
+    const back = await sim.tick(4_000);
+    expect(brief(back.afterWrite)).toEqual(['resolve node_lost {"nodeId":"a"}']);
+    expect(logs(back.afterWrite, 'Node back')).toHaveLength(1);
+    // Stable: nothing moves back to the returning node.
+    expect(sim.store.plan()).toEqual({ p1: 'b', p2: 'b', p3: 'b' });
+  });
+});
+
+describe('decide: the outage grace', () => {
+  it('keeps a node that was alive alive in its record and plan while Redis was just back', async () => {
+    const sim = new Sim({ outageGraceMs: 15_000 });
+    sim.store.addSpecs('p1', 'p2');
+    sim.beat(0, 'a', 'b');
+    await sim.tick(0);
+    sim.store.request({ id: 'r1', action: 'drain', node_id: 'b' });
+    await sim.tick(1_000);
+    expect(sim.store.plan()).toEqual({ p1: 'a', p2: 'a' });
+    // Redis was down long enough for both heartbeats to expire; it is back at 10 s.
+    sim.store.kill('a');
+    sim.store.kill('b');
+    sim.memory = { ...sim.memory, outageEndedAt: T0 + 10_000 };
+    const inGrace = await sim.tick(10_000);
+    expect(inGrace.write).toBeNull();
+    expect(sim.store.records.get('a')?.status).toBe('alive');
+    expect(sim.store.records.get('b')?.status).toBe('draining');
+    expect(logs([...inGrace.effects, ...inGrace.afterWrite], 'Node lost')).toEqual([]);
+    expect(await sim.tick(24_999)).toMatchObject({ write: null });
+
+    const after = await sim.tick(25_000);
+    expect(after.reasons).toEqual(['2 moves', 'node assignments', 'nodes a:lost b:lost']);
+    expect(sim.store.plan()).toEqual({
+      p1: 'orphaned: no alive, non-draining node',
+      p2: 'orphaned: no alive, non-draining node',
+    });
+    expect(brief(after.afterWrite)).toEqual([
+      'raise node_lost {"nodeId":"a"}',
+      'raise node_lost {"nodeId":"b"}',
+    ]);
+  });
+
+  it('sends no nudge in the grace: node reports written during the outage are stale', async () => {
+    const sim = new Sim();
+    sim.store.addSpecs('p1');
+    sim.beat(0, 'a');
+    await sim.tick(0);
+    sim.reports.set('a', []);
+    sim.beat(5_000, 'a');
+    sim.memory = { ...sim.memory, outageEndedAt: T0 + 4_000 };
+    expect((await sim.tick(5_000)).write).toBeNull();
+    sim.memory = { ...sim.memory, outageEndedAt: null };
+    expect((await sim.tick(6_000)).reasons).toEqual(['nudges', 'node assignments']);
+  });
+});
+
+describe('decide: control requests', () => {
+  it('drains a node (its portfolios move, it gets none) and undrains it (nothing moves back)', async () => {
+    const sim = new Sim();
+    sim.store.addSpecs('p1', 'p2');
+    sim.beat(0, 'a', 'b');
+    await sim.tick(0);
+    expect(sim.store.plan()).toEqual({ p1: 'a', p2: 'b' });
+    sim.store.request({ id: 'r1', action: 'drain', node_id: 'a' });
+    sim.store.request({ id: 'r2', action: 'drain', node_id: 'ghost' });
+    const drained = await sim.tick(1_000);
+    expect(sim.store.plan()).toEqual({ p1: 'b', p2: 'b' });
+    expect(sim.store.records.get('a')?.status).toBe('draining');
+    expect([...sim.store.results.values()]).toEqual([
+      { _v: 1, id: 'r1', ok: true, reason: null, plan_version: 2, processed_at: iso(1_000) },
+      {
+        _v: 1,
+        id: 'r2',
+        ok: false,
+        reason: 'unknown node ghost',
+        plan_version: 2,
+        processed_at: iso(1_000),
+      },
+    ]);
+    expect(logs(drained.afterWrite, 'Control request refused').map((l) => l.fields)).toEqual([
+      { requestId: 'r2', action: 'drain', reason: 'unknown node ghost' },
+    ]);
+    expect(sim.store.requests).toEqual([]);
+    // Still draining at the next ticks, without a request.
+    expect(await sim.tick(2_000)).toMatchObject({ write: null });
+
+    sim.store.request({ id: 'r3', action: 'undrain', node_id: 'a' });
+    await sim.tick(3_000);
+    expect(sim.store.records.get('a')?.status).toBe('alive');
+    expect(sim.store.plan()).toEqual({ p1: 'b', p2: 'b' });
+    sim.store.addSpecs('p3');
+    await sim.tick(4_000);
+    expect(sim.store.plan()['p3']).toBe('a');
+  });
+
+  it('migrates on request so that it sticks, and refuses a migration with the reason', async () => {
+    const sim = new Sim();
+    sim.capacity.set('b', 1);
+    sim.store.addSpecs('p1', 'p2');
+    sim.beat(0, 'a', 'b');
+    await sim.tick(0);
+    expect(sim.store.plan()).toEqual({ p1: 'a', p2: 'b' });
+    sim.store.request({ id: 'm1', action: 'migrate', portfolio_id: 'p1', target_node_id: 'b' });
+    sim.store.request({ id: 'm2', action: 'migrate', portfolio_id: 'p2', target_node_id: 'b' });
+    sim.store.request({ id: 'm3', action: 'migrate', portfolio_id: 'p2', target_node_id: 'zz' });
+    sim.store.request({ id: 'm4', action: 'migrate', portfolio_id: 'p2' });
+    const moved = await sim.tick(1_000);
+    expect(
+      [...sim.store.results.values()].map((r) => [r.id, r.ok, r.reason, r.plan_version]),
+    ).toEqual([
+      ['m1', true, null, 2],
+      ['m2', false, 'node b is full', 2],
+      ['m3', false, 'unknown node zz', 2],
+      ['m4', false, 'migrate needs portfolio_id and target_node_id', 2],
+    ]);
+    // An operator's move wins over stability: p2 makes room for it on b (capacity 1).
+    expect(sim.store.plan()).toEqual({ p1: 'b', p2: 'a' });
+    expect(moved.reasons).toEqual(['2 moves', '4 requests', 'node assignments']);
+    sim.beat(2_000, 'a', 'b');
+    expect(await sim.tick(2_000)).toMatchObject({ write: null });
+    expect(sim.store.plan()).toEqual({ p1: 'b', p2: 'a' });
+  });
+
+  it('adds and removes catalog entries in the plan write, and refuses bad ones with a reason', async () => {
+    const sim = new Sim();
+    sim.store.addSpecs('p1');
+    sim.beat(0, 'a');
+    await sim.tick(0);
+    sim.store.request({ id: 'c1', action: 'catalog_add', spec: spec('p2') });
+    sim.store.request({ id: 'c2', action: 'catalog_add', spec: { portfolio_id: 'bad' } });
+    sim.store.request({ id: 'c3', action: 'catalog_remove', portfolio_id: 'p1' });
+    sim.store.request({ id: 'c4', action: 'catalog_remove', portfolio_id: 'nope' });
+    const d = await sim.tick(1_000);
+    expect(d.write?.catalog).toEqual({ set: [spec('p2')], remove: ['p1'] });
+    expect([...sim.store.catalog.keys()]).toEqual(['p2']);
+    expect(sim.store.plan()).toEqual({ p2: 'a' });
+    expect(
+      [...sim.store.results.values()].map((r) => [r.id, r.ok, r.reason?.split(':')[0] ?? null]),
+    ).toEqual([
+      ['c1', true, null],
+      ['c2', false, 'invalid spec'],
+      ['c3', true, null],
+      ['c4', false, 'unknown portfolio nope'],
+    ]);
+  });
+
+  it('never accepts a catalog change whose write failed: nothing consumed, retried next tick', async () => {
+    const sim = new Sim();
+    sim.store.addSpecs('p1');
+    sim.beat(0, 'a');
+    await sim.tick(0);
+    sim.store.request({ id: 'c1', action: 'catalog_add', spec: spec('p2') });
+    sim.store.failing.writePlan = 1;
+    const failed = await sim.tick(1_000);
+    expect(failed.write?.results).toEqual([
+      { _v: 1, id: 'c1', ok: true, reason: null, plan_version: 2, processed_at: iso(1_000) },
+    ]);
+    expect(sim.store.results.size).toBe(0);
+    expect(sim.store.requests.map((r) => r.id)).toEqual(['c1']);
+    expect([...sim.store.catalog.keys()]).toEqual(['p1']);
+
+    await sim.tick(2_000);
+    expect([...sim.store.results.values()]).toEqual([
+      { _v: 1, id: 'c1', ok: true, reason: null, plan_version: 2, processed_at: iso(2_000) },
+    ]);
+    expect(sim.store.meta?.version).toBe(2);
+    expect([...sim.store.catalog.keys()]).toEqual(['p1', 'p2']);
+    expect(sim.store.requests).toEqual([]);
+  });
+});
+
+describe('decide: the catalog', () => {
+  it('says a vanished catalog loudly and unassigns nothing; its return resolves the notice', async () => {
+    const sim = new Sim();
+    sim.store.addSpecs('p1', 'p2');
+    sim.beat(0, 'a');
+    const first = await sim.tick(0);
+    // A new scheduler may inherit a catalog_missing raised by a dead leader: resolved at first sight.
+    expect(brief(first.effects)).toEqual(['resolve catalog_missing null']);
+    expect(brief((await sim.tick(1_000)).effects)).toEqual([]);
+
+    sim.store.catalog.clear();
+    sim.store.request({ id: 'r1', action: 'drain', node_id: 'a' });
+    const gone = await sim.tick(2_000);
+    expect(gone.write).toBeNull();
+    expect(logs(gone.effects, 'Portfolio catalog vanished; nothing is unassigned')).toEqual([
+      {
+        type: 'log',
+        level: 'error',
+        message: 'Portfolio catalog vanished; nothing is unassigned',
+        fields: { planPortfolios: 2, reloadFrom: null },
+      },
+    ]);
+    expect(notices(gone.effects)).toEqual([
+      {
+        op: 'raise',
+        kind: 'catalog_missing',
+        subject: null,
+        details: { plan_portfolios: 2, reload_from_file: false },
+      },
+    ]);
+    expect(sim.store.plan()).toEqual({ p1: 'a', p2: 'a' });
+    expect(sim.store.requests).toHaveLength(1); // answered once there is a catalog again
+
+    sim.store.addSpecs('p1', 'p2');
+    const back = await sim.tick(3_000);
+    expect(brief(back.effects)).toEqual(['resolve catalog_missing null']);
+    expect(sim.store.results.get('r1')).toMatchObject({ ok: true });
+  });
+
+  it('writes the catalog file back in the plan write when the catalog vanished', async () => {
+    const sim = new Sim({ catalogFile: [spec('p1'), spec('p2')] });
+    sim.beat(0, 'a', 'b');
+    const seeded = await sim.tick(0);
+    expect(logs(seeded.effects, 'Catalog empty; loading the catalog file')).toHaveLength(1);
+    expect(seeded.write?.catalog).toEqual({ set: [spec('p1'), spec('p2')], remove: [] });
+    expect(sim.store.plan()).toEqual({ p1: 'a', p2: 'b' });
+    sim.beat(500, 'a', 'b');
+    await sim.tick(500);
+
+    // Redis restarted empty: no plan, no catalog; the nodes still run what they ran.
+    sim.store.catalog.clear();
+    sim.store.assignments.clear();
+    sim.store.meta = null;
+    sim.beat(1_000, 'a', 'b');
+    const reloaded = await sim.tick(1_000);
+    expect(notices(reloaded.effects)).toMatchObject([
+      { op: 'raise', kind: 'catalog_missing', details: { reload_from_file: true } },
+    ]);
+    expect(reloaded.write?.catalog?.set.map((s) => s.portfolio_id)).toEqual(['p1', 'p2']);
+    expect(sim.store.plan()).toEqual({ p1: 'a', p2: 'b' });
+  });
+
+  it('does not write the file over a catalog that is there: Redis’s catalog is the truth', async () => {
+    const sim = new Sim({ catalogFile: [spec('p1'), spec('from-file')] });
+    sim.store.addSpecs('p1', 'added-by-ctl');
+    sim.beat(0, 'a');
+    const d = await sim.tick(0);
+    expect(d.write?.catalog).toEqual({ set: [], remove: [] });
+    expect([...sim.store.catalog.keys()]).toEqual(['p1', 'added-by-ctl']);
+  });
+});
+
+describe('decide: nudges', () => {
+  it('nudges a node that does not run its portfolio after 3 ticks, then 2× and 4× that later', async () => {
+    const sim = new Sim({ tickMs: 1_000 });
+    sim.store.addSpecs('p1');
+    sim.beat(0, 'a');
+    await sim.tick(0);
+    expect(sim.store.plan()).toEqual({ p1: 'a' });
+    sim.reports.set('a', []); // the node does not load it
+    const nudgedAt: number[] = [];
+    const counts: unknown[] = [];
+    for (let t = 1_000; t <= 40_000; t += 1_000) {
+      sim.beat(t, 'a');
+      const d = await sim.tick(t);
+      const nudges = logs(d.afterWrite, 'Node does not run an assigned portfolio; nudging it');
+      if (nudges.length > 0) {
+        nudgedAt.push(t);
+        counts.push(nudges[0]?.fields['nudges']);
+        expect(d.write?.nodeAssignments).toEqual(new Map([['a', ['p1']]]));
+      } else expect(d.write).toBeNull();
+    }
+    // Grace 3 ticks (3 s): first at 3 s, then 3 s × 2 later, then 3 s × 4 later.
+    expect(nudgedAt).toEqual([3_000, 9_000, 21_000]);
+    expect(counts).toEqual([1, 2, 3]);
+
+    // Once it runs it, the backoff is forgotten.
+    sim.reports.delete('a');
+    sim.beat(41_000, 'a');
+    await sim.tick(41_000);
+    expect(sim.memory.nudges.size).toBe(0);
+  });
+});
+
+describe('decide: orphans', () => {
+  it('notifies an orphan once it has been one for orphanNotifyAfterMs, and resolves it when placed', async () => {
+    const sim = new Sim({ orphanNotifyAfterMs: 15_000 });
+    sim.capacity.set('a', 1);
+    sim.store.addSpecs('p1', 'p2');
+    sim.beat(0, 'a');
+    await sim.tick(0);
+    expect(sim.store.plan()).toEqual({
+      p1: 'a',
+      p2: 'orphaned: every alive node is full (1 nodes, capacity 1)',
+    });
+    expect(brief((await sim.tick(14_999)).afterWrite)).toEqual([]);
+    const raised = await sim.tick(15_000);
+    expect(notices(raised.afterWrite)).toEqual([
+      {
+        op: 'raise',
+        kind: 'portfolio_orphaned',
+        subject: { portfolioId: 'p2' },
+        details: {
+          portfolio_id: 'p2',
+          reason: 'every alive node is full (1 nodes, capacity 1)',
+          orphaned_since: iso(0),
+        },
+      },
+    ]);
+    sim.beat(16_000, 'b');
+    const placed = await sim.tick(16_000);
+    expect(sim.store.plan()).toEqual({ p1: 'a', p2: 'b' });
+    expect(brief(placed.afterWrite)).toEqual(['resolve portfolio_orphaned {"portfolioId":"p2"}']);
+  });
+});
+
+describe('decide: forgetting lost nodes', () => {
+  it('forgets a node lost for the retention, counted from its last beat, in the fenced write', async () => {
+    const sim = new Sim({ nodeRetentionMs: DAY_MS });
+    sim.store.addSpecs('p1');
+    sim.beat(0, 'a', 'old');
+    await sim.tick(0);
+    sim.store.kill('old');
+    await sim.tick(1_000);
+    expect(sim.store.records.get('old')).toMatchObject({ status: 'lost', last_seen: iso(0) });
+
+    sim.beat(DAY_MS - 1, 'a');
+    expect((await sim.tick(DAY_MS - 1)).write).toBeNull();
+    sim.beat(DAY_MS, 'a');
+    const d = await sim.tick(DAY_MS);
+    expect(d.reasons).toEqual(['1 lost nodes forgotten']);
+    expect(d.write?.prune).toEqual([{ nodeId: 'old', lastSeenMs: T0 }]);
+    expect(d.write?.nodes.map((n) => n.node_id)).toEqual(['a']);
+    expect(logs(d.afterWrite, 'Lost node forgotten').map((l) => l.fields)).toEqual([
+      { nodeId: 'old', lastSeen: iso(0), lostForMs: DAY_MS, retentionMs: DAY_MS },
+    ]);
+    expect([...sim.store.registry.keys()]).toEqual(['a']);
+    expect([...sim.store.records.keys()]).toEqual(['a']);
+    expect(sim.store.nodeKeys.has('old')).toBe(false);
+    expect((await sim.tick(DAY_MS + 1_000)).write).toBeNull();
+  });
+
+  it('counts from when it saw the node lost when no beat is on record', async () => {
+    const sim = new Sim({ nodeRetentionMs: 60_000 });
+    sim.store.addSpecs('p1');
+    sim.beat(0, 'a');
+    // A record without a registry entry or a last beat (written before last_seen was kept).
+    sim.store.records.set('ghost', {
+      _v: 1,
+      node_id: 'ghost',
+      status: 'lost',
+      capacity: 5,
+      assigned_count: 0,
+      last_seen: null,
+    });
+    await sim.tick(10_000);
+    expect(sim.memory.lostSince).toEqual(new Map([['ghost', T0 + 10_000]]));
+    sim.beat(69_999, 'a');
+    expect((await sim.tick(69_999)).write).toBeNull();
+    sim.beat(70_000, 'a');
+    expect((await sim.tick(70_000)).write?.prune).toEqual([{ nodeId: 'ghost', lastSeenMs: null }]);
+    expect(sim.memory.lostSince.size).toBe(0);
+  });
+});
+
+describe('decide: the settle window before the first placement', () => {
+  const eight = ['p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7', 'p8'];
+
+  it('without it, the first node to beat gets everything up to its capacity', async () => {
+    const sim = new Sim({ settleMs: 0 });
+    sim.store.addSpecs(...eight);
+    sim.beat(0, 'node-1');
+    await sim.tick(0);
+    sim.beat(1_000, 'node-1', 'node-2');
+    await sim.tick(1_000);
+    sim.beat(2_000, 'node-1', 'node-2', 'node-3');
+    await sim.tick(2_000);
+    expect(loads(sim.store.plan())).toEqual({ 'node-1': 5, 'node-2': 3 });
+  });
+
+  it('places nothing until the window ends, then spreads over every node that beat by then', async () => {
+    const sim = new Sim({ settleMs: 10_000 });
+    sim.store.addSpecs(...eight);
+    const nodesAt = (t: number) =>
+      t < 4_000 ? ['node-1'] : t < 8_000 ? ['node-1', 'node-2'] : ['node-1', 'node-2', 'node-3'];
+    for (let t = 0; t < 10_000; t += 1_000) {
+      sim.beat(t, ...nodesAt(t));
+      const d = await sim.tick(t);
+      if (t === 0)
+        expect(logs(d.effects).map((l) => [l.message, l.fields])).toEqual([
+          [
+            'First node seen; the first placement waits for the others to beat',
+            { portfolios: 8, settleMs: 10_000 },
+          ],
+        ]);
+      expect(sim.store.assignments.size).toBe(0);
+    }
+    sim.beat(10_000, 'node-1', 'node-2', 'node-3');
+    await sim.tick(10_000);
+    expect(loads(sim.store.plan())).toEqual({ 'node-1': 3, 'node-2': 3, 'node-3': 2 });
+  });
+
+  it('never delays a failover, what runs on a live node, or what a node reports running', async () => {
+    const sim = new Sim({ settleMs: 10_000 });
+    sim.store.addSpecs('on-live', 'on-dead', 'reported', 'new');
+    // The plan a previous leader left; this scheduler just took over.
+    const assigned = (id: string, node: string) => ({
+      _v: 1 as const,
+      portfolio_id: id,
+      status: 'assigned' as const,
+      node_id: node,
+      reason: null,
+      plan_version: 1,
+      since: iso(0),
+    });
+    sim.store.assignments.set('on-live', assigned('on-live', 'a'));
+    sim.store.assignments.set('on-dead', assigned('on-dead', 'dead'));
+    sim.store.meta = { _v: 1, version: 1, updated_at: iso(0), leader: 'old' };
+    sim.store.records.set('dead', {
+      _v: 1,
+      node_id: 'dead',
+      status: 'alive',
+      capacity: 5,
+      assigned_count: 1,
+      last_seen: iso(0),
+    });
+    sim.reports.set('b', ['reported']);
+    sim.beat(0, 'a', 'b');
+    await sim.tick(1_000);
+    expect(sim.store.plan()).toEqual({ 'on-live': 'a', 'on-dead': 'b', reported: 'b' });
+    sim.beat(11_000, 'a', 'b');
+    await sim.tick(11_000);
+    expect(sim.store.plan()).toEqual({
+      'on-live': 'a',
+      'on-dead': 'b',
+      reported: 'b',
+      new: 'a',
+    });
+  });
+});
+
+describe('decide: the optional rebalance', () => {
+  const ten = Array.from({ length: 10 }, (_, i) => `p${String(i).padStart(2, '0')}`);
+
+  it('is off by default: a new node gets nothing of a loaded one', async () => {
+    const sim = new Sim({ rebalancePerMinute: 0 });
+    sim.capacity.set('a', 10);
+    sim.store.addSpecs(...ten);
+    sim.beat(0, 'a');
+    await sim.tick(0);
+    for (let t = 1_000; t <= 120_000; t += 10_000) {
+      sim.beat(t, 'a', 'b');
+      await sim.tick(t);
+    }
+    expect(loads(sim.store.plan())).toEqual({ a: 10 });
+  });
+
+  it('moves at most N a minute from the busiest node to the idlest while they differ by more than 1', async () => {
+    const sim = new Sim({ rebalancePerMinute: 2 });
+    sim.capacity.set('a', 10);
+    sim.store.addSpecs(...ten);
+    sim.beat(0, 'a');
+    await sim.tick(0);
+    expect(loads(sim.store.plan())).toEqual({ a: 10 });
+    const movedAt: [number, string[]][] = [];
+    for (let t = 1_000; t <= 200_000; t += 1_000) {
+      sim.beat(t, 'a', 'b');
+      const d = await sim.tick(t);
+      const moves = logs(d.afterWrite, 'Portfolio placed');
+      if (moves.length > 0)
+        movedAt.push([
+          t,
+          moves.map((m) => `${String(m.fields['portfolioId'])}:${String(m.fields['why'])}`),
+        ]);
+    }
+    expect(movedAt).toEqual([
+      [1_000, ['p09:rebalance', 'p08:rebalance']],
+      [61_000, ['p07:rebalance', 'p06:rebalance']],
+      [121_000, ['p05:rebalance']],
+    ]);
+    expect(loads(sim.store.plan())).toEqual({ a: 5, b: 5 });
+  });
+});

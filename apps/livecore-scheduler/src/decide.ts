@@ -1,0 +1,666 @@
+import {
+  decodePayload,
+  type Assignment,
+  type ControlRequest,
+  type ControlResult,
+  type NodeRecord,
+  type NodeRecordStatus,
+  type PortfolioSpec,
+} from '@ginkgo-live/state-keys';
+import type { Notice } from './notices.ts';
+import {
+  computePlan,
+  rebalance,
+  type Migration,
+  type NodeView,
+  type Placement,
+} from './planner.ts';
+import type { NodePrune, NodeReading, PlanWrite, World } from './world.ts';
+
+/**
+ * The scheduler's core: from what a tick read (the world), what the scheduler remembers, the time
+ * and its settings, to everything the tick should do — as data. No Redis, no logger, no clock: the
+ * shell (`scheduler.ts`) writes, logs and notifies what this says, so every scheduler behaviour is
+ * a unit test on plain data.
+ */
+
+export interface SchedulerSettings {
+  schedulerId: string;
+  tickMs: number;
+  /** Capacity of a node that has not said its own. */
+  defaultCapacity: number;
+  /** After a Redis outage, how long nodes have to beat again before they count as lost. */
+  outageGraceMs: number;
+  /** A portfolio orphaned at least this long is notified (a fleet still starting is no alarm). */
+  orphanNotifyAfterMs: number;
+  /** How long the first placement waits after the first live node was seen (0: not at all). */
+  settleMs: number;
+  /** A node lost this long (since its last beat) is forgotten. */
+  nodeRetentionMs: number;
+  /** Portfolios moved a minute at most to even out the load (0: never). */
+  rebalancePerMinute: number;
+  /** Specs of the catalog file: seed an empty catalog, reload a vanished one. */
+  catalogFile: readonly PortfolioSpec[] | undefined;
+}
+
+export interface NudgeState {
+  count: number;
+  nextAtMs: number;
+}
+
+/** What the scheduler carries from one tick to the next (in its process, never in Redis). */
+export interface SchedulerMemory {
+  /** When Redis became reachable again after failed ticks: the outage grace counts from there. */
+  outageEndedAt: number | null;
+  /** Nudges sent per `node|portfolio`, with when the next one is allowed (backoff). */
+  nudges: ReadonlyMap<string, NudgeState>;
+  /** A non-empty catalog was seen since start: an empty one later means it was lost. */
+  catalogSeen: boolean;
+  /**
+   * Whether `catalog_missing` may be firing: true after this scheduler raised it, and at start (a
+   * leader that died may have raised it), so the first sight of a catalog resolves it.
+   */
+  catalogMissingMayFire: boolean;
+  /** Every node's assignment key was written once since start (later only the changed ones). */
+  nodeKeysWritten: boolean;
+  /** When this scheduler, leading, first saw a live node: the settle window counts from there. */
+  firstLiveAt: number | null;
+  /** Lost nodes without any last beat on record, and since when this scheduler saw them lost. */
+  lostSince: ReadonlyMap<string, number>;
+  /** When the rebalance moves of the last minute were written. */
+  rebalancedAt: readonly number[];
+}
+
+export function initialMemory(): SchedulerMemory {
+  return {
+    outageEndedAt: null,
+    nudges: new Map(),
+    catalogSeen: false,
+    catalogMissingMayFire: true,
+    nodeKeysWritten: false,
+    firstLiveAt: null,
+    lostSince: new Map(),
+    rebalancedAt: [],
+  };
+}
+
+export interface LogEvent {
+  type: 'log';
+  level: 'debug' | 'info' | 'warn' | 'error';
+  message: string;
+  fields: Record<string, unknown>;
+}
+export type Effect = LogEvent | { type: 'notice'; notice: Notice };
+
+export interface Decisions {
+  /** The one fenced write of this tick, or null when Redis already holds what was decided. */
+  write: PlanWrite | null;
+  /** Why the plan is written (empty when it is not). */
+  reasons: string[];
+  /** Said at once, whatever becomes of the write. */
+  effects: Effect[];
+  /** Said once the decisions are in Redis: after the write succeeded, or at once without one. */
+  afterWrite: Effect[];
+  /** The memory for the next tick once the write succeeded (or when there is none). */
+  memory: SchedulerMemory;
+  /** The memory for the next tick when the write failed or was refused. */
+  memoryUnwritten: SchedulerMemory;
+  summary: {
+    planVersion: number;
+    assigned: number;
+    orphaned: number;
+    nodes: Record<NodeRecordStatus, number>;
+  };
+}
+
+const REBALANCE_WINDOW_MS = 60_000;
+
+const log = (
+  level: LogEvent['level'],
+  message: string,
+  fields: Record<string, unknown> = {},
+): LogEvent => ({ type: 'log', level, message, fields });
+const notice = (n: Notice): Effect => ({ type: 'notice', notice: n });
+
+export function decide(
+  world: World,
+  memory: SchedulerMemory,
+  now: number,
+  settings: SchedulerSettings,
+): Decisions {
+  const at = new Date(now).toISOString();
+  const effects: Effect[] = world.problems.map((problem) =>
+    log('error', 'Malformed payload in Redis; skipped', { ...problem }),
+  );
+  const afterWrite: Effect[] = [];
+  const version = world.meta?.version ?? 0;
+  const next = version + 1;
+
+  // What the catalog is, and whether the file must be written into it.
+  const source = catalogSource(world, memory, settings, effects);
+  const kept = { ...memory, ...source.memory };
+  if (source.catalog === null) return unchanged(world, kept, effects, version);
+
+  const requests = applyRequests(world, source.catalog);
+  const inGrace = kept.outageEndedAt !== null && now - kept.outageEndedAt < settings.outageGraceMs;
+  const views = viewsOf(world.nodes, requests.draining, inGrace, settings.defaultCapacity);
+  if (kept.firstLiveAt === null && views.some((v) => v.alive)) kept.firstLiveAt = now;
+  const settling =
+    settings.settleMs > 0 &&
+    (kept.firstLiveAt === null || now - kept.firstLiveAt < settings.settleMs);
+
+  // First placement waits the settle window; what has a node (or runs on one) never waits.
+  const previous = new Map<string, Placement>(
+    [...world.assignments].map(([id, a]) => [
+      id,
+      a.status === 'assigned' && a.node_id !== null
+        ? { status: 'assigned', nodeId: a.node_id }
+        : { status: 'orphaned', reason: a.reason ?? '' },
+    ]),
+  );
+  const usable = views.filter((v) => v.alive && !v.draining);
+  const running = new Set(usable.flatMap((v) => v.reportedPortfolios));
+  const migrating = new Set(requests.migrations.map((m) => m.portfolioId));
+  const held = new Set(
+    settling
+      ? [...requests.catalog.keys()].filter(
+          (id) => previous.get(id)?.status !== 'assigned' && !running.has(id) && !migrating.has(id),
+        )
+      : [],
+  );
+  if (held.size > 0 && kept.firstLiveAt === now && memory.firstLiveAt === null)
+    effects.push(
+      log('info', 'First node seen; the first placement waits for the others to beat', {
+        portfolios: held.size,
+        settleMs: settings.settleMs,
+      }),
+    );
+  const out = computePlan({
+    nodes: views,
+    portfolios: [...requests.catalog.keys()].filter((id) => !held.has(id)),
+    previous,
+    migrations: requests.migrations,
+  });
+  for (const id of held) {
+    const before = previous.get(id);
+    if (before !== undefined) out.placements.set(id, before);
+  }
+
+  // Optional rebalance, rate-limited over a sliding minute.
+  const recent = kept.rebalancedAt.filter((t) => now - t < REBALANCE_WINDOW_MS);
+  const budget = settling || inGrace ? 0 : settings.rebalancePerMinute - recent.length;
+  const even =
+    budget > 0
+      ? rebalance({
+          nodes: views,
+          placements: out.placements,
+          budget,
+          pinned: new Set(out.moves.map((m) => m.portfolioId)),
+        })
+      : { placements: out.placements, moves: [] };
+  const moves = [
+    ...out.moves.map((m) => ({ ...m, why: 'plan' })),
+    ...even.moves.map((m) => ({ ...m, why: 'rebalance' })),
+  ];
+
+  const assignments = [...even.placements].map(([portfolioId, p]): Assignment => {
+    const before = world.assignments.get(portfolioId);
+    const same =
+      before !== undefined &&
+      (p.status === 'assigned'
+        ? before.node_id === p.nodeId
+        : before.status === 'orphaned' && before.reason === p.reason);
+    return {
+      _v: 1,
+      portfolio_id: portfolioId,
+      status: p.status,
+      node_id: p.status === 'assigned' ? p.nodeId : null,
+      reason: p.status === 'orphaned' ? p.reason : null,
+      plan_version: same ? before.plan_version : next,
+      since: same ? before.since : at,
+    };
+  });
+  const perNode = new Map<string, string[]>(views.map((v) => [v.nodeId, []]));
+  for (const a of assignments) if (a.node_id !== null) perNode.get(a.node_id)?.push(a.portfolio_id);
+
+  const allRecords = world.nodes.map((n, i): NodeRecord => {
+    const view = views[i];
+    // In the outage grace a node that was alive stays alive in its record too: a heartbeat that
+    // expired while Redis was down is no news of the node (no "Node lost", no plan write).
+    const status: NodeRecordStatus =
+      view?.alive !== true ? 'lost' : view.draining ? 'draining' : 'alive';
+    return {
+      _v: 1,
+      node_id: n.nodeId,
+      status,
+      capacity: view?.capacity ?? settings.defaultCapacity,
+      assigned_count: perNode.get(n.nodeId)?.length ?? 0,
+      last_seen:
+        n.lastSeenMs === null
+          ? (n.record?.last_seen ?? null)
+          : new Date(n.lastSeenMs).toISOString(),
+    };
+  });
+
+  const forget = pruneLost(world.nodes, allRecords, kept.lostSince, now, settings.nodeRetentionMs);
+  kept.lostSince = forget.lostSince;
+  afterWrite.push(...forget.effects);
+  const pruned = new Set(forget.prune.map((p) => p.nodeId));
+  const records = allRecords.filter((r) => !pruned.has(r.node_id));
+  for (const id of pruned) perNode.delete(id);
+
+  afterWrite.push(...announce(world, records, assignments, now, settings.orphanNotifyAfterMs));
+
+  // After a (re)start every node key is written once, then only the ones whose list changed.
+  const previousPerNode = new Map<string, string[]>();
+  for (const [id, a] of world.assignments) {
+    if (a.node_id === null) continue;
+    previousPerNode.set(a.node_id, [...(previousPerNode.get(a.node_id) ?? []), id]);
+  }
+  const listKey = (ids: readonly string[] | undefined): string => [...(ids ?? [])].sort().join(',');
+  const changedNodes = new Map(
+    [...perNode].filter(
+      ([nodeId, ids]) =>
+        !kept.nodeKeysWritten || listKey(previousPerNode.get(nodeId)) !== listKey(ids),
+    ),
+  );
+  // Node reports are stale right after an outage (they could not write them): no nudges then.
+  const nudging = inGrace
+    ? { nudged: new Set<string>(), nudges: kept.nudges, effects: [] }
+    : nudge(world.nodes, assignments, perNode, kept.nudges, now, 3 * settings.tickMs);
+  afterWrite.push(...nudging.effects);
+  for (const nodeId of nudging.nudged) changedNodes.set(nodeId, perNode.get(nodeId) ?? []);
+
+  // Control results, carried by this write: refused with a reason, or accepted.
+  for (const { migration, reason } of out.rejected) {
+    const request = world.requests.find(
+      (r) =>
+        r.action === 'migrate' &&
+        r.portfolio_id === migration.portfolioId &&
+        r.target_node_id === migration.targetNodeId &&
+        !requests.refused.has(r.id),
+    );
+    if (request !== undefined) requests.refused.set(request.id, { request, reason });
+  }
+  for (const { request, reason } of requests.refused.values())
+    afterWrite.push(
+      log('warn', 'Control request refused', {
+        requestId: request.id,
+        action: request.action,
+        reason,
+      }),
+    );
+  const results = new Map<string, ControlResult>(
+    world.requests.map((r) => {
+      const reason = requests.refused.get(r.id)?.reason ?? null;
+      return [
+        r.id,
+        { _v: 1, id: r.id, ok: reason === null, reason, plan_version: next, processed_at: at },
+      ];
+    }),
+  );
+
+  const catalogChange = diffCatalog(world.catalog, requests.catalog);
+  const readings = new Map(world.nodes.map((n) => [n.nodeId, n]));
+  const recordChanges = records
+    .filter((r) => {
+      const before = readings.get(r.node_id)?.record;
+      return (
+        before?.status !== r.status ||
+        before.capacity !== r.capacity ||
+        before.assigned_count !== r.assigned_count
+      );
+    })
+    .map((r) => `${r.node_id}:${r.status}`);
+  const catalogChanges = catalogChange.set.length + catalogChange.remove.length;
+  const reasons = [
+    ...(world.meta === null ? ['no plan yet'] : []),
+    ...(nudging.nudged.size > 0 ? ['nudges'] : []),
+    ...(moves.length > 0 ? [`${moves.length} moves`] : []),
+    ...(world.requestCount > 0 ? [`${world.requestCount} requests`] : []),
+    ...(catalogChanges > 0
+      ? [`catalog +${catalogChange.set.length} -${catalogChange.remove.length}`]
+      : []),
+    ...(forget.prune.length > 0 ? [`${forget.prune.length} lost nodes forgotten`] : []),
+    // Rewriting every node key after a restart rides along with a real change; alone it is none.
+    ...(changedNodes.size > 0 && kept.nodeKeysWritten ? ['node assignments'] : []),
+    ...(recordChanges.length > 0 ? [`nodes ${recordChanges.join(' ')}`] : []),
+  ];
+  const summary = summarize(records, assignments, version);
+  if (reasons.length === 0) {
+    const memoryNow = { ...kept, nudges: nudging.nudges };
+    return {
+      write: null,
+      reasons,
+      effects,
+      afterWrite,
+      memory: memoryNow,
+      memoryUnwritten: memoryNow,
+      summary,
+    };
+  }
+  for (const move of moves)
+    afterWrite.push(log('info', 'Portfolio placed', { ...move, planVersion: next }));
+  return {
+    write: {
+      expectedVersion: version,
+      meta: { _v: 1, version: next, updated_at: at, leader: settings.schedulerId },
+      nodes: records,
+      assignments,
+      nodeAssignments: changedNodes,
+      results: [...results.values()],
+      consumedRequests: world.requestCount,
+      catalog: catalogChange,
+      prune: forget.prune,
+    },
+    reasons,
+    effects,
+    afterWrite,
+    memory: {
+      ...kept,
+      nodeKeysWritten: true,
+      nudges: nudging.nudges,
+      rebalancedAt: [...recent, ...even.moves.map(() => now)],
+    },
+    memoryUnwritten: kept,
+    summary: { ...summary, planVersion: next },
+  };
+}
+
+/** No plan this tick: only what was said at once, and the memory. */
+function unchanged(
+  world: World,
+  memory: SchedulerMemory,
+  effects: Effect[],
+  version: number,
+): Decisions {
+  const assignments = [...world.assignments.values()];
+  const records = world.nodes.flatMap((n) => (n.record === null ? [] : [n.record]));
+  return {
+    write: null,
+    reasons: [],
+    effects,
+    afterWrite: [],
+    memory,
+    memoryUnwritten: memory,
+    summary: summarize(records, assignments, version),
+  };
+}
+
+/**
+ * The catalog to plan from. An empty one after one was seen (or while the plan holds portfolios)
+ * was lost — Redis restarted empty, or someone deleted it: unknown, not "every portfolio removed".
+ * Said loudly, and the catalog file written back in the plan write; without a file nothing is
+ * planned (null). A fresh Redis with no catalog is seeded from the file quietly.
+ */
+function catalogSource(
+  world: World,
+  memory: SchedulerMemory,
+  settings: SchedulerSettings,
+  effects: Effect[],
+): { catalog: Map<string, PortfolioSpec> | null; memory: Partial<SchedulerMemory> } {
+  const file = settings.catalogFile ?? [];
+  const fromFile = new Map(file.map((s) => [s.portfolio_id, s]));
+  if (world.catalog.size > 0) {
+    if (memory.catalogMissingMayFire) {
+      effects.push(
+        notice({
+          op: 'resolve',
+          kind: 'catalog_missing',
+          subject: null,
+          details: { portfolios: world.catalog.size },
+        }),
+      );
+    }
+    return { catalog: world.catalog, memory: { catalogSeen: true, catalogMissingMayFire: false } };
+  }
+  if (world.assignments.size === 0 && !memory.catalogSeen) {
+    if (file.length > 0)
+      effects.push(
+        log('info', 'Catalog empty; loading the catalog file', { portfolios: file.length }),
+      );
+    return { catalog: fromFile, memory: {} };
+  }
+  effects.push(
+    log('error', 'Portfolio catalog vanished; nothing is unassigned', {
+      planPortfolios: world.assignments.size,
+      reloadFrom: file.length === 0 ? null : 'catalog file',
+    }),
+    notice({
+      op: 'raise',
+      kind: 'catalog_missing',
+      subject: null,
+      details: { plan_portfolios: world.assignments.size, reload_from_file: file.length > 0 },
+    }),
+  );
+  return { catalog: file.length === 0 ? null : fromFile, memory: { catalogMissingMayFire: true } };
+}
+
+interface Refusal {
+  request: ControlRequest;
+  reason: string;
+}
+
+/** Control requests: drain/undrain flags, migrations for the planner, catalog changes to write. */
+function applyRequests(world: World, base: ReadonlyMap<string, PortfolioSpec>) {
+  const catalog = new Map(base);
+  const draining = new Map<string, boolean>();
+  const migrations: Migration[] = [];
+  const refused = new Map<string, Refusal>();
+  const known = new Set(world.nodes.map((n) => n.nodeId));
+  const refuse = (request: ControlRequest, reason: string): void => {
+    refused.set(request.id, { request, reason });
+  };
+  for (const r of world.requests) {
+    switch (r.action) {
+      case 'drain':
+      case 'undrain':
+        if (r.node_id === undefined || !known.has(r.node_id))
+          refuse(r, `unknown node ${r.node_id ?? '(none given)'}`);
+        else draining.set(r.node_id, r.action === 'drain');
+        break;
+      case 'migrate':
+        if (r.portfolio_id === undefined || r.target_node_id === undefined)
+          refuse(r, 'migrate needs portfolio_id and target_node_id');
+        else migrations.push({ portfolioId: r.portfolio_id, targetNodeId: r.target_node_id });
+        break;
+      case 'catalog_add': {
+        const spec = decodePayload(
+          'portfolioSpec',
+          'request spec',
+          JSON.stringify({ _v: 1, ...(r.spec as object) }),
+        );
+        if (spec.ok) catalog.set(spec.value.portfolio_id, spec.value);
+        else refuse(r, `invalid spec: ${spec.error.problem}`);
+        break;
+      }
+      case 'catalog_remove':
+        if (r.portfolio_id === undefined || !catalog.has(r.portfolio_id))
+          refuse(r, `unknown portfolio ${r.portfolio_id ?? '(none given)'}`);
+        else catalog.delete(r.portfolio_id);
+        break;
+    }
+  }
+  return { catalog, draining, migrations, refused };
+}
+
+/** What the plan write must change in the catalog to turn `before` into `after`. */
+function diffCatalog(
+  before: ReadonlyMap<string, PortfolioSpec>,
+  after: ReadonlyMap<string, PortfolioSpec>,
+): { set: PortfolioSpec[]; remove: string[] } {
+  const same = (a: PortfolioSpec | undefined, b: PortfolioSpec): boolean =>
+    a !== undefined && (a === b || JSON.stringify(a) === JSON.stringify(b));
+  return {
+    set: [...after.values()].filter((spec) => !same(before.get(spec.portfolio_id), spec)),
+    remove: [...before.keys()].filter((id) => !after.has(id)),
+  };
+}
+
+/** What the planner knows of each node. */
+function viewsOf(
+  nodes: readonly NodeReading[],
+  draining: ReadonlyMap<string, boolean>,
+  inGrace: boolean,
+  defaultCapacity: number,
+): NodeView[] {
+  // Heartbeats expire while Redis is frozen or down, through no fault of the nodes: right after an
+  // outage a node that was alive keeps its portfolios until it has had time to beat again.
+  const wasAlive = (n: NodeReading): boolean =>
+    n.record?.status === 'alive' || n.record?.status === 'draining';
+  return nodes.map((n) => ({
+    nodeId: n.nodeId,
+    alive: n.liveness.alive || (inGrace && wasAlive(n)),
+    draining: draining.get(n.nodeId) ?? n.record?.status === 'draining',
+    capacity: n.info?.capacity ?? n.record?.capacity ?? defaultCapacity,
+    reportedPortfolios: n.info?.portfolio_ids ?? [],
+  }));
+}
+
+/**
+ * Lost nodes are forgotten once lost longer than the retention, counted from their last beat (or,
+ * with none on record, from when this scheduler first saw them lost): with `<host>-<pid>` node ids
+ * every restart leaves one behind, read at every tick otherwise.
+ */
+function pruneLost(
+  nodes: readonly NodeReading[],
+  records: readonly NodeRecord[],
+  lostSince: ReadonlyMap<string, number>,
+  now: number,
+  retentionMs: number,
+): { prune: NodePrune[]; lostSince: Map<string, number>; effects: Effect[] } {
+  const prune: NodePrune[] = [];
+  const stillLost = new Map<string, number>();
+  const effects: Effect[] = [];
+  records.forEach((record, i) => {
+    const reading = nodes[i];
+    if (record.status !== 'lost' || reading === undefined) return;
+    const lastBeat = record.last_seen === null ? null : Date.parse(record.last_seen);
+    const since = lastBeat ?? lostSince.get(record.node_id) ?? now;
+    if (lastBeat === null) stillLost.set(record.node_id, since);
+    if (now - since < retentionMs) return;
+    prune.push({ nodeId: record.node_id, lastSeenMs: reading.lastSeenMs });
+    effects.push(
+      log('info', 'Lost node forgotten', {
+        nodeId: record.node_id,
+        lastSeen: record.last_seen,
+        lostForMs: now - since,
+        retentionMs,
+      }),
+    );
+  });
+  for (const { nodeId } of prune) stillLost.delete(nodeId);
+  return { prune, lostSince: stillLost, effects };
+}
+
+/** Node lost / back and orphaned / placed: logs and notices (deduplicated by the adapter). */
+function announce(
+  world: World,
+  records: readonly NodeRecord[],
+  assignments: readonly Assignment[],
+  now: number,
+  orphanNotifyAfterMs: number,
+): Effect[] {
+  const effects: Effect[] = [];
+  const readings = new Map(world.nodes.map((n) => [n.nodeId, n]));
+  for (const record of records) {
+    const reading = readings.get(record.node_id);
+    const before = reading?.record?.status;
+    const lost = record.status === 'lost';
+    if (lost === (before === 'lost')) continue;
+    const nodeId = record.node_id;
+    effects.push(
+      lost
+        ? log('warn', 'Node lost', {
+            nodeId,
+            heartbeat: reading?.liveness.reason,
+            previousStatus: before ?? null,
+          })
+        : log('info', 'Node back', { nodeId }),
+      notice({
+        op: lost ? 'raise' : 'resolve',
+        kind: 'node_lost',
+        subject: { nodeId },
+        details: { node_id: nodeId, last_seen: record.last_seen },
+      }),
+    );
+  }
+  for (const a of assignments) {
+    const subject = { portfolioId: a.portfolio_id };
+    if (a.status === 'orphaned') {
+      if (now - Date.parse(a.since) < orphanNotifyAfterMs) continue;
+      effects.push(
+        notice({
+          op: 'raise',
+          kind: 'portfolio_orphaned',
+          subject,
+          details: { portfolio_id: a.portfolio_id, reason: a.reason, orphaned_since: a.since },
+        }),
+      );
+    } else if (world.assignments.get(a.portfolio_id)?.status === 'orphaned') {
+      effects.push(
+        notice({
+          op: 'resolve',
+          kind: 'portfolio_orphaned',
+          subject,
+          details: { portfolio_id: a.portfolio_id, node_id: a.node_id },
+        }),
+      );
+    }
+  }
+  return effects;
+}
+
+/**
+ * Reconcile: a node that reports (in its info) that it does not run a portfolio assigned to it
+ * for a while is nudged — its assignment key written again — with exponential backoff per
+ * (node, portfolio): after `graceMs`, then 2 × graceMs later, then 4 × graceMs later, …
+ */
+function nudge(
+  nodes: readonly NodeReading[],
+  assignments: readonly Assignment[],
+  perNode: ReadonlyMap<string, string[]>,
+  before: ReadonlyMap<string, NudgeState>,
+  now: number,
+  graceMs: number,
+): { nudged: Set<string>; nudges: ReadonlyMap<string, NudgeState>; effects: Effect[] } {
+  const nudged = new Set<string>();
+  const nudges = new Map<string, NudgeState>();
+  const effects: Effect[] = [];
+  const since = new Map(assignments.map((a) => [a.portfolio_id, Date.parse(a.since)]));
+  for (const node of nodes) {
+    if (!node.liveness.alive || node.info === null) continue;
+    const reported = new Set(node.info.portfolio_ids);
+    for (const portfolioId of perNode.get(node.nodeId) ?? []) {
+      if (reported.has(portfolioId) || now - (since.get(portfolioId) ?? now) < graceMs) continue;
+      const key = `${node.nodeId}|${portfolioId}`;
+      const state = before.get(key) ?? { count: 0, nextAtMs: 0 };
+      if (now < state.nextAtMs) {
+        nudges.set(key, state);
+        continue;
+      }
+      const count = state.count + 1;
+      nudges.set(key, { count, nextAtMs: now + graceMs * 2 ** count });
+      nudged.add(node.nodeId);
+      effects.push(
+        log('warn', 'Node does not run an assigned portfolio; nudging it', {
+          nodeId: node.nodeId,
+          portfolioId,
+          nudges: count,
+        }),
+      );
+    }
+  }
+  return { nudged, nudges, effects };
+}
+
+function summarize(
+  records: readonly NodeRecord[],
+  assignments: readonly Assignment[],
+  planVersion: number,
+): Decisions['summary'] {
+  const nodes: Record<NodeRecordStatus, number> = { alive: 0, lost: 0, draining: 0 };
+  for (const r of records) nodes[r.status] += 1;
+  const assigned = assignments.filter((a) => a.status === 'assigned').length;
+  return { planVersion, assigned, orphaned: assignments.length - assigned, nodes };
+}

@@ -1,0 +1,200 @@
+import type {
+  Assignment,
+  ControlRequest,
+  ControlResult,
+  NodeInfo,
+  NodeRecord,
+  PlanMeta,
+  PortfolioSpec,
+} from '@ginkgo-live/state-keys';
+import type { SchedulerSettings } from './decide.ts';
+import { PlanWriteRefused, type PlanWrite, type SchedulerStore, type World } from './world.ts';
+
+/**
+ * The scheduler's store on plain data, for unit tests of the core and the shell: the same fence
+ * as the Lua script (leader, version, a forgotten node that beat again), the same all-or-nothing
+ * write, and failures injected on demand.
+ */
+export class FakeStore implements SchedulerStore {
+  leader: string | null = null;
+  meta: PlanMeta | null = null;
+  records = new Map<string, NodeRecord>();
+  assignments = new Map<string, Assignment>();
+  nodeKeys = new Map<string, string[]>();
+  catalog = new Map<string, PortfolioSpec>();
+  requests: ControlRequest[] = [];
+  results = new Map<string, ControlResult>();
+  /** Node id → epoch ms of its last beat. */
+  registry = new Map<string, number>();
+  /** Nodes whose heartbeat key exists. */
+  beating = new Set<string>();
+  infos = new Map<string, NodeInfo>();
+  /** Every write that went through. */
+  readonly writes: PlanWrite[] = [];
+  /** How many calls of each method fail with a Redis error before they work again. */
+  readonly failing = { lead: 0, readWorld: 0, writePlan: 0 };
+
+  constructor(readonly schedulerId = 's1') {}
+
+  /** A node beats at `at`: heartbeat, registry score and info (what it runs, its capacity). */
+  beat(nodeId: string, at: number, options: { running?: string[]; capacity?: number } = {}): void {
+    this.beating.add(nodeId);
+    this.registry.set(nodeId, at);
+    this.infos.set(nodeId, nodeInfo(nodeId, at, options.running ?? [], options.capacity ?? 5));
+  }
+
+  /** A node dies: its heartbeat expires (its info with it, later), its registry entry stays. */
+  kill(nodeId: string): void {
+    this.beating.delete(nodeId);
+    this.infos.delete(nodeId);
+  }
+
+  addSpecs(...ids: string[]): void {
+    for (const id of ids) this.catalog.set(id, spec(id));
+  }
+
+  request(r: Omit<ControlRequest, '_v' | 'requested_by' | 'requested_at'>): void {
+    this.requests.push({ _v: 1, requested_by: 'test', requested_at: iso(0), ...r });
+  }
+
+  /** Portfolio → node id, or `orphaned: <reason>`, as in the plan. */
+  plan(): Record<string, string> {
+    return Object.fromEntries(
+      [...this.assignments.values()].map((a) => [
+        a.portfolio_id,
+        a.node_id ?? `orphaned: ${a.reason ?? ''}`,
+      ]),
+    );
+  }
+
+  async lead(): Promise<boolean> {
+    this.maybeFail('lead');
+    this.leader ??= this.schedulerId;
+    return Promise.resolve(this.leader === this.schedulerId);
+  }
+
+  async resign(): Promise<void> {
+    if (this.leader === this.schedulerId) this.leader = null;
+    return Promise.resolve();
+  }
+
+  async readWorld(): Promise<World> {
+    this.maybeFail('readWorld');
+    const ids = [...new Set([...this.registry.keys(), ...this.records.keys()])].sort();
+    return Promise.resolve({
+      nodes: ids.map((nodeId) => ({
+        nodeId,
+        liveness: {
+          alive: this.beating.has(nodeId),
+          reason: this.beating.has(nodeId) ? 'beating' : 'no heartbeat',
+          lastHeartbeatAt: null,
+          heartbeatAgeMs: null,
+          problem: null,
+        },
+        info: this.infos.get(nodeId) ?? null,
+        record: this.records.get(nodeId) ?? null,
+        lastSeenMs: this.registry.get(nodeId) ?? null,
+      })),
+      assignments: new Map(this.assignments),
+      catalog: new Map(this.catalog),
+      meta: this.meta,
+      requests: [...this.requests],
+      requestCount: this.requests.length,
+      problems: [],
+    });
+  }
+
+  async writePlan(plan: PlanWrite): Promise<number> {
+    this.maybeFail('writePlan');
+    if (this.leader !== this.schedulerId) throw new PlanWriteRefused('NOT_LEADER');
+    const current = this.meta?.version ?? 0;
+    if (current !== plan.expectedVersion) throw new PlanWriteRefused(`STALE_VERSION ${current}`);
+    for (const { nodeId, lastSeenMs } of plan.prune ?? []) {
+      const score = this.registry.get(nodeId);
+      if (score !== undefined && (lastSeenMs === null || score > lastSeenMs))
+        throw new PlanWriteRefused(`NODE_BACK ${nodeId}`);
+    }
+    this.records = new Map(plan.nodes.map((n) => [n.node_id, n]));
+    this.assignments = new Map(plan.assignments.map((a) => [a.portfolio_id, a]));
+    for (const [nodeId, ids] of plan.nodeAssignments) this.nodeKeys.set(nodeId, ids);
+    for (const r of plan.results) this.results.set(r.id, r);
+    this.requests = this.requests.slice(plan.consumedRequests);
+    for (const s of plan.catalog?.set ?? []) this.catalog.set(s.portfolio_id, s);
+    for (const id of plan.catalog?.remove ?? []) this.catalog.delete(id);
+    for (const { nodeId } of plan.prune ?? []) {
+      this.registry.delete(nodeId);
+      this.nodeKeys.delete(nodeId);
+    }
+    this.meta = plan.meta;
+    this.writes.push(plan);
+    return Promise.resolve(plan.meta.version);
+  }
+
+  async migrateLegacyKeys(): Promise<{ moved: string[]; kept: string[] }> {
+    return Promise.resolve({ moved: [], kept: [] });
+  }
+
+  private maybeFail(method: keyof FakeStore['failing']): void {
+    if (this.failing[method] === 0) return;
+    this.failing[method] -= 1;
+    throw new Error(`ECONNREFUSED (injected into ${method})`);
+  }
+}
+
+/** Epoch ms → ISO time, from a fixed origin so that tests read in small numbers. */
+export const T0 = Date.parse('2026-01-01T00:00:00.000Z');
+export const iso = (ms: number): string => new Date(T0 + ms).toISOString();
+
+export function spec(id: string): PortfolioSpec {
+  return {
+    _v: 1,
+    portfolio_id: id,
+    symbols: ['BTCUSDT'],
+    strategy: { name: 'ma-crossover', params: {} },
+    starting_cash: 1_000,
+  };
+}
+
+export function nodeInfo(
+  nodeId: string,
+  at: number,
+  running: string[],
+  capacity: number,
+): NodeInfo {
+  const now = new Date(at).toISOString();
+  return {
+    _v: 1,
+    node_id: nodeId,
+    host: 'test-host',
+    pid: 1,
+    version: '0.1.0',
+    status: 'running',
+    started_at: now,
+    uptime_seconds: 1,
+    last_heartbeat: now,
+    portfolio_ids: running,
+    portfolio_count: running.length,
+    capacity,
+    queue_usage_max: 0,
+    queue_usage: {},
+    events_per_second: 0,
+    cpu_percent: 0,
+    memory_rss_bytes: 0,
+    heap_used_bytes: 0,
+    redis: { healthy: true, consecutive_failures: 0, total_failures: 0, last_success_at: now },
+  };
+}
+
+export const DAY_MS = 24 * 60 * 60 * 1_000;
+
+export const SETTINGS: SchedulerSettings = {
+  schedulerId: 's1',
+  tickMs: 1_000,
+  defaultCapacity: 5,
+  outageGraceMs: 15_000,
+  orphanNotifyAfterMs: 15_000,
+  settleMs: 0,
+  nodeRetentionMs: DAY_MS,
+  rebalancePerMinute: 0,
+  catalogFile: undefined,
+};

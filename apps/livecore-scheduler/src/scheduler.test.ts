@@ -1,0 +1,159 @@
+import { describe, expect, it, vi } from 'vitest';
+import type { NotifyInput, ResolveInput } from '@ginkgo-live/notification-adapter';
+import { createLogger } from '@ginkgo-live/runtime';
+import { MemoryTransport } from '@ginkgo-live/testing';
+import type { SchedulerSettings } from './decide.ts';
+import { FakeStore, iso, SETTINGS, spec, T0 } from './fake-store.test-support.ts';
+import { Scheduler } from './scheduler.ts';
+
+/** The shell on the fake store, with a clock the test moves and every log line and notice kept. */
+function harness(settings: Partial<SchedulerSettings> = {}, store = new FakeStore()) {
+  const transport = new MemoryTransport();
+  const sent: string[] = [];
+  const clock = { now: T0 };
+  const scheduler = new Scheduler({
+    store,
+    notifier: {
+      notify: (n: NotifyInput) => sent.push(`raise ${n.kind} ${n.title}`),
+      resolve: (r: ResolveInput) =>
+        sent.push(`resolve ${r.kinds.map((k) => k.kind).join(',')} ${r.title}`),
+    },
+    logger: createLogger({ app: 'test', level: 'debug', format: 'json', transports: [transport] }),
+    settings: { ...SETTINGS, ...settings },
+    leaderTtlMs: 10_000,
+    processStartMs: T0,
+    now: () => clock.now,
+  });
+  const at = async (ms: number) => {
+    clock.now = T0 + ms;
+    await scheduler.tick();
+  };
+  return { scheduler, store, transport, sent, at };
+}
+
+describe('Scheduler shell', () => {
+  it('stands by without writing anything, the catalog file included; leading, seeds the catalog in its plan write', async () => {
+    const { store, at, transport, scheduler } = harness({
+      catalogFile: [spec('p1'), spec('p2')],
+    });
+    store.leader = 'someone-else';
+    store.beat('a', T0);
+    // Started as the process starts it: the first tick runs at once.
+    await scheduler.start();
+    await vi.waitFor(() => {
+      expect(scheduler.status.ticks).toBe(1);
+    });
+    await scheduler.stop();
+    expect(scheduler.status.role).toBe('standby');
+    expect(store.catalog.size).toBe(0);
+    expect(store.writes).toEqual([]);
+    expect(transport.withMessage('Standing by: another scheduler leads')).toHaveLength(1);
+
+    store.leader = null; // the other one's lock expired
+    await at(1_000);
+    expect(scheduler.status.role).toBe('leader');
+    expect(store.writes).toHaveLength(1);
+    expect([...store.catalog.keys()]).toEqual(['p1', 'p2']);
+    expect(store.plan()).toEqual({ p1: 'a', p2: 'a' });
+    expect(transport.withMessage('Plan written')[0]).toMatchObject({
+      planVersion: 1,
+      reasons: ['no plan yet', '2 moves', 'catalog +2 -0', 'nodes a:alive'],
+    });
+  });
+
+  it('logs each failed Redis operation with its count, accepts nothing of a failed write, and retries it', async () => {
+    const { store, at, transport, scheduler } = harness();
+    store.addSpecs('p1');
+    store.beat('a', T0);
+    await at(0);
+    store.request({ id: 'c1', action: 'catalog_add', spec: spec('p2') });
+    store.failing.writePlan = 1;
+    store.failing.readWorld = 1;
+    await at(1_000);
+    await at(2_000);
+    expect(
+      transport
+        .withMessage('Redis operation failed; this tick changes nothing')
+        .map((e) => [e['operation'], e['consecutiveFailures'], e['level']]),
+    ).toEqual([
+      ['read world', 1, 'error'],
+      ['write plan', 1, 'error'],
+    ]);
+    expect(store.results.size).toBe(0);
+    expect(store.requests.map((r) => r.id)).toEqual(['c1']);
+    expect(scheduler.status.planVersion).toBe(1);
+
+    await at(3_000);
+    expect(
+      transport
+        .withMessage('Redis reachable again; planning resumes')
+        .map((e) => e['afterFailures']),
+    ).toEqual([1, 1]);
+    expect([...store.results.values()]).toMatchObject([{ id: 'c1', ok: true, plan_version: 2 }]);
+    expect([...store.catalog.keys()]).toEqual(['p1', 'p2']);
+    expect(scheduler.status).toMatchObject({ planVersion: 2, consecutiveFailures: 0 });
+  });
+
+  it('gives nodes the outage grace from when Redis was reachable again', async () => {
+    const { store, at, transport, sent } = harness({ outageGraceMs: 5_000 });
+    store.addSpecs('p1');
+    store.beat('a', T0);
+    await at(0);
+    store.failing.lead = 3;
+    for (const t of [1_000, 2_000, 3_000]) await at(t);
+    store.kill('a'); // its heartbeat expired while Redis was away
+    await at(4_000);
+    expect(transport.withMessage('Node lost')).toEqual([]);
+    expect(store.records.get('a')?.status).toBe('alive');
+    await at(8_999);
+    expect(store.plan()).toEqual({ p1: 'a' });
+    await at(9_000);
+    expect(store.records.get('a')?.status).toBe('lost');
+    expect(store.plan()).toEqual({ p1: 'orphaned: no alive, non-draining node' });
+    expect(sent).toEqual([
+      'resolve catalog_missing Portfolio catalog back',
+      'raise node_lost Node a lost',
+    ]);
+  });
+
+  it('says nothing that a refused write did not do, and keeps its memory as before it', async () => {
+    const { store, at, transport, sent } = harness();
+    store.addSpecs('p1');
+    store.beat('a', T0);
+    store.beat('b', T0);
+    await at(0);
+    store.kill('a');
+    // Another leader writes between this one's read and its write.
+    const write = store.writePlan.bind(store);
+    store.writePlan = (plan) => {
+      store.meta = { _v: 1, version: 7, updated_at: iso(500), leader: 's2' };
+      store.writePlan = write;
+      return write(plan);
+    };
+    sent.length = 0;
+    await at(1_000);
+    expect(transport.withMessage('Plan write refused; re-reading next tick')).toMatchObject([
+      { reason: 'STALE_VERSION 7' },
+    ]);
+    expect(transport.withMessage('Node lost')).toEqual([]);
+    expect(sent).toEqual([]);
+    await at(2_000);
+    expect(transport.withMessage('Node lost')).toHaveLength(1);
+    expect(sent).toEqual(['raise node_lost Node a lost']);
+    expect(store.meta?.version).toBe(8);
+  });
+
+  it('measures recovery once and resigns the lock on stop', async () => {
+    const { store, at, transport, scheduler } = harness();
+    store.addSpecs('p1');
+    store.beat('a', T0);
+    await at(250);
+    await at(1_000);
+    expect(transport.withMessage('Recovered: plan loaded and first tick done')).toMatchObject([
+      { planVersion: 1, planLoadedMs: 250, recoveryMs: 250 },
+    ]);
+    expect(transport.withMessage('Tick done').map((e) => e['tick'])).toEqual([1, 2]);
+    await scheduler.stop();
+    expect(store.leader).toBeNull();
+  });
+});

@@ -1,0 +1,89 @@
+import type {
+  Assignment,
+  ControlRequest,
+  ControlResult,
+  Liveness,
+  NodeInfo,
+  NodeRecord,
+  PayloadProblem,
+  PlanMeta,
+  PortfolioSpec,
+} from '@ginkgo-live/state-keys';
+
+/**
+ * The plain data between the scheduler's core (`decide.ts`) and its store: what a tick reads and
+ * what one plan write contains. No Redis here, so the core and its tests need none.
+ */
+
+/** One node as read from Redis. */
+export interface NodeReading {
+  nodeId: string;
+  liveness: Liveness;
+  info: NodeInfo | null;
+  record: NodeRecord | null;
+  /** Last beat seen in the registry (epoch ms), if any. */
+  lastSeenMs: number | null;
+}
+
+/** Everything a tick reads, in two round trips. */
+export interface World {
+  nodes: NodeReading[];
+  assignments: Map<string, Assignment>;
+  catalog: Map<string, PortfolioSpec>;
+  meta: PlanMeta | null;
+  requests: ControlRequest[];
+  /** Requests read (valid or not), to be consumed by the plan write. */
+  requestCount: number;
+  /** Malformed payloads met on the way: reported, not fatal. */
+  problems: PayloadProblem[];
+}
+
+/** A lost node forgotten by the plan write, with the registry score it was judged on. */
+export interface NodePrune {
+  nodeId: string;
+  /**
+   * Its registry score as read (null: it had no entry). The write is refused when the registry
+   * holds a newer one: the node beat again between the read and the write.
+   */
+  lastSeenMs: number | null;
+}
+
+/** What one plan write contains: all of it or nothing, fenced by leadership and version. */
+export interface PlanWrite {
+  expectedVersion: number;
+  meta: PlanMeta;
+  nodes: NodeRecord[];
+  assignments: Assignment[];
+  /** Node id → its portfolio ids (the keys nodes read). */
+  nodeAssignments: Map<string, string[]>;
+  results: ControlResult[];
+  consumedRequests: number;
+  /** Catalog entries to set (added or replaced) and to remove, in the same write. */
+  catalog?: { set: PortfolioSpec[]; remove: string[] };
+  /** Lost nodes to forget: registry entry and assignment key (their record is left out of `nodes`). */
+  prune?: NodePrune[];
+}
+
+/**
+ * What the scheduler needs of its store. Every method rejects when Redis fails; the scheduler
+ * turns that into a flagged failure (FR-037) and a tick that changes nothing.
+ */
+export interface SchedulerStore {
+  /** Takes or renews the leader lock; true while this scheduler leads. */
+  lead(ttlMs: number): Promise<boolean>;
+  /** Gives the lock up, if this scheduler holds it. */
+  resign(): Promise<void>;
+  readWorld(): Promise<World>;
+  /**
+   * Writes the plan, catalog changes, results and prunes atomically, fenced by leadership and
+   * version; returns the new version. Rejects with `PlanWriteRefused` when the fence says no.
+   */
+  writePlan(plan: PlanWrite): Promise<number>;
+  /** Carries keys over from their names before the hash tags; says what moved and what stayed. */
+  migrateLegacyKeys(): Promise<{ moved: string[]; kept: string[] }>;
+}
+
+/** Why a plan write was refused: another leader, a newer plan, or a forgotten node beating again. */
+export class PlanWriteRefused extends Error {
+  override readonly name = 'PlanWriteRefused';
+}
