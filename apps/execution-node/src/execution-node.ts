@@ -19,7 +19,7 @@ import { HeartbeatLoop } from './heartbeat-loop.ts';
 import { NodeStore, type BeatLease } from './node-store.ts';
 import { PortfolioRunner, type RunnerLease } from './portfolio-runner.ts';
 import { ProcessStatsSampler } from './process-stats.ts';
-import { QueuePressureWatcher } from './queue-pressure.ts';
+import { DEFAULT_THRESHOLDS, QueuePressureWatcher } from './queue-pressure.ts';
 import { createStrategy, type Strategy } from './strategies/index.ts';
 import { Ticker } from './ticker.ts';
 
@@ -93,7 +93,16 @@ export class ExecutionNode {
       nodeInfoTtlMs: config.nodeInfoTtlMs,
       portfolioStateTtlMs: config.portfolioStateTtlMs,
     });
-    this.pressure = new QueuePressureWatcher(options.notifier, config.nodeId);
+    this.pressure = new QueuePressureWatcher(
+      options.notifier,
+      config.nodeId,
+      DEFAULT_THRESHOLDS,
+      ({ portfolioId, depth, capacity }) =>
+        this.log.error(
+          'A queue is deeper than PORTFOLIO_QUEUE_CAPACITY: a producer enforces a larger capacity; set the one value for the feed and the nodes alike',
+          { portfolioId, depth, capacity },
+        ),
+    );
     this.queues = new PortfolioQueues({
       connection: connections.main,
       keys,
