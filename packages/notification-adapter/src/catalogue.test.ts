@@ -287,11 +287,13 @@ describe('raising by name is checked by the compiler', () => {
     notifier.raise('queue_full', { portfolioId: 'p1' }, sample, 'warning');
     // @ts-expect-error the details of node_lost are not those of a queue
     notifier.raise('node_lost', { nodeId: 'n1' }, sample);
+    // @ts-expect-error redis_unavailable is told straight to the webhooks, never queued
+    notifier.raise('redis_unavailable', {}, { since: '', until: '', seconds: 1, late: true });
     // @ts-expect-error queue_full resolves with its condition, `queue`
     notifier.resolve('queue_full', { portfolioId: 'p1' }, {});
     notifier.raise('queue_usage_high', { portfolioId: 'p1' }, sample, 'warning');
     notifier.resolve('node_lost', { nodeId: 'n1' }, {});
-    expect(calls).toHaveLength(9);
+    expect(calls).toHaveLength(10);
   });
 });
 

@@ -339,7 +339,10 @@ export function kindsOf(condition: ConditionName): { kind: KindName; level: Leve
 }
 
 /** The dedupe subject (both ids, null where the kind has none) of a caller's subject ids. */
-export function dedupeSubject(ids: { nodeId?: string; portfolioId?: string }): NotificationSubject {
+export function dedupeSubject(ids: {
+  nodeId?: string | null;
+  portfolioId?: string | null;
+}): NotificationSubject {
   return { nodeId: ids.nodeId ?? null, portfolioId: ids.portfolioId ?? null };
 }
 

@@ -17,7 +17,13 @@ export { NotificationDeliveryWorker } from './delivery-worker.ts';
 export type { DeliveryWorkerOptions } from './delivery-worker.ts';
 export { normalizeLevel } from './levels.ts';
 export { createAppNotifier, Notifier } from './notifier.ts';
-export type { NotifierOptions, NotifyInput, ResolveInput } from './notifier.ts';
+export type {
+  NotifierOptions,
+  NotifyInput,
+  QueuedCondition,
+  QueuedKind,
+  ResolveInput,
+} from './notifier.ts';
 export { QUEUE_CONDITION, QueueFullAlarm } from './queue-full-alarm.ts';
 export type { QueueFullAlarmOptions } from './queue-full-alarm.ts';
 export {

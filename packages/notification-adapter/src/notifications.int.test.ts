@@ -246,6 +246,17 @@ describe('Notifier and delivery worker on real Redis and a real webhook', () => 
     });
   });
 
+  it('never throws into a caller the compiler cannot see: a level the kind lacks or broken details are logged as a bug and not sent', async () => {
+    const { redis } = await deliveryWorker();
+    const n = await notifier('node-a');
+    const untyped = n as unknown as { raise: (...args: unknown[]) => void };
+    expect(() => untyped.raise('queue_full', p1, refusal, 'warning')).not.toThrow();
+    expect(() => untyped.raise('portfolio_orphaned', p1, undefined)).not.toThrow();
+    await n.settle();
+    expect(said('Notification lost to a bug')).toBe(2);
+    expect(await jobCount(redis)).toBe(0);
+  });
+
   it('retries a receiver that fails twice, and records the delivery in the history', async () => {
     const { redis } = await deliveryWorker();
     receiver.answers = [500, 500, 200];

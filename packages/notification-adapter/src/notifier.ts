@@ -24,7 +24,7 @@ import {
 } from './catalogue.ts';
 import type { NotificationConfig } from './config.ts';
 import { mostSevere, SharedDedupe } from './dedupe.ts';
-import { normalizeLevel } from './levels.ts';
+import { legacyRaise, legacyResolve, type NotifyInput, type ResolveInput } from './legacy-input.ts';
 import { NotificationQueue } from './notification-queue.ts';
 import type { Step } from './notification-step.ts';
 import { OutageBuffer } from './outage-buffer.ts';
@@ -32,31 +32,14 @@ import { OutageReporterLease } from './outage-reporter.ts';
 import { RedisOutage } from './redis-outage.ts';
 import { createWebhookSinks, LogSink, type Sink } from './sinks.ts';
 
-/**
- * A notification as the scheduler raised it before the catalogue (`notify`). Kept until the
- * scheduler raises by kind; new code calls `raise`.
- */
-export interface NotifyInput {
-  kind: string;
-  /** info, warning (or WARN), error, critical (or ALERT). */
-  level: string;
-  title: string;
-  message: string;
-  details?: Record<string, unknown>;
-  subject?: Partial<NotificationSubject>;
-  /** The condition it belongs to, for the resolved notice; default the kind. */
-  group?: string;
-}
+export type { NotifyInput, ResolveInput } from './legacy-input.ts';
 
-/** A condition that cleared, as resolved before the catalogue. New code calls `resolve(condition, …)`. */
-export interface ResolveInput {
-  group: string;
-  subject?: Partial<NotificationSubject>;
-  title: string;
-  message: string;
-  details?: Record<string, unknown>;
-  kinds: readonly { kind: string; level: NotificationLevel }[];
-}
+/**
+ * The kinds raised through the queue and the shared dedupe. `redis_unavailable` is not: it is told
+ * straight to the webhooks by `RedisOutage`, when the queue cannot be reached.
+ */
+export type QueuedKind = Exclude<KindName, 'redis_unavailable'>;
+export type QueuedCondition = Exclude<ConditionName, 'redis_unavailable'>;
 
 export interface NotifierOptions {
   /** A fail-fast (`request` profile) connection. */
@@ -146,29 +129,26 @@ export class Notifier {
    * Raises one occurrence of a kind of the catalogue: sent unless the shared dedupe already told it
    * (within the level's cooldown, by any process). Returns at once; never throws.
    */
-  raise<K extends KindName>(
+  raise<K extends QueuedKind>(
     kind: K,
     subject: KindSubject<K>,
     details: KindDetails<K>,
     ...[level]: LevelArg<K>
   ): void {
-    const spec = KINDS[kind];
-    const levels: readonly NotificationLevel[] = spec.levels;
-    let chosen = (level as NotificationLevel | undefined) ?? levels[0] ?? 'critical';
-    if (!levels.includes(chosen)) {
-      this.log.error('Notification level not in the catalogue; sending as its first', {
+    this.guarded(kind, () => {
+      const spec = KINDS[kind];
+      const levels: readonly NotificationLevel[] = spec.levels;
+      const asked = level as NotificationLevel | undefined;
+      // The compiler keeps callers to the catalogue; this is for a caller it cannot see.
+      if (asked !== undefined && !levels.includes(asked))
+        throw new RangeError(`${kind} has no level ${asked} (it has ${levels.join(', ')})`);
+      this.raiseStep({
         kind,
-        level: chosen,
+        level: asked ?? levels[0] ?? 'critical',
+        group: CONDITIONS[spec.condition].group,
+        subject: dedupeSubject(subject),
+        text: raisedText(kind, subject, details),
       });
-      chosen = levels[0] ?? 'critical';
-    }
-    const text = raisedText(kind, subject, details);
-    this.raiseStep({
-      kind,
-      level: chosen,
-      group: CONDITIONS[spec.condition].group,
-      subject: dedupeSubject(subject),
-      text,
     });
   }
 
@@ -176,7 +156,7 @@ export class Notifier {
    * Tells that a condition of the catalogue cleared: one resolved notice across every process (the
    * one that clears it sends it), which also ends the cooldowns of its kinds. Never throws.
    */
-  resolve<C extends ConditionName>(
+  resolve<C extends QueuedCondition>(
     condition: C,
     subject: ConditionSubject<C>,
     details: ConditionDetails<C>,
@@ -189,37 +169,26 @@ export class Notifier {
     details?: unknown,
   ): void {
     if (typeof first !== 'string') {
+      this.track(this.buffer.attempt({ op: 'resolve', ...legacyResolve(first) }));
+      return;
+    }
+    this.guarded(first, () => {
+      const ids = subject ?? {};
+      const text = resolvedText(
+        first,
+        ids as ConditionSubject<typeof first>,
+        details as ConditionDetails<typeof first>,
+      );
       this.track(
         this.buffer.attempt({
           op: 'resolve',
-          group: first.group,
-          subject: dedupeSubject({
-            nodeId: first.subject?.nodeId ?? undefined,
-            portfolioId: first.subject?.portfolioId ?? undefined,
-          }),
-          kinds: first.kinds,
-          title: first.title,
-          message: first.message,
-          details: first.details ?? {},
+          group: CONDITIONS[first].group,
+          subject: dedupeSubject(ids),
+          kinds: kindsOf(first),
+          ...text,
         }),
       );
-      return;
-    }
-    const ids = subject ?? {};
-    const text = resolvedText(
-      first,
-      ids as ConditionSubject<typeof first>,
-      details as ConditionDetails<typeof first>,
-    );
-    this.track(
-      this.buffer.attempt({
-        op: 'resolve',
-        group: CONDITIONS[first].group,
-        subject: dedupeSubject(ids),
-        kinds: kindsOf(first),
-        ...text,
-      }),
-    );
+    });
   }
 
   /**
@@ -227,24 +196,10 @@ export class Notifier {
    * raises by kind. An unknown level is sent as `error` and logged.
    */
   notify(input: NotifyInput): void {
-    let level = normalizeLevel(input.level);
-    if (level === undefined) {
-      this.log.warn('Unknown notification level; sending as error', {
-        level: input.level,
-        kind: input.kind,
-      });
-      level = 'error';
-    }
-    this.raiseStep({
-      kind: input.kind,
-      level,
-      group: input.group ?? input.kind,
-      subject: dedupeSubject({
-        nodeId: input.subject?.nodeId ?? undefined,
-        portfolioId: input.subject?.portfolioId ?? undefined,
-      }),
-      text: { title: input.title, message: input.message, details: input.details ?? {} },
-    });
+    const { title, message, details, ...raise } = legacyRaise(input, (level) =>
+      this.log.warn('Unknown notification level; sending as error', { level, kind: input.kind }),
+    );
+    this.raiseStep({ ...raise, text: { title, message, details } });
   }
 
   /** Waits for the notifications in flight (for tests and shutdown). */
@@ -302,6 +257,15 @@ export class Notifier {
     });
     const { kind, level, group, subject } = raise;
     this.track(this.buffer.attempt({ op: 'raise', kind, level, group, subject, notification }));
+  }
+
+  /** Runs a caller's raise or resolve; a bug in it is logged, never thrown into the caller. */
+  private guarded(name: string, work: () => void): void {
+    try {
+      work();
+    } catch (err) {
+      this.log.error('Notification lost to a bug', { kind: name, err });
+    }
   }
 
   private track(work: Promise<void>): void {
