@@ -1,72 +1,69 @@
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { MetricsRegistry, type MetricSample } from '@ginkgo-live/runtime';
 import type { FleetReader } from './fleet-reader.ts';
 
 /**
- * `/metrics` of the gateway: the fleet as Prometheus sees it, read from Redis at scrape time, plus
+ * `/metrics` of the gateway: the fleet as Prometheus sees it, read from Redis once per scrape, plus
  * the gateway's own process metrics. When Redis is unreachable the scrape still answers, with
  * `ginkgo_gateway_redis_up 0` and no fleet series (a scrape is not an API answer: an "up" gauge is
  * the Prometheus way to say the source is down).
  */
-export function createFleetRegistry(reader: FleetReader): Registry {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'ginkgo_gateway_' });
-  let snapshot: Promise<Awaited<ReturnType<typeof read>> | null> | undefined;
-  const read = async () => {
-    const [nodes, portfolios] = await Promise.all([reader.nodes(), reader.portfolios()]);
-    return { nodes, portfolios };
-  };
-  const current = () => (snapshot ??= read().catch(() => null));
-  const up = new Gauge({
+export function createFleetRegistry(
+  reader: FleetReader,
+  registry = new MetricsRegistry({ prefix: 'ginkgo_gateway_' }),
+): MetricsRegistry {
+  const fleet = registry.perScrape(async () => {
+    try {
+      const [nodes, portfolios] = await Promise.all([reader.nodes(), reader.portfolios()]);
+      return { nodes, portfolios };
+    } catch {
+      return null;
+    }
+  });
+  registry.gauge({
     name: 'ginkgo_gateway_redis_up',
     help: '1 when the gateway could read the fleet from Redis',
-    registers: [registry],
+    value: async () => ((await fleet()) === null ? 0 : 1),
   });
-  const nodes = new Gauge({
+  const byStatus = (items: readonly { status: string }[]): MetricSample[] => {
+    const counts = new Map<string, number>();
+    for (const { status } of items) counts.set(status, (counts.get(status) ?? 0) + 1);
+    return [...counts].map(([status, value]) => ({ labels: { status }, value }));
+  };
+  registry.gauge({
     name: 'ginkgo_fleet_nodes',
     help: 'Nodes by status',
     labelNames: ['status'],
-    registers: [registry],
+    samples: async () => byStatus((await fleet())?.nodes ?? []),
   });
-  const portfolios = new Gauge({
+  registry.gauge({
     name: 'ginkgo_fleet_portfolios',
     help: 'Portfolios by status',
     labelNames: ['status'],
-    registers: [registry],
+    samples: async () => byStatus((await fleet())?.portfolios ?? []),
   });
-  const depth = new Gauge({
+  const states = async () =>
+    ((await fleet())?.portfolios ?? []).flatMap((p) =>
+      p.state === null ? [] : [{ portfolioId: p.portfolio_id, state: p.state }],
+    );
+  registry.gauge({
     name: 'ginkgo_fleet_portfolio_queue_depth',
     help: 'Events waiting per portfolio',
     labelNames: ['portfolio_id', 'node_id'],
-    registers: [registry],
+    samples: async () =>
+      (await states()).map(({ portfolioId, state }) => ({
+        labels: { portfolio_id: portfolioId, node_id: state.node_id },
+        value: state.queue_depth,
+      })),
   });
-  const processed = new Gauge({
+  registry.gauge({
     name: 'ginkgo_fleet_portfolio_events_processed',
     help: 'Events processed per portfolio (as reported)',
     labelNames: ['portfolio_id'],
-    registers: [registry],
+    samples: async () =>
+      (await states()).map(({ portfolioId, state }) => ({
+        labels: { portfolio_id: portfolioId },
+        value: state.processed_count,
+      })),
   });
-  const metrics = registry.metrics.bind(registry);
-  registry.metrics = async () => {
-    snapshot = undefined;
-    const fleet = await current();
-    for (const g of [nodes, portfolios, depth, processed]) g.reset();
-    up.set(fleet === null ? 0 : 1);
-    if (fleet !== null) {
-      const count = <T>(items: T[], key: (t: T) => string) => {
-        const out = new Map<string, number>();
-        for (const item of items) out.set(key(item), (out.get(key(item)) ?? 0) + 1);
-        return out;
-      };
-      for (const [status, n] of count(fleet.nodes, (n) => n.status)) nodes.set({ status }, n);
-      for (const [status, n] of count(fleet.portfolios, (p) => p.status))
-        portfolios.set({ status }, n);
-      for (const p of fleet.portfolios) {
-        if (p.state === null) continue;
-        depth.set({ portfolio_id: p.portfolio_id, node_id: p.state.node_id }, p.state.queue_depth);
-        processed.set({ portfolio_id: p.portfolio_id }, p.state.processed_count);
-      }
-    }
-    return metrics();
-  };
   return registry;
 }

@@ -1,4 +1,4 @@
-import type { Logger } from '@ginkgo-live/runtime';
+import { PeriodicLoop, type Logger } from '@ginkgo-live/runtime';
 import type { Notifier } from '@ginkgo-live/notification-adapter';
 
 export interface LeaderWatchOptions {
@@ -25,8 +25,7 @@ export interface LeaderWatchOptions {
  */
 export class LeaderWatch {
   private readonly now: () => number;
-  private timer: NodeJS.Timeout | undefined;
-  private running = false;
+  private readonly loop: PeriodicLoop;
   private absentSince: number | undefined;
   private raised = false;
   /** A leader was seen since start: at the first, a condition left by a gateway that died is resolved. */
@@ -35,17 +34,21 @@ export class LeaderWatch {
 
   constructor(private readonly options: LeaderWatchOptions) {
     this.now = options.now ?? Date.now;
+    this.loop = new PeriodicLoop({
+      name: 'leader watch',
+      intervalMs: options.intervalMs ?? Math.min(2_000, Math.max(100, options.missingAfterMs / 5)),
+      logger: options.logger,
+      run: () => this.check(),
+    });
   }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    void this.loop();
+    this.loop.start();
   }
 
-  stop(): void {
-    this.running = false;
-    clearTimeout(this.timer);
+  /** Stops reading the lock; resolves when a reading in progress ended. */
+  stop(): Promise<boolean> {
+    return this.loop.stop();
   }
 
   /** One reading of the lock. Never throws. */
@@ -63,19 +66,6 @@ export class LeaderWatch {
     this.readFailing = false;
     if (leader === null) this.absent();
     else this.present(leader);
-  }
-
-  private get intervalMs(): number {
-    return (
-      this.options.intervalMs ?? Math.min(2_000, Math.max(100, this.options.missingAfterMs / 5))
-    );
-  }
-
-  private async loop(): Promise<void> {
-    await this.check();
-    if (!this.running) return;
-    this.timer = setTimeout(() => void this.loop(), this.intervalMs);
-    this.timer.unref();
   }
 
   private absent(): void {

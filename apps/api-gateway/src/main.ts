@@ -1,12 +1,6 @@
-/** Composition root of the api-gateway: config → logger → Redis → app → listen → shutdown. */
-import type { AddressInfo } from 'node:net';
-import {
-  CONFIG_EXIT_CODE,
-  createLogger,
-  formatConfigIssues,
-  handleShutdownSignals,
-  redactSecrets,
-} from '@ginkgo-live/runtime';
+/** Composition root of the api-gateway: its services wired on the app bootstrap (runtime's runApp). */
+import http from 'node:http';
+import { listen, runApp } from '@ginkgo-live/runtime';
 import { describeRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
 import { createAppNotifier } from '@ginkgo-live/notification-adapter';
 import { createStateKeys } from '@ginkgo-live/state-keys';
@@ -18,89 +12,81 @@ import { LeaderWatch } from './leader-watch.ts';
 import { OverviewFeed } from './overview-feed.ts';
 import { createApp } from './http/app.ts';
 
-const loaded = loadConfig(process.env);
-if (!loaded.ok) {
-  process.stderr.write(
-    `api-gateway: invalid configuration\n${formatConfigIssues(loaded.issues)}\n`,
-  );
-  process.exit(CONFIG_EXIT_CODE);
-}
-const config = loaded.value;
-const logger = createLogger({
-  app: 'api-gateway',
-  level: config.logging.level,
-  format: config.logging.format,
-});
-logger.info('Configuration', {
-  config: redactSecrets({ ...config, redis: describeRedisConfig(config.redis) }),
-});
-const connections = new RedisConnections({
-  config: config.redis,
-  app: 'api-gateway',
-  instanceId: String(process.pid),
-  logger,
-});
-const keys = createStateKeys(config.redis.keyPrefix);
-const reader = new FleetReader(connections.main, keys);
-// Samples for the page's charts from the start, so the last 10 minutes are there when it opens.
-// It reads the whole fleet (tens of MB of replies at 5,000 nodes): on a connection of its own, so
-// that API requests do not wait in line behind its replies and time out there.
-const overview = new OverviewFeed({
-  reader: new FleetReader(connections.connection('overview', 'request'), keys),
-  logger,
-  intervalMs: config.overviewIntervalMs,
-});
-overview.start();
-// A scheduler cannot report that no scheduler leads: the gateway, alive, reads the lock.
-const notifier = createAppNotifier({
-  redis: connections.main,
-  keys,
-  app: 'api-gateway',
-  instanceId: String(process.pid),
-  config: config.notify,
-  logger,
-});
-const leaderWatch = new LeaderWatch({
-  readLeader: () => connections.main.get(keys.schedulerLeader()),
-  notifier,
-  logger: logger.child({ component: 'leader-watch' }),
-  missingAfterMs: config.leaderMissingAfterMs,
-});
-leaderWatch.start();
-const app = createApp({
-  overview,
-  reader,
-  control: new ControlQueue(connections.main, keys),
-  security: config.security,
-  ping: () => connections.ping(),
-  registry: createFleetRegistry(reader),
-  logger,
-});
-const server = app.listen(config.port, config.host, () => {
-  const { port } = server.address() as AddressInfo;
-  logger.info('Gateway listening', {
-    port,
-    url: `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}`,
-    operationsPage: `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}/`,
-  });
-});
-server.on('error', (err) => {
-  logger.error('Gateway cannot listen', { err });
-  process.exit(1);
-});
-handleShutdownSignals({
-  logger,
-  stop: async () => {
-    overview.stop();
-    leaderWatch.stop();
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeIdleConnections();
-    // Open operations pages hold their event streams: requests in flight get a second, then every
-    // connection is ended, or close() would wait forever.
-    setTimeout(() => server.closeAllConnections(), 1_000).unref();
-    await closed;
-    await notifier.close();
-    await connections.close();
-    return 0;
+const app = 'api-gateway';
+await runApp({
+  app,
+  loadConfig,
+  metricsPrefix: 'ginkgo_gateway_',
+  describeConfig: (config) => ({ ...config, redis: describeRedisConfig(config.redis) }),
+  // `/metrics` is served by the API itself (below), on GATEWAY_PORT.
+  create: ({ config, logger, metrics }) => {
+    const connections = new RedisConnections({
+      config: config.redis,
+      app,
+      instanceId: String(process.pid),
+      logger,
+    });
+    const keys = createStateKeys(config.redis.keyPrefix);
+    const reader = new FleetReader(connections.main, keys);
+    // Samples for the page's charts from the start, so the last 10 minutes are there when it
+    // opens. It reads the whole fleet (tens of MB of replies at 5,000 nodes): on a connection of
+    // its own, so that API requests do not wait in line behind its replies and time out there.
+    const overview = new OverviewFeed({
+      reader: new FleetReader(connections.connection('overview', 'request'), keys),
+      logger,
+      intervalMs: config.overviewIntervalMs,
+    });
+    // A scheduler cannot report that no scheduler leads: the gateway, alive, reads the lock.
+    const notifier = createAppNotifier({
+      redis: connections.main,
+      keys,
+      app,
+      instanceId: String(process.pid),
+      config: config.notify,
+      logger,
+    });
+    const leaderWatch = new LeaderWatch({
+      readLeader: () => connections.main.get(keys.schedulerLeader()),
+      notifier,
+      logger: logger.child({ component: 'leader-watch' }),
+      missingAfterMs: config.leaderMissingAfterMs,
+    });
+    const server = http.createServer(
+      createApp({
+        overview,
+        reader,
+        control: new ControlQueue(connections.main, keys),
+        security: config.security,
+        ping: () => connections.ping(),
+        registry: createFleetRegistry(reader, metrics),
+        logger,
+      }),
+    );
+    return {
+      start: async () => {
+        const port = await listen(server, {
+          port: config.port,
+          host: config.host,
+          portSetting: 'GATEWAY_PORT',
+          hostSetting: 'GATEWAY_HOST',
+        });
+        overview.start();
+        leaderWatch.start();
+        const url = `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}`;
+        logger.info('Gateway listening', { port, url, operationsPage: `${url}/` });
+      },
+      stop: async () => {
+        overview.stop();
+        await leaderWatch.stop();
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        // Open operations pages hold their event streams: requests in flight get a second, then
+        // every connection is ended, or close() would wait forever.
+        setTimeout(() => server.closeAllConnections(), 1_000).unref();
+        await closed;
+        await notifier.close();
+        await connections.close();
+      },
+    };
   },
 });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Logger } from '@ginkgo-live/runtime';
+import { PeriodicLoop, type Logger } from '@ginkgo-live/runtime';
 import type { RedisConnections } from '@ginkgo-live/redis-client';
 import { PortfolioQueueReader, PortfolioQueues } from '@ginkgo-live/portfolio-queue';
 import type { Notifier } from '@ginkgo-live/notification-adapter';
@@ -21,7 +21,6 @@ import { PortfolioRunner, type RunnerLease } from './portfolio-runner.ts';
 import { ProcessStatsSampler } from './process-stats.ts';
 import { DEFAULT_THRESHOLDS, QueuePressureWatcher } from './queue-pressure.ts';
 import { createStrategy, type Strategy } from './strategies/index.ts';
-import { Ticker } from './ticker.ts';
 
 export interface ExecutionNodeOptions {
   config: NodeConfig;
@@ -66,7 +65,7 @@ export class ExecutionNode {
   private readonly runners = new Map<string, PortfolioRunner>();
   private readonly dirty = new Set<string>();
   private readonly stats = new ProcessStatsSampler();
-  private readonly loops: Ticker[] = [];
+  private readonly loops: PeriodicLoop[] = [];
   private readonly log: Logger;
   private readonly reported = new Set<string>();
   private seq = 0;
@@ -153,10 +152,12 @@ export class ExecutionNode {
     }
     this.status = 'running';
     await this.heartbeat.start();
+    const loop = (name: string, intervalMs: number, run: () => Promise<void>): PeriodicLoop =>
+      new PeriodicLoop({ name, intervalMs, run, logger: this.log });
     this.loops.push(
-      new Ticker('assignment', this.config.assignmentPollMs, () => this.reconcile(), this.log),
-      new Ticker('state flush', this.config.stateFlushMs, () => this.flush(), this.log),
-      new Ticker('queue sample', this.config.queueSampleMs, () => this.sampleQueues(), this.log),
+      loop('assignment poll', this.config.assignmentPollMs, () => this.reconcile()),
+      loop('state flush', this.config.stateFlushMs, () => this.flush()),
+      loop('queue sample', this.config.queueSampleMs, () => this.sampleQueues()),
     );
     for (const loop of this.loops) loop.start();
     this.log.info('Execution node running', { capacity: this.config.capacity });

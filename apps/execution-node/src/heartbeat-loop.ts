@@ -1,9 +1,9 @@
-import type { Logger } from '@ginkgo-live/runtime';
+import { PeriodicLoop, type Logger } from '@ginkgo-live/runtime';
 import { backoffDelayMs } from '@ginkgo-live/redis-client';
 import type { RedisHealth } from '@ginkgo-live/state-keys';
 
 export interface HeartbeatLoopOptions {
-  /** Time between the starts of two beats, in ms. */
+  /** Time between the starts of two beats, in ms (a beat longer than that is followed at once). */
   intervalMs: number;
   /** Attempts within one beat before it counts as failed (FR-036). */
   maxAttempts: number;
@@ -24,39 +24,50 @@ export interface HeartbeatLoopOptions {
 }
 
 /**
- * The heartbeat loop (FR-036). Each beat tries up to `maxAttempts` times with exponential backoff
- * and jitter, within `budgetMs`. Nothing escapes a beat: the loop never throws and never ends the
- * process. It keeps consecutive and total failures and the last success, logs the transition to
- * failing and the recovery — not every attempt — and beats never overlap.
+ * The heartbeat loop (FR-036), on the runtime's `PeriodicLoop`. Each beat tries up to
+ * `maxAttempts` times with exponential backoff and jitter, within `budgetMs`. Nothing escapes a
+ * beat: the loop never throws and never ends the process. It keeps consecutive and total failed
+ * attempts and the last success; the loop logs the transition to failing ("Heartbeat failed") and
+ * the recovery, not every attempt; beats never overlap.
  */
 export class HeartbeatLoop {
-  private timer: NodeJS.Timeout | undefined;
-  private running = false;
-  private current: Promise<void> | undefined;
+  private readonly loop: PeriodicLoop;
+  private stopping = false;
   private consecutiveFailures = 0;
   private totalFailures = 0;
   private lastSuccessAt: Date | undefined;
   private healthy = true;
-  private wasFailing = false;
   /** Delays slept between attempts of the last beat (for tests and diagnostics). */
   lastRetryDelaysMs: number[] = [];
   private wake: (() => void) | undefined;
+  private firstBeat: (() => void) | undefined;
 
-  constructor(private readonly options: HeartbeatLoopOptions) {}
+  constructor(private readonly options: HeartbeatLoopOptions) {
+    this.loop = new PeriodicLoop({
+      name: 'heartbeat',
+      // The interval counts from the start of a beat: a beat with retries shortens the pause.
+      intervalMs: () => Math.max(0, options.intervalMs - this.loop.stats.lastRunMs),
+      logger: options.logger,
+      run: () => this.runBeat(),
+    });
+  }
 
   /** Starts beating: the first beat is sent at once. Resolves after that first beat (ok or not). */
   async start(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    await this.tick();
+    if (this.loop.running) return;
+    this.stopping = false;
+    const first = new Promise<void>((resolve) => {
+      this.firstBeat = resolve;
+    });
+    this.loop.start();
+    await first;
   }
 
-  /** Stops the loop and waits for a beat in progress. Idempotent. */
+  /** Stops the loop (a retry delay in progress is cut short) and waits for the beat in progress. Idempotent. */
   async stop(): Promise<void> {
-    this.running = false;
-    clearTimeout(this.timer);
+    this.stopping = true;
     this.wake?.();
-    await this.current;
+    await this.loop.stop();
   }
 
   /** Redis health as the heartbeat sees it, for node info and metrics. */
@@ -69,27 +80,28 @@ export class HeartbeatLoop {
     };
   }
 
-  private async tick(): Promise<void> {
-    const started = Date.now();
-    this.current = this.runBeat();
-    await this.current;
-    this.current = undefined;
-    if (!this.running) return;
-    const wait = Math.max(0, this.options.intervalMs - (Date.now() - started));
-    this.timer = setTimeout(() => void this.tick(), wait);
+  /** One beat with its retries; throws the last error when every attempt failed. */
+  private async runBeat(): Promise<void> {
+    try {
+      await this.attempts();
+    } finally {
+      this.firstBeat?.();
+      this.firstBeat = undefined;
+    }
   }
 
-  /** One beat with its retries. Never throws. */
-  private async runBeat(): Promise<void> {
+  private async attempts(): Promise<void> {
     const { maxAttempts, baseDelayMs, budgetMs, logger } = this.options;
     const beatStarted = Date.now();
     this.lastRetryDelaysMs = [];
-    for (let attempt = 1; attempt <= maxAttempts && this.running; attempt++) {
+    let lastError: Error | undefined;
+    for (let attempt = 1; attempt <= maxAttempts && !this.stopping; attempt++) {
       try {
         await this.options.beat();
         this.succeeded();
         return;
       } catch (err) {
+        lastError = err instanceof Error ? err : new Error(String(err));
         this.consecutiveFailures += 1;
         this.totalFailures += 1;
         const remaining = budgetMs - (Date.now() - beatStarted);
@@ -108,25 +120,17 @@ export class HeartbeatLoop {
         await this.sleep(delay);
       }
     }
-    if (!this.wasFailing) {
-      logger.warn('Heartbeat failing; retrying every beat', {
-        consecutiveFailures: this.consecutiveFailures,
-      });
-    }
+    if (lastError === undefined) return; // stopped before an attempt
     this.healthy = false;
-    this.wasFailing = true;
+    throw lastError;
   }
 
   private succeeded(): void {
     this.lastSuccessAt = new Date();
     this.healthy = true;
-    if (this.wasFailing) {
-      this.options.logger.info('Heartbeat recovered', { failedAttempts: this.consecutiveFailures });
-      this.wasFailing = false;
-      this.consecutiveFailures = 0;
-      this.options.onRecovered?.();
-    }
+    const wasFailing = this.consecutiveFailures > 0 && this.loop.stats.consecutiveFailures > 0;
     this.consecutiveFailures = 0;
+    if (wasFailing) this.options.onRecovered?.();
   }
 
   private sleep(ms: number): Promise<void> {

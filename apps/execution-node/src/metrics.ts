@@ -1,93 +1,68 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { MetricsRegistry } from '@ginkgo-live/runtime';
 import type { NodeMetrics } from './execution-node.ts';
 
-/**
- * The node's Prometheus registry. Every value is read from `collect()` (the node's
- * `collectMetrics()` snapshot) at scrape time, so the endpoint and `execution_node:{id}:info`
- * report the same numbers. Names follow Prometheus conventions: units in names, `_total` counters.
- */
-export function createNodeRegistry(collect: () => NodeMetrics): Registry {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'ginkgo_node_' });
-  let snapshot: NodeMetrics | undefined;
-  // One snapshot per scrape: the first collector takes it, the rest reuse it.
-  const current = (): NodeMetrics => (snapshot ??= collect());
-  const done = (): void => {
-    snapshot = undefined;
-  };
+type PortfolioMetrics = NodeMetrics['portfolios'][number];
 
-  const gauge = (name: string, help: string, read: (m: NodeMetrics) => number): void => {
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.set(read(current()));
-      },
-    });
+/**
+ * The node's Prometheus metrics on the app's registry. Every value is read from `collect()` (the
+ * node's `collectMetrics()` snapshot, taken once per scrape), so the endpoint and
+ * `execution_node:{id}:info` report the same numbers. Names follow Prometheus conventions: units
+ * in names, `_total` counters.
+ */
+export function registerNodeMetrics(registry: MetricsRegistry, collect: () => NodeMetrics): void {
+  const current = registry.perScrape(collect);
+  const node = (name: string, help: string, read: (m: NodeMetrics) => number): void => {
+    registry.gauge({ name, help, value: () => read(current()) });
   };
-  gauge('ginkgo_node_up', 'Always 1 while the node process serves metrics', () => 1);
-  gauge('ginkgo_node_portfolios', 'Portfolios running on this node', (m) => m.portfolio_count);
-  gauge('ginkgo_node_capacity', 'Portfolios this node may run', (m) => m.capacity);
-  gauge(
+  node('ginkgo_node_up', 'Always 1 while the node process serves metrics', () => 1);
+  node('ginkgo_node_portfolios', 'Portfolios running on this node', (m) => m.portfolio_count);
+  node('ginkgo_node_capacity', 'Portfolios this node may run', (m) => m.capacity);
+  node(
     'ginkgo_node_events_per_second',
     'Events processed per second, all portfolios',
     (m) => m.events_per_second,
   );
-  gauge(
+  node(
     'ginkgo_node_queue_usage_max_ratio',
     'Usage of the fullest portfolio queue',
     (m) => m.queue_usage_max,
   );
-  gauge('ginkgo_node_cpu_percent', 'CPU of the node process, % of one core', (m) => m.cpu_percent);
-  gauge(
+  node('ginkgo_node_cpu_percent', 'CPU of the node process, % of one core', (m) => m.cpu_percent);
+  node(
     'ginkgo_node_memory_rss_bytes',
     'Resident memory of the node process',
     (m) => m.memory_rss_bytes,
   );
-  gauge('ginkgo_node_redis_healthy', '1 when the last heartbeat reached Redis', (m) =>
+  node('ginkgo_node_redis_healthy', '1 when the last heartbeat reached Redis', (m) =>
     m.redis.healthy ? 1 : 0,
   );
-  gauge(
+  node(
     'ginkgo_node_heartbeat_consecutive_failures',
     'Heartbeat attempts failed since the last success',
     (m) => m.redis.consecutive_failures,
   );
-  new Counter({
+  registry.counter({
     name: 'ginkgo_node_heartbeat_failures_total',
     help: 'Heartbeat attempts that failed',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(current().redis.total_failures);
-    },
+    value: () => current().redis.total_failures,
   });
 
-  const labels = ['portfolio_id'] as const;
   const perPortfolio = (
     name: string,
     help: string,
-    read: (p: NodeMetrics['portfolios'][number]) => number,
+    read: (p: PortfolioMetrics) => number,
     kind: 'gauge' | 'counter' = 'gauge',
   ): void => {
-    const options = { name, help, labelNames: labels, registers: [registry] };
-    if (kind === 'counter') {
-      new Counter({
-        ...options,
-        collect() {
-          this.reset();
-          for (const p of current().portfolios) this.inc({ portfolio_id: p.portfolio_id }, read(p));
-        },
-      });
-    } else {
-      new Gauge({
-        ...options,
-        collect() {
-          this.reset();
-          for (const p of current().portfolios) this.set({ portfolio_id: p.portfolio_id }, read(p));
-        },
-      });
-    }
+    registry[kind]({
+      name,
+      help,
+      labelNames: ['portfolio_id'],
+      samples: () =>
+        current().portfolios.map((p) => ({
+          labels: { portfolio_id: p.portfolio_id },
+          value: read(p),
+        })),
+    });
   };
   perPortfolio(
     'ginkgo_portfolio_queue_depth',
@@ -139,15 +114,4 @@ export function createNodeRegistry(collect: () => NodeMetrics): Registry {
     (p) => p.total_value,
   );
   perPortfolio('ginkgo_portfolio_positions', 'Open positions', (p) => p.position_count);
-
-  // The snapshot lives for one scrape.
-  const metrics = registry.metrics.bind(registry);
-  registry.metrics = async () => {
-    try {
-      return await metrics();
-    } finally {
-      done();
-    }
-  };
-  return registry;
 }

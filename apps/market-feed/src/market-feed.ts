@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { Logger } from '@ginkgo-live/runtime';
+import { PeriodicLoop, type Logger } from '@ginkgo-live/runtime';
 import type { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
 import { decodePayload, type StateKeys } from '@ginkgo-live/state-keys';
 import type { FeedAlarm } from './feed-alarm.ts';
@@ -15,6 +15,8 @@ export interface MarketFeedOptions {
   logger: Logger;
   /** Raises `queue_full` when a full queue refuses (`createFeedAlarm`); closed by `stop`. */
   alarm: FeedAlarm;
+  /** How often the counters are logged; default 10 s. */
+  reportMs?: number;
 }
 
 /** Counters of what the feed offered. */
@@ -27,50 +29,62 @@ export interface FeedCounters {
 /**
  * Publishes a random-walk tick for every symbol that a catalogued portfolio follows, `ratePerSecond`
  * times a second, to each following portfolio's queue. A full queue refuses (counted, never
- * waited for); a Redis failure skips the round and is retried on the next.
+ * waited for); a Redis failure fails the round (counted, logged when the feed starts failing and
+ * when it recovers) and the next round tries again. The catalog is read again every
+ * `catalogRefreshMs`; while it cannot be read, the last one stands.
  */
 export class MarketFeed {
   readonly counters: FeedCounters = { accepted: 0, refused: 0, failed: 0 };
   private followers = new Map<string, string[]>();
   private readonly walks = new Map<string, RandomWalk>();
-  private timer: NodeJS.Timeout | undefined;
-  private catalogTimer: NodeJS.Timeout | undefined;
-  private round: Promise<void> | undefined;
-  private failing = false;
   private readonly alarm: FeedAlarm;
+  private readonly rounds: PeriodicLoop;
+  private readonly catalog: PeriodicLoop;
+  private readonly report: PeriodicLoop;
 
   constructor(private readonly options: MarketFeedOptions) {
     this.alarm = options.alarm;
+    const { logger } = options;
+    this.catalog = new PeriodicLoop({
+      name: 'catalog refresh',
+      intervalMs: options.catalogRefreshMs,
+      logger,
+      run: () => this.refreshCatalog(),
+    });
+    const periodMs = 1_000 / options.ratePerSecond;
+    this.rounds = new PeriodicLoop({
+      name: 'publish round',
+      // The rate counts from the start of a round; a slow round makes the next one wait, never pile up.
+      intervalMs: () => Math.max(0, periodMs - this.rounds.stats.lastRunMs),
+      logger,
+      immediate: false,
+      run: () => this.publishRound(),
+    });
+    this.report = new PeriodicLoop({
+      name: 'counters report',
+      intervalMs: options.reportMs ?? 10_000,
+      logger,
+      immediate: false,
+      run: () => {
+        logger.info('Feed counters', { ...this.counters });
+        return Promise.resolve();
+      },
+    });
   }
 
-  async start(): Promise<void> {
-    await this.refreshCatalog();
-    this.catalogTimer = setInterval(
-      () => void this.refreshCatalog(),
-      this.options.catalogRefreshMs,
-    );
-    this.timer = setInterval(() => {
-      // Rounds never overlap: a slow round makes the next one wait, it does not pile up.
-      this.round ??= this.publishRound().finally(() => (this.round = undefined));
-    }, 1_000 / this.options.ratePerSecond);
+  start(): void {
+    for (const loop of [this.catalog, this.rounds, this.report]) loop.start();
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
-    clearInterval(this.catalogTimer);
-    await this.round;
+    await Promise.all([this.catalog, this.rounds, this.report].map((loop) => loop.stop()));
+    this.options.logger.info('Feed counters', { ...this.counters });
     await this.alarm.notifier.close();
   }
 
   /** Symbol → portfolios following it, from the catalog. Keeps the last view when Redis fails. */
   private async refreshCatalog(): Promise<void> {
-    let entries: Record<string, string>;
-    try {
-      entries = await this.options.redis.hgetall(this.options.keys.portfolioCatalog());
-    } catch (err) {
-      this.options.logger.warn('Catalog read failed; keeping the last one', { err });
-      return;
-    }
+    const entries = await this.options.redis.hgetall(this.options.keys.portfolioCatalog());
     const followers = new Map<string, string[]>();
     for (const [id, raw] of Object.entries(entries)) {
       const spec = decodePayload(
@@ -97,6 +111,7 @@ export class MarketFeed {
     this.followers = followers;
   }
 
+  /** One tick per followed symbol to every follower; throws the first failure after counting them all. */
   private async publishRound(): Promise<void> {
     const offers: Promise<void>[] = [];
     const eventTime = new Date().toISOString();
@@ -112,32 +127,23 @@ export class MarketFeed {
         offers.push(this.offer(portfolioId, { symbol, price, volume, event_time: eventTime }));
       }
     }
-    await Promise.all(offers);
+    const failures = (await Promise.allSettled(offers)).filter((r) => r.status === 'rejected');
+    this.counters.failed += failures.length;
+    const [first] = failures;
+    if (first !== undefined) throw first.reason;
   }
 
   private async offer(
     portfolioId: string,
     tick: { symbol: string; price: number; volume: number; event_time: string },
   ): Promise<void> {
-    try {
-      const result = await this.options.queues.add(portfolioId, tick);
-      if (result.ok) this.counters.accepted += 1;
-      else this.counters.refused += 1;
-      // The producer sees a full queue even when every consumer is frozen or dead.
-      const { capacity } = this.options.queues;
-      if (result.ok) this.alarm.alarm.accepted(portfolioId, { depth: result.depth, capacity });
-      else if (result.reason === 'full')
-        this.alarm.alarm.refused(portfolioId, { depth: result.depth, capacity });
-      if (this.failing) {
-        this.failing = false;
-        this.options.logger.info('Publishing again');
-      }
-    } catch (err) {
-      this.counters.failed += 1;
-      if (!this.failing) {
-        this.failing = true;
-        this.options.logger.warn('Publishing failed; retrying every round', { err });
-      }
-    }
+    const result = await this.options.queues.add(portfolioId, tick);
+    if (result.ok) this.counters.accepted += 1;
+    else this.counters.refused += 1;
+    // The producer sees a full queue even when every consumer is frozen or dead.
+    const { capacity } = this.options.queues;
+    if (result.ok) this.alarm.alarm.accepted(portfolioId, { depth: result.depth, capacity });
+    else if (result.reason === 'full')
+      this.alarm.alarm.refused(portfolioId, { depth: result.depth, capacity });
   }
 }
