@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createStateKeys, encodePayload, PayloadDecoder } from '@ginkgo-live/state-keys';
-import { RedisServer } from '@ginkgo-live/testing';
+import { RedisCluster, RedisServer } from '@ginkgo-live/testing';
 import { nodeStatus, readNodeIds, readNodeSnapshots } from './index.ts';
 
 let server: RedisServer;
@@ -165,4 +165,45 @@ describe('readNodeSnapshots against a real Redis', () => {
     await redis.set(k.executionNodes(), 'a string, not a hash');
     await expect(readNodeSnapshots(redis, k, ['n1'])).rejects.toThrow(/WRONGTYPE/);
   });
+});
+
+describe('readNodeSnapshots against a real 3-master Redis Cluster', () => {
+  it('reads nodes spread over the slots (one pipeline per slot) with the {scheduler} records', async () => {
+    const cluster = await RedisCluster.start();
+    const client = cluster.client();
+    try {
+      const k = createStateKeys('cluster:');
+      const ids = Array.from({ length: 30 }, (_, i) => `n${i}`);
+      for (const id of ids) {
+        if (id !== 'n7') await client.set(k.heartbeat(id), beat(id), 'PX', 15_000);
+        await client.set(k.nodeInfo(id), info(id, id === 'n3' ? 'stopping' : 'running'));
+      }
+      await client.hset(
+        k.executionNodes(),
+        'n7',
+        record('n7', 'alive'),
+        'n9',
+        record('n9', 'draining'),
+      );
+      await client.zadd(k.nodeRegistry(), 1_700_000_000_000, 'n1');
+
+      const snapshots = await readNodeSnapshots(client, k, ids);
+      expect(snapshots.map((s) => s.nodeId)).toEqual(ids);
+      const statuses = Object.fromEntries(snapshots.map((s) => [s.nodeId, nodeStatus(s)]));
+      expect(statuses).toEqual(
+        Object.fromEntries(
+          ids.map((id) => [
+            id,
+            id === 'n7' ? 'lost' : id === 'n3' || id === 'n9' ? 'draining' : 'online',
+          ]),
+        ),
+      );
+      expect(snapshots.every((s) => s.info !== null && s.problems.length === 0)).toBe(true);
+      expect(snapshots.find((s) => s.nodeId === 'n1')?.lastSeenMs).toBe(1_700_000_000_000);
+      expect(snapshots.filter((s) => s.record !== null).map((s) => s.nodeId)).toEqual(['n7', 'n9']);
+    } finally {
+      client.disconnect();
+      await cluster.cleanup();
+    }
+  }, 60_000);
 });
