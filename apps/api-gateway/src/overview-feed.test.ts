@@ -1,0 +1,84 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createLogger } from '@ginkgo-live/runtime';
+import { MemoryTransport } from '@ginkgo-live/testing';
+import type { FleetReader } from './fleet-reader.ts';
+import { OverviewFeed, type OverviewMessage } from './overview-feed.ts';
+
+/** A reader of an empty fleet that counts its reads; `fail` makes them throw like a lost Redis. */
+function fakeReader() {
+  const counts = { reads: 0, fail: false };
+  const reader = {
+    nodes: () => {
+      counts.reads += 1;
+      return counts.fail ? Promise.reject(new Error('connection lost')) : Promise.resolve([]);
+    },
+    portfolios: () => Promise.resolve([]),
+    plan: () => Promise.resolve({ version: 3, leader: 's1' }),
+    notifications: () => Promise.resolve([]),
+  } as unknown as FleetReader;
+  return { reader, counts };
+}
+
+const sleep = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('OverviewFeed', () => {
+  it('reads on its loop only while a page watches (without start), and stops with the last page', async () => {
+    const { reader, counts } = fakeReader();
+    const transport = new MemoryTransport();
+    const feed = new OverviewFeed({
+      reader,
+      logger: createLogger({ app: 'test', transports: [transport] }),
+      intervalMs: 20,
+      idleIntervalMs: 10_000,
+    });
+    await sleep(60);
+    expect(counts.reads).toBe(0);
+
+    const messages: OverviewMessage[] = [];
+    const unsubscribe = feed.subscribe((m) => messages.push(m));
+    // One read at once for the new page, then one every 20 ms after the previous one ended.
+    await sleep(100);
+    expect(counts.reads).toBe(6);
+    expect(messages.at(-1)).toMatchObject({
+      stale: false,
+      queue_thresholds: { warning: 0.7, critical: 0.95, full: 1 },
+      summary: { plan_version: 3, leader: 's1', nodes_total: 0, nodes_lost: 0 },
+    });
+
+    unsubscribe();
+    await sleep(1_000);
+    expect(counts.reads).toBe(6);
+  });
+
+  it('keeps the last data flagged stale while the fleet cannot be read, warning once, then says when it is back', async () => {
+    const { reader, counts } = fakeReader();
+    const transport = new MemoryTransport();
+    const feed = new OverviewFeed({
+      reader,
+      logger: createLogger({ app: 'test', transports: [transport] }),
+      intervalMs: 10,
+    });
+    const messages: OverviewMessage[] = [];
+    const unsubscribe = feed.subscribe((m) => messages.push(m));
+    await sleep(40);
+    counts.fail = true;
+    await sleep(80);
+    const down = messages.at(-1);
+    expect(down).toMatchObject({ stale: true, redis: { status: 'down' } });
+    expect(down?.data_as_of).not.toBeNull();
+    counts.fail = false;
+    await sleep(40);
+    unsubscribe();
+    expect(messages.at(-1)).toMatchObject({ stale: false, redis: { status: 'up' } });
+    const lines = transport.entries.map((e) => e.message);
+    expect(lines.filter((m) => m === 'Operations feed: cannot read the fleet')).toHaveLength(1);
+    expect(lines.filter((m) => m === 'Operations feed: Redis readable again')).toHaveLength(1);
+  });
+});
