@@ -15,15 +15,8 @@ export { loadNotificationConfig } from './config.ts';
 export type { NotificationConfig } from './config.ts';
 export { NotificationDeliveryWorker } from './delivery-worker.ts';
 export type { DeliveryWorkerOptions } from './delivery-worker.ts';
-export { normalizeLevel } from './levels.ts';
 export { createAppNotifier, Notifier } from './notifier.ts';
-export type {
-  NotifierOptions,
-  NotifyInput,
-  QueuedCondition,
-  QueuedKind,
-  ResolveInput,
-} from './notifier.ts';
+export type { NotifierOptions, QueuedCondition, QueuedKind } from './notifier.ts';
 export { QUEUE_CONDITION, QueueFullAlarm } from './queue-full-alarm.ts';
 export type { QueueFullAlarmOptions } from './queue-full-alarm.ts';
 export {

@@ -208,44 +208,6 @@ describe('Notifier and delivery worker on real Redis and a real webhook', () => 
     expect(receiver.received[3]?.body).toMatchObject({ status: 'firing', level: 'warning' });
   });
 
-  it("keeps the scheduler's older form until it raises by name: its own text, WARN as warning, an unknown level as error", async () => {
-    await deliveryWorker();
-    const n = await notifier('node-a');
-    const legacy = {
-      kind: 'node_lost',
-      group: 'node',
-      subject: { nodeId: 'n1' },
-      title: 'Node n1 lost',
-      message: 'gone',
-    };
-    n.notify({ ...legacy, level: 'WARN' });
-    n.notify({
-      ...legacy,
-      kind: 'catalog_missing',
-      group: 'catalog_missing',
-      subject: {},
-      level: 'loud',
-    });
-    await waitFor(() => receiver.received.length === 2);
-    expect(receiver.received.map((r) => `${r.body.kind}:${r.body.level}`).sort()).toEqual([
-      'catalog_missing:error',
-      'node_lost:warning',
-    ]);
-    n.resolve({
-      group: 'node',
-      subject: { nodeId: 'n1' },
-      title: 'Node n1 back',
-      message: 'back',
-      kinds: [{ kind: 'node_lost', level: 'warning' }],
-    });
-    await waitFor(() => receiver.received.length === 3);
-    expect(receiver.received[2]?.body).toMatchObject({
-      status: 'resolved',
-      kind: 'node_lost',
-      title: 'Node n1 back',
-    });
-  });
-
   it('never throws into a caller the compiler cannot see: a level the kind lacks or broken details are logged as a bug and not sent', async () => {
     const { redis } = await deliveryWorker();
     const n = await notifier('node-a');

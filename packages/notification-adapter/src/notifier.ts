@@ -24,15 +24,12 @@ import {
 } from './catalogue.ts';
 import type { NotificationConfig } from './config.ts';
 import { mostSevere, SharedDedupe } from './dedupe.ts';
-import { legacyRaise, legacyResolve, type NotifyInput, type ResolveInput } from './legacy-input.ts';
 import { NotificationQueue } from './notification-queue.ts';
 import type { Step } from './notification-step.ts';
 import { OutageBuffer } from './outage-buffer.ts';
 import { OutageReporterLease } from './outage-reporter.ts';
 import { RedisOutage } from './redis-outage.ts';
 import { createWebhookSinks, LogSink, type Sink } from './sinks.ts';
-
-export type { NotifyInput, ResolveInput } from './legacy-input.ts';
 
 /**
  * The kinds raised through the queue and the shared dedupe. `redis_unavailable` is not: it is told
@@ -160,46 +157,19 @@ export class Notifier {
     condition: C,
     subject: ConditionSubject<C>,
     details: ConditionDetails<C>,
-  ): void;
-  /** The scheduler's form before the catalogue, kept until it resolves by condition. */
-  resolve(input: ResolveInput): void;
-  resolve(
-    first: ConditionName | ResolveInput,
-    subject?: { nodeId?: string; portfolioId?: string },
-    details?: unknown,
   ): void {
-    if (typeof first !== 'string') {
-      this.track(this.buffer.attempt({ op: 'resolve', ...legacyResolve(first) }));
-      return;
-    }
-    this.guarded(first, () => {
-      const ids = subject ?? {};
-      const text = resolvedText(
-        first,
-        ids as ConditionSubject<typeof first>,
-        details as ConditionDetails<typeof first>,
-      );
+    this.guarded(condition, () => {
+      const text = resolvedText(condition, subject, details);
       this.track(
         this.buffer.attempt({
           op: 'resolve',
-          group: CONDITIONS[first].group,
-          subject: dedupeSubject(ids),
-          kinds: kindsOf(first),
+          group: CONDITIONS[condition].group,
+          subject: dedupeSubject(subject),
+          kinds: kindsOf(condition),
           ...text,
         }),
       );
     });
-  }
-
-  /**
-   * The scheduler's form before the catalogue (a free kind and level, its own text), kept until it
-   * raises by kind. An unknown level is sent as `error` and logged.
-   */
-  notify(input: NotifyInput): void {
-    const { title, message, details, ...raise } = legacyRaise(input, (level) =>
-      this.log.warn('Unknown notification level; sending as error', { level, kind: input.kind }),
-    );
-    this.raiseStep({ ...raise, text: { title, message, details } });
   }
 
   /** Waits for the notifications in flight (for tests and shutdown). */

@@ -1,6 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Notification } from '@ginkgo-live/state-keys';
-import { normalizeLevel } from './levels.ts';
 import { DeliveryError, parseRetryAfter, WebhookSink } from './sinks.ts';
 
 const notification: Notification = {
@@ -94,16 +93,5 @@ describe('delivery errors', () => {
     ).toBe(10_000);
     expect(parseRetryAfter(null)).toBeUndefined();
     expect(parseRetryAfter('soon')).toBeUndefined();
-  });
-});
-
-describe('normalizeLevel', () => {
-  it('accepts the names callers use', () => {
-    expect(normalizeLevel('WARN')).toBe('warning');
-    expect(normalizeLevel('Warning')).toBe('warning');
-    expect(normalizeLevel('ALERT')).toBe('critical');
-    expect(normalizeLevel('info')).toBe('info');
-    expect(normalizeLevel('error')).toBe('error');
-    expect(normalizeLevel('loud')).toBeUndefined();
   });
 });
