@@ -276,7 +276,7 @@ describe('decide: the catalog', () => {
     sim.beat(0, 'a');
     const first = await sim.tick(0);
     // A new scheduler may inherit a catalog_missing raised by a dead leader: resolved at first sight.
-    expect(brief(first.effects)).toEqual(['resolve catalog_missing null']);
+    expect(brief(first.effects)).toEqual(['resolve catalog_missing {}']);
     expect(brief((await sim.tick(1_000)).effects)).toEqual([]);
 
     sim.store.catalog.clear();
@@ -295,7 +295,7 @@ describe('decide: the catalog', () => {
       {
         op: 'raise',
         kind: 'catalog_missing',
-        subject: null,
+        subject: {},
         details: { plan_portfolios: 2, reload_from_file: false },
       },
     ]);
@@ -304,7 +304,7 @@ describe('decide: the catalog', () => {
 
     sim.store.addSpecs('p1', 'p2');
     const back = await sim.tick(3_000);
-    expect(brief(back.effects)).toEqual(['resolve catalog_missing null']);
+    expect(brief(back.effects)).toEqual(['resolve catalog_missing {}']);
     expect(sim.store.results.get('r1')).toMatchObject({ ok: true });
   });
 
@@ -392,7 +392,6 @@ describe('decide: orphans', () => {
         kind: 'portfolio_orphaned',
         subject: { portfolioId: 'p2' },
         details: {
-          portfolio_id: 'p2',
           reason: 'every alive node is full (1 nodes, capacity 1)',
           orphaned_since: iso(0),
         },

@@ -255,7 +255,9 @@ export function decide(
   const previousPerNode = new Map<string, string[]>();
   for (const [id, a] of world.assignments) {
     if (a.node_id === null) continue;
-    previousPerNode.set(a.node_id, [...(previousPerNode.get(a.node_id) ?? []), id]);
+    const ids = previousPerNode.get(a.node_id);
+    if (ids === undefined) previousPerNode.set(a.node_id, [id]);
+    else ids.push(id);
   }
   const listKey = (ids: readonly string[] | undefined): string => [...(ids ?? [])].sort().join(',');
   const changedNodes = new Map(
@@ -407,7 +409,7 @@ function catalogSource(
         notice({
           op: 'resolve',
           kind: 'catalog_missing',
-          subject: null,
+          subject: {},
           details: { portfolios: world.catalog.size },
         }),
       );
@@ -429,7 +431,7 @@ function catalogSource(
     notice({
       op: 'raise',
       kind: 'catalog_missing',
-      subject: null,
+      subject: {},
       details: { plan_portfolios: world.assignments.size, reload_from_file: file.length > 0 },
     }),
   );
@@ -577,12 +579,16 @@ function announce(
             previousStatus: before ?? null,
           })
         : log('info', 'Node back', { nodeId }),
-      notice({
-        op: lost ? 'raise' : 'resolve',
-        kind: 'node_lost',
-        subject: { nodeId },
-        details: { node_id: nodeId, last_seen: record.last_seen },
-      }),
+      notice(
+        lost
+          ? {
+              op: 'raise',
+              kind: 'node_lost',
+              subject: { nodeId },
+              details: { last_seen: record.last_seen },
+            }
+          : { op: 'resolve', kind: 'node_lost', subject: { nodeId }, details: {} },
+      ),
     );
   }
   for (const a of assignments) {
@@ -594,7 +600,7 @@ function announce(
           op: 'raise',
           kind: 'portfolio_orphaned',
           subject,
-          details: { portfolio_id: a.portfolio_id, reason: a.reason, orphaned_since: a.since },
+          details: { reason: a.reason, orphaned_since: a.since },
         }),
       );
     } else if (world.assignments.get(a.portfolio_id)?.status === 'orphaned') {
@@ -603,7 +609,7 @@ function announce(
           op: 'resolve',
           kind: 'portfolio_orphaned',
           subject,
-          details: { portfolio_id: a.portfolio_id, node_id: a.node_id },
+          details: { node_id: a.node_id },
         }),
       );
     }

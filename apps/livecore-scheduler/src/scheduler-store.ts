@@ -1,13 +1,12 @@
 import type { ChainableCommander } from 'ioredis';
+import { readNodeSnapshots } from '@ginkgo-live/fleet';
 import { LuaScript, type RedisLike } from '@ginkgo-live/redis-client';
 import {
-  assessLiveness,
   decodePayload,
   encodePayload,
   PayloadDecoder,
   type Assignment,
   type ControlRequest,
-  type NodeInfo,
   type NodeRecord,
   type PayloadProblem,
   type PlanMeta,
@@ -209,8 +208,8 @@ export class RedisSchedulerStore implements SchedulerStore {
   }
 
   /**
-   * Heartbeat (`GET` + `PTTL`, judged by the one liveness rule), info and record of each node, in
-   * one pipeline.
+   * Each node through the fleet read model (heartbeat `GET` + `PTTL` judged by the one liveness
+   * rule, and info, in one pipeline), with the record and registry score this store already read.
    */
   private async readNodes(
     nodeIds: readonly string[],
@@ -218,37 +217,18 @@ export class RedisSchedulerStore implements SchedulerStore {
     lastSeen: ReadonlyMap<string, number>,
     problems: PayloadProblem[],
   ): Promise<NodeReading[]> {
-    if (nodeIds.length === 0) return [];
-    const k = this.keys;
-    const pipeline = this.redis.pipeline();
-    for (const id of nodeIds)
-      pipeline.get(k.heartbeat(id)).pttl(k.heartbeat(id)).get(k.nodeInfo(id));
-    const replies = (await pipeline.exec()) ?? [];
-    const now = Date.now();
-    return nodeIds.map((nodeId, i): NodeReading => {
-      const [[e1, hb], [e2, pttl], [e3, infoRaw]] = [
-        replies[3 * i],
-        replies[3 * i + 1],
-        replies[3 * i + 2],
-      ].map((r) => r ?? [new Error('missing reply'), null]) as [
-        [Error | null, string | null],
-        [Error | null, number],
-        [Error | null, string | null],
-      ];
-      const err = e1 ?? e2 ?? e3;
-      if (err) throw err;
-      let info: NodeInfo | null = null;
-      if (infoRaw !== null) {
-        const decoded = this.infos.decode('nodeInfo', k.nodeInfo(nodeId), infoRaw);
-        if (decoded.ok) info = decoded.value;
-        else problems.push(decoded.error);
-      }
+    const snapshots = await readNodeSnapshots(this.redis, this.keys, nodeIds, {
+      record: false,
+      decoder: this.infos,
+    });
+    return snapshots.map((node) => {
+      problems.push(...node.problems);
       return {
-        nodeId,
-        liveness: assessLiveness({ key: k.heartbeat(nodeId), raw: hb, pttlMs: pttl }, now),
-        info,
-        record: records.get(nodeId) ?? null,
-        lastSeenMs: lastSeen.get(nodeId) ?? null,
+        nodeId: node.nodeId,
+        liveness: node.liveness,
+        info: node.info,
+        record: records.get(node.nodeId) ?? null,
+        lastSeenMs: lastSeen.get(node.nodeId) ?? null,
       };
     });
   }

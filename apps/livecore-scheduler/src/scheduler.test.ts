@@ -1,9 +1,9 @@
 import { describe, expect, it, vi } from 'vitest';
-import type { NotifyInput, ResolveInput } from '@ginkgo-live/notification-adapter';
 import { createLogger } from '@ginkgo-live/runtime';
 import { MemoryTransport } from '@ginkgo-live/testing';
 import type { SchedulerSettings } from './decide.ts';
 import { FakeStore, iso, SETTINGS, spec, T0 } from './fake-store.test-support.ts';
+import type { NoticeSink } from './notices.ts';
 import { Scheduler } from './scheduler.ts';
 
 /** The shell on the fake store, with a clock the test moves and every log line and notice kept. */
@@ -11,12 +11,17 @@ function harness(settings: Partial<SchedulerSettings> = {}, store = new FakeStor
   const transport = new MemoryTransport();
   const sent: string[] = [];
   const clock = { now: T0 };
+  const record =
+    (op: string) =>
+    (name: string, subject: unknown): void => {
+      sent.push(`${op} ${name} ${JSON.stringify(subject)}`);
+    };
   const scheduler = new Scheduler({
     store,
+    // What the notifier was asked, by name and subject (the catalogue spells the rest).
     notifier: {
-      notify: (n: NotifyInput) => sent.push(`raise ${n.kind} ${n.title}`),
-      resolve: (r: ResolveInput) =>
-        sent.push(`resolve ${r.kinds.map((k) => k.kind).join(',')} ${r.title}`),
+      raise: record('raise') as unknown as NoticeSink['raise'],
+      resolve: record('resolve') as unknown as NoticeSink['resolve'],
     },
     logger: createLogger({ app: 'test', level: 'debug', format: 'json', transports: [transport] }),
     settings: { ...SETTINGS, ...settings },
@@ -110,10 +115,7 @@ describe('Scheduler shell', () => {
     await at(9_000);
     expect(store.records.get('a')?.status).toBe('lost');
     expect(store.plan()).toEqual({ p1: 'orphaned: no alive, non-draining node' });
-    expect(sent).toEqual([
-      'resolve catalog_missing Portfolio catalog back',
-      'raise node_lost Node a lost',
-    ]);
+    expect(sent).toEqual(['resolve catalog_missing {}', 'raise node_lost {"nodeId":"a"}']);
   });
 
   it('says nothing that a refused write did not do, and keeps its memory as before it', async () => {
@@ -139,7 +141,7 @@ describe('Scheduler shell', () => {
     expect(sent).toEqual([]);
     await at(2_000);
     expect(transport.withMessage('Node lost')).toHaveLength(1);
-    expect(sent).toEqual(['raise node_lost Node a lost']);
+    expect(sent).toEqual(['raise node_lost {"nodeId":"a"}']);
     expect(store.meta?.version).toBe(8);
   });
 

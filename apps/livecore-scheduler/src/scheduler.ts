@@ -64,6 +64,7 @@ export class Scheduler {
   };
   private memory: SchedulerMemory = initialMemory();
   private planLoadedAt: number | undefined;
+  private started = false;
   private readonly now: () => number;
   private readonly log: Logger;
   private readonly loop: PeriodicLoop;
@@ -76,12 +77,18 @@ export class Scheduler {
       intervalMs: options.settings.tickMs,
       logger: this.log,
       run: () => this.tick(),
+      // start() runs the first tick itself, so that it is done when start() resolves.
+      immediate: false,
     });
   }
 
-  /** Carries legacy keys over, then runs the first tick at once and every tick after. */
+  /**
+   * Carries legacy keys over and runs the first tick (a restarted leader has recovered when this
+   * resolves), then every tick after.
+   */
   async start(): Promise<void> {
-    if (this.loop.running) return;
+    if (this.started) return;
+    this.started = true;
     const migrated = await this.safely('carry over keys from before the hash tags', () =>
       this.options.store.migrateLegacyKeys(),
     );
@@ -91,6 +98,9 @@ export class Scheduler {
       this.log.error('Keys from before the hash tags left in place: their new names exist', {
         kept: migrated.value.kept,
       });
+    await this.tick().catch((err: unknown) => {
+      this.log.error('Scheduler tick failed', { err });
+    });
     this.loop.start();
   }
 
