@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -18,7 +19,7 @@ afterEach(async () => {
 });
 
 function startStack(
-  env: Record<string, string>,
+  env: Record<string, string | undefined>,
   args: string[] = ['--nodes', '0'],
 ): ManagedProcess {
   const dir = mkdtempSync(path.join(tmpdir(), 'ginkgo-stack-'));
@@ -36,6 +37,24 @@ function startStack(
   return stack;
 }
 
+/** A real listener holding `port` (0: a free one) until the test ends; resolves with its port. */
+async function holdPort(port = 0): Promise<number> {
+  const holder = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    holder.once('error', reject);
+    holder.listen(port, resolve);
+  });
+  cleanups.push(() => new Promise((resolve) => holder.close(resolve)));
+  return (holder.address() as net.AddressInfo).port;
+}
+
+/** The lines the stack itself wrote on stderr (`stack: ...`), not its apps' or its log's. */
+function stackLines(stack: ManagedProcess): string[] {
+  return stack.lines.filter((line) => line.startsWith('stack: '));
+}
+
+// Starting a stack takes 5 to 20 s (tsx loads each app; slower on a loaded machine) and the first
+// placement waits the scheduler's settle window (10 s): the tests that wait for trading get 90 s.
 describe('the local stack (npm start)', () => {
   it('refuses a bad variable before connecting: exit 2, naming it', async () => {
     const stack = startStack({ REDIS_PORT: 'abc', REDIS_COMMAND_TIMEOUT_MS: '-1' });
@@ -80,7 +99,7 @@ describe('the local stack (npm start)', () => {
 
   it('starts the scheduler, nodes, notification worker and feed; portfolios trade; Ctrl-C drains', async () => {
     const stack = startStack({ LOG_FORMAT: 'json', GATEWAY_PORT: '0' }, ['--nodes', '2']);
-    await stack.waitForLine('ginkgo-live stack is up.', 20_000);
+    await stack.waitForLine('ginkgo-live stack is up.', 45_000);
     await stack.waitForLine(/^\[node-1\] .*Execution node running/, 20_000);
     await stack.waitForLine(/^\[node-2\] .*Execution node running/, 20_000);
     await stack.waitForLine(/^\[market-feed\] .*Market feed running/, 20_000);
@@ -109,11 +128,11 @@ describe('the local stack (npm start)', () => {
       );
       expect(stopped).toContain('"clean":true');
     }
-  });
+  }, 90_000);
 
   it('runs the number of nodes and portfolios asked for, drawn from the catalog', async () => {
     const stack = startStack({ GATEWAY_PORT: '0' }, ['--nodes', '3', '--portfolios', '12']);
-    await stack.waitForLine('12 portfolios drawn from config/sample-catalog.json', 20_000);
+    await stack.waitForLine('12 portfolios drawn from config/sample-catalog.json', 45_000);
     const listening = await stack.waitForLine(/^\[api-gateway\] .*Gateway listening/, 20_000);
     const port = (JSON.parse(listening.replace(/^\[api-gateway\] /, '')) as { port: number }).port;
     const portfolios = async () =>
@@ -127,14 +146,14 @@ describe('the local stack (npm start)', () => {
         const all = await portfolios();
         return all.length === 12 && all.every((p) => p.status === 'running');
       },
-      { timeoutMs: 30_000, description: '12 portfolios running' },
+      { timeoutMs: 45_000, description: '12 portfolios running' },
     );
     const all = await portfolios();
     expect(new Set(all.map((p) => p.portfolio_id)).size).toBe(12);
     expect(all.map((p) => p.portfolio_id)).toContain('btc-fast-2');
     expect(new Set(all.map((p) => p.node_id))).toEqual(new Set(['node-1', 'node-2', 'node-3']));
     expect((await stack.stop('SIGINT', 30_000)).code).toBe(0);
-  });
+  }, 90_000);
 
   it('refuses an unknown argument with exit 2', async () => {
     const stack = startStack({}, ['--frobnicate']);
@@ -151,5 +170,102 @@ describe('the local stack (npm start)', () => {
     const exit = await stack.stop('SIGTERM', 15_000);
     expect(exit, stack.output).toEqual({ code: 0, signal: null });
     expect(server.isRunning).toBe(true); // not ours to stop
+  });
+
+  it('GATEWAY_PORT set to a port in use: one line naming it, exit 2, nothing started', async () => {
+    const port = await holdPort();
+    const stack = startStack({ GATEWAY_PORT: String(port) });
+    expect((await stack.waitForExit(20_000)).code).toBe(2);
+    expect(stackLines(stack)).toEqual([
+      `stack: GATEWAY_PORT=${port} is in use; set GATEWAY_PORT to a free port (0 picks one)`,
+    ]);
+    expect(stack.output).not.toContain('stack is up');
+    expect(stack.output).not.toContain('Embedded Redis started');
+    expect(stack.output).not.toMatch(/\n\s+at /);
+  });
+
+  it('GATEWAY_PORT unset and 8000 taken: the gateway gets the next free port, printed', async () => {
+    // Held here, or already held by something else: either way 8000 is taken.
+    await holdPort(8_000).catch(() => undefined);
+    const stack = startStack({ GATEWAY_PORT: undefined });
+    await stack.waitForLine('ginkgo-live stack is up.', 45_000);
+    const moved = await stack.waitForLine(/port 8000 is taken: the gateway listens on \d+/);
+    const port = Number(/listens on (\d+)/.exec(moved)?.[1]);
+    expect(port).toBeGreaterThan(8_000);
+    expect(stack.output).toContain(`Operations page: http://localhost:${port}/`);
+    const health = await fetch(`http://127.0.0.1:${port}/api/health`);
+    expect(health.status).toBe(200);
+    expect((await stack.stop('SIGINT', 30_000)).code).toBe(0);
+  }, 90_000);
+
+  it('an app that dies while starting: the stack stops everything with its line, never says it is up', async () => {
+    // 192.0.2.1 (RFC 5737) is never an address of this machine: the gateway cannot listen.
+    const stack = startStack({ GATEWAY_PORT: '0', GATEWAY_HOST: '192.0.2.1' });
+    const exit = await stack.waitForExit(30_000);
+    expect(exit.code).toBe(2);
+    expect(stackLines(stack)).toEqual([
+      'stack: api-gateway: GATEWAY_HOST=192.0.2.1 is not an address of this machine; set GATEWAY_HOST to one (0.0.0.0: every interface)',
+    ]);
+    expect(stack.output).not.toContain('stack is up');
+    expect(stack.output).toContain('Stack stopped');
+    const started = stack.lines.find((l) => l.includes('Embedded Redis started'));
+    const redisPid = (JSON.parse(started ?? '{}') as { pid?: number }).pid;
+    expect(redisPid).toBeTypeOf('number');
+    expect(isProcessRunning(redisPid ?? -1)).toBe(false);
+  });
+
+  it('redis-server not on PATH: one line saying what to install or set, exit 2', async () => {
+    const emptyBin = mkdtempSync(path.join(tmpdir(), 'ginkgo-empty-path-'));
+    cleanups.push(() => rmSync(emptyBin, { recursive: true, force: true }));
+    const stack = startStack({ PATH: emptyBin });
+    expect((await stack.waitForExit(20_000)).code).toBe(2);
+    expect(stackLines(stack)).toEqual([
+      'stack: redis-server is not installed (not found on PATH); install it (apt-get install redis-server) or set REDIS_URL to a running Redis',
+    ]);
+    expect(stack.output).not.toContain('stack is up');
+  });
+
+  it('a data folder it cannot write: one line naming GINKGO_STACK_DIR, exit 2', async () => {
+    // A read-only folder stops every user but root; sysfs's top folder stops root too.
+    let dir = '/sys';
+    if (process.getuid?.() !== 0) {
+      dir = mkdtempSync(path.join(tmpdir(), 'ginkgo-readonly-'));
+      chmodSync(dir, 0o555);
+      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    }
+    const stack = startStack({ GINKGO_STACK_DIR: dir });
+    expect((await stack.waitForExit(20_000)).code).toBe(2);
+    expect(stackLines(stack)).toHaveLength(1);
+    expect(stackLines(stack)[0]).toMatch(
+      new RegExp(
+        `^stack: GINKGO_STACK_DIR: cannot write in ${dir}/redis \\((EACCES|EPERM)\\); set GINKGO_STACK_DIR to a folder this user can write$`,
+      ),
+    );
+    expect(stack.output).not.toContain('stack is up');
+  });
+});
+
+describe('an app on a port in use', () => {
+  it.each([
+    ['api-gateway', 'GATEWAY_PORT'],
+    ['execution-node', 'METRICS_PORT'],
+    ['notification-worker', 'METRICS_PORT'],
+  ])('%s: one line naming %s, exit 2, no stack trace', async (app, setting) => {
+    const port = await holdPort();
+    const child = ManagedProcess.start(
+      tsEntry(app, `apps/${app}/src/main.ts`, {
+        LOG_FORMAT: 'json',
+        [setting]: String(port),
+        // Nothing listens there: the app fails on its port before it needs Redis.
+        REDIS_HOST: '127.0.0.1',
+        REDIS_PORT: '1',
+        REDIS_URL: undefined,
+      }),
+    );
+    cleanups.push(() => child.stop('SIGKILL'));
+    expect((await child.waitForExit(20_000)).code).toBe(2);
+    expect(child.lines.filter((l) => !l.startsWith('{'))).toEqual([
+      `${app}: ${setting}=${port} is in use; set ${setting} to a free port (0 picks one)`,
+    ]);
   });
 });

@@ -7,16 +7,16 @@
  * 3. a new embedded redis-server on a free port with its data (append-only) under the stack folder,
  *    announced in `redis.json` so the other command finds it. Whoever started it stops it.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import type { Logger } from '@ginkgo-live/runtime';
+import { ensureWritableDir, StartupError, type Logger } from '@ginkgo-live/runtime';
 import {
   describeRedisConfig,
   isRedisConfigured,
   type RedisConfig,
 } from '@ginkgo-live/redis-client';
-import { isProcessRunning, RedisServer } from '@ginkgo-live/testing';
+import { isProcessRunning, RedisServer, RedisServerStartError } from '@ginkgo-live/testing';
 
 export interface LocalRedis {
   host: string;
@@ -53,8 +53,8 @@ export async function resolveLocalRedis(options: {
     return { ...shared, source: 'shared', release: async () => {} };
   }
   const dir = path.join(stackDir, 'redis');
-  mkdirSync(dir, { recursive: true });
-  const embedded = await RedisServer.start({ dir, persistence: true });
+  ensureWritableDir(dir, 'GINKGO_STACK_DIR');
+  const embedded = await startEmbedded(dir);
   const pid = embedded.pid ?? 0;
   writeFileSync(
     announcementFile,
@@ -70,6 +70,20 @@ export async function resolveLocalRedis(options: {
       await embedded.stop();
     },
   };
+}
+
+/** A redis-server with its data in `dir`; a missing binary is the operator's one line. */
+async function startEmbedded(dir: string): Promise<RedisServer> {
+  try {
+    return await RedisServer.start({ dir, persistence: true });
+  } catch (err) {
+    if (err instanceof RedisServerStartError && err.message.includes('ENOENT')) {
+      throw new StartupError(
+        'redis-server is not installed (not found on PATH); install it (apt-get install redis-server) or set REDIS_URL to a running Redis',
+      );
+    }
+    throw err;
+  }
 }
 
 /** The announced embedded Redis, if its process runs and it answers. */

@@ -7,143 +7,229 @@
  *
  *   npm start -- --nodes 3 --catalog config/sample-catalog.json
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import {
   CONFIG_EXIT_CODE,
   combineConfig,
-  createLogger,
+  ensureWritableDir,
   envInt,
   envString,
-  formatConfigIssues,
-  handleShutdownSignals,
   loadLoggingConfig,
   parseEnv,
+  runApp,
+  StartupError,
   type Env,
+  type Logger,
 } from '@ginkgo-live/runtime';
-import { loadRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
+import { describeRedisConfig, loadRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
 import { ManagedProcess, REPO_ROOT, tsEntry } from '@ginkgo-live/testing';
 import { resolveLocalRedis, type LocalRedis } from './local-redis.ts';
+import { firstFreePort, isPortFree, listeningPort } from './ports.ts';
 
 const stackEnvSchema = z.object({
   /** Where the embedded Redis keeps its data. Default `.stack` at the repository root. */
   GINKGO_STACK_DIR: envString(),
-  /** Port of the api-gateway. Default 8000; 0 picks a free one. */
+  /**
+   * Port of the api-gateway. Unset: 8000, or the next free port after it while 8000 is taken
+   * (printed). Set: that port or a clear stop; 0 picks a free one.
+   */
   GATEWAY_PORT: envInt({ default: 8_000, min: 0, max: 65_535 }),
 });
 
 function loadConfig(env: Env) {
-  return combineConfig({
+  const parts = combineConfig({
     stack: parseEnv(stackEnvSchema, env),
     redis: loadRedisConfig(env),
     logging: loadLoggingConfig(env),
   });
+  if (!parts.ok) return parts;
+  const portChosen = (env['GATEWAY_PORT'] ?? '').trim() !== '';
+  return { ok: true as const, value: { ...parts.value, portChosen } };
 }
+type StackConfig = Extract<ReturnType<typeof loadConfig>, { ok: true }>['value'];
 
-async function main(): Promise<void> {
-  const options = parseArgs(process.argv.slice(2));
-  if (typeof options === 'string') {
-    process.stderr.write(
-      `stack: ${options}\nusage: npm start -- [--nodes N] [--portfolios N] [--catalog FILE]\n`,
-    );
-    process.exit(CONFIG_EXIT_CODE);
-  }
-  const config = loadConfig(process.env);
-  if (!config.ok) {
-    process.stderr.write(`stack: invalid configuration\n${formatConfigIssues(config.issues)}\n`);
-    process.exit(CONFIG_EXIT_CODE);
-  }
-  const { stack, redis, logging } = config.value;
-  const logger = createLogger({ app: 'stack', level: logging.level, format: logging.format });
+/** The stack's processes: the Redis it uses and the apps it started. */
+class LocalStack {
+  private redis: LocalRedis | undefined;
+  private connections: RedisConnections | undefined;
+  private readonly apps: ManagedProcess[] = [];
+  private stopping = false;
 
-  // Signals are handled from the first moment, so a Ctrl-C during startup also cleans up.
-  const running: {
-    redis?: LocalRedis;
-    connections?: RedisConnections;
-    apps: ManagedProcess[];
-    stopping: boolean;
-  } = { apps: [], stopping: false };
-  handleShutdownSignals({
-    logger,
-    stop: async () => {
-      running.stopping = true;
-      // Apps first (nodes drain within their 25 s budget), Redis last.
-      await Promise.all(running.apps.map((app) => app.stop('SIGTERM', 30_000)));
-      await running.connections?.close();
-      await running.redis?.release();
-      logger.info('Stack stopped');
-      return 0;
-    },
-  });
+  constructor(
+    private readonly config: StackConfig,
+    private readonly options: StackOptions,
+    private readonly logger: Logger,
+  ) {}
 
-  const stackDir = path.resolve(REPO_ROOT, stack.GINKGO_STACK_DIR ?? '.stack');
-  const catalogFile = catalogFor(options, stackDir);
-  const local = await resolveLocalRedis({ env: process.env, config: redis, stackDir, logger });
-  running.redis = local;
-  const redisConfig = { ...redis, host: local.host, port: local.port };
-  if (running.stopping) return;
-
-  const connections = new RedisConnections({
-    config: redisConfig,
-    app: 'stack',
-    instanceId: String(process.pid),
-    logger,
-  });
-  running.connections = connections;
-  await connections.waitUntilReady(redisConfig.connectTimeoutMs);
-  const ping = await connections.ping();
-  if (!ping.ok) {
-    logger.warn('Redis does not answer yet; apps will keep retrying', { reason: ping.reason });
+  /**
+   * Redis, then the apps; says the stack is up only once the gateway listens and no app has
+   * exited. An app that dies on the way stops everything, with that app's own line.
+   */
+  async start(): Promise<void> {
+    try {
+      await this.startAll();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
   }
 
-  const appEnv = {
-    // Apps write to a pipe (the stack tags their lines): readable unless JSON was asked for.
-    LOG_FORMAT: logging.format === 'auto' ? 'pretty' : logging.format,
-    REDIS_HOST: redisConfig.host,
-    REDIS_PORT: String(redisConfig.port),
-  };
-  const start = (name: string, file: string, env: Record<string, string>): void => {
-    if (running.stopping) return;
-    running.apps.push(
-      ManagedProcess.start({
+  /** Read anew after every await: a signal may have started the stop meanwhile. */
+  private isStopping(): boolean {
+    return this.stopping;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    // Apps first (nodes drain within their 25 s budget), Redis last.
+    await Promise.all(this.apps.map((app) => app.stop('SIGTERM', 30_000)));
+    await this.connections?.close();
+    this.connections = undefined;
+    await this.redis?.release();
+    this.redis = undefined;
+    this.logger.info('Stack stopped');
+  }
+
+  private async startAll(): Promise<void> {
+    const { stack, redis, logging } = this.config;
+    const gatewayPort = await this.gatewayPort();
+    const stackDir = path.resolve(REPO_ROOT, stack.GINKGO_STACK_DIR ?? '.stack');
+    const catalogFile = catalogFor(this.options, stackDir);
+    const local = await resolveLocalRedis({
+      env: process.env,
+      config: redis,
+      stackDir,
+      logger: this.logger,
+    });
+    this.redis = local;
+    const redisConfig = { ...redis, host: local.host, port: local.port };
+    if (this.isStopping()) return;
+
+    this.connections = new RedisConnections({
+      config: redisConfig,
+      app: 'stack',
+      instanceId: String(process.pid),
+      logger: this.logger,
+    });
+    await this.connections.waitUntilReady(redisConfig.connectTimeoutMs);
+    const ping = await this.connections.ping();
+    if (!ping.ok) {
+      this.logger.warn('Redis does not answer yet; apps will keep retrying', {
+        reason: ping.reason,
+      });
+    }
+
+    const appEnv = {
+      // Apps write to a pipe (the stack tags their lines): readable unless JSON was asked for.
+      LOG_FORMAT: logging.format === 'auto' ? 'pretty' : logging.format,
+      REDIS_HOST: redisConfig.host,
+      REDIS_PORT: String(redisConfig.port),
+    };
+    const start = (name: string, file: string, env: Record<string, string>): void => {
+      if (this.isStopping()) return;
+      const app = ManagedProcess.start({
         ...tsEntry(name, file, { ...appEnv, ...env }),
         onLine: (line) => process.stdout.write(`[${name}] ${line}\n`),
-      }),
-    );
-  };
-  start('scheduler', 'apps/livecore-scheduler/src/main.ts', {
-    SCHEDULER_ID: 'scheduler-1',
-    CATALOG_FILE: catalogFile,
-    METRICS_PORT: '0',
-  });
-  for (let i = 1; i <= options.nodes; i++) {
-    start(`node-${i}`, 'apps/execution-node/src/main.ts', {
-      NODE_ID: `node-${i}`,
+      });
+      this.apps.push(app);
+      void app.exited.then((exit) => {
+        if (!this.stopping) this.logger.error('App exited', { app: name, ...exit });
+      });
+    };
+    start('scheduler', 'apps/livecore-scheduler/src/main.ts', {
+      SCHEDULER_ID: 'scheduler-1',
+      CATALOG_FILE: catalogFile,
       METRICS_PORT: '0',
     });
-  }
-  start('notification-worker', 'apps/notification-worker/src/main.ts', { METRICS_PORT: '0' });
-  const gatewayPort = String(stack.GATEWAY_PORT);
-  start('api-gateway', 'apps/api-gateway/src/main.ts', { GATEWAY_PORT: gatewayPort });
-  start('market-feed', 'apps/market-feed/src/main.ts', {});
+    for (let i = 1; i <= this.options.nodes; i++) {
+      start(`node-${i}`, 'apps/execution-node/src/main.ts', {
+        NODE_ID: `node-${i}`,
+        METRICS_PORT: '0',
+      });
+    }
+    start('notification-worker', 'apps/notification-worker/src/main.ts', { METRICS_PORT: '0' });
+    start('api-gateway', 'apps/api-gateway/src/main.ts', { GATEWAY_PORT: String(gatewayPort) });
+    start('market-feed', 'apps/market-feed/src/main.ts', {});
+    if (this.isStopping()) return;
 
-  const url = `redis://${redisConfig.host}:${redisConfig.port}`;
-  const catalogLabel =
-    options.portfolios === undefined
-      ? `catalog ${options.catalog}`
-      : `${options.portfolios} portfolios drawn from ${options.catalog}`;
-  process.stdout.write(
-    `\nginkgo-live stack is up.\n` +
-      `  Redis ready at ${url} (${local.source})\n` +
-      `  Apps: livecore-scheduler (${catalogLabel}), ${options.nodes} execution nodes,\n` +
-      `  notification worker, market feed, api-gateway.\n` +
-      `  Operations page: http://localhost:${gatewayPort}/\n` +
-      `  Monitoring API: http://localhost:${gatewayPort}/api/nodes (also /api/portfolios, /api/metrics,\n` +
-      `  /api/schedule/plan, /api/notifications, /api/ready, /metrics)\n` +
-      `  Operate: pnpm ctl drain node-1 | undrain node-1 | migrate <portfolio> <node>\n` +
-      `  Ctrl-C stops everything.\n\n`,
-  );
+    const port = await this.gatewayListening();
+    if (this.isStopping()) return;
+    const url = `redis://${redisConfig.host}:${redisConfig.port}`;
+    const catalogLabel =
+      this.options.portfolios === undefined
+        ? `catalog ${this.options.catalog}`
+        : `${this.options.portfolios} portfolios drawn from ${this.options.catalog}`;
+    const moved =
+      port !== stack.GATEWAY_PORT && stack.GATEWAY_PORT !== 0
+        ? `  (port ${stack.GATEWAY_PORT} is taken: the gateway listens on ${port}; GATEWAY_PORT to choose)\n`
+        : '';
+    process.stdout.write(
+      `\nginkgo-live stack is up.\n` +
+        `  Redis ready at ${url} (${local.source})\n` +
+        `  Apps: livecore-scheduler (${catalogLabel}), ${this.options.nodes} execution nodes,\n` +
+        `  notification worker, market feed, api-gateway.\n` +
+        `  Operations page: http://localhost:${port}/\n${moved}` +
+        `  Monitoring API: http://localhost:${port}/api/nodes (also /api/portfolios, /api/metrics,\n` +
+        `  /api/schedule/plan, /api/notifications, /api/ready, /metrics)\n` +
+        `  Operate: pnpm ctl drain node-1 | undrain node-1 | migrate <portfolio> <node>\n` +
+        `  Ctrl-C stops everything.\n\n`,
+    );
+  }
+
+  /**
+   * The port the gateway gets. GATEWAY_PORT set: that one, or a stop naming it when it is taken.
+   * Unset: 8000, or the next free one after it.
+   */
+  private async gatewayPort(): Promise<number> {
+    const wanted = this.config.stack.GATEWAY_PORT;
+    if (wanted === 0 || (await isPortFree(wanted))) return wanted;
+    if (this.config.portChosen) {
+      throw new StartupError(
+        `GATEWAY_PORT=${wanted} is in use; set GATEWAY_PORT to a free port (0 picks one)`,
+      );
+    }
+    const next = await firstFreePort(wanted + 1);
+    if (next === undefined) {
+      throw new StartupError(
+        `GATEWAY_PORT=${wanted} and the 20 ports after it are in use; set GATEWAY_PORT to a free port`,
+      );
+    }
+    return next;
+  }
+
+  /**
+   * Resolves with the gateway's port once it listens; rejects with the line of the first app
+   * that exits before (its own one-line reason, e.g. a port in use), so the stack never says it
+   * is up while an app is dead.
+   */
+  private gatewayListening(): Promise<number> {
+    const gateway = this.apps.find((app) => app.name === 'api-gateway');
+    if (gateway === undefined) return Promise.reject(new Error('the gateway was not started'));
+    return new Promise<number>((resolve, reject) => {
+      gateway.waitForLine('Gateway listening', 24 * 3_600_000).then(
+        (line) => {
+          const port = listeningPort(line);
+          if (port !== undefined) resolve(port);
+        },
+        () => undefined, // the gateway exited first: said below, with its line
+      );
+      for (const app of this.apps) {
+        void app.exited.then((exit) => {
+          if (this.isStopping()) return;
+          // An app's reason for stopping is its plain `<app>: ...` line on stderr.
+          const said = app.lines.filter((l) => /^[a-z][a-z-]*: /.test(l)).at(-1);
+          reject(
+            new StartupError(
+              said ?? `${app.name} exited during start (code ${exit.code ?? exit.signal ?? '?'})`,
+              exit.code !== null && exit.code !== 0 ? exit.code : 1,
+            ),
+          );
+        });
+      }
+    });
+  }
 }
 
 interface StackOptions {
@@ -203,15 +289,29 @@ function catalogFor(options: StackOptions, stackDir: string): string {
       portfolio_id: round === 1 ? spec?.portfolio_id : `${spec?.portfolio_id ?? ''}-${round}`,
     };
   });
-  mkdirSync(stackDir, { recursive: true });
+  ensureWritableDir(stackDir, 'GINKGO_STACK_DIR');
   const out = path.join(stackDir, `catalog-${options.portfolios}.json`);
   writeFileSync(out, `${JSON.stringify(drawn, null, 2)}\n`);
   return out;
 }
 
-main().catch((err: unknown) => {
+const options = parseArgs(process.argv.slice(2));
+if (typeof options === 'string') {
   process.stderr.write(
-    `stack: failed to start: ${err instanceof Error ? err.message : String(err)}\n`,
+    `stack: ${options}\nusage: npm start -- [--nodes N] [--portfolios N] [--catalog FILE]\n`,
   );
-  process.exit(1);
+  process.exit(CONFIG_EXIT_CODE);
+}
+
+await runApp({
+  app: 'stack',
+  loadConfig,
+  metricsPrefix: 'ginkgo_stack_',
+  describeConfig: (config) => ({ ...config, redis: describeRedisConfig(config.redis), options }),
+  // Apps stop in parallel within 30 s each (nodes drain), then Redis.
+  hardExitAfterMs: () => 45_000,
+  create: ({ config, logger }) => {
+    const stack = new LocalStack(config, options, logger);
+    return { start: () => stack.start(), stop: () => stack.stop() };
+  },
 });
