@@ -1,17 +1,30 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { statusOfRecord } from '@ginkgo-live/fleet';
 import { decodePayload } from '@ginkgo-live/state-keys';
 import { RedisServer, StackFixture, waitFor } from '@ginkgo-live/testing';
 
 /**
- * One node, three surfaces, one word: the scheduler's record (its `alive | draining | lost` in the
- * fleet's words through `statusOfRecord`), `/api/nodes/:id` and the node's row of `/api/overview`,
- * on the real apps as processes (scheduler, two nodes, gateway) and a real Redis. The record is the
- * slowest surface (one scheduler tick behind the heartbeat): each step waits for it, then reads all
- * three and compares.
+ * One node, every surface, one word: the scheduler's record (its `alive | draining | lost` in the
+ * fleet's words through `statusOfRecord`), `/api/nodes/:id`, `/api/nodes`, the node's row of
+ * `/api/overview` and of the operations page (Debian's headless Chromium), on the real apps as
+ * processes (scheduler, two nodes, gateway) and a real Redis. The record is the slowest surface (one
+ * scheduler tick behind the heartbeat): each step waits for it, then reads all and compares.
  */
+let browser: Browser;
 let server: RedisServer;
 let fx: StackFixture;
+
+beforeAll(async () => {
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+});
+afterAll(async () => {
+  await browser.close();
+});
 
 beforeEach(async () => {
   server = await RedisServer.start();
@@ -30,6 +43,8 @@ describe('a node has the same status in the scheduler, the API and the overview'
     );
     await fx.startScheduler('s1');
     const { url } = await fx.startGateway({ GATEWAY_OVERVIEW_INTERVAL_MS: '200' });
+    const page = await browser.newPage();
+    await page.goto(`${url}/`);
 
     const record = async (id: string): Promise<string | null> => {
       const raw = await fx.redis.hget(fx.keys.executionNodes(), id);
@@ -53,9 +68,19 @@ describe('a node has the same status in the scheduler, the API and the overview'
       const overview = (
         (await json('/api/overview'))['nodes'] as { node_id: string; status: string }[]
       ).find((n) => n.node_id === id)?.status;
-      return { scheduler, api, listed, overview };
+      // The page updates every 200 ms: wait for the row to show what the overview says.
+      const row = page.locator(`tr[data-node="${id}"][data-status="${String(overview)}"]`);
+      await row.waitFor({ timeout: 5_000 });
+      const shown = await row.locator('.state').textContent();
+      return { scheduler, api, listed, overview, page: shown };
     };
-    const same = (word: string) => ({ scheduler: word, api: word, listed: word, overview: word });
+    const same = (word: string) => ({
+      scheduler: word,
+      api: word,
+      listed: word,
+      overview: word,
+      page: word,
+    });
 
     await waitFor(async () => (await record('a')) === 'online', {
       timeoutMs: 10_000,
