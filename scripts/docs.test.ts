@@ -3,10 +3,10 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 /**
- * The docs cite only what the repository has. A clone holds the root README and `docs/*.md`, and
+ * The docs cite only what the repository has. A clone holds its READMEs and `docs/*.md` and
  * nothing else of the design: every path they name must exist, every function they name beside a
  * file must be in it, every test `docs/requirements.md` quotes must be in the file it names, and no
- * document may send a reader to a design note that is not in the repository.
+ * document or source may send a reader to a design note that is not in the repository.
  */
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -40,7 +40,22 @@ const entries = walk('');
 const entrySet = new Set(entries);
 const topLevel = new Set(readdirSync(root).filter((name) => !NOT_IN_A_CLONE.has(name)));
 const read = (rel: string): string => readFileSync(path.join(root, rel), 'utf8');
-const docFiles = ['README.md', ...entries.filter((e) => /^docs\/[^/]+\.md$/.test(e))];
+/** Every README of the repository and every page under `docs/`. */
+const docFiles = entries.filter(
+  (e) => /(?:^|\/)README\.md$/.test(e) || /^docs\/[^/]+\.md$/.test(e),
+);
+
+/** Files a reader makes from a template and git ignores (`docker/.env`): named, never committed. */
+const localOnly = read('.gitignore')
+  .split('\n')
+  .map((line) => line.trim())
+  .filter((line) => line !== '' && !line.startsWith('#') && !line.endsWith('/'))
+  .map(
+    (pattern) =>
+      new RegExp(`^${pattern.replace(/[.+?^$()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`),
+  );
+const isLocalOnly = (rel: string): boolean =>
+  localOnly.some((pattern) => pattern.test(path.posix.basename(rel)));
 
 /** A glob (`*`, `**`, `{a,b}`, `<placeholder>`) as a regular expression over repository paths. */
 function globToRegExp(glob: string): RegExp {
@@ -83,36 +98,53 @@ const tidy = (raw: string): string =>
     .replace(/:\d+(?:-\d+)?$/, '')
     .replace(/#.*$/, '');
 
-/** Every repository path a document names: bare (from the root) and as link targets (from it). */
+/** `rel` as a document means it: from the repository's root, else from the document's folder. */
+function resolveCited(doc: string, rel: string): string | undefined {
+  const dir = path.posix.dirname(doc);
+  const candidates = dir === '.' ? [rel] : [rel, path.posix.join(dir, rel)];
+  return candidates.find(exists);
+}
+
+/**
+ * Every repository path a document names: bare mentions starting with a top-level entry of the
+ * repository (or, in a nested README, of its own folder), and link targets (from the document).
+ */
 function citedPaths(doc: string): string[] {
   const text = read(doc);
+  const dir = path.posix.dirname(doc);
+  const near = new Set(
+    dir === '.'
+      ? []
+      : entries
+          .filter((e) => e.startsWith(`${dir}/`))
+          .map((e) => e.slice(dir.length + 1).split('/')[0]),
+  );
   const found = new Set<string>();
-  // Bare mentions: a word starting with a top-level folder or file of the repository.
   const bare = /(?<=^|[\s`(["'|])([A-Za-z0-9_.-]+(?:\/[^\s`'"|)\]]*)?)/gm;
   for (const match of text.matchAll(bare)) {
     const word = match[1] ?? '';
     const first = word.split('/')[0] ?? '';
-    if (!topLevel.has(first) || (!word.includes('/') && !/\.\w+$/.test(word))) continue;
+    if (!topLevel.has(first) && !near.has(first)) continue;
+    if (!word.includes('/') && !/\.\w+$/.test(word)) continue;
     if (/\/dist\//.test(word)) continue; // build output, written by `pnpm build`
     found.add(tidy(word));
   }
-  // Link targets, relative to the document.
   for (const match of text.matchAll(/\]\(([^)\s]+)\)/g)) {
     const target = match[1] ?? '';
     if (/^[a-z]+:|^#/.test(target)) continue;
-    found.add(path.posix.normalize(path.posix.join(path.posix.dirname(doc), tidy(target))));
+    found.add(path.posix.normalize(path.posix.join(dir, tidy(target))));
   }
-  return [...found];
+  return [...found].filter((p) => !isLocalOnly(p));
 }
 
 describe('the documents', () => {
-  it('are the root README and every page under docs/', () => {
+  it('are every README and every page under docs/', () => {
     expect(docFiles).toContain('docs/architecture.md');
     expect(docFiles).toContain('docs/requirements.md');
   });
 
   it.each(docFiles)('%s cites only paths the repository has', (doc) => {
-    const missing = citedPaths(doc).filter((p) => !exists(p));
+    const missing = citedPaths(doc).filter((p) => resolveCited(doc, p) === undefined);
     expect(missing).toEqual([]);
   });
 
@@ -121,8 +153,8 @@ describe('the documents', () => {
     const citation = /`([\w./-]+\.(?:ts|mjs|js))` \(((?:`[\w.]+`(?:, )?)+)\)/g;
     const missing: string[] = [];
     for (const match of read(doc).matchAll(citation)) {
-      const file = match[1] ?? '';
-      if (!exists(file)) continue; // reported by the path check
+      const file = resolveCited(doc, match[1] ?? '');
+      if (file === undefined) continue; // reported by the path check
       const source = read(file);
       for (const name of (match[2] ?? '').matchAll(/`([\w.]+)`/g)) {
         const last = (name[1] ?? '').split('.').pop() ?? '';
