@@ -140,17 +140,25 @@ describe('decide: the outage grace', () => {
     ]);
   });
 
-  it('sends no nudge in the grace: node reports written during the outage are stale', async () => {
+  it('sends no nudge in the grace (node reports written during the outage are stale) and keeps the backoff', async () => {
     const sim = new Sim();
     sim.store.addSpecs('p1');
     sim.beat(0, 'a');
     await sim.tick(0);
     sim.reports.set('a', []);
-    sim.beat(5_000, 'a');
-    sim.memory = { ...sim.memory, outageEndedAt: T0 + 4_000 };
-    expect((await sim.tick(5_000)).write).toBeNull();
+    sim.beat(3_000, 'a');
+    expect((await sim.tick(3_000)).reasons).toEqual(['nudges', 'node assignments']);
+    const backoff = new Map([['a|p1', { count: 1, nextAtMs: T0 + 9_000 }]]);
+    expect(sim.memory.nudges).toEqual(backoff);
+    sim.beat(9_000, 'a');
+    sim.memory = { ...sim.memory, outageEndedAt: T0 + 8_000 };
+    expect((await sim.tick(9_000)).write).toBeNull();
+    expect(sim.memory.nudges).toEqual(backoff);
     sim.memory = { ...sim.memory, outageEndedAt: null };
-    expect((await sim.tick(6_000)).reasons).toEqual(['nudges', 'node assignments']);
+    const d = await sim.tick(10_000);
+    expect(logs(d.afterWrite, 'Node does not run an assigned portfolio; nudging it')).toMatchObject(
+      [{ fields: { nodeId: 'a', portfolioId: 'p1', nudges: 2 } }],
+    );
   });
 });
 

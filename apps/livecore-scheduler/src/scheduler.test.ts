@@ -3,7 +3,6 @@ import { createLogger } from '@ginkgo-live/runtime';
 import { MemoryTransport } from '@ginkgo-live/testing';
 import type { SchedulerSettings } from './decide.ts';
 import { FakeStore, iso, SETTINGS, spec, T0 } from './fake-store.test-support.ts';
-import type { NoticeSink } from './notices.ts';
 import { Scheduler } from './scheduler.ts';
 
 /** The shell on the fake store, with a clock the test moves and every log line and notice kept. */
@@ -13,15 +12,15 @@ function harness(settings: Partial<SchedulerSettings> = {}, store = new FakeStor
   const clock = { now: T0 };
   const record =
     (op: string) =>
-    (name: string, subject: unknown): void => {
+    (name: string, subject: unknown, ..._details: unknown[]): void => {
       sent.push(`${op} ${name} ${JSON.stringify(subject)}`);
     };
   const scheduler = new Scheduler({
     store,
     // What the notifier was asked, by name and subject (the catalogue spells the rest).
     notifier: {
-      raise: record('raise') as unknown as NoticeSink['raise'],
-      resolve: record('resolve') as unknown as NoticeSink['resolve'],
+      raise: record('raise'),
+      resolve: record('resolve'),
     },
     logger: createLogger({ app: 'test', level: 'debug', format: 'json', transports: [transport] }),
     settings: { ...SETTINGS, ...settings },
