@@ -106,6 +106,8 @@ async function runSize(
     log(`fleet: ${nodes} nodes, the scheduler places ${portfolios} portfolios`);
     const started = performance.now();
     const scheduler = await fx.startScheduler('fleet', {
+      // Every simulated node beats before the scheduler starts: no settle window to wait out.
+      SCHEDULER_SETTLE_MS: '0',
       SCHEDULER_TICK_MS: '5000',
       SCHEDULER_LEADER_TTL_MS: '15000',
       SCHEDULER_OUTAGE_GRACE_MS: '15000',
