@@ -377,6 +377,9 @@ async function follow() {
       }
       if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
       setFeed('up', 'Live');
+      // Quiet is counted from the connection, not from the last message of an earlier one: the
+      // first update may take a moment (the gateway reads the fleet for it).
+      state.lastMessageAt = Date.now();
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = '';
       for (;;) {
@@ -394,6 +397,8 @@ async function follow() {
             .join('\n');
           if (data) {
             state.lastMessageAt = Date.now();
+            // Updates flow again after a quiet spell: live again (render clears the banner).
+            if (document.body.dataset.feed !== 'up') setFeed('up', 'Live');
             render(JSON.parse(data));
           }
         }
