@@ -14,6 +14,7 @@ import {
   type Migration,
   type NodeView,
   type Placement,
+  type PlanOutput,
 } from './planner.ts';
 import type { NodePrune, NodeReading, PlanWrite, World } from './world.ts';
 
@@ -145,102 +146,22 @@ export function decide(
   const inGrace = kept.outageEndedAt !== null && now - kept.outageEndedAt < settings.outageGraceMs;
   const views = viewsOf(world.nodes, requests.draining, inGrace, settings.defaultCapacity);
   if (kept.firstLiveAt === null && views.some((v) => v.alive)) kept.firstLiveAt = now;
-  const settling =
-    settings.settleMs > 0 &&
-    (kept.firstLiveAt === null || now - kept.firstLiveAt < settings.settleMs);
 
-  // First placement waits the settle window; what has a node (or runs on one) never waits.
-  const previous = new Map<string, Placement>(
-    [...world.assignments].map(([id, a]) => [
-      id,
-      a.status === 'assigned' && a.node_id !== null
-        ? { status: 'assigned', nodeId: a.node_id }
-        : { status: 'orphaned', reason: a.reason ?? '' },
-    ]),
-  );
-  const usable = views.filter((v) => v.alive && !v.draining);
-  const running = new Set(usable.flatMap((v) => v.reportedPortfolios));
-  const migrating = new Set(requests.migrations.map((m) => m.portfolioId));
-  const held = new Set(
-    settling
-      ? [...requests.catalog.keys()].filter(
-          (id) => previous.get(id)?.status !== 'assigned' && !running.has(id) && !migrating.has(id),
-        )
-      : [],
-  );
-  if (held.size > 0 && kept.firstLiveAt === now && memory.firstLiveAt === null)
+  const placed = place(world, requests, views, kept, now, settings, inGrace);
+  if (placed.held > 0 && kept.firstLiveAt === now && memory.firstLiveAt === null)
     effects.push(
       log('info', 'First node seen; the first placement waits for the others to beat', {
-        portfolios: held.size,
+        portfolios: placed.held,
         settleMs: settings.settleMs,
       }),
     );
-  const out = computePlan({
-    nodes: views,
-    portfolios: [...requests.catalog.keys()].filter((id) => !held.has(id)),
-    previous,
-    migrations: requests.migrations,
-  });
-  for (const id of held) {
-    const before = previous.get(id);
-    if (before !== undefined) out.placements.set(id, before);
-  }
+  const { moves } = placed;
 
-  // Optional rebalance, rate-limited over a sliding minute.
-  const recent = kept.rebalancedAt.filter((t) => now - t < REBALANCE_WINDOW_MS);
-  const budget = settling || inGrace ? 0 : settings.rebalancePerMinute - recent.length;
-  const even =
-    budget > 0
-      ? rebalance({
-          nodes: views,
-          placements: out.placements,
-          budget,
-          pinned: new Set(out.moves.map((m) => m.portfolioId)),
-        })
-      : { placements: out.placements, moves: [] };
-  const moves = [
-    ...out.moves.map((m) => ({ ...m, why: 'plan' })),
-    ...even.moves.map((m) => ({ ...m, why: 'rebalance' })),
-  ];
-
-  const assignments = [...even.placements].map(([portfolioId, p]): Assignment => {
-    const before = world.assignments.get(portfolioId);
-    const same =
-      before !== undefined &&
-      (p.status === 'assigned'
-        ? before.node_id === p.nodeId
-        : before.status === 'orphaned' && before.reason === p.reason);
-    return {
-      _v: 1,
-      portfolio_id: portfolioId,
-      status: p.status,
-      node_id: p.status === 'assigned' ? p.nodeId : null,
-      reason: p.status === 'orphaned' ? p.reason : null,
-      plan_version: same ? before.plan_version : next,
-      since: same ? before.since : at,
-    };
-  });
+  const assignments = assignmentsOf(world.assignments, placed.placements, next, at);
   const perNode = new Map<string, string[]>(views.map((v) => [v.nodeId, []]));
   for (const a of assignments) if (a.node_id !== null) perNode.get(a.node_id)?.push(a.portfolio_id);
 
-  const allRecords = world.nodes.map((n, i): NodeRecord => {
-    const view = views[i];
-    // In the outage grace a node that was alive stays alive in its record too: a heartbeat that
-    // expired while Redis was down is no news of the node (no "Node lost", no plan write).
-    const status: NodeRecordStatus =
-      view?.alive !== true ? 'lost' : view.draining ? 'draining' : 'alive';
-    return {
-      _v: 1,
-      node_id: n.nodeId,
-      status,
-      capacity: view?.capacity ?? settings.defaultCapacity,
-      assigned_count: perNode.get(n.nodeId)?.length ?? 0,
-      last_seen:
-        n.lastSeenMs === null
-          ? (n.record?.last_seen ?? null)
-          : new Date(n.lastSeenMs).toISOString(),
-    };
-  });
+  const allRecords = recordsOf(world.nodes, views, perNode, settings.defaultCapacity);
 
   const forget = pruneLost(world.nodes, allRecords, kept.lostSince, now, settings.nodeRetentionMs);
   kept.lostSince = forget.lostSince;
@@ -251,21 +172,7 @@ export function decide(
 
   afterWrite.push(...announce(world, records, assignments, now, settings.orphanNotifyAfterMs));
 
-  // After a (re)start every node key is written once, then only the ones whose list changed.
-  const previousPerNode = new Map<string, string[]>();
-  for (const [id, a] of world.assignments) {
-    if (a.node_id === null) continue;
-    const ids = previousPerNode.get(a.node_id);
-    if (ids === undefined) previousPerNode.set(a.node_id, [id]);
-    else ids.push(id);
-  }
-  const listKey = (ids: readonly string[] | undefined): string => [...(ids ?? [])].sort().join(',');
-  const changedNodes = new Map(
-    [...perNode].filter(
-      ([nodeId, ids]) =>
-        !kept.nodeKeysWritten || listKey(previousPerNode.get(nodeId)) !== listKey(ids),
-    ),
-  );
+  const changedNodes = changedNodeKeys(world.assignments, perNode, kept.nodeKeysWritten);
   // Node reports are stale right after an outage (they could not write them): no nudges then.
   const nudging = inGrace
     ? { nudged: new Set<string>(), nudges: kept.nudges, effects: [] }
@@ -273,18 +180,8 @@ export function decide(
   afterWrite.push(...nudging.effects);
   for (const nodeId of nudging.nudged) changedNodes.set(nodeId, perNode.get(nodeId) ?? []);
 
-  // Control results, carried by this write: refused with a reason, or accepted.
-  for (const { migration, reason } of out.rejected) {
-    const request = world.requests.find(
-      (r) =>
-        r.action === 'migrate' &&
-        r.portfolio_id === migration.portfolioId &&
-        r.target_node_id === migration.targetNodeId &&
-        !requests.refused.has(r.id),
-    );
-    if (request !== undefined) requests.refused.set(request.id, { request, reason });
-  }
-  for (const { request, reason } of requests.refused.values())
+  const results = controlResults(world.requests, requests.refused, placed.rejected);
+  for (const { request, reason } of results.refused)
     afterWrite.push(
       log('warn', 'Control request refused', {
         requestId: request.id,
@@ -292,15 +189,6 @@ export function decide(
         reason,
       }),
     );
-  const results = new Map<string, ControlResult>(
-    world.requests.map((r) => {
-      const reason = requests.refused.get(r.id)?.reason ?? null;
-      return [
-        r.id,
-        { _v: 1, id: r.id, ok: reason === null, reason, plan_version: next, processed_at: at },
-      ];
-    }),
-  );
 
   const catalogChange = diffCatalog(world.catalog, requests.catalog);
   const readings = new Map(world.nodes.map((n) => [n.nodeId, n]));
@@ -350,7 +238,7 @@ export function decide(
       nodes: records,
       assignments,
       nodeAssignments: changedNodes,
-      results: [...results.values()],
+      results: results.answers(next, at),
       consumedRequests: world.requestCount,
       catalog: catalogChange,
       prune: forget.prune,
@@ -362,7 +250,7 @@ export function decide(
       ...kept,
       nodeKeysWritten: true,
       nudges: nudging.nudges,
-      rebalancedAt: [...recent, ...even.moves.map(() => now)],
+      rebalancedAt: placed.rebalancedAt,
     },
     memoryUnwritten: kept,
     summary: { ...summary, planVersion: next },
@@ -484,6 +372,189 @@ function applyRequests(world: World, base: ReadonlyMap<string, PortfolioSpec>) {
     }
   }
   return { catalog, draining, migrations, refused };
+}
+
+/** Where every portfolio goes this tick: the settle window, the planner, the optional rebalance. */
+function place(
+  world: World,
+  requests: ReturnType<typeof applyRequests>,
+  views: readonly NodeView[],
+  memory: SchedulerMemory,
+  now: number,
+  settings: SchedulerSettings,
+  inGrace: boolean,
+) {
+  const settling =
+    settings.settleMs > 0 &&
+    (memory.firstLiveAt === null || now - memory.firstLiveAt < settings.settleMs);
+  const previous = new Map<string, Placement>(
+    [...world.assignments].map(([id, a]) => [
+      id,
+      a.status === 'assigned' && a.node_id !== null
+        ? { status: 'assigned', nodeId: a.node_id }
+        : { status: 'orphaned', reason: a.reason ?? '' },
+    ]),
+  );
+  // The first placement waits the settle window; what has a node (or runs on one) never waits.
+  const usable = views.filter((v) => v.alive && !v.draining);
+  const running = new Set(usable.flatMap((v) => v.reportedPortfolios));
+  const migrating = new Set(requests.migrations.map((m) => m.portfolioId));
+  const held = new Set(
+    settling
+      ? [...requests.catalog.keys()].filter(
+          (id) => previous.get(id)?.status !== 'assigned' && !running.has(id) && !migrating.has(id),
+        )
+      : [],
+  );
+  const out = computePlan({
+    nodes: views,
+    portfolios: [...requests.catalog.keys()].filter((id) => !held.has(id)),
+    previous,
+    migrations: requests.migrations,
+  });
+  for (const id of held) {
+    const before = previous.get(id);
+    if (before !== undefined) out.placements.set(id, before);
+  }
+
+  // Optional rebalance, rate-limited over a sliding minute.
+  const recent = memory.rebalancedAt.filter((t) => now - t < REBALANCE_WINDOW_MS);
+  const budget = settling || inGrace ? 0 : settings.rebalancePerMinute - recent.length;
+  const even =
+    budget > 0
+      ? rebalance({
+          nodes: views,
+          placements: out.placements,
+          budget,
+          pinned: new Set(out.moves.map((m) => m.portfolioId)),
+        })
+      : { placements: out.placements, moves: [] };
+  return {
+    placements: even.placements,
+    moves: [
+      ...out.moves.map((m) => ({ ...m, why: 'plan' })),
+      ...even.moves.map((m) => ({ ...m, why: 'rebalance' })),
+    ],
+    rejected: out.rejected,
+    held: held.size,
+    /** The rebalance moves of the last minute, these included (kept once written). */
+    rebalancedAt: [...recent, ...even.moves.map(() => now)],
+  };
+}
+
+/** The plan's entries: an unchanged placement keeps its version and `since`, a changed one is new. */
+function assignmentsOf(
+  before: ReadonlyMap<string, Assignment>,
+  placements: ReadonlyMap<string, Placement>,
+  version: number,
+  at: string,
+): Assignment[] {
+  return [...placements].map(([portfolioId, p]): Assignment => {
+    const was = before.get(portfolioId);
+    const same =
+      was !== undefined &&
+      (p.status === 'assigned'
+        ? was.node_id === p.nodeId
+        : was.status === 'orphaned' && was.reason === p.reason);
+    return {
+      _v: 1,
+      portfolio_id: portfolioId,
+      status: p.status,
+      node_id: p.status === 'assigned' ? p.nodeId : null,
+      reason: p.status === 'orphaned' ? p.reason : null,
+      plan_version: same ? was.plan_version : version,
+      since: same ? was.since : at,
+    };
+  });
+}
+
+/** The scheduler's record of each node, as this tick sees it. */
+function recordsOf(
+  nodes: readonly NodeReading[],
+  views: readonly NodeView[],
+  perNode: ReadonlyMap<string, readonly string[]>,
+  defaultCapacity: number,
+): NodeRecord[] {
+  return nodes.map((n, i): NodeRecord => {
+    const view = views[i];
+    // In the outage grace a node that was alive stays alive in its record too: a heartbeat that
+    // expired while Redis was down is no news of the node (no "Node lost", no plan write).
+    const status: NodeRecordStatus =
+      view?.alive !== true ? 'lost' : view.draining ? 'draining' : 'alive';
+    return {
+      _v: 1,
+      node_id: n.nodeId,
+      status,
+      capacity: view?.capacity ?? defaultCapacity,
+      assigned_count: perNode.get(n.nodeId)?.length ?? 0,
+      last_seen:
+        n.lastSeenMs === null
+          ? (n.record?.last_seen ?? null)
+          : new Date(n.lastSeenMs).toISOString(),
+    };
+  });
+}
+
+/** Which node keys to write: all of them once after a (re)start, then only those whose list changed. */
+function changedNodeKeys(
+  before: ReadonlyMap<string, Assignment>,
+  perNode: ReadonlyMap<string, string[]>,
+  nodeKeysWritten: boolean,
+): Map<string, string[]> {
+  const previousPerNode = new Map<string, string[]>();
+  for (const [id, a] of before) {
+    if (a.node_id === null) continue;
+    const ids = previousPerNode.get(a.node_id);
+    if (ids === undefined) previousPerNode.set(a.node_id, [id]);
+    else ids.push(id);
+  }
+  const listKey = (ids: readonly string[] | undefined): string => [...(ids ?? [])].sort().join(',');
+  return new Map(
+    [...perNode].filter(
+      ([nodeId, ids]) => !nodeKeysWritten || listKey(previousPerNode.get(nodeId)) !== listKey(ids),
+    ),
+  );
+}
+
+/**
+ * The answer to every request read: refused with its reason (by the checks of `applyRequests`, or a
+ * migration the planner rejected), else accepted — each carried by the write of version `version`.
+ */
+function controlResults(
+  requests: readonly ControlRequest[],
+  refusedEarly: ReadonlyMap<string, Refusal>,
+  rejected: PlanOutput['rejected'],
+) {
+  const refused = new Map(refusedEarly);
+  for (const { migration, reason } of rejected) {
+    const request = requests.find(
+      (r) =>
+        r.action === 'migrate' &&
+        r.portfolio_id === migration.portfolioId &&
+        r.target_node_id === migration.targetNodeId &&
+        !refused.has(r.id),
+    );
+    if (request !== undefined) refused.set(request.id, { request, reason });
+  }
+  return {
+    refused: [...refused.values()],
+    answers: (version: number, at: string): ControlResult[] => [
+      ...new Map(
+        requests.map((r) => {
+          const reason = refused.get(r.id)?.reason ?? null;
+          const result: ControlResult = {
+            _v: 1,
+            id: r.id,
+            ok: reason === null,
+            reason,
+            plan_version: version,
+            processed_at: at,
+          };
+          return [r.id, result] as const;
+        }),
+      ).values(),
+    ],
+  };
 }
 
 /** What the plan write must change in the catalog to turn `before` into `after`. */
