@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { computePlan, type NodeView, type Placement } from './planner.ts';
+import { computePlan, rebalance, type NodeView, type Placement } from './planner.ts';
 
 const node = (nodeId: string, overrides: Partial<NodeView> = {}): NodeView => ({
   nodeId,
@@ -149,6 +149,63 @@ describe('computePlan', () => {
       previous,
     });
     expect(plan(out.placements)).toEqual({ p1: 'a', p2: 'a', p3: 'b' });
+  });
+});
+
+describe('rebalance', () => {
+  const placements = (entries: [string, string][]) =>
+    new Map<string, Placement>(entries.map(([p, n]) => [p, on(n)]));
+
+  it('moves from the busiest to the idlest node while they differ by more than one, within the budget', () => {
+    const input = {
+      nodes: [node('a', { capacity: 10 }), node('b', { capacity: 10 })],
+      placements: placements([
+        ['p1', 'a'],
+        ['p2', 'a'],
+        ['p3', 'a'],
+        ['p4', 'a'],
+        ['p5', 'a'],
+      ]),
+      pinned: new Set<string>(),
+    };
+    expect(rebalance({ ...input, budget: 1 }).moves).toEqual([
+      { portfolioId: 'p5', from: 'a', to: 'b' },
+    ]);
+    // 5/0 → 3/2: a difference of one is as even as it gets.
+    const all = rebalance({ ...input, budget: 10 });
+    expect(all.moves.map((m) => m.portfolioId)).toEqual(['p5', 'p4']);
+    expect(plan(all.placements)).toEqual({ p1: 'a', p2: 'a', p3: 'a', p4: 'b', p5: 'b' });
+  });
+
+  it('never fills a node past its capacity, nor touches a draining, lost or pinned one', () => {
+    const out = rebalance({
+      nodes: [
+        node('a', { capacity: 10 }),
+        node('full', { capacity: 1 }),
+        node('drained', { draining: true }),
+        node('dead', { alive: false }),
+      ],
+      placements: placements([
+        ['p1', 'a'],
+        ['p2', 'a'],
+        ['p3', 'a'],
+        ['p4', 'full'],
+      ]),
+      budget: 5,
+      pinned: new Set(['p3']),
+    });
+    expect(out.moves).toEqual([]);
+    const pinned = rebalance({
+      nodes: [node('a', { capacity: 10 }), node('b', { capacity: 10 })],
+      placements: placements([
+        ['p1', 'a'],
+        ['p2', 'a'],
+        ['p3', 'a'],
+      ]),
+      budget: 5,
+      pinned: new Set(['p3']),
+    });
+    expect(pinned.moves).toEqual([{ portfolioId: 'p2', from: 'a', to: 'b' }]);
   });
 });
 
