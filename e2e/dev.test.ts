@@ -9,7 +9,7 @@ import { freePort, ManagedProcess, REPO_ROOT, tsEntry, waitFor } from '@ginkgo-l
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+}, 90_000);
 
 const UNSET = { REDIS_HOST: undefined, REDIS_URL: undefined, REDIS_PORT: undefined };
 
@@ -21,7 +21,9 @@ function start(
 ) {
   const entry = tsEntry(name, file, { LOG_FORMAT: 'json', ...UNSET, ...env });
   const child = ManagedProcess.start({ ...entry, args: [...(entry.args ?? []), ...args] });
-  cleanups.push(() => child.stop('SIGKILL'));
+  // Its apps (turbo's, the stack's) and Redis run in process groups of their own: a SIGKILL would
+  // leave them behind, so a test that fails midway stops it as Ctrl-C does.
+  cleanups.push(() => child.stop('SIGINT', 30_000));
   return child;
 }
 

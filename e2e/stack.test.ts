@@ -16,7 +16,7 @@ const cleanups: (() => unknown)[] = [];
 
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+}, 60_000);
 
 function startStack(
   env: Record<string, string | undefined>,
@@ -33,7 +33,9 @@ function startStack(
     ...env,
   });
   const stack = ManagedProcess.start({ ...entry, args: [...(entry.args ?? []), ...args] });
-  cleanups.push(() => stack.stop('SIGKILL'));
+  // Its apps and Redis run in process groups of their own: a SIGKILL of the stack would leave them
+  // behind, so a test that fails midway stops it as Ctrl-C does (SIGKILL only after 20 s).
+  cleanups.push(() => stack.stop('SIGINT', 20_000));
   return stack;
 }
 

@@ -80,15 +80,18 @@ function ensurePackages(pnpm) {
 
 let aptUpdated = false;
 
-/** A Debian package, when `isPresent()` says it is missing: apt-get as root, else exit 2 with how. */
-function ensureDebianPackage(pkg, what, isPresent) {
+/**
+ * A Debian package, when `isPresent()` says it is missing: apt-get as root, else exit 2 with one
+ * line saying what to run (or, with `instead`, what else to do).
+ */
+function ensureDebianPackage(pkg, what, isPresent, instead) {
   if (isPresent()) return;
   const install = `apt-get update && apt-get install -y ${pkg}`;
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   if (!isRoot || output('apt-get', ['--version']) === undefined) {
     fail(
-      `${what} is not installed, and this is not a root shell with apt-get.\n` +
-        `Install it, then run this command again:\n  sudo sh -c '${install}'`,
+      `${what} is not installed and this shell cannot install it (not root with apt-get); ` +
+        `run sudo sh -c '${install}'${instead === undefined ? '' : `, or ${instead}`}, then this command again`,
     );
   }
   say(`Installing ${what} with apt-get`);
@@ -106,12 +109,18 @@ function ensureDebianPackage(pkg, what, isPresent) {
   }
 }
 
-/** redis-server from Debian's packages when it is not on PATH. */
-function ensureRedis() {
+/**
+ * redis-server from Debian's packages when it is not on PATH. `npm start` and `pnpm dev` need it
+ * only for their embedded Redis: not when REDIS_URL or REDIS_HOST names one.
+ */
+function ensureRedis(task) {
+  const local = task === 'start' || task === 'dev';
+  if (local && ((env.REDIS_URL ?? '') !== '' || (env.REDIS_HOST ?? '') !== '')) return;
   ensureDebianPackage(
     'redis-server',
     'redis-server',
     () => output('redis-server', ['--version']) !== undefined,
+    local ? 'set REDIS_URL to a running Redis' : undefined,
   );
 }
 
@@ -148,7 +157,7 @@ function main() {
   checkNode();
   const pnpm = ensurePnpm();
   ensurePackages(pnpm);
-  ensureRedis();
+  ensureRedis(task);
   if (task === 'start' || task === 'dev') {
     // Straight to node (not through pnpm exec, which would forward Ctrl-C once more).
     const script = task === 'start' ? 'scripts/stack.ts' : 'scripts/dev.ts';

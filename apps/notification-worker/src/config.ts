@@ -14,39 +14,27 @@ import { loadNotificationConfig, type NotificationConfig } from '@ginkgo-live/no
 
 /** Everything the notification worker reads from its environment. */
 export interface WorkerConfig {
-  /** `METRICS_PORT`: `/health` and `/metrics`, default 9466 (0 picks a free port). */
-  metricsPort: number;
-  /** `METRICS_HOST`, default `0.0.0.0`. */
-  metricsHost: string;
+  /** `METRICS_PORT` (`/health` and `/metrics`, default 9466; 0 picks a free port), `METRICS_HOST` (default 0.0.0.0). */
+  metrics: { port: number; host: string };
   redis: RedisConfig;
   logging: LoggingConfig;
   /** `NOTIFY_*`: the sinks (webhooks, the log), delivery attempts and backoff, history size. */
   notify: NotificationConfig;
 }
 
-const workerEnvSchema = z.object({
-  METRICS_PORT: envInt({ default: 9_466, min: 0, max: 65_535 }),
-  METRICS_HOST: envString(),
-});
+const metricsEnvSchema = z
+  .object({
+    METRICS_PORT: envInt({ default: 9_466, min: 0, max: 65_535 }),
+    METRICS_HOST: envString(),
+  })
+  .transform((env) => ({ port: env.METRICS_PORT, host: env.METRICS_HOST ?? '0.0.0.0' }));
 
 /** Reads the worker's configuration. Pure. */
 export function loadConfig(env: Env): ConfigResult<WorkerConfig> {
-  const parts = combineConfig({
-    worker: parseEnv(workerEnvSchema, env),
+  return combineConfig({
+    metrics: parseEnv(metricsEnvSchema, env),
     redis: loadRedisConfig(env),
     logging: loadLoggingConfig(env),
     notify: loadNotificationConfig(env),
   });
-  if (!parts.ok) return parts;
-  const { worker, redis, logging, notify } = parts.value;
-  return {
-    ok: true,
-    value: {
-      metricsPort: worker.METRICS_PORT,
-      metricsHost: worker.METRICS_HOST ?? '0.0.0.0',
-      redis,
-      logging,
-      notify,
-    },
-  };
 }

@@ -18,7 +18,7 @@ await runApp({
   loadConfig,
   metricsPrefix: 'ginkgo_notification_worker_',
   describeConfig: (config) => ({ ...config, redis: describeRedisConfig(config.redis) }),
-  metricsServer: (config) => ({ host: config.metricsHost, port: config.metricsPort }),
+  metricsServer: (config) => config.metrics,
   create: ({ config, logger }) => {
     const { redis, notify } = config;
     const sinks = [

@@ -52,59 +52,19 @@ export class MetricsRegistry extends Registry {
 
   /** A gauge read at scrape time. */
   gauge(metric: ValueMetric | LabelledMetric): void {
-    if ('samples' in metric) {
-      const { samples } = metric;
-      new Gauge({
-        name: metric.name,
-        help: metric.help,
-        labelNames: metric.labelNames,
-        registers: [this],
-        async collect() {
-          const series = await samples();
-          this.reset();
-          for (const s of series) this.set(s.labels, s.value);
-        },
-      });
-      return;
-    }
-    const { value } = metric;
     new Gauge({
-      name: metric.name,
-      help: metric.help,
+      ...definition(metric),
       registers: [this],
-      async collect() {
-        this.set(await value());
-      },
+      collect: collector(metric, (gauge: Gauge, s) => gauge.set(s.labels, s.value)),
     });
   }
 
   /** A counter whose total the app keeps (events processed since start, ...), read at scrape time. */
   counter(metric: ValueMetric | LabelledMetric): void {
-    if ('samples' in metric) {
-      const { samples } = metric;
-      new Counter({
-        name: metric.name,
-        help: metric.help,
-        labelNames: metric.labelNames,
-        registers: [this],
-        async collect() {
-          const series = await samples();
-          this.reset();
-          for (const s of series) this.inc(s.labels, s.value);
-        },
-      });
-      return;
-    }
-    const { value } = metric;
     new Counter({
-      name: metric.name,
-      help: metric.help,
+      ...definition(metric),
       registers: [this],
-      async collect() {
-        const total = await value();
-        this.reset();
-        this.inc(total);
-      },
+      collect: collector(metric, (counter: Counter, s) => counter.inc(s.labels, s.value)),
     });
   }
 
@@ -118,4 +78,33 @@ export class MetricsRegistry extends Registry {
       for (const clear of this.scrapeSnapshots) clear();
     }
   }
+}
+
+function definition(metric: ValueMetric | LabelledMetric): {
+  name: string;
+  help: string;
+  labelNames: readonly string[];
+} {
+  return {
+    name: metric.name,
+    help: metric.help,
+    labelNames: 'labelNames' in metric ? metric.labelNames : [],
+  };
+}
+
+/**
+ * A `collect` that replaces every series with those read now (a series gone from the app is gone
+ * from the scrape; a counter reports the app's total, it does not add to it).
+ */
+function collector<M extends Gauge | Counter>(
+  metric: ValueMetric | LabelledMetric,
+  write: (target: M, sample: MetricSample) => void,
+): (this: M) => Promise<void> {
+  const read = async (): Promise<Iterable<MetricSample>> =>
+    'samples' in metric ? metric.samples() : [{ labels: {}, value: await metric.value() }];
+  return async function (this: M): Promise<void> {
+    const series = await read();
+    this.reset();
+    for (const sample of series) write(this, sample);
+  };
 }

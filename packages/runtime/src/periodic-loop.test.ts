@@ -1,17 +1,11 @@
-import Transport from 'winston-transport';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { MemoryTransport } from '@ginkgo-live/testing';
 import { createLogger } from './logger.ts';
 import { PeriodicLoop, type PeriodicLoopOptions } from './periodic-loop.ts';
 
-class Capture extends Transport {
-  readonly entries: Record<string, unknown>[] = [];
-  override log(info: Record<string, unknown>, next: () => void): void {
-    this.entries.push(info);
-    next();
-  }
-  lines(): string[] {
-    return this.entries.map((e) => `${String(e['level'])} ${String(e['message'])}`);
-  }
+/** Log lines as `level message`. */
+function lines(capture: MemoryTransport): string[] {
+  return capture.entries.map((e) => `${e.level} ${e.message}`);
 }
 
 /** A promise with its resolve handle: a run that ends when the test says so. */
@@ -25,9 +19,9 @@ function gate(): { promise: Promise<void>; open: () => void } {
 
 function loopWith(overrides: Partial<PeriodicLoopOptions> & Pick<PeriodicLoopOptions, 'run'>): {
   loop: PeriodicLoop;
-  capture: Capture;
+  capture: MemoryTransport;
 } {
-  const capture = new Capture();
+  const capture = new MemoryTransport();
   const logger = createLogger({
     app: 'test',
     format: 'json',
@@ -141,7 +135,7 @@ describe('PeriodicLoop', () => {
     await vi.advanceTimersByTimeAsync(100); // run 6 ok
     await vi.advanceTimersByTimeAsync(100); // run 7 ok
     await loop.stop();
-    expect(capture.lines()).toEqual(['error Heartbeat failed', 'info Heartbeat recovered']);
+    expect(lines(capture)).toEqual(['error Heartbeat failed', 'info Heartbeat recovered']);
     const [failed, recovered] = capture.entries;
     expect((failed?.['err'] as { message: string }).message).toBe('ECONNREFUSED');
     expect(failed?.['loop']).toBe('heartbeat');
@@ -159,7 +153,7 @@ describe('PeriodicLoop', () => {
     await vi.advanceTimersByTimeAsync(250);
     await loop.stop();
     expect(loop.stats).toMatchObject({ runs: 3, failures: 3, consecutiveFailures: 3 });
-    expect(capture.lines()).toEqual(['error Heartbeat failed']);
+    expect(lines(capture)).toEqual(['error Heartbeat failed']);
   });
 
   it('stop waits for the run in progress and starts no other', async () => {
@@ -199,7 +193,7 @@ describe('PeriodicLoop', () => {
     expect(stopped).toBeUndefined();
     await vi.advanceTimersByTimeAsync(1);
     expect(stopped).toBe(false);
-    expect(capture.lines()).toEqual([
+    expect(lines(capture)).toEqual([
       'warn Heartbeat still running at the stop deadline; abandoned',
     ]);
     expect(capture.entries[0]).toMatchObject({ loop: 'heartbeat', deadlineMs: 500 });

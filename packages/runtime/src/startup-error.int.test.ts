@@ -4,48 +4,37 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ensureWritableDir, listen, StartupError } from './startup-error.ts';
+import { ensureWritableDir, listen, StartupError, type ListenTarget } from './startup-error.ts';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** A real listener on a free port: the port is in use until the test ends. */
-async function occupiedPort(): Promise<number> {
-  const holder = net.createServer();
-  const port = await listen(holder, {
-    port: 0,
-    host: '127.0.0.1',
-    portSetting: 'HOLDER_PORT',
-    hostSetting: 'HOLDER_HOST',
-  });
-  cleanups.push(() => new Promise((resolve) => holder.close(resolve)));
+/** The gateway's settings for a listen on `port` (0: a free one) at `host`. */
+function gateway(port: number, host = '127.0.0.1'): ListenTarget {
+  return { port, host, portSetting: 'GATEWAY_PORT', hostSetting: 'GATEWAY_HOST' };
+}
+
+/** Listens (closed when the test ends) and resolves with the port bound. */
+async function listening(server: net.Server, target: ListenTarget): Promise<number> {
+  const port = await listen(server, target);
+  cleanups.push(() => new Promise((resolve) => server.close(resolve)));
   return port;
 }
 
 describe('listen', () => {
   it('resolves with the port bound (0 picks one)', async () => {
     const server = http.createServer();
-    const port = await listen(server, {
-      port: 0,
-      host: '127.0.0.1',
-      portSetting: 'GATEWAY_PORT',
-      hostSetting: 'GATEWAY_HOST',
-    });
-    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+    const port = await listening(server, gateway(0));
     expect(port).toBe((server.address() as net.AddressInfo).port);
     expect(port).toBeGreaterThan(0);
   });
 
   it('a port in use is a StartupError naming the setting to change', async () => {
-    const port = await occupiedPort();
-    const failed = listen(http.createServer(), {
-      port,
-      host: '127.0.0.1',
-      portSetting: 'GATEWAY_PORT',
-      hostSetting: 'GATEWAY_HOST',
-    });
+    // A real listener holds the port until the test ends.
+    const port = await listening(net.createServer(), gateway(0));
+    const failed = listen(http.createServer(), gateway(port));
     await expect(failed).rejects.toThrow(StartupError);
     await expect(failed).rejects.toThrow(
       `GATEWAY_PORT=${port} is in use; set GATEWAY_PORT to a free port (0 picks one)`,
@@ -54,14 +43,9 @@ describe('listen', () => {
 
   it('a host that is not this machine is a StartupError naming the host setting', async () => {
     // 192.0.2.0/24 is reserved for documentation (RFC 5737): never an address of this machine.
-    const failed = listen(http.createServer(), {
-      port: 0,
-      host: '192.0.2.1',
-      portSetting: 'METRICS_PORT',
-      hostSetting: 'METRICS_HOST',
-    });
+    const failed = listen(http.createServer(), gateway(0, '192.0.2.1'));
     await expect(failed).rejects.toThrow(
-      'METRICS_HOST=192.0.2.1 is not an address of this machine; set METRICS_HOST to one (0.0.0.0: every interface)',
+      'GATEWAY_HOST=192.0.2.1 is not an address of this machine; set GATEWAY_HOST to one (0.0.0.0: every interface)',
     );
   });
 });
