@@ -14,35 +14,12 @@ import {
 import { loadRedisConfig, type RedisConfig } from '@ginkgo-live/redis-client';
 import { loadNotificationConfig, type NotificationConfig } from '@ginkgo-live/notification-adapter';
 import { DEFAULT_TIMINGS } from '@ginkgo-live/state-keys';
+import type { SchedulerSettings } from './decide.ts';
 
-export interface SchedulerConfig {
-  /** `SCHEDULER_ID`, default `<host>-<pid>`: the leader lock's value. */
-  schedulerId: string;
-  /** `SCHEDULER_TICK_MS`, default 5000. */
-  tickMs: number;
+/** The scheduler's configuration: the core's settings (documented there) and the process's own. */
+export interface SchedulerConfig extends Omit<SchedulerSettings, 'catalogFile'> {
   /** `SCHEDULER_LEADER_TTL_MS`, default 10000: a standby takes over within this after the leader dies. */
   leaderTtlMs: number;
-  /** `NODE_DEFAULT_CAPACITY`: capacity of a node that has not said its own, default 5. */
-  defaultCapacity: number;
-  /**
-   * `SCHEDULER_OUTAGE_GRACE_MS`, default 15000 (the heartbeat TTL): after Redis was unreachable,
-   * nodes get this long to beat again before a missing heartbeat counts as lost — heartbeats expire
-   * while Redis is frozen, through no fault of the nodes.
-   */
-  outageGraceMs: number;
-  /** `ORPHAN_NOTIFY_AFTER_MS`: a portfolio orphaned this long is notified, default 15000 (startup is not an alarm). */
-  orphanNotifyAfterMs: number;
-  /**
-   * `SCHEDULER_SETTLE_MS`, default 2 × the tick (10 s): the first placement waits this long after
-   * the leader saw the first live node, so that nodes started together share the portfolios. Two
-   * ticks, because the scheduler sees nodes only at its ticks: a node that beats up to a tick after
-   * the first one is still counted. 0 places at once.
-   */
-  settleMs: number;
-  /** `SCHEDULER_NODE_RETENTION_MS`, default 24 h: a node lost this long is forgotten. */
-  nodeRetentionMs: number;
-  /** `SCHEDULER_REBALANCE_PER_MIN`, default 0 (off): portfolios moved a minute to even out load. */
-  rebalancePerMinute: number;
   /** `CATALOG_FILE`: JSON array of portfolio specs that seeds an empty catalog, optional. */
   catalogFile: string | undefined;
   /** `METRICS_PORT`, default 9465 (0 picks a free port); `METRICS_HOST`, default 0.0.0.0. */

@@ -25,22 +25,34 @@ import type { NodePrune, NodeReading, PlanWrite, World } from './world.ts';
  * a unit test on plain data.
  */
 
+/** What the core is told; each from its environment variable (`config.ts`). */
 export interface SchedulerSettings {
+  /** `SCHEDULER_ID`, default `<host>-<pid>`: the leader lock's value. */
   schedulerId: string;
+  /** `SCHEDULER_TICK_MS`, default 5000. */
   tickMs: number;
-  /** Capacity of a node that has not said its own. */
+  /** `NODE_DEFAULT_CAPACITY`: capacity of a node that has not said its own, default 5. */
   defaultCapacity: number;
-  /** After a Redis outage, how long nodes have to beat again before they count as lost. */
+  /**
+   * `SCHEDULER_OUTAGE_GRACE_MS`, default 15000 (the heartbeat TTL): after Redis was unreachable,
+   * nodes get this long to beat again before a missing heartbeat counts as lost — heartbeats expire
+   * while Redis is frozen, through no fault of the nodes.
+   */
   outageGraceMs: number;
-  /** A portfolio orphaned at least this long is notified (a fleet still starting is no alarm). */
+  /** `ORPHAN_NOTIFY_AFTER_MS`: a portfolio orphaned this long is notified, default 15000 (startup is not an alarm). */
   orphanNotifyAfterMs: number;
-  /** How long the first placement waits after the first live node was seen (0: not at all). */
+  /**
+   * `SCHEDULER_SETTLE_MS`, default 2 × the tick (10 s): the first placement waits this long after
+   * the leader saw the first live node, so that nodes started together share the portfolios. Two
+   * ticks, because the scheduler sees nodes only at its ticks: a node that beats up to a tick after
+   * the first one is still counted. 0 places at once.
+   */
   settleMs: number;
-  /** A node lost this long (since its last beat) is forgotten. */
+  /** `SCHEDULER_NODE_RETENTION_MS`, default 24 h: a node lost this long (since its last beat) is forgotten. */
   nodeRetentionMs: number;
-  /** Portfolios moved a minute at most to even out the load (0: never). */
+  /** `SCHEDULER_REBALANCE_PER_MIN`, default 0 (off): portfolios moved a minute to even out load. */
   rebalancePerMinute: number;
-  /** Specs of the catalog file: seed an empty catalog, reload a vanished one. */
+  /** The specs of `CATALOG_FILE`: seed an empty catalog, written back when it vanished. */
   catalogFile: readonly PortfolioSpec[] | undefined;
 }
 

@@ -7,6 +7,7 @@ import type {
   PlanMeta,
   PortfolioSpec,
 } from '@ginkgo-live/state-keys';
+import { fleetNodeInfo } from '@ginkgo-live/testing';
 import type { SchedulerSettings } from './decide.ts';
 import { PlanWriteRefused, type PlanWrite, type SchedulerStore, type World } from './world.ts';
 
@@ -161,28 +162,7 @@ export function nodeInfo(
   running: string[],
   capacity: number,
 ): NodeInfo {
-  const now = new Date(at).toISOString();
-  return {
-    _v: 1,
-    node_id: nodeId,
-    host: 'test-host',
-    pid: 1,
-    version: '0.1.0',
-    status: 'running',
-    started_at: now,
-    uptime_seconds: 1,
-    last_heartbeat: now,
-    portfolio_ids: running,
-    portfolio_count: running.length,
-    capacity,
-    queue_usage_max: 0,
-    queue_usage: {},
-    events_per_second: 0,
-    cpu_percent: 0,
-    memory_rss_bytes: 0,
-    heap_used_bytes: 0,
-    redis: { healthy: true, consecutive_failures: 0, total_failures: 0, last_success_at: now },
-  };
+  return { ...fleetNodeInfo(nodeId, running, new Date(at).toISOString()), capacity };
 }
 
 export const DAY_MS = 24 * 60 * 60 * 1_000;
