@@ -293,6 +293,7 @@ export const controlResultSchema = z.object({
   ok: z.boolean(),
   /** Why it was refused, when it was. */
   reason: z.string().nullable(),
+  /** The plan version whose write recorded this result (null from schedulers before it was set). */
   plan_version: count.nullable(),
   processed_at: isoTime,
 });
