@@ -148,14 +148,14 @@ describe('the local stack (npm start)', () => {
         const all = await portfolios();
         return all.length === 12 && all.every((p) => p.status === 'running');
       },
-      { timeoutMs: 45_000, description: '12 portfolios running' },
+      { timeoutMs: 75_000, description: '12 portfolios running' },
     );
     const all = await portfolios();
     expect(new Set(all.map((p) => p.portfolio_id)).size).toBe(12);
     expect(all.map((p) => p.portfolio_id)).toContain('btc-fast-2');
     expect(new Set(all.map((p) => p.node_id))).toEqual(new Set(['node-1', 'node-2', 'node-3']));
     expect((await stack.stop('SIGINT', 30_000)).code).toBe(0);
-  }, 90_000);
+  }, 150_000);
 
   it('refuses an unknown argument with exit 2', async () => {
     const stack = startStack({}, ['--frobnicate']);
