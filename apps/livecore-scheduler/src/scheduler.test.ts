@@ -157,4 +157,32 @@ describe('Scheduler shell', () => {
     await scheduler.stop();
     expect(store.leader).toBeNull();
   });
+  it('stopped during its first tick, runs no other and gives the lock up', async () => {
+    const { store, scheduler } = harness({ tickMs: 5 });
+    store.addSpecs('p1');
+    store.beat('a', T0);
+    let release = (): void => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let reading = (): void => undefined;
+    const inTick = new Promise<void>((resolve) => {
+      reading = resolve;
+    });
+    const read = store.readWorld.bind(store);
+    store.readWorld = async () => {
+      reading();
+      await gate;
+      return read();
+    };
+    const started = scheduler.start();
+    await inTick;
+    const stopped = scheduler.stop();
+    release();
+    await Promise.all([started, stopped]);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(scheduler.status.ticks).toBe(1);
+    expect(store.writes).toHaveLength(1);
+    expect(store.leader).toBeNull();
+  });
 });

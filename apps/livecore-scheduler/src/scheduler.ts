@@ -64,7 +64,7 @@ export class Scheduler {
   };
   private memory: SchedulerMemory = initialMemory();
   private planLoadedAt: number | undefined;
-  private started = false;
+  private starting: Promise<void> | undefined;
   private readonly now: () => number;
   private readonly log: Logger;
   private readonly loop: PeriodicLoop;
@@ -86,26 +86,15 @@ export class Scheduler {
    * Carries legacy keys over and runs the first tick (a restarted leader has recovered when this
    * resolves), then every tick after.
    */
-  async start(): Promise<void> {
-    if (this.started) return;
-    this.started = true;
-    const migrated = await this.safely('carry over keys from before the hash tags', () =>
-      this.options.store.migrateLegacyKeys(),
-    );
-    if (migrated.ok && migrated.value.moved.length > 0)
-      this.log.warn('Keys from before the hash tags renamed', { moved: migrated.value.moved });
-    if (migrated.ok && migrated.value.kept.length > 0)
-      this.log.error('Keys from before the hash tags left in place: their new names exist', {
-        kept: migrated.value.kept,
-      });
-    await this.tick().catch((err: unknown) => {
-      this.log.error('Scheduler tick failed', { err });
-    });
-    this.loop.start();
+  start(): Promise<void> {
+    this.starting ??= this.begin();
+    return this.starting;
   }
 
-  /** Stops after the tick in progress and gives up leadership. */
+  /** Stops after the tick in progress (the first one included) and gives up leadership. */
   async stop(): Promise<void> {
+    // A stop during the first tick (a signal at startup) waits for it, then stops the loop.
+    await this.starting;
     await this.loop.stop();
     if (this.status.role === 'leader')
       await this.safely('resign', () => this.options.store.resign());
@@ -123,6 +112,22 @@ export class Scheduler {
       role: this.status.role,
       failed: this.status.consecutiveFailures > 0,
     });
+  }
+
+  private async begin(): Promise<void> {
+    const migrated = await this.safely('carry over keys from before the hash tags', () =>
+      this.options.store.migrateLegacyKeys(),
+    );
+    if (migrated.ok && migrated.value.moved.length > 0)
+      this.log.warn('Keys from before the hash tags renamed', { moved: migrated.value.moved });
+    if (migrated.ok && migrated.value.kept.length > 0)
+      this.log.error('Keys from before the hash tags left in place: their new names exist', {
+        kept: migrated.value.kept,
+      });
+    await this.tick().catch((err: unknown) => {
+      this.log.error('Scheduler tick failed', { err });
+    });
+    this.loop.start();
   }
 
   /** FR-037: one Redis call, caught, logged with the consecutive count, flagged when it failed. */
