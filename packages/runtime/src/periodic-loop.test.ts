@@ -199,6 +199,35 @@ describe('PeriodicLoop', () => {
     expect(capture.entries[0]).toMatchObject({ loop: 'heartbeat', deadlineMs: 500 });
   });
 
+  it('start after a stop that abandoned a run waits for that run to end: never two at once', async () => {
+    const first = gate();
+    let started = 0;
+    let concurrent = 0;
+    let maxConcurrent = 0;
+    const { loop } = loopWith({
+      run: async () => {
+        started += 1;
+        concurrent += 1;
+        maxConcurrent = Math.max(maxConcurrent, concurrent);
+        if (started === 1) await first.promise;
+        concurrent -= 1;
+      },
+    });
+    loop.start();
+    await vi.advanceTimersByTimeAsync(0);
+    const stopping = loop.stop(100);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await stopping).toBe(false);
+    loop.start();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(started).toBe(1);
+    first.open();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(started).toBe(2);
+    expect(maxConcurrent).toBe(1);
+    await stopAfter(loop);
+  });
+
   it('stop with a deadline resolves true when the run ends in time', async () => {
     const running = gate();
     const { loop, capture } = loopWith({ run: () => running.promise });

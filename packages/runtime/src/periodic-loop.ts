@@ -60,6 +60,11 @@ export class PeriodicLoop {
   start(): void {
     if (this.active) return;
     this.active = true;
+    if (this.inFlight !== undefined) {
+      // A run abandoned by a stop deadline is still going: the next one waits for its end.
+      this.triggered = this.options.immediate ?? true;
+      return;
+    }
     if (this.options.immediate ?? true) this.schedule('now');
     else this.schedule(this.interval());
   }
