@@ -68,6 +68,9 @@ export class HeartbeatLoop {
     this.stopping = true;
     this.wake?.();
     await this.loop.stop();
+    // A stop before the first beat ran: start() resolves too.
+    this.firstBeat?.();
+    this.firstBeat = undefined;
   }
 
   /** Redis health as the heartbeat sees it, for node info and metrics. */
