@@ -339,6 +339,32 @@ describe('decide: the catalog', () => {
     expect(sim.store.plan()).toEqual({ p1: 'a', p2: 'b' });
   });
 
+  it('after Redis came back empty, waits the settle window for nodes to say what they run', async () => {
+    const sim = new Sim({ catalogFile: [spec('p1'), spec('p2')], settleMs: 2_000 });
+    sim.beat(0, 'a', 'b');
+    await sim.tick(0);
+    sim.beat(2_000, 'a', 'b');
+    await sim.tick(2_000);
+    expect(sim.store.plan()).toEqual({ p1: 'a', p2: 'b' });
+    sim.beat(3_000, 'a', 'b');
+    await sim.tick(3_000);
+
+    // Redis restarted empty; b has beaten since, a not yet.
+    const { store } = sim;
+    for (const m of [store.catalog, store.assignments, store.records, store.registry, store.infos])
+      m.clear();
+    store.beating.clear();
+    store.meta = null;
+    sim.reports.set('a', ['p1']);
+    sim.reports.set('b', ['p2']);
+    sim.beat(4_000, 'b');
+    await sim.tick(4_000);
+    expect(sim.store.plan()).toEqual({ p2: 'b' });
+    sim.beat(4_500, 'a', 'b');
+    await sim.tick(4_500);
+    expect(sim.store.plan()).toEqual({ p1: 'a', p2: 'b' });
+  });
+
   it('does not write the file over a catalog that is there: Redis’s catalog is the truth', async () => {
     const sim = new Sim({ catalogFile: [spec('p1'), spec('from-file')] });
     sim.store.addSpecs('p1', 'added-by-ctl');

@@ -335,7 +335,12 @@ function catalogSource(
       details: { plan_portfolios: world.assignments.size, reload_from_file: file.length > 0 },
     }),
   );
-  return { catalog: file.length === 0 ? null : fromFile, memory: { catalogMissingMayFire: true } };
+  // The plan went with it (Redis back empty): nodes re-announce what they run within a beat or
+  // two, so the settle window starts anew before anything else is placed.
+  return {
+    catalog: file.length === 0 ? null : fromFile,
+    memory: { catalogMissingMayFire: true, firstLiveAt: null },
+  };
 }
 
 interface Refusal {
