@@ -372,6 +372,12 @@ describe('decide: the catalog', () => {
     const d = await sim.tick(0);
     expect(d.write?.catalog).toEqual({ set: [], remove: [] });
     expect([...sim.store.catalog.keys()]).toEqual(['p1', 'added-by-ctl']);
+    // Said once, at the first sight of the catalog.
+    expect(logs(d.effects).map((l) => [l.level, l.message, l.fields['first']])).toEqual([
+      ['warn', "Catalog file differs from the catalog in Redis; Redis's is kept", ['from-file']],
+    ]);
+    sim.beat(1_000, 'a');
+    expect(logs((await sim.tick(1_000)).effects)).toEqual([]);
   });
 });
 

@@ -314,6 +314,20 @@ function catalogSource(
         }),
       );
     }
+    if (!memory.catalogSeen) {
+      // The file only seeds: at the first sight of a catalog, say where the two part ways.
+      const differ = file.filter(
+        (spec) => JSON.stringify(world.catalog.get(spec.portfolio_id)) !== JSON.stringify(spec),
+      );
+      if (differ.length > 0)
+        effects.push(
+          log('warn', "Catalog file differs from the catalog in Redis; Redis's is kept", {
+            portfolios: differ.length,
+            first: differ.slice(0, 5).map((spec) => spec.portfolio_id),
+            hint: 'pnpm ctl catalog-add / catalog-remove changes the catalog in Redis',
+          }),
+        );
+    }
     return { catalog: world.catalog, memory: { catalogSeen: true, catalogMissingMayFire: false } };
   }
   if (world.assignments.size === 0 && !memory.catalogSeen) {
