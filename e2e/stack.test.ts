@@ -21,9 +21,8 @@ afterEach(async () => {
 function startStack(
   env: Record<string, string | undefined>,
   args: string[] = ['--nodes', '0'],
+  dir = stackDir(),
 ): ManagedProcess {
-  const dir = mkdtempSync(path.join(tmpdir(), 'ginkgo-stack-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const entry = tsEntry('stack', 'scripts/stack.ts', {
     GINKGO_STACK_DIR: dir,
     LOG_FORMAT: 'json',
@@ -37,6 +36,12 @@ function startStack(
   // behind, so a test that fails midway stops it as Ctrl-C does (SIGKILL only after 20 s).
   cleanups.push(() => stack.stop('SIGINT', 20_000));
   return stack;
+}
+
+function stackDir(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ginkgo-stack-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 /** A real listener holding `port` (0: a free one) until the test ends; resolves with its port. */
@@ -156,6 +161,22 @@ describe('the local stack (npm start)', () => {
     expect(new Set(all.map((p) => p.node_id))).toEqual(new Set(['node-1', 'node-2', 'node-3']));
     expect((await stack.stop('SIGINT', 30_000)).code).toBe(0);
   }, 150_000);
+
+  it("on an earlier run's data, says the catalog in Redis is kept instead of claiming the file's", async () => {
+    const dir = stackDir();
+    const first = startStack({ GATEWAY_PORT: '0' }, ['--nodes', '0'], dir);
+    await first.waitForLine(/^\[scheduler\] .*Plan written/, 45_000);
+    expect((await first.stop('SIGINT', 30_000)).code).toBe(0);
+    expect(first.lines.some((l) => l.includes('earlier run'))).toBe(false);
+
+    const second = startStack({ GATEWAY_PORT: '0' }, ['--nodes', '0', '--portfolios', '3'], dir);
+    await second.waitForLine(
+      "The catalog in Redis is an earlier run's (8 portfolios, the file has 3)",
+      45_000,
+    );
+    await second.waitForLine(`stop and delete ${dir} to start over`, 5_000);
+    expect((await second.stop('SIGINT', 30_000)).code).toBe(0);
+  }, 120_000);
 
   it('refuses an unknown argument with exit 2', async () => {
     const stack = startStack({}, ['--frobnicate']);

@@ -24,6 +24,7 @@ import {
   type Logger,
 } from '@ginkgo-live/runtime';
 import { describeRedisConfig, loadRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
+import { createStateKeys } from '@ginkgo-live/state-keys';
 import { ManagedProcess, REPO_ROOT, tsEntry } from '@ginkgo-live/testing';
 import { resolveLocalRedis, type LocalRedis } from './local-redis.ts';
 import { firstFreePort, isPortFree, listeningPort } from './ports.ts';
@@ -161,6 +162,11 @@ class LocalStack {
       this.options.portfolios === undefined
         ? `catalog ${this.options.catalog}`
         : `${this.options.portfolios} portfolios drawn from ${this.options.catalog}`;
+    const kept = await this.catalogKept(
+      catalogFile,
+      redis.keyPrefix,
+      local.source === 'embedded' ? `stop and delete ${stackDir}` : 'empty that Redis',
+    );
     const moved =
       port !== stack.GATEWAY_PORT && stack.GATEWAY_PORT !== 0
         ? `  (port ${stack.GATEWAY_PORT} is taken: the gateway listens on ${port}; GATEWAY_PORT to choose)\n`
@@ -170,11 +176,38 @@ class LocalStack {
         `  Redis ready at ${url} (${local.source})\n` +
         `  Apps: livecore-scheduler (${catalogLabel}), ${this.options.nodes} execution nodes,\n` +
         `  notification worker, market feed, api-gateway.\n` +
+        kept +
         `  Operations page: http://localhost:${port}/\n${moved}` +
         `  Monitoring API: http://localhost:${port}/api/nodes (also /api/portfolios, /api/metrics,\n` +
         `  /api/schedule/plan, /api/notifications, /api/ready, /metrics)\n` +
         `  Operate: pnpm ctl drain node-1 | undrain node-1 | migrate <portfolio> <node>\n` +
         `  Ctrl-C stops everything.\n\n`,
+    );
+  }
+
+  /**
+   * The catalog file only seeds an empty catalog: Redis's catalog is the truth, changed through
+   * control requests. On the data of an earlier run the stack says so instead of claiming the
+   * file's portfolios run. Empty when they agree, or when the count cannot be read (the apps say
+   * why Redis is unreachable).
+   */
+  private async catalogKept(file: string, prefix: string, startOver: string): Promise<string> {
+    const connections = this.connections;
+    if (connections === undefined) return '';
+    let fileIds: string[];
+    let heldIds: string[];
+    try {
+      const specs = JSON.parse(readFileSync(file, 'utf8')) as { portfolio_id?: unknown }[];
+      fileIds = specs.map((s) => String(s.portfolio_id)).sort();
+      heldIds = (await connections.main.hkeys(createStateKeys(prefix).portfolioCatalog())).sort();
+    } catch {
+      return '';
+    }
+    if (heldIds.length === 0 || heldIds.join(',') === fileIds.join(',')) return '';
+    return (
+      `  The catalog in Redis is an earlier run's (${heldIds.length} portfolios, the file has ` +
+      `${fileIds.length}): the file only seeds an empty catalog.\n` +
+      `  Change it with pnpm ctl catalog-add/catalog-remove, or ${startOver} to start over.\n`
     );
   }
 

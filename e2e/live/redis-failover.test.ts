@@ -48,8 +48,7 @@ describe('T071 on the whole stack', () => {
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
     for (const p of [...nodes, scheduler, gateway.process]) expect(p.exit, p.name).toBeUndefined();
-    for (const node of nodes)
-      expect(logEntries(node, 'Heartbeat failed')).toHaveLength(1);
+    for (const node of nodes) expect(logEntries(node, 'Heartbeat failed')).toHaveLength(1);
 
     await server.restart({ keepData: false });
     const back = Date.now();
