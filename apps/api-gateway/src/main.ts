@@ -64,12 +64,16 @@ await runApp({
     );
     return {
       start: async () => {
-        const port = await listen(server, {
-          port: config.port,
-          host: config.host,
-          portSetting: 'GATEWAY_PORT',
-          hostSetting: 'GATEWAY_HOST',
-        });
+        const port = await listen(
+          server,
+          {
+            port: config.port,
+            host: config.host,
+            portSetting: 'GATEWAY_PORT',
+            hostSetting: 'GATEWAY_HOST',
+          },
+          (err) => logger.error('HTTP server error; the gateway goes on', { err }),
+        );
         overview.start();
         leaderWatch.start();
         const url = `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}`;

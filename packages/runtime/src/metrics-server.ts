@@ -12,6 +12,8 @@ export interface MetricsServerOptions {
   hostSetting?: string;
   /** The body of `/health`, and whether it is healthy (200) or not (503). */
   health: () => { healthy: boolean; body: Record<string, unknown> };
+  /** A server error after it listens (an accept failing): reported, never fatal. */
+  onError: (err: Error) => void;
 }
 
 /** A small HTTP server every worker app runs: `GET /metrics` (Prometheus text) and `GET /health` (JSON). */
@@ -26,12 +28,16 @@ export class MetricsServer {
       void this.handle(req, res);
     });
     this.server = server;
-    return listen(server, {
-      port: this.options.port,
-      host: this.options.host,
-      portSetting: this.options.portSetting ?? 'METRICS_PORT',
-      hostSetting: this.options.hostSetting ?? 'METRICS_HOST',
-    });
+    return listen(
+      server,
+      {
+        port: this.options.port,
+        host: this.options.host,
+        portSetting: this.options.portSetting ?? 'METRICS_PORT',
+        hostSetting: this.options.hostSetting ?? 'METRICS_HOST',
+      },
+      this.options.onError,
+    );
   }
 
   async stop(): Promise<void> {

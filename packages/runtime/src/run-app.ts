@@ -95,6 +95,7 @@ export async function runApp<C extends { logging: LoggingConfig }>(
             ...server,
             registry: metrics,
             health: services.health ?? (() => ({ healthy: true, body: { status: 'running' } })),
+            onError: (err) => logger.error('Metrics server error; the app goes on', { err }),
           });
     handleShutdownSignals({
       logger,

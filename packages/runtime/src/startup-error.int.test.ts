@@ -31,6 +31,19 @@ describe('listen', () => {
     expect(port).toBeGreaterThan(0);
   });
 
+  it('an error after listening (an accept failing) goes to onLaterError; the server goes on', async () => {
+    const server = http.createServer((_req, res) => res.end('ok'));
+    const later: Error[] = [];
+    const port = await listen(server, gateway(0), (err) => later.push(err));
+    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+    // What net.Server does when accept() fails (EMFILE): it emits 'error' and keeps listening.
+    // With no listener left, emit throws — in a real server, an uncaught exception.
+    const emfile = Object.assign(new Error('accept EMFILE'), { code: 'EMFILE' });
+    expect(() => server.emit('error', emfile)).not.toThrow();
+    expect(later).toEqual([emfile]);
+    expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('ok');
+  });
+
   it('a port in use is a StartupError naming the setting to change', async () => {
     // A real listener holds the port until the test ends.
     const port = await listening(net.createServer(), gateway(0));

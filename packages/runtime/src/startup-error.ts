@@ -53,13 +53,23 @@ export function listenError(err: Error, target: ListenTarget): Error {
   return err;
 }
 
-/** Listens on the target; resolves with the bound port, rejects with a `StartupError` naming the setting. */
-export function listen(server: Server, target: ListenTarget): Promise<number> {
+/**
+ * Listens on the target; resolves with the bound port, rejects with a `StartupError` naming the
+ * setting. Once listening, a later server error (an accept failing with EMFILE) goes to
+ * `onLaterError`: without a listener it would be an uncaught exception that stops the process —
+ * a trading node must not stop because its metrics endpoint ran out of file descriptors.
+ */
+export function listen(
+  server: Server,
+  target: ListenTarget,
+  onLaterError?: (err: Error) => void,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(listenError(err, target));
     server.once('error', onError);
     server.listen(target.port, target.host, () => {
       server.off('error', onError);
+      if (onLaterError !== undefined) server.on('error', onLaterError);
       const address = server.address();
       resolve(typeof address === 'object' && address !== null ? address.port : target.port);
     });
