@@ -164,6 +164,21 @@ describe('the documents', () => {
     expect(missing).toEqual([]);
   });
 
+  it.each(docFiles)('%s links only to headings it has', (doc) => {
+    // GitHub's anchors: the heading lowercased, punctuation dropped, each space a hyphen.
+    const slug = (heading: string): string =>
+      heading
+        .toLowerCase()
+        .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+        .replace(/ /g, '-');
+    const text = read(doc);
+    const anchors = new Set([...text.matchAll(/^#+ (.+)$/gm)].map((m) => slug(m[1] ?? '')));
+    const broken = [...text.matchAll(/\]\(#([^)]+)\)/g)]
+      .map((m) => m[1] ?? '')
+      .filter((anchor) => !anchors.has(anchor));
+    expect(broken).toEqual([]);
+  });
+
   it('never send a reader to a design note the repository does not have', () => {
     const notes = /\b(?:DESIGN|STYLE)\.md\b/;
     const markdown = entries.filter((e) => e.endsWith('.md'));
