@@ -144,6 +144,57 @@ describe('Scheduler shell', () => {
     expect(store.meta?.version).toBe(8);
   });
 
+  /** The next plan write runs in the store, then its reply is lost (connection dropped after EVALSHA). */
+  const loseNextReply = (store: FakeStore): void => {
+    const write = store.writePlan.bind(store);
+    store.writePlan = async (plan) => {
+      store.writePlan = write;
+      await write(plan);
+      throw new Error('Connection is closed');
+    };
+  };
+
+  it('a write that landed but whose reply was lost still says what it did, once', async () => {
+    const { store, at, transport, sent } = harness();
+    store.addSpecs('p1', 'p2', 'p3');
+    store.beat('a', T0);
+    store.beat('b', T0);
+    await at(0);
+    store.kill('a');
+    loseNextReply(store);
+    sent.length = 0;
+    await at(1_000);
+    expect(store.records.get('a')?.status).toBe('lost');
+    expect(sent).toEqual([]);
+    await at(2_000);
+    await at(3_000);
+    expect(sent).toEqual(['raise node_lost {"nodeId":"a"}']);
+    expect(transport.withMessage('Node lost')).toHaveLength(1);
+    expect(transport.withMessage('Plan write landed; its reply was lost')).toMatchObject([
+      { planVersion: 2 },
+    ]);
+  });
+
+  it('a write that landed but whose reply was lost charges the rebalance budget', async () => {
+    const { store, at, transport } = harness({ rebalancePerMinute: 1 });
+    store.addSpecs('p1', 'p2', 'p3', 'p4');
+    store.beat('b', T0);
+    await at(0);
+    store.beat('c', T0 + 1_000);
+    loseNextReply(store);
+    await at(1_000);
+    expect(store.plan()).toMatchObject({ p4: 'c' });
+    // The failed reply counts as an outage: Redis is reachable again at 2 s, the grace ends at
+    // 17 s; then still within the minute of the move.
+    await at(2_000);
+    await at(17_000);
+    await at(18_000);
+    expect(
+      transport.withMessage('Portfolio placed').filter((e) => e['why'] === 'rebalance'),
+    ).toHaveLength(1);
+    expect(Object.values(store.plan()).sort()).toEqual(['b', 'b', 'b', 'c']);
+  });
+
   it('measures recovery once and resigns the lock on stop', async () => {
     const { store, at, transport, scheduler } = harness();
     store.addSpecs('p1');

@@ -1,5 +1,5 @@
 import { PeriodicLoop, type Logger } from '@ginkgo-live/runtime';
-import type { NodeRecordStatus } from '@ginkgo-live/state-keys';
+import type { NodeRecordStatus, PlanMeta } from '@ginkgo-live/state-keys';
 import {
   decide,
   initialMemory,
@@ -40,6 +40,13 @@ export interface SchedulerStatus {
 
 type Safe<T> = { ok: true; value: T } | { ok: false };
 
+/** A plan write whose reply said it failed or was refused: what it would have said and remembered. */
+interface Unconfirmed {
+  meta: PlanMeta;
+  afterWrite: readonly Effect[];
+  memory: SchedulerMemory;
+}
+
 /**
  * The LiveCore scheduler's shell around its core (`decide.ts`). Each tick (never overlapping):
  * lead or stand by; read the world; ask the core what to do; write that in one script, fenced by
@@ -63,6 +70,7 @@ export class Scheduler {
     nodes: { alive: 0, lost: 0, draining: 0 },
   };
   private memory: SchedulerMemory = initialMemory();
+  private unconfirmed: Unconfirmed | null = null;
   private planLoadedAt: number | undefined;
   private starting: Promise<void> | undefined;
   private readonly now: () => number;
@@ -155,6 +163,7 @@ export class Scheduler {
     if (!lead.value) {
       if (this.status.role !== 'standby') this.log.info('Standing by: another scheduler leads');
       this.status.role = 'standby';
+      this.unconfirmed = null;
       return;
     }
     if (this.status.role !== 'leader') {
@@ -165,6 +174,7 @@ export class Scheduler {
     this.status.role = 'leader';
     const world = await this.safely('read world', () => store.readWorld());
     if (!world.ok) return;
+    this.confirm(world.value.meta);
     const now = this.now();
     if (this.status.consecutiveFailures > 0) {
       this.log.info('Redis reachable again; planning resumes', {
@@ -182,6 +192,12 @@ export class Scheduler {
       decisions.write === null || (await this.write(decisions.write, decisions.reasons));
     this.memory = written ? decisions.memory : decisions.memoryUnwritten;
     if (written) this.perform(decisions.afterWrite);
+    else if (decisions.write !== null)
+      this.unconfirmed = {
+        meta: decisions.write.meta,
+        afterWrite: decisions.afterWrite,
+        memory: decisions.memory,
+      };
     const { summary } = decisions;
     this.status.planVersion = written ? summary.planVersion : (world.value.meta?.version ?? 0);
     this.status.assigned = summary.assigned;
@@ -200,6 +216,25 @@ export class Scheduler {
         recoveryMs: this.status.recovery.firstTickMs,
       });
     }
+  }
+
+  /**
+   * A write whose reply was an error may have run all the same (Redis frozen past the command
+   * timeout, the connection dropped after the script ran, or ioredis resent it and got
+   * STALE_VERSION). The core says node lost / back and orphans only on a change from what Redis
+   * holds, so once such a write is in, nothing would ever say it: when the plan meta read now is
+   * the one that write carried, it landed, and what it would have said and remembered is done now.
+   */
+  private confirm(meta: PlanMeta | null): void {
+    const attempt = this.unconfirmed;
+    this.unconfirmed = null;
+    if (attempt === null || meta === null) return;
+    const { version, updated_at, leader } = attempt.meta;
+    if (meta.version !== version || meta.updated_at !== updated_at || meta.leader !== leader)
+      return;
+    this.log.warn('Plan write landed; its reply was lost', { planVersion: version });
+    this.memory = attempt.memory;
+    this.perform(attempt.afterWrite);
   }
 
   /** The one fenced write: true when written, false when refused or failed (retried next tick). */
