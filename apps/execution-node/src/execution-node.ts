@@ -134,7 +134,7 @@ export class ExecutionNode {
     if (!(await connections.waitUntilReady(this.config.redis.connectTimeoutMs))) {
       this.log.warn('Waiting for Redis before claiming the node id');
       while (!(await connections.waitUntilReady(this.config.redis.connectTimeoutMs))) {
-        if (this.stopping !== undefined) return { ok: false, reason: 'stopped before Redis came' };
+        if (this.stopRequested()) return this.stoppedWhileStarting();
       }
     }
     // Every ready after the first is a reconnect: Redis may have come back empty.
@@ -150,8 +150,12 @@ export class ExecutionNode {
         reason: `node id ${this.config.nodeId} is held by a live node (its heartbeat expires in ${claim.pttlMs} ms); choose another NODE_ID or wait`,
       };
     }
+    // A stop that came while the claim was in flight has drained an empty node and deleted its
+    // keys: going on would beat again and take leases in a process about to exit.
+    if (this.stopRequested()) return this.stoppedWhileStarting();
     this.status = 'running';
     await this.heartbeat.start();
+    if (this.stopRequested()) return this.stoppedWhileStarting();
     const loop = (name: string, intervalMs: number, run: () => Promise<void>): PeriodicLoop =>
       new PeriodicLoop({ name, intervalMs, run, logger: this.log });
     this.loops.push(
@@ -161,6 +165,28 @@ export class ExecutionNode {
     );
     for (const loop of this.loops) loop.start();
     this.log.info('Execution node running', { capacity: this.config.capacity });
+    return { ok: true };
+  }
+
+  /**
+   * A stop arrived during start: let the drain finish, then delete the node keys again (the claim
+   * or a first beat may have landed after the drain deleted them). Nothing was started; the stop
+   * decides the exit, so this is no refusal.
+   */
+  /** A method, not a field test: the compiler would keep a check's narrowing across the awaits. */
+  private stopRequested(): boolean {
+    return this.stopping !== undefined;
+  }
+
+  private async stoppedWhileStarting(): Promise<StartResult> {
+    await this.stopping;
+    await this.heartbeat.stop();
+    try {
+      await this.store.forgetNode();
+    } catch (err) {
+      this.log.warn('Could not delete the node keys; they expire by themselves', { err });
+    }
+    this.log.info('Stopped while starting; nothing was started');
     return { ok: true };
   }
 
