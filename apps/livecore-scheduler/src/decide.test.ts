@@ -365,6 +365,47 @@ describe('decide: the catalog', () => {
     expect(sim.store.plan()).toEqual({ p1: 'a', p2: 'b' });
   });
 
+  it('after Redis came back empty, writes every node key again, an empty list included', async () => {
+    const sim = new Sim({ catalogFile: [spec('p1')] });
+    sim.beat(0, 'a', 'b');
+    await sim.tick(0);
+    sim.store.request({ id: 'r1', action: 'catalog_add', spec: spec('p2') });
+    sim.beat(1_000, 'a', 'b');
+    await sim.tick(1_000);
+    expect(sim.store.plan()).toEqual({ p1: 'a', p2: 'b' });
+    sim.beat(2_000, 'a', 'b');
+    await sim.tick(2_000);
+
+    // Redis restarted empty, node keys included; b still runs p2, which the file does not name.
+    const { store } = sim;
+    for (const m of [store.catalog, store.assignments, store.records, store.nodeKeys]) m.clear();
+    store.meta = null;
+    sim.reports.set('a', ['p1']);
+    sim.reports.set('b', ['p2']);
+    sim.beat(3_000, 'a', 'b');
+    const d = await sim.tick(3_000);
+    expect(sim.store.plan()).toEqual({ p1: 'a' });
+    // A node with no key keeps what it runs: b must read that it runs nothing now.
+    expect(Object.fromEntries(d.write?.nodeAssignments ?? [])).toEqual({ a: ['p1'], b: [] });
+    expect(Object.fromEntries(sim.store.nodeKeys)).toEqual({ a: ['p1'], b: [] });
+  });
+
+  it('writes every node key again when the plan alone is gone', async () => {
+    const sim = new Sim();
+    sim.store.addSpecs('p1');
+    sim.beat(0, 'a', 'b');
+    await sim.tick(0);
+    sim.beat(1_000, 'a', 'b');
+    await sim.tick(1_000);
+    const { store } = sim;
+    for (const m of [store.assignments, store.records, store.nodeKeys]) m.clear();
+    store.meta = null;
+    sim.reports.set('a', ['p1']);
+    sim.beat(2_000, 'a', 'b');
+    await sim.tick(2_000);
+    expect(Object.fromEntries(sim.store.nodeKeys)).toEqual({ a: ['p1'], b: [] });
+  });
+
   it('does not write the file over a catalog that is there: Redis’s catalog is the truth', async () => {
     const sim = new Sim({ catalogFile: [spec('p1'), spec('from-file')] });
     sim.store.addSpecs('p1', 'added-by-ctl');

@@ -74,7 +74,10 @@ export interface SchedulerMemory {
    * leader that died may have raised it), so the first sight of a catalog resolves it.
    */
   catalogMissingMayFire: boolean;
-  /** Every node's assignment key was written once since start (later only the changed ones). */
+  /**
+   * Every node's assignment key was written once since start (later only the changed ones); false
+   * again once the plan or the catalog is gone, since the node keys may have gone with them.
+   */
   nodeKeysWritten: boolean;
   /** When this scheduler, leading, first saw a live node: the settle window counts from there. */
   firstLiveAt: number | null;
@@ -152,6 +155,9 @@ export function decide(
   // What the catalog is, and whether the file must be written into it.
   const source = catalogSource(world, memory, settings, effects);
   const kept = { ...memory, ...source.memory };
+  // The plan is gone (Redis back empty, or its keys deleted): the node keys went with it, and a node
+  // without a key keeps what it runs, so an empty list must be written too, not only changed ones.
+  if (world.meta === null) kept.nodeKeysWritten = false;
   if (source.catalog === null) return unchanged(world, kept, effects, version);
 
   const requests = applyRequests(world, source.catalog);
@@ -353,7 +359,7 @@ function catalogSource(
   // two, so the settle window starts anew before anything else is placed.
   return {
     catalog: file.length === 0 ? null : fromFile,
-    memory: { catalogMissingMayFire: true, firstLiveAt: null },
+    memory: { catalogMissingMayFire: true, firstLiveAt: null, nodeKeysWritten: false },
   };
 }
 
