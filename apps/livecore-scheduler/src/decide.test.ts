@@ -296,7 +296,7 @@ describe('decide: the catalog', () => {
         type: 'log',
         level: 'error',
         message: 'Portfolio catalog vanished; nothing is unassigned',
-        fields: { planPortfolios: 2, reloadFrom: null },
+        fields: { planPortfolios: 2, runningOnNodes: 0, reloadFrom: null },
       },
     ]);
     expect(notices(gone.effects)).toEqual([
@@ -404,6 +404,61 @@ describe('decide: the catalog', () => {
     sim.beat(2_000, 'a', 'b');
     await sim.tick(2_000);
     expect(Object.fromEntries(sim.store.nodeKeys)).toEqual({ a: ['p1'], b: [] });
+  });
+
+  // A scheduler that takes over (or starts) after Redis came back empty has seen no catalog: only
+  // what the nodes say they run tells an emptied Redis from a fresh one.
+  it('seeds a fresh Redis quietly when the nodes run nothing', async () => {
+    const sim = new Sim({ catalogFile: [spec('p1')] });
+    sim.beat(0, 'a');
+    const d = await sim.tick(0);
+    expect(brief(d.effects)).toEqual([]);
+    expect(logs(d.effects).map((l) => l.message)).toEqual([
+      'Catalog empty; loading the catalog file',
+    ]);
+    expect(sim.store.plan()).toEqual({ p1: 'a' });
+  });
+
+  it('calls an empty Redis whose nodes run portfolios a lost catalog, and writes no empty list', async () => {
+    const sim = new Sim();
+    sim.reports.set('a', ['p1', 'p2']);
+    sim.reports.set('b', ['p3']);
+    sim.beat(0, 'a', 'b');
+    const d = await sim.tick(0);
+    expect(d.write).toBeNull();
+    expect(logs(d.effects, 'Portfolio catalog vanished; nothing is unassigned')).toMatchObject([
+      { level: 'error', fields: { planPortfolios: 0, runningOnNodes: 3, reloadFrom: null } },
+    ]);
+    expect(notices(d.effects)).toEqual([
+      {
+        op: 'raise',
+        kind: 'catalog_missing',
+        subject: {},
+        details: { plan_portfolios: 0, reload_from_file: false },
+      },
+    ]);
+    expect(sim.store.nodeKeys.size).toBe(0);
+    expect(sim.store.catalog.size).toBe(0);
+    // Still lost at the next tick, even with nobody reporting: the catalog is back only when it is.
+    sim.reports.set('a', []);
+    sim.reports.set('b', []);
+    sim.beat(1_000, 'a', 'b');
+    expect(brief((await sim.tick(1_000)).effects)).toEqual(['raise catalog_missing {}']);
+    expect(sim.store.writes).toEqual([]);
+  });
+
+  it('reloads the catalog file, loudly, into an empty Redis whose nodes run portfolios', async () => {
+    const sim = new Sim({ catalogFile: [spec('p1')] });
+    sim.reports.set('a', ['p1']);
+    sim.reports.set('b', ['added-by-ctl']);
+    sim.beat(0, 'a', 'b');
+    const d = await sim.tick(0);
+    expect(notices(d.effects)).toMatchObject([
+      { op: 'raise', kind: 'catalog_missing', details: { reload_from_file: true } },
+    ]);
+    expect(logs(d.effects, 'Catalog empty; loading the catalog file')).toEqual([]);
+    expect(d.write?.catalog).toEqual({ set: [spec('p1')], remove: [] });
+    expect(sim.store.plan()).toEqual({ p1: 'a' });
   });
 
   it('does not write the file over a catalog that is there: Redis’s catalog is the truth', async () => {

@@ -67,7 +67,10 @@ export interface SchedulerMemory {
   outageEndedAt: number | null;
   /** Nudges sent per `node|portfolio`, with when the next one is allowed (backoff). */
   nudges: ReadonlyMap<string, NudgeState>;
-  /** A non-empty catalog was seen since start: an empty one later means it was lost. */
+  /**
+   * A non-empty catalog was seen since start, or an empty one was judged lost: an empty one later
+   * means it was lost.
+   */
   catalogSeen: boolean;
   /**
    * Whether `catalog_missing` may be firing: true after this scheduler raised it, and at start (a
@@ -296,8 +299,9 @@ function unchanged(
 }
 
 /**
- * The catalog to plan from. An empty one after one was seen (or while the plan holds portfolios)
- * was lost — Redis restarted empty, or someone deleted it: unknown, not "every portfolio removed".
+ * The catalog to plan from. An empty one after one was seen (or while the plan holds portfolios,
+ * or while live nodes report running portfolios) was lost — Redis restarted empty, or someone
+ * deleted it: unknown, not "every portfolio removed".
  * Said loudly, and the catalog file written back in the plan write; without a file nothing is
  * planned (null). A fresh Redis with no catalog is seeded from the file quietly.
  */
@@ -336,7 +340,12 @@ function catalogSource(
     }
     return { catalog: world.catalog, memory: { catalogSeen: true, catalogMissingMayFire: false } };
   }
-  if (world.assignments.size === 0 && !memory.catalogSeen) {
+  // Nothing survives Redis coming back empty but what the nodes run, and a scheduler that takes
+  // over then has seen no catalog: live nodes reporting portfolios tell it from a fresh Redis.
+  const running = new Set(
+    world.nodes.flatMap((n) => (n.liveness.alive ? (n.info?.portfolio_ids ?? []) : [])),
+  );
+  if (world.assignments.size === 0 && !memory.catalogSeen && running.size === 0) {
     if (file.length > 0)
       effects.push(
         log('info', 'Catalog empty; loading the catalog file', { portfolios: file.length }),
@@ -346,6 +355,7 @@ function catalogSource(
   effects.push(
     log('error', 'Portfolio catalog vanished; nothing is unassigned', {
       planPortfolios: world.assignments.size,
+      runningOnNodes: running.size,
       reloadFrom: file.length === 0 ? null : 'catalog file',
     }),
     notice({
@@ -359,7 +369,13 @@ function catalogSource(
   // two, so the settle window starts anew before anything else is placed.
   return {
     catalog: file.length === 0 ? null : fromFile,
-    memory: { catalogMissingMayFire: true, firstLiveAt: null, nodeKeysWritten: false },
+    // Lost stays lost (an empty catalog means lost from now on) until a catalog is there again.
+    memory: {
+      catalogSeen: true,
+      catalogMissingMayFire: true,
+      firstLiveAt: null,
+      nodeKeysWritten: false,
+    },
   };
 }
 

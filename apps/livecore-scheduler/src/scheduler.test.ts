@@ -65,6 +65,23 @@ describe('Scheduler shell', () => {
     });
   });
 
+  it('taking over after Redis came back empty, calls the catalog lost while the nodes run portfolios', async () => {
+    const { store, at, sent, transport } = harness();
+    store.leader = 'someone-else';
+    await at(0);
+    // Redis restarted empty; the nodes still run what the dead leader's plan gave them.
+    store.beat('a', T0 + 1_000, { running: ['p1', 'p2'] });
+    store.beat('b', T0 + 1_000, { running: ['p3'] });
+    store.leader = null;
+    await at(1_000);
+    expect(sent).toEqual(['raise catalog_missing {}']);
+    expect(transport.withMessage('Portfolio catalog vanished; nothing is unassigned')).toHaveLength(
+      1,
+    );
+    expect(store.writes).toEqual([]);
+    expect(store.nodeKeys.size).toBe(0);
+  });
+
   it('logs each failed Redis operation with its count, accepts nothing of a failed write, and retries it', async () => {
     const { store, at, transport, scheduler } = harness();
     store.addSpecs('p1');
