@@ -119,9 +119,12 @@ describe('docker/compose.yaml', () => {
       readdirSync(path.join(REPO_ROOT, dir)).flatMap((pkg) => {
         const src = path.join(REPO_ROOT, dir, pkg, 'src');
         try {
-          return readdirSync(src)
-            .filter((f) => f.endsWith('.ts') && !f.includes('.test.'))
-            .map((f) => path.join(src, f));
+          return (
+            readdirSync(src)
+              // Settings apps read: not those of tests, their support files or fixture apps.
+              .filter((f) => f.endsWith('.ts') && !/\.(test|test-support|fixture)\./.test(f))
+              .map((f) => path.join(src, f))
+          );
         } catch {
           return []; // a folder without src/ (a README)
         }
