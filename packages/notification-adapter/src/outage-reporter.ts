@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Redis } from 'ioredis';
-import type { Logger } from '@ginkgo-live/runtime';
+import { PeriodicLoop, type Logger } from '@ginkgo-live/runtime';
 import { LuaScript } from '@ginkgo-live/redis-client';
 
 /**
@@ -48,25 +48,29 @@ export class OutageReporterLease {
   private readonly owner: string;
   /** `performance.now()` until which this process surely holds the lease; -1 when it does not. */
   private heldUntil = -1;
-  private timer: NodeJS.Timeout | undefined;
-  private running = false;
+  private readonly loop: PeriodicLoop;
 
   constructor(private readonly options: OutageReporterLeaseOptions) {
     this.owner = `${options.owner}:${randomUUID().slice(0, 8)}`;
+    this.loop = new PeriodicLoop({
+      name: 'outage reporter lease',
+      intervalMs: options.ttlMs / 3,
+      logger: options.logger,
+      run: () => this.renew(),
+      // The notifier's owner may exit without closing it: the lease then just expires.
+      unref: true,
+    });
   }
 
   /** Starts taking and renewing the lease (the first try at once). Idempotent. */
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    void this.renew();
+    this.loop.start();
   }
 
-  /** Stops renewing and gives the lease up, so another process takes it without waiting. */
+  /** Stops renewing (after a renewal in flight) and gives the lease up, so another process takes it without waiting. */
   async stop(): Promise<void> {
-    if (!this.running) return;
-    this.running = false;
-    clearTimeout(this.timer);
+    if (!this.loop.running) return;
+    await this.loop.stop();
     if (this.heldUntil < performance.now()) return;
     this.heldUntil = -1;
     try {
@@ -104,8 +108,5 @@ export class OutageReporterLease {
       this.options.logger.debug('Outage reporter lease not renewed', { err });
     }
     this.options.onRenewal?.(reached);
-    if (!this.running) return;
-    this.timer = setTimeout(() => void this.renew(), this.options.ttlMs / 3);
-    this.timer.unref();
   }
 }

@@ -13,6 +13,11 @@ export interface PeriodicLoopOptions {
   run: () => Promise<void>;
   /** Run the first iteration at once on start() (default true). */
   immediate?: boolean;
+  /**
+   * A waiting loop does not keep the process alive (default false): for a background duty of a
+   * library object whose owner may exit without stopping it.
+   */
+  unref?: boolean;
 }
 
 export interface PeriodicLoopStats {
@@ -143,9 +148,11 @@ export class PeriodicLoop {
     } else if (delayMs <= 0) {
       // setTimeout(0) waits at least 1 ms; a triggered run should not.
       const immediate = setImmediate(go);
+      if (this.options.unref === true) immediate.unref();
       this.cancelNext = () => clearImmediate(immediate);
     } else {
       const timer = setTimeout(go, delayMs);
+      if (this.options.unref === true) timer.unref();
       this.cancelNext = () => clearTimeout(timer);
     }
   }
