@@ -6,6 +6,7 @@ export type { NotificationSubject, StateKeys } from './keys.ts';
 export { assessLiveness, isNodeAlive } from './liveness.ts';
 export type { HeartbeatReading, Liveness } from './liveness.ts';
 export {
+  AUDIT_OUTCOMES,
   CONTROL_ACTIONS,
   NODE_RECORD_STATUSES,
   NOTIFICATION_LEVELS,
@@ -17,6 +18,8 @@ export {
 export type {
   AppliedRange,
   Assignment,
+  AuditEntry,
+  AuditOutcome,
   BookFence,
   ControlAction,
   ControlRequest,
@@ -34,11 +37,13 @@ export type {
   PayloadName,
   PlanMeta,
   PortfolioBook,
+  PortfolioPause,
   PriceTick,
   PortfolioSpec,
   PortfolioState,
   PortfolioStatus,
   RedisHealth,
+  TradingHalt,
 } from './schemas.ts';
 export { appliedSeqs, recordApplied, SEQ_CHECKSUM_MODULUS } from './applied.ts';
 export type { ApplyDecision } from './applied.ts';

@@ -39,6 +39,9 @@ describe('createStateKeys', () => {
     expect(keys.notificationsQueue()).toBe('{notifications}');
     expect(keys.controlRequests()).toBe('{scheduler}:control');
     expect(keys.controlResults()).toBe('{scheduler}:control_results');
+    expect(keys.tradingHalt()).toBe('{scheduler}:trading_halt');
+    expect(keys.pausedPortfolios()).toBe('{scheduler}:paused_portfolios');
+    expect(keys.auditLog()).toBe('{scheduler}:audit');
     expect(() => keys.notificationCooldown('Queue Full', subject, 'critical')).toThrow(RangeError);
   });
 
@@ -66,6 +69,9 @@ describe('createStateKeys', () => {
       keys.notificationOutageLate(),
       keys.controlRequests(),
       keys.controlResults(),
+      keys.tradingHalt(),
+      keys.pausedPortfolios(),
+      keys.auditLog(),
       keys.queuePrefix(),
     ];
     for (const key of built) expect(key.startsWith('staging:')).toBe(true);

@@ -80,6 +80,16 @@ export interface StateKeys {
   controlRequests(): string;
   /** `{scheduler}:control_results` — HASH request id → `ControlResult`, for requesters to read back. */
   controlResults(): string;
+  /**
+   * `{scheduler}:trading_halt` — STRING `TradingHalt`, no TTL: while it exists the whole fleet is
+   * halted (no portfolio applies events; queues keep what arrives until full). Written by the gateway
+   * and `ginkgo-ctl` (operate scope), read by every node and the scheduler leader.
+   */
+  tradingHalt(): string;
+  /** `{scheduler}:paused_portfolios` — HASH portfolioId → `PortfolioPause`: portfolios an operator paused. */
+  pausedPortfolios(): string;
+  /** `{scheduler}:audit` — STREAM, capped: one entry (field `entry`, an `AuditEntry`) per control request. */
+  auditLog(): string;
   /** BullMQ prefix of every queue: `{prefix}bull`. */
   queuePrefix(): string;
   /** BullMQ queue name of a portfolio's event queue: `portfolio-{<portfolioId>}` (BullMQ forbids `:`). */
@@ -144,6 +154,9 @@ export function createStateKeys(prefix = ''): StateKeys {
     notificationsQueue: () => tag('notifications'),
     controlRequests: () => k(`${SCHEDULER}:control`),
     controlResults: () => k(`${SCHEDULER}:control_results`),
+    tradingHalt: () => k(`${SCHEDULER}:trading_halt`),
+    pausedPortfolios: () => k(`${SCHEDULER}:paused_portfolios`),
+    auditLog: () => k(`${SCHEDULER}:audit`),
     queuePrefix: () => k('bull'),
     portfolioQueue: (portfolioId) => `portfolio-${portfolio(portfolioId)}`,
     legacySchedulerKeys: () =>

@@ -299,6 +299,63 @@ export const controlResultSchema = z.object({
 });
 export type ControlResult = z.infer<typeof controlResultSchema>;
 
+/** `{scheduler}:trading_halt`: the fleet-wide halt (the trading desk's kill switch) and who set it. */
+export const tradingHaltSchema = z.object({
+  _v: version,
+  halted_at: isoTime,
+  /** The name of the key (or `ginkgo-ctl:<user>`) that halted. */
+  by: z.string().min(1).max(128),
+  reason: z.string().max(500).nullable(),
+});
+export type TradingHalt = z.infer<typeof tradingHaltSchema>;
+
+/** An entry of `{scheduler}:paused_portfolios`: one portfolio an operator paused, and who. */
+export const portfolioPauseSchema = z.object({
+  _v: version,
+  portfolio_id: id,
+  paused_at: isoTime,
+  by: z.string().min(1).max(128),
+  reason: z.string().max(500).nullable(),
+});
+export type PortfolioPause = z.infer<typeof portfolioPauseSchema>;
+
+export const AUDIT_OUTCOMES = [
+  /** Queued for the scheduler (its answer follows as a second entry with the same request id). */
+  'queued',
+  /** Done (a halt, a pause) or accepted by the scheduler. */
+  'accepted',
+  /** Refused by the scheduler or the store, with the reason. */
+  'refused',
+  /** Refused at the gateway: the key lacks the scope (403), or the request was malformed (400). */
+  'forbidden',
+  'invalid',
+] as const;
+export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
+
+/** An entry of `{scheduler}:audit`: who asked for what, on what, and what became of it. */
+export const auditEntrySchema = z.object({
+  _v: version,
+  at: isoTime,
+  /** The key's name (`GATEWAY_API_KEYS` `name:scope:secret`), `ginkgo-ctl:<user>`, or `anonymous`. */
+  actor: z.string().min(1).max(128),
+  /** The program that wrote the entry: `api-gateway`, `ginkgo-ctl`, `livecore-scheduler`. */
+  via: z.string().min(1).max(64),
+  /** A control action (`drain`, `catalog_add`, …) or `pause`, `resume`, `halt`, `unhalt`. */
+  action: z.string().min(1).max(64),
+  target: z.object({
+    node_id: z.string().max(128).nullable(),
+    portfolio_id: z.string().max(128).nullable(),
+    target_node_id: z.string().max(128).nullable(),
+  }),
+  outcome: z.enum(AUDIT_OUTCOMES),
+  reason: z.string().max(500).nullable(),
+  /** The control request's id when it went through `{scheduler}:control`. */
+  request_id: z.string().max(64).nullable(),
+  /** The client address the gateway saw (null from `ginkgo-ctl` and the scheduler). */
+  address: z.string().max(64).nullable(),
+});
+export type AuditEntry = z.infer<typeof auditEntrySchema>;
+
 /** Every payload schema by name, for the decoder and the README table. */
 export const PAYLOAD_SCHEMAS = {
   heartbeat: heartbeatSchema,
@@ -315,6 +372,9 @@ export const PAYLOAD_SCHEMAS = {
   notificationRecord: notificationRecordSchema,
   controlRequest: controlRequestSchema,
   controlResult: controlResultSchema,
+  tradingHalt: tradingHaltSchema,
+  portfolioPause: portfolioPauseSchema,
+  auditEntry: auditEntrySchema,
 } as const;
 
 export type PayloadName = keyof typeof PAYLOAD_SCHEMAS;
