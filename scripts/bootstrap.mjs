@@ -124,6 +124,11 @@ function ensureRedis(task) {
   );
 }
 
+/** Debian's openssl, with which the TLS tests make their certificate authority and certificates. */
+function ensureOpenssl() {
+  ensureDebianPackage('openssl', 'openssl', () => output('openssl', ['version']) !== undefined);
+}
+
 /** Debian's redis-sentinel, which the Sentinel failover tests run (three of them per test). */
 function ensureSentinel() {
   ensureDebianPackage(
@@ -183,6 +188,7 @@ function main() {
     return;
   }
   ensureSentinel();
+  ensureOpenssl();
   ensureChromium();
   say('Format check');
   if (run(pnpm, ['exec', 'prettier', '--check', '--log-level', 'warn', '.']) !== 0) process.exit(1);
