@@ -7,6 +7,8 @@ export const ERROR_STATUS = {
   PAYLOAD_TOO_LARGE: 413,
   RATE_LIMITED: 429,
   REDIS_UNAVAILABLE: 503,
+  /** The gateway's own capacity is used up (every event stream slot taken): try again later. */
+  OVERLOADED: 503,
   INTERNAL_ERROR: 500,
 } as const;
 
