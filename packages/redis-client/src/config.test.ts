@@ -1,4 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   describeRedisConfig,
   isRedisConfigured,
@@ -22,6 +25,7 @@ describe('loadRedisConfig', () => {
         password: undefined,
         db: 0,
         tls: 'off',
+        tlsFiles: { ca: undefined, cert: undefined, key: undefined, servername: undefined },
         source: 'variables',
         connectTimeoutMs: 5_000,
         commandTimeoutMs: 2_000,
@@ -61,6 +65,7 @@ describe('loadRedisConfig', () => {
         password: 's3cret',
         db: 3,
         tls: 'insecure',
+        tlsFiles: { ca: undefined, cert: undefined, key: undefined, servername: undefined },
         source: 'variables',
         connectTimeoutMs: 1_000,
         commandTimeoutMs: 500,
@@ -196,7 +201,9 @@ describe('Redis Sentinel settings', () => {
         { host: '::1', port: 26_381 },
       ],
       masterName: 'trading',
+      username: undefined,
       password: 's3cret',
+      tls: 'off',
     });
     expect(isRedisConfigured({ REDIS_SENTINELS: 'a:1' })).toBe(true);
     const described = JSON.stringify(describeRedisConfig(result.ok ? result.value : ({} as never)));
@@ -233,11 +240,142 @@ describe('Redis Sentinel settings', () => {
       'is set but REDIS_SENTINELS is not: list the sentinels as host:port,host:port',
     ],
     [
+      { REDIS_SENTINEL_PASSWORD: 'p' },
+      'REDIS_SENTINEL_PASSWORD',
+      'is set but REDIS_SENTINELS is not: list the sentinels as host:port,host:port',
+    ],
+    [
+      { REDIS_SENTINEL_TLS: 'on' },
+      'REDIS_SENTINEL_TLS',
+      'is set but REDIS_SENTINELS is not: list the sentinels as host:port,host:port',
+    ],
+    [
+      { REDIS_SENTINELS: 'a:1', REDIS_SENTINEL_TLS: 'yes' },
+      'REDIS_SENTINEL_TLS',
+      'must be one of off, on, insecure, true, false, 1, 0, got "yes"',
+    ],
+    [
       { REDIS_SENTINELS: 'a:1', REDIS_SENTINEL_MASTER: 'bad name' },
       'REDIS_SENTINEL_MASTER',
       'must be 1-64 characters of [A-Za-z0-9_.-], got "bad name"',
     ],
   ])('names the variable when the sentinel settings are wrong: %o', (env, variable, message) => {
     expect(issuesOf(env)).toEqual([{ variable, message }]);
+  });
+});
+
+describe('TLS settings', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ginkgo-tls-config-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const pem = (name: string): string => {
+    const file = path.join(dir, name);
+    writeFileSync(file, `-----BEGIN CERTIFICATE-----\n${name}\n-----END CERTIFICATE-----\n`);
+    return file;
+  };
+  const ca = pem('ca.pem');
+  const cert = pem('client.pem');
+  const key = pem('client.key');
+
+  it('reads the CA, client certificate and key files at load, and logs only their paths', () => {
+    const result = loadRedisConfig({
+      REDIS_TLS: 'on',
+      REDIS_TLS_CA_FILE: ca,
+      REDIS_TLS_CERT_FILE: cert,
+      REDIS_TLS_KEY_FILE: key,
+    });
+    if (!result.ok) throw new Error(JSON.stringify(result.issues));
+    expect(result.value.tlsFiles.ca).toEqual({
+      file: ca,
+      pem: '-----BEGIN CERTIFICATE-----\nca.pem\n-----END CERTIFICATE-----\n',
+    });
+    expect(result.value.tlsFiles.key?.file).toBe(key);
+    const described = describeRedisConfig(result.value);
+    expect(described['tls']).toBe(`on, verify: ca ${ca}, client cert ${cert}`);
+    expect(JSON.stringify(described)).not.toContain('BEGIN');
+  });
+
+  it('says what is in force for Redis and for the sentinels', () => {
+    const describe = (env: Record<string, string>) => {
+      const result = loadRedisConfig(env);
+      if (!result.ok) throw new Error(JSON.stringify(result.issues));
+      return describeRedisConfig(result.value);
+    };
+    expect(describe({})['tls']).toBe('off');
+    expect(describe({ REDIS_TLS: 'on' })['tls']).toBe('on, verify: system CAs');
+    expect(describe({ REDIS_TLS: 'insecure' })['tls']).toBe('insecure (certificate not verified)');
+    expect(describe({ REDIS_TLS: 'on', REDIS_TLS_SERVERNAME: 'redis.internal' })['tls']).toBe(
+      'on, verify: system CAs, name redis.internal',
+    );
+    const withSentinels = describe({
+      REDIS_SENTINELS: 's:26379',
+      REDIS_SENTINEL_USERNAME: 'sentinel-user',
+      REDIS_TLS: 'on',
+      REDIS_TLS_CA_FILE: ca,
+    });
+    expect(withSentinels['tls']).toBe(`on, verify: ca ${ca}`);
+    expect(withSentinels['sentinel']).toMatchObject({
+      username: 'sentinel-user',
+      tls: `on, verify: ca ${ca}`,
+    });
+    // The sentinels follow REDIS_TLS unless REDIS_SENTINEL_TLS says otherwise.
+    const plainSentinels = describe({
+      REDIS_SENTINELS: 's:26379',
+      REDIS_SENTINEL_TLS: 'off',
+      REDIS_TLS: 'on',
+    });
+    expect(plainSentinels['sentinel']).toMatchObject({ tls: 'off' });
+    expect(plainSentinels['tls']).toBe('on, verify: system CAs');
+  });
+
+  it.each([
+    [
+      { REDIS_TLS_CA_FILE: ca },
+      'REDIS_TLS_CA_FILE',
+      'is set but TLS is off: set REDIS_TLS=on (or rediss:// in REDIS_URL) to use it',
+    ],
+    [
+      { REDIS_TLS: 'insecure', REDIS_TLS_CA_FILE: ca },
+      'REDIS_TLS_CA_FILE',
+      'is set but REDIS_TLS=insecure verifies no certificate, so it would be ignored: set REDIS_TLS=on',
+    ],
+    [
+      { REDIS_TLS: 'on', REDIS_TLS_CERT_FILE: cert },
+      'REDIS_TLS_CERT_FILE',
+      'is set but REDIS_TLS_KEY_FILE is not: a client certificate needs both',
+    ],
+    [
+      { REDIS_TLS: 'on', REDIS_TLS_KEY_FILE: key },
+      'REDIS_TLS_KEY_FILE',
+      'is set but REDIS_TLS_CERT_FILE is not: a client certificate needs both',
+    ],
+    [
+      { REDIS_TLS: 'on', REDIS_TLS_CA_FILE: path.join(dir, 'missing.pem') },
+      'REDIS_TLS_CA_FILE',
+      `cannot read ${path.join(dir, 'missing.pem')} (ENOENT): name a readable PEM file with the CA certificate(s) that signed the Redis certificate`,
+    ],
+    [
+      { REDIS_TLS: 'on', REDIS_TLS_CA_FILE: dir },
+      'REDIS_TLS_CA_FILE',
+      `cannot read ${dir} (EISDIR): name a readable PEM file with the CA certificate(s) that signed the Redis certificate`,
+    ],
+  ])('refuses a combination that cannot work: %o', (env, variable, message) => {
+    expect(issuesOf(env)).toEqual([{ variable, message }]);
+  });
+
+  it('refuses a file that is not PEM', () => {
+    const notPem = path.join(dir, 'ca.der');
+    writeFileSync(notPem, Buffer.from([0x30, 0x82, 0x01]));
+    expect(issuesOf({ REDIS_TLS: 'on', REDIS_TLS_CA_FILE: notPem })).toEqual([
+      {
+        variable: 'REDIS_TLS_CA_FILE',
+        message: `${notPem} is not a PEM file (no -----BEGIN line): it must hold the CA certificate(s) that signed the Redis certificate`,
+      },
+    ]);
+  });
+
+  it('accepts a CA file when only the sentinels use TLS', () => {
+    expect(
+      issuesOf({ REDIS_SENTINELS: 's:1', REDIS_SENTINEL_TLS: 'on', REDIS_TLS_CA_FILE: ca }),
+    ).toEqual([]);
   });
 });

@@ -9,9 +9,15 @@ import {
   type ConfigResult,
   type Env,
 } from '@ginkgo-live/runtime';
+import {
+  describeTls,
+  NO_TLS_FILES,
+  readPemFile,
+  type RedisTlsFiles,
+  type RedisTlsMode,
+} from './tls.ts';
 
-/** `off`: plain TCP. `on`: TLS with certificate verification. `insecure`: TLS, no verification. */
-export type RedisTlsMode = 'off' | 'on' | 'insecure';
+export type { RedisTlsMode } from './tls.ts';
 
 /** The FR-038 configuration shared by every app. Every field comes from one variable. */
 export interface RedisConfig {
@@ -27,6 +33,12 @@ export interface RedisConfig {
   db: number;
   /** `REDIS_TLS`: off | on | insecure (also true/1, false/0), default off; `rediss://` implies on. */
   tls: RedisTlsMode;
+  /**
+   * `REDIS_TLS_CA_FILE`, `REDIS_TLS_CERT_FILE`, `REDIS_TLS_KEY_FILE`, `REDIS_TLS_SERVERNAME`: read
+   * at load, so a missing file is a configuration error, not a reconnect loop. Used by every TLS
+   * connection, to Redis and to the sentinels.
+   */
+  tlsFiles: RedisTlsFiles;
   /** Where host and credentials came from: `REDIS_URL` or the separate variables. */
   source: 'url' | 'variables';
   /** `REDIS_CONNECT_TIMEOUT_MS` (redis-py `socket_connect_timeout`), default 5000 ms. */
@@ -52,14 +64,18 @@ export interface RedisConfig {
   /**
    * Redis Sentinel, when `REDIS_SENTINELS` lists sentinels (`host:port,host:port`): every
    * connection asks them for the current master of `REDIS_SENTINEL_MASTER` (default `mymaster`) and
-   * follows a failover by itself; `host`/`port` are then unused. `REDIS_SENTINEL_PASSWORD`
-   * authenticates to the sentinels (never logged). Undefined without sentinels.
+   * follows a failover by itself; `host`/`port` are then unused. `REDIS_SENTINEL_USERNAME` and
+   * `REDIS_SENTINEL_PASSWORD` authenticate to the sentinels (the password is never logged);
+   * `REDIS_SENTINEL_TLS` (default: as `REDIS_TLS`) says how to reach them. Undefined without
+   * sentinels.
    */
   sentinel:
     | {
         sentinels: { host: string; port: number }[];
         masterName: string;
+        username: string | undefined;
         password: string | undefined;
+        tls: RedisTlsMode;
       }
     | undefined;
 }
@@ -140,7 +156,13 @@ const redisEnvSchema = z
     REDIS_KEY_PREFIX: envString(),
     REDIS_SENTINELS: envString(),
     REDIS_SENTINEL_MASTER: envString(),
+    REDIS_SENTINEL_USERNAME: envString(),
     REDIS_SENTINEL_PASSWORD: envString(),
+    REDIS_SENTINEL_TLS: envString(),
+    REDIS_TLS_CA_FILE: envString(),
+    REDIS_TLS_CERT_FILE: envString(),
+    REDIS_TLS_KEY_FILE: envString(),
+    REDIS_TLS_SERVERNAME: envString(),
   })
   .transform((env, ctx): RedisConfig => {
     if (env.REDIS_KEY_PREFIX !== undefined && /[{}]/.test(env.REDIS_KEY_PREFIX)) {
@@ -175,14 +197,36 @@ const redisEnvSchema = z
         });
         return z.NEVER;
       }
-      sentinel = { sentinels, masterName, password: env.REDIS_SENTINEL_PASSWORD };
-    } else if (env.REDIS_SENTINEL_MASTER !== undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['REDIS_SENTINEL_MASTER'],
-        message: 'is set but REDIS_SENTINELS is not: list the sentinels as host:port,host:port',
-      });
-      return z.NEVER;
+      let sentinelTls = tlsMode(env.REDIS_TLS);
+      if (env.REDIS_SENTINEL_TLS !== undefined) {
+        const word = TLS_WORDS.find((w) => w === env.REDIS_SENTINEL_TLS?.toLowerCase());
+        if (word === undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['REDIS_SENTINEL_TLS'],
+            message: `must be one of ${TLS_WORDS.join(', ')}, got "${env.REDIS_SENTINEL_TLS}"`,
+          });
+          return z.NEVER;
+        }
+        sentinelTls = tlsMode(word);
+      }
+      sentinel = {
+        sentinels,
+        masterName,
+        username: env.REDIS_SENTINEL_USERNAME,
+        password: env.REDIS_SENTINEL_PASSWORD,
+        tls: sentinelTls,
+      };
+    } else {
+      for (const variable of SENTINEL_ONLY) {
+        if (env[variable] === undefined) continue;
+        ctx.addIssue({
+          code: 'custom',
+          path: [variable],
+          message: 'is set but REDIS_SENTINELS is not: list the sentinels as host:port,host:port',
+        });
+        return z.NEVER;
+      }
     }
     let url: UrlParts | undefined;
     if (env.REDIS_URL !== undefined) {
@@ -202,14 +246,21 @@ const redisEnvSchema = z
       return z.NEVER;
     }
     const explicitTls = tlsMode(env.REDIS_TLS);
+    // rediss:// turns TLS on; REDIS_TLS=insecure may still relax verification.
+    const tls = url?.tls === true && explicitTls === 'off' ? 'on' : explicitTls;
+    const tlsFiles = readTlsFiles(env, [tls, ...(sentinel === undefined ? [] : [sentinel.tls])]);
+    if ('variable' in tlsFiles) {
+      ctx.addIssue({ code: 'custom', path: [tlsFiles.variable], message: tlsFiles.message });
+      return z.NEVER;
+    }
     return {
       host: url?.host ?? env.REDIS_HOST ?? REDIS_DEFAULTS.host,
       port: url?.port ?? env.REDIS_PORT,
       username: url?.username ?? env.REDIS_USERNAME,
       password: url?.password ?? env.REDIS_PASSWORD,
       db: url?.db ?? env.REDIS_DB,
-      // rediss:// turns TLS on; REDIS_TLS=insecure may still relax verification.
-      tls: url?.tls === true && explicitTls === 'off' ? 'on' : explicitTls,
+      tls,
+      tlsFiles,
       source: url === undefined ? 'variables' : 'url',
       connectTimeoutMs: env.REDIS_CONNECT_TIMEOUT_MS,
       commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS,
@@ -222,6 +273,79 @@ const redisEnvSchema = z
       sentinel,
     };
   });
+
+/** Settings that mean something only with `REDIS_SENTINELS`. */
+const SENTINEL_ONLY = [
+  'REDIS_SENTINEL_MASTER',
+  'REDIS_SENTINEL_USERNAME',
+  'REDIS_SENTINEL_PASSWORD',
+  'REDIS_SENTINEL_TLS',
+] as const;
+
+type TlsEnv = Record<
+  'REDIS_TLS_CA_FILE' | 'REDIS_TLS_CERT_FILE' | 'REDIS_TLS_KEY_FILE' | 'REDIS_TLS_SERVERNAME',
+  string | undefined
+>;
+
+/**
+ * The certificate settings, checked against the TLS modes in use (Redis's, and the sentinels'):
+ * a combination that cannot work is one issue naming the setting, never a silent ignore.
+ */
+function readTlsFiles(
+  env: TlsEnv,
+  modes: RedisTlsMode[],
+): RedisTlsFiles | { variable: string; message: string } {
+  const set = (
+    [
+      'REDIS_TLS_CA_FILE',
+      'REDIS_TLS_CERT_FILE',
+      'REDIS_TLS_KEY_FILE',
+      'REDIS_TLS_SERVERNAME',
+    ] as const
+  ).filter((v) => env[v] !== undefined);
+  if (set.length === 0) return NO_TLS_FILES;
+  const first = set[0] ?? 'REDIS_TLS_CA_FILE';
+  if (modes.every((m) => m === 'off')) {
+    return {
+      variable: first,
+      message: 'is set but TLS is off: set REDIS_TLS=on (or rediss:// in REDIS_URL) to use it',
+    };
+  }
+  const verifies = modes.some((m) => m === 'on');
+  for (const variable of ['REDIS_TLS_CA_FILE', 'REDIS_TLS_SERVERNAME'] as const) {
+    if (env[variable] !== undefined && !verifies) {
+      return {
+        variable,
+        message:
+          'is set but REDIS_TLS=insecure verifies no certificate, so it would be ignored: set REDIS_TLS=on',
+      };
+    }
+  }
+  if ((env.REDIS_TLS_CERT_FILE === undefined) !== (env.REDIS_TLS_KEY_FILE === undefined)) {
+    const [has, lacks] =
+      env.REDIS_TLS_CERT_FILE === undefined
+        ? ['REDIS_TLS_KEY_FILE', 'REDIS_TLS_CERT_FILE']
+        : ['REDIS_TLS_CERT_FILE', 'REDIS_TLS_KEY_FILE'];
+    return {
+      variable: has,
+      message: `is set but ${lacks} is not: a client certificate needs both`,
+    };
+  }
+  const out: RedisTlsFiles = { ...NO_TLS_FILES, servername: env.REDIS_TLS_SERVERNAME };
+  const files = [
+    ['REDIS_TLS_CA_FILE', 'ca', 'the CA certificate(s) that signed the Redis certificate'],
+    ['REDIS_TLS_CERT_FILE', 'cert', 'the client certificate'],
+    ['REDIS_TLS_KEY_FILE', 'key', "the client certificate's private key"],
+  ] as const;
+  for (const [variable, field, kind] of files) {
+    const file = env[variable];
+    if (file === undefined) continue;
+    const read = readPemFile(file, kind);
+    if (typeof read === 'string') return { variable, message: read };
+    out[field] = read;
+  }
+  return out;
+}
 
 /** `host:port,host:port` → the sentinels' addresses, or what is wrong. */
 function parseSentinels(raw: string): { host: string; port: number }[] | string {
@@ -258,9 +382,11 @@ export function isRedisConfigured(env: Env): boolean {
 
 /** The config as it may be logged: the password is replaced by whether one is set. */
 export function describeRedisConfig(config: RedisConfig): Record<string, unknown> {
-  const { password, sentinel, ...rest } = config;
+  const { password, sentinel, tls, tlsFiles, ...rest } = config;
   return {
     ...rest,
+    // What is really in force, not the raw setting: `on, verify: ca /etc/redis/ca.pem`.
+    tls: describeTls(tls, tlsFiles),
     password: password === undefined ? 'none' : '[redacted]',
     ...(sentinel === undefined
       ? {}
@@ -268,7 +394,9 @@ export function describeRedisConfig(config: RedisConfig): Record<string, unknown
           sentinel: {
             sentinels: sentinel.sentinels.map((s) => `${s.host}:${s.port}`),
             masterName: sentinel.masterName,
+            username: sentinel.username ?? 'none',
             password: sentinel.password === undefined ? 'none' : '[redacted]',
+            tls: describeTls(sentinel.tls, tlsFiles),
           },
         }),
   };

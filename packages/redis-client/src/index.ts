@@ -7,6 +7,7 @@ export {
   loadRedisConfig,
 } from './config.ts';
 export type { RedisConfig, RedisTlsMode } from './config.ts';
+export type { PemFile, RedisTlsFiles } from './tls.ts';
 export { ConnectionMonitor } from './connection-monitor.ts';
 export type { ConnectionState, ConnectionStatus } from './connection-monitor.ts';
 export { pingRedis } from './health.ts';

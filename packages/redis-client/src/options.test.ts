@@ -50,12 +50,50 @@ describe('buildRedisOptions', () => {
       profile: 'request',
       connectionName: 'n',
     });
-    expect(on.tls).toEqual({ rejectUnauthorized: true, servername: 'redis.example' });
+    // Node verifies the host dialled; a servername only when REDIS_TLS_SERVERNAME names one.
+    expect(on.tls).toEqual({ rejectUnauthorized: true });
+    const named = buildRedisOptions(
+      config({ REDIS_TLS: 'on', REDIS_HOST: '10.0.0.5', REDIS_TLS_SERVERNAME: 'redis.example' }),
+      { profile: 'request', connectionName: 'n' },
+    );
+    expect(named.tls).toEqual({ rejectUnauthorized: true, servername: 'redis.example' });
     const insecure = buildRedisOptions(config({ REDIS_TLS: 'insecure' }), {
       profile: 'request',
       connectionName: 'n',
     });
     expect(insecure.tls).toMatchObject({ rejectUnauthorized: false });
+  });
+
+  it('with Sentinel, dials the sentinels and the master over TLS when TLS is on', () => {
+    const options = buildRedisOptions(
+      config({
+        REDIS_SENTINELS: 's1:26379',
+        REDIS_SENTINEL_USERNAME: 'watcher',
+        REDIS_SENTINEL_PASSWORD: 'pw',
+        REDIS_TLS: 'on',
+      }),
+      { profile: 'request', connectionName: 'n' },
+    );
+    expect(options).toMatchObject({
+      enableTLSForSentinelMode: true,
+      tls: { rejectUnauthorized: true },
+      sentinelTLS: { rejectUnauthorized: true },
+      sentinelUsername: 'watcher',
+      sentinelPassword: 'pw',
+    });
+    const plainSentinels = buildRedisOptions(
+      config({ REDIS_SENTINELS: 's1:26379', REDIS_TLS: 'on', REDIS_SENTINEL_TLS: 'off' }),
+      { profile: 'request', connectionName: 'n' },
+    );
+    expect(plainSentinels.sentinelTLS).toBeUndefined();
+    expect(plainSentinels.enableTLSForSentinelMode).toBe(true);
+    const plain = buildRedisOptions(config({ REDIS_SENTINELS: 's1:26379' }), {
+      profile: 'request',
+      connectionName: 'n',
+    });
+    expect(plain.sentinelTLS).toBeUndefined();
+    expect(plain.enableTLSForSentinelMode).toBe(false);
+    expect(plain.tls).toBeUndefined();
   });
 
   it('reconnects with capped backoff and never returns null', () => {

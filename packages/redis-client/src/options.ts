@@ -1,6 +1,7 @@
 import type { RedisOptions } from 'ioredis';
 import { backoffDelayMs } from './backoff.ts';
 import type { RedisConfig } from './config.ts';
+import { tlsOptions } from './tls.ts';
 
 /**
  * How a connection is used.
@@ -39,6 +40,7 @@ export interface ConnectionOptions {
 export function buildRedisOptions(config: RedisConfig, options: ConnectionOptions): RedisOptions {
   const isBlocking = options.profile === 'blocking';
   const sentinel = config.sentinel;
+  const tls = tlsOptions(config.tls, config.tlsFiles);
   return {
     ...(sentinel === undefined
       ? { host: config.host, port: config.port }
@@ -49,7 +51,12 @@ export function buildRedisOptions(config: RedisConfig, options: ConnectionOption
           sentinels: sentinel.sentinels,
           name: sentinel.masterName,
           role: 'master' as const,
+          sentinelUsername: sentinel.username,
           sentinelPassword: sentinel.password,
+          // Without these two ioredis dials the sentinels in clear and, whatever \`tls\` says, the
+          // master too: the password and the data would cross the network unencrypted.
+          sentinelTLS: tlsOptions(sentinel.tls, config.tlsFiles),
+          enableTLSForSentinelMode: tls !== undefined,
           sentinelRetryStrategy: (attempt: number) =>
             backoffDelayMs(attempt, {
               baseDelayMs: config.reconnectBaseDelayMs,
@@ -59,9 +66,7 @@ export function buildRedisOptions(config: RedisConfig, options: ConnectionOption
     username: config.username,
     password: config.password,
     db: config.db,
-    ...(config.tls === 'off'
-      ? {}
-      : { tls: { rejectUnauthorized: config.tls === 'on', servername: config.host } }),
+    ...(tls === undefined ? {} : { tls }),
     connectionName: options.connectionName,
     connectTimeout: config.connectTimeoutMs,
     // A request fails after the command timeout. A blocking command (BZPOPMIN with its own
