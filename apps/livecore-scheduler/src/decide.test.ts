@@ -185,8 +185,43 @@ describe('decide: control requests', () => {
         processed_at: iso(1_000),
       },
     ]);
-    expect(logs(drained.afterWrite, 'Control request refused').map((l) => l.fields)).toEqual([
-      { requestId: 'r2', action: 'drain', reason: 'unknown node ghost' },
+    // One line per request, with who asked, and its audit entry in the same write.
+    expect(
+      logs(drained.afterWrite, 'Control request').map((l) => [
+        l.level,
+        l.fields['requestId'],
+        l.fields['actor'],
+        l.fields['action'],
+        l.fields['outcome'],
+        l.fields['reason'],
+      ]),
+    ).toEqual([
+      ['info', 'r1', 'test', 'drain', 'accepted', null],
+      ['warn', 'r2', 'test', 'drain', 'refused', 'unknown node ghost'],
+    ]);
+    expect(sim.store.audit).toEqual([
+      {
+        at: iso(1_000),
+        actor: 'test',
+        via: 'livecore-scheduler',
+        action: 'drain',
+        target: { node_id: 'a', portfolio_id: null, target_node_id: null },
+        outcome: 'accepted',
+        reason: null,
+        request_id: 'r1',
+        address: null,
+      },
+      {
+        at: iso(1_000),
+        actor: 'test',
+        via: 'livecore-scheduler',
+        action: 'drain',
+        target: { node_id: 'ghost', portfolio_id: null, target_node_id: null },
+        outcome: 'refused',
+        reason: 'unknown node ghost',
+        request_id: 'r2',
+        address: null,
+      },
     ]);
     expect(sim.store.requests).toEqual([]);
     // Still draining at the next ticks, without a request.
@@ -277,14 +312,119 @@ describe('decide: control requests', () => {
   });
 });
 
+describe('decide: the trading halt', () => {
+  const halt = {
+    _v: 1 as const,
+    halted_at: iso(500),
+    by: 'desk-lead',
+    reason: 'exchange outage',
+  };
+
+  it('raises fleet_halted at every tick while halted (the dedupe sends it once) and resolves it once lifted', async () => {
+    const sim = new Sim();
+    sim.store.addSpecs('p1');
+    sim.beat(0, 'a');
+    await sim.tick(0);
+    sim.store.halt = halt;
+    const raised = await sim.tick(1_000);
+    expect(notices(raised.effects)).toEqual([
+      {
+        op: 'raise',
+        kind: 'fleet_halted',
+        subject: {},
+        details: { halted_at: iso(500), by: 'desk-lead', reason: 'exchange outage' },
+      },
+    ]);
+    // An operator's act, not a plan change: nothing is written for it, nothing moves.
+    expect(raised.write).toBeNull();
+    expect(brief((await sim.tick(2_000)).effects)).toEqual(['raise fleet_halted {}']);
+
+    sim.store.halt = null;
+    expect(brief((await sim.tick(3_000)).effects)).toEqual(['resolve fleet_halted {}']);
+    expect(brief((await sim.tick(4_000)).effects)).toEqual([]);
+  });
+
+  it('is told even at a tick that plans nothing (the catalog lost) and whatever the write does', async () => {
+    const sim = new Sim();
+    sim.reports.set('a', ['p1']);
+    sim.beat(0, 'a');
+    sim.store.halt = halt;
+    const d = await sim.tick(0);
+    expect(d.write).toBeNull();
+    expect(brief(d.effects)).toEqual(['raise catalog_missing {}', 'raise fleet_halted {}']);
+
+    const failing = new Sim();
+    failing.store.addSpecs('p1');
+    failing.beat(0, 'a');
+    failing.store.halt = halt;
+    failing.store.failing.writePlan = 1;
+    const unwritten = await failing.tick(0);
+    expect(unwritten.write).not.toBeNull();
+    expect(brief(unwritten.effects)).toContain('raise fleet_halted {}');
+    // Lifted later: the failed write did not make the scheduler forget it was firing.
+    failing.store.halt = null;
+    expect(brief((await failing.tick(1_000)).effects)).toEqual(['resolve fleet_halted {}']);
+  });
+});
+
+describe('decide: control requests audited in the plan write', () => {
+  it('a write that fails carries its audit entries and records none; the retry records each once', async () => {
+    const sim = new Sim();
+    sim.store.addSpecs('p1');
+    sim.beat(0, 'a', 'b');
+    await sim.tick(0);
+    sim.store.requests.push({
+      _v: 1,
+      id: 'm1',
+      action: 'migrate',
+      portfolio_id: 'p1',
+      target_node_id: 'b',
+      requested_by: 'desk-lead',
+      requested_at: iso(0),
+    });
+    sim.store.request({ id: 'c1', action: 'catalog_add', spec: spec('p9') });
+    sim.store.failing.writePlan = 1;
+    const failed = await sim.tick(1_000);
+    expect(failed.write?.audit?.map((e) => [e.request_id, e.outcome])).toEqual([
+      ['m1', 'accepted'],
+      ['c1', 'accepted'],
+    ]);
+    expect(logs(failed.afterWrite, 'Control request')).toHaveLength(2);
+    expect(sim.store.audit).toEqual([]);
+
+    await sim.tick(2_000);
+    expect(
+      sim.store.audit.map((e) => [e.request_id, e.actor, e.action, e.target, e.outcome]),
+    ).toEqual([
+      [
+        'm1',
+        'desk-lead',
+        'migrate',
+        { node_id: null, portfolio_id: 'p1', target_node_id: 'b' },
+        'accepted',
+      ],
+      [
+        'c1',
+        'test',
+        'catalog_add',
+        { node_id: null, portfolio_id: 'p9', target_node_id: null },
+        'accepted',
+      ],
+    ]);
+    expect(await sim.tick(3_000)).toMatchObject({ write: null });
+    expect(sim.store.audit).toHaveLength(2);
+  });
+});
+
 describe('decide: the catalog', () => {
   it('says a vanished catalog loudly and unassigns nothing; its return resolves the notice', async () => {
     const sim = new Sim();
     sim.store.addSpecs('p1', 'p2');
     sim.beat(0, 'a');
     const first = await sim.tick(0);
-    // A new scheduler may inherit a catalog_missing raised by a dead leader: resolved at first sight.
-    expect(brief(first.effects)).toEqual(['resolve catalog_missing {}']);
+    // A new scheduler may inherit a catalog_missing (or a fleet_halted) raised by a dead leader:
+    // resolved at first sight.
+    expect(brief(first.effects)).toEqual(['resolve catalog_missing {}', 'resolve fleet_halted {}']);
     expect(brief((await sim.tick(1_000)).effects)).toEqual([]);
 
     sim.store.catalog.clear();
@@ -412,7 +552,7 @@ describe('decide: the catalog', () => {
     const sim = new Sim({ catalogFile: [spec('p1')] });
     sim.beat(0, 'a');
     const d = await sim.tick(0);
-    expect(brief(d.effects)).toEqual([]);
+    expect(brief(d.effects)).toEqual(['resolve fleet_halted {}']);
     expect(logs(d.effects).map((l) => l.message)).toEqual([
       'Catalog empty; loading the catalog file',
     ]);
@@ -436,6 +576,7 @@ describe('decide: the catalog', () => {
         subject: {},
         details: { plan_portfolios: 0, reload_from_file: false },
       },
+      { op: 'resolve', kind: 'fleet_halted', subject: {}, details: {} },
     ]);
     expect(sim.store.nodeKeys.size).toBe(0);
     expect(sim.store.catalog.size).toBe(0);
@@ -455,6 +596,7 @@ describe('decide: the catalog', () => {
     const d = await sim.tick(0);
     expect(notices(d.effects)).toMatchObject([
       { op: 'raise', kind: 'catalog_missing', details: { reload_from_file: true } },
+      { op: 'resolve', kind: 'fleet_halted' },
     ]);
     expect(logs(d.effects, 'Catalog empty; loading the catalog file')).toEqual([]);
     expect(d.write?.catalog).toEqual({ set: [spec('p1')], remove: [] });

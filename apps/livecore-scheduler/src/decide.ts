@@ -1,3 +1,4 @@
+import type { AuditInput } from '@ginkgo-live/fleet';
 import {
   decodePayload,
   type Assignment,
@@ -88,6 +89,11 @@ export interface SchedulerMemory {
   lostSince: ReadonlyMap<string, number>;
   /** When the rebalance moves of the last minute were written. */
   rebalancedAt: readonly number[];
+  /**
+   * Whether `fleet_halted` may be firing: true after this scheduler raised it, and at start (a
+   * leader that died may have raised it), so the first tick without a halt resolves it.
+   */
+  haltMayFire: boolean;
 }
 
 export function initialMemory(): SchedulerMemory {
@@ -100,6 +106,7 @@ export function initialMemory(): SchedulerMemory {
     firstLiveAt: null,
     lostSince: new Map(),
     rebalancedAt: [],
+    haltMayFire: true,
   };
 }
 
@@ -158,6 +165,8 @@ export function decide(
   // What the catalog is, and whether the file must be written into it.
   const source = catalogSource(world, memory, settings, effects);
   const kept = { ...memory, ...source.memory };
+  // The halt is an operator's act, told whatever else this tick decides.
+  kept.haltMayFire = haltNotice(world, memory, effects);
   // The plan is gone (Redis back empty, or its keys deleted): the node keys went with it, and a node
   // without a key keeps what it runs, so an empty list must be written too, not only changed ones.
   if (world.meta === null) kept.nodeKeysWritten = false;
@@ -202,12 +211,17 @@ export function decide(
   for (const nodeId of nudging.nudged) changedNodes.set(nodeId, perNode.get(nodeId) ?? []);
 
   const results = controlResults(world.requests, requests.refused, placed.rejected);
-  for (const { request, reason } of results.refused)
+  const audit = auditOf(world.requests, results.refused, at);
+  // One line per request, once its outcome is in Redis (the audit entry rides in the same write).
+  for (const entry of audit)
     afterWrite.push(
-      log('warn', 'Control request refused', {
-        requestId: request.id,
-        action: request.action,
-        reason,
+      log(entry.outcome === 'accepted' ? 'info' : 'warn', 'Control request', {
+        requestId: entry.request_id,
+        actor: entry.actor,
+        action: entry.action,
+        target: entry.target,
+        outcome: entry.outcome,
+        reason: entry.reason,
       }),
     );
 
@@ -263,6 +277,7 @@ export function decide(
       consumedRequests: world.requestCount,
       catalog: catalogChange,
       prune: forget.prune,
+      audit,
     },
     reasons,
     effects,
@@ -377,6 +392,67 @@ function catalogSource(
       nodeKeysWritten: false,
     },
   };
+}
+
+/**
+ * `fleet_halted` while `{scheduler}:trading_halt` exists (raised every tick: the shared dedupe
+ * sends it once per cooldown), resolved at the first tick without it when it may be firing.
+ * Returns whether it may be firing after this tick.
+ */
+function haltNotice(world: World, memory: SchedulerMemory, effects: Effect[]): boolean {
+  const halt = world.halt;
+  if (halt !== null) {
+    effects.push(
+      notice({
+        op: 'raise',
+        kind: 'fleet_halted',
+        subject: {},
+        details: { halted_at: halt.halted_at, by: halt.by, reason: halt.reason },
+      }),
+    );
+    return true;
+  }
+  if (memory.haltMayFire)
+    effects.push(notice({ op: 'resolve', kind: 'fleet_halted', subject: {}, details: {} }));
+  return false;
+}
+
+/** Audit fields are bounded (`auditEntry`); a request's own fields are not always. */
+const bounded = (value: string | null | undefined, max: number): string | null =>
+  value === undefined || value === null ? null : value.slice(0, max);
+
+/**
+ * The audit entry of every request consumed: who asked (`requested_by`), what, on what, and its
+ * outcome as answered — under the request's id, beside the `queued` entry its requester wrote.
+ */
+function auditOf(
+  requests: readonly ControlRequest[],
+  refused: readonly Refusal[],
+  at: string,
+): AuditInput[] {
+  const reasons = new Map(refused.map((r) => [r.request.id, r.reason]));
+  return requests.map((r): AuditInput => {
+    const reason = reasons.get(r.id) ?? null;
+    const specId =
+      r.action === 'catalog_add' && typeof r.spec === 'object' && r.spec !== null
+        ? (r.spec as { portfolio_id?: unknown }).portfolio_id
+        : undefined;
+    return {
+      at,
+      actor: bounded(r.requested_by, 128) ?? 'unknown',
+      via: 'livecore-scheduler',
+      action: r.action,
+      target: {
+        node_id: bounded(r.node_id, 128),
+        portfolio_id: bounded(r.portfolio_id ?? (typeof specId === 'string' ? specId : null), 128),
+        target_node_id: bounded(r.target_node_id, 128),
+      },
+      outcome: reason === null ? 'accepted' : 'refused',
+      reason: bounded(reason, 500),
+      request_id: r.id,
+      address: null,
+    };
+  });
 }
 
 interface Refusal {

@@ -6,7 +6,9 @@ import type {
   NodeRecord,
   PlanMeta,
   PortfolioSpec,
+  TradingHalt,
 } from '@ginkgo-live/state-keys';
+import type { AuditInput } from '@ginkgo-live/fleet';
 import { fleetNodeInfo } from '@ginkgo-live/testing';
 import type { SchedulerSettings } from './decide.ts';
 import { PlanWriteRefused, type PlanWrite, type SchedulerStore, type World } from './world.ts';
@@ -30,6 +32,9 @@ export class FakeStore implements SchedulerStore {
   /** Nodes whose heartbeat key exists. */
   beating = new Set<string>();
   infos = new Map<string, NodeInfo>();
+  halt: TradingHalt | null = null;
+  /** The audit entries the plan writes carried. */
+  readonly audit: AuditInput[] = [];
   /** Every write that went through. */
   readonly writes: PlanWrite[] = [];
   /** How many calls of each method fail with a Redis error before they work again. */
@@ -102,6 +107,7 @@ export class FakeStore implements SchedulerStore {
       requests: [...this.requests],
       requestCount: this.requests.length,
       problems: [],
+      halt: this.halt,
     });
   }
 
@@ -126,6 +132,7 @@ export class FakeStore implements SchedulerStore {
       this.registry.delete(nodeId);
       this.nodeKeys.delete(nodeId);
     }
+    this.audit.push(...(plan.audit ?? []));
     this.meta = plan.meta;
     this.writes.push(plan);
     return Promise.resolve(plan.meta.version);

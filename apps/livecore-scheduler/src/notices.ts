@@ -7,7 +7,7 @@ import type {
 } from '@ginkgo-live/notification-adapter';
 
 /** The kinds the scheduler raises; each resolves by the condition of the same name. */
-type SchedulerKind = 'node_lost' | 'portfolio_orphaned' | 'catalog_missing';
+type SchedulerKind = 'node_lost' | 'portfolio_orphaned' | 'catalog_missing' | 'fleet_halted';
 
 /**
  * The scheduler's notifications as data, in the notification catalogue's terms: the core decides
@@ -47,6 +47,10 @@ export function tell(notifier: NoticeSink, notice: Notice): void {
       else notifier.resolve(notice.kind, notice.subject, notice.details);
       return;
     case 'catalog_missing':
+      if (notice.op === 'raise') notifier.raise(notice.kind, notice.subject, notice.details);
+      else notifier.resolve(notice.kind, notice.subject, notice.details);
+      return;
+    case 'fleet_halted':
       if (notice.op === 'raise') notifier.raise(notice.kind, notice.subject, notice.details);
       else notifier.resolve(notice.kind, notice.subject, notice.details);
       return;

@@ -6,6 +6,7 @@ import {
   type PortfolioSpec,
   type StateKeys,
 } from '@ginkgo-live/state-keys';
+import { AuditLog, TradingControls } from '@ginkgo-live/fleet';
 import { RedisServer } from '@ginkgo-live/testing';
 import { PlanWriteRefused, RedisSchedulerStore, type PlanWrite } from './scheduler-store.ts';
 
@@ -205,7 +206,23 @@ describe('SchedulerStore catalog changes and control results in the fenced write
       },
     ],
     consumedRequests: 1,
+    audit: [
+      {
+        actor: 'desk-lead',
+        via: 'livecore-scheduler',
+        action: 'catalog_add',
+        target: { node_id: null, portfolio_id: 'ghost', target_node_id: null },
+        outcome: 'accepted',
+        reason: null,
+        request_id: 'r1',
+        address: null,
+      },
+    ],
   });
+  const audited = async () =>
+    (await new AuditLog(redis, keys).list({ limit: 10 })).map((r) =>
+      'entry' in r ? [r.entry.request_id, r.entry.actor, r.entry.via, r.entry.outcome] : r.error,
+    );
   const catalogIds = async () => (await redis.hkeys(keys.portfolioCatalog())).sort();
 
   it('writes catalog changes, results and the consumed requests with the plan', async () => {
@@ -220,6 +237,8 @@ describe('SchedulerStore catalog changes and control results in the fenced write
       ok: true,
       plan_version: 1,
     });
+    // The outcome's audit entry rode in the same script.
+    expect(await audited()).toEqual([['r1', 'desk-lead', 'livecore-scheduler', 'accepted']]);
   });
 
   it('refuses a paused former leader’s catalog change whole: nothing applied, nothing consumed', async () => {
@@ -241,10 +260,25 @@ describe('SchedulerStore catalog changes and control results in the fenced write
     expect(await catalogIds()).toEqual(['p1']);
     expect(await redis.llen(keys.controlRequests())).toBe(1);
     expect(await redis.hlen(keys.controlResults())).toBe(0);
+    // A refused write records no outcome either: the request is answered (and audited) once.
+    expect(await audited()).toEqual([]);
     expect(JSON.parse((await redis.get(keys.planMeta())) ?? '{}')).toMatchObject({
       version: 2,
       leader: 'b',
     });
+  });
+
+  it('reads the trading halt with the world', async () => {
+    const a = new RedisSchedulerStore(redis, keys, 'a');
+    expect((await a.readWorld()).halt).toBeNull();
+    const controls = new TradingControls(redis, keys);
+    await controls.halt({ name: 'desk-lead', via: 'ginkgo-ctl', address: null }, 'drill');
+    expect((await a.readWorld()).halt).toMatchObject({ by: 'desk-lead', reason: 'drill' });
+    // Unreadable, it still halts, and is reported as a malformed payload.
+    await redis.set(keys.tradingHalt(), 'garbage');
+    const world = await a.readWorld();
+    expect(world.halt?.by).toBe('(unreadable)');
+    expect(world.problems.map((p) => p.key)).toEqual([keys.tradingHalt()]);
   });
 });
 

@@ -1,5 +1,10 @@
 import type { ChainableCommander } from 'ioredis';
-import { readNodeSnapshots } from '@ginkgo-live/fleet';
+import {
+  AUDIT_MAX_ENTRIES,
+  decodeTrading,
+  encodeAuditEntry,
+  readNodeSnapshots,
+} from '@ginkgo-live/fleet';
 import { LuaScript, type RedisLike } from '@ginkgo-live/redis-client';
 import {
   decodePayload,
@@ -30,8 +35,9 @@ export { PlanWriteRefused, type PlanWrite, type SchedulerStore, type World } fro
  * `{scheduler}` hash tag: one slot on a Redis Cluster.
  * KEYS[1] leader   KEYS[2] plan_meta   KEYS[3] execution_nodes   KEYS[4] portfolio_assignments
  * KEYS[5] control   KEYS[6] control_results   KEYS[7] portfolio_catalog   KEYS[8] node registry
- * KEYS[8+j] execution_node:<id>:assignment of the j-th forgotten node (p of them), then
- * KEYS[8+p+i] execution_node:<id>:assignment for the i-th node assignment written
+ * KEYS[9] audit stream
+ * KEYS[9+j] execution_node:<id>:assignment of the j-th forgotten node (p of them), then
+ * KEYS[9+p+i] execution_node:<id>:assignment for the i-th node assignment written
  * ARGV[1] scheduler id   ARGV[2] expected plan version   ARGV[3] new plan meta payload
  * ARGV[4] p forgotten nodes, then p (node id, registry score read or -1 for none) pairs
  * then n node records, then n (node id, payload) pairs
@@ -39,6 +45,7 @@ export { PlanWriteRefused, type PlanWrite, type SchedulerStore, type World } fro
  * then k node assignment payloads (for the KEYS after the forgotten nodes')
  * then r control results to record, r (id, payload) pairs, then the number of requests consumed
  * then s catalog entries to set, s (portfolio id, payload) pairs, then q ids to remove, q ids
+ * then the audit cap (XADD MAXLEN ~), then a audit entries (one per request consumed), a entries
  * Errors (nothing written): NOT_LEADER (another scheduler holds the lock), STALE_VERSION (the plan
  * moved on), NODE_BACK (a node to forget beat again since it was read).
  */
@@ -68,7 +75,7 @@ pairsAt(KEYS[3])
 pairsAt(KEYS[4])
 local k = tonumber(ARGV[i]); i = i + 1
 for j = 1, k do
-  redis.call('SET', KEYS[8 + p + j], ARGV[i]); i = i + 1
+  redis.call('SET', KEYS[9 + p + j], ARGV[i]); i = i + 1
 end
 local r = tonumber(ARGV[i]); i = i + 1
 for j = 1, r do
@@ -85,9 +92,14 @@ local q = tonumber(ARGV[i]); i = i + 1
 for j = 1, q do
   redis.call('HDEL', KEYS[7], ARGV[i]); i = i + 1
 end
+local cap = ARGV[i]; i = i + 1
+local a = tonumber(ARGV[i]); i = i + 1
+for j = 1, a do
+  redis.call('XADD', KEYS[9], 'MAXLEN', '~', cap, '*', 'entry', ARGV[i]); i = i + 1
+end
 for j = 1, p do
   redis.call('ZREM', KEYS[8], ARGV[3 + 2 * j])
-  redis.call('DEL', KEYS[8 + j])
+  redis.call('DEL', KEYS[9 + j])
 end
 redis.call('SET', KEYS[2], ARGV[3])
 return current + 1
@@ -171,17 +183,22 @@ export class RedisSchedulerStore implements SchedulerStore {
         .lrange(k.controlRequests(), 0, MAX_REQUESTS_PER_TICK - 1)
         .hlen(k.executionNodes())
         .hlen(k.portfolioAssignments())
-        .hlen(k.portfolioCatalog()),
+        .hlen(k.portfolioCatalog())
+        .get(k.tradingHalt()),
     );
-    const [registryRaw, headMetaRaw, requestsRaw, ...lengths] = head as [
-      string[],
-      string | null,
-      string[],
-      number,
-      number,
-      number,
-    ];
+    const [
+      registryRaw,
+      headMetaRaw,
+      requestsRaw,
+      nodesLength,
+      plansLength,
+      catalogLength,
+      haltRaw,
+    ] = head as [string[], string | null, string[], number, number, number, string | null];
+    const lengths = [nodesLength, plansLength, catalogLength];
     const problems: PayloadProblem[] = [];
+    const trading = decodeTrading(k, haltRaw, {});
+    problems.push(...trading.problems);
     const plan = await this.readPlan(headMetaRaw, lengths, problems);
 
     const requests: ControlRequest[] = [];
@@ -204,6 +221,7 @@ export class RedisSchedulerStore implements SchedulerStore {
       requests,
       requestCount: requestsRaw.length,
       problems,
+      halt: trading.halted,
     };
   }
 
@@ -331,6 +349,7 @@ export class RedisSchedulerStore implements SchedulerStore {
     const prune = plan.prune ?? [];
     const catalogSet = plan.catalog?.set ?? [];
     const catalogRemove = plan.catalog?.remove ?? [];
+    const audit = plan.audit ?? [];
     const now = plan.meta.updated_at;
     const args: (string | number)[] = [
       this.schedulerId,
@@ -359,6 +378,9 @@ export class RedisSchedulerStore implements SchedulerStore {
       ...catalogSet.flatMap((spec) => [spec.portfolio_id, encodePayload('portfolioSpec', spec)]),
       catalogRemove.length,
       ...catalogRemove,
+      AUDIT_MAX_ENTRIES,
+      audit.length,
+      ...audit.map((entry) => encodeAuditEntry(entry)),
     ];
     this.plan = undefined;
     try {
@@ -373,6 +395,7 @@ export class RedisSchedulerStore implements SchedulerStore {
           k.controlResults(),
           k.portfolioCatalog(),
           k.nodeRegistry(),
+          k.auditLog(),
           ...prune.map((p) => k.nodeAssignment(p.nodeId)),
           ...nodeAssignments.map(([nodeId]) => k.nodeAssignment(nodeId)),
         ],

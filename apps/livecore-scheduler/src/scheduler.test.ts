@@ -74,7 +74,7 @@ describe('Scheduler shell', () => {
     store.beat('b', T0 + 1_000, { running: ['p3'] });
     store.leader = null;
     await at(1_000);
-    expect(sent).toEqual(['raise catalog_missing {}']);
+    expect(sent).toEqual(['raise catalog_missing {}', 'resolve fleet_halted {}']);
     expect(transport.withMessage('Portfolio catalog vanished; nothing is unassigned')).toHaveLength(
       1,
     );
@@ -131,7 +131,11 @@ describe('Scheduler shell', () => {
     await at(9_000);
     expect(store.records.get('a')?.status).toBe('lost');
     expect(store.plan()).toEqual({ p1: 'orphaned: no alive, non-draining node' });
-    expect(sent).toEqual(['resolve catalog_missing {}', 'raise node_lost {"nodeId":"a"}']);
+    expect(sent).toEqual([
+      'resolve catalog_missing {}',
+      'resolve fleet_halted {}',
+      'raise node_lost {"nodeId":"a"}',
+    ]);
   });
 
   it('says nothing that a refused write did not do, and keeps its memory as before it', async () => {

@@ -1,3 +1,4 @@
+import type { AuditInput } from '@ginkgo-live/fleet';
 import type {
   Assignment,
   ControlRequest,
@@ -8,6 +9,7 @@ import type {
   PayloadProblem,
   PlanMeta,
   PortfolioSpec,
+  TradingHalt,
 } from '@ginkgo-live/state-keys';
 
 /**
@@ -36,6 +38,11 @@ export interface World {
   requestCount: number;
   /** Malformed payloads met on the way: reported, not fatal. */
   problems: PayloadProblem[];
+  /**
+   * The fleet-wide halt (`{scheduler}:trading_halt`), null when trading; a halt whose payload is
+   * unreadable is still a halt (its key exists).
+   */
+  halt: TradingHalt | null;
 }
 
 /** A lost node forgotten by the plan write, with the registry score it was judged on. */
@@ -62,6 +69,8 @@ export interface PlanWrite {
   catalog?: { set: PortfolioSpec[]; remove: string[] };
   /** Lost nodes to forget: registry entry and assignment key (their record is left out of `nodes`). */
   prune?: NodePrune[];
+  /** One audit entry per request consumed, with its outcome: in the write, so none without it. */
+  audit?: AuditInput[];
 }
 
 /**

@@ -71,6 +71,28 @@ describe('the catalogue: the text and details every sink receives', () => {
     });
   });
 
+  it('fleet_halted: who halted and why, and the resolved notice', () => {
+    const at = '2026-12-01T00:00:00.000Z';
+    expect(
+      raisedText('fleet_halted', {}, { halted_at: at, by: 'desk-lead', reason: 'exchange outage' }),
+    ).toEqual({
+      title: 'Trading halted',
+      message:
+        'desk-lead halted trading for the whole fleet: exchange outage. No portfolio applies events until the halt is lifted; queues keep what arrives until full.',
+      details: { halted_at: at, by: 'desk-lead', reason: 'exchange outage' },
+    });
+    expect(
+      raisedText('fleet_halted', {}, { halted_at: at, by: 'ginkgo-ctl:ops', reason: null }).message,
+    ).toBe(
+      'ginkgo-ctl:ops halted trading for the whole fleet. No portfolio applies events until the halt is lifted; queues keep what arrives until full.',
+    );
+    expect(resolvedText('fleet_halted', {}, {})).toEqual({
+      title: 'Trading resumed',
+      message: 'The trading halt was lifted; portfolios go on in queue order.',
+      details: {},
+    });
+  });
+
   const sample = {
     node_id: 'n1',
     depth: 705,
@@ -221,6 +243,7 @@ describe('the catalogue and the Redis keys of the release before it', () => {
       node_lost: 'node',
       portfolio_orphaned: 'orphan',
       catalog_missing: 'catalog_missing',
+      fleet_halted: 'fleet_halted',
       queue: 'queue',
       scheduler_leader_missing: 'scheduler_leader',
       redis_unavailable: 'redis_unavailable',

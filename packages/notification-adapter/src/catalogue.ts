@@ -61,6 +61,12 @@ export interface Kinds {
     /** `reload_from_file`: whether the catalog file is reloaded (message only). */
     details: { plan_portfolios: number; reload_from_file: boolean };
   };
+  fleet_halted: {
+    condition: 'fleet_halted';
+    subject: 'none';
+    levels: ['warning'];
+    details: { halted_at: string; by: string; reason: string | null };
+  };
   queue_usage_high: {
     condition: 'queue';
     subject: 'portfolio';
@@ -96,6 +102,7 @@ export interface Conditions {
   node_lost: { subject: 'node'; details: Record<string, never> };
   portfolio_orphaned: { subject: 'portfolio'; details: { node_id: string | null } };
   catalog_missing: { subject: 'none'; details: { portfolios: number } };
+  fleet_halted: { subject: 'none'; details: Record<string, never> };
   queue: {
     subject: 'portfolio';
     /** `resolve_below` (the node's threshold) is for the message only. */
@@ -207,6 +214,22 @@ export const KINDS: { [K in KindName]: KindSpec<K> } = {
       `The catalog is gone from Redis (the plan holds ${d.plan_portfolios} portfolios); nothing was unassigned.${d.reload_from_file ? ' Reloading the catalog file.' : ' No catalog file was given: reload it.'}`,
     wire: (_, d) => ({ plan_portfolios: d.plan_portfolios }),
   },
+  fleet_halted: {
+    condition: 'fleet_halted',
+    subject: 'none',
+    levels: ['warning'],
+    fault:
+      "none: an operator's act — the trading halt (`{scheduler}:trading_halt`) is set, no portfolio applies events",
+    raisedBy:
+      'the scheduler leader, at every tick while the halt key exists (the halt works without any scheduler; with no leader, `scheduler_leader_missing` is told instead)',
+    checkedIn: [
+      'apps/execution-node/e2e/trading-halt.test.ts',
+      'apps/livecore-scheduler/src/decide.test.ts',
+    ],
+    title: () => 'Trading halted',
+    message: (_, d) =>
+      `${d.by} halted trading for the whole fleet${d.reason === null ? '' : `: ${d.reason}`}. No portfolio applies events until the halt is lifted; queues keep what arrives until full.`,
+  },
   queue_usage_high: {
     condition: 'queue',
     subject: 'portfolio',
@@ -292,6 +315,14 @@ export const CONDITIONS: { [C in ConditionName]: ConditionSpec<C> } = {
     title: () => 'Portfolio catalog back',
     message: (_, d) =>
       `The catalog is in Redis again (${d.portfolios} portfolios); planning goes on.`,
+  },
+  fleet_halted: {
+    group: 'fleet_halted',
+    subject: 'none',
+    resolvedBy:
+      "the scheduler leader, at its first tick without the halt key; a new leader's first tick clears one left behind",
+    title: () => 'Trading resumed',
+    message: () => 'The trading halt was lifted; portfolios go on in queue order.',
   },
   queue: {
     group: 'queue',
