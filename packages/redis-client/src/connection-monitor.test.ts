@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '@ginkgo-live/runtime';
 import { MemoryTransport } from '@ginkgo-live/testing';
-import { ConnectionMonitor } from './connection-monitor.ts';
+import { ConnectionMonitor, explainRedisError } from './connection-monitor.ts';
 
 function setup() {
   const client = Object.assign(new EventEmitter(), {
@@ -53,6 +53,7 @@ describe('ConnectionMonitor', () => {
     client.emit('ready');
     const [first, second] = logs.withMessage('Redis connection ready');
     expect(first?.['settings']).toEqual({
+      tls: 'off',
       connectTimeoutMs: 5_000,
       commandTimeoutMs: 2_000,
       socketTimeoutMs: 2_000,
@@ -149,5 +150,21 @@ describe('ConnectionMonitor', () => {
     monitor.detach();
     expect(client.listenerCount('error')).toBe(0);
     expect(client.listenerCount('ready')).toBe(0);
+  });
+});
+
+describe('explainRedisError', () => {
+  it('says what to change for a login or ACL refusal, and nothing for an outage', () => {
+    expect(explainRedisError(new Error('WRONGPASS invalid username-password pair'))).toBe(
+      'Redis refused the login: check REDIS_USERNAME and REDIS_PASSWORD (REDIS_SENTINEL_USERNAME/PASSWORD for the sentinels)',
+    );
+    expect(
+      explainRedisError(new Error("NOPERM this user has no permissions to run the 'info' command")),
+    ).toMatch(/^Redis's ACL forbids this user/);
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6379'), {
+      code: 'ECONNREFUSED',
+    });
+    expect(explainRedisError(refused)).toBeUndefined();
+    expect(explainRedisError('not an error')).toBeUndefined();
   });
 });

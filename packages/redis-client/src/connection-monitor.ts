@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { ConnectionOptions } from 'node:tls';
 import type { Logger } from '@ginkgo-live/runtime';
 
 /** Where a connection stands, as told by its events. */
@@ -27,10 +28,23 @@ export interface ConnectionMonitorOptions {
   now?: () => number;
 }
 
+/** What one ioredis TLS option object puts in force. */
+function tlsInForce(tls: ConnectionOptions | undefined): string {
+  if (tls === undefined) return 'off';
+  if (tls.rejectUnauthorized === false) return 'insecure (certificate not verified)';
+  const parts = ['on', `verify: ${tls.ca === undefined ? 'system CAs' : 'REDIS_TLS_CA_FILE'}`];
+  if (tls.cert !== undefined) parts.push('client cert');
+  return parts.join(', ');
+}
+
 /** The FR-038 settings a client carries, as ioredis holds them (not as they were configured). */
 export function clientSettings(client: Redis): Record<string, unknown> {
   const o = client.options;
+  // With Sentinel, ioredis uses \`tls\` for the master only when enableTLSForSentinelMode is set.
+  const sentinel = (o.sentinels?.length ?? 0) > 0;
   return {
+    tls: tlsInForce(sentinel && o.enableTLSForSentinelMode !== true ? undefined : o.tls),
+    ...(sentinel ? { sentinelTls: tlsInForce(o.sentinelTLS) } : {}),
     connectTimeoutMs: o.connectTimeout,
     commandTimeoutMs: o.commandTimeout ?? null,
     // retry on timeout: a socket silent for this long while a reply is due is dialled again.
@@ -41,6 +55,39 @@ export function clientSettings(client: Redis): Record<string, unknown> {
     // The backoff's first reconnect delays (capped jitter: each at most the cap).
     reconnectDelaysMs: [1, 2, 3, 10].map((attempt) => o.retryStrategy?.(attempt) ?? null),
   };
+}
+
+const UNTRUSTED = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+]);
+
+/**
+ * What to change when a connection error is a TLS or login problem, which no reconnect will heal;
+ * undefined for the rest (a Redis down, a network cut).
+ */
+export function explainRedisError(err: unknown): string | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  if (UNTRUSTED.has(code)) {
+    return "TLS: Redis's certificate is not signed by a CA this client trusts: set REDIS_TLS_CA_FILE to the CA that signed it";
+  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return "TLS: Redis's certificate does not name the host dialled: dial a name it has, or set REDIS_TLS_SERVERNAME to one";
+  }
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
+    return `TLS: Redis's certificate is outside its validity period (${code})`;
+  }
+  if (/^WRONGPASS/.test(err.message)) {
+    return 'Redis refused the login: check REDIS_USERNAME and REDIS_PASSWORD (REDIS_SENTINEL_USERNAME/PASSWORD for the sentinels)';
+  }
+  if (/^NOPERM/.test(err.message)) {
+    return "Redis's ACL forbids this user a command or key it needs: see the ACL table in packages/redis-client/README.md";
+  }
+  return undefined;
 }
 
 /**
@@ -162,7 +209,8 @@ export class ConnectionMonitor {
       return;
     }
     this.lastError = message;
-    this.log.warn('Redis connection error', { err });
+    const hint = explainRedisError(err);
+    this.log.warn('Redis connection error', { err, ...(hint === undefined ? {} : { hint }) });
   }
 
   private onEnd(): void {

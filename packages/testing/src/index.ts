@@ -16,3 +16,5 @@ export { fleetNodeInfo, fleetPortfolioState, seedFleet } from './seed-fleet.ts';
 export type { SeedFleetOptions } from './seed-fleet.ts';
 export { RedisCluster } from './redis-cluster.ts';
 export { SentinelGroup } from './sentinel-group.ts';
+export { TlsCertificates } from './tls-certificates.ts';
+export type { TlsAuthClients } from './tls-certificates.ts';

@@ -2,9 +2,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { freePort } from './free-port.ts';
 import { killGroup, track } from './process-registry.ts';
+import type { TlsAuthClients, TlsCertificates } from './tls-certificates.ts';
 
 export interface RedisServerOptions {
   /** Address to bind. Default `127.0.0.1`; other loopback addresses (127.0.0.2 …) work too. */
@@ -25,7 +26,21 @@ export interface RedisServerOptions {
    * Run as a Sentinel (Debian's `redis-sentinel <conf>`) watching this master: quorum 2, the master
    * judged down after `downAfterMs` (default 1000) without an answer, failover timeout 3 s.
    */
-  sentinelOf?: { masterName: string; host: string; port: number; downAfterMs?: number };
+  sentinelOf?: {
+    masterName: string;
+    host: string;
+    port: number;
+    downAfterMs?: number;
+    /** The ACL user a sentinel logs in to the master and replicas with (`sentinel auth-user`). */
+    auth?: { username: string; password: string };
+  };
+  /**
+   * TLS only (`--port 0 --tls-port N`), with these certificates; replicas and sentinels dial over
+   * TLS too. `authClients` (default `no`) is `tls-auth-clients`.
+   */
+  tls?: { certs: TlsCertificates; authClients?: TlsAuthClients };
+  /** The user the harness's own commands log in as (an ACL-enabled server). */
+  auth?: { username: string; password: string };
 }
 
 /** Why the harness could not start Redis, with what redis-server printed. */
@@ -86,9 +101,27 @@ export class RedisServer {
     return `redis://${this.host}:${this.port}`;
   }
 
-  /** The environment that points an app at this server. */
-  get env(): { REDIS_HOST: string; REDIS_PORT: string } {
-    return { REDIS_HOST: this.host, REDIS_PORT: String(this.port) };
+  /** The environment that points an app at this server (with TLS: on, trusting its CA). */
+  get env(): { REDIS_HOST: string; REDIS_PORT: string } & Partial<
+    Record<'REDIS_TLS' | 'REDIS_TLS_CA_FILE', string>
+  > {
+    const tls = this.options.tls;
+    return {
+      REDIS_HOST: this.host,
+      REDIS_PORT: String(this.port),
+      ...(tls === undefined ? {} : { REDIS_TLS: 'on', REDIS_TLS_CA_FILE: tls.certs.caFile }),
+    };
+  }
+
+  /** ioredis options for the harness's own clients: address, TLS and the harness's user. */
+  clientOptions(): RedisOptions {
+    const { tls, auth } = this.options;
+    return {
+      host: this.host,
+      port: this.port,
+      ...(tls === undefined ? {} : { tls: tls.certs.clientTls }),
+      ...(auth === undefined ? {} : { username: auth.username, password: auth.password }),
+    };
   }
 
   /** The server's pid while it runs. */
@@ -109,7 +142,7 @@ export class RedisServer {
 
   /** One command to this server on a short-lived connection; the reply as text. */
   async command(...command: string[]): Promise<string> {
-    const client = new Redis({ host: this.host, port: this.port, lazyConnect: true });
+    const client = new Redis({ ...this.clientOptions(), lazyConnect: true });
     client.on('error', () => {
       // A server being killed on purpose; the caller sees the rejection.
     });
@@ -166,9 +199,11 @@ export class RedisServer {
   }
 
   private args(): string[] {
+    const tls = this.options.tls;
     const common = [
-      '--port',
-      String(this.port),
+      ...(tls === undefined
+        ? ['--port', String(this.port)]
+        : tls.certs.serverArgs(this.port, tls.authClients ?? 'no')),
       '--bind',
       this.host,
       '--dir',
@@ -192,6 +227,12 @@ export class RedisServer {
             `sentinel down-after-milliseconds ${sentinel.masterName} ${sentinel.downAfterMs ?? 1_000}`,
             `sentinel failover-timeout ${sentinel.masterName} 3000`,
             `sentinel parallel-syncs ${sentinel.masterName} 1`,
+            ...(sentinel.auth === undefined
+              ? []
+              : [
+                  `sentinel auth-user ${sentinel.masterName} ${sentinel.auth.username}`,
+                  `sentinel auth-pass ${sentinel.masterName} ${sentinel.auth.password}`,
+                ]),
             '',
           ].join('\n'),
         );

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { RedisServer } from './redis-server.ts';
+import type { TlsCertificates } from './tls-certificates.ts';
 import { waitFor } from './wait-for.ts';
 
 /**
@@ -12,13 +13,22 @@ export class SentinelGroup {
     readonly master: RedisServer,
     readonly replica: RedisServer,
     readonly sentinels: RedisServer[],
+    readonly tls: TlsCertificates | undefined,
   ) {}
 
-  static async start(options: { masterName?: string; downAfterMs?: number } = {}) {
+  /**
+   * With `tls`, every server and sentinel listens on TLS only and they talk to each other over TLS
+   * (`tls-replication yes`), with clients' certificates not asked for.
+   */
+  static async start(
+    options: { masterName?: string; downAfterMs?: number; tls?: TlsCertificates } = {},
+  ) {
     const masterName = options.masterName ?? 'ginkgo';
-    const master = await RedisServer.start({ persistence: true });
+    const tls = options.tls === undefined ? {} : { tls: { certs: options.tls } };
+    const master = await RedisServer.start({ persistence: true, ...tls });
     const replica = await RedisServer.start({
       persistence: true,
+      ...tls,
       args: ['--replicaof', master.host, String(master.port)],
     });
     const sentinels: RedisServer[] = [];
@@ -26,6 +36,7 @@ export class SentinelGroup {
       for (let i = 0; i < 3; i++) {
         sentinels.push(
           await RedisServer.start({
+            ...tls,
             sentinelOf: {
               masterName,
               host: master.host,
@@ -35,7 +46,7 @@ export class SentinelGroup {
           }),
         );
       }
-      const group = new SentinelGroup(masterName, master, replica, sentinels);
+      const group = new SentinelGroup(masterName, master, replica, sentinels, options.tls);
       // Ready when the replica is in sync and every sentinel knows the replica and the others.
       await waitFor(
         async () => /master_link_status:up/.test(await group.ask(replica, 'INFO', 'replication')),
@@ -58,11 +69,14 @@ export class SentinelGroup {
     }
   }
 
-  /** The env that points the apps at this group through the sentinels. */
-  get env(): { REDIS_SENTINELS: string; REDIS_SENTINEL_MASTER: string } {
+  /** The env that points the apps at this group through the sentinels (with TLS: on, its CA). */
+  get env(): { REDIS_SENTINELS: string; REDIS_SENTINEL_MASTER: string } & Partial<
+    Record<'REDIS_TLS' | 'REDIS_TLS_CA_FILE', string>
+  > {
     return {
       REDIS_SENTINELS: this.sentinels.map((s) => `${s.host}:${s.port}`).join(','),
       REDIS_SENTINEL_MASTER: this.masterName,
+      ...(this.tls === undefined ? {} : { REDIS_TLS: 'on', REDIS_TLS_CA_FILE: this.tls.caFile }),
     };
   }
 
@@ -70,7 +84,7 @@ export class SentinelGroup {
   async currentMaster(): Promise<{ host: string; port: number }> {
     const sentinel = this.sentinels[0];
     if (sentinel === undefined) throw new Error('no sentinel');
-    const client = new Redis({ host: sentinel.host, port: sentinel.port, lazyConnect: true });
+    const client = new Redis({ ...sentinel.clientOptions(), lazyConnect: true });
     try {
       await client.connect();
       const reply = (await client.call('SENTINEL', 'get-master-addr-by-name', this.masterName)) as
