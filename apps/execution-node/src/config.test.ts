@@ -17,7 +17,6 @@ describe('loadConfig', () => {
       queueCapacity: 1_000,
       stopTimeoutMs: 10_000,
       eventBatchMax: 100,
-      metricsPort: 9_464,
     });
     expect(result.value.redis.commandTimeoutMs).toBe(2_000);
   });

@@ -42,10 +42,6 @@ export interface NodeConfig {
   queueSampleMs: number;
   /** `PORTFOLIO_QUEUE_CAPACITY`, default 1000: the one setting the producers read too (`loadQueueConfig`). */
   queueCapacity: number;
-  /** `METRICS_PORT`: Prometheus `/metrics` and `/health`, default 9464; 0 picks a free port. */
-  metricsPort: number;
-  /** `METRICS_HOST`, default `0.0.0.0`. */
-  metricsHost: string;
   /**
    * `STOP_TIMEOUT_MS`: graceful stop budget, default 10000; below `HEARTBEAT_TTL_MS`. When it runs
    * out the process exits anyway; what it had not committed stays in the queues.
@@ -76,8 +72,6 @@ const nodeEnvSchema = z
     ASSIGNMENT_POLL_MS: envDurationMs(250, 10),
     STATE_FLUSH_MS: envDurationMs(250, 10),
     QUEUE_SAMPLE_MS: envDurationMs(500, 10),
-    METRICS_PORT: envInt({ default: 9_464, min: 0, max: 65_535 }),
-    METRICS_HOST: envString(),
     STOP_TIMEOUT_MS: envDurationMs(10_000, 100),
     EVENT_BATCH_MAX: envInt({ default: 100, min: 1, max: 10_000 }),
   })
@@ -131,8 +125,6 @@ export function loadConfig(env: Env): ConfigResult<NodeConfig> {
       stateFlushMs: node.STATE_FLUSH_MS,
       queueSampleMs: node.QUEUE_SAMPLE_MS,
       queueCapacity: queue.capacity,
-      metricsPort: node.METRICS_PORT,
-      metricsHost: node.METRICS_HOST ?? '0.0.0.0',
       stopTimeoutMs: node.STOP_TIMEOUT_MS,
       eventBatchMax: node.EVENT_BATCH_MAX,
       redis,

@@ -15,7 +15,8 @@ await runApp({
   metricsPrefix: 'ginkgo_node_',
   instanceId: (config) => config.nodeId,
   describeConfig: (config) => ({ ...config, redis: describeRedisConfig(config.redis) }),
-  metricsServer: (config) => ({ host: config.metricsHost, port: config.metricsPort }),
+  // METRICS_HOST / METRICS_PORT / METRICS_TOKEN, read by runApp (packages/runtime).
+  metricsServer: { defaultPort: 9_464 },
   // The drain gives up at STOP_TIMEOUT_MS; this is the backstop if anything after it hangs.
   hardExitAfterMs: (config) => config.stopTimeoutMs + 1_000,
   create: ({ config, logger, metrics }) => {

@@ -16,7 +16,6 @@ describe('loadConfig', () => {
       nodeRetentionMs: 86_400_000,
       rebalancePerMinute: 0,
       catalogFile: undefined,
-      metricsPort: 9_465,
     });
   });
 

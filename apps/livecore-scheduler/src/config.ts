@@ -22,9 +22,6 @@ export interface SchedulerConfig extends Omit<SchedulerSettings, 'catalogFile'> 
   leaderTtlMs: number;
   /** `CATALOG_FILE`: JSON array of portfolio specs that seeds an empty catalog, optional. */
   catalogFile: string | undefined;
-  /** `METRICS_PORT`, default 9465 (0 picks a free port); `METRICS_HOST`, default 0.0.0.0. */
-  metricsPort: number;
-  metricsHost: string;
   redis: RedisConfig;
   logging: LoggingConfig;
   notify: NotificationConfig;
@@ -46,8 +43,6 @@ const schema = z
     SCHEDULER_NODE_RETENTION_MS: envDurationMs(DAY_MS, 60_000),
     SCHEDULER_REBALANCE_PER_MIN: envInt({ default: 0, min: 0, max: 10_000 }),
     CATALOG_FILE: envString(),
-    METRICS_PORT: envInt({ default: 9_465, min: 0, max: 65_535 }),
-    METRICS_HOST: envString(),
   })
   .superRefine((env, ctx) => {
     if (env.SCHEDULER_LEADER_TTL_MS <= env.SCHEDULER_TICK_MS) {
@@ -89,8 +84,6 @@ export function loadConfig(env: Env): ConfigResult<SchedulerConfig> {
       nodeRetentionMs: s.SCHEDULER_NODE_RETENTION_MS,
       rebalancePerMinute: s.SCHEDULER_REBALANCE_PER_MIN,
       catalogFile: s.CATALOG_FILE,
-      metricsPort: s.METRICS_PORT,
-      metricsHost: s.METRICS_HOST ?? '0.0.0.0',
       redis,
       logging,
       notify,

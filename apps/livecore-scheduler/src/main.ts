@@ -16,7 +16,8 @@ await runApp({
   metricsPrefix: 'ginkgo_scheduler_',
   instanceId: (config) => config.schedulerId,
   describeConfig: (config) => ({ ...config, redis: describeRedisConfig(config.redis) }),
-  metricsServer: (config) => ({ host: config.metricsHost, port: config.metricsPort }),
+  // METRICS_HOST / METRICS_PORT / METRICS_TOKEN, read by runApp (packages/runtime).
+  metricsServer: { defaultPort: 9_465 },
   create: ({ config, logger, metrics }) => {
     const catalog =
       config.catalogFile === undefined ? undefined : readCatalogFile(config.catalogFile);

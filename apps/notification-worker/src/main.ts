@@ -18,7 +18,8 @@ await runApp({
   loadConfig,
   metricsPrefix: 'ginkgo_notification_worker_',
   describeConfig: (config) => ({ ...config, redis: describeRedisConfig(config.redis) }),
-  metricsServer: (config) => config.metrics,
+  // METRICS_HOST / METRICS_PORT / METRICS_TOKEN, read by runApp (packages/runtime).
+  metricsServer: { defaultPort: 9_466 },
   create: ({ config, logger }) => {
     const { redis, notify } = config;
     const sinks = [

@@ -15,8 +15,8 @@ export {
 export type { ConfigIssue, ConfigResult, Env } from './env.ts';
 export { LOG_LEVELS, createLogger, loadLoggingConfig } from './logger.ts';
 export type { LogFormat, LogLevel, Logger, LoggerOptions, LoggingConfig } from './logger.ts';
-export { MetricsServer } from './metrics-server.ts';
-export type { MetricsServerOptions } from './metrics-server.ts';
+export { loadMetricsServerConfig, MetricsServer } from './metrics-server.ts';
+export type { MetricsServerConfig, MetricsServerOptions } from './metrics-server.ts';
 export { handleShutdownSignals } from './shutdown.ts';
 export type { ShutdownOptions } from './shutdown.ts';
 export { PeriodicLoop } from './periodic-loop.ts';

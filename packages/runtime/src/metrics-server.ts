@@ -1,12 +1,50 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { Registry } from 'prom-client';
+import { z } from 'zod';
+import { envInt, envString, parseEnv, type ConfigResult, type Env } from './env.ts';
 import { listen } from './startup-error.ts';
+
+/** Where an app serves `/metrics` and `/health`: the one definition of `METRICS_*`. */
+export interface MetricsServerConfig {
+  /** `METRICS_HOST`, default 127.0.0.1: per-portfolio cash and value are not for every network. */
+  host: string;
+  /** `METRICS_PORT`, the app's default (0 picks a free port). */
+  port: number;
+  /** `METRICS_TOKEN`: when set, `/metrics` wants `Authorization: Bearer <token>`. Never logged. */
+  token: string | undefined;
+}
+
+/** Reads `METRICS_HOST`, `METRICS_PORT` (default `defaultPort`) and `METRICS_TOKEN`. Pure. */
+export function loadMetricsServerConfig(
+  env: Env,
+  defaultPort: number,
+): ConfigResult<MetricsServerConfig> {
+  const schema = z.object({
+    METRICS_PORT: envInt({ default: defaultPort, min: 0, max: 65_535 }),
+    METRICS_HOST: envString(),
+    METRICS_TOKEN: envString().refine((v) => v === undefined || v.length >= 16, {
+      error: 'must be at least 16 characters (value not shown: it is a secret)',
+    }),
+  });
+  const parsed = parseEnv(schema, env);
+  if (!parsed.ok) return parsed;
+  const { METRICS_PORT, METRICS_HOST, METRICS_TOKEN } = parsed.value;
+  return {
+    ok: true,
+    value: { host: METRICS_HOST ?? '127.0.0.1', port: METRICS_PORT, token: METRICS_TOKEN },
+  };
+}
+
+const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
 
 export interface MetricsServerOptions {
   host: string;
   /** 0 picks a free port. */
   port: number;
   registry: Registry;
+  /** When set, `/metrics` needs `Authorization: Bearer <token>` (compared in constant time). */
+  token?: string | undefined;
   /** The settings a port in use or a wrong host is reported under; default METRICS_PORT, METRICS_HOST. */
   portSetting?: string;
   hostSetting?: string;
@@ -16,11 +54,24 @@ export interface MetricsServerOptions {
   onError: (err: Error) => void;
 }
 
-/** A small HTTP server every worker app runs: `GET /metrics` (Prometheus text) and `GET /health` (JSON). */
+/**
+ * A small HTTP server every worker app runs: `GET /metrics` (Prometheus text) and `GET /health`
+ * (JSON). With a token, `/metrics` wants it, and `/health` stays open (probes) but tells a caller
+ * without the token only whether the app is healthy.
+ */
 export class MetricsServer {
   private server: http.Server | undefined;
+  private readonly tokenDigest: Buffer | undefined;
 
-  constructor(private readonly options: MetricsServerOptions) {}
+  constructor(private readonly options: MetricsServerOptions) {
+    this.tokenDigest = options.token === undefined ? undefined : digest(options.token);
+  }
+
+  private authorized(req: http.IncomingMessage): boolean {
+    if (this.tokenDigest === undefined) return true;
+    const match = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
+    return match?.[1] !== undefined && timingSafeEqual(digest(match[1]), this.tokenDigest);
+  }
 
   /** Listens; resolves with the bound port, rejects with a `StartupError` naming the setting. */
   start(): Promise<number> {
@@ -55,13 +106,25 @@ export class MetricsServer {
       return;
     }
     if (path === '/metrics') {
+      if (!this.authorized(req)) {
+        res
+          .writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' })
+          .end(
+            JSON.stringify({
+              error: true,
+              code: 'UNAUTHORIZED',
+              message: 'Missing or invalid bearer token (METRICS_TOKEN)',
+            }),
+          );
+        return;
+      }
       try {
         const body = await this.options.registry.metrics();
         res.writeHead(200, { 'content-type': this.options.registry.contentType }).end(body);
       } catch (err) {
-        res
-          .writeHead(500, { 'content-type': 'text/plain' })
-          .end(`metrics failed: ${(err as Error).message}`);
+        // The reason goes to the log, not to whoever asked.
+        this.options.onError(err as Error);
+        res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics failed (see the log)');
       }
       return;
     }
@@ -69,7 +132,11 @@ export class MetricsServer {
       const { healthy, body } = this.options.health();
       res
         .writeHead(healthy ? 200 : 503, { 'content-type': 'application/json' })
-        .end(JSON.stringify(body));
+        .end(
+          JSON.stringify(
+            this.authorized(req) ? body : { status: healthy ? 'healthy' : 'unhealthy' },
+          ),
+        );
       return;
     }
     res

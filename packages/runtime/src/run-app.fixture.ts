@@ -3,7 +3,7 @@
  * so the test can produce every outcome of the bootstrap in a real process.
  */
 import { z } from 'zod';
-import { combineConfig, envEnum, envInt, envString, parseEnv } from './env.ts';
+import { combineConfig, envEnum, envString, parseEnv } from './env.ts';
 import { loadLoggingConfig } from './logger.ts';
 import { runApp } from './run-app.ts';
 import { StartupError } from './startup-error.ts';
@@ -12,7 +12,6 @@ const MODES = ['ok', 'refuse', 'throw', 'crash-later', 'unclean-stop', 'hung-sto
 const schema = z.object({
   FIXTURE_MODE: envEnum(MODES, 'ok'),
   FIXTURE_SECRET_TOKEN: envString(),
-  METRICS_PORT: envInt({ default: 0, min: 0, max: 65_535 }),
 });
 
 await runApp({
@@ -26,13 +25,12 @@ await runApp({
       value: {
         mode: own.FIXTURE_MODE,
         token: own.FIXTURE_SECRET_TOKEN,
-        port: own.METRICS_PORT,
         logging,
       },
     };
   },
   metricsPrefix: 'fixture_',
-  metricsServer: (config) => ({ host: '127.0.0.1', port: config.port }),
+  metricsServer: { defaultPort: 0 },
   hardExitAfterMs: () => 1_000,
   create: ({ config, logger, metrics }) => {
     let started = 0;

@@ -2,7 +2,7 @@ import { CONFIG_EXIT_CODE, formatConfigIssues, redactSecrets } from './env.ts';
 import type { ConfigResult, Env } from './env.ts';
 import { createLogger, type Logger, type LoggingConfig } from './logger.ts';
 import { MetricsRegistry } from './metrics-registry.ts';
-import { MetricsServer } from './metrics-server.ts';
+import { loadMetricsServerConfig, MetricsServer } from './metrics-server.ts';
 import { handleShutdownSignals } from './shutdown.ts';
 import { StartupError } from './startup-error.ts';
 
@@ -40,8 +40,12 @@ export interface AppSpec<C extends { logging: LoggingConfig }> {
   instanceId?: (config: C) => string | undefined;
   /** What the start log shows of the config (secrets are redacted after); default all of it. */
   describeConfig?: (config: C) => unknown;
-  /** Serve `/metrics` and `/health` on their own port (the gateway serves them on its API port). */
-  metricsServer?: (config: C) => { host: string; port: number };
+  /**
+   * Serve `/metrics` and `/health` on their own port (the gateway serves them on its API port):
+   * `METRICS_PORT` (default `defaultPort`), `METRICS_HOST` (default 127.0.0.1), `METRICS_TOKEN`,
+   * read here for every app.
+   */
+  metricsServer?: { defaultPort: number };
   /**
    * When a stop has not finished this long after the signal, the process exits with 1 anyway: a
    * stop that hangs must not keep a process half-alive. Default 30 s.
@@ -63,13 +67,20 @@ export async function runApp<C extends { logging: LoggingConfig }>(
   spec: AppSpec<C>,
 ): Promise<void> {
   const loaded = spec.loadConfig(process.env);
-  if (!loaded.ok) {
-    process.stderr.write(
-      `${spec.app}: invalid configuration\n${formatConfigIssues(loaded.issues)}\n`,
-    );
+  const metricsLoaded =
+    spec.metricsServer === undefined
+      ? undefined
+      : loadMetricsServerConfig(process.env, spec.metricsServer.defaultPort);
+  if (!loaded.ok || metricsLoaded?.ok === false) {
+    const issues = [
+      ...(loaded.ok ? [] : loaded.issues),
+      ...(metricsLoaded?.ok === false ? metricsLoaded.issues : []),
+    ];
+    process.stderr.write(`${spec.app}: invalid configuration\n${formatConfigIssues(issues)}\n`);
     process.exit(CONFIG_EXIT_CODE);
   }
   const config = loaded.value;
+  const metricsConfig = metricsLoaded?.value;
   const instanceId = spec.instanceId?.(config);
   const logger = createLogger({
     app: spec.app,
@@ -80,19 +91,23 @@ export async function runApp<C extends { logging: LoggingConfig }>(
   const fail = (err: unknown): never => exitOnError(spec.app, logger, err);
   process.on('uncaughtException', fail);
   process.on('unhandledRejection', fail);
+  const described = spec.describeConfig === undefined ? config : spec.describeConfig(config);
   logger.info('Configuration', {
-    config: redactSecrets(spec.describeConfig === undefined ? config : spec.describeConfig(config)),
+    config: redactSecrets(
+      metricsConfig === undefined
+        ? described
+        : { ...(described as object), metricsServer: metricsConfig },
+    ),
   });
 
   try {
     const metrics = new MetricsRegistry({ prefix: spec.metricsPrefix });
     const services = await spec.create({ config, logger, metrics });
-    const server = spec.metricsServer?.(config);
     const metricsServer =
-      server === undefined
+      metricsConfig === undefined
         ? undefined
         : new MetricsServer({
-            ...server,
+            ...metricsConfig,
             registry: metrics,
             health: services.health ?? (() => ({ healthy: true, body: { status: 'running' } })),
             onError: (err) => logger.error('Metrics server error; the app goes on', { err }),
@@ -108,7 +123,12 @@ export async function runApp<C extends { logging: LoggingConfig }>(
     });
     if (metricsServer !== undefined) {
       const port = await metricsServer.start();
-      logger.info('Metrics listening', { port, path: '/metrics' });
+      logger.info('Metrics listening', {
+        host: metricsConfig?.host,
+        port,
+        path: '/metrics',
+        token: metricsConfig?.token === undefined ? 'none' : 'required',
+      });
     }
     await services.start();
   } catch (err) {
