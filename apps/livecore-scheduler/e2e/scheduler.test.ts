@@ -1,4 +1,6 @@
+import { userInfo } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AuditLog, TradingControls } from '@ginkgo-live/fleet';
 import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
 import {
   logEntries,
@@ -216,7 +218,7 @@ describe('livecore-scheduler with real node processes', () => {
     async () => {
       for (const id of ['p1', 'p2']) await fx.addToCatalog(id);
       await Promise.all([fx.startNode('a'), fx.startNode('b')]);
-      await fx.startScheduler('s1');
+      const scheduler = await fx.startScheduler('s1');
       await waitFor(async () => Object.keys(await fx.plan()).length === 2);
 
       expect(await ctl('drain', 'a')).toMatchObject({ code: 0 });
@@ -263,6 +265,70 @@ describe('livecore-scheduler with real node processes', () => {
         output: expect.stringContaining('refused: unknown portfolio nope') as unknown,
       });
       expect(await ctl('frobnicate')).toMatchObject({ code: 2 });
+
+      // The audit trail: ctl's `queued` entry, then the scheduler's answer, under one request id.
+      const actor = `ginkgo-ctl:${userInfo().username}`;
+      const trail = (await new AuditLog(fx.redis, fx.keys).list({ limit: 100 }))
+        .reverse()
+        .map((r) => {
+          if (!('entry' in r)) throw new Error(r.error.problem);
+          return r.entry;
+        });
+      const ghost = trail.filter((e) => e.action === 'drain' && e.target.node_id === 'ghost');
+      expect(ghost.map((e) => [e.actor, e.via, e.outcome, e.reason])).toEqual([
+        [actor, 'ginkgo-ctl', 'queued', null],
+        [actor, 'livecore-scheduler', 'refused', 'unknown node ghost'],
+      ]);
+      expect(ghost[1]?.request_id).toBe(ghost[0]?.request_id);
+      // Six requests, each queued then answered.
+      expect(trail.filter((e) => e.outcome === 'queued')).toHaveLength(6);
+      expect(trail.filter((e) => e.via === 'livecore-scheduler')).toHaveLength(6);
+      const lines = logEntries(scheduler, 'Control request');
+      expect(lines.map((l) => [l['actor'], l['action'], l['outcome']])).toContainEqual([
+        actor,
+        'drain',
+        'refused',
+      ]);
+    },
+  );
+
+  it(
+    'halts, unhalts, pauses and resumes through ginkgo-ctl with no scheduler running at all',
+    // Eight ctl processes, each a few seconds to start on a loaded machine.
+    { timeout: 90_000 },
+    async () => {
+      await fx.addToCatalog('p1');
+      const controls = new TradingControls(fx.redis, fx.keys);
+      expect(await ctl('halt', 'exchange', 'outage')).toMatchObject({ code: 0 });
+      expect((await controls.read()).halted).toMatchObject({
+        by: `ginkgo-ctl:${userInfo().username}`,
+        reason: 'exchange outage',
+      });
+      expect(await ctl('halt')).toMatchObject({
+        code: 1,
+        output: expect.stringContaining('refused: already halted') as unknown,
+      });
+      expect(await ctl('pause', 'p1')).toMatchObject({ code: 0 });
+      expect(await ctl('pause', 'nope')).toMatchObject({
+        code: 1,
+        output: expect.stringContaining('refused: unknown portfolio nope') as unknown,
+      });
+      expect((await controls.read()).paused.map((p) => p.portfolio_id)).toEqual(['p1']);
+      expect(await ctl('resume', 'p1')).toMatchObject({ code: 0 });
+      expect(await ctl('unhalt')).toMatchObject({ code: 0 });
+      expect(await controls.read()).toEqual({ halted: null, paused: [], problems: [] });
+      expect(await ctl('pause')).toMatchObject({ code: 2 });
+      const outcomes = (await new AuditLog(fx.redis, fx.keys).list({ limit: 10 }))
+        .reverse()
+        .map((r) => ('entry' in r ? [r.entry.action, r.entry.outcome, r.entry.via] : []));
+      expect(outcomes).toEqual([
+        ['halt', 'accepted', 'ginkgo-ctl'],
+        ['halt', 'refused', 'ginkgo-ctl'],
+        ['pause', 'accepted', 'ginkgo-ctl'],
+        ['pause', 'refused', 'ginkgo-ctl'],
+        ['resume', 'accepted', 'ginkgo-ctl'],
+        ['unhalt', 'accepted', 'ginkgo-ctl'],
+      ]);
     },
   );
 });

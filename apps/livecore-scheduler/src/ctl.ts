@@ -1,15 +1,21 @@
 /**
- * ginkgo-ctl: operator requests to the scheduler, through Redis.
+ * ginkgo-ctl: operator requests, through Redis.
  *
  *   ginkgo-ctl drain <node>            ginkgo-ctl undrain <node>
  *   ginkgo-ctl migrate <portfolio> <node>
  *   ginkgo-ctl catalog-add '<spec json>'   ginkgo-ctl catalog-remove <portfolio>
+ *   ginkgo-ctl halt [reason]           ginkgo-ctl unhalt
+ *   ginkgo-ctl pause <portfolio> [reason]   ginkgo-ctl resume <portfolio>
  *
- * Queues the request on `{scheduler}:control`, waits for the leader's answer on
- * `{scheduler}:control_results` (at most CTL_TIMEOUT_MS, default 15000), prints it, and exits 0 when
+ * The first five queue the request on `{scheduler}:control` (with a `queued` audit entry, in one
+ * MULTI), wait for the leader's answer on `{scheduler}:control_results` (at most CTL_TIMEOUT_MS,
+ * default 15000) and print it. Halt and pause are written directly (`TradingControls`: they must
+ * work with every scheduler dead). Every request is made as `ginkgo-ctl:<os user>`. Exits 0 when
  * accepted, 1 when refused or unanswered, 2 on bad usage or configuration.
  */
 import { randomUUID } from 'node:crypto';
+import { userInfo } from 'node:os';
+import { AuditLog, TradingControls, type TradingActor } from '@ginkgo-live/fleet';
 import { CONFIG_EXIT_CODE, createLogger, formatConfigIssues } from '@ginkgo-live/runtime';
 import { loadRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
 import {
@@ -21,14 +27,48 @@ import {
 
 function usage(message: string): never {
   process.stderr.write(
-    `ginkgo-ctl: ${message}\nusage: ginkgo-ctl drain|undrain <node> | migrate <portfolio> <node> | catalog-add '<json>' | catalog-remove <portfolio>\n`,
+    `ginkgo-ctl: ${message}\nusage: ginkgo-ctl drain|undrain <node> | migrate <portfolio> <node> | catalog-add '<json>' | catalog-remove <portfolio> | halt [reason] | unhalt | pause <portfolio> [reason] | resume <portfolio>\n`,
   );
   process.exit(CONFIG_EXIT_CODE);
 }
 
-function request(
-  args: string[],
-): Omit<ControlRequest, '_v' | 'id' | 'requested_by' | 'requested_at'> {
+type Queued = Omit<ControlRequest, '_v' | 'id' | 'requested_by' | 'requested_at'>;
+type Direct =
+  | { action: 'halt'; reason: string | null }
+  | { action: 'unhalt' }
+  | { action: 'pause'; portfolioId: string; reason: string | null }
+  | { action: 'resume'; portfolioId: string };
+
+/** The reason words after the command, or null; bounded as the payloads are. */
+function reasonOf(words: string[]): string | null {
+  const reason = words.join(' ').trim();
+  if (reason === '') return null;
+  if (reason.length > 500) usage('the reason is longer than 500 characters');
+  return reason;
+}
+
+function request(args: string[]): { queued: Queued } | { direct: Direct } {
+  const [command, a] = args;
+  switch (command) {
+    case 'halt':
+      return { direct: { action: 'halt', reason: reasonOf(args.slice(1)) } };
+    case 'unhalt':
+      if (a !== undefined) usage('unhalt takes no argument');
+      return { direct: { action: 'unhalt' } };
+    case 'pause':
+      if (a === undefined) usage('pause needs a portfolio id');
+      return { direct: { action: 'pause', portfolioId: a, reason: reasonOf(args.slice(2)) } };
+    case 'resume':
+      if (a === undefined) usage('resume needs a portfolio id');
+      if (args.length > 2) usage('resume takes a portfolio id only');
+      return { direct: { action: 'resume', portfolioId: a } };
+    case undefined:
+    default:
+      return { queued: queuedRequest(args) };
+  }
+}
+
+function queuedRequest(args: string[]): Queued {
   const [command, a, b] = args;
   if (command === undefined) usage('no command given');
   switch (command) {
@@ -74,45 +114,118 @@ const connections = new RedisConnections({
   logger,
 });
 const keys = createStateKeys(redisConfig.value.keyPrefix);
-const id = randomUUID();
-let payload: string;
-try {
-  payload = encodePayload('controlRequest', {
-    _v: 1,
-    id,
-    ...body,
-    requested_by: 'ginkgo-ctl',
-    requested_at: new Date().toISOString(),
-  });
-} catch (err) {
-  usage((err as Error).message);
+const actor: TradingActor = {
+  name: `ginkgo-ctl:${osUser()}`.slice(0, 128),
+  via: 'ginkgo-ctl',
+  address: null,
+};
+
+/** The operator's login name, for the audit trail (never a secret). */
+function osUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return process.env['USER'] ?? process.env['LOGNAME'] ?? 'unknown';
+  }
 }
+
+async function direct(order: Direct): Promise<number> {
+  const controls = new TradingControls(connections.main, keys);
+  const outcome =
+    order.action === 'halt'
+      ? await controls.halt(actor, order.reason)
+      : order.action === 'unhalt'
+        ? await controls.unhalt(actor)
+        : order.action === 'pause'
+          ? await controls.pause(order.portfolioId, actor, order.reason)
+          : await controls.resume(order.portfolioId, actor);
+  if (!outcome.ok) {
+    process.stdout.write(`refused: ${outcome.reason}\n`);
+    return 1;
+  }
+  const done = {
+    halt: 'halted: no portfolio applies events until unhalt',
+    unhalt: 'unhalted: portfolios go on in queue order',
+    pause: 'paused',
+    resume: 'resumed',
+  }[order.action];
+  process.stdout.write(`${done}\n`);
+  return 0;
+}
+
+async function queued(queuedBody: Queued): Promise<number> {
+  const id = randomUUID();
+  let payload: string;
+  try {
+    payload = encodePayload('controlRequest', {
+      _v: 1,
+      id,
+      ...queuedBody,
+      requested_by: actor.name,
+      requested_at: new Date().toISOString(),
+    });
+  } catch (err) {
+    usage((err as Error).message);
+  }
+  // The request and its `queued` entry together: the scheduler's answer follows under the same id.
+  const batch = connections.main.multi().rpush(keys.controlRequests(), payload);
+  new AuditLog(connections.main, keys).appendTo(batch, {
+    actor: actor.name,
+    via: actor.via,
+    action: queuedBody.action,
+    target: {
+      node_id: queuedBody.node_id ?? null,
+      portfolio_id: queuedBody.portfolio_id ?? specId(queuedBody.spec),
+      target_node_id: queuedBody.target_node_id ?? null,
+    },
+    outcome: 'queued',
+    reason: null,
+    request_id: id,
+    address: null,
+  });
+  const replies = await batch.exec();
+  for (const [err] of replies ?? []) if (err) throw err;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const raw = await connections.main.hget(keys.controlResults(), id);
+    if (raw !== null) {
+      const result = decodePayload('controlResult', keys.controlResults(), raw);
+      if (result.ok && result.value.ok) {
+        process.stdout.write(`accepted (${queuedBody.action})\n`);
+        return 0;
+      }
+      process.stdout.write(
+        `refused: ${result.ok ? (result.value.reason ?? 'no reason') : result.error.problem}\n`,
+      );
+      return 1;
+    }
+    if (Date.now() > deadline) {
+      process.stdout.write(`no answer within ${timeoutMs} ms (is a scheduler leading?)\n`);
+      return 1;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** The portfolio a catalog_add names, when its spec names one (bounded as the audit entry is). */
+function specId(spec: unknown): string | null {
+  const id =
+    typeof spec === 'object' && spec !== null
+      ? (spec as { portfolio_id?: unknown }).portfolio_id
+      : undefined;
+  return typeof id === 'string' ? id.slice(0, 128) : null;
+}
+
 if (!(await connections.waitUntilReady(redisConfig.value.connectTimeoutMs))) {
   process.stderr.write('ginkgo-ctl: Redis unreachable\n');
   process.exit(1);
 }
-await connections.main.rpush(keys.controlRequests(), payload);
-const deadline = Date.now() + timeoutMs;
-let code = 1;
-for (;;) {
-  const raw = await connections.main.hget(keys.controlResults(), id);
-  if (raw !== null) {
-    const result = decodePayload('controlResult', keys.controlResults(), raw);
-    if (result.ok && result.value.ok) {
-      process.stdout.write(`accepted (${body.action})\n`);
-      code = 0;
-    } else {
-      process.stdout.write(
-        `refused: ${result.ok ? (result.value.reason ?? 'no reason') : result.error.problem}\n`,
-      );
-    }
-    break;
-  }
-  if (Date.now() > deadline) {
-    process.stdout.write(`no answer within ${timeoutMs} ms (is a scheduler leading?)\n`);
-    break;
-  }
-  await new Promise((resolve) => setTimeout(resolve, 100));
+let code: number;
+try {
+  code = 'direct' in body ? await direct(body.direct) : await queued(body.queued);
+} catch (err) {
+  process.stderr.write(`ginkgo-ctl: ${(err as Error).message}\n`);
+  code = 1;
 }
 await connections.close();
 process.exit(code);
