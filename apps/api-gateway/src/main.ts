@@ -4,7 +4,7 @@ import { listen, runApp } from '@ginkgo-live/runtime';
 import { describeRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
 import { createAppNotifier } from '@ginkgo-live/notification-adapter';
 import { createStateKeys } from '@ginkgo-live/state-keys';
-import { loadConfig } from './config.ts';
+import { describeKeys, loadConfig } from './config.ts';
 import { createFleetRegistry } from './fleet-metrics.ts';
 import { ControlQueue } from './control-queue.ts';
 import { FleetReader } from './fleet-reader.ts';
@@ -17,7 +17,15 @@ await runApp({
   app,
   loadConfig,
   metricsPrefix: 'ginkgo_gateway_',
-  describeConfig: (config) => ({ ...config, redis: describeRedisConfig(config.redis) }),
+  // Keys by scope and name: never a secret, and never a `[redacted]` that hides an empty list.
+  describeConfig: (config) => {
+    const { apiKeys: _secrets, ...security } = config.security;
+    return {
+      ...config,
+      security: { ...security, keys: describeKeys(config.security) },
+      redis: describeRedisConfig(config.redis),
+    };
+  },
   // `/metrics` is served by the API itself (below), on GATEWAY_PORT.
   create: ({ config, logger, metrics }) => {
     const connections = new RedisConnections({
@@ -76,8 +84,19 @@ await runApp({
         );
         overview.start();
         leaderWatch.start();
-        const url = `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}`;
+        const url = `http://${config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
         logger.info('Gateway listening', { port, url, operationsPage: `${url}/` });
+        if (config.security.apiKeys.length > 0) return;
+        // Said at every start, in the log an operator reads: nothing else stops a request here.
+        if (config.security.auth === 'off')
+          logger.error(
+            `GATEWAY_AUTH=off: no API keys and listening on ${config.host}: anyone who reaches port ${port} can read the fleet, drain nodes, move portfolios, change the catalog and halt trading`,
+          );
+        else
+          logger.warn('no API keys: open to anyone on this machine; control included', {
+            host: config.host,
+            fix: 'set GATEWAY_API_KEYS (name:scope:secret,…) or GATEWAY_API_KEYS_FILE',
+          });
       },
       stop: async () => {
         overview.stop();

@@ -1,6 +1,9 @@
-import type { Request, RequestHandler, Response } from 'express';
-import type { SecurityConfig } from '../config.ts';
-import { requireKey } from './security.ts';
+import { timingSafeEqual } from 'node:crypto';
+import express, { type Request, type RequestHandler, type Response } from 'express';
+import { isLoopbackHost, SECURITY_DEFAULTS, type SecurityConfig } from '../config.ts';
+import { AppError } from './errors.ts';
+import { applyLimit, clientAddress, RateLimiter, requestWeight, WEIGHTS } from './limits.ts';
+import { cors, csrfCheck, digest, hostCheck, presentedKey } from './security.ts';
 
 /**
  * What a key may do. Each scope includes the ones before it, except `metrics`, which only scrapes
@@ -27,7 +30,17 @@ export interface Access {
   require(scope: Scope): RequestHandler;
 }
 
+/** The access control as `createApp` mounts it: `guard` goes before every route. */
+export interface GatewayAccess extends Access {
+  /**
+   * Before any route, in this order: the client address's rate limit (every request counts, before
+   * any key is looked at), the `Host` allowlist, CORS, and the cross-site request check.
+   */
+  readonly guard: RequestHandler;
+}
+
 const PRINCIPAL = 'principal';
+const WEIGHT = 'requestWeight';
 
 /** The principal `require` stored for this request; throws when no `require` ran (a routing bug). */
 export function principalOf(res: Response): Principal {
@@ -36,30 +49,115 @@ export function principalOf(res: Response): Principal {
   return principal;
 }
 
+/** Whether a key of scope `held` may do what `needed` allows. */
+export function scopeAllows(held: Scope, needed: Scope): boolean {
+  if (needed === 'metrics') return true; // every key may scrape
+  if (held === 'metrics') return false;
+  return SCOPES.indexOf(held) >= SCOPES.indexOf(needed);
+}
+
+const isLoopbackAddress = (address: string): boolean =>
+  isLoopbackHost(address.replace(/^::ffff:/i, ''));
+
 /**
- * Interim implementation over the one-kind keys of `GATEWAY_API_KEYS`: every key is `admin`, and the
- * principal is named by the client address. Replaced by scoped, named keys.
+ * Named, scoped keys (`GATEWAY_API_KEYS`, `GATEWAY_API_KEYS_FILE`), compared by SHA-256 digest in
+ * constant time, every key each time. Without keys the principal is `anonymous` with every scope,
+ * for clients on this machine only (unless `GATEWAY_AUTH=off`): a reverse proxy on this machine
+ * must not open a keyless gateway to the world. Limits: per client address in `guard` (a key that
+ * matches none adds `WEIGHTS.failedKey`), then per key once it is known.
  */
-export function createAccess(security: SecurityConfig): Access {
-  const checks = {
-    read: requireKey(security, 'read'),
-    control: requireKey(security, 'control'),
+export function createAccess(security: SecurityConfig): GatewayAccess {
+  const keys = security.apiKeys.map((k) => ({
+    name: k.name,
+    scope: k.scope,
+    digest: digest(k.secret),
+  }));
+  const open = keys.length === 0;
+  const authOff = (security.auth ?? SECURITY_DEFAULTS.auth) === 'off';
+  // Keyed by client address (before authentication) and by key name (after): the first is capped,
+  // the second holds at most one window per configured key (and `anonymous`).
+  const byAddress = new RateLimiter({
+    limit: security.addressRateLimitPerMinute ?? SECURITY_DEFAULTS.addressRateLimitPerMinute,
+  });
+  const byKey = new RateLimiter({ limit: security.rateLimitPerMinute });
+
+  const guard = express.Router();
+  guard.use((req, res, next) => {
+    const weight = requestWeight(req);
+    res.locals[WEIGHT] = weight;
+    if (
+      applyLimit(
+        res,
+        byAddress.take(clientAddress(req), weight),
+        'Too many requests from this address; slow down',
+      )
+    )
+      next();
+  });
+  guard.use(hostCheck(security));
+  guard.use(cors(security));
+  guard.use(csrfCheck(security));
+
+  /** The principal of a request, or the error that refuses it. */
+  const authenticate = (req: Request): Principal | AppError => {
+    const address = req.ip ?? req.socket.remoteAddress ?? 'unknown';
+    if (open) {
+      if (authOff || isLoopbackAddress(address))
+        return { name: 'anonymous', scope: 'admin', address };
+      return new AppError(
+        'FORBIDDEN',
+        'This gateway has no API keys and serves only its own machine',
+        { address },
+      );
+    }
+    const presented = presentedKey(req);
+    if (presented === undefined)
+      return security.publicReads
+        ? { name: 'anonymous', scope: 'read', address }
+        : new AppError('UNAUTHORIZED', 'Missing or invalid API key');
+    const given = digest(presented);
+    let match: (typeof keys)[number] | undefined;
+    // Every key, every time: how long the check takes says nothing about which key came close.
+    for (const key of keys) if (timingSafeEqual(key.digest, given)) match = key;
+    if (match === undefined) {
+      byAddress.take(clientAddress(req), WEIGHTS.failedKey);
+      return new AppError('UNAUTHORIZED', 'Missing or invalid API key');
+    }
+    return { name: match.name, scope: match.scope, address };
   };
+
   return {
+    guard,
     require(scope) {
-      const check = scope === 'read' || scope === 'metrics' ? checks.read : checks.control;
-      return (req: Request, res: Response, next) => {
-        check(req, res, (err?: unknown) => {
-          if (err === undefined) {
-            const address = req.ip ?? 'unknown';
-            res.locals[PRINCIPAL] = {
-              name: 'anonymous',
-              scope: 'admin',
-              address,
-            } satisfies Principal;
-          }
-          next(err);
-        });
+      return (req, res, next) => {
+        const principal = authenticate(req);
+        if (principal instanceof AppError) {
+          next(principal);
+          return;
+        }
+        if (!scopeAllows(principal.scope, scope)) {
+          // `anonymous` with `read` (GATEWAY_PUBLIC_READS) lacks a key rather than a scope.
+          next(
+            principal.name === 'anonymous'
+              ? new AppError('UNAUTHORIZED', 'Missing or invalid API key')
+              : new AppError('FORBIDDEN', `This key (${principal.name}) lacks the ${scope} scope`, {
+                  required_scope: scope,
+                  key: principal.name,
+                }),
+          );
+          return;
+        }
+        const weight = (res.locals[WEIGHT] as number | undefined) ?? requestWeight(req);
+        if (
+          !applyLimit(
+            res,
+            byKey.take(principal.name, weight),
+            `Too many requests for key ${principal.name}; slow down`,
+          )
+        )
+          return;
+        res.locals[PRINCIPAL] = principal;
+        next();
       };
     },
   };

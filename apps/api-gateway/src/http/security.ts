@@ -1,13 +1,13 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
-import type { SecurityConfig } from '../config.ts';
-import { AppError, errorBody } from './errors.ts';
+import { SECURITY_DEFAULTS, type SecurityConfig } from '../config.ts';
+import { AppError } from './errors.ts';
 
-const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
+/** SHA-256 of a secret: equal lengths, so that `timingSafeEqual` can compare any two. */
+export const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
 
 /** The key a request presents: `X-API-Key`, or `Authorization: Bearer <key>`. */
-function presentedKey(req: Request): string | undefined {
+export function presentedKey(req: Request): string | undefined {
   const header = req.get('x-api-key');
   if (header !== undefined && header !== '') return header;
   const auth = req.get('authorization');
@@ -15,23 +15,46 @@ function presentedKey(req: Request): string | undefined {
   return match?.[1];
 }
 
+/** The header a script sets on a state-changing request without a JSON body (a browser form cannot). */
+export const REQUEST_HEADER = 'X-Ginkgo-Request';
+
+const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+const bare = (host: string): string => host.toLowerCase().replace(/^\[|\]$/g, '');
+
 /**
- * API-key check. With no keys configured everything is open; with keys, control endpoints always
- * need one, reads too unless `publicReads`. A missing or wrong key is a 401 that says nothing
- * about which keys exist. Keys are compared by SHA-256 digest in constant time.
+ * Refuses a `Host` the gateway does not answer to (any port): a page on evil.example whose name
+ * was made to point at 127.0.0.1 (DNS rebinding) still sends `Host: evil.example`. `/api/health`
+ * stays open to any Host (orchestrators probe it by address).
  */
-export function requireKey(config: SecurityConfig, kind: 'read' | 'control'): RequestHandler {
-  const digests = config.apiKeys.map(digest);
+export function hostCheck(config: SecurityConfig): RequestHandler {
+  const allowed = new Set((config.allowedHosts ?? SECURITY_DEFAULTS.allowedHosts).map(bare));
   return (req, _res, next) => {
-    if (digests.length === 0 || (kind === 'read' && config.publicReads)) {
+    const host = req.hostname as string | undefined;
+    if ((host !== undefined && allowed.has(bare(host))) || req.path === '/api/health') {
       next();
       return;
     }
-    const key = presentedKey(req);
-    const given = key === undefined ? undefined : digest(key);
-    const ok = given !== undefined && digests.some((d) => timingSafeEqual(d, given));
-    next(ok ? undefined : new AppError('UNAUTHORIZED', 'Missing or invalid API key'));
+    next(
+      new AppError(
+        'FORBIDDEN',
+        `This gateway does not answer to Host ${host ?? '(none)'}; an operator adds it to GATEWAY_ALLOWED_HOSTS`,
+        { host: host ?? null },
+      ),
+    );
   };
+}
+
+/** Whether `origin` (an `Origin` header) is the gateway's own or one of `GATEWAY_CORS_ORIGINS`. */
+function originAllowed(req: Request, origin: string, listed: Set<string>): boolean {
+  if (listed.has(origin)) return true;
+  try {
+    // Same host and port as the request's; behind a reverse proxy, `req.host` is the forwarded one
+    // when GATEWAY_TRUST_PROXY trusts it.
+    return new URL(origin).host === req.host.toLowerCase();
+  } catch {
+    return false; // `null` (a sandboxed frame, a file) or garbage
+  }
 }
 
 /**
@@ -59,8 +82,11 @@ export function cors(config: SecurityConfig): RequestHandler {
       return;
     }
     res
-      .set('Access-Control-Allow-Methods', 'GET, POST, DELETE, OPTIONS')
-      .set('Access-Control-Allow-Headers', 'Authorization, Content-Type, X-API-Key')
+      .set('Access-Control-Allow-Methods', 'GET, POST, PUT, PATCH, DELETE, OPTIONS')
+      .set(
+        'Access-Control-Allow-Headers',
+        `Authorization, Content-Type, X-API-Key, ${REQUEST_HEADER}`,
+      )
       .set('Access-Control-Max-Age', '600')
       .status(204)
       .end();
@@ -68,24 +94,48 @@ export function cors(config: SecurityConfig): RequestHandler {
 }
 
 /**
- * Rate limit per client (its API key when it gives one, else its address), per minute, with
- * `X-RateLimit-Limit`, `-Remaining` and `-Reset` headers; over the limit: 429 in the error shape.
- * In-process counts: behind several gateways each counts its own share.
+ * Cross-site request forgery: a state-changing request must be one a page on another site cannot
+ * send without the gateway's consent (a CORS preflight): a JSON body or the `X-Ginkgo-Request`
+ * header; and its `Origin`, when a browser sends one, must be the gateway's own or allow-listed
+ * (`Sec-Fetch-Site: cross-site` likewise). A key does not exempt it: a browser may hold one.
  */
-export function rateLimiter(config: SecurityConfig): RequestHandler {
-  return rateLimit({
-    windowMs: 60_000,
-    limit: config.rateLimitPerMinute,
-    legacyHeaders: true,
-    standardHeaders: false,
-    keyGenerator: (req) => {
-      const key = presentedKey(req);
-      return key === undefined
-        ? `ip:${ipKeyGenerator(req.ip ?? 'unknown')}`
-        : `key:${digest(key).toString('hex')}`;
-    },
-    handler: (_req, res) => {
-      res.status(429).json(errorBody(new AppError('RATE_LIMITED', 'Too many requests; slow down')));
-    },
-  });
+export function csrfCheck(config: SecurityConfig): RequestHandler {
+  const listed = new Set(config.corsOrigins);
+  return (req, _res, next) => {
+    if (!STATE_CHANGING.has(req.method)) {
+      next();
+      return;
+    }
+    const type = (req.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase();
+    const marked = (req.get(REQUEST_HEADER) ?? '') !== '';
+    if (type !== 'application/json' && !marked) {
+      next(
+        new AppError(
+          'FORBIDDEN',
+          `A ${req.method} needs Content-Type: application/json or an ${REQUEST_HEADER} header (what a form on another site cannot send)`,
+          { reason: 'csrf' },
+        ),
+      );
+      return;
+    }
+    const origin = req.get('origin');
+    const crossSite = req.get('sec-fetch-site') === 'cross-site';
+    const allowed =
+      origin === undefined
+        ? !crossSite
+        : crossSite
+          ? listed.has(origin)
+          : originAllowed(req, origin, listed);
+    if (!allowed) {
+      next(
+        new AppError(
+          'FORBIDDEN',
+          `Origin ${origin ?? '(a cross-site page)'} may not change anything here; an operator adds it to GATEWAY_CORS_ORIGINS`,
+          { reason: 'csrf', origin: origin ?? null },
+        ),
+      );
+      return;
+    }
+    next();
+  };
 }

@@ -1,0 +1,134 @@
+import type { Request, Response } from 'express';
+import { SECURITY_DEFAULTS } from '../config.ts';
+import { AppError, errorBody } from './errors.ts';
+import { clientAddress } from './limits.ts';
+
+/** How long a refused client is told to wait before it tries again, in seconds. */
+const RETRY_AFTER_SECONDS = 10;
+
+/** One open event stream, as `EventStreams.snapshot` shows it. */
+export interface StreamState {
+  address: string;
+  /** Bytes written to the socket that it has not taken yet. */
+  bufferedBytes: number;
+  /** Whether a frame waits for the socket to drain (at most one: the latest). */
+  pending: boolean;
+  /** Frames replaced by a later one while the client was not reading. */
+  dropped: number;
+}
+
+/** An open stream: `send` a frame; a client that does not keep up gets the latest one when it drains. */
+export interface EventStream {
+  send(frame: string): void;
+  onClose(listener: () => void): void;
+}
+
+/**
+ * The gateway's server-sent event streams: at most `maxPerClient` per client address (beyond: 429)
+ * and `maxTotal` in all (beyond: 503), both with `Retry-After`. A stream never buffers more than
+ * the frame the socket is taking plus the latest one waiting: a client that stops reading costs
+ * one frame of memory, not one per update.
+ */
+export class EventStreams {
+  private readonly open = new Map<Response, StreamState>();
+  private readonly perClient = new Map<string, number>();
+  private readonly maxPerClient: number;
+  private readonly maxTotal: number;
+
+  constructor(options: { maxPerClient?: number; maxTotal?: number } = {}) {
+    this.maxPerClient = options.maxPerClient ?? SECURITY_DEFAULTS.sseMaxPerClient;
+    this.maxTotal = options.maxTotal ?? SECURITY_DEFAULTS.sseMaxTotal;
+  }
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  snapshot(): StreamState[] {
+    return [...this.open].map(([res, state]) => ({ ...state, bufferedBytes: res.writableLength }));
+  }
+
+  /**
+   * Starts an event stream on `res`, or answers 429 / 503 and returns undefined when a cap is
+   * reached. `preamble` is written first (`retry:`).
+   */
+  start(req: Request, res: Response, preamble = ''): EventStream | undefined {
+    const address = clientAddress(req);
+    const mine = this.perClient.get(address) ?? 0;
+    const refusal =
+      mine >= this.maxPerClient
+        ? new AppError(
+            'RATE_LIMITED',
+            `This address has ${mine} event streams open, the most GATEWAY_SSE_MAX_PER_CLIENT allows; close one`,
+            { limit: this.maxPerClient, retry_after_seconds: RETRY_AFTER_SECONDS },
+          )
+        : this.open.size >= this.maxTotal
+          ? new AppError(
+              'OVERLOADED',
+              `The gateway serves ${this.open.size} event streams, the most GATEWAY_SSE_MAX_TOTAL allows; try again later`,
+              { limit: this.maxTotal, retry_after_seconds: RETRY_AFTER_SECONDS },
+            )
+          : undefined;
+    if (refusal !== undefined) {
+      res
+        .status(refusal.status)
+        .set('Retry-After', String(RETRY_AFTER_SECONDS))
+        .json(errorBody(refusal));
+      return undefined;
+    }
+
+    const state: StreamState = { address, bufferedBytes: 0, pending: false, dropped: 0 };
+    this.open.set(res, state);
+    this.perClient.set(address, mine + 1);
+    let latest: string | undefined;
+    let draining = false;
+    let closed = false;
+    const closeListeners: (() => void)[] = [];
+    res.on('close', () => {
+      if (closed) return;
+      closed = true;
+      latest = undefined;
+      this.open.delete(res);
+      const left = (this.perClient.get(address) ?? 1) - 1;
+      if (left === 0) this.perClient.delete(address);
+      else this.perClient.set(address, left);
+      for (const listener of closeListeners) listener();
+    });
+    const write = (frame: string): void => {
+      if (res.write(frame)) return;
+      // The socket holds this frame and takes no more for now: later frames wait, the latest only.
+      draining = true;
+      res.once('drain', () => {
+        draining = false;
+        const next = latest;
+        latest = undefined;
+        state.pending = false;
+        if (next !== undefined && !closed) write(next);
+      });
+    };
+
+    res.status(200).set({
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache, no-transform',
+      'X-Accel-Buffering': 'no',
+    });
+    res.flushHeaders();
+    if (preamble !== '') write(preamble);
+    return {
+      send: (frame) => {
+        if (closed) return;
+        if (draining) {
+          if (latest !== undefined) state.dropped++;
+          latest = frame;
+          state.pending = true;
+          return;
+        }
+        write(frame);
+      },
+      onClose: (listener) => {
+        if (closed) listener();
+        else closeListeners.push(listener);
+      },
+    };
+  }
+}
