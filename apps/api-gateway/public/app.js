@@ -1,16 +1,26 @@
 // ginkgo-live operations page. Plain ES module, no build step, no dependencies: it reads the
 // gateway's server-sent events (/api/overview/stream, shaped by the gateway) and renders them.
 // Reads go through fetch (not EventSource) so that an API key can travel in a header.
+//
+// Each update patches the page in place: rows and list items are keyed (node id, portfolio id,
+// notification id) and only what changed is written. Rebuilding a table every second would close
+// an open Move menu, drop its half-made choice, lose the focus and jump the scroll position.
 
 const KEY_STORAGE = 'ginkgo-live.api-key';
 const RECONNECT_MS = 2000;
+const AUDIT_LIMIT = 50;
+const AUDIT_REFRESH_MS = 5000;
+const REQUESTS_SHOWN = 10;
 const $ = (selector) => document.querySelector(selector);
+/** What the page keeps per rendered element (its parts, the item it shows now), off the DOM's own properties. */
+const views = new WeakMap();
 
 const state = {
   key: sessionStorage.getItem(KEY_STORAGE) ?? '',
   last: undefined,
   lastMessageAt: 0,
   requests: [],
+  requestSeq: 0,
 };
 
 // ---------- small helpers ----------
@@ -30,6 +40,93 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/** Writes only a changed text: an unchanged cell is not touched (no flicker, no lost selection). */
+function setText(node, text) {
+  const value = String(text);
+  if (node.textContent !== value) node.textContent = value;
+}
+
+/** Sets (or, for null/undefined/false, removes) an attribute when it differs. */
+function setAttr(node, name, value) {
+  if (value === null || value === undefined || value === false) {
+    if (node.hasAttribute(name)) node.removeAttribute(name);
+    return;
+  }
+  const text = value === true ? '' : String(value);
+  if (node.getAttribute(name) !== text) node.setAttribute(name, text);
+}
+
+function setHidden(node, hidden) {
+  if (node.hidden !== hidden) node.hidden = hidden;
+}
+
+/**
+ * The positions of a longest increasing run of `values` (skipping -1): the children that may stay
+ * where they are while the others move around them.
+ */
+function longestIncreasing(values) {
+  const tails = [];
+  const previous = new Array(values.length).fill(-1);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v < 0) continue;
+    let lo = 0;
+    let hi = tails.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (values[tails[mid]] < v) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo > 0) previous[i] = tails[lo - 1];
+    tails[lo] = i;
+  }
+  const keep = new Set();
+  for (let i = tails.at(-1) ?? -1; i >= 0; i = previous[i]) keep.add(i);
+  return keep;
+}
+
+/**
+ * Makes `container`'s children one per item, in the items' order, keyed by `keyOf`: an existing
+ * child is updated in place (`update`), a new key gets `create`d, a key no longer listed is removed,
+ * and as few children as possible move. `moveBefore` (where the browser has it) moves a child without
+ * taking it out of the document, so a focused control inside keeps its focus. With no items the
+ * container shows `empty()` (an unkeyed child) instead.
+ */
+function reconcile(container, items, keyOf, create, update, empty) {
+  if (items.length === 0 && empty) {
+    const only = container.firstElementChild;
+    if (container.children.length !== 1 || only.dataset.key !== undefined)
+      container.replaceChildren(empty());
+    return;
+  }
+  const old = new Map();
+  for (const child of [...container.children]) {
+    if (child.dataset.key === undefined || old.has(child.dataset.key)) child.remove();
+    else old.set(child.dataset.key, child);
+  }
+  const wanted = items.map((item) => {
+    const key = String(keyOf(item));
+    let node = old.get(key);
+    if (node === undefined) {
+      node = create(item);
+      node.dataset.key = key;
+    } else old.delete(key);
+    update(node, item);
+    return node;
+  });
+  for (const gone of old.values()) gone.remove();
+  const position = new Map([...container.children].map((child, i) => [child, i]));
+  const stay = longestIncreasing(wanted.map((node) => position.get(node) ?? -1));
+  for (let i = wanted.length - 1; i >= 0; i--) {
+    if (stay.has(i)) continue;
+    const node = wanted[i];
+    const before = wanted[i + 1] ?? null;
+    if (node.parentNode === container && typeof container.moveBefore === 'function')
+      container.moveBefore(node, before);
+    else container.insertBefore(node, before);
+  }
+}
+
 const dash = '—';
 const num = (v, digits = 0) =>
   v === null || v === undefined
@@ -43,41 +140,63 @@ const bytes = (v) => (v === null || v === undefined ? dash : `${(v / 1048576).to
 const age = (ms) =>
   ms === null || ms === undefined ? dash : ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
 const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : dash);
+const dateTime = (iso) => (iso ? new Date(iso).toLocaleString() : dash);
 
-function headers(extra = {}) {
-  return state.key ? { 'X-API-Key': state.key, ...extra } : extra;
+function readHeaders() {
+  return state.key ? { 'X-API-Key': state.key } : {};
 }
 
-function queueBar(usage, level, label) {
-  const width = usage === null || usage === undefined ? 0 : Math.min(100, Math.round(usage * 100));
-  return el(
+/**
+ * Headers of every state-changing request: a JSON body, and `X-Ginkgo-Request`, a header a plain
+ * HTML form or a cross-origin page cannot send without a preflight the gateway refuses.
+ */
+function writeHeaders() {
+  return { ...readHeaders(), 'Content-Type': 'application/json', 'X-Ginkgo-Request': '1' };
+}
+
+function queueBar() {
+  const fill = el('span');
+  const bar = el(
     'span',
-    { class: 'queue' },
-    el(
-      'span',
-      {
-        class: 'bar',
-        'data-level': level,
-        role: 'meter',
-        'aria-valuemin': 0,
-        'aria-valuemax': 100,
-        'aria-valuenow': width,
-        'aria-label': `queue ${width} % full`,
-      },
-      el('span', { style: `width:${width}%` }),
-    ),
-    el('span', { class: 'level-label', 'data-level': level, text: label }),
+    { class: 'bar', role: 'meter', 'aria-valuemin': 0, 'aria-valuemax': 100 },
+    fill,
   );
+  const label = el('span', { class: 'level-label' });
+  const node = el('span', { class: 'queue' }, bar, label);
+  views.set(node, { bar, fill, label });
+  return node;
+}
+
+function updateQueueBar(node, usage, level, label) {
+  const width = usage === null || usage === undefined ? 0 : Math.min(100, Math.round(usage * 100));
+  const { bar, fill, label: text } = views.get(node);
+  setAttr(bar, 'data-level', level);
+  setAttr(bar, 'aria-valuenow', width);
+  setAttr(bar, 'aria-label', `queue ${width} % full`);
+  setAttr(fill, 'style', `width:${width}%`);
+  setAttr(text, 'data-level', level);
+  setText(text, label);
+}
+
+/**
+ * The overview's `trading` part: the fleet-wide halt (who, when, why, or null) and the portfolios
+ * an operator paused, by id.
+ */
+function tradingOf(m) {
+  const trading = m.trading ?? {};
+  const paused = new Map((trading.paused ?? []).map((p) => [p.portfolio_id, p]));
+  return { known: m.trading !== undefined, halt: trading.halted ?? null, paused };
 }
 
 // ---------- rendering ----------
 
-function renderSummary(m) {
+function renderSummary(m, trading) {
   const s = m.summary;
   const cards = [
     ['Nodes online', `${s.nodes_online} / ${s.nodes_total}`, s.nodes_lost > 0],
     ['Portfolios running', `${s.portfolios_running} / ${s.portfolios_total}`, false],
     ['Orphaned', String(s.portfolios_orphaned), s.portfolios_orphaned > 0],
+    ['Paused', String(trading.paused.size), trading.paused.size > 0],
     ['Events / s', num(s.events_per_second, 1), false],
     // The thresholds come with the data (the fleet read model's), never spelled here.
     [
@@ -89,19 +208,45 @@ function renderSummary(m) {
     ['Scheduler leader', s.leader ?? 'none', s.leader === null],
     ['Plan version', s.plan_version ?? dash, false],
   ];
-  $('#summary').replaceChildren(
-    ...cards.map(([label, value, bad]) =>
-      el(
-        'div',
-        { 'data-card': label },
-        el('dt', { text: label }),
-        el('dd', { text: value, 'data-level': bad ? 'critical' : 'ok' }),
-      ),
-    ),
+  reconcile(
+    $('#summary'),
+    cards,
+    ([label]) => label,
+    ([label]) => el('div', { 'data-card': label }, el('dt', { text: label }), el('dd')),
+    (card, [, value, bad]) => {
+      const dd = card.lastElementChild;
+      setText(dd, value);
+      setAttr(dd, 'data-level', bad ? 'critical' : 'ok');
+    },
   );
 }
 
-function sparkline(title, points, pick, format) {
+const CHARTS = [
+  ['Queued events', (p) => p.queue_depth_total, (v) => num(v)],
+  ['Fullest queue', (p) => p.queue_usage_max, (v) => pct(v)],
+  ['Events / s', (p) => p.events_per_second, (v) => num(v, 1)],
+];
+
+function createChart([title]) {
+  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+  svg.setAttribute('viewBox', '0 0 240 60');
+  svg.setAttribute('preserveAspectRatio', 'none');
+  svg.setAttribute('role', 'img');
+  const line = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
+  svg.append(line);
+  const latest = el('strong');
+  const peak = el('span', { class: 'muted small' });
+  const figure = el(
+    'figure',
+    { class: 'chart' },
+    el('figcaption', {}, `${title} `, latest, peak),
+    svg,
+  );
+  views.set(figure, { svg, line, latest, peak });
+  return figure;
+}
+
+function updateChart(figure, [title, pick, format], points) {
   const values = points.map(pick).map((v) => (v === null || v === undefined ? 0 : v));
   const max = Math.max(1e-9, ...values);
   const w = 240;
@@ -113,243 +258,332 @@ function sparkline(title, points, pick, format) {
       return `${x.toFixed(1)},${y.toFixed(1)}`;
     })
     .join(' ');
-  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
-  svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
-  svg.setAttribute('preserveAspectRatio', 'none');
-  svg.setAttribute('role', 'img');
-  const latest = values.at(-1);
-  svg.setAttribute('aria-label', `${title}: now ${format(latest)}, peak ${format(max)}`);
-  const line = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
-  line.setAttribute('points', coords);
-  svg.append(line);
-  return el(
-    'figure',
-    { class: 'chart' },
-    el(
-      'figcaption',
-      {},
-      `${title} `,
-      el('strong', { text: format(latest) }),
-      el('span', { class: 'muted small', text: ` peak ${format(max)}` }),
-    ),
-    svg,
-  );
+  const { svg, line, latest, peak } = views.get(figure);
+  setAttr(line, 'points', coords);
+  setAttr(svg, 'aria-label', `${title}: now ${format(values.at(-1))}, peak ${format(max)}`);
+  setText(latest, format(values.at(-1)));
+  setText(peak, ` peak ${format(max)}`);
 }
 
 function renderCharts(m) {
   const points = m.history ?? [];
-  $('#charts').replaceChildren(
-    sparkline(
-      'Queued events',
-      points,
-      (p) => p.queue_depth_total,
-      (v) => num(v),
-    ),
-    sparkline(
-      'Fullest queue',
-      points,
-      (p) => p.queue_usage_max,
-      (v) => pct(v),
-    ),
-    sparkline(
-      'Events / s',
-      points,
-      (p) => p.events_per_second,
-      (v) => num(v, 1),
-    ),
+  reconcile(
+    $('#charts'),
+    CHARTS,
+    ([title]) => title,
+    createChart,
+    (figure, chart) => updateChart(figure, chart, points),
   );
+}
+
+function emptyRow(colspan, text) {
+  return el('tr', {}, el('td', { colspan, class: 'muted', text }));
+}
+
+function createNodeRow() {
+  const cells = {
+    id: el('th', { scope: 'row' }),
+    state: el('span', { class: 'state' }),
+    heard: el('span', { class: 'muted small' }),
+    count: el('td', { class: 'num' }),
+    queue: queueBar(),
+    events: el('td', { class: 'num' }),
+    cpu: el('td', { class: 'num' }),
+    memory: el('td', { class: 'num' }),
+    failures: el('td', { class: 'num' }),
+    action: el('button', { type: 'button' }),
+  };
+  const row = el(
+    'tr',
+    {},
+    cells.id,
+    el('td', {}, cells.state, cells.heard),
+    cells.count,
+    el('td', {}, cells.queue),
+    cells.events,
+    cells.cpu,
+    cells.memory,
+    cells.failures,
+    el('td', {}, cells.action),
+  );
+  const view = { cells, item: undefined, paused: false };
+  views.set(row, view);
+  // The row's latest node, not the one it was made for: the row lives across updates.
+  cells.action.addEventListener('click', () => {
+    const n = view.item;
+    const action = n.status === 'draining' ? 'undrain' : 'drain';
+    void control(
+      `/api/nodes/${encodeURIComponent(n.node_id)}/${action}`,
+      {},
+      `${action} ${n.node_id}`,
+    );
+  });
+  return row;
+}
+
+function updateNodeRow(row, n) {
+  const view = views.get(row);
+  view.item = n;
+  const c = view.cells;
+  // One status, the gateway's: online, draining or lost.
+  const action = n.status === 'draining' ? 'undrain' : 'drain';
+  const verb = action === 'drain' ? 'Drain' : 'Undrain';
+  setAttr(row, 'data-node', n.node_id);
+  setAttr(row, 'data-status', n.status);
+  setText(c.id, n.node_id);
+  setAttr(c.state, 'data-state', n.status);
+  setText(c.state, n.status);
+  setText(
+    c.heard,
+    n.heartbeat_age_ms === null
+      ? ' never heard from'
+      : n.status === 'lost'
+        ? ` last heartbeat ${age(n.heartbeat_age_ms)} ago`
+        : ` heartbeat ${age(n.heartbeat_age_ms)} ago`,
+  );
+  setText(c.count, `${n.portfolio_count} / ${n.capacity ?? dash}`);
+  updateQueueBar(c.queue, n.queue_usage_max, n.queue_level, pct(n.queue_usage_max));
+  setText(c.events, num(n.events_per_second, 1));
+  setText(c.cpu, n.cpu_percent === null ? dash : `${num(n.cpu_percent, 1)} %`);
+  setText(c.memory, bytes(n.memory_rss_bytes));
+  setText(c.failures, n.redis_failures ?? dash);
+  setHidden(c.action, n.status === 'lost');
+  setAttr(c.action, 'data-action', action);
+  setAttr(c.action, 'aria-label', `${verb} ${n.node_id}`);
+  setText(c.action, verb);
 }
 
 function renderNodes(m) {
-  const rows = m.nodes.map((n) => {
-    // One status, the gateway's: online, draining or lost.
-    const draining = n.status === 'draining';
-    const canControl = n.status !== 'lost';
-    return el(
-      'tr',
-      { 'data-node': n.node_id, 'data-status': n.status },
-      el('th', { scope: 'row', text: n.node_id }),
-      el(
-        'td',
-        {},
-        el('span', { class: 'state', 'data-state': n.status, text: n.status }),
-        el('span', {
-          class: 'muted small',
-          text:
-            n.heartbeat_age_ms === null
-              ? ' never heard from'
-              : n.status === 'lost'
-                ? ` last heartbeat ${age(n.heartbeat_age_ms)} ago`
-                : ` heartbeat ${age(n.heartbeat_age_ms)} ago`,
-        }),
-      ),
-      el('td', { class: 'num', text: `${n.portfolio_count} / ${n.capacity ?? dash}` }),
-      el('td', {}, queueBar(n.queue_usage_max, n.queue_level, pct(n.queue_usage_max))),
-      el('td', { class: 'num', text: num(n.events_per_second, 1) }),
-      el('td', {
-        class: 'num',
-        text: n.cpu_percent === null ? dash : `${num(n.cpu_percent, 1)} %`,
-      }),
-      el('td', { class: 'num', text: bytes(n.memory_rss_bytes) }),
-      el('td', { class: 'num', text: n.redis_failures ?? dash }),
-      el(
-        'td',
-        {},
-        canControl
-          ? el('button', {
-              type: 'button',
-              'data-action': draining ? 'undrain' : 'drain',
-              text: draining ? 'Undrain' : 'Drain',
-              'aria-label': `${draining ? 'Undrain' : 'Drain'} ${n.node_id}`,
-              onclick: () =>
-                control(
-                  `/api/nodes/${encodeURIComponent(n.node_id)}/${draining ? 'undrain' : 'drain'}`,
-                  undefined,
-                  `${draining ? 'undrain' : 'drain'} ${n.node_id}`,
-                ),
-            })
-          : null,
-      ),
-    );
-  });
-  $('#nodes tbody').replaceChildren(
-    ...(rows.length > 0
-      ? rows
-      : [
-          el(
-            'tr',
-            {},
-            el('td', { colspan: 9, class: 'muted', text: 'No node has announced itself.' }),
-          ),
-        ]),
+  reconcile(
+    $('#nodes tbody'),
+    m.nodes,
+    (n) => n.node_id,
+    createNodeRow,
+    updateNodeRow,
+    () => emptyRow(9, 'No node has announced itself.'),
   );
 }
 
-function renderPortfolios(m) {
-  const targets = m.nodes.filter((n) => n.status === 'online').map((n) => n.node_id);
-  const rows = m.portfolios.map((p) => {
-    const select = el(
-      'select',
-      { 'aria-label': `Target node for ${p.portfolio_id}` },
-      ...targets.filter((t) => t !== p.node_id).map((t) => el('option', { value: t, text: t })),
-    );
-    const depth = p.queue_depth === null ? dash : `${p.queue_depth} / ${p.queue_capacity ?? dash}`;
-    return el(
-      'tr',
-      { 'data-portfolio': p.portfolio_id, 'data-level': p.queue_level },
-      el('th', { scope: 'row', text: p.portfolio_id, title: p.name ?? '' }),
-      el('td', {}, el('span', { class: 'state', 'data-state': p.status, text: p.status })),
-      el('td', {
-        'data-field': 'node',
-        text: p.node_id ?? (p.reason ? `none (${p.reason})` : dash),
-      }),
-      el('td', {}, queueBar(p.queue_usage, p.queue_level, depth)),
-      el('td', { class: 'num', text: num(p.events_per_second, 1) }),
-      el('td', {
-        class: 'num',
-        text:
-          p.latency_p50_ms === null
-            ? dash
-            : `${num(p.latency_p50_ms, 1)} / ${num(p.latency_p99_ms, 1)} ms`,
-      }),
-      el('td', { class: 'num', text: num(p.cash, 2) }),
-      el('td', { class: 'num', text: num(p.total_value, 2) }),
-      el('td', { class: 'error', text: p.last_error ?? '' }),
-      el(
-        'td',
-        {},
-        select.options.length > 0
-          ? el(
-              'span',
-              {},
-              select,
-              ' ',
-              el('button', {
-                type: 'button',
-                text: 'Move',
-                'aria-label': `Move ${p.portfolio_id}`,
-                onclick: () =>
-                  control(
-                    '/api/schedule/migrate',
-                    { portfolio_id: p.portfolio_id, target_node: select.value },
-                    `migrate ${p.portfolio_id} to ${select.value}`,
-                  ),
-              }),
-            )
-          : null,
-      ),
+function createPortfolioRow() {
+  const cells = {
+    id: el('th', { scope: 'row' }),
+    state: el('span', { class: 'state' }),
+    paused: el('span', { class: 'badge', 'data-badge': 'paused', text: 'paused' }),
+    node: el('td', { 'data-field': 'node' }),
+    queue: queueBar(),
+    events: el('td', { class: 'num' }),
+    latency: el('td', { class: 'num' }),
+    cash: el('td', { class: 'num' }),
+    value: el('td', { class: 'num' }),
+    error: el('td', { class: 'error' }),
+    // The operator's pick: the placeholder until one is chosen, so a click on Move never sends a
+    // node the operator did not choose.
+    select: el('select', { 'data-field': 'target' }),
+    move: el('button', { type: 'button', 'data-action': 'migrate', text: 'Move', disabled: true }),
+    trade: el('button', { type: 'button' }),
+  };
+  cells.moveControls = el('span', { class: 'move' }, cells.select, ' ', cells.move);
+  const row = el(
+    'tr',
+    {},
+    cells.id,
+    el('td', {}, cells.state, ' ', cells.paused),
+    cells.node,
+    el('td', {}, cells.queue),
+    cells.events,
+    cells.latency,
+    cells.cash,
+    cells.value,
+    cells.error,
+    el('td', {}, cells.moveControls),
+    el('td', {}, cells.trade),
+  );
+  const view = { cells, item: undefined, paused: false };
+  views.set(row, view);
+  cells.select.addEventListener('change', () => {
+    cells.move.disabled = cells.select.value === '';
+  });
+  cells.move.addEventListener('click', () => {
+    const id = view.item.portfolio_id;
+    const target = cells.select.value;
+    if (target === '') return;
+    cells.select.value = '';
+    cells.move.disabled = true;
+    void control(
+      '/api/schedule/migrate',
+      { portfolio_id: id, target_node: target },
+      `migrate ${id} to ${target}`,
     );
   });
-  $('#portfolios tbody').replaceChildren(
-    ...(rows.length > 0
-      ? rows
-      : [
-          el(
-            'tr',
-            {},
-            el('td', { colspan: 10, class: 'muted', text: 'No portfolio in the catalog.' }),
-          ),
-        ]),
+  cells.trade.addEventListener('click', () => {
+    const id = view.item.portfolio_id;
+    const action = view.paused ? 'resume' : 'pause';
+    void control(`/api/portfolios/${encodeURIComponent(id)}/${action}`, {}, `${action} ${id}`);
+  });
+  return row;
+}
+
+function updatePortfolioRow(row, p, targets, trading) {
+  const view = views.get(row);
+  view.item = p;
+  const c = view.cells;
+  const pause = trading.paused.get(p.portfolio_id);
+  view.paused = pause !== undefined;
+  setAttr(row, 'data-portfolio', p.portfolio_id);
+  setAttr(row, 'data-level', p.queue_level);
+  setAttr(row, 'data-paused', view.paused ? 'true' : null);
+  setText(c.id, p.portfolio_id);
+  setAttr(c.id, 'title', p.name ?? '');
+  setAttr(c.state, 'data-state', p.status);
+  setText(c.state, p.status);
+  setHidden(c.paused, !view.paused);
+  setAttr(
+    c.paused,
+    'title',
+    pause
+      ? `Paused by ${pause.by} at ${dateTime(pause.paused_at)}${pause.reason ? `: ${pause.reason}` : ''}`
+      : null,
+  );
+  setText(c.node, p.node_id ?? (p.reason ? `none (${p.reason})` : dash));
+  updateQueueBar(
+    c.queue,
+    p.queue_usage,
+    p.queue_level,
+    p.queue_depth === null ? dash : `${p.queue_depth} / ${p.queue_capacity ?? dash}`,
+  );
+  setText(c.events, num(p.events_per_second, 1));
+  setText(
+    c.latency,
+    p.latency_p50_ms === null
+      ? dash
+      : `${num(p.latency_p50_ms, 1)} / ${num(p.latency_p99_ms, 1)} ms`,
+  );
+  setText(c.cash, num(p.cash, 2));
+  setText(c.value, num(p.total_value, 2));
+  setText(c.error, p.last_error ?? '');
+
+  // The targets change rarely (a node joins, drains or is lost): options are keyed too, so an
+  // open menu and its chosen option stay as long as that node remains a target.
+  const choices = targets.filter((t) => t !== p.node_id);
+  reconcile(
+    c.select,
+    ['', ...choices],
+    (t) => t,
+    (t) => el('option', { value: t, text: t === '' ? 'Move to…' : t }),
+    () => {},
+  );
+  setAttr(c.select, 'aria-label', `Target node for ${p.portfolio_id}`);
+  setAttr(c.move, 'aria-label', `Move ${p.portfolio_id}`);
+  c.move.disabled = c.select.value === '';
+  setHidden(c.moveControls, choices.length === 0);
+
+  const action = view.paused ? 'resume' : 'pause';
+  setAttr(c.trade, 'data-action', action);
+  setAttr(c.trade, 'aria-label', `${view.paused ? 'Resume' : 'Pause'} ${p.portfolio_id}`);
+  setText(c.trade, view.paused ? 'Resume' : 'Pause');
+}
+
+function renderPortfolios(m, trading) {
+  const targets = m.nodes.filter((n) => n.status === 'online').map((n) => n.node_id);
+  reconcile(
+    $('#portfolios tbody'),
+    m.portfolios,
+    (p) => p.portfolio_id,
+    createPortfolioRow,
+    (row, p) => updatePortfolioRow(row, p, targets, trading),
+    () => emptyRow(11, 'No portfolio in the catalog.'),
   );
 }
 
 function renderNotifications(m) {
-  const items = m.notifications.map((n) =>
-    el(
-      'li',
-      { 'data-level': n.level, 'data-status': n.status, 'data-kind': n.kind },
-      el('strong', { text: `${n.status === 'resolved' ? 'Resolved: ' : ''}${n.title}` }),
-      el('div', { text: n.message }),
+  reconcile(
+    $('#notifications'),
+    m.notifications,
+    (n) => n.id,
+    (n) =>
+      // A notification never changes once written: made once, never patched.
       el(
-        'div',
-        { class: 'meta' },
-        `${time(n.created_at)} · ${n.level} · ${n.kind}${n.subject ? ` · ${n.subject}` : ''} · delivery ${n.delivery}`,
-        n.delivery_problems.length > 0 ? ` (${n.delivery_problems.join('; ')})` : '',
+        'li',
+        { 'data-level': n.level, 'data-status': n.status, 'data-kind': n.kind },
+        el('strong', { text: `${n.status === 'resolved' ? 'Resolved: ' : ''}${n.title}` }),
+        el('div', { text: n.message }),
+        el(
+          'div',
+          { class: 'meta' },
+          `${time(n.created_at)} · ${n.level} · ${n.kind}${n.subject ? ` · ${n.subject}` : ''} · delivery ${n.delivery}`,
+          n.delivery_problems.length > 0 ? ` (${n.delivery_problems.join('; ')})` : '',
+        ),
       ),
-    ),
+    () => {},
+    () => el('li', { class: 'muted', text: 'No notification yet.' }),
   );
-  $('#notifications').replaceChildren(
-    ...(items.length > 0 ? items : [el('li', { class: 'muted', text: 'No notification yet.' })]),
+}
+
+function renderTrading(trading) {
+  const halt = trading.halt;
+  document.body.dataset.trading = !trading.known ? 'unknown' : halt ? 'halted' : 'live';
+  setHidden($('#halt-banner'), halt === null);
+  setHidden($('#halt-open'), halt !== null);
+  setText(
+    $('#trading-state'),
+    !trading.known
+      ? 'Trading: this gateway does not report it'
+      : halt
+        ? 'Trading: halted'
+        : `Trading: live${trading.paused.size > 0 ? ` (${trading.paused.size} paused)` : ''}`,
   );
+  if (halt)
+    setText(
+      $('#halt-detail'),
+      `by ${halt.by} at ${dateTime(halt.halted_at)}` +
+        (halt.reason ? `: “${halt.reason}”` : ' (no reason given)') +
+        '. No portfolio applies events; queues keep what arrives until full.',
+    );
 }
 
 function renderStatus(m) {
   const redis = $('#redis-status');
-  redis.dataset.state = m.redis.status;
-  redis.textContent = m.redis.status === 'up' ? 'Redis: up' : 'Redis: down';
+  setAttr(redis, 'data-state', m.redis.status);
+  setText(redis, m.redis.status === 'up' ? 'Redis: up' : 'Redis: down');
   const banner = $('#banner');
   const main = $('#main');
   if (m.stale) {
-    banner.hidden = false;
-    banner.textContent =
+    setHidden(banner, false);
+    setText(
+      banner,
       `The gateway cannot read Redis (since ${time(m.redis.down_since)}): ` +
-      (m.data_as_of
-        ? `the numbers below are from ${time(m.data_as_of)}, not current.`
-        : 'no data yet.');
+        (m.data_as_of
+          ? `the numbers below are from ${time(m.data_as_of)}, not current.`
+          : 'no data yet.'),
+    );
     main.classList.add('stale');
   } else {
-    banner.hidden = true;
-    banner.textContent = '';
+    setHidden(banner, true);
+    setText(banner, '');
     main.classList.remove('stale');
   }
-  $('#updated').textContent = `updated ${time(m.generated_at)}`;
+  const updated = $('#updated');
+  setAttr(updated, 'datetime', m.generated_at);
+  setText(updated, `updated ${time(m.generated_at)}`);
 }
 
 function render(m) {
   state.last = m;
+  const trading = tradingOf(m);
   document.body.dataset.redis = m.redis.status;
   renderStatus(m);
-  renderSummary(m);
+  renderTrading(trading);
+  renderSummary(m, trading);
   renderCharts(m);
   renderNodes(m);
-  renderPortfolios(m);
+  renderPortfolios(m, trading);
   renderNotifications(m);
 }
 
 function setFeed(stateName, text) {
   const feed = $('#feed-status');
-  feed.dataset.state = stateName;
-  feed.textContent = text;
+  setAttr(feed, 'data-state', stateName);
+  setText(feed, text);
   document.body.dataset.feed = stateName;
 }
 
@@ -367,7 +601,7 @@ async function follow() {
   for (;;) {
     try {
       const response = await fetch('/api/overview/stream', {
-        headers: headers(),
+        headers: readHeaders(),
         cache: 'no-store',
       });
       if (response.status === 401) {
@@ -420,35 +654,61 @@ function waitForKey() {
 // ---------- control requests ----------
 
 function renderRequests() {
-  $('#requests').replaceChildren(
-    ...state.requests
-      .slice(0, 10)
-      .map((r) =>
-        el(
-          'li',
-          { 'data-status': r.status, 'data-request': r.id ?? '' },
-          el('strong', { text: r.label }),
-          ` — ${r.status}${r.reason ? `: ${r.reason}` : ''}`,
-        ),
-      ),
+  reconcile(
+    $('#requests'),
+    state.requests,
+    (r) => r.seq,
+    () => el('li', {}, el('strong'), el('span')),
+    (li, r) => {
+      setAttr(li, 'data-status', r.status);
+      setAttr(li, 'data-request', r.id ?? '');
+      setText(li.firstElementChild, r.label);
+      setText(li.lastElementChild, ` — ${r.status}${r.reason ? `: ${r.reason}` : ''}`);
+    },
   );
 }
 
+/** Says what went wrong with the operator's last action where it is seen: under the header. */
+function showNotice(text) {
+  setText($('#notice-text'), text);
+  setHidden($('#notice'), text === '');
+}
+
+/** The error an answer carries: its status and the gateway's message (a 403's names the scope). */
+async function failure(response) {
+  const answer = await response.json().catch(() => ({}));
+  return `${response.status} ${answer.message ?? answer.code ?? response.statusText}`.trim();
+}
+
+/**
+ * Sends one state-changing request (always a JSON body) and follows it: a control request the
+ * scheduler answers later (202 with an id) is polled until its outcome; a halt or a pause is done
+ * when the gateway answers. A refusal is shown, never swallowed.
+ */
 async function control(path, body, label) {
-  const entry = { label, status: 'sending', id: null, reason: null };
+  const entry = { seq: ++state.requestSeq, label, status: 'sending', id: null, reason: null };
   state.requests.unshift(entry);
+  state.requests.length = Math.min(state.requests.length, REQUESTS_SHOWN);
+  showNotice('');
   renderRequests();
+  const fail = (reason) => {
+    entry.status = 'error';
+    entry.reason = reason;
+    showNotice(`${label} failed: ${reason}`);
+  };
   try {
     const response = await fetch(path, {
       method: 'POST',
-      headers: headers(body ? { 'Content-Type': 'application/json' } : {}),
-      body: body ? JSON.stringify(body) : undefined,
+      headers: writeHeaders(),
+      body: JSON.stringify(body ?? {}),
     });
-    const answer = await response.json();
-    if (response.status !== 202) {
-      entry.status = 'error';
-      entry.reason = `${response.status} ${answer.message ?? answer.code ?? ''}`.trim();
-      renderRequests();
+    if (!response.ok) {
+      fail(await failure(response));
+      return;
+    }
+    const answer = await response.json().catch(() => ({}));
+    if (response.status !== 202 || typeof answer.request_id !== 'string') {
+      entry.status = 'accepted';
       return;
     }
     entry.id = answer.request_id;
@@ -458,22 +718,127 @@ async function control(path, body, label) {
     while (Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 500));
       const poll = await fetch(`/api/control/${encodeURIComponent(entry.id)}`, {
-        headers: headers(),
+        headers: readHeaders(),
       });
-      const outcome = await poll.json();
       if (poll.status === 202) continue;
-      entry.status = poll.ok ? outcome.status : 'error';
-      entry.reason = poll.ok ? outcome.reason : outcome.message;
-      renderRequests();
+      if (!poll.ok) {
+        fail(await failure(poll));
+        return;
+      }
+      const outcome = await poll.json();
+      entry.status = outcome.status;
+      entry.reason = outcome.reason;
+      if (outcome.status !== 'accepted')
+        showNotice(`${label} ${outcome.status}: ${outcome.reason ?? ''}`);
       return;
     }
-    entry.status = 'error';
-    entry.reason = 'no answer from the scheduler within 30 s';
+    fail('no answer from the scheduler within 30 s');
   } catch (err) {
-    entry.status = 'error';
-    entry.reason = err instanceof Error ? err.message : String(err);
+    fail(err instanceof Error ? err.message : String(err));
+  } finally {
+    renderRequests();
+    void refreshAudit();
   }
-  renderRequests();
+}
+
+// ---------- the audit trail ----------
+
+const audit = { reading: undefined, again: false, polling: true, readAt: 0 };
+
+function targetText(t) {
+  if (t.portfolio_id && t.target_node_id) return `${t.portfolio_id} → ${t.target_node_id}`;
+  if (t.portfolio_id) return t.portfolio_id;
+  if (t.node_id) return `node ${t.node_id}`;
+  return 'whole fleet';
+}
+
+function renderAudit(entries, status) {
+  setText($('#audit-status'), status);
+  reconcile(
+    $('#audit tbody'),
+    entries,
+    (e) => e.id ?? `${e.at} ${e.actor} ${e.action} ${e.outcome} ${e.request_id ?? ''}`,
+    (e) =>
+      // An audit entry is never rewritten: made once. One the gateway could not decode says so.
+      e.error !== undefined
+        ? el(
+            'tr',
+            { 'data-outcome': 'unreadable' },
+            el('td', { text: e.id }),
+            el('td', { colspan: 4, class: 'error', text: `unreadable entry: ${e.error}` }),
+          )
+        : el(
+            'tr',
+            { 'data-action': e.action, 'data-outcome': e.outcome, 'data-actor': e.actor },
+            el('td', { text: dateTime(e.at) }),
+            el('td', { 'data-field': 'actor', text: e.actor }),
+            el('td', { 'data-field': 'action', text: e.action }),
+            el('td', { 'data-field': 'target', text: targetText(e.target) }),
+            el('td', {
+              'data-field': 'outcome',
+              text: `${e.outcome}${e.reason ? `: ${e.reason}` : ''}`,
+            }),
+          ),
+    () => {},
+    () => emptyRow(5, 'Nothing recorded yet.'),
+  );
+}
+
+/**
+ * Reads the latest entries. A key without the admin scope gets the gateway's 403: the panel says
+ * so and asks again only when another key is entered (polling a refusal only fills the logs).
+ */
+async function readAudit() {
+  const response = await fetch(`/api/audit?limit=${AUDIT_LIMIT}`, {
+    headers: readHeaders(),
+    cache: 'no-store',
+  });
+  if (response.status === 401 || response.status === 403 || response.status === 404) {
+    const why = await failure(response);
+    const text =
+      response.status === 401
+        ? 'The audit trail needs an API key with the admin scope: enter one above.'
+        : response.status === 403
+          ? `This key may not read the audit trail (it needs the admin scope): ${why}`
+          : `This gateway has no audit trail (${why}).`;
+    renderAudit([], text);
+    $('#audit').hidden = true;
+    return false;
+  }
+  if (!response.ok) {
+    setText($('#audit-status'), `Could not read the audit trail: ${await failure(response)}`);
+    return true;
+  }
+  const answer = await response.json();
+  const entries = Array.isArray(answer) ? answer : (answer.entries ?? []);
+  $('#audit').hidden = false;
+  renderAudit(entries, `${entries.length} latest, read ${time(new Date().toISOString())}`);
+  return true;
+}
+
+/**
+ * One read at a time; a refresh asked for during a read runs right after it. Every
+ * `AUDIT_REFRESH_MS` after the last read another follows, unless that one was refused.
+ */
+async function refreshAudit() {
+  if (audit.reading) {
+    audit.again = true;
+    return;
+  }
+  audit.reading = readAudit().catch((err) => {
+    setText(
+      $('#audit-status'),
+      `Could not read the audit trail: ${err instanceof Error ? err.message : String(err)}`,
+    );
+    return true;
+  });
+  audit.polling = await audit.reading;
+  audit.readAt = Date.now();
+  audit.reading = undefined;
+  if (audit.again) {
+    audit.again = false;
+    await refreshAudit();
+  }
 }
 
 // ---------- start ----------
@@ -486,10 +851,36 @@ $('#key-form').addEventListener('submit', (event) => {
   else sessionStorage.removeItem(KEY_STORAGE);
   keyWaiter?.();
   keyWaiter = undefined;
+  void refreshAudit();
 });
+
+const haltDialog = $('#halt-dialog');
+$('#halt-open').addEventListener('click', () => {
+  $('#halt-reason').value = '';
+  // Escape closes without a value: a stale "halt" from the last time must not count.
+  haltDialog.returnValue = '';
+  haltDialog.showModal();
+  $('#halt-reason').focus();
+});
+haltDialog.addEventListener('close', () => {
+  if (haltDialog.returnValue !== 'halt') return;
+  const reason = $('#halt-reason').value.trim();
+  void control('/api/fleet/halt', reason ? { reason } : {}, 'halt trading');
+});
+$('#halt-cancel').addEventListener('click', () => haltDialog.close('cancel'));
+$('#resume-trading').addEventListener('click', () => {
+  void control('/api/fleet/resume', {}, 'resume trading');
+});
+$('#notice-close').addEventListener('click', () => showNotice(''));
+
 // A stream that stays open but goes quiet is as bad as a closed one: say so after 5 s.
 setInterval(() => {
   if (document.body.dataset.feed === 'up' && Date.now() - state.lastMessageAt > 5000)
     showGatewayLost('no update for 5 s');
 }, 1000);
+setInterval(() => {
+  if (audit.polling && !audit.reading && Date.now() - audit.readAt >= AUDIT_REFRESH_MS)
+    void refreshAudit();
+}, 1000);
 void follow();
+void refreshAudit();
