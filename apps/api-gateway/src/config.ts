@@ -17,7 +17,7 @@ import {
 } from '@ginkgo-live/runtime';
 import { loadRedisConfig, type RedisConfig } from '@ginkgo-live/redis-client';
 import { loadNotificationConfig, type NotificationConfig } from '@ginkgo-live/notification-adapter';
-import { SCOPES, type Scope } from './http/access.ts';
+import { SCOPES, type Scope } from './http/scopes.ts';
 
 /** One API key: who holds it (its name: audit actor, `requested_by`), what it may do, its secret. */
 export interface ApiKey {

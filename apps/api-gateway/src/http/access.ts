@@ -3,15 +3,10 @@ import express, { type Request, type RequestHandler, type Response } from 'expre
 import { isLoopbackHost, SECURITY_DEFAULTS, type SecurityConfig } from '../config.ts';
 import { AppError } from './errors.ts';
 import { applyLimit, clientAddress, RateLimiter, requestWeight, WEIGHTS } from './limits.ts';
+import { SCOPES, type Scope } from './scopes.ts';
 import { cors, csrfCheck, digest, hostCheck, presentedKey } from './security.ts';
 
-/**
- * What a key may do. Each scope includes the ones before it, except `metrics`, which only scrapes
- * `/metrics`: `read` ⊂ `operate` (drain, undrain, migrate, pause, resume, halt) ⊂ `admin` (catalog,
- * audit). A `read` key may also scrape.
- */
-export const SCOPES = ['metrics', 'read', 'operate', 'admin'] as const;
-export type Scope = (typeof SCOPES)[number];
+export { SCOPES, type Scope };
 
 /** Who made a request: the key's name and scope, or `anonymous` when the gateway runs without keys. */
 export interface Principal {
