@@ -16,8 +16,8 @@ import {
 } from '@ginkgo-live/state-keys';
 import type { NodeConfig } from './config.ts';
 import { HeartbeatLoop } from './heartbeat-loop.ts';
-import { NodeStore, type BeatLease } from './node-store.ts';
-import { PortfolioRunner, type RunnerLease } from './portfolio-runner.ts';
+import { NodeStore, type BeatLease, type TradingControlsSeen } from './node-store.ts';
+import { PortfolioRunner, type Hold, type RunnerLease } from './portfolio-runner.ts';
 import { ProcessStatsSampler } from './process-stats.ts';
 import { DEFAULT_THRESHOLDS, QueuePressureWatcher } from './queue-pressure.ts';
 import { createStrategy, type Strategy } from './strategies/index.ts';
@@ -80,6 +80,8 @@ export class ExecutionNode {
   private redisReconnectedAt: number | undefined;
   private lastProcessed = new Map<string, { count: number; at: number }>();
   private stopping: Promise<boolean> | undefined;
+  /** The halt and pauses as last read (kept while Redis cannot be read: held stays held). */
+  private trading: TradingControlsSeen = { halt: null, paused: new Set() };
 
   constructor(private readonly options: ExecutionNodeOptions) {
     const { config, connections, keys } = options;
@@ -208,7 +210,9 @@ export class ExecutionNode {
       node_id: this.config.nodeId,
       status: this.status,
       uptime_seconds: (Date.now() - this.startedAt.getTime()) / 1_000,
-      portfolio_count: portfolios.filter((p) => p.status === 'running').length,
+      // A paused portfolio is still held here: it resumes where it is.
+      portfolio_count: portfolios.filter((p) => p.status === 'running' || p.status === 'paused')
+        .length,
       capacity: this.config.capacity,
       events_per_second: sum([...this.runners.values()].map((r) => r.eventsPerSecond)),
       queue_usage_max: Math.max(0, ...portfolios.map((p) => p.queue_usage)),
@@ -310,7 +314,9 @@ export class ExecutionNode {
   /** Follows the assignment: loads what it names (up to capacity), unloads what it no longer names. */
   private async reconcile(): Promise<void> {
     if (this.status !== 'running') return;
-    const assignment = await this.store.readAssignment();
+    const { assignment, trading } = await this.store.readOrders();
+    // Before anything else, and before anything is loaded: a halt stops every portfolio at once.
+    this.follow(trading);
     // No assignment written (yet, or Redis restarted empty): unknown is not empty — keep running.
     if (assignment === null) return;
     if (!assignment.ok) {
@@ -342,6 +348,26 @@ export class ExecutionNode {
       const runner = this.runners.get(id);
       if (runner === undefined || runner.status === 'loading') await this.load(id, runner);
     }
+  }
+
+  /** An operator's hold on a portfolio now: the fleet halt, its pause, or none. */
+  private holdOf(portfolioId: string): Hold | null {
+    if (this.trading.halt !== null) return 'halt';
+    return this.trading.paused.has(portfolioId) ? 'pause' : null;
+  }
+
+  /** Applies the halt and pauses just read to every portfolio here. */
+  private follow(trading: TradingControlsSeen): void {
+    const wasHalted = this.trading.halt !== null;
+    this.trading = trading;
+    if (trading.halt !== null && !wasHalted)
+      this.log.warn('Trading halted: no portfolio applies events until the halt is lifted', {
+        by: trading.halt.by,
+        reason: trading.halt.reason,
+      });
+    else if (trading.halt === null && wasHalted)
+      this.log.info('Trading halt lifted; portfolios go on in queue order');
+    for (const runner of this.runners.values()) runner.setHold(this.holdOf(runner.portfolioId));
   }
 
   private async load(portfolioId: string, waiting: PortfolioRunner | undefined): Promise<void> {
@@ -406,10 +432,13 @@ export class ExecutionNode {
       this.log.error('Portfolio cannot run', { portfolioId, reason: strategy.reason });
       return;
     }
+    // Read in this reconcile, before the load: a node started while halted applies nothing.
+    runner.setHold(this.holdOf(portfolioId));
     runner.start();
     this.dirty.add(portfolioId);
     this.log.info('Portfolio loaded', {
       portfolioId,
+      held: this.holdOf(portfolioId),
       resumed: book !== undefined,
       version: acquired.loaded?.version ?? 0,
       token,
@@ -498,7 +527,7 @@ export class ExecutionNode {
 
   /** Writes changed states (coalesced: at most once per flush interval); books are committed. */
   private async flush(): Promise<void> {
-    const ids = [...this.dirty].filter((id) => this.runners.get(id)?.isRunning === true);
+    const ids = [...this.dirty].filter((id) => this.runners.get(id)?.isActive === true);
     this.dirty.clear();
     const writes = ids.flatMap((id) => {
       const runner = this.runners.get(id);

@@ -277,6 +277,12 @@ export interface BeatOutcome {
   resync: BeatLease[];
 }
 
+/** The trading controls as a node reads them: the halt (null: none) and the paused portfolios. */
+export interface TradingControlsSeen {
+  halt: { by: string | null; reason: string | null } | null;
+  paused: ReadonlySet<string>;
+}
+
 /** What a flush writes for one portfolio. */
 export interface FlushPortfolio {
   portfolioId: string;
@@ -433,11 +439,42 @@ export class NodeStore {
     return lostPerGroup.flat();
   }
 
-  /** Reads this node's assignment: null when none was ever written. */
-  async readAssignment(): Promise<Decoded<NodeAssignment> | null> {
-    const key = this.keys.nodeAssignment(this.options.nodeId);
-    const raw = await this.redis.get(key);
-    return raw === null ? null : decodePayload('nodeAssignment', key, raw);
+  /**
+   * Reads this node's assignment (null when none was ever written) with the trading controls, in
+   * one transaction (all three keys are in the `{scheduler}` slot): the halt and the paused
+   * portfolios are known before anything the assignment names is loaded.
+   */
+  async readOrders(): Promise<{
+    assignment: Decoded<NodeAssignment> | null;
+    trading: TradingControlsSeen;
+  }> {
+    const k = this.keys;
+    const key = k.nodeAssignment(this.options.nodeId);
+    const replies = await this.redis
+      .multi()
+      .get(key)
+      .get(k.tradingHalt())
+      .hkeys(k.pausedPortfolios())
+      .exec();
+    if (replies === null) throw new Error('Transaction aborted');
+    for (const [err] of replies) if (err) throw err;
+    const [raw, haltRaw, paused] = replies.map(([, v]) => v) as [
+      string | null,
+      string | null,
+      string[],
+    ];
+    let halt: TradingControlsSeen['halt'] = null;
+    if (haltRaw !== null) {
+      // The key's presence halts; its payload only says who and why (for the log).
+      const decoded = decodePayload('tradingHalt', k.tradingHalt(), haltRaw);
+      halt = decoded.ok
+        ? { by: decoded.value.by, reason: decoded.value.reason }
+        : { by: null, reason: decoded.error.problem };
+    }
+    return {
+      assignment: raw === null ? null : decodePayload('nodeAssignment', key, raw),
+      trading: { halt, paused: new Set(paused) },
+    };
   }
 
   /** Reads a portfolio's catalog entry: null when the catalog does not have it. */

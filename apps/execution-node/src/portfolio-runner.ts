@@ -51,6 +51,9 @@ export interface PortfolioRunnerOptions {
   onLost: (reason: string) => void;
 }
 
+/** Why an operator holds a portfolio: the fleet-wide halt, or a pause of this portfolio. */
+export type Hold = 'halt' | 'pause';
+
 /** Why a commit did not land. */
 class CommitRefused extends Error {
   override readonly name = 'CommitRefused';
@@ -93,6 +96,8 @@ export class PortfolioRunner {
   private wake: (() => void) | undefined;
   private stopRequested = false;
   private syncRequested = false;
+  /** An operator's halt or pause: no event is applied while it holds (null: none). */
+  private hold: Hold | null = null;
   private lost = false;
   private released = false;
 
@@ -111,6 +116,31 @@ export class PortfolioRunner {
   /** True while events are consumed. */
   get isRunning(): boolean {
     return this.status === 'running';
+  }
+
+  /** True while it holds its portfolio, consuming events or held by an operator. */
+  get isActive(): boolean {
+    return this.status === 'running' || this.status === 'paused';
+  }
+
+  /**
+   * An operator's halt or pause (null lifts it). Held, the runner applies no further event: the
+   * batch in hand, if any, still commits (nothing is dropped or applied twice), then it waits; its
+   * queue keeps what arrives. Lifted, it goes on from the head of the queue, in order. Before
+   * `start` it decides how the runner starts, so a portfolio loaded while halted applies nothing.
+   */
+  setHold(hold: Hold | null): void {
+    if (hold === this.hold) return;
+    const before = this.hold;
+    this.hold = hold;
+    if (this.status === 'running' && hold !== null) this.status = 'paused';
+    else if (this.status === 'paused' && hold === null) this.status = 'running';
+    if (this.loop !== undefined) {
+      if (hold === null) this.log.info('Portfolio resumed', { after: before });
+      else this.log.info('Portfolio paused', { by: hold });
+    }
+    this.options.onChange();
+    this.wake?.();
   }
 
   /** The lease as the beat renews it; null once released or lost. */
@@ -144,7 +174,7 @@ export class PortfolioRunner {
   start(): void {
     if (this.loop !== undefined || this.options.strategy === undefined) return;
     if (this.options.lease === null) return;
-    this.status = 'running';
+    this.status = this.hold === null ? 'running' : 'paused';
     this.options.onChange();
     const reader = this.options.openReader();
     this.reader = reader;
@@ -166,8 +196,9 @@ export class PortfolioRunner {
   async stop(force = false): Promise<boolean> {
     if (this.status !== 'error') this.status = 'stopping';
     this.stopRequested = true;
-    // Ends a wait for events at once.
+    // Ends a wait for events, or a hold, at once.
     this.reader?.close();
+    this.wake?.();
     if (this.loop === undefined) {
       if (this.status !== 'error') this.status = 'stopped';
       return false;
@@ -243,6 +274,11 @@ export class PortfolioRunner {
           this.log.info('Book written again after its lease was taken back');
           continue;
         }
+        // Checked between commits only: the batch in hand is never split or dropped.
+        if (this.hold !== null) {
+          await this.held();
+          continue;
+        }
         const events = await reader.peek(this.options.batchSize);
         failures = 0;
         if (events.length === 0) {
@@ -258,6 +294,14 @@ export class PortfolioRunner {
         await sleep(Math.min(1_000, 50 * 2 ** Math.min(failures, 5)));
       }
     }
+  }
+
+  /** Waits while an operator holds the portfolio, until the hold is lifted, a sync or a stop. */
+  private async held(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.wake = resolve;
+    });
+    this.wake = undefined;
   }
 
   /** Waits for an add to the queue (at most 1 s), or for `requestSync`. */
