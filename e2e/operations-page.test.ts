@@ -59,6 +59,37 @@ async function stack(env: Record<string, string> = {}) {
   return { nodes, gateway };
 }
 
+/** The gateway's JSON API as a script would use it (state changes carry the page's header too). */
+async function api(
+  url: string,
+  key: string,
+  method = 'GET',
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(url, {
+    method,
+    headers: {
+      'X-API-Key': key,
+      ...(method === 'GET' ? {} : { 'Content-Type': 'application/json', 'X-Ginkgo-Request': '1' }),
+    },
+    body: method === 'GET' ? undefined : '{}',
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+/** Waits until the page has rendered `count` more overviews than it showed when called. */
+async function nextUpdates(page: Page, count: number): Promise<void> {
+  const seen = new Set<string | null>();
+  await expect
+    .poll(
+      async () => {
+        seen.add(await page.locator('#updated').getAttribute('datetime'));
+        return seen.size;
+      },
+      { timeout: 10_000, interval: 50 },
+    )
+    .toBeGreaterThan(count);
+}
+
 async function open(url: string, viewport = { width: 1366, height: 900 }): Promise<Page> {
   const page = await browser.newPage({ viewport });
   page.on('pageerror', (err) => {
@@ -186,7 +217,8 @@ describe('the operations page in Chromium', () => {
 
   it('asks for the API key where reads need one, and lets only a keyed user drain', async () => {
     const KEY = 'operator-key-0123456789';
-    const { gateway } = await stack({ GATEWAY_API_KEYS: KEY });
+    const KEYS = `operator:operate:${KEY}`;
+    const { gateway } = await stack({ GATEWAY_API_KEYS: KEYS });
     const page = await open(`${gateway.url}/`);
     await expect.poll(() => page.locator('#feed-status').textContent()).toBe('API key needed');
     expect(await page.locator('tr[data-node]').count()).toBe(0);
@@ -198,7 +230,7 @@ describe('the operations page in Chromium', () => {
 
     // Public reads: the page shows the fleet to anyone, but a drain without the key is refused.
     const open2 = await fx.startGateway({
-      GATEWAY_API_KEYS: KEY,
+      GATEWAY_API_KEYS: KEYS,
       GATEWAY_PUBLIC_READS: 'true',
       GATEWAY_OVERVIEW_INTERVAL_MS: String(UPDATE_MS),
     });
@@ -213,5 +245,127 @@ describe('the operations page in Chromium', () => {
     await viewer.locator('#requests li[data-status="accepted"]').waitFor({ timeout: 10_000 });
     await shot(viewer, '6-keyed-drain');
     await viewer.close();
+  }, 120_000);
+
+  it("keeps an operator's half-made Move choice, focus and scroll across updates; halts, resumes and pauses with a 403 shown; lists the halt in the audit trail", async () => {
+    const VIEWER = 'viewer-secret-0123456789';
+    const LEAD = 'lead-secret-0123456789';
+    const { gateway } = await stack({
+      GATEWAY_API_KEYS: `viewer:read:${VIEWER},lead:admin:${LEAD}`,
+    });
+    const overview = async () => (await api(`${gateway.url}/api/overview`, LEAD)).body;
+    const page = await open(`${gateway.url}/`, { width: 1366, height: 600 });
+    await page.locator('#api-key').fill(VIEWER);
+    await page.locator('#api-key').press('Enter');
+    await page.locator('tr[data-portfolio="p1"] .state[data-state="running"]').waitFor({
+      timeout: 10_000,
+    });
+
+    // A read key: the audit panel says the trail needs admin instead of failing.
+    await expect.poll(() => page.locator('#audit-status').textContent()).toContain('admin scope');
+
+    // A Move menu opened and changed but not submitted survives the next updates: the same element
+    // (a marker set on it is still there), its choice, the focus, and the page's scroll position.
+    const plan = await fx.plan();
+    const target = ['a', 'b', 'c'].find((n) => n !== plan['p1']) ?? 'a';
+    const select = page.locator('tr[data-portfolio="p1"] select');
+    await select.click();
+    await select.selectOption(target);
+    await select.evaluate((s) => {
+      (s as unknown as { marker: string }).marker = 'kept';
+    });
+    await select.focus();
+    await page.evaluate('window.scrollTo(0, 250)');
+    const scrolled = Number(await page.evaluate('window.scrollY'));
+    expect(scrolled).toBe(250);
+    await nextUpdates(page, 2);
+    expect(
+      await select.evaluate((s) => ({
+        marker: (s as unknown as { marker?: string }).marker,
+        attached: s.isConnected,
+        focused: s === s.ownerDocument.activeElement,
+        value: (s as unknown as { value: string }).value,
+      })),
+    ).toEqual({ marker: 'kept', attached: true, focused: true, value: target });
+    expect(Number(await page.evaluate('window.scrollY'))).toBe(scrolled);
+    expect(
+      await page.locator(`tr[data-portfolio="p1"] button[data-action="migrate"]`).isEnabled(),
+    ).toBe(true);
+
+    // A portfolio removed from the catalog disappears, a new one appears in the gateway's order;
+    // the other rows (and the half-made choice) stay.
+    expect((await api(`${gateway.url}/api/portfolios/p3`, LEAD, 'DELETE')).status).toBe(202);
+    await fx.addToCatalog('p0');
+    await page.locator('tr[data-portfolio="p3"]').waitFor({ state: 'detached', timeout: 10_000 });
+    await page.locator('tr[data-portfolio="p0"]').waitFor({ timeout: 10_000 });
+    await expect
+      .poll(async () => {
+        const shown = await page
+          .locator('#portfolios tbody tr')
+          .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-portfolio')));
+        const served = ((await overview())['portfolios'] as { portfolio_id: string }[]).map(
+          (p) => p.portfolio_id,
+        );
+        return JSON.stringify(shown) === JSON.stringify(served);
+      })
+      .toBe(true);
+    expect(await select.evaluate((s) => (s as unknown as { marker?: string }).marker)).toBe('kept');
+    await shot(page, '7-move-kept');
+
+    // A halt with a read key is refused, and the gateway's message (naming the scope) is shown.
+    await page.locator('#halt-open').click();
+    await page.locator('#halt-reason').fill('not allowed');
+    await page.locator('#halt-confirm').click();
+    await page.locator('#notice:not([hidden])').waitFor({ timeout: 5_000 });
+    const refusal = await page.locator('#notice').textContent();
+    expect(refusal).toContain('halt trading failed: 403');
+    expect(refusal).toContain('operate');
+    expect((await overview())['trading']).toMatchObject({ halted: null });
+
+    // The lead's key from here on.
+    await page.locator('#api-key').fill(LEAD);
+    await page.locator('#api-key').press('Enter');
+
+    // Halt: a confirm step with a reason; the API reports the halt, the banner says who and why.
+    await page.locator('#halt-open').click();
+    await page.locator('#halt-reason').fill('desk check');
+    await page.locator('#halt-confirm').click();
+    await page.locator('#halt-banner:not([hidden])').waitFor({ timeout: 5_000 });
+    const banner = await page.locator('#halt-banner').textContent();
+    expect(banner).toContain('by lead');
+    expect(banner).toContain('desk check');
+    expect((await overview())['trading']).toMatchObject({
+      halted: { by: 'lead', reason: 'desk check' },
+    });
+    expect(await page.locator('#notice').isHidden()).toBe(true);
+    await shot(page, '8-halted');
+
+    // The audit panel lists the halt with the key's name.
+    await page
+      .locator('#audit tbody tr[data-action="halt"][data-actor="lead"]')
+      .waitFor({ timeout: 10_000 });
+
+    // Resume clears the banner and the halt.
+    await page.locator('#resume-trading').click();
+    await page.locator('#halt-banner').waitFor({ state: 'hidden', timeout: 5_000 });
+    expect((await overview())['trading']).toMatchObject({ halted: null });
+
+    // Pause one portfolio: marked paused at once (the operator's pause), then paused by its node.
+    await page.locator('tr[data-portfolio="p2"] button[data-action="pause"]').click();
+    await page.locator('tr[data-portfolio="p2"][data-paused]').waitFor({ timeout: 5_000 });
+    await page
+      .locator('tr[data-portfolio="p2"] .state[data-state="paused"]')
+      .waitFor({ timeout: 10_000 });
+    expect(await page.locator('tr[data-portfolio="p2"] [data-badge="paused"]').isVisible()).toBe(
+      true,
+    );
+    expect(await page.locator('tr[data-portfolio="p1"][data-paused]').count()).toBe(0);
+    await shot(page, '9-paused');
+    await page.locator('tr[data-portfolio="p2"] button[data-action="resume"]').click();
+    await page
+      .locator('tr[data-portfolio="p2"] .state[data-state="running"]')
+      .waitFor({ timeout: 10_000 });
+    expect(await page.locator('tr[data-portfolio="p2"][data-paused]').count()).toBe(0);
+    await page.close();
   }, 120_000);
 });
