@@ -16,7 +16,7 @@ import {
   type PortfolioState,
   type StateKeys,
 } from '@ginkgo-live/state-keys';
-import { AppError } from './http/errors.ts';
+import { callRedis } from './redis-unavailable.ts';
 
 /** One node as the API shows it; `error` set when one of its payloads is malformed. */
 export interface NodeView {
@@ -111,7 +111,7 @@ const DECODER_ENTRIES = 150_000;
 /**
  * Reads the fleet from Redis for the API, in pipelined batches (never KEYS, never one round trip
  * per key). A malformed entry is returned with an `error` and the rest of the answer; a Redis
- * failure is a 503 `REDIS_UNAVAILABLE`, never an empty answer.
+ * failure throws `RedisUnavailableError`, never an empty answer.
  */
 export class FleetReader {
   /**
@@ -126,22 +126,8 @@ export class FleetReader {
     private readonly keys: StateKeys,
   ) {}
 
-  private async run<T>(call: () => Promise<T>): Promise<T> {
-    if (this.redis.status !== 'ready') {
-      throw new AppError('REDIS_UNAVAILABLE', 'Redis is unavailable', {
-        connection: this.redis.status,
-      });
-    }
-    try {
-      return await call();
-    } catch (err) {
-      throw new AppError(
-        'REDIS_UNAVAILABLE',
-        'Redis is unavailable',
-        { reason: (err as Error).message },
-        { cause: err },
-      );
-    }
+  private run<T>(call: () => Promise<T>): Promise<T> {
+    return callRedis(this.redis, call);
   }
 
   /** About how many nodes there are (the larger of the registry and the records): one round trip. */

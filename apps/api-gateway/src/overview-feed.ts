@@ -1,7 +1,7 @@
 import { QUEUE_THRESHOLDS } from '@ginkgo-live/fleet';
 import { PeriodicLoop, type Logger } from '@ginkgo-live/runtime';
 import type { FleetReader } from './fleet-reader.ts';
-import { AppError } from './http/errors.ts';
+import { RedisUnavailableError } from './redis-unavailable.ts';
 import {
   buildOverview,
   OverviewHistory,
@@ -103,14 +103,10 @@ export class OverviewFeed {
     void this.loop.stop();
   }
 
-  /** The fleet read now, for the JSON endpoint: throws `REDIS_UNAVAILABLE` rather than go stale. */
+  /** The fleet read now, for the JSON endpoint: throws `RedisUnavailableError` rather than go stale. */
   async read(): Promise<OverviewMessage> {
     const message = await this.update();
-    if (message.stale) {
-      throw new AppError('REDIS_UNAVAILABLE', 'Redis is unavailable', {
-        reason: message.redis.reason,
-      });
-    }
+    if (message.stale) throw new RedisUnavailableError(message.redis.reason ?? 'unknown');
     return message;
   }
 
@@ -161,10 +157,9 @@ export class OverviewFeed {
         history: this.history.series(),
       };
     } catch (err) {
-      const cause = err instanceof AppError ? err.details['reason'] : undefined;
       const reason =
-        err instanceof AppError && err.code === 'REDIS_UNAVAILABLE'
-          ? `Redis is unavailable${typeof cause === 'string' && cause !== '' ? ` (${cause})` : ''}`
+        err instanceof RedisUnavailableError
+          ? err.message
           : `Fleet read failed: ${err instanceof Error ? err.message : String(err)}`;
       if (this.downSince === null) {
         this.downSince = this.now().toISOString();

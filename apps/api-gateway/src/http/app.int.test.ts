@@ -1,3 +1,5 @@
+import '../config.ts'; // first: config.ts and access.ts import each other (until that cycle is cut)
+import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { Redis } from 'ioredis';
@@ -282,9 +284,20 @@ describe('api-gateway on real Redis', () => {
     const one = await seen('/api/portfolios/p05');
     expect(one.body).toMatchObject({ portfolio_id: 'p05', node_id: 'n05', status: 'running' });
     expect(one.states).toEqual([keys.portfolioState('p05')]);
-    // Ids that could not be keys are simply unknown.
-    expect((await get('/api/portfolios/a:b')).status).toBe(404);
-    expect((await get('/api/nodes/%7Bn1%7D')).status).toBe(404);
+    // Ids that could not be keys are refused, naming the parameter.
+    for (const path of [
+      '/api/portfolios/a:b',
+      '/api/nodes/%7Bn1%7D',
+      `/api/nodes/${'n'.repeat(65)}`,
+    ])
+      expect(await get(path), path).toMatchObject({
+        status: 400,
+        body: { code: 'INVALID_PARAMETER', details: { parameter: 'id' } },
+      });
+    expect(await get('/api/portfolios?node_id=a:b')).toMatchObject({
+      status: 400,
+      body: { details: { parameter: 'node_id' } },
+    });
   });
 
   it('shows a node offline as soon as its heartbeat key is gone', async () => {
@@ -480,7 +493,7 @@ describe('api-gateway on real Redis', () => {
       status: 200,
       body: { request_id: id, status: 'refused', reason: 'unknown node n1' },
     });
-    expect((await get('/api/control/no-such-request')).status).toBe(404);
+    expect((await get(`/api/control/${randomUUID()}`)).status).toBe(404);
 
     const migrate = await post('/api/schedule/migrate', { portfolio_id: 'p1', target_node: 'n2' });
     expect(migrate.status).toBe(202);
@@ -499,12 +512,17 @@ describe('api-gateway on real Redis', () => {
     const huge = await post('/api/portfolios', { portfolio_id: 'p9', name: 'x'.repeat(20_000) });
     expect(huge.status).toBe(413);
     expect(await huge.json()).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
-    expect((await fetch(`${base}/api/portfolios/p1`, { method: 'DELETE' })).status).toBe(202);
+    const remove = await fetch(`${base}/api/portfolios/p1`, {
+      method: 'DELETE',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(remove.status).toBe(202);
   });
 
   it('requires an API key when keys are configured, and says nothing about which keys exist', async () => {
     const key = 'k-0123456789abcdef';
-    await startGateway({ ...OPEN, apiKeys: [key] });
+    const apiKeys = [{ name: 'ops', scope: 'admin' as const, secret: key }];
+    await startGateway({ ...OPEN, apiKeys });
     const denied = await fetch(`${base}/api/nodes`);
     expect(denied.status).toBe(401);
     const body = (await denied.json()) as Record<string, unknown>;
@@ -524,19 +542,22 @@ describe('api-gateway on real Redis', () => {
     ).toBe(200);
     expect((await fetch(`${base}/api/health`)).status).toBe(200);
 
-    await startGateway({ ...OPEN, apiKeys: [key], publicReads: true });
+    await startGateway({ ...OPEN, apiKeys, publicReads: true });
     expect((await fetch(`${base}/api/nodes`)).status).toBe(200);
-    expect((await fetch(`${base}/api/nodes/n1/drain`, { method: 'POST' })).status).toBe(401);
-    expect(
-      (await fetch(`${base}/api/nodes/n1/drain`, { method: 'POST', headers: { 'x-api-key': key } }))
-        .status,
-    ).toBe(202);
+    const drain = (headers: Record<string, string>) =>
+      fetch(`${base}/api/nodes/n1/drain`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+      });
+    expect((await drain({})).status).toBe(401);
+    expect((await drain({ 'x-api-key': key })).status).toBe(202);
   });
 
   it('limits the rate per client with X-RateLimit headers and 429', async () => {
     await startGateway({ ...OPEN, rateLimitPerMinute: 3 });
     const answers = [];
-    for (let i = 0; i < 4; i++) answers.push(await fetch(`${base}/api/nodes`));
+    // One item each (a whole-fleet read weighs more: limits.ts).
+    for (let i = 0; i < 4; i++) answers.push(await fetch(`${base}/api/schedule/plan`));
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 429]);
     expect(answers[0]?.headers.get('x-ratelimit-limit')).toBe('3');
     expect(answers[1]?.headers.get('x-ratelimit-remaining')).toBe('1');

@@ -1,3 +1,4 @@
+import '../config.ts'; // first: config.ts and access.ts import each other (until that cycle is cut)
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';

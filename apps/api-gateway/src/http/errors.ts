@@ -1,3 +1,5 @@
+import { RedisUnavailableError } from '../redis-unavailable.ts';
+
 /** Error codes of the API, with their HTTP status: the one table. */
 export const ERROR_STATUS = {
   INVALID_PARAMETER: 400,
@@ -32,9 +34,15 @@ export class AppError extends Error {
   }
 }
 
-/** Anything thrown, as an AppError: unknown errors become INTERNAL_ERROR (their text stays in the log). */
+/**
+ * Anything thrown, as an AppError — the one mapping: Redis failures become the 503
+ * `REDIS_UNAVAILABLE` (the client library's text stays in the log: it can hold addresses and
+ * credentials' errors), unknown errors `INTERNAL_ERROR` (their text stays in the log too).
+ */
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
+  if (err instanceof RedisUnavailableError)
+    return new AppError('REDIS_UNAVAILABLE', 'Redis is unavailable', {}, { cause: err });
   // express's body parser marks its errors with a type.
   const type = (err as { type?: unknown }).type;
   if (type === 'entity.too.large')

@@ -1,3 +1,4 @@
+import '../config.ts'; // first: config.ts and access.ts import each other (until that cycle is cut)
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -11,13 +12,16 @@ import { ControlQueue } from '../control-queue.ts';
 import { createFleetRegistry } from '../fleet-metrics.ts';
 import { FleetReader } from '../fleet-reader.ts';
 import { createApp } from './app.ts';
-import { OPENAPI } from './openapi.ts';
+import type { OpenApiDocument } from './openapi.ts';
 
 let server: RedisServer;
 let fx: StackFixture;
 let conns: RedisConnections;
 let http: Server;
 let base: string;
+let OPENAPI: OpenApiDocument;
+/** `method path` of every route the app serves, read from express's router stack. */
+let served: string[];
 
 beforeEach(async () => {
   server = await RedisServer.start();
@@ -39,6 +43,8 @@ beforeEach(async () => {
     registry: createFleetRegistry(reader),
     logger,
   });
+  OPENAPI = app.openapi;
+  served = servedRoutes(app as unknown as { router: { stack: Layer[] } });
   http = app.listen(0, '127.0.0.1');
   await new Promise((resolve) => http.once('listening', resolve));
   base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
@@ -52,6 +58,31 @@ afterEach(async () => {
 });
 
 type Method = 'get' | 'post' | 'delete';
+
+interface Layer {
+  route?: { path: string; methods: Record<string, boolean> };
+  handle?: { stack?: Layer[] };
+}
+
+/**
+ * Every route of the app, as `method /path/{param}`, walking express's router stack: the routers
+ * are mounted at the root, so a route's path is whole. The operations page (`GET /`, and its
+ * static files, which are not routes) is not part of the API.
+ */
+function servedRoutes(app: { router: { stack: Layer[] } }): string[] {
+  const out: string[] = [];
+  const walk = (stack: Layer[]): void => {
+    for (const layer of stack) {
+      if (layer.route !== undefined) {
+        for (const [method, on] of Object.entries(layer.route.methods))
+          if (on && method !== '_all')
+            out.push(`${method} ${layer.route.path.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`);
+      } else if (layer.handle?.stack !== undefined) walk(layer.handle.stack);
+    }
+  };
+  walk(app.router.stack);
+  return out.filter((r) => r !== 'get /');
+}
 const ajv = new Ajv2020({ strict: false, allErrors: true });
 formats.default(ajv);
 
@@ -117,6 +148,18 @@ describe('the OpenAPI description', () => {
       ['get', '/api/schedule/plan', '/api/schedule/plan', 200],
       ['get', '/api/notifications', '/api/notifications', 200],
       ['get', '/api/overview', '/api/overview', 200],
+      ['get', '/api/openapi.json', '/api/openapi.json', 200],
+      ['get', '/api/audit', '/api/audit?limit=5', 200],
+      ['get', '/api/audit', '/api/audit?before=yesterday', 400],
+      ['get', '/api/control/{id}', '/api/control/not-a-uuid', 400],
+      ['post', '/api/nodes/{id}/drain', '/api/nodes/a:b/drain', 400],
+      [
+        'post',
+        '/api/portfolios',
+        '/api/portfolios',
+        400,
+        { portfolio_id: 'p3', symbols: ['ETH'], strategy: { name: 'ma-crossover', params: {} } },
+      ],
       ['post', '/api/nodes/{id}/drain', '/api/nodes/n1/drain', 202],
       ['post', '/api/nodes/{id}/undrain', '/api/nodes/n1/undrain', 202],
       [
@@ -145,9 +188,9 @@ describe('the OpenAPI description', () => {
     for (const [method, template, url, status, body] of calls) {
       const response = await fetch(`${base}${url}`, {
         method: method.toUpperCase(),
-        ...(body === undefined
+        ...(method === 'get'
           ? {}
-          : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+          : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body ?? {}) }),
       });
       expect(response.status, `${method} ${url}`).toBe(status);
       const json = (await response.json()) as Record<string, unknown>;
@@ -196,9 +239,11 @@ describe('the OpenAPI description', () => {
     expect(await openapi.json()).toEqual(JSON.parse(JSON.stringify(OPENAPI)));
 
     const described = Object.entries(OPENAPI.paths).flatMap(([template, ops]) =>
-      Object.keys(ops).map((m) => `${m} ${template}`),
+      Object.keys(ops as object).map((m) => `${m} ${template}`),
     );
     expect([...exercised].sort()).toEqual(described.sort());
+    // What the app serves is what is described: no route left out of the document.
+    expect([...new Set(served)].sort()).toEqual(described.sort());
   });
 });
 

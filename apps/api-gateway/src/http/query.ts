@@ -1,18 +1,35 @@
 import { z } from 'zod';
 import { AppError } from './errors.ts';
 
-/** Parses a request's query with a zod schema; the first bad parameter is a 400 naming it. */
-export function parseQuery<S extends z.ZodType>(schema: S, query: unknown): z.output<S> {
-  const parsed = schema.safeParse(query);
+/** Where a request's input comes from, as its 400 says it. */
+export type InputPlace = 'query' | 'path' | 'body';
+
+const WHAT: Record<InputPlace, string> = {
+  query: 'query parameter',
+  path: 'path parameter',
+  body: 'body field',
+};
+
+/**
+ * Parses one part of a request with a zod schema; the first bad field is a 400
+ * `INVALID_PARAMETER` naming it in the message and in `details.parameter` (a nested body field as
+ * `strategy.name`; a body that is not an object at all as `body`).
+ */
+export function parseInput<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  place: InputPlace,
+): z.output<S> {
+  const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
-  const parameter = issue?.path.map(String).join('.') ?? '(query)';
+  const path = issue?.path.map(String).join('.') ?? '';
+  const parameter = path === '' ? place : path;
+  const message = issue?.message ?? 'invalid';
   throw new AppError(
     'INVALID_PARAMETER',
-    `Invalid query parameter ${parameter}: ${issue?.message ?? 'invalid'}`,
-    {
-      parameter,
-    },
+    path === '' ? `Invalid ${place}: ${message}` : `Invalid ${WHAT[place]} ${path}: ${message}`,
+    { parameter },
   );
 }
 
@@ -21,11 +38,12 @@ export const booleanParam = z
   .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
   .transform((v) => v === 'true' || v === '1');
 
-/** A whole number in [min, max]. */
+/** A whole number in [min, max]; described as an integer (a query string carries it as text). */
 export function intParam(min: number, max: number) {
   return z
     .string()
     .regex(/^\d+$/, { error: `must be a whole number from ${min} to ${max}` })
     .transform(Number)
-    .refine((n) => n >= min && n <= max, { error: `must be a whole number from ${min} to ${max}` });
+    .refine((n) => n >= min && n <= max, { error: `must be a whole number from ${min} to ${max}` })
+    .meta({ type: 'integer', minimum: min, maximum: max });
 }

@@ -1,0 +1,37 @@
+import { z } from 'zod';
+import { ID_PATTERN } from '@ginkgo-live/state-keys';
+import type { ResponseDoc } from '../api-router.ts';
+
+/**
+ * Schemas several routers share. Those registered in `components` are named components of the
+ * OpenAPI description (`#/components/schemas/<id>`); the rest is inlined where used.
+ */
+export const components = z.registry<{ id: string; description?: string }>();
+
+export const time = z.iso.datetime({ offset: true });
+
+/** A node or portfolio id as the state keys take it (the gateway's ids are the fleet's). */
+export const fleetId = z
+  .string()
+  .regex(ID_PATTERN, { error: 'must be 1-64 characters of [A-Za-z0-9_.-]' });
+
+/** `/…/:id` of a node or a portfolio. */
+export const idParams = z.object({ id: fleetId });
+
+export const ErrorSchema = z
+  .object({
+    error: z.literal(true),
+    code: z.string(),
+    message: z.string(),
+    details: z.record(z.string(), z.unknown()),
+    timestamp: time,
+  })
+  .register(components, { id: 'Error' });
+
+export const errorResponse = (description: string): ResponseDoc => ({
+  description,
+  schema: ErrorSchema,
+});
+
+/** Every route that reads or writes Redis may answer this. */
+export const REDIS_DOWN = errorResponse('Redis unavailable');
