@@ -32,6 +32,8 @@ export interface GatewayAccess extends Access {
    * any key is looked at), the `Host` allowlist, CORS, and the cross-site request check.
    */
   readonly guard: RequestHandler;
+  /** How many clients the limiters hold a window for: per address (capped) and per key. */
+  limiterSizes(): { addresses: number; keys: number };
 }
 
 const PRINCIPAL = 'principal';
@@ -61,7 +63,10 @@ const isLoopbackAddress = (address: string): boolean =>
  * must not open a keyless gateway to the world. Limits: per client address in `guard` (a key that
  * matches none adds `WEIGHTS.failedKey`), then per key once it is known.
  */
-export function createAccess(security: SecurityConfig): GatewayAccess {
+export function createAccess(
+  security: SecurityConfig,
+  options: { maxAddresses?: number } = {},
+): GatewayAccess {
   const keys = security.apiKeys.map((k) => ({
     name: k.name,
     scope: k.scope,
@@ -73,6 +78,7 @@ export function createAccess(security: SecurityConfig): GatewayAccess {
   // the second holds at most one window per configured key (and `anonymous`).
   const byAddress = new RateLimiter({
     limit: security.addressRateLimitPerMinute ?? SECURITY_DEFAULTS.addressRateLimitPerMinute,
+    ...(options.maxAddresses === undefined ? {} : { maxEntries: options.maxAddresses }),
   });
   const byKey = new RateLimiter({ limit: security.rateLimitPerMinute });
 
@@ -123,6 +129,7 @@ export function createAccess(security: SecurityConfig): GatewayAccess {
 
   return {
     guard,
+    limiterSizes: () => ({ addresses: byAddress.size, keys: byKey.size }),
     require(scope) {
       return (req, res, next) => {
         const principal = authenticate(req);
