@@ -6,6 +6,7 @@
 // notification id) and only what changed is written. Rebuilding a table every second would close
 // an open Move menu, drop its half-made choice, lose the focus and jump the scroll position.
 
+/* global AbortController */
 const KEY_STORAGE = 'ginkgo-live.api-key';
 const RECONNECT_MS = 2000;
 const AUDIT_LIMIT = 50;
@@ -21,6 +22,7 @@ const state = {
   lastMessageAt: 0,
   requests: [],
   requestSeq: 0,
+  stream: undefined,
 };
 
 // ---------- small helpers ----------
@@ -599,17 +601,21 @@ function showGatewayLost(reason, label = 'Gateway unreachable') {
 
 async function follow() {
   for (;;) {
+    // Another key entered: this stream (read with the old one) ends and the next uses the new key.
+    const stream = new AbortController();
+    state.stream = stream;
     try {
       const response = await fetch('/api/overview/stream', {
         headers: readHeaders(),
         cache: 'no-store',
+        signal: stream.signal,
       });
       if (response.status === 401) {
         showGatewayLost('the gateway wants an API key: enter it above', 'API key needed');
         await waitForKey();
         continue;
       }
-      if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+      if (!response.ok || !response.body) throw new Error(await failure(response));
       setFeed('up', 'Live');
       // Quiet is counted from the connection, not from the last message of an earlier one: the
       // first update may take a moment (the gateway reads the fleet for it).
@@ -638,6 +644,7 @@ async function follow() {
         }
       }
     } catch (err) {
+      if (stream.signal.aborted) continue;
       showGatewayLost(err instanceof Error ? err.message : String(err));
       await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
     }
@@ -849,8 +856,10 @@ $('#key-form').addEventListener('submit', (event) => {
   state.key = $('#api-key').value.trim();
   if (state.key) sessionStorage.setItem(KEY_STORAGE, state.key);
   else sessionStorage.removeItem(KEY_STORAGE);
-  keyWaiter?.();
-  keyWaiter = undefined;
+  if (keyWaiter) {
+    keyWaiter();
+    keyWaiter = undefined;
+  } else state.stream?.abort();
   void refreshAudit();
 });
 
