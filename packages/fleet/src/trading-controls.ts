@@ -45,10 +45,13 @@ export const UNREADABLE_BY = '(unreadable)';
  * fleet, pausing a paused portfolio) changes nothing and says why, and a change is never written
  * without its entry. A script rather than WATCH/MULTI: the gateway shares one connection between
  * concurrent requests, and a WATCH on a shared connection is anybody's.
- * KEYS[1] trading_halt   KEYS[2] paused_portfolios   KEYS[3] portfolio_catalog   KEYS[4] audit
+ * KEYS[1] trading_halt   KEYS[2] paused_portfolios   KEYS[3] audit
  * ARGV[1] op (halt | unhalt | pause | resume)   ARGV[2] portfolio id ('' for the fleet)
  * ARGV[3] payload to write (halt, pause; '' otherwise)   ARGV[4] the accepted audit entry
- * ARGV[5] audit cap (XADD MAXLEN ~)
+ * ARGV[5] audit cap (XADD MAXLEN ~)   ARGV[6] portfolio_catalog, only read: Redis's ACL wants
+ * read and write on every key a script declares, and the gateway's and ginkgo-ctl's users may
+ * not write the catalog (packages/redis-client/src/acl.ts); it is in the {scheduler} slot with
+ * the others, so a cluster still runs the script on one shard.
  * Returns 'ok', or the refusal: 'already halted', 'not halted', 'already paused', 'not paused',
  * 'unknown portfolio'.
  */
@@ -62,13 +65,13 @@ elseif op == 'unhalt' then
   if redis.call('EXISTS', KEYS[1]) == 0 then return 'not halted' end
 elseif op == 'pause' then
   if redis.call('HEXISTS', KEYS[2], id) == 1 then return 'already paused' end
-  if redis.call('HEXISTS', KEYS[3], id) == 0 then return 'unknown portfolio' end
+  if redis.call('HEXISTS', ARGV[6], id) == 0 then return 'unknown portfolio' end
 elseif redis.call('HEXISTS', KEYS[2], id) == 0 then
   -- A paused portfolio removed from the catalog since can still be resumed (its entry goes).
-  if redis.call('HEXISTS', KEYS[3], id) == 0 then return 'unknown portfolio' end
+  if redis.call('HEXISTS', ARGV[6], id) == 0 then return 'unknown portfolio' end
   return 'not paused'
 end
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'entry', ARGV[4])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'entry', ARGV[4])
 if op == 'halt' then redis.call('SET', KEYS[1], ARGV[3])
 elseif op == 'unhalt' then redis.call('DEL', KEYS[1])
 elseif op == 'pause' then redis.call('HSET', KEYS[2], id, ARGV[3])
@@ -164,13 +167,14 @@ export class TradingControls {
     });
     const reply = (await CHANGE.run(
       this.redis,
-      [k.tradingHalt(), k.pausedPortfolios(), k.portfolioCatalog(), k.auditLog()],
+      [k.tradingHalt(), k.pausedPortfolios(), k.auditLog()],
       [
         op,
         portfolioId ?? '',
         payload,
         encodeAuditEntry(entry('accepted', reason)),
         AUDIT_MAX_ENTRIES,
+        k.portfolioCatalog(),
       ],
     )) as string;
     if (reply === 'ok') return { ok: true };
