@@ -198,7 +198,7 @@ function renderSummary(m, trading) {
     ['Nodes online', `${s.nodes_online} / ${s.nodes_total}`, s.nodes_lost > 0],
     ['Portfolios running', `${s.portfolios_running} / ${s.portfolios_total}`, false],
     ['Orphaned', String(s.portfolios_orphaned), s.portfolios_orphaned > 0],
-    ['Paused', String(trading.paused.size), trading.paused.size > 0],
+    ['Paused by operators', String(trading.paused.size), trading.paused.size > 0 && 'warning'],
     ['Events / s', num(s.events_per_second, 1), false],
     // The thresholds come with the data (the fleet read model's), never spelled here.
     [
@@ -218,7 +218,7 @@ function renderSummary(m, trading) {
     (card, [, value, bad]) => {
       const dd = card.lastElementChild;
       setText(dd, value);
-      setAttr(dd, 'data-level', bad ? 'critical' : 'ok');
+      setAttr(dd, 'data-level', bad === 'warning' ? 'warning' : bad ? 'critical' : 'ok');
     },
   );
 }
@@ -370,7 +370,7 @@ function createPortfolioRow() {
   const cells = {
     id: el('th', { scope: 'row' }),
     state: el('span', { class: 'state' }),
-    paused: el('span', { class: 'badge', 'data-badge': 'paused', text: 'paused' }),
+    paused: el('span', { class: 'badge', 'data-badge': 'paused' }),
     node: el('td', { 'data-field': 'node' }),
     queue: queueBar(),
     events: el('td', { class: 'num' }),
@@ -380,7 +380,11 @@ function createPortfolioRow() {
     error: el('td', { class: 'error' }),
     // The operator's pick: the placeholder until one is chosen, so a click on Move never sends a
     // node the operator did not choose.
-    select: el('select', { 'data-field': 'target' }),
+    select: el(
+      'select',
+      { 'data-field': 'target' },
+      el('option', { value: '', selected: true, 'data-key': '', text: 'Move to…' }),
+    ),
     move: el('button', { type: 'button', 'data-action': 'migrate', text: 'Move', disabled: true }),
     trade: el('button', { type: 'button' }),
   };
@@ -439,6 +443,7 @@ function updatePortfolioRow(row, p, targets, trading) {
   setAttr(c.state, 'data-state', p.status);
   setText(c.state, p.status);
   setHidden(c.paused, !view.paused);
+  setText(c.paused, pause ? `paused by ${pause.by}` : '');
   setAttr(
     c.paused,
     'title',
@@ -471,7 +476,7 @@ function updatePortfolioRow(row, p, targets, trading) {
     c.select,
     ['', ...choices],
     (t) => t,
-    (t) => el('option', { value: t, text: t === '' ? 'Move to…' : t }),
+    (t) => el('option', { value: t, text: t }),
     () => {},
   );
   setAttr(c.select, 'aria-label', `Target node for ${p.portfolio_id}`);
@@ -521,7 +526,17 @@ function renderNotifications(m) {
   );
 }
 
-function renderTrading(trading) {
+/** How long since `iso`, as of the overview's time: " (for 3 min)". */
+function since(iso, now) {
+  const ms = Date.parse(now) - Date.parse(iso);
+  if (!Number.isFinite(ms) || ms < 0) return '';
+  const minutes = Math.floor(ms / 60000);
+  if (minutes < 1) return ' (under a minute ago)';
+  if (minutes < 120) return ` (${minutes} min ago)`;
+  return ` (${Math.floor(minutes / 60)} h ago)`;
+}
+
+function renderTrading(trading, generatedAt) {
   const halt = trading.halt;
   document.body.dataset.trading = !trading.known ? 'unknown' : halt ? 'halted' : 'live';
   setHidden($('#halt-banner'), halt === null);
@@ -537,7 +552,7 @@ function renderTrading(trading) {
   if (halt)
     setText(
       $('#halt-detail'),
-      `by ${halt.by} at ${dateTime(halt.halted_at)}` +
+      `by ${halt.by} at ${dateTime(halt.halted_at)}${since(halt.halted_at, generatedAt)}` +
         (halt.reason ? `: “${halt.reason}”` : ' (no reason given)') +
         '. No portfolio applies events; queues keep what arrives until full.',
     );
@@ -574,7 +589,7 @@ function render(m) {
   const trading = tradingOf(m);
   document.body.dataset.redis = m.redis.status;
   renderStatus(m);
-  renderTrading(trading);
+  renderTrading(trading, m.generated_at);
   renderSummary(m, trading);
   renderCharts(m);
   renderNodes(m);
