@@ -1,11 +1,13 @@
 import type { Redis } from 'ioredis';
 import {
   countNodes,
+  TradingControls,
   nodeStatus,
   readNodeIds,
   readNodeSnapshots,
   type NodeFleetStatus,
   type NodeSnapshot,
+  type TradingReading,
 } from '@ginkgo-live/fleet';
 import {
   isValidId,
@@ -325,6 +327,11 @@ export class FleetReader {
         leader,
       };
     });
+  }
+
+  /** The trading halt and the paused portfolios (`TradingControls.read`): one round trip. */
+  async trading(): Promise<TradingReading> {
+    return this.run(() => new TradingControls(this.redis, this.keys).read());
   }
 
   /** The notification history, newest first (at most 1000 read). */

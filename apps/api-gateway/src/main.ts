@@ -68,6 +68,7 @@ await runApp({
         ping: () => connections.ping(),
         registry: createFleetRegistry(reader, metrics),
         logger,
+        trading: { redis: connections.main, keys },
       }),
     );
     return {

@@ -15,6 +15,7 @@ function fakeReader() {
     portfolios: () => Promise.resolve([]),
     plan: () => Promise.resolve({ version: 3, leader: 's1' }),
     notifications: () => Promise.resolve([]),
+    trading: () => Promise.resolve({ halted: null, paused: [], problems: [] }),
   } as unknown as FleetReader;
   return { reader, counts };
 }

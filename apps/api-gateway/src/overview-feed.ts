@@ -36,6 +36,7 @@ type Listener = (message: OverviewMessage) => void;
 
 const EMPTY: FleetOverview = {
   generated_at: new Date(0).toISOString(),
+  trading: { halted: null, paused: [] },
   queue_thresholds: { ...QUEUE_THRESHOLDS },
   summary: {
     nodes_online: 0,
@@ -140,8 +141,9 @@ export class OverviewFeed {
       const portfolios = await reader.portfolios();
       const plan = await reader.plan();
       const notifications = await reader.notifications();
+      const trading = await reader.trading();
       const now = this.now();
-      const overview = buildOverview({ nodes, portfolios, plan, notifications, now });
+      const overview = buildOverview({ nodes, portfolios, plan, notifications, trading, now });
       this.history.record(overview.summary, now.getTime());
       if (this.downSince !== null)
         this.options.logger.info('Operations feed: Redis readable again', {

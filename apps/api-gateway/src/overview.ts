@@ -5,8 +5,9 @@ import {
   type NodeFleetStatus,
   type QueueLevel,
   type QueueThresholds,
+  type TradingReading,
 } from '@ginkgo-live/fleet';
-import type { NotificationRecord } from '@ginkgo-live/state-keys';
+import type { NotificationRecord, PortfolioPause, TradingHalt } from '@ginkgo-live/state-keys';
 import type { NodeView, PortfolioView } from './fleet-reader.ts';
 
 /**
@@ -81,9 +82,18 @@ export interface FleetSummary {
   plan_version: number | null;
 }
 
+/** The trading desk's controls, for the page's banner and paused rows. */
+export interface TradingView {
+  /** The fleet-wide halt (who, when, why), or null while the fleet trades. */
+  halted: Omit<TradingHalt, '_v'> | null;
+  /** Paused portfolios, by id. */
+  paused: Omit<PortfolioPause, '_v'>[];
+}
+
 /** One overview: the fleet as read at `generated_at`. */
 export interface FleetOverview {
   generated_at: string;
+  trading: TradingView;
   /** The queue levels' thresholds, for the page's colours. */
   queue_thresholds: QueueThresholds;
   summary: FleetSummary;
@@ -97,6 +107,8 @@ export interface OverviewInput {
   portfolios: PortfolioView[];
   plan: { version: number | null; leader: string | null };
   notifications: (NotificationRecord | { error: string; raw: string })[];
+  /** The halt and pauses; none when not given. */
+  trading?: TradingReading;
   now: Date;
   /** How many notifications the page lists. Default 20. */
   notificationLimit?: number;
@@ -191,6 +203,7 @@ export function buildOverview(input: OverviewInput): FleetOverview {
   const usages = portfolios.map((p) => p.queue_usage).filter((u): u is number => u !== null);
   return {
     generated_at: input.now.toISOString(),
+    trading: tradingView(input.trading),
     queue_thresholds: { ...QUEUE_THRESHOLDS },
     summary: {
       nodes_online: online.length,
@@ -210,6 +223,24 @@ export function buildOverview(input: OverviewInput): FleetOverview {
     nodes,
     portfolios,
     notifications: records.slice(0, input.notificationLimit ?? 20).map(notificationRow),
+  };
+}
+
+/** The halt and pauses without their payload versions. */
+export function tradingView(reading: TradingReading | undefined): TradingView {
+  if (reading === undefined) return { halted: null, paused: [] };
+  const { halted, paused } = reading;
+  return {
+    halted:
+      halted === null
+        ? null
+        : { halted_at: halted.halted_at, by: halted.by, reason: halted.reason },
+    paused: paused.map(({ portfolio_id, paused_at, by, reason }) => ({
+      portfolio_id,
+      paused_at,
+      by,
+      reason,
+    })),
   };
 }
 

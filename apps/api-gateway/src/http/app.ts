@@ -22,6 +22,7 @@ import { notificationRoutes } from './routes/notifications.ts';
 import { overviewRoutes } from './routes/overview.ts';
 import { portfolioRoutes } from './routes/portfolios.ts';
 import { scheduleRoutes } from './routes/schedule.ts';
+import { tradingRoutes, type TradingDeps } from './routes/trading.ts';
 import { EventStreams } from './sse.ts';
 
 export { metricRows } from './routes/metrics.ts';
@@ -37,8 +38,11 @@ export interface AppOptions {
   overview?: OverviewFeed;
   /** The routes' access checks; default the one made from `security` (tests give their own). */
   access?: Access;
-  /** Pause / resume / halt (`routes/trading.ts`), mounted with the other routers when given. */
-  trading?: ApiRouter;
+  /**
+   * Pause / resume / halt (`routes/trading.ts`): where they write. Mounted with the other routers
+   * (under the same access checks) when given.
+   */
+  trading?: Omit<TradingDeps, 'access'>;
 }
 
 /** The gateway's express app: wiring only. Each resource's routes, schemas and docs are in `routes/`. */
@@ -75,7 +79,7 @@ export function createApp(options: AppOptions): express.Express & { openapi: Ope
       }),
     }),
     // Pause / resume / halt (helper trading-controls' `routes/trading.ts`).
-    ...(options.trading === undefined ? [] : [options.trading]),
+    ...(options.trading === undefined ? [] : [tradingRoutes({ access, ...options.trading })]),
   ];
   for (const router of routers) app.use(router.router);
   const openapi: OpenApiDocument = buildOpenApi(routers.flatMap((r) => r.operations));

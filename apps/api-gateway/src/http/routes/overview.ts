@@ -5,6 +5,7 @@ import { ApiRouter } from '../api-router.ts';
 import type { EventStreams } from '../sse.ts';
 import type { OverviewFeed, OverviewMessage } from '../../overview-feed.ts';
 import { components, errorResponse, REDIS_DOWN, time } from './common.ts';
+import { TradingSchema } from './trading.ts';
 
 const num = z.number();
 const int = z.number().int();
@@ -21,6 +22,7 @@ export const OverviewSchema = z
     }),
     stale: z.boolean(),
     data_as_of: time.nullable(),
+    trading: TradingSchema,
     queue_thresholds: z.object({ warning: num, critical: num, full: num }),
     summary: z.object({
       nodes_online: int.meta({ description: 'Heartbeat alive: status online or draining' }),
