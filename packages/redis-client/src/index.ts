@@ -1,3 +1,5 @@
+export { aclFile, aclUsers } from './acl.ts';
+export type { AclOptions, AclUser, AclUserName } from './acl.ts';
 export { backoffDelayMs } from './backoff.ts';
 export type { BackoffOptions } from './backoff.ts';
 export {

@@ -41,6 +41,8 @@ export interface RedisServerOptions {
   tls?: { certs: TlsCertificates; authClients?: TlsAuthClients };
   /** The user the harness's own commands log in as (an ACL-enabled server). */
   auth?: { username: string; password: string };
+  /** The content of an ACL file, written into the data directory and loaded (`--aclfile`). */
+  aclFile?: string;
 }
 
 /** Why the harness could not start Redis, with what redis-server printed. */
@@ -214,6 +216,7 @@ export class RedisServer {
       'no',
       '--logfile',
       '',
+      ...(this.options.aclFile === undefined ? [] : ['--aclfile', this.writeAclFile()]),
     ];
     const sentinel = this.options.sentinelOf;
     if (sentinel !== undefined) {
@@ -249,6 +252,37 @@ export class RedisServer {
       'always',
       ...(this.options.args ?? []),
     ];
+  }
+
+  private writeAclFile(): string {
+    const file = path.join(this.dir, 'users.acl');
+    if (!existsSync(file)) writeFileSync(file, this.options.aclFile ?? '');
+    return file;
+  }
+
+  /** Redis's ACL LOG: the commands and keys it refused, newest first. */
+  async aclLog(): Promise<{ reason: string; object: string; username: string; context: string }[]> {
+    const client = new Redis({ ...this.clientOptions(), lazyConnect: true });
+    client.on('error', () => {
+      // Reported by the rejection below.
+    });
+    try {
+      await client.connect();
+      const entries = (await client.call('ACL', 'LOG', '100')) as unknown[][];
+      return entries.map((entry) => {
+        const fields: Record<string, string> = {};
+        for (let i = 0; i + 1 < entry.length; i += 2)
+          fields[String(entry[i])] = String(entry[i + 1]);
+        return {
+          reason: fields['reason'] ?? '',
+          object: fields['object'] ?? '',
+          username: fields['username'] ?? '',
+          context: fields['context'] ?? '',
+        };
+      });
+    } finally {
+      client.disconnect();
+    }
   }
 
   private get binary(): string {

@@ -46,21 +46,34 @@ export class StackFixture {
    */
   constructor(
     readonly server: RedisServer,
-    private readonly options: { bundled?: boolean; sentinel?: SentinelGroup } = {},
+    private readonly options: { bundled?: boolean; sentinel?: SentinelGroup; prefix?: string } = {},
   ) {
-    this.keys = createStateKeys(`t${Date.now()}${Math.floor(Math.random() * 1_000)}:`);
+    // A test may need the prefix before the server starts (an ACL file names the keys).
+    this.keys = createStateKeys(options.prefix ?? StackFixture.newPrefix());
     const sentinel = options.sentinel;
     this.redis =
       sentinel === undefined
-        ? new Redis({ host: server.host, port: server.port, maxRetriesPerRequest: null })
+        ? new Redis({ ...server.clientOptions(), maxRetriesPerRequest: null })
         : new Redis({
             sentinels: sentinel.sentinels.map((s) => ({ host: s.host, port: s.port })),
             name: sentinel.masterName,
             maxRetriesPerRequest: null,
+            ...(sentinel.tls === undefined
+              ? {}
+              : {
+                  tls: sentinel.tls.clientTls,
+                  sentinelTLS: sentinel.tls.clientTls,
+                  enableTLSForSentinelMode: true,
+                }),
           });
     this.redis.on('error', () => {
       // Tests kill and freeze Redis on purpose; this client waits it out.
     });
+  }
+
+  /** A key prefix no other test uses. */
+  static newPrefix(): string {
+    return `t${Date.now()}${Math.floor(Math.random() * 1_000)}:`;
   }
 
   /** How the apps reach Redis: the server's host and port, or the sentinel group. */

@@ -1,0 +1,141 @@
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { aclFile } from '@ginkgo-live/redis-client';
+import {
+  ManagedProcess,
+  RedisServer,
+  StackFixture,
+  tsEntry,
+  waitFor,
+  type ManagedProcess as Process,
+} from '@ginkgo-live/testing';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+}, 30_000);
+
+const USERS = [
+  'livecore-scheduler',
+  'api-gateway',
+  'market-feed',
+  'notification-worker',
+  'ginkgo-ctl',
+  'execution-node.node-1',
+  'execution-node.node-2',
+] as const;
+/** Distinct passwords, so a user logged in with another's fails. */
+const PASSWORDS: Record<string, string> = Object.fromEntries(
+  [...USERS, 'admin'].map((user) => [user, `pw-${user}-${Math.random().toString(36).slice(2)}`]),
+);
+const as = (user: (typeof USERS)[number]) => ({
+  REDIS_USERNAME: user,
+  REDIS_PASSWORD: PASSWORDS[user] ?? '',
+});
+
+describe('the fleet on an ACL-enabled Redis, each app under its own user', () => {
+  it('runs: nodes online, portfolios applying events, /api/nodes, a notification delivered, ginkgo-ctl answered — no NOPERM anywhere', async () => {
+    const prefix = StackFixture.newPrefix();
+    const server = await RedisServer.start({
+      aclFile: aclFile({ nodes: ['node-1', 'node-2'], passwords: PASSWORDS, prefix }),
+      auth: { username: 'admin', password: PASSWORDS['admin'] ?? '' },
+    });
+    cleanups.push(() => server.cleanup());
+    // The default user is off: a client without a user cannot even ping.
+    const anonymous = new Redis({ host: server.host, port: server.port, lazyConnect: true });
+    anonymous.on('error', () => {
+      // Asserted below.
+    });
+    await anonymous.connect().catch(() => undefined);
+    await expect(anonymous.ping()).rejects.toThrow(/NOAUTH|NOPERM/);
+    anonymous.disconnect();
+
+    const fx = new StackFixture(server, { prefix });
+    cleanups.push(() => fx.close());
+    const portfolios = ['p1', 'p2', 'p3', 'p4'];
+    for (const id of portfolios) await fx.addToCatalog(id);
+
+    const [, , node2, gateway] = await Promise.all([
+      fx.startScheduler('s1', as('livecore-scheduler')),
+      fx.startNode('node-1', as('execution-node.node-1')),
+      fx.startNode('node-2', as('execution-node.node-2')),
+      fx.startGateway(as('api-gateway')),
+      fx.startNotificationWorker(as('notification-worker')),
+      fx.startFeed({ ...as('market-feed'), FEED_RATE: '20' }),
+    ]);
+
+    // Every portfolio runs and applies the feed's events.
+    await waitFor(
+      async () => {
+        for (const id of portfolios) {
+          const state = await fx.state(id);
+          if (state?.status !== 'running' || state.processed_count === 0) return false;
+        }
+        return true;
+      },
+      { timeoutMs: 15_000, description: 'every portfolio running with events applied' },
+    );
+    await waitFor(
+      async () => {
+        const answer = await fetch(`${gateway.url}/api/nodes`);
+        return ((await answer.json()) as { online_count?: number }).online_count === 2;
+      },
+      { timeoutMs: 5_000, description: '/api/nodes: both nodes online' },
+    );
+
+    // node-2 dies: the scheduler notices, a notification is delivered, node-1 takes its
+    // portfolios back from their leases.
+    await node2.stop('SIGKILL');
+    await waitFor(
+      async () =>
+        (await fx.redis.lrange(fx.keys.notificationHistory(), 0, -1)).some((raw) =>
+          /"kind":"node_lost".*"status":"delivered"/.test(raw),
+        ),
+      { timeoutMs: 10_000, description: 'node_lost delivered' },
+    );
+    await waitFor(
+      async () => {
+        for (const id of portfolios) {
+          const state = await fx.state(id);
+          if (state?.status !== 'running' || state.node_id !== 'node-1') return false;
+        }
+        return true;
+      },
+      { timeoutMs: 10_000, description: 'every portfolio running on node-1' },
+    );
+
+    // ginkgo-ctl, as its own user: a request the scheduler answers, a pause and a resume it writes.
+    const ctl = async (...args: string[]): Promise<Process> => {
+      const entry = tsEntry('ginkgo-ctl', 'apps/livecore-scheduler/src/ctl.ts', {
+        ...server.env,
+        ...as('ginkgo-ctl'),
+        REDIS_KEY_PREFIX: prefix,
+        LOG_FORMAT: 'json',
+      });
+      const run = ManagedProcess.start({ ...entry, args: [...(entry.args ?? []), ...args] });
+      cleanups.push(() => run.stop('SIGKILL'));
+      const exit = await run.waitForExit(15_000);
+      expect(exit.code, `${args.join(' ')}: ${run.output}`).toBe(0);
+      return run;
+    };
+    const [migrate, pause] = await Promise.all([
+      ctl('migrate', 'p1', 'node-1'),
+      ctl('pause', 'p2', 'acl test'),
+    ]);
+    expect(migrate.output).toContain('accepted (migrate)');
+    const runs = [migrate, pause, await ctl('resume', 'p2')];
+
+    // The gateway, as its user, queues a control request and its audit entry.
+    const undrain = await fetch(`${gateway.url}/api/nodes/node-1/undrain`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(undrain.status, await undrain.text()).toBe(202);
+
+    // Redis's own record of what it refused, then every app's log.
+    expect(await server.aclLog()).toEqual([]);
+    const processes: Process[] = [...fx.processes, ...runs];
+    for (const process of processes) expect(process.output, process.name).not.toContain('NOPERM');
+  }, 60_000);
+});

@@ -1,0 +1,247 @@
+import { createHash } from 'node:crypto';
+import { createStateKeys, type StateKeys } from '@ginkgo-live/state-keys';
+
+/**
+ * Redis ACL users, one per app, each allowed only the commands and keys that app needs — the one
+ * definition behind the tests' ACL-enabled servers and compose's `docker/redis/users.acl`.
+ *
+ * Two facts of Redis 7 shape the rules:
+ * - `EVAL`/`EVALSHA`/`FCALL` need read AND write permission on every key a script declares (Redis
+ *   cannot tell what the script will do), and every command inside the script is checked again.
+ *   So a key that a script of an app declares is read-write for that app even when the script only
+ *   reads it (BullMQ's scripts declare their queue's keys; the node's beat declares the registry).
+ * - A key pattern cannot say "except": the scheduler's keys are listed one by one so that a user
+ *   that may write `{scheduler}:control` may not write `{scheduler}:portfolio_assignments`.
+ */
+
+/** The users of the apps. A node's user is `execution-node.<nodeId>`. */
+export type AclUserName =
+  'livecore-scheduler' | 'api-gateway' | 'market-feed' | 'notification-worker' | 'ginkgo-ctl';
+
+export interface AclOptions {
+  /**
+   * The execution nodes, one user each (`execution-node.<nodeId>`), each allowed only its own
+   * heartbeat and info. `*` instead makes one user `execution-node` for every node id (compose's
+   * `--scale`, where node ids are not known in advance): then a node can write other nodes' keys.
+   */
+  nodes: string[];
+  /**
+   * A password per user name (the app users, each node's user, and optionally `admin`, `sentinel`
+   * and `replica`). Written as SHA-256 (`#…`), never in clear.
+   */
+  passwords: Record<string, string>;
+  /** `REDIS_KEY_PREFIX` of the deployment, `''` by default. */
+  prefix?: string;
+}
+
+/** One user: its rules, and what it may write, in words, for the README's table. */
+export interface AclUser {
+  name: string;
+  rules: string[];
+}
+
+/**
+ * The commands of every app user: data commands (reads, writes, transactions, scripts, blocking
+ * pops), nothing that administers the server — then what ioredis's ready check and client names
+ * need. Order matters: Redis applies the rules left to right.
+ */
+const COMMANDS = [
+  '-@all',
+  '+@connection',
+  '+@read',
+  '+@write',
+  '+@transaction',
+  '+@scripting',
+  '+@blocking',
+  // KEYS, SORT, FLUSHALL, MIGRATE, RESTORE, CONFIG, CLIENT KILL/LIST, MONITOR, …
+  '-@dangerous',
+  '-@admin',
+  '-script|flush',
+  '-script|kill',
+  '-function|flush',
+  '-function|delete',
+  '-function|load',
+  '-function|kill',
+  '-function|restore',
+  '+info',
+  '+client|setname',
+  '+client|getname',
+  '+client|id',
+];
+
+/** Redis glob characters in a literal part of a pattern (the prefix) are escaped. */
+function literal(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+/** A key builder's name with `*` for the id: `heartbeat:node:{*}`. */
+const ANY = '__acl_any__';
+function anyId(build: (id: string) => string): string {
+  return build(ANY);
+}
+
+const readWrite = (key: string): string => `~${key}`;
+const readOnly = (key: string): string => `%R~${key}`;
+
+/** Escapes the prefix, then turns the placeholder id into `*`. */
+function pattern(prefix: string, key: string): string {
+  if (!key.startsWith(prefix)) return key.split(ANY).join('*');
+  return literal(prefix) + key.slice(prefix.length).split(ANY).join('*');
+}
+
+function rules(prefix: string, rw: string[], ro: string[]): string[] {
+  return [
+    ...rw.map((k) => readWrite(pattern(prefix, k))),
+    ...ro.map((k) => readOnly(pattern(prefix, k))),
+  ];
+}
+
+/** The keys every app that raises notifications writes: cooldowns, conditions, the queue. */
+function notificationKeys(keys: StateKeys): string[] {
+  return [`${keys.prefix}notify:*`, `${keys.queuePrefix()}:${keys.notificationsQueue()}:*`];
+}
+
+/** The scheduler slot's keys the scheduler owns (everything there but the operators' switches). */
+function schedulerOwned(keys: StateKeys): string[] {
+  return [
+    keys.nodeRegistry(),
+    keys.executionNodes(),
+    keys.portfolioAssignments(),
+    anyId((id) => keys.nodeAssignment(id)),
+    keys.planMeta(),
+    keys.schedulerLeader(),
+    keys.portfolioCatalog(),
+    keys.controlRequests(),
+    keys.controlResults(),
+    keys.auditLog(),
+  ];
+}
+
+/** The operators' keys: control requests, the audit trail, the halt and the pauses. */
+function operatorKeys(keys: StateKeys): string[] {
+  return [keys.controlRequests(), keys.auditLog(), keys.tradingHalt(), keys.pausedPortfolios()];
+}
+
+function portfolioQueueKeys(keys: StateKeys): string {
+  return `${keys.queuePrefix()}:${anyId((id) => keys.portfolioQueue(id))}:*`;
+}
+
+function nodeUser(keys: StateKeys, nodeId: string): AclUser {
+  const own = (build: (id: string) => string): string =>
+    nodeId === '*' ? anyId(build) : build(nodeId);
+  return {
+    name: nodeId === '*' ? 'execution-node' : `execution-node.${nodeId}`,
+    rules: rules(
+      keys.prefix,
+      [
+        own((id) => keys.heartbeat(id)),
+        own((id) => keys.nodeInfo(id)),
+        // The beat script declares the registry: one ZADD of the node's own entry.
+        keys.nodeRegistry(),
+        // Every portfolio it may be given: its lease, book, fence and state, and its queue. Which
+        // portfolio a node may write is decided by the lease and the fence inside the scripts.
+        `${keys.prefix}portfolio:*`,
+        portfolioQueueKeys(keys),
+        ...notificationKeys(keys),
+      ],
+      [
+        own((id) => keys.nodeAssignment(id)),
+        keys.portfolioAssignments(),
+        keys.portfolioCatalog(),
+        keys.tradingHalt(),
+        keys.pausedPortfolios(),
+        keys.queueRefusals(),
+      ],
+    ),
+  };
+}
+
+function appUsers(keys: StateKeys): Record<AclUserName, string[]> {
+  const everything = `${keys.prefix}*`;
+  return {
+    'livecore-scheduler': rules(
+      keys.prefix,
+      [
+        ...schedulerOwned(keys),
+        // Renamed once at its start to the tagged names (legacySchedulerKeys).
+        ...keys.legacySchedulerKeys().map((k) => k.from),
+        ...notificationKeys(keys),
+      ],
+      [everything],
+    ),
+    'api-gateway': rules(
+      keys.prefix,
+      [...operatorKeys(keys), ...notificationKeys(keys)],
+      [everything],
+    ),
+    'market-feed': rules(
+      keys.prefix,
+      [portfolioQueueKeys(keys), keys.queueRefusals(), ...notificationKeys(keys)],
+      [keys.portfolioCatalog()],
+    ),
+    'notification-worker': rules(
+      keys.prefix,
+      [...notificationKeys(keys), keys.notificationHistory()],
+      [],
+    ),
+    'ginkgo-ctl': rules(keys.prefix, operatorKeys(keys), [everything]),
+  };
+}
+
+/** Every user of a deployment, app users first, then one per node. */
+export function aclUsers(options: AclOptions): AclUser[] {
+  const keys = createStateKeys(options.prefix ?? '');
+  const users: AclUser[] = Object.entries(appUsers(keys)).map(([name, keyRules]) => ({
+    name,
+    rules: ['resetchannels', ...keyRules, ...COMMANDS],
+  }));
+  for (const nodeId of options.nodes) {
+    const user = nodeUser(keys, nodeId);
+    users.push({
+      name: user.name,
+      rules: ['resetchannels', ...user.rules, ...COMMANDS],
+    });
+  }
+  return users;
+}
+
+/** Users outside the apps, each only when its password is given. */
+const EXTRA_USERS: Record<string, string[]> = {
+  // Operators and the test harness: everything.
+  admin: ['~*', '&*', '+@all'],
+  // What Redis's documentation lists for a Sentinel watching this server.
+  sentinel: [
+    'resetchannels',
+    '&__sentinel__:hello',
+    '-@all',
+    '+client',
+    '+subscribe',
+    '+publish',
+    '+ping',
+    '+info',
+    '+multi',
+    '+slaveof',
+    '+config',
+    '+exec',
+  ],
+  // A replica syncing from this server.
+  replica: ['resetchannels', '-@all', '+psync', '+replconf', '+ping'],
+};
+
+/** The lines of a Redis ACL file (`aclfile`): the default user off, then every user. */
+export function aclFile(options: AclOptions): string {
+  const lines = ['user default off resetkeys resetchannels -@all'];
+  const users = aclUsers(options);
+  for (const [name, extra] of Object.entries(EXTRA_USERS)) {
+    if (options.passwords[name] !== undefined) users.push({ name, rules: extra });
+  }
+  for (const user of users) {
+    const password = options.passwords[user.name];
+    if (password === undefined || password === '') {
+      throw new Error(`aclFile: no password for the Redis user "${user.name}"`);
+    }
+    const hash = createHash('sha256').update(password).digest('hex');
+    lines.push(['user', user.name, 'reset', 'on', `#${hash}`, ...user.rules].join(' '));
+  }
+  return `${lines.join('\n')}\n`;
+}
