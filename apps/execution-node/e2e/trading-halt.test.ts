@@ -249,6 +249,20 @@ describe('trading halt and pause', () => {
     expect(await applied('p1')).toBe(held);
     expect(await queued('p1')).toBeGreaterThan(0);
 
+    // Redis unreadable for a while (frozen past the command timeout, several polls fail): the
+    // node keeps what it last read, so p1 stays paused and applies nothing once Redis is back.
+    server.freeze();
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    server.thaw();
+    const afterFreeze = await applied('p2');
+    await waitFor(async () => (await applied('p2')) >= afterFreeze + 50, {
+      timeoutMs: 10_000,
+      description: 'p2 goes on after the freeze',
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await applied('p1')).toBe(held);
+    expect((await fx.state('p1'))?.status).toBe('paused');
+
     expect(await controls.resume('p1', desk)).toEqual({ ok: true });
     await waitFor(async () => (await statuses(ids)).join() === 'running,running', {
       timeoutMs: 3_000,

@@ -13,6 +13,7 @@ import { createFleetRegistry } from '../fleet-metrics.ts';
 import { FleetReader } from '../fleet-reader.ts';
 import { OverviewFeed } from '../overview-feed.ts';
 import { createApp } from './app.ts';
+import { TradingSchema } from './routes/trading.ts';
 
 let server: RedisServer;
 let redis: Redis;
@@ -135,6 +136,8 @@ describe('trading routes', () => {
 
     const read = await get('/api/fleet/trading', 'grafana');
     expect(read.status).toBe(200);
+    // The answer is what the OpenAPI description says.
+    expect(TradingSchema.safeParse(read.body).error).toBeUndefined();
     expect(read.body).toMatchObject({ halted: { by: 'desk', reason: 'exchange outage' } });
 
     // The operations page's banner reads the same from the overview.
@@ -207,6 +210,24 @@ describe('trading routes', () => {
     const bare = await post('/api/fleet/halt', 'desk');
     expect(bare.status).toBe(200);
     expect((await new TradingControls(redis, keys).read()).halted?.reason).toBeNull();
+  });
+
+  it('is described in the OpenAPI document, with its refusals', async () => {
+    const doc = (await (await fetch(`${base}/api/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+    };
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining([
+        '/api/fleet/trading',
+        '/api/fleet/halt',
+        '/api/fleet/resume',
+        '/api/portfolios/{id}/pause',
+        '/api/portfolios/{id}/resume',
+      ]),
+    );
+    expect(Object.keys(doc.paths['/api/fleet/halt']?.['post']?.responses ?? {})).toEqual(
+      expect.arrayContaining(['200', '400', '403', '409', '503']),
+    );
   });
 
   it('Redis down: 503, nothing said about why', async () => {
