@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { AuditLog, type AuditInput, type AuditRecord } from '@ginkgo-live/fleet';
+import {
+  AUDIT_MAX_ENTRIES,
+  AuditLog,
+  encodeAuditEntry,
+  type AuditInput,
+  type AuditRecord,
+} from '@ginkgo-live/fleet';
+import { LuaScript } from '@ginkgo-live/redis-client';
 import {
   decodePayload,
   encodePayload,
@@ -24,6 +31,22 @@ export interface Requester {
 
 /** What a request asks for, without what the queue adds (id, version, who, when). */
 export type ControlBody = Omit<ControlRequest, '_v' | 'id' | 'requested_at' | 'requested_by'>;
+
+/**
+ * Queues a request with its `queued` audit entry. KEYS[1] the audit stream, KEYS[2] the control
+ * queue; ARGV[1] the audit cap (XADD MAXLEN ~), ARGV[2] the entry, ARGV[3] the request.
+ * Redis does not undo a script that fails half way (nor a MULTI whose command fails): the queue's
+ * type is checked first, then the entry is written, and only then the request — so a request is
+ * never queued without its entry (an XADD refused, by a wrong type or the ACL, stops the script).
+ */
+const QUEUE = new LuaScript(`
+local kind = redis.call('TYPE', KEYS[2]).ok
+if kind ~= 'list' and kind ~= 'none' then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[2] .. ' is a ' .. kind .. ', not a list')
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'entry', ARGV[2])
+return redis.call('RPUSH', KEYS[2], ARGV[3])
+`);
 
 /** Control requests scanned per round trip while looking for a pending one. */
 const SCAN_BATCH = 500;
@@ -62,9 +85,9 @@ export class ControlQueue {
   }
 
   /**
-   * Queues a request with its `queued` audit entry in one MULTI (both keys are in the
-   * `{scheduler}` slot): a request is never queued without its entry, nor recorded without being
-   * queued. Resolves to the request's id (a UUID).
+   * Queues a request with its `queued` audit entry in one script (both keys are in the
+   * `{scheduler}` slot): when the entry cannot be written, nothing is queued and the caller gets
+   * the `RedisUnavailableError`. Resolves to the request's id (a UUID).
    */
   async submit(body: ControlBody, by: Requester): Promise<string> {
     const id = randomUUID();
@@ -76,20 +99,23 @@ export class ControlQueue {
       requested_by: by.name,
       requested_at: new Date().toISOString(),
     });
-    await callRedis(this.redis, async () => {
-      const multi = this.redis.multi().rpush(this.keys.controlRequests(), payload);
-      this.audit.appendTo(multi, {
-        actor: by.name,
-        via: 'api-gateway',
-        action: body.action,
-        target: auditTarget(body),
-        outcome: 'queued',
-        reason: null,
-        request_id: id,
-        address: clip(by.address, 64),
-      });
-      for (const [err] of (await multi.exec()) ?? []) if (err) throw err;
+    const entry = encodeAuditEntry({
+      actor: by.name,
+      via: 'api-gateway',
+      action: body.action,
+      target: auditTarget(body),
+      outcome: 'queued',
+      reason: null,
+      request_id: id,
+      address: clip(by.address, 64),
     });
+    await callRedis(this.redis, () =>
+      QUEUE.run(
+        this.redis,
+        [this.keys.auditLog(), this.keys.controlRequests()],
+        [AUDIT_MAX_ENTRIES, entry, payload],
+      ),
+    );
     return id;
   }
 

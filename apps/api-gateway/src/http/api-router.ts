@@ -36,7 +36,14 @@ export interface ControlTarget {
  */
 export interface ControlMark {
   action: string;
-  target: (req: Request) => ControlTarget;
+  /** From the route's path parameters and the body (parsed or not, when the error came). */
+  target: (input: { params: Record<string, string>; body: unknown }) => ControlTarget;
+}
+
+/** A control request's action and target, as the error handler reads them. */
+export interface MarkedControl {
+  action: string;
+  target: () => ControlTarget;
 }
 
 /** The input of an operation that takes none. */
@@ -84,9 +91,9 @@ export interface ServedOperation {
 
 const CONTROL = 'controlMark';
 
-/** The control mark of this request's route, when it is a control request. */
-export function controlMarkOf(res: Response): ControlMark | undefined {
-  return res.locals[CONTROL] as ControlMark | undefined;
+/** The control request this is, when its route is one. */
+export function controlMarkOf(res: Response): MarkedControl | undefined {
+  return res.locals[CONTROL] as MarkedControl | undefined;
 }
 
 /**
@@ -134,8 +141,13 @@ export class ApiRouter {
     const chain: RequestHandler[] = [];
     const { control } = operation;
     if (control !== undefined)
-      chain.push((_req, res, next) => {
-        res.locals[CONTROL] = control;
+      chain.push((req, res, next) => {
+        // The route's parameters are gone once an error has left the router: keep them now.
+        const params = { ...(req.params as Record<string, string>) };
+        res.locals[CONTROL] = {
+          action: control.action,
+          target: () => control.target({ params, body: req.body as unknown }),
+        } satisfies MarkedControl;
         next();
       });
     if (operation.scope !== null) chain.push(this.access.require(operation.scope));

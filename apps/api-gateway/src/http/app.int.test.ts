@@ -5,13 +5,20 @@ import type { Server } from 'node:http';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger, unwrapConfig } from '@ginkgo-live/runtime';
-import { loadRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
-import { createStateKeys, encodePayload, type StateKeys } from '@ginkgo-live/state-keys';
+import { loadRedisConfig, RedisConnections, type PingResult } from '@ginkgo-live/redis-client';
+import { AuditLog } from '@ginkgo-live/fleet';
+import {
+  createStateKeys,
+  encodePayload,
+  type AuditEntry,
+  type StateKeys,
+} from '@ginkgo-live/state-keys';
 import { MemoryTransport, parsePrometheus, RedisServer, waitFor } from '@ginkgo-live/testing';
 import { createFleetRegistry } from '../fleet-metrics.ts';
 import type { SecurityConfig } from '../config.ts';
 import { ControlQueue } from '../control-queue.ts';
 import { FleetReader } from '../fleet-reader.ts';
+import { createAccess, principalOf, type Access } from './access.ts';
 import { createApp } from './app.ts';
 
 let server: RedisServer;
@@ -54,20 +61,50 @@ const OPEN: SecurityConfig = {
   rateLimitPerMinute: 10_000,
 };
 
+/** The gateway's log of the current run. */
+let logs: MemoryTransport;
+/** The principal's name each passed access check stored (`principalOf`), in order. */
+let principals: string[];
+
+/**
+ * The app's own access checks, recording the name of each principal they let through: the audit
+ * tests expect that name, whatever the access implementation calls a client.
+ */
+function recording(security: SecurityConfig): Access {
+  const access = createAccess(security);
+  return {
+    require(scope) {
+      const check = access.require(scope);
+      return (req, res, next) => {
+        check(req, res, (err?: unknown) => {
+          if (err === undefined) principals.push(principalOf(res).name);
+          next(err as Error | undefined);
+        });
+      };
+    },
+  };
+}
+
 /** (Re)starts the gateway app on port 0 with a security config. */
-async function startGateway(security: SecurityConfig = OPEN): Promise<void> {
+async function startGateway(
+  security: SecurityConfig = OPEN,
+  ping: () => Promise<PingResult> = () => conns.ping(),
+): Promise<void> {
   const previous = http;
   if (previous?.listening === true) {
     previous.closeAllConnections();
     await new Promise((resolve) => previous.close(resolve));
   }
-  const logger = createLogger({ app: 'gw-test', transports: [new MemoryTransport()] });
+  logs = new MemoryTransport();
+  principals = [];
+  const logger = createLogger({ app: 'gw-test', transports: [logs] });
   const reader = new FleetReader(conns.main, keys);
   const app = createApp({
     reader,
     control: new ControlQueue(conns.main, keys),
     security,
-    ping: () => conns.ping(),
+    access: recording(security),
+    ping,
     registry: createFleetRegistry(reader),
     logger,
   });
@@ -699,5 +736,285 @@ describe('the operations page and its feed', () => {
     expect(back.find((m) => m['stale'] === false)).toMatchObject({ redis: { status: 'up' } });
     const history = back.at(-1)?.['history'] as { queue_depth_total: number }[];
     expect(history.length).toBeGreaterThanOrEqual(1);
+  });
+});
+
+/** A request with a JSON body (or none) and the answer's status and JSON. */
+async function send(
+  method: 'POST' | 'DELETE' | 'GET',
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: Record<string, unknown>; text: string }> {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: method === 'GET' ? headers : { 'content-type': 'application/json', ...headers },
+    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+  });
+  const text = await response.text();
+  return { status: response.status, body: JSON.parse(text) as Record<string, unknown>, text };
+}
+
+/** The audit trail as Redis holds it, newest first. */
+async function trail(): Promise<AuditEntry[]> {
+  const records = await new AuditLog(redis, keys).list({ limit: 1_000 });
+  return records.map((r) => {
+    if (!('entry' in r)) throw new Error(`unreadable audit entry ${r.id}`);
+    return r.entry;
+  });
+}
+
+const SPEC = { portfolio_id: 'p7', symbols: ['BTC'], strategy: { name: 'ma', params: {} } };
+
+describe('control: validation, audit and the pending lookup', () => {
+  it('each 400 names its field; nothing is queued; each refused control request is audited invalid', async () => {
+    const cases: [method: 'POST' | 'GET', path: string, body: unknown, parameter: string][] = [
+      ['POST', '/api/portfolios', SPEC, 'starting_cash'],
+      ['POST', '/api/portfolios', { ...SPEC, starting_cash: -5 }, 'starting_cash'],
+      ['POST', '/api/portfolios', { ...SPEC, starting_cash: 1, strategy: {} }, 'strategy.name'],
+      [
+        'POST',
+        '/api/portfolios',
+        { ...SPEC, portfolio_id: 'a:b', starting_cash: 1 },
+        'portfolio_id',
+      ],
+      ['POST', '/api/portfolios', [1, 2], 'body'],
+      ['POST', '/api/schedule/migrate', { portfolio_id: 'p1' }, 'target_node'],
+      ['POST', '/api/schedule/migrate', { portfolio_id: 'p 1', target_node: 'n2' }, 'portfolio_id'],
+      ['POST', '/api/schedule/migrate', '{nope', 'body'],
+      ['POST', '/api/nodes/a:b/drain', undefined, 'id'],
+      ['GET', '/api/control/no-such-request', undefined, 'id'],
+      ['GET', '/api/audit?before=yesterday', undefined, 'before'],
+      ['GET', '/api/audit?limit=0', undefined, 'limit'],
+    ];
+    for (const [method, path, body, parameter] of cases) {
+      const answer = await send(method, path, body);
+      expect(answer, `${method} ${path} ${JSON.stringify(body)}`).toMatchObject({
+        status: 400,
+        body: { code: 'INVALID_PARAMETER', details: { parameter } },
+      });
+      expect(answer.body['message']).toContain(parameter === 'body' ? 'body' : parameter);
+    }
+    expect(await redis.llen(keys.controlRequests())).toBe(0);
+    // The eight control requests (not the reads), newest first, each in its client's name.
+    const entries = await trail();
+    expect(entries.map((e) => [e.action, e.outcome])).toEqual([
+      ['drain', 'invalid'],
+      ['migrate', 'invalid'],
+      ['migrate', 'invalid'],
+      ['migrate', 'invalid'],
+      ['catalog_add', 'invalid'],
+      ['catalog_add', 'invalid'],
+      ['catalog_add', 'invalid'],
+      ['catalog_add', 'invalid'],
+      ['catalog_add', 'invalid'],
+    ]);
+    expect(principals.length).toBeGreaterThanOrEqual(entries.length);
+    for (const e of entries) expect(e.actor).toBe(principals[0]);
+    expect(entries[0]).toMatchObject({
+      via: 'api-gateway',
+      target: { node_id: 'a:b', portfolio_id: null, target_node_id: null },
+      request_id: null,
+      address: expect.stringContaining('127.0.0.1') as unknown,
+    });
+    expect(entries[0]?.reason).toContain('id');
+    expect(entries.at(-1)).toMatchObject({ target: { portfolio_id: 'p7' } });
+    expect(entries.at(-1)?.reason).toContain('starting_cash');
+  });
+
+  it('a queued request leaves a queued entry naming the principal as actor and requested_by; GET /api/audit pages it newest first', async () => {
+    const drain = await send('POST', '/api/nodes/n1/drain');
+    expect(drain.status).toBe(202);
+    const add = await send('POST', '/api/portfolios', { ...SPEC, starting_cash: 1_000 });
+    expect(add.status).toBe(202);
+    const migrate = await send('POST', '/api/schedule/migrate', {
+      portfolio_id: 'p7',
+      target_node: 'n2',
+    });
+    expect(migrate.status).toBe(202);
+    const name = principals.at(-1);
+    expect(principals).toEqual([name, name, name]);
+    const queued = (await redis.lrange(keys.controlRequests(), 0, -1)).map(
+      (raw) => JSON.parse(raw) as Record<string, unknown>,
+    );
+    expect(queued.map((r) => [r['id'], r['requested_by']])).toEqual([
+      [drain.body['request_id'], name],
+      [add.body['request_id'], name],
+      [migrate.body['request_id'], name],
+    ]);
+    expect(queued[1]?.['spec']).toEqual({ ...SPEC, starting_cash: 1_000 });
+    expect(await trail()).toMatchObject([
+      {
+        actor: name,
+        action: 'migrate',
+        outcome: 'queued',
+        request_id: migrate.body['request_id'],
+        target: { node_id: null, portfolio_id: 'p7', target_node_id: 'n2' },
+      },
+      { actor: name, action: 'catalog_add', request_id: add.body['request_id'] },
+      {
+        actor: name,
+        via: 'api-gateway',
+        action: 'drain',
+        outcome: 'queued',
+        reason: null,
+        request_id: drain.body['request_id'],
+        target: { node_id: 'n1', portfolio_id: null, target_node_id: null },
+      },
+    ]);
+
+    const first = await send('GET', '/api/audit?limit=2');
+    expect(first.status).toBe(200);
+    const rows = first.body['entries'] as { id: string; request_id: string }[];
+    expect(rows.map((r) => r.request_id)).toEqual([
+      migrate.body['request_id'],
+      add.body['request_id'],
+    ]);
+    expect(first.body['next_before']).toBe(rows[1]?.id);
+    const second = await send('GET', `/api/audit?limit=2&before=${rows[1]?.id}`);
+    expect(second.body).toMatchObject({
+      entries: [{ request_id: drain.body['request_id'], action: 'drain', actor: name }],
+      next_before: null,
+    });
+  });
+
+  it('a key without the scope gets 403 and a forbidden entry in its name; a wrong key is not audited; the audit is admin only', async () => {
+    const secret = (name: string) => ({ 'x-api-key': `${name}-secret-0123456789abcdef` });
+    await startGateway({
+      ...OPEN,
+      apiKeys: (['viewer', 'operator', 'auditor'] as const).map((name, i) => ({
+        name,
+        scope: (['read', 'operate', 'admin'] as const)[i] ?? 'read',
+        secret: `${name}-secret-0123456789abcdef`,
+      })),
+    });
+    expect((await send('POST', '/api/nodes/n1/drain', undefined, secret('viewer'))).status).toBe(
+      403,
+    );
+    const add = await send(
+      'POST',
+      '/api/portfolios',
+      { ...SPEC, starting_cash: 1 },
+      secret('operator'),
+    );
+    expect(add.status).toBe(403);
+    expect(
+      (
+        await send('POST', '/api/nodes/n1/drain', undefined, {
+          'x-api-key': 'no-such-key-0123456789',
+        })
+      ).status,
+    ).toBe(401);
+    expect((await send('GET', '/api/audit', undefined, secret('operator'))).status).toBe(403);
+    expect(await redis.llen(keys.controlRequests())).toBe(0);
+    expect(await trail()).toMatchObject([
+      {
+        actor: 'operator',
+        action: 'catalog_add',
+        outcome: 'forbidden',
+        target: { portfolio_id: null },
+        reason: expect.stringContaining('admin') as unknown,
+      },
+      {
+        actor: 'viewer',
+        action: 'drain',
+        outcome: 'forbidden',
+        target: { node_id: 'n1' },
+        reason: expect.stringContaining('operate') as unknown,
+      },
+    ]);
+    const page = await send('GET', '/api/audit', undefined, secret('auditor'));
+    expect(page.status).toBe(200);
+    expect((page.body['entries'] as unknown[]).length).toBe(2);
+  });
+
+  it('an audit entry that cannot be written queues nothing and answers 503 without the client text', async () => {
+    // The stream's key holds a string: XADD fails (WRONGTYPE), as it would under an ACL refusal.
+    await redis.set(keys.auditLog(), 'not a stream');
+    const refused = await send('POST', '/api/nodes/n1/drain');
+    expect(refused).toMatchObject({
+      status: 503,
+      body: { code: 'REDIS_UNAVAILABLE', message: 'Redis is unavailable', details: {} },
+    });
+    expect(refused.text).not.toContain('WRONGTYPE');
+    expect(await redis.llen(keys.controlRequests())).toBe(0);
+    expect(logs.withMessage('Request failed: Redis unavailable')[0]?.['reason']).toContain(
+      'WRONGTYPE',
+    );
+    await redis.del(keys.auditLog());
+    await server.kill();
+    await waitFor(() => conns.main.status !== 'ready');
+    expect((await send('POST', '/api/nodes/n1/drain')).status).toBe(503);
+  });
+
+  it('/api/ready says down without the client error text, and logs the reason once', async () => {
+    const reason = 'WRONGPASS invalid username-password pair (10.1.2.3:6379)';
+    await startGateway(OPEN, () => Promise.resolve({ ok: false, latencyMs: 3, reason }));
+    for (let i = 0; i < 2; i++) {
+      const answer = await send('GET', '/api/ready');
+      expect(answer.status).toBe(503);
+      expect(answer.body).toEqual({
+        status: 'not_ready',
+        components: { redis: { status: 'down' } },
+        timestamp: expect.any(String) as unknown,
+      });
+      expect(answer.text).not.toContain('WRONGPASS');
+    }
+    expect(logs.withMessage('Readiness: Redis is down')).toMatchObject([{ reason }]);
+
+    // And with the real server killed.
+    await startGateway();
+    await server.kill();
+    await waitFor(() => conns.main.status !== 'ready');
+    const down = await send('GET', '/api/ready');
+    expect(down.body).toEqual({
+      status: 'not_ready',
+      components: { redis: { status: 'down' } },
+      timestamp: expect.any(String) as unknown,
+    });
+    expect(logs.withMessage('Readiness: Redis is down')).toHaveLength(1);
+  });
+
+  it('finds a pending request by its decoded id, deep in a long queue, and not by a mention in another', async () => {
+    // 1,200 requests already waiting (a scheduler down for a while).
+    const waiting = redis.pipeline();
+    for (let i = 0; i < 1_200; i++)
+      waiting.rpush(
+        keys.controlRequests(),
+        encodePayload('controlRequest', {
+          _v: 1,
+          id: randomUUID(),
+          action: 'undrain',
+          node_id: `n${i}`,
+          requested_by: 'someone',
+          requested_at: now(),
+        }),
+      );
+    await waiting.exec();
+    const first = await send('POST', '/api/nodes/n1/drain');
+    const id = String(first.body['request_id']);
+    // The scheduler took 100 from the head: the request is 1,101st, found from the tail.
+    await redis.ltrim(keys.controlRequests(), 100, -1);
+    expect(await send('GET', `/api/control/${id}`)).toMatchObject({
+      status: 202,
+      body: { request_id: id, status: 'pending' },
+    });
+    // A request that merely mentions an id (in a spec) does not make that id pending.
+    const mentioned = randomUUID();
+    await redis.rpush(
+      keys.controlRequests(),
+      encodePayload('controlRequest', {
+        _v: 1,
+        id: randomUUID(),
+        action: 'catalog_add',
+        spec: { id: mentioned },
+        requested_by: 'someone',
+        requested_at: now(),
+      }),
+    );
+    expect(await redis.lrange(keys.controlRequests(), -1, -1)).toEqual([
+      expect.stringContaining(`"id":"${mentioned}"`),
+    ]);
+    expect((await send('GET', `/api/control/${mentioned}`)).status).toBe(404);
   });
 });

@@ -51,7 +51,7 @@ export function errorHandler(deps: { logger: Logger; control: ControlQueue }): E
     if (mark !== undefined && outcome !== undefined && requester !== undefined) {
       try {
         await deps.control.refused(
-          { action: mark.action, target: auditTarget(mark.target(req)), reason: appError.message },
+          { action: mark.action, target: auditTarget(mark.target()), reason: appError.message },
           outcome,
           requester,
         );

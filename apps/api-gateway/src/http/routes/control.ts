@@ -27,10 +27,7 @@ export function markControl(
 ): ControlMark {
   return {
     action,
-    target: (req) =>
-      target === 'body'
-        ? ((req.body ?? {}) as Record<string, unknown>)
-        : { [target]: req.params['id'] },
+    target: ({ params, body }) => (target === 'body' ? (body ?? {}) : { [target]: params['id'] }),
   };
 }
 

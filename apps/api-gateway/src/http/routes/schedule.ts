@@ -59,11 +59,11 @@ export function scheduleRoutes(deps: {
       scope: 'operate',
       control: {
         action: 'migrate',
-        target: (req) => {
-          const body = (req.body ?? {}) as Record<string, unknown>;
+        target: ({ body }) => {
+          const given = (body ?? {}) as Record<string, unknown>;
           return {
-            portfolio_id: body['portfolio_id'],
-            target_node_id: body['target_node'] ?? body['target_node_id'],
+            portfolio_id: given['portfolio_id'],
+            target_node_id: given['target_node'] ?? given['target_node_id'],
           };
         },
       },
