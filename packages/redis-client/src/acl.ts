@@ -32,6 +32,11 @@ export interface AclOptions {
   passwords: Record<string, string>;
   /** `REDIS_KEY_PREFIX` of the deployment, `''` by default. */
   prefix?: string;
+  /**
+   * Adds `healthcheck`: any password, PING only — for a container healthcheck (`redis-cli --user
+   * healthcheck --pass - ping`) that holds no secret.
+   */
+  healthcheck?: boolean;
 }
 
 /** One user: its rules, and what it may write, in words, for the README's table. */
@@ -242,6 +247,9 @@ export function aclFile(options: AclOptions): string {
     }
     const hash = createHash('sha256').update(password).digest('hex');
     lines.push(['user', user.name, 'reset', 'on', `#${hash}`, ...user.rules].join(' '));
+  }
+  if (options.healthcheck === true) {
+    lines.push('user healthcheck reset on nopass resetchannels -@all +ping');
   }
   return `${lines.join('\n')}\n`;
 }

@@ -379,3 +379,56 @@ describe('TLS settings', () => {
     ).toEqual([]);
   });
 });
+
+describe('REDIS_PASSWORD_FILE', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ginkgo-password-file-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const file = (name: string, content: string): string => {
+    const out = path.join(dir, name);
+    writeFileSync(out, content);
+    return out;
+  };
+
+  it('reads the password from the file, without its trailing newline, and never shows it', () => {
+    const result = loadRedisConfig({
+      REDIS_USERNAME: 'api-gateway',
+      REDIS_PASSWORD_FILE: file('gateway', 's3cret-from-file\n'),
+    });
+    if (!result.ok) throw new Error(JSON.stringify(result.issues));
+    expect(result.value.password).toBe('s3cret-from-file');
+    expect(JSON.stringify(describeRedisConfig(result.value))).not.toContain('s3cret');
+  });
+
+  it.each([
+    [
+      { REDIS_PASSWORD: 'p' },
+      'is set, and so is a password (REDIS_PASSWORD or in REDIS_URL): set one of them',
+    ],
+    [
+      { REDIS_URL: 'redis://u:p@h' },
+      'is set, and so is a password (REDIS_PASSWORD or in REDIS_URL): set one of them',
+    ],
+  ])('refuses a second password: %o', (env, message) => {
+    expect(issuesOf({ ...env, REDIS_PASSWORD_FILE: file('x', 'p') })).toEqual([
+      { variable: 'REDIS_PASSWORD_FILE', message },
+    ]);
+  });
+
+  it('refuses a missing file and an empty or multi-line one', () => {
+    const missing = path.join(dir, 'missing');
+    expect(issuesOf({ REDIS_PASSWORD_FILE: missing })).toEqual([
+      {
+        variable: 'REDIS_PASSWORD_FILE',
+        message: `cannot read ${missing} (ENOENT): name a readable file holding the password`,
+      },
+    ]);
+    const empty = file('empty', '\n');
+    expect(issuesOf({ REDIS_PASSWORD_FILE: empty })).toEqual([
+      { variable: 'REDIS_PASSWORD_FILE', message: `${empty} must hold the password on one line` },
+    ]);
+    const two = file('two', 'a\nb\n');
+    expect(issuesOf({ REDIS_PASSWORD_FILE: two })).toEqual([
+      { variable: 'REDIS_PASSWORD_FILE', message: `${two} must hold the password on one line` },
+    ]);
+  });
+});

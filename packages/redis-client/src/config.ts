@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import {
   envBool,
@@ -27,7 +28,10 @@ export interface RedisConfig {
   port: number;
   /** `REDIS_USERNAME` (ACL user), default none. */
   username: string | undefined;
-  /** `REDIS_PASSWORD`, default none. Never logged. */
+  /**
+   * `REDIS_PASSWORD`, or the content of `REDIS_PASSWORD_FILE` (a Docker secret: each container
+   * sees only its own user's password), default none. Never logged.
+   */
   password: string | undefined;
   /** `REDIS_DB`, default 0. */
   db: number;
@@ -144,6 +148,7 @@ const redisEnvSchema = z
     REDIS_PORT: envInt({ default: REDIS_DEFAULTS.port, min: 1, max: 65_535 }),
     REDIS_USERNAME: envString(),
     REDIS_PASSWORD: envString(),
+    REDIS_PASSWORD_FILE: envString(),
     REDIS_DB: envInt({ default: REDIS_DEFAULTS.db, min: 0, max: 15 }),
     REDIS_TLS: envEnum(TLS_WORDS, 'off'),
     REDIS_CONNECT_TIMEOUT_MS: envDurationMs(REDIS_DEFAULTS.connectTimeoutMs, 1),
@@ -245,6 +250,15 @@ const redisEnvSchema = z
       });
       return z.NEVER;
     }
+    let password = url?.password ?? env.REDIS_PASSWORD;
+    if (env.REDIS_PASSWORD_FILE !== undefined) {
+      const read = readPasswordFile(env.REDIS_PASSWORD_FILE, password !== undefined);
+      if (read.problem !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['REDIS_PASSWORD_FILE'], message: read.problem });
+        return z.NEVER;
+      }
+      password = read.password;
+    }
     const explicitTls = tlsMode(env.REDIS_TLS);
     // rediss:// turns TLS on; REDIS_TLS=insecure may still relax verification.
     const tls = url?.tls === true && explicitTls === 'off' ? 'on' : explicitTls;
@@ -257,7 +271,7 @@ const redisEnvSchema = z
       host: url?.host ?? env.REDIS_HOST ?? REDIS_DEFAULTS.host,
       port: url?.port ?? env.REDIS_PORT,
       username: url?.username ?? env.REDIS_USERNAME,
-      password: url?.password ?? env.REDIS_PASSWORD,
+      password,
       db: url?.db ?? env.REDIS_DB,
       tls,
       tlsFiles,
@@ -273,6 +287,30 @@ const redisEnvSchema = z
       sentinel,
     };
   });
+
+/** The password in a file (one line; a trailing newline is not part of it). */
+function readPasswordFile(
+  file: string,
+  alsoGiven: boolean,
+): { password: string; problem?: undefined } | { problem: string } {
+  if (alsoGiven) {
+    return {
+      problem: 'is set, and so is a password (REDIS_PASSWORD or in REDIS_URL): set one of them',
+    };
+  }
+  let content: string;
+  try {
+    content = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+    return { problem: `cannot read ${file} (${code}): name a readable file holding the password` };
+  }
+  const password = content.replace(/\r?\n$/, '');
+  if (password === '' || /[\r\n]/.test(password)) {
+    return { problem: `${file} must hold the password on one line` };
+  }
+  return { password };
+}
 
 /** Settings that mean something only with `REDIS_SENTINELS`. */
 const SENTINEL_ONLY = [
