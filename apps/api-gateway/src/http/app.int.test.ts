@@ -1,4 +1,3 @@
-import '../config.ts'; // first: config.ts and access.ts import each other (until that cycle is cut)
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';

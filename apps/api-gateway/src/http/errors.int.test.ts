@@ -1,4 +1,3 @@
-import '../config.ts'; // first: config.ts and access.ts import each other (until that cycle is cut)
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';

@@ -1,4 +1,3 @@
-import '../config.ts'; // first: config.ts and access.ts import each other (until that cycle is cut)
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { Ajv2020 } from 'ajv/dist/2020.js';
