@@ -41,6 +41,8 @@ beforeEach(async () => {
     ping: () => conns.ping(),
     registry: createFleetRegistry(reader),
     logger,
+    // As main.ts mounts them, so that the document and the served routes are the real app's.
+    trading: { redis: conns.main, keys: fx.keys },
   });
   OPENAPI = app.openapi;
   served = servedRoutes(app as unknown as { router: { stack: Layer[] } });
@@ -148,6 +150,13 @@ describe('the OpenAPI description', () => {
       ['get', '/api/notifications', '/api/notifications', 200],
       ['get', '/api/overview', '/api/overview', 200],
       ['get', '/api/openapi.json', '/api/openapi.json', 200],
+      ['post', '/api/fleet/halt', '/api/fleet/halt', 200, { reason: 'openapi test' }],
+      ['post', '/api/fleet/halt', '/api/fleet/halt', 409],
+      ['get', '/api/fleet/trading', '/api/fleet/trading', 200],
+      ['post', '/api/fleet/resume', '/api/fleet/resume', 200],
+      ['post', '/api/portfolios/{id}/pause', '/api/portfolios/p1/pause', 200, { reason: null }],
+      ['post', '/api/portfolios/{id}/pause', '/api/portfolios/ghost/pause', 404],
+      ['post', '/api/portfolios/{id}/resume', '/api/portfolios/p1/resume', 200],
       ['get', '/api/audit', '/api/audit?limit=5', 200],
       ['get', '/api/audit', '/api/audit?before=yesterday', 400],
       ['get', '/api/control/{id}', '/api/control/not-a-uuid', 400],
