@@ -131,6 +131,42 @@ describe('TradingControls', () => {
     expect(await redis.exists(keys.tradingHalt())).toBe(0);
   });
 
+  it('works for a user that may write the switches and the audit trail but only read the catalog', async () => {
+    const { keys } = await setup('tc-acl:');
+    // As the gateway's and ginkgo-ctl's ACL users are (packages/redis-client/src/acl.ts).
+    await redis.acl(
+      'SETUSER',
+      'desk',
+      'on',
+      '>desk-password',
+      'resetkeys',
+      `%R~${keys.prefix}*`,
+      `~${keys.tradingHalt()}`,
+      `~${keys.pausedPortfolios()}`,
+      `~${keys.auditLog()}`,
+      '+@all',
+    );
+    const user = new Redis({
+      host: server.host,
+      port: server.port,
+      username: 'desk',
+      password: 'desk-password',
+    });
+    try {
+      const controls = new TradingControls(user, keys);
+      expect(await controls.pause('p1', desk, null)).toEqual({ ok: true });
+      expect(await controls.pause('nope', desk, null)).toMatchObject({
+        code: 'unknown_portfolio',
+      });
+      expect(await controls.resume('p1', desk)).toEqual({ ok: true });
+      expect(await controls.halt(desk, null)).toEqual({ ok: true });
+      expect(await controls.unhalt(desk)).toEqual({ ok: true });
+      await expect(user.hdel(keys.portfolioCatalog(), 'p1')).rejects.toThrow(/NOPERM/);
+    } finally {
+      user.disconnect();
+    }
+  });
+
   it('an unreadable halt or pause still halts or pauses, and says why', async () => {
     const { keys, controls } = await setup('tc-bad:');
     await redis.set(keys.tradingHalt(), '{"oops":1}');
