@@ -49,7 +49,11 @@ describe('docker/compose.yaml', () => {
     expect(args(replica)).toContain('--replicaof redis 6379');
     expect(args(replica)).toContain('--replica-announce-ip redis-replica');
     expect(args(replica)).toContain('--appendonly yes');
-    expect(replica['volumes']).toEqual(['redis-replica-data:/data']);
+    expect(replica['volumes']).toEqual([
+      'redis-replica-data:/data',
+      './redis/users.acl:/etc/redis/users.acl:ro',
+      './redis/replication.conf:/etc/redis/replication.conf:ro',
+    ]);
 
     const sentinels = profiled.filter(([name]) => name.startsWith('sentinel-'));
     for (const [name, service] of sentinels) {
@@ -77,9 +81,25 @@ describe('docker/compose.yaml', () => {
 
   it('gives redis a healthcheck, append-only persistence and a volume', () => {
     const redis = compose.services['redis'] ?? {};
-    expect(redis['healthcheck']).toMatchObject({ test: ['CMD', 'redis-cli', 'ping'] });
+    // The default user is off (ACL users, e2e/redis-acl.test.ts): the check logs in as healthcheck.
+    expect(redis['healthcheck']).toMatchObject({
+      test: [
+        'CMD',
+        'redis-cli',
+        '--user',
+        'healthcheck',
+        '--pass',
+        '-',
+        '--no-auth-warning',
+        'ping',
+      ],
+    });
     expect(redis['command']).toEqual(expect.arrayContaining(['--appendonly', 'yes']));
-    expect(redis['volumes']).toEqual(['redis-data:/data']);
+    expect(redis['volumes']).toEqual([
+      'redis-data:/data',
+      './redis/users.acl:/etc/redis/users.acl:ro',
+      './redis/replication.conf:/etc/redis/replication.conf:ro',
+    ]);
     expect(compose.volumes).toHaveProperty('redis-data');
   });
 
@@ -102,12 +122,14 @@ describe('docker/compose.yaml', () => {
     },
   );
 
-  it('bakes in no secret: secrets come from the .env file', () => {
+  it('bakes in no secret: secrets come from the .env file or a Docker secret', () => {
     for (const [name, service] of Object.entries(compose.services)) {
-      for (const key of Object.keys(
+      for (const [key, value] of Object.entries(
         (service['environment'] as Record<string, string> | undefined) ?? {},
       )) {
-        expect(SECRET.test(key), `${name}: ${key}`).toBe(false);
+        // A *_FILE setting names a mounted secret, not the secret itself.
+        const isSecretFile = key.endsWith('_FILE') && value.startsWith('/run/secrets/');
+        expect(SECRET.test(key) && !isSecretFile, `${name}: ${key}`).toBe(false);
       }
     }
     expect(compose.services['api-gateway']?.['ports']).toEqual(['8000:8000']);

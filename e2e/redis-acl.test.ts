@@ -1,9 +1,14 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Redis } from 'ioredis';
+import { parse } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
-import { aclFile } from '@ginkgo-live/redis-client';
+import { aclFile, aclUsers } from '@ginkgo-live/redis-client';
 import {
   ManagedProcess,
   RedisServer,
+  REPO_ROOT,
   StackFixture,
   tsEntry,
   waitFor,
@@ -138,4 +143,143 @@ describe('the fleet on an ACL-enabled Redis, each app under its own user', () =>
     const processes: Process[] = [...fx.processes, ...runs];
     for (const process of processes) expect(process.output, process.name).not.toContain('NOPERM');
   }, 60_000);
+});
+
+describe("compose's Redis: pnpm redis-acl writes what docker/compose.yaml mounts", () => {
+  const compose = parse(readFileSync(path.join(REPO_ROOT, 'docker/compose.yaml'), 'utf8'), {
+    merge: true,
+  }) as {
+    services: Record<
+      string,
+      { environment?: Record<string, string>; secrets?: { source: string }[]; command?: string[] }
+    >;
+    secrets: Record<string, { file: string }>;
+  };
+
+  it('every app logs in as its own user with its own secret; a replica syncs as replica; healthcheck may only PING', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ginkgo-redis-acl-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const script = ManagedProcess.start({
+      ...tsEntry('redis-acl', 'scripts/redis-acl.ts'),
+      args: ['--import', 'tsx', 'scripts/redis-acl.ts', '--dir', dir],
+    });
+    expect((await script.waitForExit(20_000)).code, script.output).toBe(0);
+    expect(script.output).toMatch(/^redis-acl: wrote .*users\.acl/m);
+    expect(statSync(path.join(dir, 'secrets')).mode & 0o777).toBe(0o700);
+    const secretOf = (user: string) =>
+      readFileSync(path.join(dir, 'secrets', user), 'utf8').trimEnd();
+
+    // A second run keeps the passwords (a running Redis and its apps go on agreeing).
+    const before = secretOf('api-gateway');
+    const again = ManagedProcess.start({
+      ...tsEntry('redis-acl', 'scripts/redis-acl.ts'),
+      args: ['--import', 'tsx', 'scripts/redis-acl.ts', '--dir', dir],
+    });
+    expect((await again.waitForExit(20_000)).code).toBe(0);
+    expect(secretOf('api-gateway')).toBe(before);
+    expect(readFileSync(path.join(dir, 'users.acl'), 'utf8')).not.toContain(before);
+
+    // The servers run as compose runs them: replication.conf first, then --aclfile.
+    for (const service of ['redis', 'redis-replica']) {
+      expect(compose.services[service]?.command?.slice(0, 4)).toEqual([
+        'redis-server',
+        '/etc/redis/replication.conf',
+        '--aclfile',
+        '/etc/redis/users.acl',
+      ]);
+    }
+    const files = {
+      configFile: path.join(dir, 'replication.conf'),
+      auth: { username: 'admin', password: secretOf('admin') },
+    };
+    const master = await RedisServer.start({
+      ...files,
+      args: ['--aclfile', path.join(dir, 'users.acl')],
+    });
+    cleanups.push(() => master.cleanup());
+    const replica = await RedisServer.start({
+      ...files,
+      args: [
+        '--aclfile',
+        path.join(dir, 'users.acl'),
+        '--replicaof',
+        master.host,
+        String(master.port),
+      ],
+    });
+    cleanups.push(() => replica.cleanup());
+    await waitFor(
+      async () => /master_link_status:up/.test(await replica.command('INFO', 'replication')),
+      {
+        timeoutMs: 10_000,
+        description: 'the replica synced as the replica user',
+      },
+    );
+
+    const login = async (username: string, password: string, ...command: [string, ...string[]]) => {
+      const client = new Redis({
+        host: master.host,
+        port: master.port,
+        username,
+        password,
+        lazyConnect: true,
+        retryStrategy: () => null,
+      });
+      const errors: string[] = [];
+      client.on('error', (err: Error) => errors.push(err.message));
+      try {
+        await client.connect();
+        return await client.call(...command);
+      } catch (err) {
+        // A refused login surfaces on the 'error' event; the rejection only says it closed.
+        throw new Error([(err as Error).message, ...errors].join('; '), { cause: err });
+      } finally {
+        client.disconnect();
+      }
+    };
+    const known = aclUsers({ nodes: ['*'], passwords: {} }).map((u) => u.name);
+    const apps = Object.entries(compose.services).filter(
+      ([, s]) => s.environment?.['REDIS_USERNAME'] !== undefined,
+    );
+    expect(apps.map(([name]) => name).sort()).toEqual([
+      'api-gateway',
+      'execution-node',
+      'livecore-scheduler',
+      'notification-worker',
+    ]);
+    for (const [name, service] of apps) {
+      const user = service.environment?.['REDIS_USERNAME'] ?? '';
+      expect(known, name).toContain(user);
+      expect(service.environment?.['REDIS_PASSWORD_FILE']).toBe('/run/secrets/redis-password');
+      const source = service.secrets?.[0]?.source ?? '';
+      expect(compose.secrets[source]?.file, name).toBe(`./redis/secrets/${user}`);
+      await expect(login(user, secretOf(user), 'PING'), name).resolves.toBe('PONG');
+      // Another app's password does not open this user.
+      await expect(login(user, secretOf('ginkgo-ctl'), 'PING')).rejects.toThrow(/WRONGPASS/);
+    }
+    expect(compose.secrets['redis-sentinel']?.file).toBe('./redis/secrets/sentinel');
+    await expect(login('sentinel', secretOf('sentinel'), 'INFO', 'replication')).resolves.toMatch(
+      /role:master/,
+    );
+    // A sentinel logs in as sentinel (compose's auth-user/auth-pass) and sees master and replica.
+    const sentinel = await RedisServer.start({
+      sentinelOf: {
+        masterName: 'mymaster',
+        host: master.host,
+        port: master.port,
+        auth: { username: 'sentinel', password: secretOf('sentinel') },
+      },
+    });
+    cleanups.push(() => sentinel.cleanup());
+    await waitFor(
+      async () =>
+        /master0:name=mymaster,status=ok,.*slaves=1/.test(
+          await sentinel.command('INFO', 'sentinel'),
+        ),
+      { timeoutMs: 15_000, description: 'the sentinel to see the master and its replica' },
+    );
+    await expect(login('healthcheck', '-', 'PING')).resolves.toBe('PONG');
+    await expect(login('healthcheck', '-', 'GET', 'x')).rejects.toThrow(/^NOPERM/);
+    await expect(login('default', '', 'PING')).rejects.toThrow(/WRONGPASS/);
+  }, 40_000);
 });

@@ -41,6 +41,8 @@ export interface RedisServerOptions {
   tls?: { certs: TlsCertificates; authClients?: TlsAuthClients };
   /** The user the harness's own commands log in as (an ACL-enabled server). */
   auth?: { username: string; password: string };
+  /** A configuration file, given first as redis-server wants it (not for a sentinel). */
+  configFile?: string;
   /** The content of an ACL file, written into the data directory and loaded (`--aclfile`). */
   aclFile?: string;
 }
@@ -243,6 +245,7 @@ export class RedisServer {
       return [conf, ...common, ...(this.options.args ?? [])];
     }
     return [
+      ...(this.options.configFile === undefined ? [] : [this.options.configFile]),
       ...common,
       '--save',
       '',
