@@ -107,7 +107,7 @@ export class OverviewFeed {
   /** The fleet read now, for the JSON endpoint: throws `RedisUnavailableError` rather than go stale. */
   async read(): Promise<OverviewMessage> {
     const message = await this.update();
-    if (message.stale) throw new RedisUnavailableError(message.redis.reason ?? 'unknown');
+    if (message.stale) throw new RedisUnavailableError('the operations feed cannot read the fleet');
     return message;
   }
 
@@ -159,13 +159,18 @@ export class OverviewFeed {
         history: this.history.series(),
       };
     } catch (err) {
+      // What the page shows says what failed, not the client library's text (addresses,
+      // `WRONGPASS`…): every reader of the stream gets it, with `GATEWAY_PUBLIC_READS` anyone.
       const reason =
         err instanceof RedisUnavailableError
-          ? err.message
-          : `Fleet read failed: ${err instanceof Error ? err.message : String(err)}`;
+          ? 'Redis is unavailable'
+          : 'Fleet read failed (the reason is in the gateway log)';
       if (this.downSince === null) {
         this.downSince = this.now().toISOString();
-        this.options.logger.warn('Operations feed: cannot read the fleet', { reason });
+        this.options.logger.warn('Operations feed: cannot read the fleet', {
+          reason: err instanceof RedisUnavailableError ? err.reason : undefined,
+          err: err instanceof RedisUnavailableError ? undefined : err,
+        });
       }
       const kept = this.lastGood ?? EMPTY;
       message = {

@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { ID_PATTERN } from '@ginkgo-live/state-keys';
+import type { Access } from '../access.ts';
 import type { ResponseDoc } from '../api-router.ts';
+import type { ControlQueue } from '../../control-queue.ts';
+import type { FleetReader } from '../../fleet-reader.ts';
 
 /**
  * Schemas several routers share. Those registered in `components` are named components of the
@@ -35,3 +38,10 @@ export const errorResponse = (description: string): ResponseDoc => ({
 
 /** Every route that reads or writes Redis may answer this. */
 export const REDIS_DOWN = errorResponse('Redis unavailable');
+
+/** What a resource's routes read and where they queue control requests. */
+export interface ResourceDeps {
+  access: Access;
+  reader: FleetReader;
+  control: ControlQueue;
+}

@@ -1,13 +1,19 @@
 import { z } from 'zod';
 import { NODE_FLEET_STATUSES } from '@ginkgo-live/fleet';
 import { PAYLOAD_SCHEMAS } from '@ginkgo-live/state-keys';
-import type { Access } from '../access.ts';
 import { ApiRouter } from '../api-router.ts';
 import { AppError } from '../errors.ts';
 import { booleanParam, intParam } from '../query.ts';
-import type { ControlQueue } from '../../control-queue.ts';
-import type { FleetReader, NodeView } from '../../fleet-reader.ts';
-import { components, errorResponse, fleetId, idParams, REDIS_DOWN, time } from './common.ts';
+import type { NodeView } from '../../fleet-reader.ts';
+import {
+  components,
+  errorResponse,
+  fleetId,
+  idParams,
+  REDIS_DOWN,
+  time,
+  type ResourceDeps,
+} from './common.ts';
 import { CONTROL_RESPONSES, markControl, queueControl } from './control.ts';
 
 const nodeStatus = z.enum(NODE_FLEET_STATUSES).meta({
@@ -71,11 +77,7 @@ export function page<T>(items: T[], limit = 100, offset = 0): T[] {
 }
 
 /** `/api/nodes…`: the fleet's nodes (read), and drain / undrain requests (operate). */
-export function nodeRoutes(deps: {
-  access: Access;
-  reader: FleetReader;
-  control: ControlQueue;
-}): ApiRouter {
+export function nodeRoutes(deps: ResourceDeps): ApiRouter {
   const { reader } = deps;
   const api = new ApiRouter(deps.access);
 

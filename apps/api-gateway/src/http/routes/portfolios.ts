@@ -1,12 +1,18 @@
 import { z } from 'zod';
 import { PAYLOAD_SCHEMAS, PORTFOLIO_STATUSES } from '@ginkgo-live/state-keys';
-import type { Access } from '../access.ts';
 import { ApiRouter } from '../api-router.ts';
 import { AppError } from '../errors.ts';
 import { intParam } from '../query.ts';
-import type { ControlQueue } from '../../control-queue.ts';
-import type { FleetReader, PortfolioView } from '../../fleet-reader.ts';
-import { components, errorResponse, fleetId, idParams, REDIS_DOWN, time } from './common.ts';
+import type { PortfolioView } from '../../fleet-reader.ts';
+import {
+  components,
+  errorResponse,
+  fleetId,
+  idParams,
+  REDIS_DOWN,
+  time,
+  type ResourceDeps,
+} from './common.ts';
 import { CONTROL_RESPONSES, markControl, queueControl } from './control.ts';
 import { page } from './nodes.ts';
 
@@ -47,11 +53,7 @@ const portfoliosAnswer = z.object({
 const catalogEntry = PAYLOAD_SCHEMAS.portfolioSpec.omit({ _v: true });
 
 /** `/api/portfolios…`: portfolios (read), and catalog add / remove requests (admin). */
-export function portfolioRoutes(deps: {
-  access: Access;
-  reader: FleetReader;
-  control: ControlQueue;
-}): ApiRouter {
+export function portfolioRoutes(deps: ResourceDeps): ApiRouter {
   const { reader } = deps;
   const api = new ApiRouter(deps.access);
 

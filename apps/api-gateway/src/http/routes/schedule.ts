@@ -1,9 +1,6 @@
 import { z } from 'zod';
-import type { Access } from '../access.ts';
 import { ApiRouter } from '../api-router.ts';
-import type { ControlQueue } from '../../control-queue.ts';
-import type { FleetReader } from '../../fleet-reader.ts';
-import { errorResponse, fleetId, REDIS_DOWN, time } from './common.ts';
+import { errorResponse, fleetId, REDIS_DOWN, time, type ResourceDeps } from './common.ts';
 import { CONTROL_RESPONSES, queueControl } from './control.ts';
 
 const planAnswer = z.object({
@@ -35,11 +32,7 @@ const migrateBody = z
   });
 
 /** `/api/schedule…`: the plan (read), and migrate requests (operate). */
-export function scheduleRoutes(deps: {
-  access: Access;
-  reader: FleetReader;
-  control: ControlQueue;
-}): ApiRouter {
+export function scheduleRoutes(deps: ResourceDeps): ApiRouter {
   const api = new ApiRouter(deps.access);
   api.get(
     '/api/schedule/plan',
