@@ -170,7 +170,8 @@ describe('scoped keys', () => {
       (await send('GET', '/api/nodes', { authorization: `Bearer ${secretOf('grafana')}` })).status,
     ).toBe(200);
 
-    for (const headers of [{}, { 'x-api-key': 'not-a-key-0123456789' }]) {
+    const attempts: Record<string, string>[] = [{}, { 'x-api-key': 'not-a-key-0123456789' }];
+    for (const headers of attempts) {
       const denied = await send('GET', '/api/nodes', headers);
       expect(denied.status).toBe(401);
       expect(denied.body).toMatchObject({

@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { SECURITY_DEFAULTS } from '../config.ts';
 import { AppError, errorBody } from './errors.ts';
 import { clientAddress } from './limits.ts';
@@ -34,10 +35,52 @@ export class EventStreams {
   private readonly perClient = new Map<string, number>();
   private readonly maxPerClient: number;
   private readonly maxTotal: number;
+  /** Updates replaced by a later one, over closed streams too. */
+  private dropped = 0;
 
-  constructor(options: { maxPerClient?: number; maxTotal?: number } = {}) {
+  /** With a `registry`, `/metrics` says how many streams are open, what they buffer, what they skipped. */
+  constructor(options: { maxPerClient?: number; maxTotal?: number; registry?: Registry } = {}) {
     this.maxPerClient = options.maxPerClient ?? SECURITY_DEFAULTS.sseMaxPerClient;
     this.maxTotal = options.maxTotal ?? SECURITY_DEFAULTS.sseMaxTotal;
+    const { registry } = options;
+    if (registry === undefined) return;
+    const registers = [registry];
+    // A registry outlives an app made again on it (tests): the newest streams are the ones counted.
+    for (const name of [
+      'ginkgo_gateway_sse_streams',
+      'ginkgo_gateway_sse_buffered_bytes',
+      'ginkgo_gateway_sse_updates_skipped_total',
+    ])
+      registry.removeSingleMetric(name);
+    const streams = this.open;
+    const skipped = (): number => this.dropped;
+    new Gauge({
+      name: 'ginkgo_gateway_sse_streams',
+      help: 'Open event streams (the operations page feed)',
+      registers,
+      collect() {
+        this.set(streams.size);
+      },
+    });
+    new Gauge({
+      name: 'ginkgo_gateway_sse_buffered_bytes',
+      help: "Bytes written to the event streams' sockets and not yet taken by their clients",
+      registers,
+      collect() {
+        let bytes = 0;
+        for (const res of streams.keys()) bytes += res.writableLength;
+        this.set(bytes);
+      },
+    });
+    new Counter({
+      name: 'ginkgo_gateway_sse_updates_skipped_total',
+      help: 'Updates a slow event stream client never got: replaced by a later one while its socket was full',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(skipped());
+      },
+    });
   }
 
   get size(): number {
@@ -118,7 +161,10 @@ export class EventStreams {
       send: (frame) => {
         if (closed) return;
         if (draining) {
-          if (latest !== undefined) state.dropped++;
+          if (latest !== undefined) {
+            state.dropped++;
+            this.dropped++;
+          }
           latest = frame;
           state.pending = true;
           return;
