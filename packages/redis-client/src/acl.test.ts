@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { aclFile, aclUsers } from './acl.ts';
 
@@ -66,5 +67,28 @@ describe('aclFile', () => {
     expect(node1?.rules).toContain('%R~{scheduler}:execution_node:node-1:assignment');
     expect(shared?.name).toBe('execution-node');
     expect(shared?.rules).toContain('~heartbeat:node:{*}');
+  });
+});
+
+describe('the README ACL table', () => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+
+  it('names every app user and every key pattern it may write', () => {
+    const legacy = new Set(
+      [
+        'execution_node_registry',
+        'execution_nodes',
+        'portfolio_assignments',
+        'scheduler:plan_meta',
+      ].concat(['portfolio_catalog', 'scheduler:control', 'scheduler:control_results']),
+    );
+    for (const user of aclUsers({ nodes: [], passwords: {} })) {
+      expect(readme).toContain(`| \`${user.name}\``);
+      for (const rule of user.rules.filter((r) => r.startsWith('~'))) {
+        const pattern = rule.slice(1);
+        if (legacy.has(pattern)) continue;
+        expect(readme, `${user.name}: ${pattern}`).toContain(`\`${pattern}\``);
+      }
+    }
   });
 });
