@@ -291,6 +291,11 @@ describe('the operations page in Chromium', () => {
     expect(
       await page.locator(`tr[data-portfolio="p1"] button[data-action="migrate"]`).isEnabled(),
     ).toBe(true);
+    // Menus nobody touched show no choice: Move stays disabled until a node is picked.
+    expect(await page.locator('tr[data-portfolio="p2"] select').inputValue()).toBe('');
+    expect(
+      await page.locator(`tr[data-portfolio="p2"] button[data-action="migrate"]`).isDisabled(),
+    ).toBe(true);
 
     // A portfolio removed from the catalog disappears, a new one appears in the gateway's order;
     // the other rows (and the half-made choice) stay.
@@ -340,10 +345,15 @@ describe('the operations page in Chromium', () => {
     expect(await page.locator('#notice').isHidden()).toBe(true);
     await shot(page, '8-halted');
 
-    // The audit panel lists the halt with the key's name.
+    // The audit panel lists the halt with the key's name, and the read key's refused attempt.
     await page
-      .locator('#audit tbody tr[data-action="halt"][data-actor="lead"]')
+      .locator('#audit tbody tr[data-action="halt"][data-actor="lead"][data-outcome="accepted"]')
       .waitFor({ timeout: 10_000 });
+    expect(
+      await page
+        .locator('#audit tbody tr[data-action="halt"][data-actor="viewer"]')
+        .getAttribute('data-outcome'),
+    ).toBe('forbidden');
 
     // Resume clears the banner and the halt.
     await page.locator('#resume-trading').click();
@@ -358,6 +368,9 @@ describe('the operations page in Chromium', () => {
       .waitFor({ timeout: 10_000 });
     expect(await page.locator('tr[data-portfolio="p2"] [data-badge="paused"]').isVisible()).toBe(
       true,
+    );
+    expect(await page.locator('tr[data-portfolio="p2"] [data-badge="paused"]').textContent()).toBe(
+      'paused by lead',
     );
     expect(await page.locator('tr[data-portfolio="p1"][data-paused]').count()).toBe(0);
     await shot(page, '9-paused');
