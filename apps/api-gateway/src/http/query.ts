@@ -39,11 +39,16 @@ export const booleanParam = z
   .transform((v) => v === 'true' || v === '1');
 
 /** A whole number in [min, max]; described as an integer (a query string carries it as text). */
-export function intParam(min: number, max: number) {
+export function intParam(min: number, max: number, description?: string) {
   return z
     .string()
     .regex(/^\d+$/, { error: `must be a whole number from ${min} to ${max}` })
     .transform(Number)
     .refine((n) => n >= min && n <= max, { error: `must be a whole number from ${min} to ${max}` })
-    .meta({ type: 'integer', minimum: min, maximum: max });
+    .meta({
+      type: 'integer',
+      minimum: min,
+      maximum: max,
+      ...(description === undefined ? {} : { description }),
+    });
 }

@@ -12,8 +12,10 @@ const streamId = z.string().regex(/^\d{1,20}-\d{1,20}$/, {
 });
 
 const auditQuery = z.object({
-  limit: intParam(1, 1_000).optional(),
-  before: streamId.optional(),
+  limit: intParam(1, 1_000, 'Page size (default 100)').optional(),
+  before: streamId
+    .optional()
+    .meta({ description: "The previous page's next_before: entries older than it" }),
 });
 
 const nullableText = z.string().nullable();

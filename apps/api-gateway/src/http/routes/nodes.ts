@@ -44,9 +44,11 @@ export const NodeSchema = z
 
 const nodesQuery = z.object({
   status: nodeStatus.optional(),
-  online: booleanParam.optional(),
-  limit: intParam(1, 1_000).optional(),
-  offset: intParam(0, 1_000_000).optional(),
+  online: booleanParam
+    .optional()
+    .meta({ description: 'Only nodes whose heartbeat is (not) alive' }),
+  limit: intParam(1, 1_000, 'Page size (default 100)').optional(),
+  offset: intParam(0, 1_000_000, 'Items to skip (default 0)').optional(),
 });
 
 const nodesAnswer = z.object({

@@ -9,7 +9,7 @@ import { REDIS_DOWN, time } from './common.ts';
 const notificationsQuery = z.object({
   level: z.enum(NOTIFICATION_LEVELS).optional(),
   kind: z.string().min(1).max(64).optional(),
-  limit: intParam(1, 1_000).optional(),
+  limit: intParam(1, 1_000, 'At most this many, newest first (default 100)').optional(),
 });
 
 const notificationsAnswer = z.object({

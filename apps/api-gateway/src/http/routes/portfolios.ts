@@ -38,9 +38,9 @@ export const PortfolioSchema = z
 
 const portfoliosQuery = z.object({
   status: portfolioStatus.optional(),
-  node_id: fleetId.optional(),
-  limit: intParam(1, 1_000).optional(),
-  offset: intParam(0, 1_000_000).optional(),
+  node_id: fleetId.optional().meta({ description: 'Only portfolios the plan puts on this node' }),
+  limit: intParam(1, 1_000, 'Page size (default 100)').optional(),
+  offset: intParam(0, 1_000_000, 'Items to skip (default 0)').optional(),
 });
 
 const portfoliosAnswer = z.object({
