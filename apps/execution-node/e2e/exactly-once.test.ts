@@ -331,8 +331,9 @@ describe('exactly once through node faults', () => {
     const tookMs = Date.now() - stopping;
     server.thaw();
     expect(exit.code).toBe(1);
-    // The budget, plus at most the 1 s backstop.
-    expect(tookMs).toBeLessThan(1_500 + 1_000 + 500);
+    // The budget, plus at most the 1 s backstop, plus 1 s for the exit to be seen on a loaded
+    // machine (a stop that hangs takes the whole 10 s wait above).
+    expect(tookMs).toBeLessThan(1_500 + 1_000 + 1_000);
     await fx.startNode('b');
     await fx.assign('b', ['p1']);
     const accepted = producer.accepted.get('p1') ?? [];
