@@ -122,6 +122,7 @@ async function runSize(
     const gateway = await fx.startGateway({
       LOG_LEVEL: 'info',
       GATEWAY_RATE_LIMIT_PER_MINUTE: '1000000',
+      GATEWAY_ADDRESS_RATE_LIMIT_PER_MINUTE: '1000000',
     });
     const failures: string[] = [];
     const nodesPage = async () => {

@@ -20,6 +20,7 @@ export const readPath: Bench = async ({ quick, log }) => {
     const gateway = await fx.startGateway({
       LOG_LEVEL: 'info',
       GATEWAY_RATE_LIMIT_PER_MINUTE: '1000000',
+      GATEWAY_ADDRESS_RATE_LIMIT_PER_MINUTE: '1000000',
     });
     const k = fx.keys;
     const n = quick ? 40 : 300;

@@ -54,6 +54,7 @@ export const schedulerScale: Bench = async ({ quick, log }) => {
       const gateway = await fx.startGateway({
         LOG_LEVEL: 'info',
         GATEWAY_RATE_LIMIT_PER_MINUTE: '1000000',
+        GATEWAY_ADDRESS_RATE_LIMIT_PER_MINUTE: '1000000',
       });
       const get = async () => (await fetch(`${gateway.url}/api/nodes?limit=1000`)).text();
       await timeEach(5, get);

@@ -82,10 +82,19 @@ export function createAccess(
   });
   const byKey = new RateLimiter({ limit: security.rateLimitPerMinute });
 
+  // A gateway without keys serves this machine only: its processes could stop it anyway, and its
+  // tools poll it freely. GATEWAY_AUTH=off (any client) is limited as usual.
+  const unlimited = (req: Request): boolean =>
+    open && !authOff && isLoopbackAddress(req.ip ?? req.socket.remoteAddress ?? '');
+
   const guard = express.Router();
   guard.use((req, res, next) => {
     const weight = requestWeight(req);
     res.locals[WEIGHT] = weight;
+    if (unlimited(req)) {
+      next();
+      return;
+    }
     if (
       applyLimit(
         res,
@@ -151,6 +160,7 @@ export function createAccess(
         }
         const weight = (res.locals[WEIGHT] as number | undefined) ?? requestWeight(req);
         if (
+          !unlimited(req) &&
           !applyLimit(
             res,
             byKey.take(principal.name, weight),

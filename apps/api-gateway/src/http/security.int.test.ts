@@ -299,6 +299,18 @@ describe('cross-site requests and DNS rebinding', () => {
 });
 
 describe('limits that cannot be dodged', () => {
+  it("a keyless gateway does not limit this machine's clients (its tools poll it); GATEWAY_AUTH=off does", async () => {
+    const tight = { ...BASE, apiKeys: [], addressRateLimitPerMinute: 50, rateLimitPerMinute: 50 };
+    await startGateway(tight);
+    const polls: number[] = [];
+    for (let i = 0; i < 20; i++) polls.push((await send('GET', '/api/nodes')).status);
+    expect(polls).toEqual(Array<number>(20).fill(200));
+    await startGateway({ ...tight, auth: 'off' });
+    polls.length = 0;
+    for (let i = 0; i < 6; i++) polls.push((await send('GET', '/api/nodes')).status);
+    expect(polls).toEqual([200, 200, 200, 200, 200, 429]);
+  });
+
   it('500 requests with a fresh random key each, from one address: 429 once the address has spent its allowance', async () => {
     const allowance = 300;
     await startGateway({ ...BASE, addressRateLimitPerMinute: allowance });
