@@ -18,18 +18,39 @@ export class SentinelGroup {
 
   /**
    * With `tls`, every server and sentinel listens on TLS only and they talk to each other over TLS
-   * (`tls-replication yes`), with clients' certificates not asked for.
+   * (`tls-replication yes`), with clients' certificates not asked for. With `acl`, both servers
+   * load that ACL file; the harness logs in as `acl.admin`, the replica (and the master, once
+   * demoted) syncs as `acl.replica` and the sentinels log in as `acl.sentinel`.
    */
   static async start(
-    options: { masterName?: string; downAfterMs?: number; tls?: TlsCertificates } = {},
+    options: {
+      masterName?: string;
+      downAfterMs?: number;
+      tls?: TlsCertificates;
+      acl?: {
+        file: string;
+        admin: { username: string; password: string };
+        replica: { username: string; password: string };
+        sentinel: { username: string; password: string };
+      };
+    } = {},
   ) {
     const masterName = options.masterName ?? 'ginkgo';
-    const tls = options.tls === undefined ? {} : { tls: { certs: options.tls } };
-    const master = await RedisServer.start({ persistence: true, ...tls });
-    const replica = await RedisServer.start({
+    const acl = options.acl;
+    const shared = {
       persistence: true,
-      ...tls,
-      args: ['--replicaof', master.host, String(master.port)],
+      ...(options.tls === undefined ? {} : { tls: { certs: options.tls } }),
+      ...(acl === undefined ? {} : { aclFile: acl.file, auth: acl.admin }),
+    };
+    const replication =
+      acl === undefined
+        ? []
+        : ['--masteruser', acl.replica.username, '--masterauth', acl.replica.password];
+    const tls = options.tls === undefined ? {} : { tls: { certs: options.tls } };
+    const master = await RedisServer.start({ ...shared, args: replication });
+    const replica = await RedisServer.start({
+      ...shared,
+      args: [...replication, '--replicaof', master.host, String(master.port)],
     });
     const sentinels: RedisServer[] = [];
     try {
@@ -42,6 +63,7 @@ export class SentinelGroup {
               host: master.host,
               port: master.port,
               ...(options.downAfterMs === undefined ? {} : { downAfterMs: options.downAfterMs }),
+              ...(acl === undefined ? {} : { auth: acl.sentinel }),
             },
           }),
         );

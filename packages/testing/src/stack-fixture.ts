@@ -58,6 +58,9 @@ export class StackFixture {
             sentinels: sentinel.sentinels.map((s) => ({ host: s.host, port: s.port })),
             name: sentinel.masterName,
             maxRetriesPerRequest: null,
+            // The harness's user on an ACL-enabled group.
+            username: sentinel.master.clientOptions().username,
+            password: sentinel.master.clientOptions().password,
             ...(sentinel.tls === undefined
               ? {}
               : {
