@@ -76,6 +76,7 @@ export function createApp(options: AppOptions): express.Express & { openapi: Ope
       streams: new EventStreams({
         maxPerClient: options.security.sseMaxPerClient,
         maxTotal: options.security.sseMaxTotal,
+        registry: options.registry,
       }),
     }),
     // Pause / resume / halt (helper trading-controls' `routes/trading.ts`).
