@@ -255,6 +255,12 @@ describe('the operations page in Chromium', () => {
     });
     const overview = async () => (await api(`${gateway.url}/api/overview`, LEAD)).body;
     const page = await open(`${gateway.url}/`, { width: 1366, height: 600 });
+    // Every state change the page sends, as it went on the wire.
+    const changes: { url: string; headers: Record<string, string>; body: string | null }[] = [];
+    page.on('request', (request) => {
+      if (request.method() !== 'GET')
+        changes.push({ url: request.url(), headers: request.headers(), body: request.postData() });
+    });
     await page.locator('#api-key').fill(VIEWER);
     await page.locator('#api-key').press('Enter');
     await page.locator('tr[data-portfolio="p1"] .state[data-state="running"]').waitFor({
@@ -280,12 +286,21 @@ describe('the operations page in Chromium', () => {
     expect(scrolled).toBe(250);
     await nextUpdates(page, 2);
     expect(
-      await select.evaluate((s) => ({
-        marker: (s as unknown as { marker?: string }).marker,
-        attached: s.isConnected,
-        focused: s === s.ownerDocument.activeElement,
-        value: (s as unknown as { value: string }).value,
-      })),
+      await select.evaluate((s) => {
+        // (Typed by hand: this file is typed for Node, the function runs in the page.)
+        const menu = s as unknown as {
+          marker?: string;
+          isConnected: boolean;
+          value: string;
+          ownerDocument: { activeElement: unknown };
+        };
+        return {
+          marker: menu.marker,
+          attached: menu.isConnected,
+          focused: menu === menu.ownerDocument.activeElement,
+          value: menu.value,
+        };
+      }),
     ).toEqual({ marker: 'kept', attached: true, focused: true, value: target });
     expect(Number(await page.evaluate('window.scrollY'))).toBe(scrolled);
     expect(
@@ -307,7 +322,11 @@ describe('the operations page in Chromium', () => {
       .poll(async () => {
         const shown = await page
           .locator('#portfolios tbody tr')
-          .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-portfolio')));
+          .evaluateAll((rows) =>
+            (rows as unknown as { getAttribute(name: string): string | null }[]).map((r) =>
+              r.getAttribute('data-portfolio'),
+            ),
+          );
         const served = ((await overview())['portfolios'] as { portfolio_id: string }[]).map(
           (p) => p.portfolio_id,
         );
@@ -379,6 +398,28 @@ describe('the operations page in Chromium', () => {
       .locator('tr[data-portfolio="p2"] .state[data-state="running"]')
       .waitFor({ timeout: 10_000 });
     expect(await page.locator('tr[data-portfolio="p2"][data-paused]').count()).toBe(0);
+
+    // Each carried a JSON body, its content type, the page's request header and the typed key.
+    expect(changes.map((c) => new URL(c.url).pathname)).toEqual([
+      '/api/fleet/halt',
+      '/api/fleet/halt',
+      '/api/fleet/resume',
+      '/api/portfolios/p2/pause',
+      '/api/portfolios/p2/resume',
+    ]);
+    expect(changes.map((c) => JSON.parse(c.body ?? 'null') as unknown)).toEqual([
+      { reason: 'not allowed' },
+      { reason: 'desk check' },
+      {},
+      {},
+      {},
+    ]);
+    for (const [i, change] of changes.entries())
+      expect(change.headers).toMatchObject({
+        'content-type': 'application/json',
+        'x-ginkgo-request': '1',
+        'x-api-key': i === 0 ? VIEWER : LEAD,
+      });
     await page.close();
   }, 120_000);
 });
