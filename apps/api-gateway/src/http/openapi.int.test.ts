@@ -255,6 +255,38 @@ describe('the OpenAPI description', () => {
   });
 });
 
+describe('the generated description', () => {
+  it('carries what the schemas say beyond types: descriptions, integer query parameters, scopes, named components', () => {
+    const nodes = (OPENAPI.paths['/api/nodes'] as Record<string, Record<string, unknown>>)['get'];
+    expect(nodes?.['x-scope']).toBe('read');
+    expect(nodes?.['parameters']).toContainEqual({
+      name: 'limit',
+      in: 'query',
+      required: false,
+      schema: { type: 'integer', minimum: 1, maximum: 1000 },
+      description: 'Page size (default 100)',
+    });
+    const drain = (
+      OPENAPI.paths['/api/nodes/{id}/drain'] as Record<string, Record<string, unknown>>
+    )['post'];
+    expect(drain?.['x-scope']).toBe('operate');
+    expect(drain?.['parameters']).toEqual([
+      {
+        name: 'id',
+        in: 'path',
+        required: true,
+        schema: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' },
+      },
+    ]);
+    expect(Object.keys(OPENAPI.components.schemas).sort()).toEqual(
+      ['Accepted', 'Error', 'Node', 'Overview', 'Portfolio', 'Trading'].sort(),
+    );
+    expect(
+      (OPENAPI.components.schemas['Node']?.['properties'] as Record<string, unknown>)['is_online'],
+    ).toEqual({ type: 'boolean', description: 'Heartbeat alive: status online or draining' });
+  });
+});
+
 describe('a Redis outage in the OpenAPI terms', () => {
   it('answers 503 with the described error shape', async () => {
     await server.kill();

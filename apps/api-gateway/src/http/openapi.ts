@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { ServedOperation } from './api-router.ts';
-import { components, ErrorSchema } from './routes/common.ts';
+import { ErrorSchema } from './routes/common.ts';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -20,8 +20,9 @@ export const openApiPath = (expressPath: string): string =>
 /**
  * The OpenAPI 3.1 description of the operations the routers serve, made from their zod schemas
  * (`z.toJSONSchema`, JSON Schema 2020-12): what validates a request is what is described, and
- * each response schema is checked against real answers by `openapi.int.test.ts`. Schemas
- * registered in `components` become `#/components/schemas/<id>`.
+ * each response schema is checked against real answers by `openapi.int.test.ts`. Schemas with an
+ * `id` in zod's global registry (`routes/common.ts` `components`) become
+ * `#/components/schemas/<id>`.
  */
 export function buildOpenApi(operations: readonly ServedOperation[]): OpenApiDocument {
   const schemas: Record<string, JsonSchema> = {};
@@ -29,11 +30,14 @@ export function buildOpenApi(operations: readonly ServedOperation[]): OpenApiDoc
     const json = z.toJSONSchema(schema, {
       target: 'draft-2020-12',
       io,
-      metadata: components,
       unrepresentable: 'any',
       // A whole-number query parameter is text on the wire, described as the integer it means.
       override: ({ jsonSchema }) => {
-        if (jsonSchema.type === 'integer') delete jsonSchema.pattern;
+        if (jsonSchema.type !== 'integer') return;
+        delete jsonSchema.pattern;
+        // zod's `.int()` bounds are JavaScript's safe integers: noise in every count.
+        if (jsonSchema.minimum === Number.MIN_SAFE_INTEGER) delete jsonSchema.minimum;
+        if (jsonSchema.maximum === Number.MAX_SAFE_INTEGER) delete jsonSchema.maximum;
       },
     }) as JsonSchema;
     const { $schema: _schema, $defs, ...rest } = json;

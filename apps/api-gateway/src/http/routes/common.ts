@@ -6,10 +6,12 @@ import type { ControlQueue } from '../../control-queue.ts';
 import type { FleetReader } from '../../fleet-reader.ts';
 
 /**
- * Schemas several routers share. Those registered in `components` are named components of the
- * OpenAPI description (`#/components/schemas/<id>`); the rest is inlined where used.
+ * Schemas several routers share. Those registered with an `id` (`.register(components, {id})`)
+ * are named components of the OpenAPI description (`#/components/schemas/<id>`); the rest is
+ * inlined where used. It is zod's global registry, the one `.meta()` writes to, so that the
+ * descriptions and the integer form of query parameters given with `.meta()` are in the document.
  */
-export const components = z.registry<{ id: string; description?: string }>();
+export const components = z.globalRegistry;
 
 export const time = z.iso.datetime({ offset: true });
 
