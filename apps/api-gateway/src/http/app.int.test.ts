@@ -590,7 +590,8 @@ describe('api-gateway on real Redis', () => {
   });
 
   it('limits the rate per client with X-RateLimit headers and 429', async () => {
-    await startGateway({ ...OPEN, rateLimitPerMinute: 3 });
+    // GATEWAY_AUTH=off: a keyless gateway on loopback does not limit this machine's clients.
+    await startGateway({ ...OPEN, auth: 'off', rateLimitPerMinute: 3 });
     const answers = [];
     // One item each (a whole-fleet read weighs more: limits.ts).
     for (let i = 0; i < 4; i++) answers.push(await fetch(`${base}/api/schedule/plan`));
@@ -876,6 +877,13 @@ describe('control: validation, audit and the pending lookup', () => {
       entries: [{ request_id: drain.body['request_id'], action: 'drain', actor: name }],
       next_before: null,
     });
+    // An unreadable entry is shown as such, with the rest of the page.
+    const bad = await redis.xadd(keys.auditLog(), '*', 'entry', '{"_v":1,"actor":""}');
+    const withBad = await send('GET', '/api/audit?limit=2');
+    expect(withBad.body['entries']).toMatchObject([
+      { id: bad, error: expect.stringContaining('actor') as unknown },
+      { request_id: migrate.body['request_id'] },
+    ]);
   });
 
   it('a key without the scope gets 403 and a forbidden entry in its name; a wrong key is not audited; the audit is admin only', async () => {
