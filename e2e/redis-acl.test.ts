@@ -10,6 +10,7 @@ import {
   RedisServer,
   REPO_ROOT,
   StackFixture,
+  TestUsers,
   tsEntry,
   waitFor,
   type ManagedProcess as Process,
@@ -20,7 +21,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 }, 30_000);
 
-const USERS = [
+const USERS = new TestUsers([
   'livecore-scheduler',
   'api-gateway',
   'market-feed',
@@ -28,22 +29,16 @@ const USERS = [
   'ginkgo-ctl',
   'execution-node.node-1',
   'execution-node.node-2',
-] as const;
-/** Distinct passwords, so a user logged in with another's fails. */
-const PASSWORDS: Record<string, string> = Object.fromEntries(
-  [...USERS, 'admin'].map((user) => [user, `pw-${user}-${Math.random().toString(36).slice(2)}`]),
-);
-const as = (user: (typeof USERS)[number]) => ({
-  REDIS_USERNAME: user,
-  REDIS_PASSWORD: PASSWORDS[user] ?? '',
-});
+  'admin',
+]);
+const as = (user: string) => USERS.env(user);
 
 describe('the fleet on an ACL-enabled Redis, each app under its own user', () => {
   it('runs: nodes online, portfolios applying events, /api/nodes, a notification delivered, ginkgo-ctl answered — no NOPERM anywhere', async () => {
     const prefix = StackFixture.newPrefix();
     const server = await RedisServer.start({
-      aclFile: aclFile({ nodes: ['node-1', 'node-2'], passwords: PASSWORDS, prefix }),
-      auth: { username: 'admin', password: PASSWORDS['admin'] ?? '' },
+      aclFile: aclFile({ nodes: ['node-1', 'node-2'], passwords: USERS.passwords, prefix }),
+      auth: USERS.user('admin'),
     });
     cleanups.push(() => server.cleanup());
     // The default user is off: a client without a user cannot even ping.

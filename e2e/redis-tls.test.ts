@@ -3,6 +3,7 @@ import { aclFile } from '@ginkgo-live/redis-client';
 import {
   SentinelGroup,
   StackFixture,
+  TestUsers,
   TlsCertificates,
   logEntries,
   waitFor,
@@ -14,28 +15,19 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 }, 30_000);
 
-const USERS = [
+const USERS = new TestUsers([
   'livecore-scheduler',
   'api-gateway',
   'market-feed',
+  'notification-worker',
+  'ginkgo-ctl',
   'execution-node.node-1',
-] as const;
-const PASSWORDS: Record<string, string> = Object.fromEntries(
-  [
-    ...USERS,
-    'notification-worker',
-    'ginkgo-ctl',
-    'execution-node.node-2',
-    'admin',
-    'replica',
-    'sentinel',
-  ].map((user) => [user, `pw-${user}-${Math.random().toString(36).slice(2)}`]),
-);
-const user = (name: string) => ({ username: name, password: PASSWORDS[name] ?? '' });
-const as = (name: (typeof USERS)[number]) => ({
-  REDIS_USERNAME: name,
-  REDIS_PASSWORD: PASSWORDS[name] ?? '',
-});
+  'execution-node.node-2',
+  'admin',
+  'replica',
+  'sentinel',
+]);
+const as = (user: string) => USERS.env(user);
 
 describe('the fleet over TLS only, through TLS Sentinels, each app under its ACL user', () => {
   it('runs, every app says TLS is on and verified against the CA, and carries on through a failover', async () => {
@@ -45,10 +37,10 @@ describe('the fleet over TLS only, through TLS Sentinels, each app under its ACL
     const group = await SentinelGroup.start({
       tls: certs,
       acl: {
-        file: aclFile({ nodes: ['node-1', 'node-2'], passwords: PASSWORDS, prefix }),
-        admin: user('admin'),
-        replica: user('replica'),
-        sentinel: user('sentinel'),
+        file: aclFile({ nodes: ['node-1', 'node-2'], passwords: USERS.passwords, prefix }),
+        admin: USERS.user('admin'),
+        replica: USERS.user('replica'),
+        sentinel: USERS.user('sentinel'),
       },
     });
     cleanups.push(() => group.cleanup());

@@ -18,3 +18,4 @@ export { RedisCluster } from './redis-cluster.ts';
 export { SentinelGroup } from './sentinel-group.ts';
 export { TlsCertificates } from './tls-certificates.ts';
 export type { TlsAuthClients } from './tls-certificates.ts';
+export { TestUsers } from './test-users.ts';
