@@ -247,7 +247,7 @@ describe('the operations page in Chromium', () => {
     await viewer.close();
   }, 120_000);
 
-  it("keeps an operator's half-made Move choice, focus and scroll across updates; halts, resumes and pauses with a 403 shown; lists the halt in the audit trail", async () => {
+  it("keeps an operator's half-made Move choice, focus and scroll across updates, then sends it; halts, resumes and pauses with a 403 shown; lists the halt in the audit trail", async () => {
     const VIEWER = 'viewer-secret-0123456789';
     const LEAD = 'lead-secret-0123456789';
     const { gateway } = await stack({
@@ -346,9 +346,22 @@ describe('the operations page in Chromium', () => {
     expect(refusal).toContain('operate');
     expect((await overview())['trading']).toMatchObject({ halted: null });
 
-    // The lead's key from here on.
+    // The lead's key from here on (the stream restarts with it): the half-made choice is still
+    // there, and Move sends it.
     await page.locator('#api-key').fill(LEAD);
     await page.locator('#api-key').press('Enter');
+    await nextUpdates(page, 1);
+    expect(await select.evaluate((s) => (s as unknown as { marker?: string }).marker)).toBe('kept');
+    await page.locator('tr[data-portfolio="p1"] button[data-action="migrate"]').click();
+    await page
+      .locator('#requests li[data-status="accepted"]', { hasText: `migrate p1 to ${target}` })
+      .waitFor({ timeout: 15_000 });
+    await expect
+      .poll(() => page.locator('tr[data-portfolio="p1"] td[data-field="node"]').textContent(), {
+        timeout: 15_000,
+      })
+      .toBe(target);
+    expect(await select.inputValue()).toBe('');
 
     // Halt: a confirm step with a reason; the API reports the halt, the banner says who and why.
     await page.locator('#halt-open').click();
@@ -402,6 +415,7 @@ describe('the operations page in Chromium', () => {
     // Each carried a JSON body, its content type, the page's request header and the typed key.
     expect(changes.map((c) => new URL(c.url).pathname)).toEqual([
       '/api/fleet/halt',
+      '/api/schedule/migrate',
       '/api/fleet/halt',
       '/api/fleet/resume',
       '/api/portfolios/p2/pause',
@@ -409,6 +423,7 @@ describe('the operations page in Chromium', () => {
     ]);
     expect(changes.map((c) => JSON.parse(c.body ?? 'null') as unknown)).toEqual([
       { reason: 'not allowed' },
+      { portfolio_id: 'p1', target_node: target },
       { reason: 'desk check' },
       {},
       {},
