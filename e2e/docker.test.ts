@@ -132,7 +132,7 @@ describe('docker/compose.yaml', () => {
         expect(SECRET.test(key) && !isSecretFile, `${name}: ${key}`).toBe(false);
       }
     }
-    expect(compose.services['api-gateway']?.['ports']).toEqual(['8000:8000']);
+    expect(compose.services['api-gateway']?.['ports']).toEqual(['127.0.0.1:8000:8000']);
   });
 
   it('has a .env.example listing every setting any app reads', () => {
