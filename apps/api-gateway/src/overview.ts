@@ -85,9 +85,9 @@ export interface FleetSummary {
 /** The trading desk's controls, for the page's banner and paused rows. */
 export interface TradingView {
   /** The fleet-wide halt (who, when, why), or null while the fleet trades. */
-  halted: Omit<TradingHalt, '_v'> | null;
+  halted: Pick<TradingHalt, 'halted_at' | 'by' | 'reason'> | null;
   /** Paused portfolios, by id. */
-  paused: Omit<PortfolioPause, '_v'>[];
+  paused: Pick<PortfolioPause, 'portfolio_id' | 'paused_at' | 'by' | 'reason'>[];
 }
 
 /** One overview: the fleet as read at `generated_at`. */

@@ -37,11 +37,11 @@ const CAPACITY = 150;
 const desk: TradingActor = { name: 'desk-lead', via: 'api-gateway', address: '127.0.0.1' };
 
 /** A numbered feed to every portfolio, recording the seqs accepted and the adds refused (full). */
-function feed(portfolioIds: readonly string[]) {
+function feed(portfolioIds: readonly string[], producerId = PRODUCER) {
   const queues = new PortfolioQueues({
     connection: fx.redis,
     keys: fx.keys,
-    producerId: PRODUCER,
+    producerId,
     capacity: CAPACITY,
   });
   closers.push(() => queues.close());
@@ -71,15 +71,16 @@ function feed(portfolioIds: readonly string[]) {
   };
 }
 
-const applied = async (portfolioId: string): Promise<number> =>
-  (await fx.book(portfolioId))?.applied?.producers[PRODUCER]?.count ?? 0;
+const applied = async (portfolioId: string, producer = PRODUCER): Promise<number> =>
+  (await fx.book(portfolioId))?.applied?.producers[producer]?.count ?? 0;
 const queued = (portfolioId: string) =>
   fx.redis.llen(`${fx.keys.queuePrefix()}:${fx.keys.portfolioQueue(portfolioId)}:wait`);
 
 /** Waits until the queue is empty and the book applied `count` events. */
-async function settled(portfolioId: string, count: number): Promise<void> {
+async function settled(portfolioId: string, count: number, producer = PRODUCER): Promise<void> {
   await waitFor(
-    async () => (await queued(portfolioId)) === 0 && (await applied(portfolioId)) === count,
+    async () =>
+      (await queued(portfolioId)) === 0 && (await applied(portfolioId, producer)) === count,
     {
       timeoutMs: 15_000,
       intervalMs: 100,
@@ -89,9 +90,13 @@ async function settled(portfolioId: string, count: number): Promise<void> {
 }
 
 /** The book applied exactly the accepted seqs: each once, in increasing order. */
-async function expectExactlyOnce(portfolioId: string, accepted: readonly number[]): Promise<void> {
+async function expectExactlyOnce(
+  portfolioId: string,
+  accepted: readonly number[],
+  producer = PRODUCER,
+): Promise<void> {
   const book = await fx.book(portfolioId);
-  const range = book?.applied?.producers[PRODUCER];
+  const range = book?.applied?.producers[producer];
   if (range === undefined) throw new Error(`${portfolioId}: nothing applied`);
   const { seqs, complete } = appliedSeqs(range);
   expect(complete).toBe(true);
@@ -100,7 +105,7 @@ async function expectExactlyOnce(portfolioId: string, accepted: readonly number[
   expect(range.checksum).toBe(
     accepted.reduce((h, seq) => (h * 31 + seq) % SEQ_CHECKSUM_MODULUS, 0),
   );
-  expect(book?.processed_count).toBe(accepted.length);
+  if (producer === PRODUCER) expect(book?.processed_count).toBe(accepted.length);
 }
 
 const statuses = async (ids: readonly string[]) =>
@@ -134,8 +139,8 @@ describe('trading halt and pause', () => {
       // Halt. The latency: from just before the write to the last commit that applied an event.
       const controls = new TradingControls(fx.redis, fx.keys);
       const haltSentAt = Date.now();
-      expect(await controls.halt(desk, 'drill')).toEqual({ ok: true });
-      const atHalt = await Promise.all(ids.map(applied));
+      expect(await controls.halt(desk, 'drill')).toMatchObject({ ok: true });
+      const atHalt = await Promise.all(ids.map((id) => applied(id)));
       await waitFor(async () => (await statuses(ids)).every((s) => s === 'paused'), {
         timeoutMs: 3_000,
         description: 'every portfolio paused',
@@ -145,7 +150,7 @@ describe('trading halt and pause', () => {
         timeoutMs: 10_000,
         description: 'every queue full and refusing',
       });
-      const stopped = await Promise.all(ids.map(applied));
+      const stopped = await Promise.all(ids.map((id) => applied(id)));
       const lastCommits = await Promise.all(
         ids.map(async (id) => Date.parse((await fx.book(id))?.updated_at ?? '')),
       );
@@ -178,7 +183,7 @@ describe('trading halt and pause', () => {
         timeoutMs: 5_000,
       });
       await new Promise((resolve) => setTimeout(resolve, 1_000));
-      expect(await Promise.all(ids.map(applied))).toEqual(stopped);
+      expect(await Promise.all(ids.map((id) => applied(id)))).toEqual(stopped);
       for (const id of ids) expect(await queued(id)).toBe(CAPACITY);
       // The scheduler leader told it, once; it is still firing after the restarts.
       await waitFor(() => receiver.received.some((r) => r.body.kind === 'fleet_halted'), {
@@ -197,7 +202,7 @@ describe('trading halt and pause', () => {
       ).toBe(1);
 
       // Resume: every accepted event, the ones queued during the halt included, once and in order.
-      expect(await controls.unhalt(desk)).toEqual({ ok: true });
+      expect(await controls.unhalt(desk)).toMatchObject({ ok: true });
       const resumedAt = producer.total();
       await waitFor(() => producer.total() >= resumedAt + 150, { timeoutMs: 10_000 });
       await producer.stop();
@@ -235,7 +240,7 @@ describe('trading halt and pause', () => {
     const producer = feed(ids);
     await waitFor(() => producer.total() >= 100, { timeoutMs: 10_000 });
     const controls = new TradingControls(fx.redis, fx.keys);
-    expect(await controls.pause('p1', desk, null)).toEqual({ ok: true });
+    expect(await controls.pause('p1', desk, null)).toMatchObject({ ok: true });
     await waitFor(async () => (await statuses(ids)).join() === 'paused,running', {
       timeoutMs: 3_000,
     });
@@ -263,7 +268,7 @@ describe('trading halt and pause', () => {
     expect(await applied('p1')).toBe(held);
     expect((await fx.state('p1'))?.status).toBe('paused');
 
-    expect(await controls.resume('p1', desk)).toEqual({ ok: true });
+    expect(await controls.resume('p1', desk)).toMatchObject({ ok: true });
     await waitFor(async () => (await statuses(ids)).join() === 'running,running', {
       timeoutMs: 3_000,
     });
@@ -274,4 +279,85 @@ describe('trading halt and pause', () => {
       await expectExactlyOnce(id, accepted);
     }
   });
+  it(
+    'a halt Redis loses (restarted empty) holds: nothing is applied, the node says halt_missing; halt and resume again, and trading goes on exactly once',
+    { timeout: 60_000 },
+    async () => {
+      const ids = ['p1', 'p2'];
+      const receiver = new WebhookReceiver<Notification>();
+      const url = await receiver.start();
+      closers.push(() => receiver.stop());
+      const notify = { NOTIFY_WEBHOOK_URL: url };
+      for (const id of ids) await fx.addToCatalog(id);
+      const [, node] = await Promise.all([
+        fx.startNotificationWorker(notify),
+        fx.startNode('a', { ...notify, PORTFOLIO_QUEUE_CAPACITY: String(CAPACITY) }),
+      ]);
+      await fx.assign('a', ids);
+      await waitFor(async () => (await statuses(ids)).every((s) => s === 'running'), {
+        timeoutMs: 10_000,
+      });
+      const first = feed(ids);
+      await waitFor(() => first.total() >= 60, { timeoutMs: 10_000 });
+      const controls = new TradingControls(fx.redis, fx.keys);
+      expect(await controls.halt(desk, 'drill')).toMatchObject({ ok: true });
+      await waitFor(async () => (await statuses(ids)).every((s) => s === 'paused'), {
+        timeoutMs: 3_000,
+      });
+      await first.stop();
+      const before = await Promise.all(ids.map((id) => applied(id)));
+
+      // Redis restarts with nothing: no halt key, no queue, no book. The node must not read the
+      // missing key as a lift.
+      await server.restart();
+      const missing = () =>
+        receiver.received.filter((r) => r.body.kind === 'halt_missing').map((r) => r.body);
+      await waitFor(() => missing().length > 0, {
+        timeoutMs: 10_000,
+        description: 'halt_missing at the webhook',
+      });
+      expect(missing().map((n) => [n.status, n.level, n.subject.node_id, n.source.app])).toEqual([
+        ['firing', 'critical', 'a', 'execution-node'],
+      ]);
+      expect(
+        logEntries(
+          node,
+          'Redis no longer shows a halt or pause this node holds; it stays held until an operator halts (or pauses) and resumes again',
+        ),
+      ).toHaveLength(1);
+      // A new producer (the old one's numbering went with Redis) feeds the new queues.
+      const second = feed(ids, 'desk-feed-2');
+      await waitFor(() => second.total() >= 60, { timeoutMs: 10_000 });
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      // The books were written back from the node's memory (its lease taken back), nothing new.
+      await waitFor(async () => (await Promise.all(ids.map((id) => fx.book(id)))).every(Boolean), {
+        timeoutMs: 5_000,
+        description: 'the books written back',
+      });
+      expect(await Promise.all(ids.map((id) => applied(id, 'desk-feed-2')))).toEqual([0, 0]);
+      expect(await Promise.all(ids.map((id) => applied(id)))).toEqual(before);
+      expect(await statuses(ids)).toEqual(['paused', 'paused']);
+      expect(logEntries(node, 'Trading halt lifted; portfolios go on in queue order')).toEqual([]);
+
+      // The operator halts and resumes again: the node settles (halt_missing resolved), then trades.
+      expect(await controls.halt(desk, 'settle')).toMatchObject({ ok: true });
+      await waitFor(() => missing().some((n) => n.status === 'resolved'), {
+        timeoutMs: 10_000,
+        description: 'halt_missing resolved',
+      });
+      expect(await statuses(ids)).toEqual(['paused', 'paused']);
+      expect(await controls.unhalt(desk)).toMatchObject({ ok: true });
+      await waitFor(async () => (await statuses(ids)).every((s) => s === 'running'), {
+        timeoutMs: 3_000,
+      });
+      await waitFor(() => second.total() >= 200, { timeoutMs: 10_000 });
+      await second.stop();
+      for (const id of ids) {
+        const accepted = second.accepted.get(id) ?? [];
+        await settled(id, accepted.length, 'desk-feed-2');
+        await expectExactlyOnce(id, accepted, 'desk-feed-2');
+      }
+      expect(await Promise.all(ids.map((id) => applied(id)))).toEqual(before);
+    },
+  );
 });

@@ -16,11 +16,18 @@ import {
 } from '@ginkgo-live/state-keys';
 import type { NodeConfig } from './config.ts';
 import { HeartbeatLoop } from './heartbeat-loop.ts';
-import { NodeStore, type BeatLease, type TradingControlsSeen } from './node-store.ts';
+import { NodeStore, type BeatLease } from './node-store.ts';
 import { PortfolioRunner, type Hold, type RunnerLease } from './portfolio-runner.ts';
 import { ProcessStatsSampler } from './process-stats.ts';
 import { DEFAULT_THRESHOLDS, QueuePressureWatcher } from './queue-pressure.ts';
 import { createStrategy, type Strategy } from './strategies/index.ts';
+import {
+  NO_HOLDS,
+  settleHolds,
+  type Holds,
+  type MissingHolds,
+  type TradingControlsSeen,
+} from './trading-hold.ts';
 
 export interface ExecutionNodeOptions {
   config: NodeConfig;
@@ -80,8 +87,15 @@ export class ExecutionNode {
   private redisReconnectedAt: number | undefined;
   private lastProcessed = new Map<string, { count: number; at: number }>();
   private stopping: Promise<boolean> | undefined;
-  /** The halt and pauses as last read (kept while Redis cannot be read: held stays held). */
-  private trading: TradingControlsSeen = { halt: null, paused: new Set() };
+  /**
+   * The halt and pauses this process holds (kept while Redis cannot be read, and while Redis
+   * shows no record of them: only their lift ends them — `settleHolds`).
+   */
+  private holds: Holds = NO_HOLDS;
+  /** Holds kept that Redis no longer shows, as last told (`halt_missing`); null: none told. */
+  private missingTold: string | null = null;
+  /** At start: a `halt_missing` of this node's previous process may still be firing. */
+  private missingMayFire = true;
 
   constructor(private readonly options: ExecutionNodeOptions) {
     const { config, connections, keys } = options;
@@ -352,22 +366,53 @@ export class ExecutionNode {
 
   /** An operator's hold on a portfolio now: the fleet halt, its pause, or none. */
   private holdOf(portfolioId: string): Hold | null {
-    if (this.trading.halt !== null) return 'halt';
-    return this.trading.paused.has(portfolioId) ? 'pause' : null;
+    if (this.holds.halt !== null) return 'halt';
+    return this.holds.paused.has(portfolioId) ? 'pause' : null;
   }
 
   /** Applies the halt and pauses just read to every portfolio here. */
   private follow(trading: TradingControlsSeen): void {
-    const wasHalted = this.trading.halt !== null;
-    this.trading = trading;
-    if (trading.halt !== null && !wasHalted)
+    const before = this.holds.halt;
+    const { holds, missing } = settleHolds(this.holds, trading);
+    this.holds = holds;
+    if (holds.halt !== null && before === null)
       this.log.warn('Trading halted: no portfolio applies events until the halt is lifted', {
-        by: trading.halt.by,
-        reason: trading.halt.reason,
+        id: holds.halt.id,
+        by: holds.halt.by,
+        reason: holds.halt.reason,
       });
-    else if (trading.halt === null && wasHalted)
-      this.log.info('Trading halt lifted; portfolios go on in queue order');
+    else if (holds.halt === null && before !== null)
+      this.log.info('Trading halt lifted; portfolios go on in queue order', { id: before.id });
+    this.tellMissing(missing);
     for (const runner of this.runners.values()) runner.setHold(this.holdOf(runner.portfolioId));
+  }
+
+  /**
+   * Says so when this node keeps a halt or pause Redis no longer shows (an error in the log and a
+   * critical `halt_missing`), and resolves it once a reading settles them all.
+   */
+  private tellMissing(missing: MissingHolds): void {
+    const none = missing.halt === null && missing.paused.length === 0;
+    const told = none ? null : JSON.stringify(missing);
+    if (told === this.missingTold && !(none && this.missingMayFire)) return;
+    const subject = { nodeId: this.config.nodeId };
+    if (none) {
+      if (this.missingTold !== null)
+        this.log.info('Redis shows the halts and pauses this node holds again', {});
+      this.options.notifier.resolve('halt_missing', subject, {});
+      this.missingMayFire = false;
+    } else {
+      this.log.error(
+        'Redis no longer shows a halt or pause this node holds; it stays held until an operator halts (or pauses) and resumes again',
+        { haltId: missing.halt, paused: missing.paused },
+      );
+      this.options.notifier.raise('halt_missing', subject, {
+        halt_id: missing.halt,
+        paused: missing.paused,
+      });
+      this.missingMayFire = true;
+    }
+    this.missingTold = told;
   }
 
   private async load(portfolioId: string, waiting: PortfolioRunner | undefined): Promise<void> {

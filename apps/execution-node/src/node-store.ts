@@ -1,5 +1,6 @@
 import { Cluster } from 'ioredis';
 import { bySlot, LuaScript, type RedisLike } from '@ginkgo-live/redis-client';
+import { readControlRecord } from '@ginkgo-live/fleet';
 import { portfolioQueueLayout } from '@ginkgo-live/portfolio-queue';
 import {
   type BookFence,
@@ -13,6 +14,7 @@ import {
   type PortfolioState,
   type StateKeys,
 } from '@ginkgo-live/state-keys';
+import type { SeenRecord, TradingControlsSeen } from './trading-hold.ts';
 
 /**
  * Whether a book write continues the book's fence (Lua, shared by the beat and the commit): the
@@ -277,12 +279,6 @@ export interface BeatOutcome {
   resync: BeatLease[];
 }
 
-/** The trading controls as a node reads them: the halt (null: none) and the paused portfolios. */
-export interface TradingControlsSeen {
-  halt: { by: string | null; reason: string | null } | null;
-  paused: ReadonlySet<string>;
-}
-
 /** What a flush writes for one portfolio. */
 export interface FlushPortfolio {
   portfolioId: string;
@@ -454,26 +450,63 @@ export class NodeStore {
       .multi()
       .get(key)
       .get(k.tradingHalt())
-      .hkeys(k.pausedPortfolios())
+      .hgetall(k.pausedPortfolios())
       .exec();
     if (replies === null) throw new Error('Transaction aborted');
     for (const [err] of replies) if (err) throw err;
-    const [raw, haltRaw, paused] = replies.map(([, v]) => v) as [
+    const [raw, haltRaw, pausedRaw] = replies.map(([, v]) => v) as [
       string | null,
       string | null,
-      string[],
+      Record<string, string>,
     ];
-    let halt: TradingControlsSeen['halt'] = null;
-    if (haltRaw !== null) {
-      // The key's presence halts; its payload only says who and why (for the log).
-      const decoded = decodePayload('tradingHalt', k.tradingHalt(), haltRaw);
-      halt = decoded.ok
-        ? { by: decoded.value.by, reason: decoded.value.reason }
-        : { by: null, reason: decoded.error.problem };
-    }
     return {
       assignment: raw === null ? null : decodePayload('nodeAssignment', key, raw),
-      trading: { halt, paused: new Set(paused) },
+      trading: this.seen(haltRaw, pausedRaw),
+    };
+  }
+
+  /** Reads the trading controls alone (the halt record and every pause record), in one transaction. */
+  async readTrading(): Promise<TradingControlsSeen> {
+    const k = this.keys;
+    const replies = await this.redis
+      .multi()
+      .get(k.tradingHalt())
+      .hgetall(k.pausedPortfolios())
+      .exec();
+    if (replies === null) throw new Error('Transaction aborted');
+    for (const [err] of replies) if (err) throw err;
+    const [haltRaw, pausedRaw] = replies.map(([, v]) => v) as [
+      string | null,
+      Record<string, string>,
+    ];
+    return this.seen(haltRaw, pausedRaw);
+  }
+
+  /**
+   * The records as the node goes by them: id and lift read loosely (`readControlRecord`, as the
+   * change script writes them), so an unreadable record still holds; who and why only for the log.
+   */
+  private seen(haltRaw: string | null, pausedRaw: Record<string, string>): TradingControlsSeen {
+    const k = this.keys;
+    const record = (
+      name: 'tradingHalt' | 'portfolioPause',
+      where: string,
+      raw: string,
+    ): SeenRecord => {
+      const { id, lifted } = readControlRecord(raw);
+      const decoded = decodePayload(name, where, raw);
+      return decoded.ok
+        ? { id, lifted, by: decoded.value.by, reason: decoded.value.reason }
+        : { id, lifted, by: null, reason: decoded.error.problem };
+    };
+    return {
+      halt: haltRaw === null ? null : record('tradingHalt', k.tradingHalt(), haltRaw),
+      pauses: new Map(
+        Object.entries(pausedRaw).map(([id, raw]) => [
+          id,
+          record('portfolioPause', `${k.pausedPortfolios()}[${id}]`, raw),
+        ]),
+      ),
     };
   }
 

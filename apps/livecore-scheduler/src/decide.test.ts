@@ -315,9 +315,14 @@ describe('decide: control requests', () => {
 describe('decide: the trading halt', () => {
   const halt = {
     _v: 1 as const,
+    id: 'h1',
+    state: 'halted' as const,
     halted_at: iso(500),
     by: 'desk-lead',
     reason: 'exchange outage',
+    lifted_at: null,
+    lifted_by: null,
+    lift_request_id: null,
   };
 
   it('raises fleet_halted at every tick while halted (the dedupe sends it once) and resolves it once lifted', async () => {
@@ -342,6 +347,21 @@ describe('decide: the trading halt', () => {
     sim.store.halt = null;
     expect(brief((await sim.tick(3_000)).effects)).toEqual(['resolve fleet_halted {}']);
     expect(brief((await sim.tick(4_000)).effects)).toEqual([]);
+  });
+
+  it('a halt record gone missing (Redis back empty) resolves nothing; only its lift does', async () => {
+    const sim = new Sim();
+    sim.store.addSpecs('p1');
+    sim.beat(0, 'a');
+    await sim.tick(0);
+    sim.store.halt = halt;
+    expect(brief((await sim.tick(500)).effects)).toEqual(['raise fleet_halted {}']);
+    sim.store.halt = null;
+    sim.store.haltLifted = false;
+    expect(brief((await sim.tick(1_000)).effects)).toEqual([]);
+    expect(brief((await sim.tick(2_000)).effects)).toEqual([]);
+    sim.store.haltLifted = true;
+    expect(brief((await sim.tick(3_000)).effects)).toEqual(['resolve fleet_halted {}']);
   });
 
   it('is told even at a tick that plans nothing (the catalog lost) and whatever the write does', async () => {

@@ -395,9 +395,11 @@ function catalogSource(
 }
 
 /**
- * `fleet_halted` while `{scheduler}:trading_halt` exists (raised every tick: the shared dedupe
- * sends it once per cooldown), resolved at the first tick without it when it may be firing.
- * Returns whether it may be firing after this tick.
+ * `fleet_halted` while `{scheduler}:trading_halt` says halted (raised every tick: the shared
+ * dedupe sends it once per cooldown), resolved at the first tick that reads its lift record when it
+ * may be firing — never on a missing key: Redis that lost the halt has not lifted it (the nodes
+ * that saw it keep it, and say so with `halt_missing`). Returns whether it may be firing after
+ * this tick.
  */
 function haltNotice(world: World, memory: SchedulerMemory, effects: Effect[]): boolean {
   const halt = world.halt;
@@ -412,6 +414,7 @@ function haltNotice(world: World, memory: SchedulerMemory, effects: Effect[]): b
     );
     return true;
   }
+  if (!world.haltLifted) return memory.haltMayFire;
   if (memory.haltMayFire)
     effects.push(notice({ op: 'resolve', kind: 'fleet_halted', subject: {}, details: {} }));
   return false;

@@ -33,6 +33,8 @@ export class FakeStore implements SchedulerStore {
   beating = new Set<string>();
   infos = new Map<string, NodeInfo>();
   halt: TradingHalt | null = null;
+  /** The halt record is a lift: as in a fleet that was halted and resumed before. */
+  haltLifted = true;
   /** The audit entries the plan writes carried. */
   readonly audit: AuditInput[] = [];
   /** Every write that went through. */
@@ -108,6 +110,7 @@ export class FakeStore implements SchedulerStore {
       requestCount: this.requests.length,
       problems: [],
       halt: this.halt,
+      haltLifted: this.halt === null && this.haltLifted,
     });
   }
 

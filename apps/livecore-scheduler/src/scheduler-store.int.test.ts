@@ -271,9 +271,15 @@ describe('SchedulerStore catalog changes and control results in the fenced write
   it('reads the trading halt with the world', async () => {
     const a = new RedisSchedulerStore(redis, keys, 'a');
     expect((await a.readWorld()).halt).toBeNull();
+    expect((await a.readWorld()).haltLifted).toBe(false);
     const controls = new TradingControls(redis, keys);
-    await controls.halt({ name: 'desk-lead', via: 'ginkgo-ctl', address: null }, 'drill');
+    const desk = { name: 'desk-lead', via: 'ginkgo-ctl', address: null };
+    await controls.halt(desk, 'drill');
     expect((await a.readWorld()).halt).toMatchObject({ by: 'desk-lead', reason: 'drill' });
+    // Lifted, the record stays, as a lift: the one reading that resolves fleet_halted.
+    await controls.unhalt(desk);
+    expect(await a.readWorld()).toMatchObject({ halt: null, haltLifted: true });
+    await controls.halt(desk, 'drill');
     // Unreadable, it still halts, and is reported as a malformed payload.
     await redis.set(keys.tradingHalt(), 'garbage');
     const world = await a.readWorld();

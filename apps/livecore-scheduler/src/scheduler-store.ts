@@ -3,6 +3,7 @@ import {
   AUDIT_MAX_ENTRIES,
   decodeTrading,
   encodeAuditEntry,
+  haltRecordState,
   readNodeSnapshots,
 } from '@ginkgo-live/fleet';
 import { LuaScript, type RedisLike } from '@ginkgo-live/redis-client';
@@ -222,6 +223,7 @@ export class RedisSchedulerStore implements SchedulerStore {
       requestCount: requestsRaw.length,
       problems,
       halt: trading.halted,
+      haltLifted: haltRecordState(haltRaw) === 'lifted',
     };
   }
 

@@ -43,6 +43,11 @@ export interface World {
    * unreadable is still a halt (its key exists).
    */
   halt: TradingHalt | null;
+  /**
+   * The halt record is a lift (state `lifted`): the only reading that says a halt is over. A
+   * missing key says nothing — Redis may have come back empty, and nodes that saw the halt keep it.
+   */
+  haltLifted: boolean;
 }
 
 /** A lost node forgotten by the plan write, with the registry score it was judged on. */

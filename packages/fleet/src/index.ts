@@ -6,5 +6,20 @@ export { QUEUE_LEVEL_RANK, QUEUE_LEVELS, QUEUE_THRESHOLDS, queueLevel } from './
 export type { QueueLevel, QueueThresholds } from './queue-levels.ts';
 export { AUDIT_MAX_ENTRIES, AuditLog, encodeAuditEntry } from './audit.ts';
 export type { AuditInput, AuditRecord } from './audit.ts';
-export { decodeTrading, TradingControls, UNREADABLE_BY } from './trading-controls.ts';
-export type { TradingActor, TradingOutcome, TradingReading } from './trading-controls.ts';
+export {
+  decodeTrading,
+  haltRecordState,
+  readControlRecord,
+  REPLICA_WAIT_MS,
+  TradingControls,
+  UNREADABLE_BY,
+  UNREADABLE_ID,
+} from './trading-controls.ts';
+export type {
+  ChangeOptions,
+  ControlRecord,
+  Replication,
+  TradingActor,
+  TradingOutcome,
+  TradingReading,
+} from './trading-controls.ts';

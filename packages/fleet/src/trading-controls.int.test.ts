@@ -1,8 +1,20 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createStateKeys, encodePayload, type StateKeys } from '@ginkgo-live/state-keys';
-import { RedisServer } from '@ginkgo-live/testing';
-import { AuditLog, TradingControls, UNREADABLE_BY, type TradingActor } from './index.ts';
+import {
+  createStateKeys,
+  decodePayload,
+  encodePayload,
+  type StateKeys,
+} from '@ginkgo-live/state-keys';
+import { RedisServer, waitFor } from '@ginkgo-live/testing';
+import {
+  AuditLog,
+  haltRecordState,
+  TradingControls,
+  UNREADABLE_BY,
+  UNREADABLE_ID,
+  type TradingActor,
+} from './index.ts';
 
 let server: RedisServer;
 let redis: Redis;
@@ -17,6 +29,8 @@ afterAll(async () => {
 });
 
 const desk: TradingActor = { name: 'desk-lead', via: 'api-gateway', address: '10.0.0.7' };
+/** A change that landed on a Redis without replicas. */
+const DONE = { ok: true, repeated: false, replication: { replicas: 0, acknowledged: 0 } };
 
 async function setup(prefix: string): Promise<{ keys: StateKeys; controls: TradingControls }> {
   const keys = createStateKeys(prefix);
@@ -50,7 +64,7 @@ describe('TradingControls', () => {
     const { keys, controls } = await setup('tc-halt:');
     expect(await controls.read()).toEqual({ halted: null, paused: [], problems: [] });
 
-    expect(await controls.halt(desk, 'exchange outage')).toEqual({ ok: true });
+    expect(await controls.halt(desk, 'exchange outage')).toEqual(DONE);
     const halted = (await controls.read()).halted;
     expect(halted).toMatchObject({ by: 'desk-lead', reason: 'exchange outage' });
     expect(await redis.pttl(keys.tradingHalt())).toBe(-1);
@@ -60,7 +74,7 @@ describe('TradingControls', () => {
     // The first halt stands as it was written.
     expect((await controls.read()).halted).toEqual(halted);
 
-    expect(await controls.unhalt(desk)).toEqual({ ok: true });
+    expect(await controls.unhalt(desk)).toEqual(DONE);
     expect((await controls.read()).halted).toBeNull();
     expect(await controls.unhalt(desk)).toEqual({
       ok: false,
@@ -79,7 +93,7 @@ describe('TradingControls', () => {
   it('pauses and resumes one catalogued portfolio; unknown portfolios and no-ops are refused', async () => {
     const { keys, controls } = await setup('tc-pause:');
     const ctl: TradingActor = { name: 'ginkgo-ctl:ops', via: 'ginkgo-ctl', address: null };
-    expect(await controls.pause('p1', ctl, null)).toEqual({ ok: true });
+    expect(await controls.pause('p1', ctl, null)).toEqual(DONE);
     expect(await controls.pause('p1', ctl, 'twice')).toEqual({
       ok: false,
       code: 'no_change',
@@ -102,14 +116,14 @@ describe('TradingControls', () => {
       code: 'no_change',
       reason: 'not paused',
     });
-    expect(await controls.resume('p1', ctl)).toEqual({ ok: true });
+    expect(await controls.resume('p1', ctl)).toEqual(DONE);
     expect(await controls.resume('ghost', ctl)).toMatchObject({ code: 'unknown_portfolio' });
     expect((await controls.read()).paused).toEqual([]);
 
     // Removed from the catalog while paused: it can still be resumed.
     await controls.pause('p2', ctl, null);
     await redis.hdel(keys.portfolioCatalog(), 'p2');
-    expect(await controls.resume('p2', ctl)).toEqual({ ok: true });
+    expect(await controls.resume('p2', ctl)).toEqual(DONE);
 
     expect((await trail(keys)).map((row) => row.slice(0, 4))).toEqual([
       ['pause', 'p1', 'accepted', null],
@@ -154,13 +168,13 @@ describe('TradingControls', () => {
     });
     try {
       const controls = new TradingControls(user, keys);
-      expect(await controls.pause('p1', desk, null)).toEqual({ ok: true });
+      expect(await controls.pause('p1', desk, null)).toEqual(DONE);
       expect(await controls.pause('nope', desk, null)).toMatchObject({
         code: 'unknown_portfolio',
       });
-      expect(await controls.resume('p1', desk)).toEqual({ ok: true });
-      expect(await controls.halt(desk, null)).toEqual({ ok: true });
-      expect(await controls.unhalt(desk)).toEqual({ ok: true });
+      expect(await controls.resume('p1', desk)).toEqual(DONE);
+      expect(await controls.halt(desk, null)).toEqual(DONE);
+      expect(await controls.unhalt(desk)).toEqual(DONE);
       await expect(user.hdel(keys.portfolioCatalog(), 'p1')).rejects.toThrow(/NOPERM/);
     } finally {
       user.disconnect();
@@ -173,7 +187,128 @@ describe('TradingControls', () => {
     await redis.hset(keys.pausedPortfolios(), 'p1', 'garbage');
     const reading = await controls.read();
     expect(reading.halted?.by).toBe(UNREADABLE_BY);
+    expect(reading.halted?.id).toBe(UNREADABLE_ID);
     expect(reading.paused.map((p) => [p.portfolio_id, p.by])).toEqual([['p1', UNREADABLE_BY]]);
     expect(reading.problems).toHaveLength(2);
+  });
+  it('a lift is a record naming the halt it lifts, never a deleted key; a resume likewise', async () => {
+    const { keys, controls } = await setup('tc-lift:');
+    expect(haltRecordState(await redis.get(keys.tradingHalt()))).toBe('missing');
+    expect(await controls.halt(desk, 'drill', { requestId: 'req-halt-1' })).toEqual(DONE);
+    const halt = decodePayload('tradingHalt', 'halt', (await redis.get(keys.tradingHalt())) ?? '');
+    expect(halt.ok && halt.value).toMatchObject({
+      id: 'req-halt-1',
+      state: 'halted',
+      by: 'desk-lead',
+    });
+    expect(await controls.unhalt({ ...desk, name: 'lead-2' }, { requestId: 'req-lift-1' })).toEqual(
+      DONE,
+    );
+    const raw = await redis.get(keys.tradingHalt());
+    expect(haltRecordState(raw)).toBe('lifted');
+    const lift = decodePayload('tradingHalt', 'halt', raw ?? '');
+    expect(lift.ok && lift.value).toMatchObject({
+      id: 'req-halt-1',
+      state: 'lifted',
+      by: 'desk-lead',
+      reason: 'drill',
+      lifted_by: 'lead-2',
+      lift_request_id: 'req-lift-1',
+    });
+    // A lifted halt can be halted again, under the new request's id.
+    expect(await controls.halt(desk, null, { requestId: 'req-halt-2' })).toEqual(DONE);
+    expect((await controls.read()).halted).toMatchObject({ id: 'req-halt-2', state: 'halted' });
+
+    expect(await controls.pause('p1', desk, null, { requestId: 'req-pause-1' })).toEqual(DONE);
+    expect(await controls.resume('p1', desk, { requestId: 'req-resume-1' })).toEqual(DONE);
+    const entry = decodePayload(
+      'portfolioPause',
+      'pause',
+      (await redis.hget(keys.pausedPortfolios(), 'p1')) ?? '',
+    );
+    expect(entry.ok && entry.value).toMatchObject({
+      id: 'req-pause-1',
+      state: 'resumed',
+      portfolio_id: 'p1',
+      resumed_by: 'desk-lead',
+      resume_request_id: 'req-resume-1',
+    });
+    expect((await controls.read()).paused).toEqual([]);
+    // Resumed, it can be paused again, and a resumed portfolio is "not paused".
+    expect(await controls.resume('p1', desk)).toMatchObject({ reason: 'not paused' });
+    expect(await controls.pause('p1', desk, null)).toEqual(DONE);
+  });
+
+  it('the same request run twice (a resend after a timeout) answers ok and changes nothing more', async () => {
+    const { keys, controls } = await setup('tc-repeat:');
+    const repeat = { ...DONE, repeated: true };
+    expect(await controls.halt(desk, 'drill', { requestId: 'h1' })).toEqual(DONE);
+    expect(await controls.halt(desk, 'drill', { requestId: 'h1' })).toEqual(repeat);
+    expect(await controls.unhalt(desk, { requestId: 'u1' })).toEqual(DONE);
+    expect(await controls.unhalt(desk, { requestId: 'u1' })).toEqual(repeat);
+    // The halt's own resend, arriving after its lift, does not halt again.
+    expect(await controls.halt(desk, 'drill', { requestId: 'h1' })).toEqual(repeat);
+    expect((await controls.read()).halted).toBeNull();
+    expect(await controls.pause('p1', desk, null, { requestId: 'p1' })).toEqual(DONE);
+    expect(await controls.pause('p1', desk, null, { requestId: 'p1' })).toEqual(repeat);
+    expect(await controls.resume('p1', desk, { requestId: 'r1' })).toEqual(DONE);
+    expect(await controls.resume('p1', desk, { requestId: 'r1' })).toEqual(repeat);
+    // Another request for the same change is still a no-op, as before.
+    expect(await controls.unhalt(desk, { requestId: 'u2' })).toMatchObject({
+      reason: 'not halted',
+    });
+    // One accepted entry per change, none for the repeats.
+    expect((await trail(keys)).map((row) => row.slice(0, 3))).toEqual([
+      ['halt', null, 'accepted'],
+      ['unhalt', null, 'accepted'],
+      ['pause', 'p1', 'accepted'],
+      ['resume', 'p1', 'accepted'],
+      ['unhalt', null, 'refused'],
+    ]);
+  });
+
+  it('an unreadable halt can be lifted: the lift names the unreadable id and decodes', async () => {
+    const { keys, controls } = await setup('tc-bad-lift:');
+    await redis.set(keys.tradingHalt(), 'garbage');
+    expect((await controls.read()).halted?.id).toBe(UNREADABLE_ID);
+    expect(await controls.unhalt(desk)).toEqual(DONE);
+    const lift = decodePayload('tradingHalt', 'halt', (await redis.get(keys.tradingHalt())) ?? '');
+    expect(lift.ok && lift.value).toMatchObject({
+      id: UNREADABLE_ID,
+      state: 'lifted',
+      by: UNREADABLE_BY,
+      reason: null,
+    });
+  });
+
+  it('waits for a replica to acknowledge a change, and says when none did', async () => {
+    // The first sync at once, not after the default 5 s a diskless sync waits for more replicas.
+    await redis.config('SET', 'repl-diskless-sync-delay', '0');
+    const replica = await RedisServer.start({
+      args: ['--replicaof', server.host, String(server.port)],
+    });
+    try {
+      const { keys, controls } = await setup('tc-replica:');
+      await waitFor(async () => /slave0:.*state=online/.test(await redis.info('replication')), {
+        timeoutMs: 10_000,
+        description: 'the replica in sync',
+      });
+      expect(await controls.halt(desk, null)).toEqual({
+        ...DONE,
+        replication: { replicas: 1, acknowledged: 1 },
+      });
+      // The replica frozen: the wait ends at its bound with nobody acknowledging.
+      replica.freeze();
+      const started = Date.now();
+      expect(await controls.unhalt(desk)).toEqual({
+        ...DONE,
+        replication: { replicas: 1, acknowledged: 0 },
+      });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(500);
+      replica.thaw();
+      expect(haltRecordState(await redis.get(keys.tradingHalt()))).toBe('lifted');
+    } finally {
+      await replica.cleanup();
+    }
   });
 });

@@ -71,6 +71,21 @@ describe('the catalogue: the text and details every sink receives', () => {
     });
   });
 
+  it('halt_missing: what the node keeps, and that an operator must halt and resume again', () => {
+    expect(raisedText('halt_missing', { nodeId: 'n1' }, { halt_id: 'h1', paused: [] })).toEqual({
+      title: 'Halt kept by n1 is gone from Redis',
+      message:
+        'n1 keeps the trading halt h1, which Redis no longer shows. It stays held until an operator halts (or pauses) and resumes again.',
+      details: { node_id: 'n1', halt_id: 'h1', paused: [] },
+    });
+    expect(
+      raisedText('halt_missing', { nodeId: 'n1' }, { halt_id: 'h1', paused: ['p1', 'p2'] }).message,
+    ).toBe(
+      'n1 keeps the trading halt h1 and the pauses of p1, p2, which Redis no longer shows. It stays held until an operator halts (or pauses) and resumes again.',
+    );
+    expect(resolvedText('halt_missing', { nodeId: 'n1' }, {}).title).toBe('Holds of n1 settled');
+  });
+
   it('fleet_halted: who halted and why, and the resolved notice', () => {
     const at = '2026-12-01T00:00:00.000Z';
     expect(
@@ -244,6 +259,7 @@ describe('the catalogue and the Redis keys of the release before it', () => {
       portfolio_orphaned: 'orphan',
       catalog_missing: 'catalog_missing',
       fleet_halted: 'fleet_halted',
+      halt_missing: 'halt_missing',
       queue: 'queue',
       scheduler_leader_missing: 'scheduler_leader',
       redis_unavailable: 'redis_unavailable',

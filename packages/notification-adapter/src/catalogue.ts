@@ -67,6 +67,13 @@ export interface Kinds {
     levels: ['warning'];
     details: { halted_at: string; by: string; reason: string | null };
   };
+  halt_missing: {
+    condition: 'halt_missing';
+    subject: 'node';
+    levels: ['critical'];
+    /** `halt_id`: the halt kept (null: none); `paused`: portfolios whose pause is kept. */
+    details: { halt_id: string | null; paused: string[] };
+  };
   queue_usage_high: {
     condition: 'queue';
     subject: 'portfolio';
@@ -103,6 +110,7 @@ export interface Conditions {
   portfolio_orphaned: { subject: 'portfolio'; details: { node_id: string | null } };
   catalog_missing: { subject: 'none'; details: { portfolios: number } };
   fleet_halted: { subject: 'none'; details: Record<string, never> };
+  halt_missing: { subject: 'node'; details: Record<string, never> };
   queue: {
     subject: 'portfolio';
     /** `resolve_below` (the node's threshold) is for the message only. */
@@ -221,7 +229,7 @@ export const KINDS: { [K in KindName]: KindSpec<K> } = {
     fault:
       "none: an operator's act — the trading halt (`{scheduler}:trading_halt`) is set, no portfolio applies events",
     raisedBy:
-      'the scheduler leader, at every tick while the halt key exists (the halt works without any scheduler; with no leader, `scheduler_leader_missing` is told instead)',
+      'the scheduler leader, at every tick while the halt record says halted (the halt works without any scheduler; with no leader, `scheduler_leader_missing` is told instead)',
     checkedIn: [
       'apps/execution-node/e2e/trading-halt.test.ts',
       'apps/livecore-scheduler/src/decide.test.ts',
@@ -229,6 +237,19 @@ export const KINDS: { [K in KindName]: KindSpec<K> } = {
     title: () => 'Trading halted',
     message: (_, d) =>
       `${d.by} halted trading for the whole fleet${d.reason === null ? '' : `: ${d.reason}`}. No portfolio applies events until the halt is lifted; queues keep what arrives until full.`,
+  },
+  halt_missing: {
+    condition: 'halt_missing',
+    subject: 'node',
+    levels: ['critical'],
+    fault:
+      'a halt or pause a node holds is gone from Redis, or lifted under another id (Redis restarted empty, or a replica that missed the write was promoted)',
+    raisedBy:
+      'the execution node that holds it: it keeps the halt or pause (a missing record never lifts one) and logs an error',
+    checkedIn: ['apps/execution-node/e2e/trading-halt.test.ts'],
+    title: ({ nodeId }) => `Halt kept by ${nodeId} is gone from Redis`,
+    message: ({ nodeId }, d) =>
+      `${nodeId} keeps ${d.halt_id === null ? '' : `the trading halt ${d.halt_id}`}${d.halt_id !== null && d.paused.length > 0 ? ' and ' : ''}${d.paused.length > 0 ? `the pauses of ${d.paused.join(', ')}` : ''}, which Redis no longer shows. It stays held until an operator halts (or pauses) and resumes again.`,
   },
   queue_usage_high: {
     condition: 'queue',
@@ -320,9 +341,17 @@ export const CONDITIONS: { [C in ConditionName]: ConditionSpec<C> } = {
     group: 'fleet_halted',
     subject: 'none',
     resolvedBy:
-      "the scheduler leader, at its first tick without the halt key; a new leader's first tick clears one left behind",
+      "the scheduler leader, at its first tick that reads the halt's lift record (a missing key resolves nothing: Redis may have lost the halt); a new leader's first such tick clears one left behind",
     title: () => 'Trading resumed',
     message: () => 'The trading halt was lifted; portfolios go on in queue order.',
+  },
+  halt_missing: {
+    group: 'halt_missing',
+    subject: 'node',
+    resolvedBy:
+      'the execution node, when Redis shows a halt or lift (pause or resume) that settles every hold it kept',
+    title: ({ nodeId }) => `Holds of ${nodeId} settled`,
+    message: ({ nodeId }) => `Redis shows the halts and pauses ${nodeId} holds again.`,
   },
   queue: {
     group: 'queue',

@@ -81,12 +81,13 @@ export interface StateKeys {
   /** `{scheduler}:control_results` — HASH request id → `ControlResult`, for requesters to read back. */
   controlResults(): string;
   /**
-   * `{scheduler}:trading_halt` — STRING `TradingHalt`, no TTL: while it exists the whole fleet is
-   * halted (no portfolio applies events; queues keep what arrives until full). Written by the gateway
-   * and `ginkgo-ctl` (operate scope), read by every node and the scheduler leader.
+   * `{scheduler}:trading_halt` — STRING `TradingHalt`, no TTL: while its state is `halted` the whole
+   * fleet is halted (no portfolio applies events; queues keep what arrives until full); a lift is
+   * the same record with state `lifted`, never a deleted key. Written by the gateway and
+   * `ginkgo-ctl` (operate scope), read by every node and the scheduler leader.
    */
   tradingHalt(): string;
-  /** `{scheduler}:paused_portfolios` — HASH portfolioId → `PortfolioPause`: portfolios an operator paused. */
+  /** `{scheduler}:paused_portfolios` — HASH portfolioId → `PortfolioPause`: pauses and their resumes. */
   pausedPortfolios(): string;
   /** `{scheduler}:audit` — STREAM, capped: one entry (field `entry`, an `AuditEntry`) per control request. */
   auditLog(): string;

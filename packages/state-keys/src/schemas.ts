@@ -299,23 +299,47 @@ export const controlResultSchema = z.object({
 });
 export type ControlResult = z.infer<typeof controlResultSchema>;
 
-/** `{scheduler}:trading_halt`: the fleet-wide halt (the trading desk's kill switch) and who set it. */
+/** The id of a halt or pause record: the request that set it (a UUID, or any 1-64 characters). */
+const controlId = z.string().min(1).max(64);
+
+/**
+ * `{scheduler}:trading_halt`: the fleet-wide halt (the trading desk's kill switch), who set it and,
+ * once lifted, who lifted it. A lift is a record, never a deleted key: a node that saw halt `id`
+ * stays halted until it reads the lift of that very `id` (or a newer halt), so a Redis that comes
+ * back empty, or a replica promoted without the write, cannot lift a halt by losing it.
+ */
 export const tradingHaltSchema = z.object({
   _v: version,
+  /** The halt's id (the halting request's id); a lift keeps the id of the halt it lifts. */
+  id: controlId,
+  state: z.enum(['halted', 'lifted']),
   halted_at: isoTime,
   /** The name of the key (or `ginkgo-ctl:<user>`) that halted. */
   by: z.string().min(1).max(128),
   reason: z.string().max(500).nullable(),
+  /** When, by whom and by which request it was lifted; null while halted. */
+  lifted_at: isoTime.nullable(),
+  lifted_by: z.string().min(1).max(128).nullable(),
+  lift_request_id: controlId.nullable(),
 });
 export type TradingHalt = z.infer<typeof tradingHaltSchema>;
 
-/** An entry of `{scheduler}:paused_portfolios`: one portfolio an operator paused, and who. */
+/**
+ * An entry of `{scheduler}:paused_portfolios`: one portfolio an operator paused, and who; once
+ * resumed, who resumed it (kept as a record, for the same reason as the halt's lift).
+ */
 export const portfolioPauseSchema = z.object({
   _v: version,
+  /** The pause's id (the pausing request's id); a resume keeps the id of the pause it lifts. */
+  id: controlId,
+  state: z.enum(['paused', 'resumed']),
   portfolio_id: id,
   paused_at: isoTime,
   by: z.string().min(1).max(128),
   reason: z.string().max(500).nullable(),
+  resumed_at: isoTime.nullable(),
+  resumed_by: z.string().min(1).max(128).nullable(),
+  resume_request_id: controlId.nullable(),
 });
 export type PortfolioPause = z.infer<typeof portfolioPauseSchema>;
 
