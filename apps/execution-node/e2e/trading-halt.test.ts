@@ -360,4 +360,49 @@ describe('trading halt and pause', () => {
       expect(await Promise.all(ids.map((id) => applied(id)))).toEqual(before);
     },
   );
+  it('a node whose unload is stuck (its final commit finds the lease gone) still holds on a halt within the poll bound, and the unload ends at the next beat', async () => {
+    const ids = ['p1', 'p2'];
+    for (const id of ids) await fx.addToCatalog(id);
+    // Beats 6 s apart: the final commit of an unload waits for the beat to take its lease back.
+    const node = await fx.startNode('a', {
+      HEARTBEAT_INTERVAL_MS: '6000',
+      HEARTBEAT_TTL_MS: '20000',
+      NODE_INFO_TTL_MS: '30000',
+      PORTFOLIO_STATE_TTL_MS: '30000',
+    });
+    await fx.assign('a', ids);
+    await waitFor(async () => (await statuses(ids)).every((s) => s === 'running'), {
+      timeoutMs: 10_000,
+    });
+    // Just after a beat (its heartbeat TTL renewed), p1's lease vanishes and p1 is unassigned.
+    await waitFor(async () => (await fx.redis.pttl(fx.keys.heartbeat('a'))) > 19_600, {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+      description: 'a beat',
+    });
+    await fx.redis.del(fx.keys.portfolioLease('p1'));
+    await fx.assign('a', ['p2']);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const controls = new TradingControls(fx.redis, fx.keys);
+    const haltAt = Date.now();
+    expect(await controls.halt(desk, 'drill')).toMatchObject({ ok: true });
+    await waitFor(async () => (await fx.state('p2'))?.status === 'paused', {
+      timeoutMs: 1_500,
+      intervalMs: 20,
+      description: 'p2 paused',
+    });
+    const heldAfterMs = Date.now() - haltAt;
+    // The unload was still waiting when the halt held: the halt did not wait for it.
+    expect(logEntries(node, 'Portfolio unloaded')).toEqual([]);
+    await waitFor(() => logEntries(node, 'Portfolio unloaded').length === 1, {
+      timeoutMs: 10_000,
+      description: 'p1 unloaded',
+    });
+    expect(logEntries(node, 'Portfolio unloaded')[0]).toMatchObject({
+      portfolioId: 'p1',
+      released: true,
+    });
+    expect(await fx.redis.exists(fx.keys.portfolioLease('p1'))).toBe(0);
+    expect(heldAfterMs).toBeLessThan(1_500);
+  });
 });

@@ -96,6 +96,12 @@ export class ExecutionNode {
   private missingTold: string | null = null;
   /** At start: a `halt_missing` of this node's previous process may still be firing. */
   private missingMayFire = true;
+  /**
+   * Readings of the controls are numbered when issued and applied only in that order: the trading
+   * poll and the assignment poll read them concurrently, and an older reading must not undo a newer.
+   */
+  private tradingIssued = 0;
+  private tradingApplied = 0;
 
   constructor(private readonly options: ExecutionNodeOptions) {
     const { config, connections, keys } = options;
@@ -175,6 +181,9 @@ export class ExecutionNode {
     const loop = (name: string, intervalMs: number, run: () => Promise<void>): PeriodicLoop =>
       new PeriodicLoop({ name, intervalMs, run, logger: this.log });
     this.loops.push(
+      // Apart from the assignment poll, whose reconcile may wait on a slow unload or load: a halt
+      // is read within the poll interval whatever a reconcile waits for.
+      loop('trading poll', this.config.assignmentPollMs, () => this.pollTrading()),
       loop('assignment poll', this.config.assignmentPollMs, () => this.reconcile()),
       loop('state flush', this.config.stateFlushMs, () => this.flush()),
       loop('queue sample', this.config.queueSampleMs, () => this.sampleQueues()),
@@ -328,9 +337,10 @@ export class ExecutionNode {
   /** Follows the assignment: loads what it names (up to capacity), unloads what it no longer names. */
   private async reconcile(): Promise<void> {
     if (this.status !== 'running') return;
+    const seq = ++this.tradingIssued;
     const { assignment, trading } = await this.store.readOrders();
     // Before anything else, and before anything is loaded: a halt stops every portfolio at once.
-    this.follow(trading);
+    this.follow(trading, seq);
     // No assignment written (yet, or Redis restarted empty): unknown is not empty — keep running.
     if (assignment === null) return;
     if (!assignment.ok) {
@@ -370,8 +380,20 @@ export class ExecutionNode {
     return this.holds.paused.has(portfolioId) ? 'pause' : null;
   }
 
-  /** Applies the halt and pauses just read to every portfolio here. */
-  private follow(trading: TradingControlsSeen): void {
+  /** Reads the halt and pauses and applies them (the trading poll). */
+  private async pollTrading(): Promise<void> {
+    if (this.status !== 'running') return;
+    const seq = ++this.tradingIssued;
+    this.follow(await this.store.readTrading(), seq);
+  }
+
+  /**
+   * Applies the halt and pauses read by the reading numbered `seq` to every portfolio here; a
+   * reading older than one already applied is dropped.
+   */
+  private follow(trading: TradingControlsSeen, seq: number): void {
+    if (seq < this.tradingApplied) return;
+    this.tradingApplied = seq;
     const before = this.holds.halt;
     const { holds, missing } = settleHolds(this.holds, trading);
     this.holds = holds;

@@ -85,3 +85,60 @@ describe('NodeStore beat of a portfolio waiting for its lease', () => {
     expect(await redis.get(keys.portfolioState('p1'))).toContain('"node_id":"holder"');
   });
 });
+
+describe('NodeStore final commit after the lease vanished', () => {
+  it('the beat takes the lease back for a releasing runner unless its final commit released it; a retry of a landed final commit is done', async () => {
+    const store = new NodeStore({
+      redis,
+      keys,
+      nodeId: 'n1',
+      heartbeatTtlMs: 15_000,
+      nodeInfoTtlMs: 45_000,
+      portfolioStateTtlMs: 45_000,
+    });
+    const now = new Date().toISOString();
+    const token = 'n1/a/1';
+    expect(await store.acquireLease('p1', token)).toMatchObject({ ok: true, loaded: null });
+    const claim = (releasing: boolean) => ({
+      token,
+      loadedToken: '',
+      loadedVersion: 0,
+      mayReassert: true,
+      releasing,
+    });
+    const state = fleetPortfolioState('p1', 'n1', now);
+    const commit = (version: number, release: boolean) =>
+      store.commit({
+        portfolioId: 'p1',
+        lease: claim(release),
+        version,
+        book: { ...book(1_000), fence: { token, version } },
+        state,
+        applied: [],
+        failed: [],
+        release,
+      });
+    const beat = (releasing: boolean) =>
+      store.beat(
+        encodePayload('heartbeat', { _v: 1, node_id: 'n1', sent_at: now, seq: 1 }),
+        fleetNodeInfo('n1', ['p1'], now),
+        [{ portfolioId: 'p1', state, lease: claim(releasing) }],
+      );
+    expect(await commit(1, false)).toEqual({ kind: 'ok', missing: 0 });
+
+    // The lease vanishes (Redis lost it, or it expired) while the runner is stopping.
+    await redis.del(keys.portfolioLease('p1'));
+    expect(await commit(2, true)).toEqual({ kind: 'nolease' });
+    expect(await beat(true)).toEqual({ lost: [], resync: [] });
+    expect(await redis.get(keys.portfolioLease('p1'))).toBe(token);
+    expect(await commit(2, true)).toEqual({ kind: 'ok', missing: 0 });
+    expect(await redis.exists(keys.portfolioLease('p1'))).toBe(0);
+    expect(await redis.hget(keys.portfolioFence('p1'), 'released')).toBe('1');
+
+    // Its reply lost, the final commit is sent again: it landed, so it is done, not 'nolease'.
+    expect(await commit(2, true)).toEqual({ kind: 'done' });
+    // A beat that raced the final commit takes nothing back: the fence says it was released.
+    expect(await beat(true)).toEqual({ lost: [], resync: [] });
+    expect(await redis.exists(keys.portfolioLease('p1'))).toBe(0);
+  });
+});

@@ -46,14 +46,14 @@ end
  * ARGV[5] state TTL (ms)   ARGV[6] 1 when this call writes the node's own keys
  * ARGV[7] heartbeat payload   ARGV[8] info payload   ARGV[9] 1 when it writes the registry   ARGV[10] n
  * then per portfolio 6 values: state payload, lease token ('' while waiting for it), loaded fence token, loaded fence
- * version, may re-assert (1/0), releasing (1 while its final commit is on the way: renew, never
- * take back).
+ * version, may re-assert (1/0), releasing (1 while its final commit is on the way: no resync).
  * Returns { lost, resync }: indices of portfolios whose lease another process holds or whose book
  * another process wrote (they must stop here), and of those whose book must be written again: the
  * lease had vanished and was taken back, or the fence is missing (Redis lost the book, or it was
  * never written). A vanished lease (expired while this process was away, or Redis restarted
  * empty) is taken back only when the book's fence says nobody wrote since and no final commit
- * released it. States are written for leases held, and for a portfolio waiting for its lease only
+ * released it — for a releasing runner too: its final commit needs the lease, and a final commit
+ * that landed marked the fence released, so a beat that raced it takes nothing back. States are written for leases held, and for a portfolio waiting for its lease only
  * where no other node's state is.
  */
 const BEAT = new LuaScript(
@@ -90,14 +90,17 @@ for i = 1, n do
     if ARGV[a + 6] ~= '1' and redis.call('EXISTS', fence) == 0 then table.insert(resync, i) end
   elseif holder then
     table.insert(lost, i)
-  elseif ARGV[a + 6] ~= '1' then
+  else
+    -- Releasing or not: a final commit that finds the lease gone must not wait for ever, and the
+    -- fence says whether it landed (released by this token: nothing to take back).
     local f = redis.call('HMGET', fence, 'token', 'version', 'released')
     if f[3] == '1' and f[1] == token then
       -- Released by this very token's final commit: nothing to take back.
     elseif continues(f[1], tonumber(f[2] or '0'), token, ARGV[a + 3], tonumber(ARGV[a + 4]), ARGV[a + 5], false) then
       redis.call('SET', lease, token, 'PX', ARGV[3])
       holds = true
-      table.insert(resync, i)
+      -- A releasing runner's final commit writes the book anyway.
+      if ARGV[a + 6] ~= '1' then table.insert(resync, i) end
     else
       table.insert(lost, i)
     end
@@ -158,7 +161,8 @@ return { 1, f[1] or '', f[2] or '0', #held, redis.call('GET', KEYS[5]) or '' }
  * the lease and the write continues the book's fence: the jobs applied are removed from the queue,
  * the malformed ones moved to its failed set with their reasons, the book and its fence (token,
  * new version) and the state written — so an event is in the book exactly when it has left the
- * queue. A retry of a commit that landed (its reply was lost) answers `done`. With ARGV[12] = 1 it
+ * queue. A retry of a commit that landed (its reply was lost) answers `done`, even when the
+ * landed commit was a final one that released the lease. With ARGV[12] = 1 it
  * also releases the lease (the final commit of a clean stop) and marks the fence released, so a
  * beat of the same token that was already on its way cannot take the lease back.
  * KEYS[1] lease  KEYS[2] fence  KEYS[3] book  KEYS[4] state  KEYS[5] wait  KEYS[6] failed
@@ -176,6 +180,9 @@ local token = ARGV[1]
 local holder = redis.call('GET', KEYS[1])
 if holder ~= token then
   if holder then return { 'lost', holder } end
+  -- A retry of a commit that landed: a final one deleted the lease it released.
+  local g = redis.call('HMGET', KEYS[2], 'token', 'version')
+  if g[1] == token and tonumber(g[2] or '0') >= tonumber(ARGV[5]) then return { 'done' } end
   return { 'nolease' }
 end
 local f = redis.call('HMGET', KEYS[2], 'token', 'version')
@@ -253,7 +260,10 @@ export interface LeaseClaim {
    * by its own clock, or only Redis was away): it may re-assert a book Redis lost.
    */
   mayReassert: boolean;
-  /** Its final commit is on the way: renew the lease, never take it back. */
+  /**
+   * Its final commit is on the way: a vanished lease is taken back as for any runner (unless the
+   * fence says the final commit released it), but no resync is asked for.
+   */
   releasing: boolean;
 }
 

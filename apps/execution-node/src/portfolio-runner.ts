@@ -210,7 +210,8 @@ export class PortfolioRunner {
     await this.loop;
     if (this.lost) return false;
     if (this.status !== 'error') this.status = 'stopped';
-    // From here a beat renews the lease but never takes it back: the final commit releases it.
+    // From here a beat asks for no resync; a lease that vanished is still taken back (else the
+    // final commit would wait for ever on 'nolease'), unless the fence says this commit released it.
     this.releasing = true;
     try {
       await this.commitUntilSettled([], [], true);
