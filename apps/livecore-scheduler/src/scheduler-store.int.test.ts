@@ -241,6 +241,21 @@ describe('SchedulerStore catalog changes and control results in the fenced write
     expect(await audited()).toEqual([['r1', 'desk-lead', 'livecore-scheduler', 'accepted']]);
   });
 
+  it('writes nothing when the audit key is not a stream: no half-applied plan write', async () => {
+    const a = new RedisSchedulerStore(redis, keys, 'a');
+    await a.lead(10_000);
+    await redis.hset(keys.portfolioCatalog(), 'p1', JSON.stringify(spec('p1')));
+    await redis.rpush(keys.controlRequests(), request('r1', 'catalog_add', 'ghost'));
+    await redis.set(keys.auditLog(), 'not a stream');
+    await expect(a.writePlan(replay(0, 'a'))).rejects.toThrow(/WRONGTYPE/);
+    expect(await catalogIds()).toEqual(['p1']);
+    expect(await redis.llen(keys.controlRequests())).toBe(1);
+    expect(await redis.hlen(keys.controlResults())).toBe(0);
+    expect(await redis.exists(keys.planMeta())).toBe(0);
+    expect(await redis.hlen(keys.portfolioAssignments())).toBe(0);
+    expect(await redis.hlen(keys.executionNodes())).toBe(0);
+  });
+
   it('refuses a paused former leader’s catalog change whole: nothing applied, nothing consumed', async () => {
     const a = new RedisSchedulerStore(redis, keys, 'a');
     const b = new RedisSchedulerStore(redis, keys, 'b');

@@ -48,10 +48,17 @@ export { PlanWriteRefused, type PlanWrite, type SchedulerStore, type World } fro
  * then s catalog entries to set, s (portfolio id, payload) pairs, then q ids to remove, q ids
  * then the audit cap (XADD MAXLEN ~), then a audit entries (one per request consumed), a entries
  * Errors (nothing written): NOT_LEADER (another scheduler holds the lock), STALE_VERSION (the plan
- * moved on), NODE_BACK (a node to forget beat again since it was read).
+ * moved on), NODE_BACK (a node to forget beat again since it was read), WRONGTYPE (the audit key
+ * is not a stream: a Redis fault, not a refusal).
  */
 const WRITE_PLAN = new LuaScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('NOT_LEADER') end
+-- The audit entries are appended after the plan's other writes, and Redis does not undo a script
+-- that fails half way: a stream of the wrong type (or none allowed) must stop it before any write.
+local auditType = redis.call('TYPE', KEYS[9]).ok
+if auditType ~= 'stream' and auditType ~= 'none' then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[9] .. ' is a ' .. auditType .. ', not a stream')
+end
 local current = 0
 local meta = redis.call('GET', KEYS[2])
 if meta then current = tonumber(cjson.decode(meta)['version']) end
