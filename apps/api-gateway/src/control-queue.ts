@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import {
-  AUDIT_MAX_ENTRIES,
   AuditLog,
   encodeAuditEntry,
+  queueControlRequest,
   type AuditInput,
   type AuditRecord,
 } from '@ginkgo-live/fleet';
-import { LuaScript } from '@ginkgo-live/redis-client';
 import {
   decodePayload,
   encodePayload,
@@ -31,22 +30,6 @@ export interface Requester {
 
 /** What a request asks for, without what the queue adds (id, version, who, when). */
 export type ControlBody = Omit<ControlRequest, '_v' | 'id' | 'requested_at' | 'requested_by'>;
-
-/**
- * Queues a request with its `queued` audit entry. KEYS[1] the audit stream, KEYS[2] the control
- * queue; ARGV[1] the audit cap (XADD MAXLEN ~), ARGV[2] the entry, ARGV[3] the request.
- * Redis does not undo a script that fails half way (nor a MULTI whose command fails): the queue's
- * type is checked first, then the entry is written, and only then the request — so a request is
- * never queued without its entry (an XADD refused, by a wrong type or the ACL, stops the script).
- */
-const QUEUE = new LuaScript(`
-local kind = redis.call('TYPE', KEYS[2]).ok
-if kind ~= 'list' and kind ~= 'none' then
-  return redis.error_reply('WRONGTYPE ' .. KEYS[2] .. ' is a ' .. kind .. ', not a list')
-end
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'entry', ARGV[2])
-return redis.call('RPUSH', KEYS[2], ARGV[3])
-`);
 
 /** Control requests scanned per round trip while looking for a pending one. */
 const SCAN_BATCH = 500;
@@ -109,13 +92,7 @@ export class ControlQueue {
       request_id: id,
       address: clip(by.address, 64),
     });
-    await callRedis(this.redis, () =>
-      QUEUE.run(
-        this.redis,
-        [this.keys.auditLog(), this.keys.controlRequests()],
-        [AUDIT_MAX_ENTRIES, entry, payload],
-      ),
-    );
+    await callRedis(this.redis, () => queueControlRequest(this.redis, this.keys, payload, entry));
     return id;
   }
 

@@ -292,6 +292,15 @@ describe('livecore-scheduler with real node processes', () => {
     },
   );
 
+  it('ginkgo-ctl queues nothing when the audit entry cannot be written', async () => {
+    await fx.redis.set(fx.keys.auditLog(), 'not a stream');
+    const drain = await ctl('drain', 'a');
+    expect(drain.code).toBe(1);
+    expect(drain.output).toContain('WRONGTYPE');
+    // A MULTI ran the RPUSH though the XADD failed: a request queued without its audit entry.
+    expect(await fx.redis.llen(fx.keys.controlRequests())).toBe(0);
+  });
+
   it(
     'halts, unhalts, pauses and resumes through ginkgo-ctl with no scheduler running at all',
     // Eight ctl processes, each a few seconds to start on a loaded machine.

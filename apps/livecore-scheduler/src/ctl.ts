@@ -8,14 +8,19 @@
  *   ginkgo-ctl pause <portfolio> [reason]   ginkgo-ctl resume <portfolio>
  *
  * The first five queue the request on `{scheduler}:control` (with a `queued` audit entry, in one
- * MULTI), wait for the leader's answer on `{scheduler}:control_results` (at most CTL_TIMEOUT_MS,
+ * script: `queueControlRequest`, as the gateway does), wait for the leader's answer on `{scheduler}:control_results` (at most CTL_TIMEOUT_MS,
  * default 15000) and print it. Halt and pause are written directly (`TradingControls`: they must
  * work with every scheduler dead). Every request is made as `ginkgo-ctl:<os user>`. Exits 0 when
  * accepted, 1 when refused or unanswered, 2 on bad usage or configuration.
  */
 import { randomUUID } from 'node:crypto';
 import { userInfo } from 'node:os';
-import { AuditLog, TradingControls, type TradingActor } from '@ginkgo-live/fleet';
+import {
+  encodeAuditEntry,
+  queueControlRequest,
+  TradingControls,
+  type TradingActor,
+} from '@ginkgo-live/fleet';
 import { CONFIG_EXIT_CODE, createLogger, formatConfigIssues } from '@ginkgo-live/runtime';
 import { loadRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
 import {
@@ -167,24 +172,27 @@ async function queued(queuedBody: Queued): Promise<number> {
   } catch (err) {
     usage((err as Error).message);
   }
-  // The request and its `queued` entry together: the scheduler's answer follows under the same id.
-  const batch = connections.main.multi().rpush(keys.controlRequests(), payload);
-  new AuditLog(connections.main, keys).appendTo(batch, {
-    actor: actor.name,
-    via: actor.via,
-    action: queuedBody.action,
-    target: {
-      node_id: queuedBody.node_id ?? null,
-      portfolio_id: queuedBody.portfolio_id ?? specId(queuedBody.spec),
-      target_node_id: queuedBody.target_node_id ?? null,
-    },
-    outcome: 'queued',
-    reason: null,
-    request_id: id,
-    address: null,
-  });
-  const replies = await batch.exec();
-  for (const [err] of replies ?? []) if (err) throw err;
+  // The request and its `queued` entry in one script (not a MULTI: Redis runs the rest of a
+  // MULTI when one command fails, so a refused XADD would leave the request queued unaudited).
+  await queueControlRequest(
+    connections.main,
+    keys,
+    payload,
+    encodeAuditEntry({
+      actor: actor.name,
+      via: actor.via,
+      action: queuedBody.action,
+      target: {
+        node_id: queuedBody.node_id ?? null,
+        portfolio_id: queuedBody.portfolio_id ?? specId(queuedBody.spec),
+        target_node_id: queuedBody.target_node_id ?? null,
+      },
+      outcome: 'queued',
+      reason: null,
+      request_id: id,
+      address: null,
+    }),
+  );
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const raw = await connections.main.hget(keys.controlResults(), id);

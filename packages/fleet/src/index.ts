@@ -5,6 +5,7 @@ export type { NodeFleetStatus, StatusInput } from './status.ts';
 export { QUEUE_LEVEL_RANK, QUEUE_LEVELS, QUEUE_THRESHOLDS, queueLevel } from './queue-levels.ts';
 export type { QueueLevel, QueueThresholds } from './queue-levels.ts';
 export { AUDIT_MAX_ENTRIES, AuditLog, encodeAuditEntry } from './audit.ts';
+export { queueControlRequest } from './control-requests.ts';
 export type { AuditInput, AuditRecord } from './audit.ts';
 export {
   decodeTrading,
