@@ -457,6 +457,16 @@ export class ExecutionNode {
       }
       return;
     }
+    // The controls again, now that the lease is ours: the reading this reconcile began with may
+    // predate a pause the previous owner saw and obeyed before it released; read after the
+    // lease was taken, it cannot (the release came before the take, and the pause before it).
+    const seq = ++this.tradingIssued;
+    try {
+      this.follow(await this.store.readTrading(), seq);
+    } catch (err) {
+      await this.store.giveBack(portfolioId, token).catch(() => undefined);
+      throw err;
+    }
     if (acquired.reclaimedJobs > 0) {
       this.log.warn("Jobs held by an earlier release's worker put back at the head of the queue", {
         portfolioId,
@@ -499,7 +509,8 @@ export class ExecutionNode {
       this.log.error('Portfolio cannot run', { portfolioId, reason: strategy.reason });
       return;
     }
-    // Read in this reconcile, before the load: a node started while halted applies nothing.
+    // Read after the lease was taken, before the start: a node started while halted, or taking
+    // over a paused portfolio, applies nothing.
     runner.setHold(this.holdOf(portfolioId));
     runner.start();
     this.dirty.add(portfolioId);
