@@ -12,6 +12,7 @@ const compose = parse(readFileSync(path.join(REPO_ROOT, 'docker/compose.yaml'), 
 }) as {
   services: Record<string, Record<string, unknown>>;
   volumes: Record<string, unknown>;
+  secrets: Record<string, { file: string }>;
 };
 const dockerfile = readFileSync(path.join(REPO_ROOT, 'docker/Dockerfile'), 'utf8');
 const APPS: Record<string, { healthPort: string; path: string }> = {
@@ -133,6 +134,39 @@ describe('docker/compose.yaml', () => {
       }
     }
     expect(compose.services['api-gateway']?.['ports']).toEqual(['127.0.0.1:8000:8000']);
+  });
+
+  it("gives the gateway's API keys to the api-gateway alone, as a Docker secret from a folder git ignores", () => {
+    const gateway = compose.services['api-gateway'] ?? {};
+    expect(gateway['secrets']).toContainEqual({ source: 'gateway-keys', target: 'gateway-keys' });
+    expect((gateway['environment'] as Record<string, string>)['GATEWAY_API_KEYS_FILE']).toBe(
+      '/run/secrets/gateway-keys',
+    );
+    expect(compose.secrets['gateway-keys']).toEqual({ file: './secrets/gateway-keys' });
+    for (const [name, service] of Object.entries(compose.services)) {
+      if (name === 'api-gateway') continue;
+      const secrets = (service['secrets'] as { source: string }[] | undefined) ?? [];
+      expect(
+        secrets.map((s) => s.source),
+        name,
+      ).not.toContain('gateway-keys');
+      const env = Object.keys((service['environment'] as Record<string, string> | undefined) ?? {});
+      expect(
+        env.filter((k) => k.startsWith('GATEWAY_API_KEYS')),
+        name,
+      ).toEqual([]);
+    }
+    // docker/.env reaches every app: its example sets no key, not even commented out as a value.
+    const example = readFileSync(path.join(REPO_ROOT, 'docker/.env.example'), 'utf8');
+    expect(example).not.toMatch(/^GATEWAY_API_KEYS/m);
+    expect(example).not.toMatch(/^# ?GATEWAY_API_KEYS=\S/m);
+    expect(example).toMatch(/^# GATEWAY_API_KEYS=\s+never in this file/m);
+    // The file itself is never committed.
+    const ignored = execFileSync('git', ['check-ignore', 'docker/secrets/gateway-keys'], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+    });
+    expect(ignored.trim()).toBe('docker/secrets/gateway-keys');
   });
 
   it('has a .env.example listing every setting any app reads', () => {
