@@ -169,6 +169,22 @@ describe('docker/compose.yaml', () => {
     expect(ignored.trim()).toBe('docker/secrets/gateway-keys');
   });
 
+  it('lets /metrics answer to its service name and loopback only (DNS rebinding); healthchecks dial 127.0.0.1', () => {
+    for (const [name, app] of Object.entries(APPS)) {
+      if (name === 'api-gateway') continue;
+      const service = compose.services[name] ?? {};
+      const env = service['environment'] as Record<string, string>;
+      expect(env['METRICS_ALLOWED_HOSTS']?.split(','), name).toEqual([
+        'localhost',
+        '127.0.0.1',
+        '::1',
+        name,
+      ]);
+      const test = (service['healthcheck'] as { test: string[] }).test.join(' ');
+      expect(test).toContain(`http://127.0.0.1:${app.healthPort}/health`);
+    }
+  });
+
   it('has a .env.example listing every setting any app reads', () => {
     const example = readFileSync(path.join(REPO_ROOT, 'docker/.env.example'), 'utf8');
     const sources = ['apps', 'packages'].flatMap((dir) =>

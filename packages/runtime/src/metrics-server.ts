@@ -13,9 +13,34 @@ export interface MetricsServerConfig {
   port: number;
   /** `METRICS_TOKEN`: when set, `/metrics` wants `Authorization: Bearer <token>`. Never logged. */
   token: string | undefined;
+  /**
+   * `METRICS_ALLOWED_HOSTS`: host names (any port) the `Host` header may carry for `/metrics`
+   * (DNS rebinding). Default localhost, 127.0.0.1, ::1 and `METRICS_HOST` unless it is 0.0.0.0 / ::.
+   */
+  allowedHosts: string[];
 }
 
-/** Reads `METRICS_HOST`, `METRICS_PORT` (default `defaultPort`) and `METRICS_TOKEN`. Pure. */
+const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '::1'];
+
+const bare = (host: string): string => host.toLowerCase().replace(/^\[|\]$/g, '');
+
+/** The host names a server bound to `host` answers to by default: loopback's, and `host` itself. */
+export function defaultAllowedHosts(host: string): string[] {
+  const bound = bare(host);
+  return [
+    ...new Set([...LOOPBACK_NAMES, ...(bound === '0.0.0.0' || bound === '::' ? [] : [bound])]),
+  ];
+}
+
+/** The host name of a `Host` header, without its port (`[::1]:9464` → `::1`). */
+function hostNameOf(header: string): string {
+  const bracketed = /^\[([^\]]*)\]/.exec(header);
+  return bare(bracketed?.[1] ?? header.split(':')[0] ?? '');
+}
+
+const HOST_LIST = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)$/;
+
+/** Reads `METRICS_HOST`, `METRICS_PORT` (default `defaultPort`), `METRICS_TOKEN` and `METRICS_ALLOWED_HOSTS`. Pure. */
 export function loadMetricsServerConfig(
   env: Env,
   defaultPort: number,
@@ -26,14 +51,37 @@ export function loadMetricsServerConfig(
     METRICS_TOKEN: envString().refine((v) => v === undefined || v.length >= 16, {
       error: 'must be at least 16 characters (value not shown: it is a secret)',
     }),
+    METRICS_ALLOWED_HOSTS: envString().refine(
+      (v) => v === undefined || hostList(v).every((h) => HOST_LIST.test(h)),
+      {
+        error:
+          'must be comma-separated host names without port, like execution-node,prometheus.internal',
+      },
+    ),
   });
   const parsed = parseEnv(schema, env);
   if (!parsed.ok) return parsed;
-  const { METRICS_PORT, METRICS_HOST, METRICS_TOKEN } = parsed.value;
+  const { METRICS_PORT, METRICS_HOST, METRICS_TOKEN, METRICS_ALLOWED_HOSTS } = parsed.value;
+  const host = METRICS_HOST ?? '127.0.0.1';
   return {
     ok: true,
-    value: { host: METRICS_HOST ?? '127.0.0.1', port: METRICS_PORT, token: METRICS_TOKEN },
+    value: {
+      host,
+      port: METRICS_PORT,
+      token: METRICS_TOKEN,
+      allowedHosts:
+        METRICS_ALLOWED_HOSTS === undefined
+          ? defaultAllowedHosts(host)
+          : hostList(METRICS_ALLOWED_HOSTS).map(bare),
+    },
   };
+}
+
+function hostList(raw: string): string[] {
+  return raw
+    .split(',')
+    .map((h) => h.trim())
+    .filter((h) => h !== '');
 }
 
 const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
@@ -45,6 +93,8 @@ export interface MetricsServerOptions {
   registry: Registry;
   /** When set, `/metrics` needs `Authorization: Bearer <token>` (compared in constant time). */
   token?: string | undefined;
+  /** Host names `/metrics` answers to (see `MetricsServerConfig`); default `defaultAllowedHosts(host)`. */
+  allowedHosts?: string[];
   /** The settings a port in use or a wrong host is reported under; default METRICS_PORT, METRICS_HOST. */
   portSetting?: string;
   hostSetting?: string;
@@ -56,15 +106,26 @@ export interface MetricsServerOptions {
 
 /**
  * A small HTTP server every worker app runs: `GET /metrics` (Prometheus text) and `GET /health`
- * (JSON). With a token, `/metrics` wants it, and `/health` stays open (probes) but tells a caller
- * without the token only whether the app is healthy.
+ * (JSON). `/metrics` answers only to an allowed `Host` (403 otherwise): a page whose name was
+ * made to point at this machine (DNS rebinding) would read every portfolio's cash. With a token,
+ * `/metrics` wants it. `/health` stays open (probes, which may use any address) but tells a caller
+ * without the token, or with another Host, only whether the app is healthy.
  */
 export class MetricsServer {
   private server: http.Server | undefined;
   private readonly tokenDigest: Buffer | undefined;
+  private readonly allowedHosts: Set<string>;
 
   constructor(private readonly options: MetricsServerOptions) {
     this.tokenDigest = options.token === undefined ? undefined : digest(options.token);
+    this.allowedHosts = new Set(
+      (options.allowedHosts ?? defaultAllowedHosts(options.host)).map(bare),
+    );
+  }
+
+  private hostAllowed(req: http.IncomingMessage): boolean {
+    const host = req.headers.host;
+    return host !== undefined && this.allowedHosts.has(hostNameOf(host));
   }
 
   private authorized(req: http.IncomingMessage): boolean {
@@ -106,6 +167,17 @@ export class MetricsServer {
       return;
     }
     if (path === '/metrics') {
+      if (!this.hostAllowed(req)) {
+        const host = req.headers.host === undefined ? '(none)' : hostNameOf(req.headers.host);
+        res.writeHead(403, { 'content-type': 'application/json' }).end(
+          JSON.stringify({
+            error: true,
+            code: 'FORBIDDEN',
+            message: `This server does not answer to Host ${host}; an operator adds it to METRICS_ALLOWED_HOSTS`,
+          }),
+        );
+        return;
+      }
       if (!this.authorized(req)) {
         res
           .writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' })
@@ -134,7 +206,9 @@ export class MetricsServer {
         .writeHead(healthy ? 200 : 503, { 'content-type': 'application/json' })
         .end(
           JSON.stringify(
-            this.authorized(req) ? body : { status: healthy ? 'healthy' : 'unhealthy' },
+            this.authorized(req) && this.hostAllowed(req)
+              ? body
+              : { status: healthy ? 'healthy' : 'unhealthy' },
           ),
         );
       return;
