@@ -28,8 +28,9 @@ export interface Access {
 /** The access control as `createApp` mounts it: `guard` goes before every route. */
 export interface GatewayAccess extends Access {
   /**
-   * Before any route, in this order: the client address's rate limit (every request counts, before
-   * any key is looked at), the `Host` allowlist, CORS, and the cross-site request check.
+   * Before any route, in this order: the rate limit — a request with a valid key is charged to that
+   * key only, any other (no key, a wrong one: plus `WEIGHTS.failedKey`) to its client address —,
+   * the `Host` allowlist, CORS, and the cross-site request check.
    */
   readonly guard: RequestHandler;
   /** How many clients the limiters hold a window for: per address (capped) and per key. */
@@ -37,7 +38,11 @@ export interface GatewayAccess extends Access {
 }
 
 const PRINCIPAL = 'principal';
-const WEIGHT = 'requestWeight';
+/** The configured key `guard` matched (and charged) for this request. */
+const MATCHED = 'matchedKey';
+
+const ADDRESS_LIMIT_MESSAGE = 'Too many requests from this address; slow down';
+const keyLimitMessage = (name: string): string => `Too many requests for key ${name}; slow down`;
 
 /** The principal `require` stored for this request; throws when no `require` ran (a routing bug). */
 export function principalOf(res: Response): Principal {
@@ -60,8 +65,9 @@ const isLoopbackAddress = (address: string): boolean =>
  * Named, scoped keys (`GATEWAY_API_KEYS`, `GATEWAY_API_KEYS_FILE`), compared by SHA-256 digest in
  * constant time, every key each time. Without keys the principal is `anonymous` with every scope,
  * for clients on this machine only (unless `GATEWAY_AUTH=off`): a reverse proxy on this machine
- * must not open a keyless gateway to the world. Limits: per client address in `guard` (a key that
- * matches none adds `WEIGHTS.failedKey`), then per key once it is known.
+ * must not open a keyless gateway to the world. Limits, in
+ * `guard`: a valid key's requests count against that key only; every other request against its
+ * client address (a key that matches none adds `WEIGHTS.failedKey`).
  */
 export function createAccess(
   security: SecurityConfig,
@@ -87,29 +93,43 @@ export function createAccess(
   const unlimited = (req: Request): boolean =>
     open && !authOff && isLoopbackAddress(req.ip ?? req.socket.remoteAddress ?? '');
 
+  /** The configured key whose secret was presented; every key is compared, every time. */
+  const matchKey = (presented: string): (typeof keys)[number] | undefined => {
+    const given = digest(presented);
+    let match: (typeof keys)[number] | undefined;
+    // Every key, every time: how long the check takes says nothing about which key came close.
+    for (const key of keys) if (timingSafeEqual(key.digest, given)) match = key;
+    return match;
+  };
+
   const guard = express.Router();
   guard.use((req, res, next) => {
     const weight = requestWeight(req);
-    res.locals[WEIGHT] = weight;
     if (unlimited(req)) {
       next();
       return;
     }
-    if (
-      applyLimit(
-        res,
-        byAddress.take(clientAddress(req), weight),
-        'Too many requests from this address; slow down',
-      )
-    )
-      next();
+    const presented = open ? undefined : presentedKey(req);
+    const match = presented === undefined ? undefined : matchKey(presented);
+    if (match !== undefined) {
+      // A valid key spends its own allowance only: a stranger behind the same address (a NAT, a
+      // proxy) cannot use it up, and cannot keep the key's holder from the kill switch.
+      res.locals[MATCHED] = match;
+      if (applyLimit(res, byKey.take(match.name, weight), keyLimitMessage(match.name))) next();
+      return;
+    }
+    const address = clientAddress(req);
+    if (!applyLimit(res, byAddress.take(address, weight), ADDRESS_LIMIT_MESSAGE)) return;
+    // A key that matches none costs more: guessing is slow. It is refused later, by `require`.
+    if (presented !== undefined) byAddress.take(address, WEIGHTS.failedKey);
+    next();
   });
   guard.use(hostCheck(security));
   guard.use(cors(security));
   guard.use(csrfCheck(security));
 
   /** The principal of a request, or the error that refuses it. */
-  const authenticate = (req: Request): Principal | AppError => {
+  const authenticate = (req: Request, res: Response): Principal | AppError => {
     const address = req.ip ?? req.socket.remoteAddress ?? 'unknown';
     if (open) {
       if (authOff || isLoopbackAddress(address))
@@ -125,14 +145,8 @@ export function createAccess(
       return security.publicReads
         ? { name: 'anonymous', scope: 'read', address }
         : new AppError('UNAUTHORIZED', 'Missing or invalid API key');
-    const given = digest(presented);
-    let match: (typeof keys)[number] | undefined;
-    // Every key, every time: how long the check takes says nothing about which key came close.
-    for (const key of keys) if (timingSafeEqual(key.digest, given)) match = key;
-    if (match === undefined) {
-      byAddress.take(clientAddress(req), WEIGHTS.failedKey);
-      return new AppError('UNAUTHORIZED', 'Missing or invalid API key');
-    }
+    const match = (res.locals[MATCHED] as (typeof keys)[number] | undefined) ?? matchKey(presented);
+    if (match === undefined) return new AppError('UNAUTHORIZED', 'Missing or invalid API key');
     return { name: match.name, scope: match.scope, address };
   };
 
@@ -141,11 +155,24 @@ export function createAccess(
     limiterSizes: () => ({ addresses: byAddress.size, keys: byKey.size }),
     require(scope) {
       return (req, res, next) => {
-        const principal = authenticate(req);
+        const principal = authenticate(req, res);
         if (principal instanceof AppError) {
           next(principal);
           return;
         }
+        // Charged before the scope is checked: a key refused for its scope still spends its
+        // allowance (each refusal of a control request is audited). A matched key was charged by
+        // `guard`; `anonymous` is charged here.
+        if (
+          res.locals[MATCHED] === undefined &&
+          !unlimited(req) &&
+          !applyLimit(
+            res,
+            byKey.take(principal.name, requestWeight(req)),
+            keyLimitMessage(principal.name),
+          )
+        )
+          return;
         if (!scopeAllows(principal.scope, scope)) {
           // `anonymous` with `read` (GATEWAY_PUBLIC_READS) lacks a key rather than a scope.
           next(
@@ -158,16 +185,6 @@ export function createAccess(
           );
           return;
         }
-        const weight = (res.locals[WEIGHT] as number | undefined) ?? requestWeight(req);
-        if (
-          !unlimited(req) &&
-          !applyLimit(
-            res,
-            byKey.take(principal.name, weight),
-            `Too many requests for key ${principal.name}; slow down`,
-          )
-        )
-          return;
         res.locals[PRINCIPAL] = principal;
         next();
       };

@@ -328,11 +328,31 @@ describe('limits that cannot be dodged', () => {
     expect(allowed).toBe(28);
     expect(statuses.slice(0, allowed)).toEqual(Array<number>(allowed).fill(401));
     expect(statuses.slice(allowed)).toEqual(Array<number>(500 - allowed).fill(429));
-    const last = await send('GET', '/api/nodes/n1', key('grafana'));
+    const last = await send('GET', '/api/nodes/n1');
     expect(last.status).toBe(429);
     expect(last.body).toMatchObject({ code: 'RATE_LIMITED' });
     expect(Number(last.headers['retry-after'])).toBeGreaterThan(0);
     expect(last.headers['x-ratelimit-remaining']).toBe('0');
+    // A valid key spends its own allowance, not the address's.
+    expect((await send('GET', '/api/nodes', key('grafana'))).status).toBe(200);
+  });
+
+  it("a stranger sharing the operator's address cannot block the kill switch: a valid key is charged to itself only", async () => {
+    await startGateway({ ...BASE, addressRateLimitPerMinute: 600 });
+    const guesses: number[] = [];
+    for (let i = 0; i < 60; i++)
+      guesses.push(
+        (await send('GET', '/api/nodes/n1', { 'x-api-key': `wrong-${i}-0123456789abcdef` })).status,
+      );
+    // 11 a guess (its weight and the failed key): 54 spend 594, the 55th is over.
+    expect(guesses.filter((s) => s === 401)).toHaveLength(55);
+    expect(guesses.filter((s) => s === 429)).toHaveLength(5);
+    expect((await send('GET', '/api/nodes/n1')).status).toBe(429);
+
+    const drained = await send('POST', '/api/nodes/n1/drain', { ...key('desk'), ...JSON_TYPE });
+    expect(drained.status).toBe(202);
+    expect(drained.headers['x-ratelimit-limit']).toBe(String(BASE.rateLimitPerMinute));
+    expect(await queued()).toHaveLength(1);
   });
 
   it("the address limiter's map stays bounded: random keys add nothing, random addresses share an overflow window", async () => {
@@ -354,15 +374,15 @@ describe('limits that cannot be dodged', () => {
     const statuses: number[] = [];
     for (let i = 0; i < 500; i++) {
       const address = `198.51.${Math.floor(i / 250)}.${i % 250}`;
-      statuses.push(
-        (await send('GET', '/api/nodes/n1', { ...key('grafana'), 'x-forwarded-for': address }))
-          .status,
-      );
+      statuses.push((await send('GET', '/api/nodes/n1', { 'x-forwarded-for': address })).status);
     }
-    expect(access.limiterSizes()).toEqual({ addresses: 100, keys: 1 });
+    expect(access.limiterSizes()).toEqual({ addresses: 100, keys: 0 });
     // 99 addresses got windows of their own; the 401 others share one of 50.
-    expect(statuses.filter((s) => s === 200)).toHaveLength(99 + 50);
+    expect(statuses.filter((s) => s === 401)).toHaveLength(99 + 50);
     expect(statuses.filter((s) => s === 429)).toHaveLength(500 - 99 - 50);
+    // A valid key is counted against the key, whatever address it comes from.
+    expect((await send('GET', '/api/nodes/n1', key('grafana'))).status).toBe(200);
+    expect(access.limiterSizes()).toEqual({ addresses: 100, keys: 1 });
   });
 
   it('whole-fleet reads weigh more than one item; the key limit counts after authentication', async () => {
