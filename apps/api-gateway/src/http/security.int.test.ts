@@ -3,7 +3,7 @@ import http, { type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { Redis } from 'ioredis';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLogger, unwrapConfig } from '@ginkgo-live/runtime';
 import { loadRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
 import { createStateKeys, type StateKeys } from '@ginkgo-live/state-keys';
@@ -402,5 +402,50 @@ describe('limits that cannot be dodged', () => {
     expect((await send('GET', '/api/metrics', key('grafana'))).status).toBe(429);
     // Another key has its own allowance; the address (100,000) is far from spent.
     expect((await send('GET', '/api/metrics', key('ops'))).status).toBe(200);
+  });
+
+  it('a key refused for its scope spends its allowance, and leaves one forbidden audit entry a minute per action', async () => {
+    const start = new Date('2026-12-02T03:00:00Z');
+    vi.useFakeTimers({ toFake: ['Date'], now: start });
+    try {
+      await startGateway({ ...BASE, rateLimitPerMinute: 5 });
+      const drain = () =>
+        send('POST', '/api/nodes/n1/drain', { ...key('prom'), ...JSON_TYPE }).then((a) => a.status);
+      const statuses: number[] = [];
+      for (let i = 0; i < 8; i++) statuses.push(await drain());
+      expect(statuses).toEqual([403, 403, 403, 403, 403, 429, 429, 429]);
+      const undrain = await send('POST', '/api/nodes/n1/undrain', { ...key('prom'), ...JSON_TYPE });
+      expect(undrain.status).toBe(429);
+
+      const audit = async () =>
+        (await redis.xrange(keys.auditLog(), '-', '+')).map(
+          ([, fields]) => JSON.parse(fields[1] ?? '{}') as Record<string, unknown>,
+        );
+      expect(await audit()).toMatchObject([
+        {
+          actor: 'prom',
+          action: 'drain',
+          outcome: 'forbidden',
+          reason: 'This key (prom) lacks the operate scope',
+        },
+      ]);
+
+      vi.setSystemTime(start.getTime() + 61_000);
+      expect(await drain()).toBe(403);
+      expect(
+        await send('POST', '/api/nodes/n1/undrain', { ...key('prom'), ...JSON_TYPE }),
+      ).toMatchObject({ status: 403 });
+      const entries = await audit();
+      expect(entries.map((e) => [e['action'], e['reason']])).toEqual([
+        ['drain', 'This key (prom) lacks the operate scope'],
+        [
+          'drain',
+          'This key (prom) lacks the operate scope (and 4 more refusals of prom for drain since the last entry, not recorded one by one)',
+        ],
+        ['undrain', 'This key (prom) lacks the operate scope'],
+      ]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
