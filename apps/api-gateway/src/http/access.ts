@@ -30,7 +30,8 @@ export interface GatewayAccess extends Access {
   /**
    * Before any route, in this order: the rate limit — a request with a valid key is charged to that
    * key only, any other (no key, a wrong one: plus `WEIGHTS.failedKey`) to its client address —,
-   * the `Host` allowlist, CORS, and the cross-site request check.
+   * the `Host` allowlist, CORS, and the cross-site request check. A keyless gateway that does not
+   * trust proxies refuses a request a proxy forwarded.
    */
   readonly guard: RequestHandler;
   /** How many clients the limiters hold a window for: per address (capped) and per key. */
@@ -41,6 +42,8 @@ const PRINCIPAL = 'principal';
 /** The configured key `guard` matched (and charged) for this request. */
 const MATCHED = 'matchedKey';
 
+/** Headers a reverse proxy adds: a keyless gateway that does not trust proxies refuses them. */
+const FORWARDING_HEADERS = ['x-forwarded-for', 'forwarded', 'x-real-ip'] as const;
 const ADDRESS_LIMIT_MESSAGE = 'Too many requests from this address; slow down';
 const keyLimitMessage = (name: string): string => `Too many requests for key ${name}; slow down`;
 
@@ -65,7 +68,7 @@ const isLoopbackAddress = (address: string): boolean =>
  * Named, scoped keys (`GATEWAY_API_KEYS`, `GATEWAY_API_KEYS_FILE`), compared by SHA-256 digest in
  * constant time, every key each time. Without keys the principal is `anonymous` with every scope,
  * for clients on this machine only (unless `GATEWAY_AUTH=off`): a reverse proxy on this machine
- * must not open a keyless gateway to the world. Limits, in
+ * must not open a keyless gateway to the world (`guard` refuses forwarded requests). Limits, in
  * `guard`: a valid key's requests count against that key only; every other request against its
  * client address (a key that matches none adds `WEIGHTS.failedKey`).
  */
@@ -93,6 +96,8 @@ export function createAccess(
   const unlimited = (req: Request): boolean =>
     open && !authOff && isLoopbackAddress(req.ip ?? req.socket.remoteAddress ?? '');
 
+  const trustsProxy = (security.trustProxy ?? SECURITY_DEFAULTS.trustProxy) !== false;
+
   /** The configured key whose secret was presented; every key is compared, every time. */
   const matchKey = (presented: string): (typeof keys)[number] | undefined => {
     const given = digest(presented);
@@ -104,6 +109,21 @@ export function createAccess(
 
   const guard = express.Router();
   guard.use((req, res, next) => {
+    // A keyless gateway trusts loopback clients; a reverse proxy on this machine is one, and would
+    // make every client of the world one. Its forwarding headers give it away.
+    if (open && !authOff && !trustsProxy && req.path !== '/api/health') {
+      const header = FORWARDING_HEADERS.find((h) => req.get(h) !== undefined);
+      if (header !== undefined) {
+        next(
+          new AppError(
+            'FORBIDDEN',
+            `This gateway has no API keys and serves only its own machine, but this request came through a proxy (${header}); set GATEWAY_API_KEYS, or GATEWAY_TRUST_PROXY so that the client's own address is checked`,
+            { header },
+          ),
+        );
+        return;
+      }
+    }
     const weight = requestWeight(req);
     if (unlimited(req)) {
       next();

@@ -202,6 +202,37 @@ describe('scoped keys', () => {
   });
 });
 
+describe('a keyless gateway behind a reverse proxy on its machine', () => {
+  it('refuses a forwarded request (X-Forwarded-For, Forwarded, X-Real-IP) unless trust proxy or GATEWAY_AUTH=off says who the client is', async () => {
+    await startGateway({ ...BASE, apiKeys: [] });
+    for (const [header, value] of [
+      ['x-forwarded-for', '203.0.113.9'],
+      ['forwarded', 'for=203.0.113.9'],
+      ['x-real-ip', '203.0.113.9'],
+    ] as const) {
+      const answer = await send('POST', '/api/nodes/n1/drain', { ...JSON_TYPE, [header]: value });
+      expect(answer.status, header).toBe(403);
+      expect(answer.body).toMatchObject({
+        code: 'FORBIDDEN',
+        message: `This gateway has no API keys and serves only its own machine, but this request came through a proxy (${header}); set GATEWAY_API_KEYS, or GATEWAY_TRUST_PROXY so that the client's own address is checked`,
+        details: { header },
+      });
+      expect((await send('GET', '/', { [header]: value })).status, header).toBe(403);
+    }
+    expect(await queued()).toEqual([]);
+    // Not forwarded: this machine's own tools. Health stays open to probes.
+    expect((await send('GET', '/api/nodes')).status).toBe(200);
+    expect((await send('GET', '/api/health', { 'x-forwarded-for': '203.0.113.9' })).status).toBe(
+      200,
+    );
+    // GATEWAY_AUTH=off: anyone, forwarded or not, as the operator said.
+    await startGateway({ ...BASE, apiKeys: [], auth: 'off' });
+    expect((await send('GET', '/api/nodes', { 'x-forwarded-for': '203.0.113.9' })).status).toBe(
+      200,
+    );
+  });
+});
+
 describe('cross-site requests and DNS rebinding', () => {
   it("the issue's attack: a form-encoded POST from http://evil.example to drain is refused and nothing is queued", async () => {
     for (const security of [{ ...BASE, apiKeys: [] }, BASE]) {
