@@ -319,6 +319,33 @@ describe('cross-site requests and DNS rebinding', () => {
       expect((await send('GET', '/api/nodes', { ...key('grafana'), host })).status, host).toBe(200);
     expect((await send('GET', '/api/health', { host: 'pod-10-0-0-7' })).status).toBe(200);
 
+    // Trusting a proxy, the forwarded host must be allowed, and so must the raw Host: a rebound
+    // page is same-origin to the gateway, so it may set X-Forwarded-Host to an allowed name.
+    await startGateway({ ...BASE, trustProxy: ['loopback'] });
+    const forged = await send('GET', '/api/nodes', {
+      ...key('grafana'),
+      host: `evil.example:${port}`,
+      'x-forwarded-host': 'localhost',
+    });
+    expect(forged.status).toBe(403);
+    expect(forged.body).toMatchObject({ details: { host: 'evil.example' } });
+    const forwardedEvil = await send('GET', '/api/nodes', {
+      ...key('grafana'),
+      host: `127.0.0.1:${port}`,
+      'x-forwarded-host': 'evil.example',
+    });
+    expect(forwardedEvil.status).toBe(403);
+    expect(forwardedEvil.body).toMatchObject({ details: { host: 'evil.example' } });
+    expect(
+      (
+        await send('GET', '/api/nodes', {
+          ...key('grafana'),
+          host: `[::1]:${port}`,
+          'x-forwarded-host': 'localhost',
+        })
+      ).status,
+    ).toBe(200);
+
     await startGateway({ ...BASE, allowedHosts: ['ops.example.com'] });
     expect(
       (await send('GET', '/api/nodes', { ...key('grafana'), host: 'ops.example.com' })).status,

@@ -20,26 +20,42 @@ export const REQUEST_HEADER = 'X-Ginkgo-Request';
 
 const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-const bare = (host: string): string => host.toLowerCase().replace(/^\[|\]$/g, '');
+// `undefined`: express 5's `req.hostname` for a request without a Host (its type says string).
+const bare = (host: string | undefined): string =>
+  (host ?? '').toLowerCase().replace(/^\[|\]$/g, '');
+
+/** The host name of a `Host` header, without its port (`[::1]:8000` → `::1`). */
+export function hostNameOf(header: string): string {
+  const bracketed = /^\[([^\]]*)\]/.exec(header);
+  return bare(bracketed?.[1] ?? header.split(':')[0] ?? '');
+}
 
 /**
  * Refuses a `Host` the gateway does not answer to (any port): a page on evil.example whose name
- * was made to point at 127.0.0.1 (DNS rebinding) still sends `Host: evil.example`. `/api/health`
+ * was made to point at 127.0.0.1 (DNS rebinding) still sends `Host: evil.example`. Both the raw
+ * `Host` and, with GATEWAY_TRUST_PROXY, the forwarded one (`req.hostname`) must be allowed: such a
+ * page may also set `X-Forwarded-Host` (to it, the gateway is its own origin). `/api/health`
  * stays open to any Host (orchestrators probe it by address).
  */
 export function hostCheck(config: SecurityConfig): RequestHandler {
   const allowed = new Set((config.allowedHosts ?? SECURITY_DEFAULTS.allowedHosts).map(bare));
   return (req, _res, next) => {
-    const host = req.hostname as string | undefined;
-    if ((host !== undefined && allowed.has(bare(host))) || req.path === '/api/health') {
+    if (req.path === '/api/health') {
+      next();
+      return;
+    }
+    const raw = req.get('host');
+    const names = [raw === undefined ? '' : hostNameOf(raw), bare(req.hostname)];
+    const refused = names.find((host) => !allowed.has(host));
+    if (refused === undefined) {
       next();
       return;
     }
     next(
       new AppError(
         'FORBIDDEN',
-        `This gateway does not answer to Host ${host ?? '(none)'}; an operator adds it to GATEWAY_ALLOWED_HOSTS`,
-        { host: host ?? null },
+        `This gateway does not answer to Host ${refused === '' ? '(none)' : refused}; an operator adds it to GATEWAY_ALLOWED_HOSTS`,
+        { host: refused === '' ? null : refused },
       ),
     );
   };
