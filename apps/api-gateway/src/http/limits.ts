@@ -20,7 +20,8 @@ export const WEIGHTS = {
 /** How much a request weighs (see `WEIGHTS`). */
 export function requestWeight(req: Request): number {
   if (req.method !== 'GET' && req.method !== 'HEAD') return WEIGHTS.item;
-  const path = req.path.replace(/\/+$/, '');
+  // Routing ignores case (`/API/METRICS` is `/api/metrics`): so must the weighing.
+  const path = req.path.toLowerCase().replace(/\/+$/, '');
   if (path === '/metrics' || path === '/api/metrics' || path.startsWith('/api/overview'))
     return WEIGHTS.fleet;
   if (path === '/api/nodes' || path === '/api/portfolios') {

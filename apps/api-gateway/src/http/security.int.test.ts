@@ -28,6 +28,7 @@ const KEYS: ApiKey[] = [
   { name: 'grafana', scope: 'read', secret: 'read-secret-0123456789' },
   { name: 'desk', scope: 'operate', secret: 'operate-secret-0123456789' },
   { name: 'ops', scope: 'admin', secret: 'admin-secret-0123456789' },
+  { name: 'admin2', scope: 'admin', secret: 'admin2-secret-0123456789' },
 ];
 const secretOf = (name: string): string => KEYS.find((k) => k.name === name)?.secret ?? '';
 
@@ -458,8 +459,15 @@ describe('limits that cannot be dodged', () => {
       String(25 - 2 * WEIGHTS.fleet - WEIGHTS.item),
     );
     expect((await send('GET', '/api/metrics', key('grafana'))).status).toBe(429);
+    // Routing ignores case; so does the weighing.
+    expect((await send('GET', '/API/METRICS', key('ops'))).headers['x-ratelimit-remaining']).toBe(
+      String(25 - WEIGHTS.fleet),
+    );
+    expect((await send('GET', '/Api/Nodes/', key('ops'))).headers['x-ratelimit-remaining']).toBe(
+      String(25 - 2 * WEIGHTS.fleet),
+    );
     // Another key has its own allowance; the address (100,000) is far from spent.
-    expect((await send('GET', '/api/metrics', key('ops'))).status).toBe(200);
+    expect((await send('GET', '/api/metrics', key('admin2'))).status).toBe(200);
   });
 
   it('a key refused for its scope spends its allowance, and leaves one forbidden audit entry a minute per action', async () => {
