@@ -116,6 +116,16 @@ describe('gateway config: safe defaults', () => {
     );
   });
 
+  it('event stream caps: per client address, per key name and in all', () => {
+    expect(config({}).security).toMatchObject({
+      sseMaxPerClient: 8,
+      sseMaxPerKey: 8,
+      sseMaxTotal: 100,
+    });
+    expect(config({ GATEWAY_SSE_MAX_PER_KEY: '3' }).security.sseMaxPerKey).toBe(3);
+    expect(issues({ GATEWAY_SSE_MAX_PER_KEY: '0' })).toMatch(/^GATEWAY_SSE_MAX_PER_KEY: /);
+  });
+
   it('GATEWAY_TRUST_PROXY: off, a hop count or addresses; true is refused', () => {
     expect(config({ GATEWAY_TRUST_PROXY: 'off' }).security.trustProxy).toBe(false);
     expect(config({ GATEWAY_TRUST_PROXY: '1' }).security.trustProxy).toBe(1);

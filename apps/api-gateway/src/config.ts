@@ -53,6 +53,8 @@ export interface SecurityConfig {
   addressRateLimitPerMinute?: number;
   /** `GATEWAY_SSE_MAX_PER_CLIENT`: open event streams per client address, default 8. */
   sseMaxPerClient?: number;
+  /** `GATEWAY_SSE_MAX_PER_KEY`: open event streams per key name (not `anonymous`), default 8. */
+  sseMaxPerKey?: number;
   /** `GATEWAY_SSE_MAX_TOTAL`: open event streams in all, default 100. */
   sseMaxTotal?: number;
 }
@@ -63,6 +65,7 @@ export const SECURITY_DEFAULTS = {
   trustProxy: false,
   addressRateLimitPerMinute: 600,
   sseMaxPerClient: 8,
+  sseMaxPerKey: 8,
   sseMaxTotal: 100,
 } as const satisfies Partial<SecurityConfig>;
 
@@ -226,6 +229,11 @@ const schema = z.object({
     min: 1,
     max: 10_000,
   }),
+  GATEWAY_SSE_MAX_PER_KEY: envInt({
+    default: SECURITY_DEFAULTS.sseMaxPerKey,
+    min: 1,
+    max: 10_000,
+  }),
   GATEWAY_SSE_MAX_TOTAL: envInt({ default: SECURITY_DEFAULTS.sseMaxTotal, min: 1, max: 100_000 }),
   GATEWAY_OVERVIEW_INTERVAL_MS: envDurationMs(1_000, 200),
   GATEWAY_LEADER_MISSING_AFTER_MS: envDurationMs(30_000, 500),
@@ -316,6 +324,7 @@ export function loadConfig(
         rateLimitPerMinute: gateway.GATEWAY_RATE_LIMIT_PER_MINUTE,
         addressRateLimitPerMinute: gateway.GATEWAY_ADDRESS_RATE_LIMIT_PER_MINUTE,
         sseMaxPerClient: gateway.GATEWAY_SSE_MAX_PER_CLIENT,
+        sseMaxPerKey: gateway.GATEWAY_SSE_MAX_PER_KEY,
         sseMaxTotal: gateway.GATEWAY_SSE_MAX_TOTAL,
       },
       redis,

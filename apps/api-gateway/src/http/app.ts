@@ -75,6 +75,7 @@ export function createApp(options: AppOptions): express.Express & { openapi: Ope
       overview,
       streams: new EventStreams({
         maxPerClient: options.security.sseMaxPerClient,
+        maxPerKey: options.security.sseMaxPerKey,
         maxTotal: options.security.sseMaxTotal,
         registry: options.registry,
       }),

@@ -5,6 +5,7 @@ import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '@ginkgo-live/runtime';
 import { MemoryTransport, waitFor } from '@ginkgo-live/testing';
+import type { ApiKey } from '../config.ts';
 import type { OverviewMessage } from '../overview-feed.ts';
 import { createAccess } from './access.ts';
 import { errorHandler } from './error-handler.ts';
@@ -35,20 +36,23 @@ class ScriptedFeed {
 async function serve(options: {
   maxPerClient: number;
   maxTotal: number;
+  maxPerKey?: number;
+  apiKeys?: ApiKey[];
 }): Promise<{ port: number; feed: ScriptedFeed; streams: EventStreams }> {
+  const { apiKeys = [], ...caps } = options;
   const security = {
-    apiKeys: [],
+    apiKeys,
     publicReads: false,
     corsOrigins: [],
     rateLimitPerMinute: 1_000_000,
     addressRateLimitPerMinute: 1_000_000,
     trustProxy: ['loopback'],
     // The test's clients are other addresses (X-Forwarded-For), which a keyless gateway refuses.
-    auth: 'off' as const,
+    ...(apiKeys.length === 0 ? { auth: 'off' as const } : {}),
   };
   const access = createAccess(security);
   const feed = new ScriptedFeed();
-  const streams = new EventStreams(options);
+  const streams = new EventStreams(caps);
   const app = express();
   app.set('trust proxy', ['loopback']);
   app.use(access.guard);
@@ -130,6 +134,35 @@ describe('event streams', () => {
     await waitFor(() => streams.size === 2, { timeoutMs: 5_000 });
     const again = openStream(port, { 'x-forwarded-for': '198.51.100.1' });
     expect(await again.head).toMatch(/^HTTP\/1\.1 200/);
+  });
+
+  it('caps streams per key name (429), however many addresses the key is used from', async () => {
+    const reader: ApiKey = { name: 'wallboard', scope: 'read', secret: 'wallboard-0123456789' };
+    const other: ApiKey = { name: 'desk', scope: 'operate', secret: 'desk-secret-0123456789' };
+    const { port, streams } = await serve({
+      maxPerClient: 10,
+      maxPerKey: 2,
+      maxTotal: 10,
+      apiKeys: [reader, other],
+    });
+    const as = (key: ApiKey, address: string) =>
+      openStream(port, { 'x-api-key': key.secret, 'x-forwarded-for': address });
+    expect(await as(reader, '198.51.100.1').head).toMatch(/^HTTP\/1\.1 200/);
+    expect(await as(reader, '198.51.100.2').head).toMatch(/^HTTP\/1\.1 200/);
+    const third = await fetch(`http://127.0.0.1:${port}/api/overview/stream`, {
+      headers: { 'x-api-key': reader.secret, 'x-forwarded-for': '198.51.100.3' },
+    });
+    expect(third.status).toBe(429);
+    expect(third.headers.get('retry-after')).toBe('10');
+    expect(await third.json()).toMatchObject({
+      code: 'RATE_LIMITED',
+      message:
+        'The key wallboard has 2 event streams open, the most GATEWAY_SSE_MAX_PER_KEY allows; close one',
+      details: { limit: 2, retry_after_seconds: 10 },
+    });
+    // Another key, from the same address as the refused one, still gets a stream.
+    expect(await as(other, '198.51.100.3').head).toMatch(/^HTTP\/1\.1 200/);
+    expect(streams.snapshot().map((s) => s.key)).toEqual(['wallboard', 'wallboard', 'desk']);
   });
 
   it('a client that stops reading has at most one frame waiting, the latest, and gets it when it reads again', async () => {

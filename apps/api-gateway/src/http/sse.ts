@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { SECURITY_DEFAULTS } from '../config.ts';
 import { AppError, errorBody } from './errors.ts';
+import { principalOf } from './access.ts';
 import { clientAddress } from './limits.ts';
 
 /** How long a refused client is told to wait before it tries again, in seconds. */
@@ -10,6 +11,8 @@ const RETRY_AFTER_SECONDS = 10;
 /** One open event stream, as `EventStreams.snapshot` shows it. */
 export interface StreamState {
   address: string;
+  /** The key's name (`anonymous` without one). */
+  key: string;
   /** Bytes written to the socket that it has not taken yet. */
   bufferedBytes: number;
   /** Whether a frame waits for the socket to drain (at most one: the latest). */
@@ -25,22 +28,34 @@ export interface EventStream {
 }
 
 /**
- * The gateway's server-sent event streams: at most `maxPerClient` per client address (beyond: 429)
- * and `maxTotal` in all (beyond: 503), both with `Retry-After`. A stream never buffers more than
+ * The gateway's server-sent event streams: at most `maxPerClient` per client address and
+ * `maxPerKey` per key name (beyond: 429; `anonymous` has only the address's cap, as all of a
+ * keyless gateway's clients are anonymous) and `maxTotal` in all (beyond: 503), all with
+ * `Retry-After`. Without the per-key cap, one read key used from many addresses takes every slot. A stream never buffers more than
  * the frame the socket is taking plus the latest one waiting: a client that stops reading costs
  * one frame of memory, not one per update.
  */
 export class EventStreams {
   private readonly open = new Map<Response, StreamState>();
   private readonly perClient = new Map<string, number>();
+  private readonly perKey = new Map<string, number>();
   private readonly maxPerClient: number;
+  private readonly maxPerKey: number;
   private readonly maxTotal: number;
   /** Updates replaced by a later one, over closed streams too. */
   private dropped = 0;
 
   /** With a `registry`, `/metrics` says how many streams are open, what they buffer, what they skipped. */
-  constructor(options: { maxPerClient?: number; maxTotal?: number; registry?: Registry } = {}) {
+  constructor(
+    options: {
+      maxPerClient?: number;
+      maxPerKey?: number;
+      maxTotal?: number;
+      registry?: Registry;
+    } = {},
+  ) {
     this.maxPerClient = options.maxPerClient ?? SECURITY_DEFAULTS.sseMaxPerClient;
+    this.maxPerKey = options.maxPerKey ?? SECURITY_DEFAULTS.sseMaxPerKey;
     this.maxTotal = options.maxTotal ?? SECURITY_DEFAULTS.sseMaxTotal;
     const { registry } = options;
     if (registry === undefined) return;
@@ -93,11 +108,14 @@ export class EventStreams {
 
   /**
    * Starts an event stream on `res`, or answers 429 / 503 and returns undefined when a cap is
-   * reached. `preamble` is written first (`retry:`).
+   * reached. `preamble` is written first (`retry:`). Behind `access.require` (the key is its principal's).
    */
   start(req: Request, res: Response, preamble = ''): EventStream | undefined {
     const address = clientAddress(req);
+    const key = principalOf(res).name;
+    const capsKey = key !== 'anonymous';
     const mine = this.perClient.get(address) ?? 0;
+    const keys = capsKey ? (this.perKey.get(key) ?? 0) : 0;
     const refusal =
       mine >= this.maxPerClient
         ? new AppError(
@@ -105,13 +123,19 @@ export class EventStreams {
             `This address has ${mine} event streams open, the most GATEWAY_SSE_MAX_PER_CLIENT allows; close one`,
             { limit: this.maxPerClient, retry_after_seconds: RETRY_AFTER_SECONDS },
           )
-        : this.open.size >= this.maxTotal
+        : capsKey && keys >= this.maxPerKey
           ? new AppError(
-              'OVERLOADED',
-              `The gateway serves ${this.open.size} event streams, the most GATEWAY_SSE_MAX_TOTAL allows; try again later`,
-              { limit: this.maxTotal, retry_after_seconds: RETRY_AFTER_SECONDS },
+              'RATE_LIMITED',
+              `The key ${key} has ${keys} event streams open, the most GATEWAY_SSE_MAX_PER_KEY allows; close one`,
+              { limit: this.maxPerKey, retry_after_seconds: RETRY_AFTER_SECONDS },
             )
-          : undefined;
+          : this.open.size >= this.maxTotal
+            ? new AppError(
+                'OVERLOADED',
+                `The gateway serves ${this.open.size} event streams, the most GATEWAY_SSE_MAX_TOTAL allows; try again later`,
+                { limit: this.maxTotal, retry_after_seconds: RETRY_AFTER_SECONDS },
+              )
+            : undefined;
     if (refusal !== undefined) {
       res
         .status(refusal.status)
@@ -120,9 +144,10 @@ export class EventStreams {
       return undefined;
     }
 
-    const state: StreamState = { address, bufferedBytes: 0, pending: false, dropped: 0 };
+    const state: StreamState = { address, key, bufferedBytes: 0, pending: false, dropped: 0 };
     this.open.set(res, state);
     this.perClient.set(address, mine + 1);
+    if (capsKey) this.perKey.set(key, keys + 1);
     let latest: string | undefined;
     let draining = false;
     let closed = false;
@@ -135,6 +160,11 @@ export class EventStreams {
       const left = (this.perClient.get(address) ?? 1) - 1;
       if (left === 0) this.perClient.delete(address);
       else this.perClient.set(address, left);
+      if (capsKey) {
+        const keyLeft = (this.perKey.get(key) ?? 1) - 1;
+        if (keyLeft === 0) this.perKey.delete(key);
+        else this.perKey.set(key, keyLeft);
+      }
       for (const listener of closeListeners) listener();
     });
     const write = (frame: string): void => {
