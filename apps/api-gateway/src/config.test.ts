@@ -4,6 +4,7 @@ import { describeKeys, loadConfig } from './config.ts';
 
 const SECRET_A = 'a-secret-0123456789';
 const SECRET_B = 'b-secret-0123456789';
+const SECRET_C = 'c-secret-0123456789';
 
 const noFile = (path: string): string => {
   throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
@@ -23,7 +24,7 @@ function config(env: Record<string, string>, readFile = noFile) {
 
 describe('gateway config: keys', () => {
   it('reads named, scoped keys from GATEWAY_API_KEYS and GATEWAY_API_KEYS_FILE', () => {
-    const file = `# scrapers\nprom:metrics:${SECRET_B}\n\n  desk:operate:${SECRET_A}:with:colons  \n`;
+    const file = `# scrapers\nprom:metrics:${SECRET_C}\n\n  desk:operate:${SECRET_A}:with:colons  \n`;
     const { security } = config(
       {
         GATEWAY_API_KEYS: `grafana:read:${SECRET_A}, ops:admin:${SECRET_B}`,
@@ -34,7 +35,7 @@ describe('gateway config: keys', () => {
     expect(security.apiKeys).toEqual([
       { name: 'grafana', scope: 'read', secret: SECRET_A },
       { name: 'ops', scope: 'admin', secret: SECRET_B },
-      { name: 'prom', scope: 'metrics', secret: SECRET_B },
+      { name: 'prom', scope: 'metrics', secret: SECRET_C },
       { name: 'desk', scope: 'operate', secret: `${SECRET_A}:with:colons` },
     ]);
     expect(describeKeys(security)).toEqual({
@@ -67,6 +68,25 @@ describe('gateway config: keys', () => {
     ]);
     expect(text).not.toContain(SECRET_A);
     expect(text).not.toContain('short');
+  });
+
+  it('two keys with one secret are refused (the gateway could not tell their holders apart), naming the keys, not the secret', () => {
+    const text = issues(
+      {
+        GATEWAY_API_KEYS: `grafana:read:${SECRET_A},ops:admin:${SECRET_B}`,
+        GATEWAY_API_KEYS_FILE: '/k',
+      },
+      () => `root:admin:${SECRET_A}\nprom:metrics:${SECRET_C}\nscraper:metrics:${SECRET_C}\n`,
+    );
+    expect(text.split('\n')).toEqual([
+      'GATEWAY_API_KEYS_FILE: the keys grafana and root have the same secret (value not shown); give each its own',
+      'GATEWAY_API_KEYS_FILE: the keys prom and scraper have the same secret (value not shown); give each its own',
+    ]);
+    expect(text).not.toContain(SECRET_A);
+    expect(text).not.toContain(SECRET_C);
+    expect(issues({ GATEWAY_API_KEYS: `a:read:${SECRET_A},b:operate:${SECRET_A}` })).toBe(
+      'GATEWAY_API_KEYS: the keys a and b have the same secret (value not shown); give each its own',
+    );
   });
 
   it('a name in both the variable and the file is refused', () => {

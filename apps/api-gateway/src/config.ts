@@ -282,6 +282,16 @@ export function loadConfig(
     }
   }
 
+  // Two keys with one secret: the last would win, with its scope and its name in the audit trail.
+  apiKeys.forEach((key, i) => {
+    const twin = apiKeys.slice(0, i).find((k) => k.secret === key.secret);
+    if (twin !== undefined)
+      issues.push({
+        variable: i < fromEnv.keys.length ? 'GATEWAY_API_KEYS' : 'GATEWAY_API_KEYS_FILE',
+        message: `the keys ${twin.name} and ${key.name} have the same secret (value not shown); give each its own`,
+      });
+  });
+
   const host = gateway.GATEWAY_HOST ?? '127.0.0.1';
   const auth = gateway.GATEWAY_AUTH;
   if (auth === 'off' && apiKeys.length > 0)
