@@ -34,10 +34,18 @@ const runningOn = async (portfolioId: string): Promise<string | undefined> => {
 
 /** Runs ginkgo-ctl (the real CLI) and returns its exit code and output. */
 async function ctl(...args: string[]): Promise<{ code: number | null; output: string }> {
+  return ctlWith({}, ...args);
+}
+
+async function ctlWith(
+  env: Record<string, string>,
+  ...args: string[]
+): Promise<{ code: number | null; output: string }> {
   const entry = tsEntry('ginkgo-ctl', 'apps/livecore-scheduler/src/ctl.ts', {
     ...server.env,
     REDIS_KEY_PREFIX: fx.keys.prefix,
     CTL_TIMEOUT_MS: '10000',
+    ...env,
   });
   const child = ManagedProcess.start({ ...entry, args: [...(entry.args ?? []), ...args] });
   const exit = await child.waitForExit(20_000);
@@ -291,6 +299,21 @@ describe('livecore-scheduler with real node processes', () => {
       ]);
     },
   );
+
+  it('ginkgo-ctl reports a halt that got no answer as of unknown outcome, not as failed', async () => {
+    // Writes (scripts included) wait while reads go on: ginkgo-ctl connects, its halt gets no
+    // answer within REDIS_COMMAND_TIMEOUT_MS — Redis would still run it once the pause ends.
+    await fx.redis.call('CLIENT', 'PAUSE', '30000', 'WRITE');
+    try {
+      const halt = await ctlWith({ REDIS_COMMAND_TIMEOUT_MS: '500' }, 'halt', 'drill');
+      expect(halt.code).toBe(1);
+      expect(halt.output).toMatch(
+        /^Outcome unknown — check GET \/api\/fleet\/trading \(request [0-9a-f-]{36}\)$/m,
+      );
+    } finally {
+      await fx.redis.call('CLIENT', 'UNPAUSE');
+    }
+  });
 
   it('ginkgo-ctl queues nothing when the audit entry cannot be written', async () => {
     await fx.redis.set(fx.keys.auditLog(), 'not a stream');

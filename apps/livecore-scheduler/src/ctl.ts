@@ -10,16 +10,22 @@
  * The first five queue the request on `{scheduler}:control` (with a `queued` audit entry, in one
  * script: `queueControlRequest`, as the gateway does), wait for the leader's answer on `{scheduler}:control_results` (at most CTL_TIMEOUT_MS,
  * default 15000) and print it. Halt and pause are written directly (`TradingControls`: they must
- * work with every scheduler dead). Every request is made as `ginkgo-ctl:<os user>`. Exits 0 when
- * accepted, 1 when refused or unanswered, 2 on bad usage or configuration.
+ * work with every scheduler dead); one whose answer never came (a timeout) prints "Outcome unknown —
+ * check GET /api/fleet/trading" (Redis may still run it), and a change no replica acknowledged
+ * (the master has replicas) prints a warning. Every request is made as `ginkgo-ctl:<os user>`.
+ * Exits 0 when accepted, 1 when refused, unanswered or of unknown outcome, 2 on bad usage or
+ * configuration.
  */
 import { randomUUID } from 'node:crypto';
 import { userInfo } from 'node:os';
 import {
   encodeAuditEntry,
   queueControlRequest,
+  replicationWarning,
+  TRADING_OUTCOME_UNKNOWN,
   TradingControls,
   type TradingActor,
+  type TradingOutcome,
 } from '@ginkgo-live/fleet';
 import { CONFIG_EXIT_CODE, createLogger, formatConfigIssues } from '@ginkgo-live/runtime';
 import { loadRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
@@ -136,14 +142,24 @@ function osUser(): string {
 
 async function direct(order: Direct): Promise<number> {
   const controls = new TradingControls(connections.main, keys);
-  const outcome =
-    order.action === 'halt'
-      ? await controls.halt(actor, order.reason)
-      : order.action === 'unhalt'
-        ? await controls.unhalt(actor)
-        : order.action === 'pause'
-          ? await controls.pause(order.portfolioId, actor, order.reason)
-          : await controls.resume(order.portfolioId, actor);
+  const options = { requestId: randomUUID() };
+  let outcome: TradingOutcome;
+  try {
+    outcome =
+      order.action === 'halt'
+        ? await controls.halt(actor, order.reason, options)
+        : order.action === 'unhalt'
+          ? await controls.unhalt(actor, options)
+          : order.action === 'pause'
+            ? await controls.pause(order.portfolioId, actor, order.reason, options)
+            : await controls.resume(order.portfolioId, actor, options);
+  } catch (err) {
+    // Refused by Redis (a script error comes before any write): nothing changed.
+    if (err instanceof Error && err.name === 'ReplyError') throw err;
+    // Sent, and no answer (a timeout): Redis may still run it.
+    process.stdout.write(`${TRADING_OUTCOME_UNKNOWN} (request ${options.requestId})\n`);
+    return 1;
+  }
   if (!outcome.ok) {
     process.stdout.write(`refused: ${outcome.reason}\n`);
     return 1;
@@ -155,6 +171,8 @@ async function direct(order: Direct): Promise<number> {
     resume: 'resumed',
   }[order.action];
   process.stdout.write(`${done}\n`);
+  const warning = replicationWarning(outcome.replication);
+  if (warning !== null) process.stdout.write(`warning: ${warning}\n`);
   return 0;
 }
 

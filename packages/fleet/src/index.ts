@@ -12,6 +12,8 @@ export {
   haltRecordState,
   readControlRecord,
   REPLICA_WAIT_MS,
+  replicationWarning,
+  TRADING_OUTCOME_UNKNOWN,
   TradingControls,
   UNREADABLE_BY,
   UNREADABLE_ID,

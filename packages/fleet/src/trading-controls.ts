@@ -36,7 +36,7 @@ export type TradingOutcome =
       ok: true;
       /** The same request (by id) had made this change already: nothing was written again. */
       repeated: boolean;
-      /** null on a Redis Cluster (the wait is not run there). */
+      /** null when not known: on a Redis Cluster (the wait is not run there), or the check failed. */
       replication: Replication | null;
     }
   | {
@@ -186,6 +186,20 @@ export interface ChangeOptions {
   requestId?: string;
 }
 
+/**
+ * What a caller says of a change whose reply never came (a timeout, a dropped connection): Redis
+ * may have run it (it runs the bytes it received, and ioredis resends after a reconnect), so
+ * neither "done" nor "failed" is true. Sent again with the same request id, it answers ok.
+ */
+export const TRADING_OUTCOME_UNKNOWN = 'Outcome unknown — check GET /api/fleet/trading';
+
+/** The line a caller shows when the master has replicas and none acknowledged the change. */
+export function replicationWarning(replication: Replication | null): string | null {
+  if (replication === null || replication.replicas === 0 || replication.acknowledged > 0)
+    return null;
+  return `No replica acknowledged the change (${replication.replicas} connected): a failover now could lose it — check GET /api/fleet/trading`;
+}
+
 /** How long a change waits for a replica to acknowledge it (`WAIT 1 <ms>`), by default. */
 export const REPLICA_WAIT_MS = 500;
 
@@ -323,7 +337,9 @@ export class TradingControls {
       ],
     )) as string;
     if (reply === 'ok' || reply === 'repeat') {
-      return { ok: true, repeated: reply === 'repeat', replication: await this.replication() };
+      // The change stands whatever the check says: a failed check is no failed change.
+      const replication = await this.replication().catch(() => null);
+      return { ok: true, repeated: reply === 'repeat', replication };
     }
     const refusal =
       reply === 'unknown portfolio' ? `unknown portfolio ${portfolioId ?? ''}` : reply;

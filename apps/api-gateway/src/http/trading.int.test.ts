@@ -6,7 +6,7 @@ import { AuditLog, TradingControls } from '@ginkgo-live/fleet';
 import { createLogger, unwrapConfig } from '@ginkgo-live/runtime';
 import { loadRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
 import { createStateKeys, encodePayload, type StateKeys } from '@ginkgo-live/state-keys';
-import { MemoryTransport, RedisServer } from '@ginkgo-live/testing';
+import { MemoryTransport, RedisServer, waitFor } from '@ginkgo-live/testing';
 import type { ApiKey, SecurityConfig } from '../config.ts';
 import { ControlQueue } from '../control-queue.ts';
 import { createFleetRegistry } from '../fleet-metrics.ts';
@@ -237,5 +237,64 @@ describe('trading routes', () => {
     expect(down.status).toBe(503);
     expect(down.body).toMatchObject({ code: 'REDIS_UNAVAILABLE', message: 'Redis is unavailable' });
     expect((await get('/api/fleet/trading', 'grafana')).status).toBe(503);
+  });
+  it('a change sent to a frozen Redis is reported as of unknown outcome; resent with its id it answers 200 and is made once', async () => {
+    const id = '4f1c2d3e-5a6b-4c7d-8e9f-0a1b2c3d4e5f';
+    server.freeze();
+    const frozen = await post('/api/fleet/halt', 'desk', { reason: 'drill', request_id: id });
+    server.thaw();
+    expect(frozen.status).toBe(503);
+    expect(frozen.body).toMatchObject({
+      code: 'REDIS_UNAVAILABLE',
+      message: 'Outcome unknown — check GET /api/fleet/trading',
+      details: { action: 'halt', request_id: id },
+    });
+    // The connection a command timed out on is dialled again (redis-client), meanwhile a resend
+    // is a plain 503 (not sent); the client retries with the same id. Whether Redis ran the first
+    // one depends on whether it read the bytes before that connection went: unknown to the
+    // gateway, known here. Either way the resend answers 200 (never a 409 for its own change):
+    // 'repeated' when it had landed — and the halt is made once.
+    let landed = false;
+    let resent = { status: 0, body: {} as Record<string, unknown> };
+    await waitFor(
+      async () => {
+        landed = (await redis.get(keys.tradingHalt())) !== null;
+        resent = await post('/api/fleet/halt', 'desk', { reason: 'drill', request_id: id });
+        return resent.status !== 503 || resent.body['message'] !== 'Redis is unavailable';
+      },
+      { timeoutMs: 5_000, description: 'the resend sent' },
+    );
+    expect(resent.status).toBe(200);
+    expect(resent.body).toMatchObject({
+      action: 'halt',
+      request_id: id,
+      repeated: landed,
+      replication: { replicas: 0, acknowledged: 0 },
+      warning: null,
+      trading: { halted: { by: 'desk', reason: 'drill' } },
+    });
+    const again = await post('/api/fleet/halt', 'desk', { reason: 'drill', request_id: id });
+    expect(again.body).toMatchObject({ request_id: id, repeated: true });
+    expect((await post('/api/fleet/halt', 'desk', {})).status).toBe(409);
+    expect((await trail()).map((row) => row.slice(0, 3))).toEqual([
+      ['halt', null, 'accepted'],
+      ['halt', null, 'refused'],
+    ]);
+  });
+
+  it('a change that landed is answered 200 even when reading the controls back fails', async () => {
+    // The read after the change uses HGETALL; the change script does not.
+    await redis.acl('SETUSER', 'default', '-hgetall');
+    try {
+      const paused = await post('/api/portfolios/p1/pause', 'desk', { reason: 'bad fills' });
+      expect(paused.status).toBe(200);
+      expect(paused.body).toMatchObject({ action: 'pause', repeated: false, trading: null });
+      expect(typeof paused.body['request_id']).toBe('string');
+    } finally {
+      await redis.acl('SETUSER', 'default', '+hgetall');
+    }
+    expect((await new TradingControls(redis, keys).read()).paused.map((p) => p.by)).toEqual([
+      'desk',
+    ]);
   });
 });
