@@ -253,6 +253,10 @@ describe('TradingControls', () => {
     expect(await controls.pause('p1', desk, null, { requestId: 'p1' })).toEqual(repeat);
     expect(await controls.resume('p1', desk, { requestId: 'r1' })).toEqual(DONE);
     expect(await controls.resume('p1', desk, { requestId: 'r1' })).toEqual(repeat);
+    // An id the script and the nodes could measure differently is refused before anything is sent.
+    await expect(controls.halt(desk, null, { requestId: 'ü'.repeat(40) })).rejects.toThrow(
+      'requestId must be 1-64 characters of [A-Za-z0-9_.:-]',
+    );
     // Another request for the same change is still a no-op, as before.
     expect(await controls.unhalt(desk, { requestId: 'u2' })).toMatchObject({
       reason: 'not halted',

@@ -180,8 +180,8 @@ type Op = 'halt' | 'unhalt' | 'pause' | 'resume';
 /** Options of one change. */
 export interface ChangeOptions {
   /**
-   * The request's id (a UUID, or 1-64 characters): the halt's or pause's id, and what makes a
-   * repeat of the same request answer ok. Random when not given.
+   * The request's id (a UUID, or 1-64 of [A-Za-z0-9_.:-]): the halt's or pause's id, and what makes
+   * a repeat of the same request answer ok. Random when not given.
    */
   requestId?: string;
 }
@@ -221,7 +221,7 @@ export class TradingControls {
   }
 
   /** Halts the whole fleet; refused (nothing changes) when it is halted already. */
-  halt(
+  async halt(
     by: TradingActor,
     reason: string | null,
     options: ChangeOptions = {},
@@ -242,12 +242,12 @@ export class TradingControls {
   }
 
   /** Lifts the halt; refused when the fleet is not halted. */
-  unhalt(by: TradingActor, options: ChangeOptions = {}): Promise<TradingOutcome> {
+  async unhalt(by: TradingActor, options: ChangeOptions = {}): Promise<TradingOutcome> {
     return this.change('unhalt', null, '', by, null, requestIdOf(options));
   }
 
   /** Pauses one catalogued portfolio; refused when it is paused already or not in the catalog. */
-  pause(
+  async pause(
     portfolioId: string,
     by: TradingActor,
     reason: string | null,
@@ -277,7 +277,7 @@ export class TradingControls {
   }
 
   /** Resumes a paused portfolio; refused when it is not paused. */
-  resume(
+  async resume(
     portfolioId: string,
     by: TradingActor,
     options: ChangeOptions = {},
@@ -368,9 +368,15 @@ export class TradingControls {
   }
 }
 
+/** ASCII only: the script measures an id in bytes, the nodes in characters, and they must agree. */
+const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+
 function requestIdOf(options: ChangeOptions): string {
   const id = options.requestId ?? randomUUID();
-  if (id.length < 1 || id.length > 64) throw new Error('requestId must be 1-64 characters');
+  if (!REQUEST_ID.test(id))
+    throw new Error(
+      `requestId must be 1-64 characters of [A-Za-z0-9_.:-], got "${id.slice(0, 80)}"`,
+    );
   return id;
 }
 
