@@ -1,11 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { TradingControls } from '@ginkgo-live/fleet';
 import { createAppNotifier } from '@ginkgo-live/notification-adapter';
 import { RedisConnections } from '@ginkgo-live/redis-client';
 import { createLogger } from '@ginkgo-live/runtime';
-import { createStateKeys } from '@ginkgo-live/state-keys';
-import { MemoryTransport, RedisServer } from '@ginkgo-live/testing';
+import { createStateKeys, encodePayload } from '@ginkgo-live/state-keys';
+import { MemoryTransport, RedisServer, waitFor } from '@ginkgo-live/testing';
 import { loadConfig } from './config.ts';
 import { ExecutionNode } from './execution-node.ts';
+import { NodeStore } from './node-store.ts';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -66,5 +68,92 @@ describe('ExecutionNode start and stop', () => {
     expect(logs.withMessage('Execution node running')).toHaveLength(0);
     expect(logs.withMessage('Stopped while starting; nothing was started')).toHaveLength(1);
     expect(node.status).not.toBe('running');
+  });
+});
+
+describe('ExecutionNode load under a pause', () => {
+  it('a pause written after the reconcile read the controls, before the lease was taken, holds the portfolio from its start', async () => {
+    const server = await RedisServer.start();
+    cleanups.push(() => server.cleanup());
+    const loaded = loadConfig({
+      NODE_ID: 'n1',
+      REDIS_HOST: server.host,
+      REDIS_PORT: String(server.port),
+      HEARTBEAT_INTERVAL_MS: '200',
+      HEARTBEAT_TTL_MS: '3000',
+      STOP_TIMEOUT_MS: '2000',
+      // The polls run at start, then not again for a while: only the load's own read can see it.
+      ASSIGNMENT_POLL_MS: '10000',
+    });
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.issues));
+    const config = loaded.value;
+    const logs = new MemoryTransport();
+    const logger = createLogger({ app: 'test', transports: [logs] });
+    const connections = new RedisConnections({
+      config: config.redis,
+      app: 'test',
+      instanceId: 'n1',
+      logger,
+    });
+    cleanups.push(() => connections.close());
+    expect(await connections.waitUntilReady(5_000)).toBe(true);
+    const redis = connections.main;
+    const keys = createStateKeys(config.redis.keyPrefix);
+    await redis.hset(
+      keys.portfolioCatalog(),
+      'p1',
+      encodePayload('portfolioSpec', {
+        _v: 1,
+        portfolio_id: 'p1',
+        symbols: ['BTCUSDT'],
+        strategy: { name: 'ma-crossover', params: {} },
+        starting_cash: 1_000,
+      }),
+    );
+    await redis.set(
+      keys.nodeAssignment('n1'),
+      encodePayload('nodeAssignment', {
+        _v: 1,
+        node_id: 'n1',
+        portfolio_ids: ['p1'],
+        plan_version: 1,
+        updated_at: new Date().toISOString(),
+      }),
+    );
+    // The previous owner saw a pause and obeyed it before releasing: here the pause lands just
+    // before this node's acquire, after its reconcile read the controls.
+    const controls = new TradingControls(redis, keys);
+    const desk = { name: 'desk', via: 'ginkgo-ctl', address: null };
+    const acquire = Object.getOwnPropertyDescriptor(NodeStore.prototype, 'acquireLease')
+      ?.value as NodeStore['acquireLease'];
+    const spy = vi
+      .spyOn(NodeStore.prototype, 'acquireLease')
+      .mockImplementationOnce(async function (this: NodeStore, portfolioId, token) {
+        expect(await controls.pause(portfolioId, desk, null)).toMatchObject({ ok: true });
+        return Reflect.apply<NodeStore, [string, string], ReturnType<NodeStore['acquireLease']>>(
+          acquire,
+          this,
+          [portfolioId, token],
+        );
+      });
+    cleanups.push(() => spy.mockRestore());
+    const notifier = createAppNotifier({
+      redis,
+      keys,
+      app: 'test',
+      instanceId: 'n1',
+      config: config.notify,
+      logger,
+    });
+    cleanups.push(() => notifier.close());
+    const node = new ExecutionNode({ config, connections, keys, logger, version: '0', notifier });
+    cleanups.push(() => node.stop());
+    expect(await node.start()).toEqual({ ok: true });
+    await waitFor(() => logs.withMessage('Portfolio loaded').length === 1, { timeoutMs: 5_000 });
+    expect(spy).toHaveBeenCalledTimes(1);
+    expect(logs.withMessage('Portfolio loaded')[0]).toMatchObject({ held: 'pause' });
+    expect(node.collectMetrics().portfolios.map((p) => [p.portfolio_id, p.status])).toEqual([
+      ['p1', 'paused'],
+    ]);
   });
 });
