@@ -14,42 +14,48 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
+/** A Redis, and a node on it (not started) with its connections, logs and notifier. */
+async function nodeOnRedis(assignmentPollMs: number) {
+  const server = await RedisServer.start();
+  cleanups.push(() => server.cleanup());
+  const loaded = loadConfig({
+    NODE_ID: 'n1',
+    REDIS_HOST: server.host,
+    REDIS_PORT: String(server.port),
+    HEARTBEAT_INTERVAL_MS: '200',
+    HEARTBEAT_TTL_MS: '3000',
+    STOP_TIMEOUT_MS: '2000',
+    ASSIGNMENT_POLL_MS: String(assignmentPollMs),
+  });
+  if (!loaded.ok) throw new Error(JSON.stringify(loaded.issues));
+  const config = loaded.value;
+  const logs = new MemoryTransport();
+  const logger = createLogger({ app: 'test', transports: [logs] });
+  const connections = new RedisConnections({
+    config: config.redis,
+    app: 'test',
+    instanceId: 'n1',
+    logger,
+  });
+  cleanups.push(() => connections.close());
+  expect(await connections.waitUntilReady(5_000)).toBe(true);
+  const keys = createStateKeys(config.redis.keyPrefix);
+  const notifier = createAppNotifier({
+    redis: connections.main,
+    keys,
+    app: 'test',
+    instanceId: 'n1',
+    config: config.notify,
+    logger,
+  });
+  cleanups.push(() => notifier.close());
+  const node = new ExecutionNode({ config, connections, keys, logger, version: '0', notifier });
+  return { server, logs, redis: connections.main, keys, node };
+}
+
 describe('ExecutionNode start and stop', () => {
   it('a stop that arrives while the node id claim is in flight: nothing starts, no key is left', async () => {
-    const server = await RedisServer.start();
-    cleanups.push(() => server.cleanup());
-    const loaded = loadConfig({
-      NODE_ID: 'n1',
-      REDIS_HOST: server.host,
-      REDIS_PORT: String(server.port),
-      HEARTBEAT_INTERVAL_MS: '200',
-      HEARTBEAT_TTL_MS: '3000',
-      STOP_TIMEOUT_MS: '2000',
-      ASSIGNMENT_POLL_MS: '100',
-    });
-    if (!loaded.ok) throw new Error(JSON.stringify(loaded.issues));
-    const config = loaded.value;
-    const logs = new MemoryTransport();
-    const logger = createLogger({ app: 'test', transports: [logs] });
-    const connections = new RedisConnections({
-      config: config.redis,
-      app: 'test',
-      instanceId: 'n1',
-      logger,
-    });
-    cleanups.push(() => connections.close());
-    expect(await connections.waitUntilReady(5_000)).toBe(true);
-    const keys = createStateKeys(config.redis.keyPrefix);
-    const notifier = createAppNotifier({
-      redis: connections.main,
-      keys,
-      app: 'test',
-      instanceId: 'n1',
-      config: config.notify,
-      logger,
-    });
-    cleanups.push(() => notifier.close());
-    const node = new ExecutionNode({ config, connections, keys, logger, version: '0', notifier });
+    const { server, logs, redis, keys, node } = await nodeOnRedis(100);
 
     // Redis frozen: the claim is sent and waits; the stop (SIGTERM) comes meanwhile.
     server.freeze();
@@ -63,8 +69,8 @@ describe('ExecutionNode start and stop', () => {
 
     // Several beat intervals later: no beat, no registry entry, no loop ran.
     await new Promise((resolve) => setTimeout(resolve, 1_000));
-    expect(await connections.main.exists(keys.heartbeat('n1'), keys.nodeInfo('n1'))).toBe(0);
-    expect(await connections.main.zscore(keys.nodeRegistry(), 'n1')).toBeNull();
+    expect(await redis.exists(keys.heartbeat('n1'), keys.nodeInfo('n1'))).toBe(0);
+    expect(await redis.zscore(keys.nodeRegistry(), 'n1')).toBeNull();
     expect(logs.withMessage('Execution node running')).toHaveLength(0);
     expect(logs.withMessage('Stopped while starting; nothing was started')).toHaveLength(1);
     expect(node.status).not.toBe('running');
@@ -73,32 +79,8 @@ describe('ExecutionNode start and stop', () => {
 
 describe('ExecutionNode load under a pause', () => {
   it('a pause written after the reconcile read the controls, before the lease was taken, holds the portfolio from its start', async () => {
-    const server = await RedisServer.start();
-    cleanups.push(() => server.cleanup());
-    const loaded = loadConfig({
-      NODE_ID: 'n1',
-      REDIS_HOST: server.host,
-      REDIS_PORT: String(server.port),
-      HEARTBEAT_INTERVAL_MS: '200',
-      HEARTBEAT_TTL_MS: '3000',
-      STOP_TIMEOUT_MS: '2000',
-      // The polls run at start, then not again for a while: only the load's own read can see it.
-      ASSIGNMENT_POLL_MS: '10000',
-    });
-    if (!loaded.ok) throw new Error(JSON.stringify(loaded.issues));
-    const config = loaded.value;
-    const logs = new MemoryTransport();
-    const logger = createLogger({ app: 'test', transports: [logs] });
-    const connections = new RedisConnections({
-      config: config.redis,
-      app: 'test',
-      instanceId: 'n1',
-      logger,
-    });
-    cleanups.push(() => connections.close());
-    expect(await connections.waitUntilReady(5_000)).toBe(true);
-    const redis = connections.main;
-    const keys = createStateKeys(config.redis.keyPrefix);
+    // The polls run at start, then not again for a while: only the load's own read can see it.
+    const { logs, redis, keys, node } = await nodeOnRedis(10_000);
     await redis.hset(
       keys.portfolioCatalog(),
       'p1',
@@ -137,16 +119,6 @@ describe('ExecutionNode load under a pause', () => {
         );
       });
     cleanups.push(() => spy.mockRestore());
-    const notifier = createAppNotifier({
-      redis,
-      keys,
-      app: 'test',
-      instanceId: 'n1',
-      config: config.notify,
-      logger,
-    });
-    cleanups.push(() => notifier.close());
-    const node = new ExecutionNode({ config, connections, keys, logger, version: '0', notifier });
     cleanups.push(() => node.stop());
     expect(await node.start()).toEqual({ ok: true });
     await waitFor(() => logs.withMessage('Portfolio loaded').length === 1, { timeoutMs: 5_000 });

@@ -17,6 +17,16 @@ afterEach(async () => {
   await server.cleanup();
 });
 
+const newStore = () =>
+  new NodeStore({
+    redis,
+    keys,
+    nodeId: 'n1',
+    heartbeatTtlMs: 15_000,
+    nodeInfoTtlMs: 45_000,
+    portfolioStateTtlMs: 45_000,
+  });
+
 const book = (cash: number): PortfolioBook => ({
   _v: 1,
   portfolio_id: 'p1',
@@ -32,14 +42,7 @@ const book = (cash: number): PortfolioBook => ({
 
 describe('NodeStore books written before the hash tags', () => {
   it('reads the old book only when asked for a portfolio without a book; acquire reads the new one', async () => {
-    const store = new NodeStore({
-      redis,
-      keys,
-      nodeId: 'n1',
-      heartbeatTtlMs: 15_000,
-      nodeInfoTtlMs: 45_000,
-      portfolioStateTtlMs: 45_000,
-    });
+    const store = newStore();
     expect(await store.readLegacyBook('p1')).toBeNull();
     await redis.set('ns:portfolio:p1:book', encodePayload('portfolioBook', book(750)));
     expect(await store.readLegacyBook('p1')).toMatchObject({ ok: true, value: { cash: 750 } });
@@ -57,14 +60,7 @@ describe('NodeStore books written before the hash tags', () => {
 
 describe('NodeStore beat of a portfolio waiting for its lease', () => {
   it('writes its state where none is, never over the state of the node holding the lease', async () => {
-    const store = new NodeStore({
-      redis,
-      keys,
-      nodeId: 'n1',
-      heartbeatTtlMs: 15_000,
-      nodeInfoTtlMs: 45_000,
-      portfolioStateTtlMs: 45_000,
-    });
+    const store = newStore();
     const now = new Date().toISOString();
     const waiting = [
       { portfolioId: 'p1', state: fleetPortfolioState('p1', 'n1', now), lease: null },
@@ -88,14 +84,7 @@ describe('NodeStore beat of a portfolio waiting for its lease', () => {
 
 describe('NodeStore final commit after the lease vanished', () => {
   it('the beat takes the lease back for a releasing runner unless its final commit released it; a retry of a landed final commit is done', async () => {
-    const store = new NodeStore({
-      redis,
-      keys,
-      nodeId: 'n1',
-      heartbeatTtlMs: 15_000,
-      nodeInfoTtlMs: 45_000,
-      portfolioStateTtlMs: 45_000,
-    });
+    const store = newStore();
     const now = new Date().toISOString();
     const token = 'n1/a/1';
     expect(await store.acquireLease('p1', token)).toMatchObject({ ok: true, loaded: null });

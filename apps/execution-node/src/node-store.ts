@@ -1,6 +1,6 @@
 import { Cluster } from 'ioredis';
 import { bySlot, LuaScript, type RedisLike } from '@ginkgo-live/redis-client';
-import { readControlRecord } from '@ginkgo-live/fleet';
+import { readControlRecord, readTradingRecords } from '@ginkgo-live/fleet';
 import { portfolioQueueLayout } from '@ginkgo-live/portfolio-queue';
 import {
   type BookFence,
@@ -477,18 +477,7 @@ export class NodeStore {
 
   /** Reads the trading controls alone (the halt record and every pause record), in one transaction. */
   async readTrading(): Promise<TradingControlsSeen> {
-    const k = this.keys;
-    const replies = await this.redis
-      .multi()
-      .get(k.tradingHalt())
-      .hgetall(k.pausedPortfolios())
-      .exec();
-    if (replies === null) throw new Error('Transaction aborted');
-    for (const [err] of replies) if (err) throw err;
-    const [haltRaw, pausedRaw] = replies.map(([, v]) => v) as [
-      string | null,
-      Record<string, string>,
-    ];
+    const { haltRaw, pausedRaw } = await readTradingRecords(this.redis, this.keys);
     return this.seen(haltRaw, pausedRaw);
   }
 

@@ -11,6 +11,7 @@ export {
   decodeTrading,
   haltRecordState,
   readControlRecord,
+  readTradingRecords,
   REPLICA_WAIT_MS,
   replicationWarning,
   TRADING_OUTCOME_UNKNOWN,

@@ -287,19 +287,8 @@ export class TradingControls {
 
   /** The halt and the pauses, in one round trip. */
   async read(): Promise<TradingReading> {
-    const k = this.keys;
-    const replies = await this.redis
-      .multi()
-      .get(k.tradingHalt())
-      .hgetall(k.pausedPortfolios())
-      .exec();
-    if (replies === null) throw new Error('Transaction aborted');
-    for (const [err] of replies) if (err) throw err;
-    const [haltRaw, pausedRaw] = replies.map(([, v]) => v) as [
-      string | null,
-      Record<string, string>,
-    ];
-    return decodeTrading(k, haltRaw, pausedRaw);
+    const { haltRaw, pausedRaw } = await readTradingRecords(this.redis, this.keys);
+    return decodeTrading(this.keys, haltRaw, pausedRaw);
   }
 
   private async change(
@@ -378,6 +367,25 @@ function requestIdOf(options: ChangeOptions): string {
       `requestId must be 1-64 characters of [A-Za-z0-9_.:-], got "${id.slice(0, 80)}"`,
     );
   return id;
+}
+
+/**
+ * The halt record and every pause record as stored, in one transaction (both keys in the
+ * `{scheduler}` slot), for readers that decode them their own way (the nodes go by id and lift).
+ */
+export async function readTradingRecords(
+  redis: RedisLike,
+  keys: StateKeys,
+): Promise<{ haltRaw: string | null; pausedRaw: Record<string, string> }> {
+  const replies = await redis
+    .multi()
+    .get(keys.tradingHalt())
+    .hgetall(keys.pausedPortfolios())
+    .exec();
+  if (replies === null) throw new Error('Transaction aborted');
+  for (const [err] of replies) if (err) throw err;
+  const [haltRaw, pausedRaw] = replies.map(([, v]) => v) as [string | null, Record<string, string>];
+  return { haltRaw, pausedRaw };
 }
 
 /**
