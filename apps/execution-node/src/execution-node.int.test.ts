@@ -129,3 +129,88 @@ describe('ExecutionNode load under a pause', () => {
     ]);
   });
 });
+
+async function addToCatalog(
+  redis: Awaited<ReturnType<typeof nodeOnRedis>>['redis'],
+  keys: Awaited<ReturnType<typeof nodeOnRedis>>['keys'],
+  portfolioId: string,
+): Promise<void> {
+  await redis.hset(
+    keys.portfolioCatalog(),
+    portfolioId,
+    encodePayload('portfolioSpec', {
+      _v: 1,
+      portfolio_id: portfolioId,
+      symbols: ['BTCUSDT'],
+      strategy: { name: 'ma-crossover', params: {} },
+      starting_cash: 1_000,
+    }),
+  );
+}
+
+async function assign(
+  redis: Awaited<ReturnType<typeof nodeOnRedis>>['redis'],
+  keys: Awaited<ReturnType<typeof nodeOnRedis>>['keys'],
+  portfolioIds: string[],
+  planVersion: number,
+): Promise<void> {
+  await redis.set(
+    keys.nodeAssignment('n1'),
+    encodePayload('nodeAssignment', {
+      _v: 1,
+      node_id: 'n1',
+      portfolio_ids: portfolioIds,
+      plan_version: planVersion,
+      updated_at: new Date().toISOString(),
+    }),
+  );
+}
+
+describe('ExecutionNode final commit of an unload', () => {
+  it('waits out the lease coming back and then more Redis errors in a row than any cap, and releases the lease with the book written', async () => {
+    const { logs, redis, keys, node } = await nodeOnRedis(100);
+    await addToCatalog(redis, keys, 'p1');
+    await assign(redis, keys, ['p1'], 1);
+    cleanups.push(() => node.stop());
+    expect(await node.start()).toEqual({ ok: true });
+    await waitFor(() => logs.withMessage('Portfolio loaded').length === 1, { timeoutMs: 10_000 });
+
+    // The final commit first finds the lease gone (Redis restarted empty, the beat not yet round),
+    // then Redis fails six times in a row (down for seconds) before it answers again.
+    const commit = Object.getOwnPropertyDescriptor(NodeStore.prototype, 'commit')
+      ?.value as NodeStore['commit'];
+    const answers: ('nolease' | 'error')[] = [
+      'nolease',
+      'nolease',
+      'nolease',
+      ...Array<'error'>(6).fill('error'),
+    ];
+    const spy = vi.spyOn(NodeStore.prototype, 'commit').mockImplementation(async function (
+      this: NodeStore,
+      request,
+    ) {
+      const answer = request.release ? answers.shift() : undefined;
+      if (answer === 'nolease') return { kind: 'nolease' };
+      if (answer === 'error') throw new Error('Connection is closed.');
+      return Reflect.apply<NodeStore, [typeof request], ReturnType<NodeStore['commit']>>(
+        commit,
+        this,
+        [request],
+      );
+    });
+    cleanups.push(() => spy.mockRestore());
+    await assign(redis, keys, [], 2);
+    await waitFor(() => logs.withMessage('Portfolio unloaded').length === 1, {
+      timeoutMs: 10_000,
+    });
+    expect(answers).toEqual([]);
+    expect(logs.withMessage('Portfolio unloaded')[0]).toMatchObject({
+      portfolioId: 'p1',
+      released: true,
+    });
+    expect(logs.withMessage('Final commit failed; the lease expires by itself')).toHaveLength(0);
+    expect(await redis.exists(keys.portfolioLease('p1'))).toBe(0);
+    expect(await redis.hget(keys.portfolioFence('p1'), 'released')).toBe('1');
+    expect(await redis.get(keys.portfolioBook('p1'))).toContain('"portfolio_id":"p1"');
+  });
+});

@@ -190,7 +190,9 @@ export class PortfolioRunner {
 
   /**
    * Stops consuming. Graceful: the batch in hand is committed, then a final commit writes the
-   * stopped state and releases the lease; resolves to whether the lease was released. `force`:
+   * stopped state and releases the lease, retrying (Redis errors, the lease being taken back)
+   * until it lands, the lease is lost, or `stop(true)` is called; resolves to whether the lease was
+   * released. `force`:
    * gives up at once (the batch in hand stays in the queue; the lease expires by itself).
    */
   async stop(force = false): Promise<boolean> {
@@ -403,7 +405,9 @@ export class PortfolioRunner {
     const version = this.version + 1;
     const book = this.bookPayload(version);
     const state = this.state();
-    for (let attempt = 1; ; attempt++) {
+    // Consecutive errors only (for the log and the backoff): a 'nolease' wait is not an error.
+    let errors = 0;
+    for (;;) {
       const lease = this.leaseClaim();
       if (lease === null) throw new CommitRefused('lease given up');
       let outcome: CommitOutcome;
@@ -419,9 +423,12 @@ export class PortfolioRunner {
           release,
         });
       } catch (err) {
-        if (attempt === 1) this.log.warn('Commit failed; retrying', { err });
-        if (release && this.stopRequested && attempt >= 5) throw err;
-        await sleep(Math.min(1_000, 50 * 2 ** Math.min(attempt, 5)));
+        errors++;
+        if (errors === 1) this.log.warn('Commit failed; retrying', { err });
+        // A final commit never gives up on errors either: the book in memory may be the only copy
+        // (Redis restarted empty), and a runner that gave up is deleted with it. Only stop(true)
+        // (the drain budget, a lost lease) ends it: leaseClaim() is then null.
+        await sleep(Math.min(1_000, 50 * 2 ** Math.min(errors, 5)));
         continue;
       }
       switch (outcome.kind) {
@@ -436,6 +443,7 @@ export class PortfolioRunner {
           }
           return;
         case 'nolease':
+          errors = 0;
           // Expired (this process was slow or frozen) or Redis restarted empty: the beat takes it
           // back if nobody wrote the book since, or reports it lost.
           await sleep(100);
