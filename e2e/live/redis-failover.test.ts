@@ -33,6 +33,12 @@ describe('T071 on the whole stack', () => {
     annotate,
   }) => {
     const { nodes, scheduler, gateway, plan } = await startFleet(fx);
+    // The gateway's overview connection is made at its first chart sample (every 5 s): count the
+    // connections once every app has all of its own.
+    await waitFor(
+      async () => (await fx.connectionNames('api-gateway')).some((n) => n.endsWith(':overview')),
+      { timeoutMs: 10_000, description: "the gateway's overview connection" },
+    );
     const connectionsBefore = await Promise.all(
       ['execution-node:a', 'execution-node:b', 'livecore-scheduler', 'api-gateway'].map((p) =>
         fx.connectionNames(p),
