@@ -363,6 +363,14 @@ describe('trading halt and pause', () => {
   it('a node whose unload is stuck (its final commit finds the lease gone) still holds on a halt within the poll bound, and the unload ends at the next beat', async () => {
     const ids = ['p1', 'p2'];
     for (const id of ids) await fx.addToCatalog(id);
+    // Their books first written by a node with short beats: with beats 6 s apart, a portfolio with
+    // no book would wait for Redis to be up a lease TTL and two beats (32 s) before it starts.
+    const seed = await fx.startNode('seed');
+    await fx.assign('seed', ids);
+    await waitFor(async () => (await statuses(ids)).every((s) => s === 'running'), {
+      timeoutMs: 10_000,
+    });
+    expect((await seed.stop()).code).toBe(0);
     // Beats 6 s apart: the final commit of an unload waits for the beat to take its lease back.
     const node = await fx.startNode('a', {
       HEARTBEAT_INTERVAL_MS: '6000',

@@ -53,6 +53,57 @@ async function nodeOnRedis(assignmentPollMs: number) {
   return { server, logs, redis: connections.main, keys, node };
 }
 
+async function redisUptimeMs(redis: Awaited<ReturnType<typeof nodeOnRedis>>['redis']) {
+  const info = await redis.info('server');
+  return Number(/uptime_in_seconds:(\d+)/.exec(info)?.[1]) * 1_000;
+}
+
+async function waitUntilRedisOlderThan(
+  redis: Awaited<ReturnType<typeof nodeOnRedis>>['redis'],
+  ms: number,
+): Promise<void> {
+  await waitFor(async () => (await redisUptimeMs(redis)) >= ms, {
+    timeoutMs: ms + 2_000,
+    description: `Redis up ${ms} ms`,
+  });
+}
+
+async function addToCatalog(
+  redis: Awaited<ReturnType<typeof nodeOnRedis>>['redis'],
+  keys: Awaited<ReturnType<typeof nodeOnRedis>>['keys'],
+  portfolioId: string,
+): Promise<void> {
+  await redis.hset(
+    keys.portfolioCatalog(),
+    portfolioId,
+    encodePayload('portfolioSpec', {
+      _v: 1,
+      portfolio_id: portfolioId,
+      symbols: ['BTCUSDT'],
+      strategy: { name: 'ma-crossover', params: {} },
+      starting_cash: 1_000,
+    }),
+  );
+}
+
+async function assign(
+  redis: Awaited<ReturnType<typeof nodeOnRedis>>['redis'],
+  keys: Awaited<ReturnType<typeof nodeOnRedis>>['keys'],
+  portfolioIds: string[],
+  planVersion: number,
+): Promise<void> {
+  await redis.set(
+    keys.nodeAssignment('n1'),
+    encodePayload('nodeAssignment', {
+      _v: 1,
+      node_id: 'n1',
+      portfolio_ids: portfolioIds,
+      plan_version: planVersion,
+      updated_at: new Date().toISOString(),
+    }),
+  );
+}
+
 describe('ExecutionNode start and stop', () => {
   it('a stop that arrives while the node id claim is in flight: nothing starts, no key is left', async () => {
     const { server, logs, redis, keys, node } = await nodeOnRedis(100);
@@ -120,6 +171,9 @@ describe('ExecutionNode load under a pause', () => {
       });
     cleanups.push(() => spy.mockRestore());
     cleanups.push(() => node.stop());
+    // Past the wait of a young Redis (a portfolio with no book starts only then): the first load
+    // is the one this test is about.
+    await waitUntilRedisOlderThan(redis, 3_000 + 2 * 200);
     expect(await node.start()).toEqual({ ok: true });
     await waitFor(() => logs.withMessage('Portfolio loaded').length === 1, { timeoutMs: 5_000 });
     expect(spy).toHaveBeenCalledTimes(1);
@@ -129,42 +183,6 @@ describe('ExecutionNode load under a pause', () => {
     ]);
   });
 });
-
-async function addToCatalog(
-  redis: Awaited<ReturnType<typeof nodeOnRedis>>['redis'],
-  keys: Awaited<ReturnType<typeof nodeOnRedis>>['keys'],
-  portfolioId: string,
-): Promise<void> {
-  await redis.hset(
-    keys.portfolioCatalog(),
-    portfolioId,
-    encodePayload('portfolioSpec', {
-      _v: 1,
-      portfolio_id: portfolioId,
-      symbols: ['BTCUSDT'],
-      strategy: { name: 'ma-crossover', params: {} },
-      starting_cash: 1_000,
-    }),
-  );
-}
-
-async function assign(
-  redis: Awaited<ReturnType<typeof nodeOnRedis>>['redis'],
-  keys: Awaited<ReturnType<typeof nodeOnRedis>>['keys'],
-  portfolioIds: string[],
-  planVersion: number,
-): Promise<void> {
-  await redis.set(
-    keys.nodeAssignment('n1'),
-    encodePayload('nodeAssignment', {
-      _v: 1,
-      node_id: 'n1',
-      portfolio_ids: portfolioIds,
-      plan_version: planVersion,
-      updated_at: new Date().toISOString(),
-    }),
-  );
-}
 
 describe('ExecutionNode final commit of an unload', () => {
   it('waits out the lease coming back and then more Redis errors in a row than any cap, and releases the lease with the book written', async () => {
@@ -212,5 +230,25 @@ describe('ExecutionNode final commit of an unload', () => {
     expect(await redis.exists(keys.portfolioLease('p1'))).toBe(0);
     expect(await redis.hget(keys.portfolioFence('p1'), 'released')).toBe('1');
     expect(await redis.get(keys.portfolioBook('p1'))).toContain('"portfolio_id":"p1"');
+  });
+});
+
+describe('ExecutionNode fresh start on a young Redis', () => {
+  it('a process that never saw Redis come back still waits out the window before starting a portfolio with no book', async () => {
+    // Redis just started (as after a restart that lost everything); this process never saw it go.
+    const { logs, redis, keys, node } = await nodeOnRedis(100);
+    const windowMs = 3_000 + 2 * 200;
+    await addToCatalog(redis, keys, 'p1');
+    await assign(redis, keys, ['p1'], 1);
+    cleanups.push(() => node.stop());
+    expect(await node.start()).toEqual({ ok: true });
+    await waitFor(() => logs.withMessage('Portfolio loaded').length === 1, { timeoutMs: 10_000 });
+    expect(await redisUptimeMs(redis)).toBeGreaterThanOrEqual(windowMs);
+    expect(
+      logs.withMessage(
+        'Redis started moments ago (it may have come back empty) and has no book of this portfolio; waiting for a node that holds it to write it back',
+      ),
+    ).toMatchObject([{ portfolioId: 'p1' }]);
+    expect(logs.withMessage('Portfolio loaded')[0]).toMatchObject({ resumed: false });
   });
 });

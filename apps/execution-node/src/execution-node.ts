@@ -83,8 +83,8 @@ export class ExecutionNode {
   private lastBeatAttemptAt: number | undefined;
   private lastFreezeNoticedAt: number | undefined;
   private readonly youngRedisReported = new Set<string>();
-  /** When (performance.now()) the main connection last came back after losing Redis. */
-  private redisReconnectedAt: number | undefined;
+  /** When (performance.now()) the main connection was last (re)connected; set in start(). */
+  private redisReadyAt = 0;
   private lastProcessed = new Map<string, { count: number; at: number }>();
   private stopping: Promise<boolean> | undefined;
   /**
@@ -159,11 +159,11 @@ export class ExecutionNode {
         if (this.stopRequested()) return this.stoppedWhileStarting();
       }
     }
-    // Every ready after the first is a reconnect: Redis may have come back empty.
-    let readyBefore = connections.main.status === 'ready';
+    // Ready now (whatever happened before this process waited for it), then at each reconnect:
+    // Redis may have come back empty (and young) — see freshStartAllowed.
+    this.redisReadyAt = performance.now();
     connections.main.on('ready', () => {
-      if (readyBefore) this.redisReconnectedAt = performance.now();
-      readyBefore = true;
+      this.redisReadyAt = performance.now();
     });
     const claim = await this.store.claimNodeId(this.heartbeatPayload());
     if (!claim.ok) {
@@ -524,21 +524,21 @@ export class ExecutionNode {
   }
 
   /**
-   * A portfolio with no book and no fence starts from its catalog entry — unless this process saw
-   * Redis come back moments ago and Redis has been up less than a lease TTL and two beats: it may
-   * have come back empty, and the node that holds the portfolio in memory has until then to write
-   * it back (a fresh start now would reset it).
+   * A portfolio with no book and no fence starts from its catalog entry — unless Redis has been up
+   * less than a lease TTL and two beats: it may have come back empty, and a node that holds the
+   * portfolio in memory has until then to write it back (a fresh start now would reset it). Checked
+   * whatever this process saw: one started after Redis restarted empty never saw it come back.
+   * Past the window since this process last (re)connected, Redis cannot be younger than that.
    */
   private async freshStartAllowed(portfolioId: string): Promise<boolean> {
     const windowMs = this.config.heartbeatTtlMs + 2 * this.config.heartbeatIntervalMs;
-    const reconnectedAt = this.redisReconnectedAt;
-    if (reconnectedAt === undefined || performance.now() - reconnectedAt >= windowMs) return true;
+    if (performance.now() - this.redisReadyAt >= windowMs) return true;
     const uptimeMs = await this.store.redisUptimeMs();
     if (uptimeMs >= windowMs) return true;
     if (!this.youngRedisReported.has(portfolioId)) {
       this.youngRedisReported.add(portfolioId);
       this.log.warn(
-        'Redis came back moments ago without a book of this portfolio; waiting for the node that holds it to write it back',
+        'Redis started moments ago (it may have come back empty) and has no book of this portfolio; waiting for a node that holds it to write it back',
         { portfolioId, uptimeMs, waitMs: windowMs - uptimeMs },
       );
     }
