@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { TradingControls } from '@ginkgo-live/fleet';
 import { createAppNotifier } from '@ginkgo-live/notification-adapter';
@@ -161,13 +162,9 @@ describe('ExecutionNode load under a pause', () => {
       ?.value as NodeStore['acquireLease'];
     const spy = vi
       .spyOn(NodeStore.prototype, 'acquireLease')
-      .mockImplementationOnce(async function (this: NodeStore, portfolioId, token) {
-        expect(await controls.pause(portfolioId, desk, null)).toMatchObject({ ok: true });
-        return Reflect.apply<NodeStore, [string, string], ReturnType<NodeStore['acquireLease']>>(
-          acquire,
-          this,
-          [portfolioId, token],
-        );
+      .mockImplementationOnce(async function (this: NodeStore, ...args) {
+        expect(await controls.pause(args[0], desk, null)).toMatchObject({ ok: true });
+        return Reflect.apply(acquire, this, args);
       });
     cleanups.push(() => spy.mockRestore());
     cleanups.push(() => node.stop());
@@ -250,5 +247,33 @@ describe('ExecutionNode fresh start on a young Redis', () => {
       ),
     ).toMatchObject([{ portfolioId: 'p1' }]);
     expect(logs.withMessage('Portfolio loaded')[0]).toMatchObject({ resumed: false });
+  });
+});
+
+describe('ExecutionNode waiting out a young Redis', () => {
+  it('never holds the lease meanwhile, not even for a moment: the holder writing the book back cannot see it taken', async () => {
+    const { server, logs, redis, keys, node } = await nodeOnRedis(100);
+    await addToCatalog(redis, keys, 'p1');
+    await assign(redis, keys, ['p1'], 1);
+    // Every write to the lease key, as Redis sees it (keyspace notifications).
+    await redis.config('SET', 'notify-keyspace-events', 'Kg$x');
+    const subscriber = new Redis(server.port, server.host);
+    cleanups.push(() => subscriber.disconnect());
+    const writes: string[] = [];
+    subscriber.on('message', (_channel: string, event: string) => writes.push(event));
+    await subscriber.subscribe(`__keyspace@0__:${keys.portfolioLease('p1')}`);
+    cleanups.push(() => node.stop());
+    expect(await node.start()).toEqual({ ok: true });
+    const waiting =
+      'Redis started moments ago (it may have come back empty) and has no book of this portfolio; waiting for a node that holds it to write it back';
+    await waitFor(() => logs.withMessage(waiting).length === 1, { timeoutMs: 5_000 });
+    // Ten assignment polls while Redis is still young, each trying the load again.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(logs.withMessage('Portfolio loaded')).toHaveLength(0);
+    expect(await redisUptimeMs(redis)).toBeLessThan(3_000 + 2 * 200);
+    expect(writes).toEqual([]);
+    // Past the window it starts, taking the lease then.
+    await waitFor(() => logs.withMessage('Portfolio loaded').length === 1, { timeoutMs: 10_000 });
+    expect(writes[0]).toBe('set');
   });
 });

@@ -83,8 +83,6 @@ export class ExecutionNode {
   private lastBeatAttemptAt: number | undefined;
   private lastFreezeNoticedAt: number | undefined;
   private readonly youngRedisReported = new Set<string>();
-  /** When (performance.now()) the main connection was last (re)connected; set in start(). */
-  private redisReadyAt = 0;
   private lastProcessed = new Map<string, { count: number; at: number }>();
   private stopping: Promise<boolean> | undefined;
   /**
@@ -159,12 +157,6 @@ export class ExecutionNode {
         if (this.stopRequested()) return this.stoppedWhileStarting();
       }
     }
-    // Ready now (whatever happened before this process waited for it), then at each reconnect:
-    // Redis may have come back empty (and young) — see freshStartAllowed.
-    this.redisReadyAt = performance.now();
-    connections.main.on('ready', () => {
-      this.redisReadyAt = performance.now();
-    });
     const claim = await this.store.claimNodeId(this.heartbeatPayload());
     if (!claim.ok) {
       return {
@@ -448,7 +440,15 @@ export class ExecutionNode {
       return;
     }
     const token = `${this.config.nodeId}/${this.instance}/${++this.leaseEpoch}`;
-    const acquired = await this.store.acquireLease(portfolioId, token);
+    // Refused before the lease is taken: a lease held even for a moment by a node that will not
+    // start the portfolio makes its holder's beat or commit fail 'lost' and drop the book.
+    const acquired = await this.store.acquireLease(portfolioId, token, {
+      freshStartAfterMs: this.freshStartAfterMs(),
+    });
+    if (!acquired.ok && 'redisUptimeMs' in acquired) {
+      this.reportYoungRedis(portfolioId, acquired.redisUptimeMs);
+      return;
+    }
     if (!acquired.ok) {
       // Its previous owner is still finishing (or died and its lease has not expired yet).
       if (waiting === undefined) {
@@ -476,12 +476,10 @@ export class ExecutionNode {
     const lease: RunnerLease = { token, loaded: acquired.loaded };
     let saved = acquired.book;
     if (saved === null && acquired.loaded === null) {
-      // No book and no fence: a new portfolio, one from before the hash tags, or one Redis lost.
+      // No book and no fence: a new portfolio, one from before the hash tags, or one Redis lost
+      // (ACQUIRE took the lease only once Redis had been up long enough for its holder to write
+      // it back).
       try {
-        if (!(await this.freshStartAllowed(portfolioId))) {
-          await this.store.giveBack(portfolioId, token);
-          return;
-        }
         saved = await this.store.readLegacyBook(portfolioId);
       } catch (err) {
         // The lease is ours but the load cannot finish: give it back, try again later.
@@ -524,25 +522,23 @@ export class ExecutionNode {
   }
 
   /**
-   * A portfolio with no book and no fence starts from its catalog entry — unless Redis has been up
-   * less than a lease TTL and two beats: it may have come back empty, and a node that holds the
-   * portfolio in memory has until then to write it back (a fresh start now would reset it). Checked
-   * whatever this process saw: one started after Redis restarted empty never saw it come back.
-   * Past the window since this process last (re)connected, Redis cannot be younger than that.
+   * A portfolio with no book and no fence starts from its catalog entry — but not while Redis has
+   * been up less than a lease TTL and two beats (ACQUIRE refuses it): it may have come back empty,
+   * and a node that holds the portfolio in memory has until then to write it back (a fresh start
+   * would reset it). Checked whatever this process saw: one started after Redis restarted empty
+   * never saw it come back.
    */
-  private async freshStartAllowed(portfolioId: string): Promise<boolean> {
-    const windowMs = this.config.heartbeatTtlMs + 2 * this.config.heartbeatIntervalMs;
-    if (performance.now() - this.redisReadyAt >= windowMs) return true;
-    const uptimeMs = await this.store.redisUptimeMs();
-    if (uptimeMs >= windowMs) return true;
-    if (!this.youngRedisReported.has(portfolioId)) {
-      this.youngRedisReported.add(portfolioId);
-      this.log.warn(
-        'Redis started moments ago (it may have come back empty) and has no book of this portfolio; waiting for a node that holds it to write it back',
-        { portfolioId, uptimeMs, waitMs: windowMs - uptimeMs },
-      );
-    }
-    return false;
+  private freshStartAfterMs(): number {
+    return this.config.heartbeatTtlMs + 2 * this.config.heartbeatIntervalMs;
+  }
+
+  private reportYoungRedis(portfolioId: string, uptimeMs: number): void {
+    if (this.youngRedisReported.has(portfolioId)) return;
+    this.youngRedisReported.add(portfolioId);
+    this.log.warn(
+      'Redis started moments ago (it may have come back empty) and has no book of this portfolio; waiting for a node that holds it to write it back',
+      { portfolioId, uptimeMs, waitMs: this.freshStartAfterMs() - uptimeMs },
+    );
   }
 
   private newRunner(

@@ -131,3 +131,35 @@ describe('NodeStore final commit after the lease vanished', () => {
     expect(await redis.exists(keys.portfolioLease('p1'))).toBe(0);
   });
 });
+
+describe('NodeStore acquire on a young Redis', () => {
+  it('does not take the lease of a portfolio with no fence and no book while Redis is younger than asked; takes it with a book, a fence, or no wait asked', async () => {
+    const store = newStore();
+    const young = { freshStartAfterMs: 60_000 };
+    const refused = await store.acquireLease('p1', 'n2/b/1', young);
+    expect(refused).toMatchObject({ ok: false });
+    expect('redisUptimeMs' in refused && refused.redisUptimeMs).toBeLessThan(60_000);
+    // Not even for a moment: the lease key was never written.
+    expect(await redis.exists(keys.portfolioLease('p1'))).toBe(0);
+    // A lease held by another is reported as held, young or not.
+    await redis.set(keys.portfolioLease('p1'), 'n1/a/1');
+    expect(await store.acquireLease('p1', 'n2/b/2', young)).toEqual({
+      ok: false,
+      holder: 'n1/a/1',
+    });
+    await redis.del(keys.portfolioLease('p1'));
+    // A fence (a book Redis has, or had written), or a book: no fresh start, no wait.
+    await redis.hset(keys.portfolioFence('p1'), 'token', 'n1/a/1', 'version', '4');
+    expect(await store.acquireLease('p1', 'n2/b/3', young)).toMatchObject({
+      ok: true,
+      loaded: { token: 'n1/a/1', version: 4 },
+    });
+    await redis.del(keys.portfolioLease('p1'), keys.portfolioFence('p1'));
+    await redis.set(keys.portfolioBook('p1'), encodePayload('portfolioBook', book(900)));
+    expect(await store.acquireLease('p1', 'n2/b/4', young)).toMatchObject({ ok: true });
+    await redis.del(keys.portfolioLease('p1'), keys.portfolioBook('p1'));
+    // Redis up longer than asked (here: no wait asked): a fresh start takes the lease.
+    expect(await store.acquireLease('p1', 'n2/b/5')).toMatchObject({ ok: true, loaded: null });
+    expect(await redis.get(keys.portfolioLease('p1'))).toBe('n2/b/5');
+  });
+});

@@ -1,4 +1,3 @@
-import { Cluster } from 'ioredis';
 import { bySlot, LuaScript, type RedisLike } from '@ginkgo-live/redis-client';
 import { readControlRecord, readTradingRecords } from '@ginkgo-live/fleet';
 import { portfolioQueueLayout } from '@ginkgo-live/portfolio-queue';
@@ -138,14 +137,25 @@ return lost
  * the same step (so the fence the holder continues is the one of the book it loaded). Puts back at
  * the head of the queue, oldest first, any job a BullMQ worker of an earlier release still held
  * (their locks deleted, so that worker can no longer complete them).
+ * A free lease of a portfolio with no fence and no book is not taken while this Redis has been up
+ * less than ARGV[4] ms: it may have come back empty, and the node holding the portfolio in memory
+ * writes it back meanwhile (its beat and commits fail 'lost' while another token holds the lease,
+ * so a lease taken only to be given back could make it drop the only copy of the book). The uptime
+ * is read in the same step, from the Redis that holds the keys.
  * KEYS[1] lease  KEYS[2] fence  KEYS[3] active  KEYS[4] wait  KEYS[5] book
- * ARGV[1] token  ARGV[2] TTL (ms)  ARGV[3] job key prefix.
- * Returns { 1, fence token, fence version, jobs put back, book or '' } or { 0, holder }.
+ * ARGV[1] token  ARGV[2] TTL (ms)  ARGV[3] job key prefix  ARGV[4] least uptime (ms) for a fresh start.
+ * Returns { 1, fence token, fence version, jobs put back, book or '' }, { 0, holder }, or
+ * { 2, uptime (ms) } when refused as too young.
  */
 const ACQUIRE = new LuaScript(`
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return { 0, redis.call('GET', KEYS[1]) or '' }
+local holder = redis.call('GET', KEYS[1])
+if holder then return { 0, holder } end
+if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[5]) == 0 then
+  local info = redis.call('INFO', 'server')
+  local uptime = tonumber(string.match(info, 'uptime_in_seconds:(%d+)')) * 1000
+  if uptime < tonumber(ARGV[4]) then return { 2, tostring(uptime) } end
 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local held = redis.call('LRANGE', KEYS[3], 0, -1)
 for i = 1, #held do
   redis.call('RPUSH', KEYS[4], held[i])
@@ -304,7 +314,9 @@ export type AcquireOutcome =
       book: Decoded<PortfolioBook> | null;
       reclaimedJobs: number;
     }
-  | { ok: false; holder: string };
+  | { ok: false; holder: string }
+  /** Not taken: no fence and no book, and Redis up less than the fresh-start wait. */
+  | { ok: false; redisUptimeMs: number };
 
 /** One commit: the jobs applied (and failed) since the last, and the book they led to. */
 export interface CommitRequest {
@@ -527,25 +539,16 @@ export class NodeStore {
   }
 
   /**
-   * How long Redis has been up, in ms (the least of the masters on a cluster): a Redis younger than
-   * a lease TTL may have come back empty, with the holders of its portfolios yet to write them back.
-   */
-  async redisUptimeMs(): Promise<number> {
-    const clients = this.redis instanceof Cluster ? this.redis.nodes('master') : [this.redis];
-    const uptimes = await Promise.all(
-      clients.map(async (client) => {
-        const info = await client.info('server');
-        return Number(/uptime_in_seconds:(\d+)/.exec(info)?.[1] ?? Number.NaN) * 1_000;
-      }),
-    );
-    return Math.min(...uptimes);
-  }
-
-  /**
    * Takes a portfolio's lease for `token` when it is free; returns the fence of the book it will
    * load (null when there is none). Jobs an earlier release's BullMQ worker held go back to the head.
+   * With `freshStartAfterMs`, a portfolio with no fence and no book is refused, its lease not taken,
+   * while Redis has been up less than that (see ACQUIRE); 0 (the default) never refuses.
    */
-  async acquireLease(portfolioId: string, token: string): Promise<AcquireOutcome> {
+  async acquireLease(
+    portfolioId: string,
+    token: string,
+    { freshStartAfterMs = 0 }: { freshStartAfterMs?: number } = {},
+  ): Promise<AcquireOutcome> {
     const layout = portfolioQueueLayout(this.keys, portfolioId);
     const reply = (await ACQUIRE.run(
       this.redis,
@@ -556,8 +559,9 @@ export class NodeStore {
         layout.wait,
         this.keys.portfolioBook(portfolioId),
       ],
-      [token, this.options.heartbeatTtlMs, layout.jobPrefix],
+      [token, this.options.heartbeatTtlMs, layout.jobPrefix, freshStartAfterMs],
     )) as [number, string, string?, string?, string?];
+    if (reply[0] === 2) return { ok: false, redisUptimeMs: Number(reply[1]) };
     if (reply[0] !== 1) return { ok: false, holder: reply[1] };
     const fenceToken = reply[1];
     const rawBook = reply[4] ?? '';
