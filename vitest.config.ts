@@ -33,6 +33,9 @@ export default defineConfig({
             'e2e/**/*.test.ts',
           ],
           exclude: ['**/node_modules/**'],
+          // Two files at a time even on two cores (vitest's default there is one): most of an
+          // end-to-end test is waiting for heartbeats, TTLs and restarts, not computing.
+          maxWorkers: 2,
           testTimeout: 30_000,
           hookTimeout: 30_000,
         },
