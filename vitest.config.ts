@@ -9,6 +9,9 @@ import { defineConfig } from 'vitest/config';
  */
 export default defineConfig({
   test: {
+    // Two files at a time even on two cores (vitest's default there is one): most of an
+    // end-to-end test is waiting for heartbeats, TTLs and restarts, not computing.
+    maxWorkers: 2,
     projects: [
       {
         test: {
@@ -33,9 +36,6 @@ export default defineConfig({
             'e2e/**/*.test.ts',
           ],
           exclude: ['**/node_modules/**'],
-          // Two files at a time even on two cores (vitest's default there is one): most of an
-          // end-to-end test is waiting for heartbeats, TTLs and restarts, not computing.
-          maxWorkers: 2,
           testTimeout: 30_000,
           hookTimeout: 30_000,
         },
