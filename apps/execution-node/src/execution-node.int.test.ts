@@ -277,3 +277,26 @@ describe('ExecutionNode waiting out a young Redis', () => {
     expect(writes[0]).toBe('set');
   });
 });
+
+describe('ExecutionNode load failing for one portfolio', () => {
+  it('a load that throws every poll (INFO denied to the node) leaves the portfolios after it loading', async () => {
+    const { logs, redis, keys, node } = await nodeOnRedis(100);
+    await addToCatalog(redis, keys, 'p1');
+    await addToCatalog(redis, keys, 'p2');
+    // p2 has a fence, so its ACQUIRE never asks INFO; p1 has none and no book, so it does — and
+    // INFO is denied: p1's load throws every time.
+    await redis.hset(keys.portfolioFence('p2'), 'token', 'n0/a/1', 'version', '1');
+    await redis.call('ACL', 'SETUSER', 'default', '-info');
+    await assign(redis, keys, ['p1', 'p2'], 1);
+    cleanups.push(() => node.stop());
+    expect(await node.start()).toEqual({ ok: true });
+    await waitFor(() => logs.withMessage('Portfolio loaded').length === 1, { timeoutMs: 5_000 });
+    expect(logs.withMessage('Portfolio loaded')[0]).toMatchObject({ portfolioId: 'p2' });
+    // Five more polls: p1 still fails, logged once.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(logs.withMessage('Portfolio load failed; trying again at the next poll')).toMatchObject([
+      { portfolioId: 'p1' },
+    ]);
+    expect(await redis.exists(keys.portfolioLease('p1'))).toBe(0);
+  });
+});

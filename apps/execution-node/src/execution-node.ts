@@ -83,6 +83,8 @@ export class ExecutionNode {
   private lastBeatAttemptAt: number | undefined;
   private lastFreezeNoticedAt: number | undefined;
   private readonly youngRedisReported = new Set<string>();
+  /** Portfolios whose last load threw (logged once until one does not). */
+  private readonly loadFailing = new Set<string>();
   private lastProcessed = new Map<string, { count: number; at: number }>();
   private stopping: Promise<boolean> | undefined;
   /**
@@ -362,8 +364,26 @@ export class ExecutionNode {
     }
     for (const id of desired) {
       const runner = this.runners.get(id);
-      if (runner === undefined || runner.status === 'loading') await this.load(id, runner);
+      if (runner === undefined || runner.status === 'loading') await this.loadOne(id, runner);
     }
+  }
+
+  /**
+   * One portfolio's load, its failure kept to it: a load that throws every time (INFO denied or
+   * renamed on this Redis, a spec read failing) must not keep the portfolios after it from loading.
+   * Logged once per run of failures, like a loop's, and again when it loads.
+   */
+  private async loadOne(portfolioId: string, waiting: PortfolioRunner | undefined): Promise<void> {
+    try {
+      await this.load(portfolioId, waiting);
+    } catch (err) {
+      if (this.loadFailing.has(portfolioId)) return;
+      this.loadFailing.add(portfolioId);
+      this.log.error('Portfolio load failed; trying again at the next poll', { portfolioId, err });
+      return;
+    }
+    if (this.loadFailing.delete(portfolioId))
+      this.log.info('Portfolio load no longer fails', { portfolioId });
   }
 
   /** An operator's hold on a portfolio now: the fleet halt, its pause, or none. */

@@ -152,7 +152,8 @@ local holder = redis.call('GET', KEYS[1])
 if holder then return { 0, holder } end
 if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[5]) == 0 then
   local info = redis.call('INFO', 'server')
-  local uptime = tonumber(string.match(info, 'uptime_in_seconds:(%d+)')) * 1000
+  -- Missing (a Redis that leaves it out): taken as just started, the side that waits.
+  local uptime = (tonumber(string.match(info, 'uptime_in_seconds:(%d+)')) or 0) * 1000
   if uptime < tonumber(ARGV[4]) then return { 2, tostring(uptime) } end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
