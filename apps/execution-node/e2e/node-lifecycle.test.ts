@@ -69,6 +69,12 @@ describe('execution node process', () => {
   it('loads an assigned portfolio within 1 s, consumes its queue, and releases it when unassigned', async () => {
     await fx.addToCatalog('p1');
     await fx.startNode('n1');
+    // Past the fresh-start window of a young Redis (HEARTBEAT_TTL_MS + 2 beats = 3 s here): until
+    // then every load is refused (each using a lease epoch), and the first load is what is timed.
+    await waitFor(
+      async () => Number(/uptime_in_seconds:(\d+)/.exec(await fx.redis.info('server'))?.[1]) >= 3,
+      { timeoutMs: 5_000, description: 'Redis up 3 s' },
+    );
     const assignedAt = Date.now();
     await fx.assign('n1', ['p1']);
     await waitFor(async () => (await fx.state('p1'))?.status === 'running', { timeoutMs: 1_000 });
