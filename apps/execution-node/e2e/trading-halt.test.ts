@@ -222,10 +222,6 @@ describe('trading halt and pause', () => {
       await annotate(
         `halt latency (write → last commit that applied events): ${latencyMs} ms; committed after the write: ${stopped.map((n, i) => n - (atHalt[i] ?? 0)).join('/')} events; refused while halted: ${[...producer.refused.values()].join('/')}; accepted in all: ${producer.total()}`,
       );
-      // eslint-disable-next-line no-console -- the measured number the report quotes
-      console.log(
-        `halt latency ${latencyMs} ms, committed after the write ${stopped.map((n, i) => n - (atHalt[i] ?? 0)).join('/')}`,
-      );
     },
   );
 
