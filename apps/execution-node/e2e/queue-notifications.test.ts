@@ -55,7 +55,9 @@ function startDeliveryWorker(): ManagedProcess {
 }
 
 /** A previous owner still holds the portfolio: assigned nodes wait (and watch its queue). */
+/** A previous owner holds the portfolio: its lease, and the book it wrote. */
 async function holdLease(portfolioId: string): Promise<void> {
+  await fx.seedBook(portfolioId);
   await fx.redis.set(fx.keys.portfolioLease(portfolioId), 'previous-owner', 'PX', 60_000);
 }
 

@@ -5,7 +5,7 @@ import { createAppNotifier } from '@ginkgo-live/notification-adapter';
 import { RedisConnections } from '@ginkgo-live/redis-client';
 import { createLogger } from '@ginkgo-live/runtime';
 import { createStateKeys, encodePayload } from '@ginkgo-live/state-keys';
-import { MemoryTransport, RedisServer, waitFor } from '@ginkgo-live/testing';
+import { MemoryTransport, RedisServer, seedBook, waitFor } from '@ginkgo-live/testing';
 import { loadConfig } from './config.ts';
 import { ExecutionNode } from './execution-node.ts';
 import { NodeStore } from './node-store.ts';
@@ -57,16 +57,6 @@ async function nodeOnRedis(assignmentPollMs: number) {
 async function redisUptimeMs(redis: Awaited<ReturnType<typeof nodeOnRedis>>['redis']) {
   const info = await redis.info('server');
   return Number(/uptime_in_seconds:(\d+)/.exec(info)?.[1]) * 1_000;
-}
-
-async function waitUntilRedisOlderThan(
-  redis: Awaited<ReturnType<typeof nodeOnRedis>>['redis'],
-  ms: number,
-): Promise<void> {
-  await waitFor(async () => (await redisUptimeMs(redis)) >= ms, {
-    timeoutMs: ms + 2_000,
-    description: `Redis up ${ms} ms`,
-  });
 }
 
 async function addToCatalog(
@@ -154,8 +144,10 @@ describe('ExecutionNode load under a pause', () => {
         updated_at: new Date().toISOString(),
       }),
     );
-    // The previous owner saw a pause and obeyed it before releasing: here the pause lands just
-    // before this node's acquire, after its reconcile read the controls.
+    // The previous owner saw a pause and obeyed it before releasing (its book is there, so the
+    // first load is not held back as a fresh start): here the pause lands just before this node's
+    // acquire, after its reconcile read the controls.
+    await seedBook(redis, keys, 'p1', 1_000);
     const controls = new TradingControls(redis, keys);
     const desk = { name: 'desk', via: 'ginkgo-ctl', address: null };
     const acquire = Object.getOwnPropertyDescriptor(NodeStore.prototype, 'acquireLease')
@@ -168,9 +160,6 @@ describe('ExecutionNode load under a pause', () => {
       });
     cleanups.push(() => spy.mockRestore());
     cleanups.push(() => node.stop());
-    // Past the wait of a young Redis (a portfolio with no book starts only then): the first load
-    // is the one this test is about.
-    await waitUntilRedisOlderThan(redis, 3_000 + 2 * 200);
     expect(await node.start()).toEqual({ ok: true });
     await waitFor(() => logs.withMessage('Portfolio loaded').length === 1, { timeoutMs: 5_000 });
     expect(spy).toHaveBeenCalledTimes(1);

@@ -463,10 +463,10 @@ export class ExecutionNode {
     // Refused before the lease is taken: a lease held even for a moment by a node that will not
     // start the portfolio makes its holder's beat or commit fail 'lost' and drop the book.
     const acquired = await this.store.acquireLease(portfolioId, token, {
-      freshStartAfterMs: this.freshStartAfterMs(),
+      freshStart: { afterMs: this.freshStartAfterMs(), gapMs: this.freshStartGapMs() },
     });
     if (!acquired.ok && 'redisUptimeMs' in acquired) {
-      this.reportYoungRedis(portfolioId, acquired.redisUptimeMs);
+      this.reportFreshStartWait(portfolioId, acquired.redisUptimeMs, acquired.noBookSeenMs);
       return;
     }
     if (!acquired.ok) {
@@ -543,22 +543,40 @@ export class ExecutionNode {
 
   /**
    * A portfolio with no book and no fence starts from its catalog entry — but not while Redis has
-   * been up less than a lease TTL and two beats (ACQUIRE refuses it): it may have come back empty,
-   * and a node that holds the portfolio in memory has until then to write it back (a fresh start
-   * would reset it). Checked whatever this process saw: one started after Redis restarted empty
-   * never saw it come back.
+   * been up, or the portfolio has been seen without a book, for less than a lease TTL and two beats
+   * (ACQUIRE refuses it): Redis may have come back empty (or a replica that copied an empty master
+   * taken over), and a node that holds the portfolio in memory has until then to write it back (a
+   * fresh start would reset it). Checked whatever this process saw: one started after Redis
+   * restarted empty never saw it come back. Every new portfolio waits this once.
    */
   private freshStartAfterMs(): number {
     return this.config.heartbeatTtlMs + 2 * this.config.heartbeatIntervalMs;
   }
 
-  private reportYoungRedis(portfolioId: string, uptimeMs: number): void {
+  /**
+   * Two acquires further apart than this start the wait over (a Redis frozen, or its clock
+   * stepped, meanwhile): about a beat, so a freeze leaves the holders at least a lease TTL and a
+   * beat afterwards — and at least two assignment polls, so a poll that runs late does not keep a
+   * new portfolio waiting for ever.
+   */
+  private freshStartGapMs(): number {
+    return Math.max(this.config.heartbeatIntervalMs, 2 * this.config.assignmentPollMs);
+  }
+
+  private reportFreshStartWait(portfolioId: string, uptimeMs: number, noBookSeenMs: number): void {
     if (this.youngRedisReported.has(portfolioId)) return;
     this.youngRedisReported.add(portfolioId);
-    this.log.warn(
-      'Redis started moments ago (it may have come back empty) and has no book of this portfolio; waiting for a node that holds it to write it back',
-      { portfolioId, uptimeMs, waitMs: this.freshStartAfterMs() - uptimeMs },
-    );
+    const waitMs = this.freshStartAfterMs() - Math.min(uptimeMs, noBookSeenMs);
+    if (uptimeMs < this.freshStartAfterMs())
+      this.log.warn(
+        'Redis started moments ago (it may have come back empty) and has no book of this portfolio; waiting for a node that holds it to write it back',
+        { portfolioId, uptimeMs, waitMs },
+      );
+    else
+      this.log.warn(
+        'Redis has no book of this portfolio (new, or lost with its data); waiting for a node that holds it to write it back before starting it fresh',
+        { portfolioId, uptimeMs, noBookSeenMs, waitMs },
+      );
   }
 
   private newRunner(

@@ -135,12 +135,12 @@ describe('NodeStore final commit after the lease vanished', () => {
 describe('NodeStore acquire on a young Redis', () => {
   it('does not take the lease of a portfolio with no fence and no book while Redis is younger than asked; takes it with a book, a fence, or no wait asked', async () => {
     const store = newStore();
-    const young = { freshStartAfterMs: 60_000 };
+    const young = { freshStart: { afterMs: 60_000, gapMs: 1_000 } };
     const refused = await store.acquireLease('p1', 'n2/b/1', young);
     expect(refused).toMatchObject({ ok: false });
     expect('redisUptimeMs' in refused && refused.redisUptimeMs).toBeLessThan(60_000);
-    // Not even for a moment: the lease key was never written.
-    expect(await redis.exists(keys.portfolioLease('p1'))).toBe(0);
+    // Not even for a moment: the lease key was never written (only the no-book marker).
+    expect(await redis.keys('*')).toEqual([keys.portfolioNoBook('p1')]);
     // A lease held by another is reported as held, young or not.
     await redis.set(keys.portfolioLease('p1'), 'n1/a/1');
     expect(await store.acquireLease('p1', 'n2/b/2', young)).toEqual({
@@ -161,5 +161,78 @@ describe('NodeStore acquire on a young Redis', () => {
     // Redis up longer than asked (here: no wait asked): a fresh start takes the lease.
     expect(await store.acquireLease('p1', 'n2/b/5')).toMatchObject({ ok: true, loaded: null });
     expect(await redis.get(keys.portfolioLease('p1'))).toBe('n2/b/5');
+  });
+});
+
+async function redisNowMs(): Promise<number> {
+  const [s, us] = await redis.time();
+  return Number(s) * 1_000 + Math.floor(Number(us) / 1_000);
+}
+
+/** Waits until this test's Redis has been up `ms` (uptime counts whole seconds). */
+async function redisUpFor(ms: number): Promise<void> {
+  for (;;) {
+    const info = await redis.info('server');
+    if (Number(/uptime_in_seconds:(\d+)/.exec(info)?.[1]) * 1_000 >= ms) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Acquires every 100 ms until the lease is taken; the refusals seen on the way. */
+async function acquireUntilTaken(
+  store: NodeStore,
+  freshStart: { afterMs: number; gapMs: number },
+): Promise<{ refusals: { noBookSeenMs: number }[]; takenAtMs: number }> {
+  const refusals: { noBookSeenMs: number }[] = [];
+  for (let i = 0; ; i++) {
+    const outcome = await store.acquireLease('p1', `n2/b/${i}`, { freshStart });
+    if (outcome.ok) return { refusals, takenAtMs: await redisNowMs() };
+    if (!('noBookSeenMs' in outcome)) throw new Error(`held by ${outcome.holder}`);
+    refusals.push({ noBookSeenMs: outcome.noBookSeenMs });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe('NodeStore acquire of a portfolio Redis has no book of, on a Redis up for long', () => {
+  const freshStart = { afterMs: 1_500, gapMs: 400 };
+
+  it('waits the window from the first acquire that finds no book (a promoted replica that copied an empty master looks old): the first acquire writes only the marker', async () => {
+    await redisUpFor(2_000);
+    const store = newStore();
+    const first = await store.acquireLease('p1', 'n2/a/1', { freshStart });
+    expect(first).toMatchObject({ ok: false, noBookSeenMs: 0 });
+    expect('redisUptimeMs' in first && first.redisUptimeMs >= 2_000).toBe(true);
+    expect(await redis.keys('*')).toEqual([keys.portfolioNoBook('p1')]);
+    const marker = await redis.hgetall(keys.portfolioNoBook('p1'));
+    expect(marker.first).toBe(marker.last);
+    const ttl = await redis.pttl(keys.portfolioNoBook('p1'));
+    expect(ttl > 0 && ttl <= 3 * 1_500).toBe(true);
+
+    const { refusals, takenAtMs } = await acquireUntilTaken(store, freshStart);
+    expect(refusals.every((r) => r.noBookSeenMs < 1_500)).toBe(true);
+    expect(takenAtMs - Number(marker.first) >= 1_500).toBe(true);
+    expect(await redis.hget(keys.portfolioNoBook('p1'), 'first')).toBe(marker.first);
+  });
+
+  it('starts the wait over after a gap between two acquires longer than asked (Redis frozen meanwhile)', async () => {
+    await redisUpFor(2_000);
+    const store = newStore();
+    expect(await store.acquireLease('p1', 'n2/a/1', { freshStart })).toMatchObject({
+      ok: false,
+      noBookSeenMs: 0,
+    });
+    // Frozen for longer than the window: the time it stood still counts as neither uptime nor
+    // the portfolio's time without a book.
+    server.freeze();
+    await new Promise((resolve) => setTimeout(resolve, 1_700));
+    server.thaw();
+    expect(await store.acquireLease('p1', 'n2/a/2', { freshStart })).toMatchObject({
+      ok: false,
+      noBookSeenMs: 0,
+    });
+    const restarted = Number(await redis.hget(keys.portfolioNoBook('p1'), 'first'));
+    const { refusals, takenAtMs } = await acquireUntilTaken(store, freshStart);
+    expect(refusals.every((r) => r.noBookSeenMs < 1_500)).toBe(true);
+    expect(takenAtMs - restarted >= 1_500).toBe(true);
   });
 });

@@ -142,19 +142,40 @@ return lost
  * writes it back meanwhile (its beat and commits fail 'lost' while another token holds the lease,
  * so a lease taken only to be given back could make it drop the only copy of the book). The uptime
  * is read in the same step, from the Redis that holds the keys.
- * KEYS[1] lease  KEYS[2] fence  KEYS[3] active  KEYS[4] wait  KEYS[5] book
- * ARGV[1] token  ARGV[2] TTL (ms)  ARGV[3] job key prefix  ARGV[4] least uptime (ms) for a fresh start.
+ * Nor while the portfolio has been seen without fence and book for less than ARGV[4] ms, by this
+ * Redis's clock (TIME): uptime is how long the process has run, not how long its data has existed
+ * — a replica promoted after copying an empty master, a Redis frozen for longer than the window
+ * after an empty restart, a forward clock step all look old. The marker KEYS[6] (`first`, `last`
+ * seen, ms) is written whenever the acquire finds no fence and no book; a marker missing, or last
+ * seen more than ARGV[5] ms ago (or in the future), starts `first` again, so a freeze or a clock
+ * step shows as a gap and the wait starts over. It is the marker, never the lease, that is written.
+ * It expires ARGV[6] ms after its last write: an expired marker and a stale one mean the same (the
+ * wait starts over), and a portfolio no longer assigned leaves no key behind.
+ * KEYS[1] lease  KEYS[2] fence  KEYS[3] active  KEYS[4] wait  KEYS[5] book  KEYS[6] no-book marker
+ * ARGV[1] token  ARGV[2] TTL (ms)  ARGV[3] job key prefix  ARGV[4] fresh-start wait (ms; 0: none)
+ * ARGV[5] largest gap between two acquires that keeps the wait going (ms)  ARGV[6] marker TTL (ms).
  * Returns { 1, fence token, fence version, jobs put back, book or '' }, { 0, holder }, or
- * { 2, uptime (ms) } when refused as too young.
+ * { 2, uptime (ms), seen without a book for (ms) } when refused as too young.
  */
 const ACQUIRE = new LuaScript(`
 local holder = redis.call('GET', KEYS[1])
 if holder then return { 0, holder } end
-if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[5]) == 0 then
+local wait = tonumber(ARGV[4])
+if wait > 0 and redis.call('EXISTS', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[5]) == 0 then
   local info = redis.call('INFO', 'server')
   -- Missing (a Redis that leaves it out): taken as just started, the side that waits.
   local uptime = (tonumber(string.match(info, 'uptime_in_seconds:(%d+)')) or 0) * 1000
-  if uptime < tonumber(ARGV[4]) then return { 2, tostring(uptime) } end
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local m = redis.call('HMGET', KEYS[6], 'first', 'last')
+  local first, last = tonumber(m[1]), tonumber(m[2])
+  if first == nil or last == nil or now < last or now - last > tonumber(ARGV[5]) then first = now end
+  redis.call('HSET', KEYS[6], 'first', string.format('%d', first), 'last', string.format('%d', now))
+  redis.call('PEXPIRE', KEYS[6], ARGV[6])
+  local seen = now - first
+  if uptime < wait or seen < wait then
+    return { 2, string.format('%d', uptime), string.format('%d', seen) }
+  end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local held = redis.call('LRANGE', KEYS[3], 0, -1)
@@ -316,8 +337,11 @@ export type AcquireOutcome =
       reclaimedJobs: number;
     }
   | { ok: false; holder: string }
-  /** Not taken: no fence and no book, and Redis up less than the fresh-start wait. */
-  | { ok: false; redisUptimeMs: number };
+  /**
+   * Not taken: no fence and no book, and Redis up, or the portfolio seen without a book, for less
+   * than the fresh-start wait.
+   */
+  | { ok: false; redisUptimeMs: number; noBookSeenMs: number };
 
 /** One commit: the jobs applied (and failed) since the last, and the book they led to. */
 export interface CommitRequest {
@@ -542,13 +566,14 @@ export class NodeStore {
   /**
    * Takes a portfolio's lease for `token` when it is free; returns the fence of the book it will
    * load (null when there is none). Jobs an earlier release's BullMQ worker held go back to the head.
-   * With `freshStartAfterMs`, a portfolio with no fence and no book is refused, its lease not taken,
-   * while Redis has been up less than that (see ACQUIRE); 0 (the default) never refuses.
+   * With `freshStart`, a portfolio with no fence and no book is refused, its lease not taken,
+   * while Redis has been up less than `afterMs`, or while it has been seen without a book for less
+   * than that in acquires no more than `gapMs` apart (see ACQUIRE); without it, it never refuses.
    */
   async acquireLease(
     portfolioId: string,
     token: string,
-    { freshStartAfterMs = 0 }: { freshStartAfterMs?: number } = {},
+    { freshStart }: { freshStart?: { afterMs: number; gapMs: number } } = {},
   ): Promise<AcquireOutcome> {
     const layout = portfolioQueueLayout(this.keys, portfolioId);
     const reply = (await ACQUIRE.run(
@@ -559,10 +584,20 @@ export class NodeStore {
         layout.active,
         layout.wait,
         this.keys.portfolioBook(portfolioId),
+        this.keys.portfolioNoBook(portfolioId),
       ],
-      [token, this.options.heartbeatTtlMs, layout.jobPrefix, freshStartAfterMs],
+      [
+        token,
+        this.options.heartbeatTtlMs,
+        layout.jobPrefix,
+        freshStart?.afterMs ?? 0,
+        freshStart?.gapMs ?? 0,
+        // A few windows: longer than any gap that keeps the wait going, so expiry changes nothing.
+        3 * (freshStart?.afterMs ?? 0),
+      ],
     )) as [number, string, string?, string?, string?];
-    if (reply[0] === 2) return { ok: false, redisUptimeMs: Number(reply[1]) };
+    if (reply[0] === 2)
+      return { ok: false, redisUptimeMs: Number(reply[1]), noBookSeenMs: Number(reply[2]) };
     if (reply[0] !== 1) return { ok: false, holder: reply[1] };
     const fenceToken = reply[1];
     const rawBook = reply[4] ?? '';

@@ -24,6 +24,8 @@ describe('createStateKeys', () => {
     expect(keys.portfolioQueue('p1')).toBe('portfolio-{p1}');
     expect(keys.portfolioBook('p1')).toBe('portfolio:{p1}:book');
     expect(keys.portfolioLease('p1')).toBe('portfolio:{p1}:lease');
+    expect(keys.portfolioFence('p1')).toBe('portfolio:{p1}:fence');
+    expect(keys.portfolioNoBook('p1')).toBe('portfolio:{p1}:nobook');
     expect(keys.queueRefusals()).toBe('portfolio_queue_refusals');
     const subject = { nodeId: null, portfolioId: 'p1' };
     expect(keys.notificationCooldown('queue_full', subject, 'critical')).toBe(
@@ -60,6 +62,8 @@ describe('createStateKeys', () => {
       keys.portfolioCatalog(),
       keys.portfolioBook('p'),
       keys.portfolioLease('p'),
+      keys.portfolioFence('p'),
+      keys.portfolioNoBook('p'),
       keys.queueRefusals(),
       keys.notificationCooldown('k', { nodeId: 'n', portfolioId: null }, 'warning'),
       keys.notificationActive('k', { nodeId: null, portfolioId: 'p' }),

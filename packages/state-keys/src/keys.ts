@@ -54,6 +54,12 @@ export interface StateKeys {
    * written with it in one script; no TTL. A write is refused unless it continues this fence.
    */
   portfolioFence(portfolioId: string): string;
+  /**
+   * `portfolio:{<portfolioId>}:nobook` — HASH `first`, `last` (Redis TIME, ms): since when, and when
+   * last, an execution node's acquire found the portfolio with no fence and no book; TTL a few
+   * fresh-start windows. Nobody starts it fresh until `first` is a window old.
+   */
+  portfolioNoBook(portfolioId: string): string;
   /** `portfolio_queue_refusals` — HASH portfolioId → events refused because the queue was full. */
   queueRefusals(): string;
   /** `notify:cooldown:<kind>:{<nodeId>:<portfolioId>}:<level>` — STRING, TTL = the level's cooldown. */
@@ -144,6 +150,7 @@ export function createStateKeys(prefix = ''): StateKeys {
     portfolioBook: (portfolioId) => k(`portfolio:${portfolio(portfolioId)}:book`),
     portfolioLease: (portfolioId) => k(`portfolio:${portfolio(portfolioId)}:lease`),
     portfolioFence: (portfolioId) => k(`portfolio:${portfolio(portfolioId)}:fence`),
+    portfolioNoBook: (portfolioId) => k(`portfolio:${portfolio(portfolioId)}:nobook`),
     queueRefusals: () => k('portfolio_queue_refusals'),
     notificationCooldown: (kind, s, level) =>
       k(`notify:cooldown:${assertKind(kind)}:${subject(s)}:${assertKind(level)}`),

@@ -10,7 +10,15 @@ export { waitFor } from './wait-for.ts';
 export { WebhookReceiver } from './webhook-receiver.ts';
 export type { ReceivedRequest, ReceiverAnswer } from './webhook-receiver.ts';
 export type { WaitOptions } from './wait-for.ts';
-export { FAST, StackFixture, logEntries, metricsPortOf, tick } from './stack-fixture.ts';
+export {
+  FAST,
+  FRESH_START_MS,
+  StackFixture,
+  logEntries,
+  metricsPortOf,
+  seedBook,
+  tick,
+} from './stack-fixture.ts';
 export { parsePrometheus } from './prometheus-text.ts';
 export { fleetNodeInfo, fleetPortfolioState, seedFleet } from './seed-fleet.ts';
 export type { SeedFleetOptions } from './seed-fleet.ts';

@@ -32,6 +32,47 @@ export const FAST = {
 } as const;
 
 /**
+ * How long a node started with `FAST` waits before it starts a portfolio Redis has no book of
+ * (HEARTBEAT_TTL_MS + 2 beats): from Redis's start, and from the first time it found that
+ * portfolio without a book. Every new portfolio waits it once; a test that times a first load
+ * adds it, or gives the portfolio a book first (`seedBook`).
+ */
+export const FRESH_START_MS =
+  Number(FAST.HEARTBEAT_TTL_MS) + 2 * Number(FAST.HEARTBEAT_INTERVAL_MS);
+
+/**
+ * Writes the book (and its fence) a previous owner of the portfolio left: nothing traded yet,
+ * `startingCash` in cash. A node loads it at once, without the fresh-start wait of a portfolio
+ * Redis has no book of.
+ */
+export async function seedBook(
+  redis: Redis,
+  keys: StateKeys,
+  portfolioId: string,
+  startingCash = 10_000,
+): Promise<void> {
+  const fence = { token: 'previous-owner/0/1', version: 1 };
+  const book: PortfolioBook = {
+    _v: 1,
+    portfolio_id: portfolioId,
+    node_id: 'previous-owner',
+    cash: startingCash,
+    positions: {},
+    last_prices: {},
+    strategy_state: {},
+    processed_count: 0,
+    failed_count: 0,
+    updated_at: new Date().toISOString(),
+    fence,
+  };
+  await redis
+    .multi()
+    .set(keys.portfolioBook(portfolioId), encodePayload('portfolioBook', book))
+    .hset(keys.portfolioFence(portfolioId), 'token', fence.token, 'version', String(fence.version))
+    .exec();
+}
+
+/**
  * A test's view of one Redis and the app processes it starts: an inspecting client, the key set of
  * a unique prefix, helpers to seed the catalog and assignments and to read what the apps wrote.
  */
@@ -216,6 +257,11 @@ export class StackFixture {
       portfolioId,
       encodePayload('portfolioSpec', spec),
     );
+  }
+
+  /** See `seedBook`. */
+  async seedBook(portfolioId: string, startingCash?: number): Promise<void> {
+    await seedBook(this.redis, this.keys, portfolioId, startingCash);
   }
 
   async assign(nodeId: string, portfolioIds: string[], version = Date.now()): Promise<void> {
