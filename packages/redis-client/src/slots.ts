@@ -32,3 +32,76 @@ export function bySlot<T>(
   }
   return [...groups.values()];
 }
+
+/** Keys of one hash slot, with where each stood in the caller's list. */
+export interface SlotGroup {
+  slot: number;
+  keys: string[];
+  /** `keys[i]` was `positions[i]` in the list given to `groupBySlot`. */
+  positions: number[];
+}
+
+/**
+ * Groups `keys` by their hash slot, whatever the connection, in order of first appearance. A
+ * multi-key command (`MGET`, `DEL`, `EXISTS`, `HMGET` of many hashes…) sent once per group never
+ * spans slots, which a cluster refuses with `CROSSSLOT`.
+ */
+export function groupBySlot(keys: readonly string[]): SlotGroup[] {
+  const groups = new Map<number, SlotGroup>();
+  keys.forEach((key, position) => {
+    const slot = keySlot(key);
+    const group = groups.get(slot);
+    if (group === undefined) groups.set(slot, { slot, keys: [key], positions: [position] });
+    else {
+      group.keys.push(key);
+      group.positions.push(position);
+    }
+  });
+  return [...groups.values()];
+}
+
+/**
+ * Runs a multi-key command once per group of keys that may go together — every key at once on
+ * one Redis, once per hash slot on a cluster — and returns one reply per key in the caller's
+ * order. All groups are sent before any reply is awaited, so on the wire they are pipelined (per
+ * master on a cluster). `command` gets a group's keys and answers one value per key, in order.
+ */
+export async function perKeyBySlot<V>(
+  redis: RedisLike,
+  keys: readonly string[],
+  command: (keys: string[]) => Promise<V[]>,
+): Promise<V[]> {
+  if (keys.length === 0) return [];
+  if (!(redis instanceof Cluster)) {
+    const values = await command([...keys]);
+    checkLength(values.length, keys.length);
+    return values;
+  }
+  const groups = groupBySlot(keys);
+  const replies = await Promise.all(groups.map((group) => command(group.keys)));
+  const out = new Array<V>(keys.length);
+  groups.forEach((group, g) => {
+    const values = replies[g]!;
+    checkLength(values.length, group.keys.length);
+    group.positions.forEach((position, i) => (out[position] = values[i]!));
+  });
+  return out;
+}
+
+/** `MGET` of keys of any slots: one `MGET` per slot on a cluster; values in `keys`' order. */
+export function mgetBySlot(redis: RedisLike, keys: readonly string[]): Promise<(string | null)[]> {
+  return perKeyBySlot(redis, keys, (group) => redis.mget(...group));
+}
+
+/** `DEL` of keys of any slots (one `DEL` per slot on a cluster); the number of keys deleted. */
+export async function delBySlot(redis: RedisLike, keys: readonly string[]): Promise<number> {
+  if (keys.length === 0) return 0;
+  const groups = redis instanceof Cluster ? groupBySlot(keys).map((g) => g.keys) : [[...keys]];
+  const counts = await Promise.all(groups.map((group) => redis.del(...group)));
+  return counts.reduce((sum, n) => sum + n, 0);
+}
+
+function checkLength(got: number, wanted: number): void {
+  if (got !== wanted)
+    throw new Error(`a per-slot command answered ${got} values for ${wanted} keys`);
+}
