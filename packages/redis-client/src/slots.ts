@@ -81,9 +81,9 @@ export async function perKeyBySlot<V>(
   const replies = await Promise.all(groups.map((group) => command(group.keys)));
   const out = new Array<V>(keys.length);
   groups.forEach((group, g) => {
-    const values = replies[g]!;
+    const values = replies[g] ?? [];
     checkLength(values.length, group.keys.length);
-    group.positions.forEach((position, i) => (out[position] = values[i]!));
+    group.positions.forEach((position, i) => (out[position] = values[i] as V));
   });
   return out;
 }
