@@ -21,6 +21,7 @@ export default defineConfig({
             '{packages,apps}/*/src/**/*.test.ts',
             'scripts/**/*.test.ts',
             'chaos/**/*.test.ts',
+            'bench/**/*.test.ts',
           ],
           exclude: ['**/node_modules/**', '**/*.int.test.ts'],
           restoreMocks: true,

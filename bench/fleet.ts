@@ -1,8 +1,11 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Redis } from 'ioredis';
 import { decodePayload, encodePayload, type StateKeys } from '@ginkgo-live/state-keys';
-import { logEntries, RedisServer, StackFixture, waitFor } from '@ginkgo-live/testing';
+import { logEntries, RedisServer, REPO_ROOT, StackFixture, waitFor } from '@ginkgo-live/testing';
 import { SimulatedFleet } from './fleet-sim.ts';
+import { recordGrowth, type GrowthRun } from './growth.ts';
 import {
   commandsProcessed,
   percentile,
@@ -236,7 +239,7 @@ const n = (value: number): string => value.toLocaleString('en-US');
  * cost grows with the fleet: the smallest size is the baseline of the per-node ratios.
  */
 export const fleetScale: Bench = async ({ quick, log }) => {
-  const sizes = quick ? [500, 1_000] : [500, 1_000, 5_000];
+  const sizes = quick ? [500, 1_000] : [500, 1_000, 5_000, 10_000];
   const windowMs = quick ? 12_000 : 30_000;
   const results: SizeResult[] = [];
   for (const nodes of sizes) results.push(await runSize(nodes, windowMs, log));
@@ -347,6 +350,34 @@ export const fleetScale: Bench = async ({ quick, log }) => {
             `At ${n(r.nodes)} nodes ${r.apiErrors} of ${r.apiRequests} /api/nodes requests failed; the first: ${r.apiFirstError ?? ''}`,
         ),
     ],
-    extra: table,
+    // A quick run's figures are not comparable (shorter window, fewer sizes): only a full run
+    // joins the history the charts draw.
+    extra: quick
+      ? table
+      : [...table, ...recordGrowth(path.join(REPO_ROOT, 'docs'), growthRun(results))],
   };
 };
+
+/** This run's figures as a line of the growth charts, labelled with its date and commit. */
+function growthRun(results: readonly SizeResult[]): GrowthRun {
+  const at = new Date().toISOString();
+  let commit = 'uncommitted';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT })
+      .toString()
+      .trim();
+  } catch {
+    // Not a git checkout: the date alone labels it.
+  }
+  return {
+    label: `${at.slice(0, 10)} ${commit}`,
+    at,
+    points: results.map((r) => ({
+      nodes: r.nodes,
+      tickP50Ms: r.tickP50,
+      redisCpuPct: r.redisCpuPct,
+      opsPerNode: round(r.opsPerSec / r.nodes, 2),
+      apiP99Ms: r.apiP99,
+    })),
+  };
+}
