@@ -47,6 +47,11 @@ export { PlanWriteRefused, type PlanWrite, type SchedulerStore, type World } fro
  * then r control results to record, r (id, payload) pairs, then the number of requests consumed
  * then s catalog entries to set, s (portfolio id, payload) pairs, then q ids to remove, q ids
  * then the audit cap (XADD MAXLEN ~), then a audit entries (one per request consumed), a entries
+ * then k push channels, one per node assignment written, in the same order (nodeOrdersChannel):
+ * each gets the new plan version by SPUBLISH, last, so the message goes out only with a write that
+ * happened (a scheduler killed mid-write sends nothing, Redis runs a script whole or not at all).
+ * A channel is no key (declared among KEYS it would need the ACL's key rights); it carries the
+ * `{scheduler}` tag so that on a cluster it is the script's own shard's (Redis refuses another's).
  * Errors (nothing written): NOT_LEADER (another scheduler holds the lock), STALE_VERSION (the plan
  * moved on), NODE_BACK (a node to forget beat again since it was read), WRONGTYPE (the audit key
  * is not a stream: a Redis fault, not a refusal).
@@ -110,6 +115,9 @@ for j = 1, p do
   redis.call('DEL', KEYS[9 + j])
 end
 redis.call('SET', KEYS[2], ARGV[3])
+for j = 1, k do
+  redis.call('SPUBLISH', ARGV[i], current + 1); i = i + 1
+end
 return current + 1
 `);
 
@@ -390,6 +398,7 @@ export class RedisSchedulerStore implements SchedulerStore {
       AUDIT_MAX_ENTRIES,
       audit.length,
       ...audit.map((entry) => encodeAuditEntry(entry)),
+      ...nodeAssignments.map(([nodeId]) => k.nodeOrdersChannel(nodeId)),
     ];
     this.plan = undefined;
     try {

@@ -137,6 +137,36 @@ describe('TradingControls', () => {
     ]);
   });
 
+  it('pushes every change to the nodes on the trading channel, a refusal or a repeat not', async () => {
+    const { keys, controls } = await setup('tc-push:');
+    const sub = redis.duplicate();
+    const got: string[] = [];
+    try {
+      sub.on('smessage', (channel: string, message: string) => got.push(`${channel} ${message}`));
+      await sub.ssubscribe(keys.tradingChannel());
+      const ch = keys.tradingChannel();
+      await controls.halt(desk, null, { requestId: 'h1' });
+      await controls.halt(desk, null, { requestId: 'h1' }); // the same request again: a repeat
+      await controls.halt(desk, null, { requestId: 'h2' }); // refused: already halted
+      await controls.pause('p1', desk, null, { requestId: 'p1-pause' });
+      await controls.pause('nope', desk, null); // refused: unknown portfolio
+      await controls.resume('p1', desk, { requestId: 'p1-resume' });
+      await controls.unhalt(desk, { requestId: 'u1' });
+      // A message sent after the others: once it is here, every earlier one is too.
+      await redis.spublish(ch, 'end');
+      await waitFor(() => got.at(-1) === `${ch} end`);
+      expect(got).toEqual([
+        `${ch} halt:h1`,
+        `${ch} pause:p1-pause`,
+        `${ch} resume:p1-resume`,
+        `${ch} unhalt:u1`,
+        `${ch} end`,
+      ]);
+    } finally {
+      sub.disconnect();
+    }
+  });
+
   it('a failed change writes neither the change nor its entry', async () => {
     const { keys, controls } = await setup('tc-fail:');
     // The audit key holds a string: the entry cannot be appended, so the halt must not land either.
@@ -158,6 +188,8 @@ describe('TradingControls', () => {
       `~${keys.tradingHalt()}`,
       `~${keys.pausedPortfolios()}`,
       `~${keys.auditLog()}`,
+      // Channels are off for a new user (acl-pubsub-default resetchannels): the push needs its own.
+      `&${keys.tradingChannel()}`,
       '+@all',
     );
     const user = new Redis({

@@ -112,6 +112,11 @@ export function readControlRecord(raw: string): ControlRecord {
  * not write the catalog (packages/redis-client/src/acl.ts); it is in the {scheduler} slot with
  * the others, so a cluster still runs the script on one shard.
  * ARGV[7] request id   ARGV[8] now (ISO, the lift's time)   ARGV[9] who (the lift's by)
+ * ARGV[10] the trading push channel (tradingChannel): a change, once written, `SPUBLISH`es
+ * `<op>:<request id>` there, so every node re-reads the controls at once instead of at its next
+ * safety read; a refusal or a repeat changed nothing and sends nothing. Every node, a pause too:
+ * the portfolio's holder is known only by its lease, in the portfolio's own slot (out of this
+ * script's reach on a cluster), and a pause is rare — one read per node per operator action.
  * Returns 'ok', 'repeat', or the refusal: 'already halted', 'not halted', 'already paused',
  * 'not paused', 'unknown portfolio'.
  */
@@ -172,6 +177,7 @@ else
     redis.call('HSET', KEYS[2], pid, cjson.encode(cur))
   end
 end
+redis.call('SPUBLISH', ARGV[10], op .. ':' .. rid)
 return 'ok'
 `);
 
@@ -206,8 +212,9 @@ export const REPLICA_WAIT_MS = 500;
 /**
  * The trading desk's controls: the fleet-wide halt (`{scheduler}:trading_halt`) and per-portfolio
  * pauses (`{scheduler}:paused_portfolios`), written directly by the gateway and `ginkgo-ctl` — not
- * through the scheduler's control queue, so a kill switch works with every scheduler dead. Nodes
- * read both at every assignment poll and stop applying events while either names them.
+ * through the scheduler's control queue, so a kill switch works with every scheduler dead. Each
+ * change is pushed to every node (`tradingChannel`), which re-reads both at once (and every beat
+ * anyway) and stops applying events while either names it.
  */
 export class TradingControls {
   private readonly audit: AuditLog;
@@ -323,6 +330,7 @@ export class TradingControls {
         requestId,
         new Date().toISOString(),
         by.name,
+        k.tradingChannel(),
       ],
     )) as string;
     if (reply === 'ok' || reply === 'repeat') {

@@ -234,4 +234,96 @@ describe('Redis ACL: one user per app, from aclFile (a real redis-server with --
     ).rejects.toThrow(/^NOPERM/);
     await expect(as('api-gateway').call('GET', 'other:thing')).rejects.toThrow(/^NOPERM/);
   });
+
+  describe('channels: the writers of a change publish, a node subscribes to its own and the fleet-wide one', () => {
+    const nodeChannel = (node: string): string => keys.nodeOrdersChannel(node);
+    const trading = keys.tradingChannel();
+    /** A connection of its own: SSUBSCRIBE turns it into a subscriber. */
+    const connect = (user: User): Redis => {
+      const client = new Redis({
+        host: server.host,
+        port: server.port,
+        username: user,
+        password: PASSWORDS[user],
+        maxRetriesPerRequest: 0,
+      });
+      extra.push(client);
+      return client;
+    };
+    const extra: Redis[] = [];
+    afterAll(() => {
+      for (const client of extra) client.disconnect();
+    });
+    /** SPUBLISH from inside a script, as the plan write and the trading change send it. */
+    const publishFromScript = (user: User, key: string, channel: string): Promise<unknown> =>
+      as(user).call('EVAL', "return redis.call('SPUBLISH', ARGV[1], 'x')", '1', key, channel);
+    const refusedChannel =
+      /The user executing the script can't publish to the channel mentioned in the command/;
+    const refusedCommand =
+      /^NOPERM this user has no permissions to run the '(s?publish|s?subscribe)' command/;
+
+    it('the scheduler publishes on node channels from its plan write, nowhere else', async () => {
+      await expect(
+        publishFromScript('livecore-scheduler', keys.planMeta(), nodeChannel('node-1')),
+      ).resolves.toBe(0);
+      await expect(
+        publishFromScript('livecore-scheduler', keys.planMeta(), trading),
+      ).rejects.toThrow(refusedChannel);
+      await expect(
+        as('livecore-scheduler').call('PUBLISH', nodeChannel('node-1'), 'x'),
+      ).rejects.toThrow(refusedCommand);
+      await expect(connect('livecore-scheduler').ssubscribe(nodeChannel('node-1'))).rejects.toThrow(
+        refusedCommand,
+      );
+    });
+
+    it.each(['api-gateway', 'ginkgo-ctl'] as const)(
+      '%s publishes on the trading channel from its change script, not on a node channel',
+      async (user) => {
+        await expect(publishFromScript(user, keys.tradingHalt(), trading)).resolves.toBe(0);
+        await expect(
+          publishFromScript(user, keys.tradingHalt(), nodeChannel('node-1')),
+        ).rejects.toThrow(refusedChannel);
+        await expect(connect(user).ssubscribe(trading)).rejects.toThrow(refusedCommand);
+      },
+    );
+
+    it("a node subscribes to its own channel and the trading one, not another node's, and publishes nothing", async () => {
+      const sub = connect('execution-node.node-1');
+      await expect(sub.ssubscribe(nodeChannel('node-1'), trading)).resolves.toBe(2);
+      await expect(
+        connect('execution-node.node-1').ssubscribe(nodeChannel('node-2')),
+      ).rejects.toThrow(
+        /^NOPERM this user has no permissions to access one of the channels used as arguments/,
+      );
+      await expect(connect('execution-node.node-1').subscribe(trading)).rejects.toThrow(
+        refusedCommand,
+      );
+      await expect(as('execution-node.node-1').call('SPUBLISH', trading, 'x')).rejects.toThrow(
+        refusedCommand,
+      );
+      await expect(
+        publishFromScript('execution-node.node-1', keys.heartbeat('node-1'), nodeChannel('node-1')),
+      ).rejects.toThrow(/The user executing the script can't run this command/);
+      // And what the writers send reaches it.
+      const got: [string, string][] = [];
+      sub.on('smessage', (channel: string, message: string) => got.push([channel, message]));
+      await publishFromScript('livecore-scheduler', keys.planMeta(), nodeChannel('node-1'));
+      await publishFromScript('api-gateway', keys.tradingHalt(), trading);
+      await expect
+        .poll(() => got)
+        .toEqual([
+          [nodeChannel('node-1'), 'x'],
+          [trading, 'x'],
+        ]);
+    });
+
+    it.each(['market-feed', 'notification-worker'] as const)(
+      '%s neither publishes nor subscribes',
+      async (user) => {
+        await expect(as(user).call('SPUBLISH', trading, 'x')).rejects.toThrow(refusedCommand);
+        await expect(connect(user).ssubscribe(trading)).rejects.toThrow(refusedCommand);
+      },
+    );
+  });
 });

@@ -133,6 +133,49 @@ function portfolioQueueKeys(keys: StateKeys): string {
   return `${keys.queuePrefix()}:${anyId((id) => keys.portfolioQueue(id))}:*`;
 }
 
+/**
+ * Pub/sub: who may publish or subscribe to which channel (`&pattern`), and with which command.
+ * Redis's channel rules do not tell publishing from subscribing, so the command rules do: the
+ * writers of a change may only `SPUBLISH` (from inside their scripts: Redis checks the script's
+ * caller for both), a node may only `SSUBSCRIBE` to its own channel and the fleet-wide one. Every
+ * other user keeps `resetchannels` and no pub/sub command.
+ */
+interface Channels {
+  channels: string[];
+  commands: string[];
+}
+
+const PUBLISH = ['+spublish'];
+const SUBSCRIBE = ['+ssubscribe', '+sunsubscribe'];
+
+function channelRules(prefix: string, { channels, commands }: Channels): string[] {
+  return [...channels.map((c) => `&${pattern(prefix, c)}`), ...commands];
+}
+
+function nodeChannels(keys: StateKeys, nodeId: string): Channels {
+  return {
+    channels: [
+      nodeId === '*' ? anyId((id) => keys.nodeOrdersChannel(id)) : keys.nodeOrdersChannel(nodeId),
+      keys.tradingChannel(),
+    ],
+    commands: SUBSCRIBE,
+  };
+}
+
+function appChannels(keys: StateKeys): Partial<Record<AclUserName, Channels>> {
+  const trading = { channels: [keys.tradingChannel()], commands: PUBLISH };
+  return {
+    // The plan write tells each node whose assignment it changed.
+    'livecore-scheduler': {
+      channels: [anyId((id) => keys.nodeOrdersChannel(id))],
+      commands: PUBLISH,
+    },
+    // The halt, unhalt, pause and resume script tells every node.
+    'api-gateway': trading,
+    'ginkgo-ctl': trading,
+  };
+}
+
 function nodeUser(keys: StateKeys, nodeId: string): AclUser {
   const own = (build: (id: string) => string): string =>
     nodeId === '*' ? anyId(build) : build(nodeId);
@@ -198,16 +241,26 @@ function appUsers(keys: StateKeys): Record<AclUserName, string[]> {
 /** Every user of a deployment, app users first, then one per node. */
 export function aclUsers(options: AclOptions): AclUser[] {
   const keys = createStateKeys(options.prefix ?? '');
+  const prefix = keys.prefix;
+  const channels = appChannels(keys);
+  const withChannels = (keyRules: string[], own: Channels | undefined): string[] => {
+    const rules = own === undefined ? [] : channelRules(prefix, own);
+    // Channel patterns before the commands, and the commands after -@all, which they add to.
+    return [
+      'resetchannels',
+      ...rules.filter((r) => r.startsWith('&')),
+      ...keyRules,
+      ...COMMANDS,
+      ...rules.filter((r) => !r.startsWith('&')),
+    ];
+  };
   const users: AclUser[] = Object.entries(appUsers(keys)).map(([name, keyRules]) => ({
     name,
-    rules: ['resetchannels', ...keyRules, ...COMMANDS],
+    rules: withChannels(keyRules, channels[name as AclUserName]),
   }));
   for (const nodeId of options.nodes) {
     const user = nodeUser(keys, nodeId);
-    users.push({
-      name: user.name,
-      rules: ['resetchannels', ...user.rules, ...COMMANDS],
-    });
+    users.push({ name: user.name, rules: withChannels(user.rules, nodeChannels(keys, nodeId)) });
   }
   return users;
 }

@@ -44,6 +44,9 @@ describe('createStateKeys', () => {
     expect(keys.tradingHalt()).toBe('{scheduler}:trading_halt');
     expect(keys.pausedPortfolios()).toBe('{scheduler}:paused_portfolios');
     expect(keys.auditLog()).toBe('{scheduler}:audit');
+    expect(keys.nodeOrdersChannel('node-1')).toBe('{scheduler}:push:execution_node:node-1');
+    expect(keys.tradingChannel()).toBe('{scheduler}:push:trading');
+    expect(() => keys.nodeOrdersChannel('a:b')).toThrow(/Invalid node id "a:b"/);
     expect(() => keys.notificationCooldown('Queue Full', subject, 'critical')).toThrow(RangeError);
   });
 
@@ -76,6 +79,8 @@ describe('createStateKeys', () => {
       keys.tradingHalt(),
       keys.pausedPortfolios(),
       keys.auditLog(),
+      keys.nodeOrdersChannel('n'),
+      keys.tradingChannel(),
       keys.queuePrefix(),
     ];
     for (const key of built) expect(key.startsWith('staging:')).toBe(true);

@@ -97,6 +97,17 @@ export interface StateKeys {
   pausedPortfolios(): string;
   /** `{scheduler}:audit` — STREAM, capped: one entry (field `entry`, an `AuditEntry`) per control request. */
   auditLog(): string;
+  /**
+   * `{scheduler}:push:execution_node:<nodeId>` — sharded pub/sub CHANNEL, not a key: the plan write
+   * `SPUBLISH`es the new plan version on it when it changes the node's assignment. A hint only: the
+   * node re-reads its assignment (and reads it again every beat, in case a message was lost).
+   */
+  nodeOrdersChannel(nodeId: string): string;
+  /**
+   * `{scheduler}:push:trading` — sharded pub/sub CHANNEL: every halt, lift, pause and resume
+   * `SPUBLISH`es `<op>:<request id>` on it; every node re-reads the trading controls.
+   */
+  tradingChannel(): string;
   /** BullMQ prefix of every queue: `{prefix}bull`. */
   queuePrefix(): string;
   /** BullMQ queue name of a portfolio's event queue: `portfolio-{<portfolioId>}` (BullMQ forbids `:`). */
@@ -165,6 +176,12 @@ export function createStateKeys(prefix = ''): StateKeys {
     tradingHalt: () => k(`${SCHEDULER}:trading_halt`),
     pausedPortfolios: () => k(`${SCHEDULER}:paused_portfolios`),
     auditLog: () => k(`${SCHEDULER}:audit`),
+    // In the {scheduler} slot: a script SPUBLISHes only on a channel its shard owns (Redis
+    // refuses a channel of another shard as a "non local key"), and the plan write and the
+    // trading change run on that shard.
+    nodeOrdersChannel: (nodeId) =>
+      k(`${SCHEDULER}:push:execution_node:${assertValidId('node id', nodeId)}`),
+    tradingChannel: () => k(`${SCHEDULER}:push:trading`),
     queuePrefix: () => k('bull'),
     portfolioQueue: (portfolioId) => `portfolio-${portfolio(portfolioId)}`,
     legacySchedulerKeys: () =>
