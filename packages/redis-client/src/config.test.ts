@@ -264,6 +264,70 @@ describe('Redis Sentinel settings', () => {
   });
 });
 
+describe('Redis Cluster settings', () => {
+  it('reads the seed nodes, with the credentials and TLS of one Redis', () => {
+    const result = loadRedisConfig({
+      REDIS_CLUSTER_NODES: 'redis-1:7000, 10.0.0.2:7001,[::1]:7002',
+      REDIS_USERNAME: 'node',
+      REDIS_PASSWORD: 's3cret',
+      REDIS_TLS: 'insecure',
+    });
+    expect(result.ok && result.value.cluster).toEqual({
+      nodes: [
+        { host: 'redis-1', port: 7_000 },
+        { host: '10.0.0.2', port: 7_001 },
+        { host: '::1', port: 7_002 },
+      ],
+    });
+    expect(result.ok && [result.value.username, result.value.password, result.value.tls]).toEqual([
+      'node',
+      's3cret',
+      'insecure',
+    ]);
+    expect(isRedisConfigured({ REDIS_CLUSTER_NODES: 'a:1' })).toBe(true);
+    const described = JSON.stringify(describeRedisConfig(result.ok ? result.value : ({} as never)));
+    expect(described).not.toContain('s3cret');
+    expect(described).toContain('"nodes":["redis-1:7000","10.0.0.2:7001","::1:7002"]');
+    const plain = loadRedisConfig({});
+    expect(plain.ok && plain.value.cluster).toBeUndefined();
+  });
+
+  it.each([
+    [
+      { REDIS_CLUSTER_NODES: 'a:7000,b' },
+      'REDIS_CLUSTER_NODES',
+      'must be host:port pairs separated by commas, got "b"',
+    ],
+    [
+      { REDIS_CLUSTER_NODES: ' , ' },
+      'REDIS_CLUSTER_NODES',
+      'must list at least one cluster node as host:port',
+    ],
+    [
+      { REDIS_CLUSTER_NODES: 'a:7000', REDIS_SENTINELS: 'a:26379' },
+      'REDIS_CLUSTER_NODES',
+      'cannot be combined with REDIS_SENTINELS: a Redis Cluster fails over by itself; set one of them',
+    ],
+    [
+      { REDIS_CLUSTER_NODES: 'a:7000', REDIS_URL: 'redis://u:p@x' },
+      'REDIS_CLUSTER_NODES',
+      'cannot be combined with REDIS_URL: the cluster nodes are the addresses; give credentials in REDIS_USERNAME/REDIS_PASSWORD and TLS in REDIS_TLS',
+    ],
+    [
+      { REDIS_CLUSTER_NODES: 'a:7000', REDIS_HOST: 'redis' },
+      'REDIS_CLUSTER_NODES',
+      'cannot be combined with REDIS_HOST: the cluster nodes are the addresses; unset REDIS_HOST',
+    ],
+    [
+      { REDIS_CLUSTER_NODES: 'a:7000', REDIS_DB: '2' },
+      'REDIS_DB',
+      'must be 0 with REDIS_CLUSTER_NODES: a Redis Cluster has database 0 only',
+    ],
+  ])('names the variable when the cluster settings are wrong: %o', (env, variable, message) => {
+    expect(issuesOf(env)).toEqual([{ variable, message }]);
+  });
+});
+
 describe('TLS settings', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'ginkgo-tls-config-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));

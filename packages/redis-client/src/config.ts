@@ -82,6 +82,15 @@ export interface RedisConfig {
         tls: RedisTlsMode;
       }
     | undefined;
+  /**
+   * Redis Cluster, when `REDIS_CLUSTER_NODES` lists seed nodes (`host:port,host:port`; any few
+   * masters or replicas — the client learns the rest from `CLUSTER SLOTS`): every connection is a
+   * cluster client that sends each command to the master of its key's slot and follows a failover
+   * by itself. Username, password and TLS are those of one Redis (`REDIS_USERNAME`,
+   * `REDIS_PASSWORD`/`_FILE`, `REDIS_TLS*`), used on every node; `host`/`port`/`db` are then unused.
+   * Undefined without it.
+   */
+  cluster: { nodes: { host: string; port: number }[] } | undefined;
 }
 
 /** Defaults of FR-038 (docs/architecture.md, "Defaults"). */
@@ -160,6 +169,7 @@ const redisEnvSchema = z
     REDIS_PING_TIMEOUT_MS: envDurationMs(REDIS_DEFAULTS.pingTimeoutMs, 1),
     REDIS_KEY_PREFIX: envString(),
     REDIS_SENTINELS: envString(),
+    REDIS_CLUSTER_NODES: envString(),
     REDIS_SENTINEL_MASTER: envString(),
     REDIS_SENTINEL_USERNAME: envString(),
     REDIS_SENTINEL_PASSWORD: envString(),
@@ -178,9 +188,35 @@ const redisEnvSchema = z
           'must not contain { or }: keys carry their own Redis Cluster hash tags, and a tag in the prefix would put every key in one slot',
       });
     }
+    let cluster: RedisConfig['cluster'];
+    if (env.REDIS_CLUSTER_NODES !== undefined) {
+      const nodes = parseAddresses(env.REDIS_CLUSTER_NODES, 'cluster node');
+      if (typeof nodes === 'string') {
+        ctx.addIssue({ code: 'custom', path: ['REDIS_CLUSTER_NODES'], message: nodes });
+        return z.NEVER;
+      }
+      const clash = CLUSTER_EXCLUDES.find((variable) => env[variable] !== undefined);
+      if (clash !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['REDIS_CLUSTER_NODES'],
+          message: CLUSTER_CLASH[clash],
+        });
+        return z.NEVER;
+      }
+      if (env.REDIS_DB !== 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['REDIS_DB'],
+          message: 'must be 0 with REDIS_CLUSTER_NODES: a Redis Cluster has database 0 only',
+        });
+        return z.NEVER;
+      }
+      cluster = { nodes };
+    }
     let sentinel: RedisConfig['sentinel'];
     if (env.REDIS_SENTINELS !== undefined) {
-      const sentinels = parseSentinels(env.REDIS_SENTINELS);
+      const sentinels = parseAddresses(env.REDIS_SENTINELS, 'sentinel');
       if (typeof sentinels === 'string') {
         ctx.addIssue({ code: 'custom', path: ['REDIS_SENTINELS'], message: sentinels });
         return z.NEVER;
@@ -285,6 +321,7 @@ const redisEnvSchema = z
       pingTimeoutMs: env.REDIS_PING_TIMEOUT_MS,
       keyPrefix: env.REDIS_KEY_PREFIX ?? '',
       sentinel,
+      cluster,
     };
   });
 
@@ -385,13 +422,24 @@ function readTlsFiles(
   return out;
 }
 
-/** `host:port,host:port` → the sentinels' addresses, or what is wrong. */
-function parseSentinels(raw: string): { host: string; port: number }[] | string {
+/** Settings that cannot go with `REDIS_CLUSTER_NODES`, and why. */
+const CLUSTER_CLASH = {
+  REDIS_SENTINELS:
+    'cannot be combined with REDIS_SENTINELS: a Redis Cluster fails over by itself; set one of them',
+  REDIS_URL:
+    'cannot be combined with REDIS_URL: the cluster nodes are the addresses; give credentials in REDIS_USERNAME/REDIS_PASSWORD and TLS in REDIS_TLS',
+  REDIS_HOST:
+    'cannot be combined with REDIS_HOST: the cluster nodes are the addresses; unset REDIS_HOST',
+} as const;
+const CLUSTER_EXCLUDES = Object.keys(CLUSTER_CLASH) as (keyof typeof CLUSTER_CLASH)[];
+
+/** `host:port,host:port` → the addresses (of sentinels, of cluster nodes), or what is wrong. */
+function parseAddresses(raw: string, what: string): { host: string; port: number }[] | string {
   const parts = raw
     .split(',')
     .map((p) => p.trim())
     .filter((p) => p !== '');
-  if (parts.length === 0) return 'must list at least one sentinel as host:port';
+  if (parts.length === 0) return `must list at least one ${what} as host:port`;
   const out: { host: string; port: number }[] = [];
   for (const part of parts) {
     const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(part);
@@ -413,14 +461,17 @@ export function loadRedisConfig(env: Env): ConfigResult<RedisConfig> {
 
 /** True when the environment names a Redis to use (rather than leaving the choice to a launcher). */
 export function isRedisConfigured(env: Env): boolean {
-  return [env['REDIS_URL'], env['REDIS_HOST'], env['REDIS_SENTINELS']].some(
-    (v) => v !== undefined && v.trim() !== '',
-  );
+  return [
+    env['REDIS_URL'],
+    env['REDIS_HOST'],
+    env['REDIS_SENTINELS'],
+    env['REDIS_CLUSTER_NODES'],
+  ].some((v) => v !== undefined && v.trim() !== '');
 }
 
 /** The config as it may be logged: the password is replaced by whether one is set. */
 export function describeRedisConfig(config: RedisConfig): Record<string, unknown> {
-  const { password, sentinel, tls, tlsFiles, ...rest } = config;
+  const { password, sentinel, cluster, tls, tlsFiles, ...rest } = config;
   return {
     ...rest,
     // What is really in force, not the raw setting: `on, verify: ca /etc/redis/ca.pem`.
@@ -437,5 +488,8 @@ export function describeRedisConfig(config: RedisConfig): Record<string, unknown
             tls: describeTls(sentinel.tls, tlsFiles),
           },
         }),
+    ...(cluster === undefined
+      ? {}
+      : { cluster: { nodes: cluster.nodes.map((n) => `${n.host}:${n.port}`) } }),
   };
 }

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import type { ConnectionOptions } from 'node:tls';
 import type { Logger } from '@ginkgo-live/runtime';
 
@@ -38,7 +38,24 @@ function tlsInForce(tls: ConnectionOptions | undefined): string {
 }
 
 /** The FR-038 settings a client carries, as ioredis holds them (not as they were configured). */
-export function clientSettings(client: Redis): Record<string, unknown> {
+export function clientSettings(client: Redis | Cluster): Record<string, unknown> {
+  if (client instanceof Cluster) {
+    const c = client.options;
+    const node = c.redisOptions ?? {};
+    return {
+      cluster: 'on',
+      tls: tlsInForce(node.tls),
+      connectTimeoutMs: node.connectTimeout,
+      commandTimeoutMs: node.commandTimeout ?? null,
+      socketTimeoutMs: node.socketTimeout ?? null,
+      maxRetriesPerRequest: node.maxRetriesPerRequest,
+      offlineQueue: c.enableOfflineQueue,
+      keepAliveMs: node.keepAlive,
+      reconnectDelaysMs: [1, 2, 3, 10].map(
+        (attempt) => (c.clusterRetryStrategy?.(attempt) as number | null | undefined) ?? null,
+      ),
+    };
+  }
   const o = client.options;
   // With Sentinel, ioredis uses \`tls\` for the master only when enableTLSForSentinelMode is set.
   const sentinel = (o.sentinels?.length ?? 0) > 0;
@@ -109,7 +126,7 @@ export class ConnectionMonitor {
   private readonly detachers: (() => void)[] = [];
 
   constructor(
-    private readonly client: Redis,
+    private readonly client: Redis | Cluster,
     private readonly options: ConnectionMonitorOptions,
   ) {
     this.now = options.now ?? Date.now;
@@ -121,6 +138,14 @@ export class ConnectionMonitor {
     this.on(client, 'reconnecting', (delayMs: unknown) => this.onReconnecting(Number(delayMs)));
     this.on(client, 'error', (err: unknown) => this.onError(err));
     this.on(client, 'end', () => this.onEnd());
+    if (client instanceof Cluster) {
+      // A cluster stays ready while one shard fails over: its nodes' losses and errors are the news.
+      this.on(client, '-node', (node: unknown) => this.onNode('lost', node));
+      this.on(client, '+node', (node: unknown) => this.onNode('added', node));
+      this.on(client, 'node error', (err: unknown, address: unknown) =>
+        this.onNodeError(err, String(address)),
+      );
+    }
   }
 
   /** The connection's current status. */
@@ -145,7 +170,7 @@ export class ConnectionMonitor {
     for (const detach of this.detachers.splice(0)) detach();
   }
 
-  private on(client: Redis, event: string, listener: (...args: unknown[]) => void): void {
+  private on(client: Redis | Cluster, event: string, listener: (...args: unknown[]) => void): void {
     client.on(event, listener);
     this.detachers.push(() => client.off(event, listener));
   }
@@ -211,6 +236,26 @@ export class ConnectionMonitor {
     this.lastError = message;
     const hint = explainRedisError(err);
     this.log.warn('Redis connection error', { err, ...(hint === undefined ? {} : { hint }) });
+  }
+
+  private readonly nodeErrors = new Map<string, string>();
+
+  private onNode(change: 'lost' | 'added', node: unknown): void {
+    const options = (node as { options?: { host?: string; port?: number } }).options;
+    const address = `${options?.host ?? '?'}:${options?.port ?? '?'}`;
+    if (change === 'lost' && !this.isClosing) this.log.warn('Redis cluster node lost', { address });
+    else this.log.debug(`Redis cluster node ${change}`, { address });
+    if (change === 'added') this.nodeErrors.delete(address);
+  }
+
+  private onNodeError(err: unknown, address: string): void {
+    const message = err instanceof Error ? err.message : String(err);
+    if (this.nodeErrors.get(address) === message) {
+      this.log.debug('Redis cluster node error repeated', { address, err });
+      return;
+    }
+    this.nodeErrors.set(address, message);
+    this.log.warn('Redis cluster node error', { address, err });
   }
 
   private onEnd(): void {

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 
 /** The answer of a health ping. */
 export type PingResult =
@@ -8,10 +8,39 @@ export type PingResult =
  * Sends PING with its own deadline, independent of the connection's command timeout. A connection
  * that is not ready answers at once (no offline queueing), so a health check never hangs.
  */
-export async function pingRedis(client: Redis, timeoutMs: number): Promise<PingResult> {
+export async function pingRedis(client: Redis | Cluster, timeoutMs: number): Promise<PingResult> {
+  if (client instanceof Cluster) return pingCluster(client, timeoutMs);
+  return pingOne(client, timeoutMs);
+}
+
+/**
+ * On a cluster, PING every master the client knows, at once: a shard whose master is gone (before
+ * a replica is promoted) fails the check, naming the node, though the other shards still answer.
+ */
+async function pingCluster(client: Cluster, timeoutMs: number): Promise<PingResult> {
+  if (client.status !== 'ready') {
+    return { ok: false, latencyMs: 0, reason: `cluster connection is ${client.status}` };
+  }
+  const masters = client.nodes('master');
+  if (masters.length === 0) return { ok: false, latencyMs: 0, reason: 'no cluster master known' };
+  const results = await Promise.all(masters.map((node) => pingOne(node, timeoutMs, true)));
+  const latencyMs = Math.max(...results.map((r) => r.latencyMs));
+  const failed = results.findIndex((r) => !r.ok);
+  const node = masters[failed];
+  const result = results[failed];
+  if (node === undefined || result === undefined || result.ok) return { ok: true, latencyMs };
+  return {
+    ok: false,
+    latencyMs,
+    reason: `master ${node.options.host}:${node.options.port}: ${result.reason}`,
+  };
+}
+
+async function pingOne(client: Redis, timeoutMs: number, anyStatus = false): Promise<PingResult> {
   const started = performance.now();
   const elapsed = (): number => Math.round(performance.now() - started);
-  if (client.status !== 'ready') {
+  // A cluster's node connections start lazily and queue until ready: only their reply counts.
+  if (!anyStatus && client.status !== 'ready') {
     return { ok: false, latencyMs: 0, reason: `connection is ${client.status}` };
   }
   let timer: NodeJS.Timeout | undefined;

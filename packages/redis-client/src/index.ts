@@ -15,7 +15,7 @@ export type { ConnectionState, ConnectionStatus } from './connection-monitor.ts'
 export { pingRedis } from './health.ts';
 export { LuaScript } from './lua-script.ts';
 export type { PingResult } from './health.ts';
-export { buildRedisOptions, reconnectOnRedisError } from './options.ts';
+export { buildClusterOptions, buildRedisOptions, reconnectOnRedisError } from './options.ts';
 export type { ConnectionOptions, ConnectionProfile } from './options.ts';
 export { RedisConnections } from './redis-connections.ts';
 export { bySlot, delBySlot, groupBySlot, keySlot, mgetBySlot, perKeyBySlot } from './slots.ts';

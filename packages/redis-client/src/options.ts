@@ -1,4 +1,4 @@
-import type { RedisOptions } from 'ioredis';
+import type { ClusterOptions, RedisOptions } from 'ioredis';
 import { backoffDelayMs } from './backoff.ts';
 import type { RedisConfig } from './config.ts';
 import { tlsOptions } from './tls.ts';
@@ -91,6 +91,49 @@ export function buildRedisOptions(config: RedisConfig, options: ConnectionOption
     enableOfflineQueue: isBlocking,
     enableReadyCheck: true,
     // Connect in the background; callers see the state through events and `ping`.
+    lazyConnect: false,
+  };
+}
+
+/**
+ * Builds the ioredis `Cluster` options of one connection from the FR-038 config (with
+ * `REDIS_CLUSTER_NODES`). Pure. Each node's connection carries the single-Redis options of the
+ * profile (credentials, TLS, timeouts, client name); the cluster as a whole reconnects with the
+ * same backoff. ioredis dials every node with its own offline queue and no reconnect of its own (a
+ * lost node is dropped and the slot map fetched again, which is how a failover is followed), so
+ * the profile's fail-fast behaviour is the cluster's: no offline queue while the cluster is not
+ * ready, at most one resend.
+ */
+export function buildClusterOptions(
+  config: RedisConfig,
+  options: ConnectionOptions,
+): ClusterOptions {
+  // Address and database are the cluster's; ioredis connects each node when it needs it.
+  const {
+    host: _host,
+    port: _port,
+    db: _db,
+    lazyConnect: _lazy,
+    retryStrategy,
+    ...node
+  } = buildRedisOptions({ ...config, sentinel: undefined }, options);
+  const isBlocking = options.profile === 'blocking';
+  return {
+    redisOptions: node,
+    clusterRetryStrategy: (attempt: number) => retryStrategy?.(attempt) ?? null,
+    enableOfflineQueue: isBlocking,
+    enableReadyCheck: true,
+    scaleReads: 'master',
+    // A killed master's slots answer "connection closed" until a replica is promoted (about the
+    // cluster's node timeout); each retry waits this long and fetches the slot map again.
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 200,
+    retryDelayOnTryAgain: 100,
+    maxRedirections: 16,
+    slotsRefreshTimeout: config.connectTimeoutMs,
+    // The slot map is fetched again on every MOVED and lost node; this is the safety net for a
+    // promotion no command has stumbled on yet.
+    slotsRefreshInterval: 2_000,
     lazyConnect: false,
   };
 }

@@ -1,9 +1,9 @@
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Logger } from '@ginkgo-live/runtime';
 import type { RedisConfig } from './config.ts';
 import { ConnectionMonitor, type ConnectionStatus } from './connection-monitor.ts';
 import { pingRedis, type PingResult } from './health.ts';
-import { buildRedisOptions, type ConnectionProfile } from './options.ts';
+import { buildClusterOptions, buildRedisOptions, type ConnectionProfile } from './options.ts';
 import { clearSocketTimerOnClose } from './stale-socket-timer.ts';
 
 export interface RedisConnectionsOptions {
@@ -16,9 +16,37 @@ export interface RedisConnectionsOptions {
 }
 
 interface Entry {
-  client: Redis;
+  client: Redis | Cluster;
   monitor: ConnectionMonitor;
   profile: ConnectionProfile;
+}
+
+/**
+ * A cluster client whose `duplicate` also takes a single Redis's options (`duplicate({
+ * connectionName })`), as the apps call it on their connections: those options go to every node.
+ * Called as ioredis' `Cluster.duplicate(startupNodes?, options?)` (BullMQ does), it is that.
+ */
+class ClusterConnection extends Cluster {
+  constructor(
+    private readonly seeds: ClusterNode[],
+    private readonly clusterOptions: ClusterOptions,
+  ) {
+    super(seeds, clusterOptions);
+  }
+
+  override duplicate(
+    first?: ClusterNode[] | RedisOptions,
+    second: ClusterOptions = {},
+  ): ClusterConnection {
+    if (first === undefined || Array.isArray(first)) {
+      const nodes = first === undefined || first.length === 0 ? this.seeds : first;
+      return new ClusterConnection(nodes, { ...this.clusterOptions, ...second });
+    }
+    return new ClusterConnection(this.seeds, {
+      ...this.clusterOptions,
+      redisOptions: { ...this.clusterOptions.redisOptions, ...first },
+    });
+  }
 }
 
 /** Purpose of the shared request connection. */
@@ -40,7 +68,17 @@ export class RedisConnections {
 
   constructor(private readonly options: RedisConnectionsOptions) {}
 
-  /** The process's shared fail-fast connection (`request` profile), for reads and writes. */
+  /** True when the connections are Redis Cluster clients (`REDIS_CLUSTER_NODES`). */
+  get isCluster(): boolean {
+    return this.options.config.cluster !== undefined;
+  }
+
+  /**
+   * The process's shared fail-fast connection (`request` profile), for reads and writes. With
+   * `REDIS_CLUSTER_NODES` it is an ioredis `Cluster` (typed as `Redis`, as the apps hold it): every
+   * keyed command goes to its slot's master; a multi-key command must keep to one slot
+   * (`mgetBySlot`, `groupBySlot`), and a keyless one (`INFO`, `WAIT`) reaches one node only.
+   */
   get main(): Redis {
     return this.connection(SHARED, 'request');
   }
@@ -51,6 +89,11 @@ export class RedisConnections {
    * reads, so plan on two sockets per worker.
    */
   connection(purpose: string, profile: ConnectionProfile): Redis {
+    return this.connectionLike(purpose, profile) as Redis;
+  }
+
+  /** `connection` typed as what it is: a `Cluster` with `REDIS_CLUSTER_NODES`, else a `Redis`. */
+  connectionLike(purpose: string, profile: ConnectionProfile): Redis | Cluster {
     if (this.closing !== undefined) throw new Error('RedisConnections is closed');
     const existing = this.entries.get(purpose);
     if (existing !== undefined) {
@@ -62,10 +105,17 @@ export class RedisConnections {
     const name = ['ginkgo', this.options.app, this.options.instanceId, purpose]
       .map(clientNamePart)
       .join(':');
-    const client = new Redis(
-      buildRedisOptions(this.options.config, { profile, connectionName: name }),
-    );
-    clearSocketTimerOnClose(client);
+    const { config } = this.options;
+    let client: Redis | Cluster;
+    if (config.cluster === undefined) {
+      client = new Redis(buildRedisOptions(config, { profile, connectionName: name }));
+      clearSocketTimerOnClose(client);
+    } else {
+      client = new ClusterConnection(
+        config.cluster.nodes,
+        buildClusterOptions(config, { profile, connectionName: name }),
+      );
+    }
     const monitor = new ConnectionMonitor(client, { name, logger: this.options.logger });
     this.entries.set(purpose, { client, monitor, profile });
     return client;
@@ -83,7 +133,7 @@ export class RedisConnections {
 
   /** A health ping on the shared connection, with the configured ping timeout. */
   ping(): Promise<PingResult> {
-    return pingRedis(this.main, this.options.config.pingTimeoutMs);
+    return pingRedis(this.connectionLike(SHARED, 'request'), this.options.config.pingTimeoutMs);
   }
 
   /**
@@ -91,7 +141,7 @@ export class RedisConnections {
    * ready; never rejects, so a process can start while Redis is down and heal later.
    */
   async waitUntilReady(timeoutMs: number): Promise<boolean> {
-    const client = this.main;
+    const client = this.connectionLike(SHARED, 'request');
     if (client.status === 'ready') return true;
     return new Promise<boolean>((resolve) => {
       const onReady = (): void => {
