@@ -14,26 +14,34 @@ export async function pingRedis(client: Redis | Cluster, timeoutMs: number): Pro
 }
 
 /**
- * On a cluster, PING every master the client knows, at once: a shard whose master is gone (before
- * a replica is promoted) fails the check, naming the node, though the other shards still answer.
+ * On a cluster, PING the master of every slot range, as the client's slot map names them, at once:
+ * a shard whose master is gone (before a replica is promoted and the map fetched again) fails the
+ * check, naming the node, though the other shards still answer.
  */
 async function pingCluster(client: Cluster, timeoutMs: number): Promise<PingResult> {
   if (client.status !== 'ready') {
     return { ok: false, latencyMs: 0, reason: `cluster connection is ${client.status}` };
   }
-  const masters = client.nodes('master');
-  if (masters.length === 0) return { ok: false, latencyMs: 0, reason: 'no cluster master known' };
-  const results = await Promise.all(masters.map((node) => pingOne(node, timeoutMs, true)));
-  const latencyMs = Math.max(...results.map((r) => r.latencyMs));
-  const failed = results.findIndex((r) => !r.ok);
-  const node = masters[failed];
-  const result = results[failed];
-  if (node === undefined || result === undefined || result.ok) return { ok: true, latencyMs };
-  return {
-    ok: false,
-    latencyMs,
-    reason: `master ${node.options.host}:${node.options.port}: ${result.reason}`,
-  };
+  const connected = new Map(
+    client.nodes('master').map((node) => [`${node.options.host}:${node.options.port}`, node]),
+  );
+  const masters = new Set<string>();
+  for (const holders of client.slots) if (holders[0] !== undefined) masters.add(holders[0]);
+  if (masters.size === 0) return { ok: false, latencyMs: 0, reason: 'no cluster master known' };
+  const results = await Promise.all(
+    [...masters].map(async (address) => {
+      const node = connected.get(address);
+      const result: PingResult =
+        node === undefined
+          ? { ok: false, latencyMs: 0, reason: 'not connected' }
+          : await pingOne(node, timeoutMs, true);
+      return { address, result };
+    }),
+  );
+  const latencyMs = Math.max(...results.map((r) => r.result.latencyMs));
+  const failed = results.find((r) => !r.result.ok);
+  if (failed === undefined || failed.result.ok) return { ok: true, latencyMs };
+  return { ok: false, latencyMs, reason: `master ${failed.address}: ${failed.result.reason}` };
 }
 
 async function pingOne(client: Redis, timeoutMs: number, anyStatus = false): Promise<PingResult> {

@@ -23,6 +23,7 @@ export { parsePrometheus } from './prometheus-text.ts';
 export { fleetNodeInfo, fleetPortfolioState, seedFleet } from './seed-fleet.ts';
 export type { SeedFleetOptions } from './seed-fleet.ts';
 export { RedisCluster } from './redis-cluster.ts';
+export type { RedisClusterOptions } from './redis-cluster.ts';
 export { SentinelGroup } from './sentinel-group.ts';
 export { TlsCertificates } from './tls-certificates.ts';
 export type { TlsAuthClients } from './tls-certificates.ts';

@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import { Redis, type Cluster } from 'ioredis';
 import {
   createStateKeys,
   decodePayload,
@@ -10,6 +10,7 @@ import {
   type StateKeys,
 } from '@ginkgo-live/state-keys';
 import { appEntry, ManagedProcess } from './managed-process.ts';
+import type { RedisCluster } from './redis-cluster.ts';
 import type { RedisServer } from './redis-server.ts';
 import type { SentinelGroup } from './sentinel-group.ts';
 
@@ -46,7 +47,7 @@ export const FRESH_START_MS =
  * Redis has no book of.
  */
 export async function seedBook(
-  redis: Redis,
+  redis: Redis | Cluster,
   keys: StateKeys,
   portfolioId: string,
   startingCash = 10_000,
@@ -83,33 +84,42 @@ export class StackFixture {
 
   /**
    * With `bundled`, apps run from their production bundles (`dist/main.js`) instead of tsx. With
-   * `sentinel`, the apps and this fixture's client reach Redis through that group's sentinels.
+   * `sentinel`, the apps and this fixture's client reach Redis through that group's sentinels. With
+   * `cluster`, the apps get `REDIS_CLUSTER_NODES` and this fixture's client is a cluster client
+   * (typed as `Redis`, as the apps hold theirs; `server` is then any node of it).
    */
   constructor(
     readonly server: RedisServer,
-    private readonly options: { bundled?: boolean; sentinel?: SentinelGroup; prefix?: string } = {},
+    private readonly options: {
+      bundled?: boolean;
+      sentinel?: SentinelGroup;
+      cluster?: RedisCluster;
+      prefix?: string;
+    } = {},
   ) {
     // A test may need the prefix before the server starts (an ACL file names the keys).
     this.keys = createStateKeys(options.prefix ?? StackFixture.newPrefix());
     const sentinel = options.sentinel;
     this.redis =
-      sentinel === undefined
-        ? new Redis({ ...server.clientOptions(), maxRetriesPerRequest: null })
-        : new Redis({
-            sentinels: sentinel.sentinels.map((s) => ({ host: s.host, port: s.port })),
-            name: sentinel.masterName,
-            maxRetriesPerRequest: null,
-            // The harness's user on an ACL-enabled group.
-            username: sentinel.master.clientOptions().username,
-            password: sentinel.master.clientOptions().password,
-            ...(sentinel.tls === undefined
-              ? {}
-              : {
-                  tls: sentinel.tls.clientTls,
-                  sentinelTLS: sentinel.tls.clientTls,
-                  enableTLSForSentinelMode: true,
-                }),
-          });
+      options.cluster !== undefined
+        ? (options.cluster.client() as unknown as Redis)
+        : sentinel === undefined
+          ? new Redis({ ...server.clientOptions(), maxRetriesPerRequest: null })
+          : new Redis({
+              sentinels: sentinel.sentinels.map((s) => ({ host: s.host, port: s.port })),
+              name: sentinel.masterName,
+              maxRetriesPerRequest: null,
+              // The harness's user on an ACL-enabled group.
+              username: sentinel.master.clientOptions().username,
+              password: sentinel.master.clientOptions().password,
+              ...(sentinel.tls === undefined
+                ? {}
+                : {
+                    tls: sentinel.tls.clientTls,
+                    sentinelTLS: sentinel.tls.clientTls,
+                    enableTLSForSentinelMode: true,
+                  }),
+            });
     this.redis.on('error', () => {
       // Tests kill and freeze Redis on purpose; this client waits it out.
     });
@@ -122,7 +132,7 @@ export class StackFixture {
 
   /** How the apps reach Redis: the server's host and port, or the sentinel group. */
   private get redisEnv(): Record<string, string> {
-    return this.options.sentinel?.env ?? this.server.env;
+    return this.options.cluster?.env ?? this.options.sentinel?.env ?? this.server.env;
   }
 
   private entry(name: string, app: string, env: Record<string, string>) {

@@ -1,0 +1,103 @@
+import { Cluster } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger, unwrapConfig } from '@ginkgo-live/runtime';
+import { MemoryTransport, RedisCluster, waitFor } from '@ginkgo-live/testing';
+import { loadRedisConfig, mgetBySlot, RedisConnections } from './index.ts';
+
+/**
+ * `REDIS_CLUSTER_NODES` on a real cluster of 3 masters with a replica each: what the apps get
+ * from `RedisConnections` reaches every shard, and follows a master's SIGKILL by itself.
+ */
+let cluster: RedisCluster;
+let conns: RedisConnections;
+const logs = new MemoryTransport();
+
+beforeAll(async () => {
+  cluster = await RedisCluster.start({ replicas: 1 });
+  const logger = createLogger({ app: 'test-app', level: 'debug', transports: [logs] });
+  const config = unwrapConfig(
+    loadRedisConfig({
+      ...cluster.env,
+      REDIS_COMMAND_TIMEOUT_MS: '500',
+      REDIS_RECONNECT_MAX_DELAY_MS: '200',
+    }),
+  );
+  conns = new RedisConnections({ config, app: 'test-app', instanceId: 'node-1', logger });
+}, 60_000);
+afterAll(async () => {
+  await conns.close(500);
+  await cluster.cleanup();
+});
+
+const KEYS = Array.from({ length: 30 }, (_, i) => `portfolio:{p-${i}}:state`);
+
+describe('RedisConnections with REDIS_CLUSTER_NODES', () => {
+  it('gives cluster clients that reach every shard, named in CLIENT LIST on each master', async () => {
+    expect(conns.isCluster).toBe(true);
+    expect(await conns.waitUntilReady(10_000)).toBe(true);
+    const main = conns.main;
+    expect(main).toBeInstanceOf(Cluster);
+    for (const [i, key] of KEYS.entries()) await main.set(key, String(i));
+    expect(await mgetBySlot(main, KEYS)).toEqual(KEYS.map((_, i) => String(i)));
+    const holders = new Set<number>();
+    for (const key of KEYS) holders.add((await cluster.masterOf(key)).port);
+    expect(holders.size).toBe(3);
+    for (const master of cluster.masters) {
+      const list = await master.command('CLIENT', 'LIST');
+      expect(list).toContain('name=ginkgo:test-app:node-1:main');
+    }
+    expect(await conns.ping()).toMatchObject({ ok: true });
+    expect(logs.entries.find((e) => e.message === 'Redis connection ready')).toMatchObject({
+      settings: { cluster: 'on', commandTimeoutMs: 500, offlineQueue: false },
+    });
+  });
+
+  it('duplicates a blocking connection with a client name of its own, as the node does', async () => {
+    const blocking = conns.connection('workers', 'blocking');
+    const own = blocking.duplicate({ connectionName: 'ginkgo:test-app:node-1:queue:p-1' });
+    try {
+      expect(own).toBeInstanceOf(Cluster);
+      const waiting = own.bzpopmin('bull:portfolio-{p-1}:marker', 5);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await conns.main.zadd('bull:portfolio-{p-1}:marker', 0, 'm');
+      expect(await waiting).toEqual(['bull:portfolio-{p-1}:marker', 'm', '0']);
+      const master = await cluster.masterOf('bull:portfolio-{p-1}:marker');
+      expect(await master.command('CLIENT', 'LIST')).toContain(
+        'name=ginkgo:test-app:node-1:queue:p-1',
+      );
+    } finally {
+      own.disconnect();
+    }
+  });
+
+  it('follows a master’s SIGKILL: health names the lost master, then the promoted replica serves its slots', async () => {
+    const key = KEYS[0] ?? '';
+    const master = await cluster.masterOf(key);
+    const replica = await cluster.replicaOf(master);
+    await cluster.kill(master);
+    const ping = await conns.ping();
+    expect(ping).toMatchObject({ ok: false });
+    expect(ping.ok ? '' : ping.reason).toContain(`master ${master.host}:${master.port}`);
+    await cluster.waitForPromotion(replica);
+    // No restart, no new client: the same connection writes to the promoted replica.
+    await waitFor(
+      async () => {
+        try {
+          await conns.main.set(key, 'after');
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      { timeoutMs: 10_000, description: 'a write to the killed master’s slot succeeding' },
+    );
+    expect(await replica.command('GET', key)).toBe('after');
+    await waitFor(async () => (await conns.ping()).ok, {
+      timeoutMs: 10_000,
+      description: 'health ok again',
+    });
+    expect(await mgetBySlot(conns.main, KEYS)).toHaveLength(KEYS.length);
+    expect(logs.entries.some((e) => e.message === 'Redis cluster node lost')).toBe(true);
+    expect(conns.statuses().every((s) => s.state === 'ready')).toBe(true);
+  }, 40_000);
+});
