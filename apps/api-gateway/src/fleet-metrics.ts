@@ -2,7 +2,8 @@ import { MetricsRegistry, type MetricSample } from '@ginkgo-live/runtime';
 import type { FleetReader } from './fleet-reader.ts';
 
 /**
- * `/metrics` of the gateway: the fleet as Prometheus sees it, read from Redis once per scrape, plus
+ * `/metrics` of the gateway: the fleet as Prometheus sees it, brought up to date once per scrape
+ * from what changed since the last (the fleet view the operations feed shares), plus
  * the gateway's own process metrics. When Redis is unreachable the scrape still answers, with
  * `ginkgo_gateway_redis_up 0` and no fleet series (a scrape is not an API answer: an "up" gauge is
  * the Prometheus way to say the source is down).
@@ -13,7 +14,7 @@ export function createFleetRegistry(
 ): MetricsRegistry {
   const fleet = registry.perScrape(async () => {
     try {
-      const [nodes, portfolios] = await Promise.all([reader.nodes(), reader.portfolios()]);
+      const { nodes, portfolios } = await reader.view.refresh();
       return { nodes, portfolios };
     } catch {
       return null;

@@ -2,63 +2,25 @@ import type { Redis } from 'ioredis';
 import {
   countNodes,
   TradingControls,
-  nodeStatus,
   readNodeIds,
   readNodeSnapshots,
-  type NodeFleetStatus,
-  type NodeSnapshot,
   type TradingReading,
 } from '@ginkgo-live/fleet';
 import {
   isValidId,
   PayloadDecoder,
-  type NodeInfo,
+  type NodeRecord,
   type NotificationRecord,
-  type Payload,
-  type PortfolioState,
   type StateKeys,
 } from '@ginkgo-live/state-keys';
+import { bySlot, mgetBySlot } from '@ginkgo-live/redis-client';
+import { FleetView } from './fleet-view.ts';
+import { buildPortfolioView, nodeView, type NodeView, type PortfolioView } from './fleet-views.ts';
 import { callRedis } from './redis-unavailable.ts';
 
-/** One node as the API shows it; `error` set when one of its payloads is malformed. */
-export interface NodeView {
-  node_id: string;
-  host: string | null;
-  /** The fleet's one status (`@ginkgo-live/fleet`): online, draining or lost. */
-  status: NodeFleetStatus;
-  /** Its heartbeat is alive: status online or draining. */
-  is_online: boolean;
-  last_heartbeat: string | null;
-  heartbeat_age_ms: number | null;
-  portfolio_count: number;
-  portfolio_ids: string[];
-  capacity: number | null;
-  queue_usage_max: number | null;
-  events_per_second: number | null;
-  uptime_seconds: number | null;
-  cpu_percent: number | null;
-  memory_rss_bytes: number | null;
-  redis: NodeInfo['redis'] | null;
-  error?: string;
-}
+export type { NodeView, PortfolioView } from './fleet-views.ts';
 
-/** One portfolio as the API shows it: its state (from its node) and its place in the plan. */
-export interface PortfolioView {
-  portfolio_id: string;
-  name: string | null;
-  symbols: string[];
-  status: string;
-  node_id: string | null;
-  assignment: {
-    status: 'assigned' | 'orphaned' | 'unplanned';
-    node_id: string | null;
-    reason: string | null;
-  };
-  state: Omit<PortfolioState, '_v'> | null;
-  error?: string;
-}
-
-/** Portfolio states per MGET: a fleet's worth in one reply would hold Redis and the reader up. */
+/** Portfolio states per MGET (per slot on a cluster): a fleet's worth in one reply would hold Redis and the reader up. */
 const STATE_BATCH = 500;
 /** Items turned into views between two yields to the event loop. */
 const YIELD_EVERY = 1_000;
@@ -80,32 +42,8 @@ async function mapYielding<T, R>(
   return out;
 }
 
-/** A node's snapshot as the API shows it: what a lost node last reported is not shown as current. */
-function nodeView(snapshot: NodeSnapshot): NodeView {
-  const { info, record, liveness } = snapshot;
-  const status = nodeStatus(snapshot);
-  const online = status !== 'lost';
-  const view: NodeView = {
-    node_id: snapshot.nodeId,
-    host: info?.host ?? null,
-    status,
-    is_online: online,
-    last_heartbeat: liveness.lastHeartbeatAt ?? info?.last_heartbeat ?? record?.last_seen ?? null,
-    heartbeat_age_ms: liveness.heartbeatAgeMs,
-    portfolio_count: online ? (info?.portfolio_count ?? 0) : 0,
-    portfolio_ids: online ? (info?.portfolio_ids ?? []) : [],
-    capacity: info?.capacity ?? record?.capacity ?? null,
-    queue_usage_max: online ? (info?.queue_usage_max ?? null) : null,
-    events_per_second: online ? (info?.events_per_second ?? null) : null,
-    uptime_seconds: online ? (info?.uptime_seconds ?? null) : null,
-    cpu_percent: online ? (info?.cpu_percent ?? null) : null,
-    memory_rss_bytes: online ? (info?.memory_rss_bytes ?? null) : null,
-    redis: info?.redis ?? null,
-  };
-  return snapshot.problems.length > 0
-    ? { ...view, error: snapshot.problems.map((p) => `${p.key}: ${p.problem}`).join('; ') }
-    : view;
-}
+/** How long the sorted portfolio ids are reused while nothing says they changed. */
+const PORTFOLIO_IDS_MAX_AGE_MS = 5_000;
 
 /** Decoded payloads remembered per generation (two generations). */
 const DECODER_ENTRIES = 150_000;
@@ -122,11 +60,21 @@ export class FleetReader {
    * assignments and states are 110,000): a cache smaller than one read forgets everything each time.
    */
   private readonly decoder = new PayloadDecoder(DECODER_ENTRIES);
+  private portfolioIdCache: { signature: string; ids: string[]; atMs: number } | undefined;
+
+  /**
+   * The fleet kept up to date from what changed (`FleetView`), for the operations feed, `/metrics`
+   * and the node status filter: one per reader unless given, so that they share it.
+   */
+  readonly view: FleetView;
 
   constructor(
     private readonly redis: Redis,
     private readonly keys: StateKeys,
-  ) {}
+    view?: FleetView,
+  ) {
+    this.view = view ?? new FleetView(redis, keys);
+  }
 
   private run<T>(call: () => Promise<T>): Promise<T> {
     return callRedis(this.redis, call);
@@ -138,17 +86,53 @@ export class FleetReader {
   }
 
   /**
-   * Every known node (registry and scheduler records) with its liveness only: no info is read, so
-   * this stays cheap however large the fleet (two round trips, two small replies per node).
+   * Every known node (registry and scheduler records), sorted, with its liveness only: one `PTTL`
+   * of its heartbeat each (the liveness rule: the key exists with a TTL), pipelined per hash slot;
+   * no payload is read or decoded, so this stays cheap however large the fleet.
    */
   async nodeIndex(): Promise<{ nodeId: string; online: boolean }[]> {
     return this.run(async () => {
-      const ids = await readNodeIds(this.redis, this.keys);
-      const snapshots = await readNodeSnapshots(this.redis, this.keys, ids, {
-        info: false,
-        record: false,
-      });
-      return snapshots.map((s) => ({ nodeId: s.nodeId, online: s.liveness.alive }));
+      const ids = (await readNodeIds(this.redis, this.keys)).filter(isValidId);
+      const online = new Map<string, boolean>();
+      await Promise.all(
+        bySlot(this.redis, ids, (id) => this.keys.heartbeat(id)).map(async (group) => {
+          const pipeline = this.redis.pipeline();
+          for (const id of group) pipeline.pttl(this.keys.heartbeat(id));
+          const replies = (await pipeline.exec()) ?? [];
+          group.forEach((id, i) => {
+            const [err, ttl] = replies[i] ?? [new Error('Fleet read: a reply is missing'), null];
+            if (err) throw err;
+            // -2: no key, -1: a key without TTL (never alive by the rule).
+            online.set(id, (ttl as number) > 0);
+          });
+        }),
+      );
+      return ids.map((nodeId) => ({ nodeId, online: online.get(nodeId) ?? false }));
+    });
+  }
+
+  /**
+   * The scheduler's record status of these nodes (`HMGET` of the `{scheduler}` hash, in batches),
+   * undefined where a node has none or it cannot be decoded.
+   */
+  async recordStatuses(ids: readonly string[]): Promise<Map<string, NodeRecord['status']>> {
+    return this.run(async () => {
+      const out = new Map<string, NodeRecord['status']>();
+      for (let i = 0; i < ids.length; i += STATE_BATCH) {
+        const batch = ids.slice(i, i + STATE_BATCH);
+        const raws = await this.redis.hmget(this.keys.executionNodes(), ...batch);
+        batch.forEach((id, j) => {
+          const raw = raws[j];
+          if (raw === null || raw === undefined) return;
+          const decoded = this.decoder.decode(
+            'nodeRecord',
+            `${this.keys.executionNodes()}[${id}]`,
+            raw,
+          );
+          if (decoded.ok) out.set(id, decoded.value.status);
+        });
+      }
+      return out;
     });
   }
 
@@ -200,9 +184,43 @@ export class FleetReader {
   }
 
   /**
+   * The ids of every portfolio of the catalog or the plan, sorted: two replies of field names, no
+   * value read. Remembered while the plan meta and both hashes' lengths stay as they were (the
+   * scheduler's plan write changes the meta with them; an id that comes and goes changes a length
+   * or the meta), and at most `PORTFOLIO_IDS_MAX_AGE_MS`, so a page of 25,000 portfolios does not
+   * sort 25,000 ids on every request.
+   */
+  async portfolioIds(): Promise<string[]> {
+    return this.run(async () => {
+      const k = this.keys;
+      const head = await this.redis
+        .multi()
+        .get(k.planMeta())
+        .hlen(k.portfolioCatalog())
+        .hlen(k.portfolioAssignments())
+        .exec();
+      const signature = JSON.stringify((head ?? []).map(([err, v]) => (err ? null : v)));
+      const cached = this.portfolioIdCache;
+      if (
+        cached !== undefined &&
+        cached.signature === signature &&
+        Date.now() - cached.atMs < PORTFOLIO_IDS_MAX_AGE_MS
+      )
+        return cached.ids;
+      const [catalog, planned] = await Promise.all([
+        this.redis.hkeys(k.portfolioCatalog()),
+        this.redis.hkeys(k.portfolioAssignments()),
+      ]);
+      const ids = [...new Set([...catalog, ...planned])].sort();
+      this.portfolioIdCache = { signature, ids, atMs: Date.now() };
+      return ids;
+    });
+  }
+
+  /**
    * Portfolios as the API shows them, with their states: every one of the catalog or the plan, or
-   * with `only` just those of these ids found in either. States are read in batches of
-   * `STATE_BATCH` keys, so no single reply holds the whole fleet.
+   * with `only` just those of these ids found in either. States are read in per-slot `MGET`s of at
+   * most `STATE_BATCH` keys, so no single reply holds the whole fleet and none spans hash slots.
    */
   async portfolios(only?: readonly string[]): Promise<PortfolioView[]> {
     return this.run(async () => {
@@ -229,51 +247,18 @@ export class FleetReader {
           (id) => catalogRaw[id] !== undefined || assignmentsRaw[id] !== undefined,
         );
       }
-      const pipeline = this.redis.pipeline();
+      const batches: Promise<(string | null)[]>[] = [];
       for (let i = 0; i < ids.length; i += STATE_BATCH)
-        pipeline.mget(...ids.slice(i, i + STATE_BATCH).map((id) => k.portfolioState(id)));
-      const batches = ids.length === 0 ? [] : ((await pipeline.exec()) ?? []);
-      const states: (string | null)[] = [];
-      for (const [err, batch] of batches) {
-        if (err) throw err;
-        states.push(...(batch as (string | null)[]));
-      }
-      return mapYielding(ids, (id, i) => {
-        const problems: string[] = [];
-        const decode = <N extends 'portfolioSpec' | 'assignment' | 'portfolioState'>(
-          name: N,
-          key: string,
-          raw: string | null | undefined,
-        ): Payload<N> | null => {
-          if (raw === null || raw === undefined) return null;
-          const decoded = this.decoder.decode(name, key, raw);
-          if (decoded.ok) return decoded.value;
-          problems.push(`${key}: ${decoded.error.problem}`);
-          return null;
-        };
-        const spec = decode('portfolioSpec', `${k.portfolioCatalog()}[${id}]`, catalogRaw[id]);
-        const assignment = decode(
-          'assignment',
-          `${k.portfolioAssignments()}[${id}]`,
-          assignmentsRaw[id],
+        batches.push(
+          mgetBySlot(
+            this.redis,
+            ids.slice(i, i + STATE_BATCH).map((id) => k.portfolioState(id)),
+          ),
         );
-        const state = decode('portfolioState', k.portfolioState(id), states[i]);
-        const stateWithoutVersion = state === null ? null : (({ _v, ...rest }) => rest)(state);
-        const view: PortfolioView = {
-          portfolio_id: id,
-          name: spec?.name ?? null,
-          symbols: spec?.symbols ?? [],
-          status: assignment?.status === 'orphaned' ? 'orphaned' : (state?.status ?? 'pending'),
-          node_id: assignment?.node_id ?? null,
-          assignment: {
-            status: assignment?.status ?? 'unplanned',
-            node_id: assignment?.node_id ?? null,
-            reason: assignment?.reason ?? null,
-          },
-          state: stateWithoutVersion,
-        };
-        return problems.length > 0 ? { ...view, error: problems.join('; ') } : view;
-      });
+      const states = (await Promise.all(batches)).flat();
+      return mapYielding(ids, (id, i) =>
+        buildPortfolioView(k, this.decoder, id, catalogRaw[id], assignmentsRaw[id], states[i]),
+      );
     });
   }
 

@@ -8,6 +8,7 @@ import { describeKeys, loadConfig } from './config.ts';
 import { createFleetRegistry } from './fleet-metrics.ts';
 import { ControlQueue } from './control-queue.ts';
 import { FleetReader } from './fleet-reader.ts';
+import { FleetView } from './fleet-view.ts';
 import { LeaderWatch } from './leader-watch.ts';
 import { OverviewFeed } from './overview-feed.ts';
 import { createApp } from './http/app.ts';
@@ -35,12 +36,13 @@ await runApp({
       logger,
     });
     const keys = createStateKeys(config.redis.keyPrefix);
-    const reader = new FleetReader(connections.main, keys);
-    // Samples for the page's charts from the start, so the last 10 minutes are there when it
-    // opens. It reads the whole fleet (tens of MB of replies at 5,000 nodes): on a connection of
-    // its own, so that API requests do not wait in line behind its replies and time out there.
+    // The fleet kept up to date from what changed, while a page, a stream or a scrape uses it: on a
+    // connection of its own, so that API requests do not wait in line behind its replies (its
+    // first read after a quiet spell is the whole fleet, tens of MB at 5,000 nodes).
+    const view = new FleetView(connections.connection('overview', 'request'), keys);
+    const reader = new FleetReader(connections.main, keys, view);
     const overview = new OverviewFeed({
-      reader: new FleetReader(connections.connection('overview', 'request'), keys),
+      source: view,
       logger,
       intervalMs: config.overviewIntervalMs,
     });
@@ -83,7 +85,6 @@ await runApp({
           },
           (err) => logger.error('HTTP server error; the gateway goes on', { err }),
         );
-        overview.start();
         leaderWatch.start();
         const url = `http://${config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
         logger.info('Gateway listening', { port, url, operationsPage: `${url}/` });

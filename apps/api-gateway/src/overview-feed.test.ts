@@ -1,22 +1,26 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '@ginkgo-live/runtime';
 import { MemoryTransport } from '@ginkgo-live/testing';
-import type { FleetReader } from './fleet-reader.ts';
+import type { FleetSnapshot } from './fleet-view.ts';
 import { OverviewFeed, type OverviewMessage } from './overview-feed.ts';
 
-/** A reader of an empty fleet that counts its reads; `fail` makes them throw like a lost Redis. */
+/** A source of an empty fleet that counts its reads; `fail` makes them throw like a lost Redis. */
 function fakeReader() {
   const counts = { reads: 0, fail: false };
   const reader = {
-    nodes: () => {
+    refresh: (): Promise<FleetSnapshot> => {
       counts.reads += 1;
-      return counts.fail ? Promise.reject(new Error('connection lost')) : Promise.resolve([]);
+      return counts.fail
+        ? Promise.reject(new Error('connection lost'))
+        : Promise.resolve({
+            nodes: [],
+            portfolios: [],
+            plan: { version: 3, leader: 's1' },
+            notifications: [],
+            trading: { halted: null, paused: [], problems: [] },
+          });
     },
-    portfolios: () => Promise.resolve([]),
-    plan: () => Promise.resolve({ version: 3, leader: 's1' }),
-    notifications: () => Promise.resolve([]),
-    trading: () => Promise.resolve({ halted: null, paused: [], problems: [] }),
-  } as unknown as FleetReader;
+  };
   return { reader, counts };
 }
 
@@ -30,14 +34,13 @@ afterEach(() => {
 });
 
 describe('OverviewFeed', () => {
-  it('reads on its loop only while a page watches (without start), and stops with the last page', async () => {
+  it('reads on its loop only while a page watches, and stops with the last page', async () => {
     const { reader, counts } = fakeReader();
     const transport = new MemoryTransport();
     const feed = new OverviewFeed({
-      reader,
+      source: reader,
       logger: createLogger({ app: 'test', transports: [transport] }),
       intervalMs: 20,
-      idleIntervalMs: 10_000,
     });
     await sleep(60);
     expect(counts.reads).toBe(0);
@@ -62,7 +65,7 @@ describe('OverviewFeed', () => {
     const { reader, counts } = fakeReader();
     const transport = new MemoryTransport();
     const feed = new OverviewFeed({
-      reader,
+      source: reader,
       logger: createLogger({ app: 'test', transports: [transport] }),
       intervalMs: 10,
     });
@@ -81,5 +84,26 @@ describe('OverviewFeed', () => {
     const lines = transport.entries.map((e) => e.message);
     expect(lines.filter((m) => m === 'Operations feed: cannot read the fleet')).toHaveLength(1);
     expect(lines.filter((m) => m === 'Operations feed: Redis readable again')).toHaveLength(1);
+  });
+
+  it('after an /api/overview request goes on for demandMs without a stream, then reads nothing', async () => {
+    const { reader, counts } = fakeReader();
+    const feed = new OverviewFeed({
+      source: reader,
+      logger: createLogger({ app: 'test', transports: [new MemoryTransport()] }),
+      intervalMs: 100,
+      demandMs: 1_000,
+    });
+    await sleep(5_000);
+    expect(counts.reads).toBe(0);
+    await feed.read();
+    expect(counts.reads).toBe(1);
+    // One every 100 ms after the previous one while the request is recent (the first at 100 ms)…
+    await sleep(950);
+    expect(counts.reads).toBe(10);
+    // …then none: the run at 1,000 ms finds nobody watching and stops the loop.
+    await sleep(5_000);
+    expect(counts.reads).toBe(10);
+    feed.stop();
   });
 });

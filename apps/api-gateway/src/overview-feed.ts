@@ -1,6 +1,6 @@
 import { QUEUE_THRESHOLDS } from '@ginkgo-live/fleet';
 import { PeriodicLoop, type Logger } from '@ginkgo-live/runtime';
-import type { FleetReader } from './fleet-reader.ts';
+import type { FleetSnapshot } from './fleet-view.ts';
 import { RedisUnavailableError } from './redis-unavailable.ts';
 import {
   buildOverview,
@@ -22,12 +22,16 @@ export interface OverviewMessage extends FleetOverview {
 }
 
 export interface OverviewFeedOptions {
-  reader: FleetReader;
+  /** The fleet, brought up to date from what changed (`FleetView`). */
+  source: { refresh(): Promise<FleetSnapshot> };
   logger: Logger;
   /** Update interval while someone watches. Default 1000 ms. */
   intervalMs?: number;
-  /** Sampling interval for the charts while nobody watches (after `start()`). Default 5000 ms. */
-  idleIntervalMs?: number;
+  /**
+   * After an `/api/overview` request, updates go on this long without a stream open (a page that
+   * polls the JSON keeps its charts). Default 30 s.
+   */
+  demandMs?: number;
   history?: OverviewHistory;
   now?: () => Date;
 }
@@ -60,8 +64,10 @@ const EMPTY: FleetOverview = {
 
 /**
  * One reader loop for every watcher of the operations page: each update is read from Redis once
- * (four pipelined reads) and sent to all subscribers, however many pages are open. While Redis
- * cannot be read the message says so, keeps the last data flagged stale, and the loop goes on.
+ * and sent to all subscribers, however many pages are open. It runs only while someone watches —
+ * an event stream is open, or `/api/overview` was asked within `demandMs` — and reads nothing
+ * otherwise; each update reads only what changed since the last (`FleetView`). While Redis cannot
+ * be read the message says so, keeps the last data flagged stale, and the loop goes on.
  */
 export class OverviewFeed {
   private readonly listeners = new Set<Listener>();
@@ -71,8 +77,8 @@ export class OverviewFeed {
   private lastGood: FleetOverview | undefined;
   private downSince: string | null = null;
   private running: Promise<void> | undefined;
-  private background = false;
-  /** Reads every second while a page watches, every five (for the charts) after `start()`. */
+  /** When `/api/overview` was last asked (epoch ms). */
+  private lastAskedMs = Number.NEGATIVE_INFINITY;
   private readonly loop: PeriodicLoop;
 
   constructor(private readonly options: OverviewFeedOptions) {
@@ -80,32 +86,41 @@ export class OverviewFeed {
     this.now = options.now ?? (() => new Date());
     this.loop = new PeriodicLoop({
       name: 'operations feed',
-      intervalMs: () =>
-        this.listeners.size > 0
-          ? (this.options.intervalMs ?? 1_000)
-          : (this.options.idleIntervalMs ?? 5_000),
+      intervalMs: () => this.options.intervalMs ?? 1_000,
       logger: options.logger,
       // `update` never throws: a failed read is a stale message, logged once by `readOnce`.
       run: async () => {
+        if (!this.watched()) {
+          void this.loop.stop();
+          return;
+        }
         await this.update();
       },
       immediate: false,
     });
   }
 
-  /** Samples in the background (for the charts) even while no page is open. */
-  start(): void {
-    this.background = true;
-    this.loop.start();
+  /** Someone watches: a stream is open, or the JSON was asked within `demandMs`. */
+  private watched(): boolean {
+    return (
+      this.listeners.size > 0 ||
+      this.now().getTime() - this.lastAskedMs < (this.options.demandMs ?? 30_000)
+    );
   }
 
   stop(): void {
-    this.background = false;
+    this.listeners.clear();
+    this.lastAskedMs = Number.NEGATIVE_INFINITY;
     void this.loop.stop();
   }
 
-  /** The fleet read now, for the JSON endpoint: throws `RedisUnavailableError` rather than go stale. */
+  /**
+   * The fleet read now, for the JSON endpoint: throws `RedisUnavailableError` rather than go stale.
+   * Keeps the loop going for `demandMs`, so the charts go on for a page that polls.
+   */
   async read(): Promise<OverviewMessage> {
+    this.lastAskedMs = this.now().getTime();
+    this.loop.start();
     const message = await this.update();
     if (message.stale) throw new RedisUnavailableError('the operations feed cannot read the fleet');
     return message;
@@ -114,12 +129,11 @@ export class OverviewFeed {
   /** Adds a watcher; it gets the latest message at once (when there is one), then each update. */
   subscribe(listener: Listener): () => void {
     this.listeners.add(listener);
-    if (this.last !== undefined) listener(this.last);
+    if (this.last !== undefined && this.loop.running) listener(this.last);
     else void this.update();
     this.loop.start();
     return () => {
       this.listeners.delete(listener);
-      if (this.listeners.size === 0 && !this.background) void this.loop.stop();
     };
   }
 
@@ -132,16 +146,10 @@ export class OverviewFeed {
   }
 
   private async readOnce(): Promise<void> {
-    const { reader } = this.options;
     let message: OverviewMessage;
     try {
-      // One after the other: with a large fleet, replies of reads sent together would wait while
-      // the first is decoded, and could outlast the command timeout.
-      const nodes = await reader.nodes();
-      const portfolios = await reader.portfolios();
-      const plan = await reader.plan();
-      const notifications = await reader.notifications();
-      const trading = await reader.trading();
+      const { nodes, portfolios, plan, notifications, trading } =
+        await this.options.source.refresh();
       const now = this.now();
       const overview = buildOverview({ nodes, portfolios, plan, notifications, trading, now });
       this.history.record(overview.summary, now.getTime());

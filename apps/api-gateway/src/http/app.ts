@@ -59,7 +59,8 @@ export function createApp(options: AppOptions): express.Express & { openapi: Ope
 
   const access = options.access ?? gatewayAccess;
   const { reader, control } = options;
-  const overview = options.overview ?? new OverviewFeed({ reader, logger: options.logger });
+  const overview =
+    options.overview ?? new OverviewFeed({ source: reader.view, logger: options.logger });
   const routers: ApiRouter[] = [
     healthRoutes({ access, ping: options.ping, logger: options.logger, openapi: () => openapi }),
     nodeRoutes({ access, reader, control }),

@@ -76,7 +76,7 @@ beforeEach(async () => {
     ping: () => conns.ping(),
     registry: createFleetRegistry(reader),
     logger,
-    overview: new OverviewFeed({ reader, logger }),
+    overview: new OverviewFeed({ source: reader.view, logger }),
     trading: { redis: conns.main, keys },
   });
   const listening = app.listen(0, '127.0.0.1');

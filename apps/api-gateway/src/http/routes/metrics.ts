@@ -92,7 +92,8 @@ export function metricsRoutes(deps: {
       responses: { 200: { description: 'Metrics', schema: metricsAnswer }, 503: REDIS_DOWN },
     },
     async ({ query: q }, _req, res) => {
-      const [nodes, portfolios] = await Promise.all([reader.nodes(), reader.portfolios()]);
+      // The fleet view, brought up to date from what changed since its last use.
+      const { nodes, portfolios } = await reader.view.refresh();
       const metrics = metricRows(nodes, portfolios, new Date().toISOString()).filter(
         (m) =>
           (q.component === undefined || m.component === q.component) &&

@@ -1,10 +1,9 @@
 import { z } from 'zod';
-import { NODE_FLEET_STATUSES } from '@ginkgo-live/fleet';
+import { NODE_FLEET_STATUSES, type NodeFleetStatus } from '@ginkgo-live/fleet';
 import { PAYLOAD_SCHEMAS } from '@ginkgo-live/state-keys';
 import { ApiRouter } from '../api-router.ts';
 import { AppError } from '../errors.ts';
 import { booleanParam, intParam } from '../query.ts';
-import type { NodeView } from '../../fleet-reader.ts';
 import {
   components,
   errorResponse,
@@ -92,35 +91,46 @@ export function nodeRoutes(deps: ResourceDeps): ApiRouter {
       responses: { 200: { description: 'Nodes', schema: nodesAnswer }, 503: REDIS_DOWN },
     },
     async ({ query: q }, _req, res) => {
-      let nodes: NodeView[];
-      let total: number;
-      let online: number;
       const limit = q.limit ?? 100;
-      // A page of most of the fleet (or a status, which needs each node's info and record): one read of
-      // everything. Otherwise the liveness of every node, then the info of the page's nodes only.
-      if (q.status !== undefined || 2 * limit >= (await reader.nodeCount())) {
-        const filtered = (await reader.nodes()).filter(
-          (n) =>
-            (q.status === undefined || n.status === q.status) &&
-            (q.online === undefined || n.is_online === q.online),
-        );
-        nodes = page(filtered, q.limit, q.offset);
-        total = filtered.length;
-        online = filtered.filter((n) => n.is_online).length;
-      } else {
-        const index = (await reader.nodeIndex()).filter(
-          (n) => q.online === undefined || n.online === q.online,
-        );
-        nodes = await reader.nodes(page(index, q.limit, q.offset).map((n) => n.nodeId));
-        total = index.length;
-        online = index.filter((n) => n.online).length;
-      }
+      const offset = q.offset ?? 0;
+      // The index: every node id with its liveness (a PTTL each, no payload). A status needs more
+      // only for live nodes: draining is the scheduler's record (an operator's drain) or the node's
+      // own info (stopping by itself), which the fleet view keeps up to date from the registry's
+      // beat scores — the info is written only by the beat that moves the score.
+      const index = await reader.nodeIndex();
+      let statusOf: ((n: { nodeId: string; online: boolean }) => NodeFleetStatus) | undefined;
+      if (q.status === 'online' || q.status === 'draining') {
+        const live = index.filter((n) => n.online).map((n) => n.nodeId);
+        const [records, selfDraining] = await Promise.all([
+          reader.recordStatuses(live),
+          reader.view.selfDraining(),
+        ]);
+        statusOf = (n) =>
+          !n.online
+            ? 'lost'
+            : records.get(n.nodeId) === 'draining' || selfDraining.has(n.nodeId)
+              ? 'draining'
+              : 'online';
+      } else if (q.status === 'lost') statusOf = (n) => (n.online ? 'online' : 'lost');
+      const filtered = index.filter(
+        (n) =>
+          (q.online === undefined || n.online === q.online) &&
+          (statusOf === undefined || statusOf(n) === q.status),
+      );
+      // Only the page's nodes are read in full; the status is judged again on what was read.
+      const nodes = (await reader.nodes(page(filtered, limit, offset).map((n) => n.nodeId))).filter(
+        (n) =>
+          (q.status === undefined || n.status === q.status) &&
+          (q.online === undefined || n.is_online === q.online),
+      );
+      const total = filtered.length;
+      const online = filtered.filter((n) => n.online).length;
       res.json({
         nodes,
         total_count: total,
         online_count: online,
-        limit: q.limit ?? 100,
-        offset: q.offset ?? 0,
+        limit,
+        offset,
         timestamp: new Date().toISOString(),
       });
     },

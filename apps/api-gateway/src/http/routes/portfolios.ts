@@ -68,11 +68,14 @@ export function portfolioRoutes(deps: ResourceDeps): ApiRouter {
     async ({ query: q }, _req, res) => {
       let portfolios: PortfolioView[];
       let total: number;
-      if (q.status === undefined) {
+      if (q.status === undefined && q.node_id === undefined) {
+        // The sorted ids (no value read), then the page's entries and states only.
+        const ids = await reader.portfolioIds();
+        portfolios = await reader.portfolios(page(ids, q.limit, q.offset));
+        total = ids.length;
+      } else if (q.status === undefined) {
         // Where the plan puts each portfolio, then the states of the page's portfolios only.
-        const index = (await reader.portfolioIndex()).filter(
-          (p) => q.node_id === undefined || p.nodeId === q.node_id,
-        );
+        const index = (await reader.portfolioIndex()).filter((p) => p.nodeId === q.node_id);
         portfolios = await reader.portfolios(
           page(index, q.limit, q.offset).map((p) => p.portfolioId),
         );
