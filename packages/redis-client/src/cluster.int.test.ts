@@ -70,8 +70,22 @@ describe('RedisConnections with REDIS_CLUSTER_NODES', () => {
     }
   });
 
+  it('delivers sharded pub/sub from the master of the channel’s slot', async () => {
+    const subscriber = conns.connection('push', 'request');
+    await waitFor(() => subscriber.status === 'ready', { description: 'the push connection' });
+    const heard: string[] = [];
+    subscriber.on('smessage', (channel: string, message: string) =>
+      heard.push(`${channel} ${message}`),
+    );
+    await subscriber.ssubscribe('orders:{scheduler}:n1');
+    await conns.main.spublish('orders:{scheduler}:n1', 'v1');
+    await waitFor(() => heard.length === 1, { description: 'the message' });
+    expect(heard).toEqual(['orders:{scheduler}:n1 v1']);
+  });
+
   it('follows a master’s SIGKILL: health names the lost master, then the promoted replica serves its slots', async () => {
-    const key = KEYS[0] ?? '';
+    // The shard of the push channel, to show the subscription follows its master too.
+    const key = 'portfolio:{scheduler}:x';
     const master = await cluster.masterOf(key);
     const replica = await cluster.replicaOf(master);
     await cluster.kill(master);
@@ -98,6 +112,18 @@ describe('RedisConnections with REDIS_CLUSTER_NODES', () => {
     });
     expect(await mgetBySlot(conns.main, KEYS)).toHaveLength(KEYS.length);
     expect(logs.entries.some((e) => e.message === 'Redis cluster node lost')).toBe(true);
+    // The push subscriber of the previous test is subscribed again by itself, on whichever master
+    // serves its slot now.
+    const subscriber = conns.connection('push', 'request');
+    const heard: string[] = [];
+    subscriber.on('smessage', (_: string, message: string) => heard.push(message));
+    await waitFor(
+      async () => {
+        await conns.main.spublish('orders:{scheduler}:n1', 'again');
+        return heard.includes('again');
+      },
+      { timeoutMs: 10_000, intervalMs: 250, description: 'a message after the failover' },
+    );
     expect(conns.statuses().every((s) => s.state === 'ready')).toBe(true);
   }, 40_000);
 });

@@ -134,6 +134,10 @@ export function buildClusterOptions(
     // The slot map is fetched again on every MOVED and lost node; this is the safety net for a
     // promotion no command has stumbled on yet.
     slotsRefreshInterval: 2_000,
+    // SSUBSCRIBE goes to the master of the channel's slot (the node's push channels are in the
+    // `{scheduler}` slot, published from the plan write's script there), and is made again on the
+    // promoted replica after a failover. No connection is made until something subscribes.
+    shardedSubscribers: true,
     lazyConnect: false,
   };
 }

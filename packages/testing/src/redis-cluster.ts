@@ -84,6 +84,19 @@ export class RedisCluster {
         nodes.slice(0, masterCount),
         nodes.slice(masterCount),
       );
+      // `--cluster create` returns once the slots are assigned; the replicas are announced by
+      // gossip afterwards. Every node must know every replica, in sync, before a test kills.
+      await waitFor(
+        async () => {
+          for (const node of nodes) {
+            const lines = await cluster.nodeLines(node);
+            const replicaLines = lines.filter((l) => l.masterId !== undefined);
+            if (replicaLines.length !== masterCount * replicasEach) return false;
+          }
+          return true;
+        },
+        { timeoutMs: 20_000, description: 'every node knowing every replica' },
+      );
       await cluster.waitUntilHealthy(20_000);
       return cluster;
     } catch (err) {
