@@ -227,6 +227,10 @@ describe('the stack’s Redis operations on a real 3-master Redis Cluster', () =
         });
       }
       expect(Number(await redis.hget(keys.queueRefusals(), 'cp-0'))).toBe(1);
+      // The depths of queues on every master in one call (the node samples its queues so).
+      const depths = await queues.readDepths([...PORTFOLIOS].reverse());
+      expect([...depths.keys()]).toEqual([...PORTFOLIOS].reverse());
+      for (const depth of depths.values()) expect(depth).toMatchObject({ depth: 3, capacity: 3 });
       const where = await placement();
       const queueMasters = new Map<string, Set<number>>();
       for (const [key, master] of where) {

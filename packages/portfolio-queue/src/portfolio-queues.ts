@@ -7,7 +7,7 @@ import {
   type PriceTick,
   type StateKeys,
 } from '@ginkgo-live/state-keys';
-import { LuaScript } from '@ginkgo-live/redis-client';
+import { bySlot, LuaScript } from '@ginkgo-live/redis-client';
 
 /** Capacity of a portfolio queue when none is configured (docs/architecture.md, "Defaults"). */
 export const DEFAULT_QUEUE_CAPACITY = 1_000;
@@ -163,24 +163,41 @@ export class PortfolioQueues {
     return depths.get(portfolioId) ?? { depth: 0, capacity: this.capacity, usage: 0 };
   }
 
-  /** Depth, capacity and usage of many queues in one pipelined round trip. */
+  /**
+   * Depth, capacity and usage of many queues in one pipelined round trip (on a cluster, one
+   * pipeline per queue's slot, sent together: a pipeline may not span masters).
+   */
   async readDepths(portfolioIds: readonly string[]): Promise<Map<string, QueueDepth>> {
-    const pipeline = this.options.connection.pipeline();
-    for (const portfolioId of portfolioIds) {
-      const keys = this.keysOf(portfolioId);
-      for (const [part, command] of DEPTH_PARTS) pipeline[command](keys[part] ?? '');
-    }
-    const replies = (await pipeline.exec()) ?? [];
-    const result = new Map<string, QueueDepth>();
-    portfolioIds.forEach((portfolioId, index) => {
-      let depth = 0;
-      for (let part = 0; part < DEPTH_PARTS.length; part++) {
-        const [err, value] = replies[index * DEPTH_PARTS.length + part] ?? [null, 0];
-        if (err) throw err;
-        depth += Number(value);
-      }
-      result.set(portfolioId, { depth, capacity: this.capacity, usage: depth / this.capacity });
+    const { connection } = this.options;
+    const groups = bySlot(connection, portfolioIds, (id) => this.keysOf(id).wait ?? '');
+    const replies = await Promise.all(
+      groups.map((group) => {
+        const pipeline = connection.pipeline();
+        for (const portfolioId of group) {
+          const keys = this.keysOf(portfolioId);
+          for (const [part, command] of DEPTH_PARTS) pipeline[command](keys[part] ?? '');
+        }
+        return pipeline.exec();
+      }),
+    );
+    const found = new Map<string, QueueDepth>();
+    groups.forEach((group, g) => {
+      group.forEach((portfolioId, index) => {
+        let depth = 0;
+        for (let part = 0; part < DEPTH_PARTS.length; part++) {
+          const [err, value] = replies[g]?.[index * DEPTH_PARTS.length + part] ?? [null, 0];
+          if (err) throw err;
+          depth += Number(value);
+        }
+        found.set(portfolioId, { depth, capacity: this.capacity, usage: depth / this.capacity });
+      });
     });
+    // In the caller's order, as on one Redis.
+    const result = new Map<string, QueueDepth>();
+    for (const id of portfolioIds) {
+      const depth = found.get(id);
+      if (depth !== undefined) result.set(id, depth);
+    }
     return result;
   }
 
