@@ -123,8 +123,9 @@ describe('execution node process', () => {
     });
     expect(await fx.state('c')).toBeNull();
     expect(logEntries(node, 'Assignment exceeds capacity; running the first ones')).toHaveLength(1);
-    // Connections: one shared request connection, the blocking connections' template, and one
-    // blocking connection per running portfolio (its reader's waits), named after node and queue.
+    // Connections: one shared request connection, the push subscriber, the blocking connections'
+    // template, and one blocking connection per running portfolio (its reader's waits), named
+    // after node and queue.
     const names = String(await fx.redis.client('LIST'))
       .split('\n')
       .map((line) => /name=(\S*)/.exec(line)?.[1] ?? '')
@@ -133,6 +134,7 @@ describe('execution node process', () => {
     expect(names).toEqual(
       [
         'ginkgo:execution-node:n1:main',
+        'ginkgo:execution-node:n1:push',
         'ginkgo:execution-node:n1:workers',
         'ginkgo:execution-node:n1:queue:a',
         'ginkgo:execution-node:n1:queue:b',

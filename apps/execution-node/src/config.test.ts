@@ -17,6 +17,8 @@ describe('loadConfig', () => {
       queueCapacity: 1_000,
       stopTimeoutMs: 10_000,
       eventBatchMax: 100,
+      push: true,
+      assignmentPollMs: 250,
     });
     expect(result.value.redis.commandTimeoutMs).toBe(2_000);
   });
@@ -60,5 +62,16 @@ describe('loadConfig', () => {
     expect(result.ok).toBe(false);
     if (result.ok) return;
     expect(result.issues.map((i) => i.variable)).toEqual(['NODE_ID', 'REDIS_TLS', 'LOG_LEVEL']);
+  });
+
+  it('takes ASSIGNMENT_PUSH on or off, and refuses anything else naming it', () => {
+    expect(loadConfig({ ASSIGNMENT_PUSH: 'off' })).toMatchObject({
+      ok: true,
+      value: { push: false },
+    });
+    expect(loadConfig({ ASSIGNMENT_PUSH: 'yes' })).toMatchObject({
+      ok: false,
+      issues: [{ variable: 'ASSIGNMENT_PUSH', message: 'must be one of on, off, got "yes"' }],
+    });
   });
 });

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import {
   combineConfig,
   envDurationMs,
+  envEnum,
   envInt,
   envString,
   loadLoggingConfig,
@@ -34,7 +35,18 @@ export interface NodeConfig {
   heartbeatRetryAttempts: number;
   /** `HEARTBEAT_RETRY_BASE_DELAY_MS`: first retry delay, doubling, default 250. */
   heartbeatRetryBaseDelayMs: number;
-  /** `ASSIGNMENT_POLL_MS`: how often the node reads its assignment, default 250. */
+  /**
+   * `ASSIGNMENT_PUSH` (`on` | `off`, default on): follow the assignment and the trading controls by
+   * push (sharded pub/sub, Redis 7+) with a safety read every `HEARTBEAT_INTERVAL_MS`; off polls
+   * every `ASSIGNMENT_POLL_MS` as before (a Redis without `SSUBSCRIBE`, an ACL not yet granting the
+   * channels).
+   */
+  push: boolean;
+  /**
+   * `ASSIGNMENT_POLL_MS`, default 250: how often the node reads its assignment and the trading
+   * controls when push cannot tell it (push off, its subscription down or refused), and while a
+   * read has something to retry (a load waiting for its lease or its fresh start, a read failed).
+   */
   assignmentPollMs: number;
   /** `STATE_FLUSH_MS`: portfolio state changes are coalesced and written this often, default 250. */
   stateFlushMs: number;
@@ -69,6 +81,7 @@ const nodeEnvSchema = z
     PORTFOLIO_STATE_TTL_MS: envDurationMs(DEFAULT_TIMINGS.portfolioStateTtlMs, 200),
     HEARTBEAT_RETRY_ATTEMPTS: envInt({ default: 5, min: 1, max: 100 }),
     HEARTBEAT_RETRY_BASE_DELAY_MS: envDurationMs(250, 1),
+    ASSIGNMENT_PUSH: envEnum(['on', 'off'], 'on'),
     ASSIGNMENT_POLL_MS: envDurationMs(250, 10),
     STATE_FLUSH_MS: envDurationMs(250, 10),
     QUEUE_SAMPLE_MS: envDurationMs(500, 10),
@@ -121,6 +134,7 @@ export function loadConfig(env: Env): ConfigResult<NodeConfig> {
       portfolioStateTtlMs: node.PORTFOLIO_STATE_TTL_MS,
       heartbeatRetryAttempts: node.HEARTBEAT_RETRY_ATTEMPTS,
       heartbeatRetryBaseDelayMs: node.HEARTBEAT_RETRY_BASE_DELAY_MS,
+      push: node.ASSIGNMENT_PUSH === 'on',
       assignmentPollMs: node.ASSIGNMENT_POLL_MS,
       stateFlushMs: node.STATE_FLUSH_MS,
       queueSampleMs: node.QUEUE_SAMPLE_MS,

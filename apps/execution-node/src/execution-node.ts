@@ -17,6 +17,7 @@ import {
 import type { NodeConfig } from './config.ts';
 import { HeartbeatLoop } from './heartbeat-loop.ts';
 import { NodeStore, type BeatLease } from './node-store.ts';
+import { OrdersPush } from './orders-push.ts';
 import { PortfolioRunner, type Hold, type RunnerLease } from './portfolio-runner.ts';
 import { ProcessStatsSampler } from './process-stats.ts';
 import { DEFAULT_THRESHOLDS, QueuePressureWatcher } from './queue-pressure.ts';
@@ -98,10 +99,21 @@ export class ExecutionNode {
   private missingMayFire = true;
   /**
    * Readings of the controls are numbered when issued and applied only in that order: the trading
-   * poll and the assignment poll read them concurrently, and an older reading must not undo a newer.
+   * read and the assignment read read them concurrently, and an older reading must not undo a newer.
    */
   private tradingIssued = 0;
   private tradingApplied = 0;
+  /** The push subscription (none with `ASSIGNMENT_PUSH=off`). */
+  private push: OrdersPush | undefined;
+  private ordersLoop: PeriodicLoop | undefined;
+  private tradingLoop: PeriodicLoop | undefined;
+  /**
+   * Whether the last assignment read succeeded and left nothing to retry (every portfolio it names
+   * loaded, none waiting for its lease or its fresh start): only then may the next read wait for a
+   * push or the safety interval. Likewise for the last trading read.
+   */
+  private ordersSettled = false;
+  private tradingSettled = false;
 
   constructor(private readonly options: ExecutionNodeOptions) {
     const { config, connections, keys } = options;
@@ -172,19 +184,74 @@ export class ExecutionNode {
     this.status = 'running';
     await this.heartbeat.start();
     if (this.stopRequested()) return this.stoppedWhileStarting();
-    const loop = (name: string, intervalMs: number, run: () => Promise<void>): PeriodicLoop =>
-      new PeriodicLoop({ name, intervalMs, run, logger: this.log });
+    const loop = (
+      name: string,
+      intervalMs: number | (() => number),
+      run: () => Promise<void>,
+    ): PeriodicLoop => new PeriodicLoop({ name, intervalMs, run, logger: this.log });
+    // Apart from the assignment read, whose reconcile may wait on a slow unload or load: a halt is
+    // applied at its push (or within the interval) whatever a reconcile waits for.
+    this.tradingLoop = loop(
+      'trading read',
+      () => this.readPaceMs(this.tradingSettled),
+      () => this.pollTrading(),
+    );
+    this.ordersLoop = loop(
+      'assignment read',
+      () => this.readPaceMs(this.ordersSettled),
+      () => this.reconcile(),
+    );
     this.loops.push(
-      // Apart from the assignment poll, whose reconcile may wait on a slow unload or load: a halt
-      // is read within the poll interval whatever a reconcile waits for.
-      loop('trading poll', this.config.assignmentPollMs, () => this.pollTrading()),
-      loop('assignment poll', this.config.assignmentPollMs, () => this.reconcile()),
+      this.tradingLoop,
+      this.ordersLoop,
       loop('state flush', this.config.stateFlushMs, () => this.flush()),
       loop('queue sample', this.config.queueSampleMs, () => this.sampleQueues()),
     );
     for (const loop of this.loops) loop.start();
-    this.log.info('Execution node running', { capacity: this.config.capacity });
+    if (this.config.push) this.startPush();
+    this.log.info('Execution node running', {
+      capacity: this.config.capacity,
+      push: this.config.push,
+    });
     return { ok: true };
+  }
+
+  /**
+   * Follows the node's channel and the trading channel on a connection of its own
+   * (`ginkgo:execution-node:<id>:push`). A message runs the matching read at once — coalesced by
+   * its loop: one read in flight and at most one more pending, however many messages came.
+   */
+  private startPush(): void {
+    const { connections, keys } = this.options;
+    const readAll = (): void => {
+      this.tradingLoop?.trigger();
+      this.ordersLoop?.trigger();
+    };
+    this.push = new OrdersPush({
+      subscriber: connections.connection('push', 'request'),
+      ordersChannel: keys.nodeOrdersChannel(this.config.nodeId),
+      tradingChannel: keys.tradingChannel(),
+      onOrders: () => this.ordersLoop?.trigger(),
+      onTrading: () => this.tradingLoop?.trigger(),
+      onSubscribed: readAll,
+      // The reads wait the safety interval while subscribed: back to the poll pace at once.
+      onLost: readAll,
+      retryMs: this.config.heartbeatIntervalMs,
+      logger: this.options.logger.child({ component: 'push' }),
+    });
+    this.push.start();
+  }
+
+  /**
+   * How long a read waits for the next one. Subscribed and settled: the safety interval, one beat
+   * (a message lost costs at most that). Otherwise — push off, not subscribed (its connection down,
+   * Redis refused it), or something to retry (a read that failed, a load waiting for its lease or
+   * its fresh start) — `ASSIGNMENT_POLL_MS`, as before push.
+   */
+  private readPaceMs(settled: boolean): number {
+    return this.push?.subscribed === true && settled
+      ? this.config.heartbeatIntervalMs
+      : this.config.assignmentPollMs;
   }
 
   /**
@@ -328,15 +395,26 @@ export class ExecutionNode {
     return this.lastFreezeNoticedAt === undefined || this.lastFreezeNoticedAt <= since;
   }
 
-  /** Follows the assignment: loads what it names (up to capacity), unloads what it no longer names. */
+  /** Follows the assignment, and says whether anything is left to retry. */
   private async reconcile(): Promise<void> {
-    if (this.status !== 'running') return;
+    this.ordersSettled = false;
+    this.push?.check();
+    this.ordersSettled = await this.reconcileOnce();
+  }
+
+  /**
+   * Loads what the assignment names (up to capacity), unloads what it no longer names. Resolves
+   * to whether it is done: every portfolio it names runs here (or failed for good).
+   */
+  private async reconcileOnce(): Promise<boolean> {
+    if (this.status !== 'running') return true;
     const seq = ++this.tradingIssued;
     const { assignment, trading } = await this.store.readOrders();
     // Before anything else, and before anything is loaded: a halt stops every portfolio at once.
     this.follow(trading, seq);
     // No assignment written (yet, or Redis restarted empty): unknown is not empty — keep running.
-    if (assignment === null) return;
+    // Nothing to retry: the write that brings one pushes it (and the safety read finds it).
+    if (assignment === null) return true;
     if (!assignment.ok) {
       this.reportOnce(
         `assignment:${assignment.error.problem}`,
@@ -345,7 +423,7 @@ export class ExecutionNode {
           problem: assignment.error.problem,
         },
       );
-      return;
+      return true;
     }
     const wanted = assignment.value.portfolio_ids;
     if (wanted.length > this.config.capacity) {
@@ -366,6 +444,10 @@ export class ExecutionNode {
       const runner = this.runners.get(id);
       if (runner === undefined || runner.status === 'loading') await this.loadOne(id, runner);
     }
+    return [...desired].every((id) => {
+      const runner = this.runners.get(id);
+      return runner !== undefined && runner.status !== 'loading';
+    });
   }
 
   /**
@@ -392,11 +474,13 @@ export class ExecutionNode {
     return this.holds.paused.has(portfolioId) ? 'pause' : null;
   }
 
-  /** Reads the halt and pauses and applies them (the trading poll). */
+  /** Reads the halt and pauses and applies them (the trading read). */
   private async pollTrading(): Promise<void> {
+    this.tradingSettled = false;
     if (this.status !== 'running') return;
     const seq = ++this.tradingIssued;
     this.follow(await this.store.readTrading(), seq);
+    this.tradingSettled = true;
   }
 
   /**
@@ -615,6 +699,8 @@ export class ExecutionNode {
         if (current === undefined || current.leaseClaim() !== null) return;
         this.runners.delete(portfolioId);
         this.dirty.delete(portfolioId);
+        this.ordersSettled = false;
+        this.ordersLoop?.trigger();
       },
     });
   }
@@ -704,6 +790,9 @@ export class ExecutionNode {
       if (runner === undefined || runner.leaseClaim()?.token !== token) continue;
       this.log.error('Portfolio lease held by another process; stopping it here', { portfolioId });
       this.runners.delete(portfolioId);
+      // Still assigned here until the plan says otherwise: read again at the poll pace.
+      this.ordersSettled = false;
+      this.ordersLoop?.trigger();
       await runner.stop(true);
     }
   }
@@ -717,6 +806,7 @@ export class ExecutionNode {
   private async drain(): Promise<boolean> {
     this.log.info('Draining', { portfolios: this.runners.size });
     this.status = 'draining';
+    this.push?.stop();
     // The budget counts from here, whatever the steps below wait for.
     const budget = new Promise<'late'>((resolve) =>
       setTimeout(() => resolve('late'), this.config.stopTimeoutMs).unref(),

@@ -274,6 +274,7 @@ export class StackFixture {
     await seedBook(this.redis, this.keys, portfolioId, startingCash);
   }
 
+  /** Writes a node's assignment and pushes it, as the scheduler's plan write does. */
   async assign(nodeId: string, portfolioIds: string[], version = Date.now()): Promise<void> {
     await this.redis.set(
       this.keys.nodeAssignment(nodeId),
@@ -285,6 +286,7 @@ export class StackFixture {
         updated_at: new Date().toISOString(),
       }),
     );
+    await this.redis.spublish(this.keys.nodeOrdersChannel(nodeId), String(version));
   }
 
   async state(portfolioId: string): Promise<PortfolioState | null> {

@@ -1,0 +1,276 @@
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { TradingControls } from '@ginkgo-live/fleet';
+import { createAppNotifier } from '@ginkgo-live/notification-adapter';
+import { aclFile, RedisConnections } from '@ginkgo-live/redis-client';
+import { createLogger } from '@ginkgo-live/runtime';
+import { createStateKeys, encodePayload, type StateKeys } from '@ginkgo-live/state-keys';
+import { MemoryTransport, RedisServer, seedBook, waitFor } from '@ginkgo-live/testing';
+import { loadConfig } from './config.ts';
+import { ExecutionNode } from './execution-node.ts';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const NODE = 'n1';
+
+/**
+ * A Redis and a started node on it, its reads paced as given: with both the safety interval
+ * (`HEARTBEAT_INTERVAL_MS`) and `ASSIGNMENT_POLL_MS` seconds long, only a push explains a node
+ * that follows a write within milliseconds.
+ */
+async function pushedNode(env: Record<string, string>, server?: RedisServer) {
+  const redisServer = server ?? (await RedisServer.start());
+  if (server === undefined) cleanups.push(() => redisServer.cleanup());
+  const loaded = loadConfig({
+    NODE_ID: NODE,
+    REDIS_HOST: redisServer.host,
+    REDIS_PORT: String(redisServer.port),
+    REDIS_RECONNECT_MAX_DELAY_MS: '200',
+    HEARTBEAT_TTL_MS: '12000',
+    STOP_TIMEOUT_MS: '2000',
+    ...env,
+  });
+  if (!loaded.ok) throw new Error(JSON.stringify(loaded.issues));
+  const config = loaded.value;
+  const logs = new MemoryTransport();
+  const logger = createLogger({ app: 'test', transports: [logs] });
+  const connections = new RedisConnections({
+    config: config.redis,
+    app: 'execution-node',
+    instanceId: NODE,
+    logger,
+  });
+  cleanups.push(() => connections.close());
+  expect(await connections.waitUntilReady(5_000)).toBe(true);
+  const keys = createStateKeys(config.redis.keyPrefix);
+  const notifier = createAppNotifier({
+    redis: connections.main,
+    keys,
+    app: 'test',
+    instanceId: NODE,
+    config: config.notify,
+    logger,
+  });
+  cleanups.push(() => notifier.close());
+  const node = new ExecutionNode({ config, connections, keys, logger, version: '0', notifier });
+  // An admin connection of the test's own, to write as the scheduler and the desk do.
+  const admin = new Redis(redisServer.clientOptions());
+  cleanups.push(() => admin.disconnect());
+  for (const id of ['p1', 'p2']) {
+    await addToCatalog(admin, keys, id);
+    // A book, so that the load is not held back by the fresh-start window.
+    await seedBook(admin, keys, id, 1_000);
+  }
+  cleanups.push(() => node.stop());
+  expect(await node.start()).toEqual({ ok: true });
+  return { server: redisServer, logs, admin, keys, node };
+}
+
+async function addToCatalog(redis: Redis, keys: StateKeys, portfolioId: string): Promise<void> {
+  await redis.hset(
+    keys.portfolioCatalog(),
+    portfolioId,
+    encodePayload('portfolioSpec', {
+      _v: 1,
+      portfolio_id: portfolioId,
+      symbols: ['BTCUSDT'],
+      strategy: { name: 'ma-crossover', params: {} },
+      starting_cash: 1_000,
+    }),
+  );
+}
+
+/**
+ * Writes the node's assignment as the plan write does: the key, then (unless `push` is false, a
+ * message lost) the new version on the node's channel, in one transaction.
+ */
+async function assign(
+  redis: Redis,
+  keys: StateKeys,
+  portfolioIds: string[],
+  version: number,
+  push = true,
+): Promise<number> {
+  const tx = redis.multi().set(
+    keys.nodeAssignment(NODE),
+    encodePayload('nodeAssignment', {
+      _v: 1,
+      node_id: NODE,
+      portfolio_ids: portfolioIds,
+      plan_version: version,
+      updated_at: new Date().toISOString(),
+    }),
+  );
+  if (push) tx.spublish(keys.nodeOrdersChannel(NODE), String(version));
+  const replies = await tx.exec();
+  for (const [err] of replies ?? []) if (err) throw err;
+  return performance.now();
+}
+
+/** Log lines whose message starts with `start`. */
+const linesStarting = (logs: MemoryTransport, start: string) =>
+  logs.entries.filter((entry) => entry.message.startsWith(start));
+
+const subscribedLines = (logs: MemoryTransport) =>
+  logs.withMessage('Following the assignment and the trading controls by push').length;
+
+/** When (performance.now()) the node runs `portfolioId`, polled every 2 ms. */
+async function runningAt(node: ExecutionNode, portfolioId: string, timeoutMs: number) {
+  await waitFor(
+    () =>
+      node.collectMetrics().portfolios.some((p) => p.portfolio_id === portfolioId) &&
+      node.collectMetrics().portfolios.find((p) => p.portfolio_id === portfolioId)?.status ===
+        'running',
+    { timeoutMs, intervalMs: 2 },
+  );
+  return performance.now();
+}
+
+describe('ExecutionNode follows its assignment by push', () => {
+  it('loads within 100 ms of a plan write, with the safety read and the poll 10 s away', async () => {
+    const { logs, admin, keys, node } = await pushedNode({
+      HEARTBEAT_INTERVAL_MS: '10000',
+      HEARTBEAT_TTL_MS: '30000',
+      ASSIGNMENT_POLL_MS: '10000',
+    });
+    await waitFor(() => subscribedLines(logs) === 1);
+    // The reads that follow the subscription find nothing assigned: they are done.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const writtenAt = await assign(admin, keys, ['p1'], 1);
+    const loadedAt = await runningAt(node, 'p1', 9_000);
+    expect(loadedAt - writtenAt).toBeLessThan(100);
+    // And the unload likewise.
+    const movedAt = await assign(admin, keys, ['p2'], 2);
+    const p2At = await runningAt(node, 'p2', 9_000);
+    expect(p2At - movedAt).toBeLessThan(100);
+    expect(node.collectMetrics().portfolios.map((p) => p.portfolio_id)).toEqual(['p2']);
+  });
+
+  it('a halt reaches the node by push within 100 ms, and its lift likewise', async () => {
+    const { logs, admin, keys, node } = await pushedNode({
+      HEARTBEAT_INTERVAL_MS: '10000',
+      HEARTBEAT_TTL_MS: '30000',
+      ASSIGNMENT_POLL_MS: '10000',
+    });
+    await waitFor(() => subscribedLines(logs) === 1);
+    await assign(admin, keys, ['p1'], 1);
+    await runningAt(node, 'p1', 5_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const controls = new TradingControls(admin, keys);
+    const desk = { name: 'desk', via: 'ginkgo-ctl', address: null };
+    let sentAt = performance.now();
+    expect(await controls.halt(desk, 'drill')).toMatchObject({ ok: true });
+    await waitFor(() => node.collectMetrics().portfolios[0]?.status === 'paused', {
+      timeoutMs: 9_000,
+      intervalMs: 2,
+    });
+    expect(performance.now() - sentAt).toBeLessThan(100);
+    sentAt = performance.now();
+    expect(await controls.unhalt(desk)).toMatchObject({ ok: true });
+    await runningAt(node, 'p1', 9_000);
+    expect(performance.now() - sentAt).toBeLessThan(100);
+  });
+
+  it('a message lost without a reconnect costs at most one safety interval', async () => {
+    const { logs, admin, keys, node } = await pushedNode({
+      HEARTBEAT_INTERVAL_MS: '1000',
+      ASSIGNMENT_POLL_MS: '10000',
+    });
+    await waitFor(() => subscribedLines(logs) === 1);
+    const writtenAt = await assign(admin, keys, ['p1'], 1, false);
+    const loadedAt = await runningAt(node, 'p1', 5_000);
+    // The safety read comes at most one interval after the previous one, plus its load.
+    expect(loadedAt - writtenAt).toBeLessThan(1_000 + 150);
+  });
+
+  it('a message sent while its connection was killed costs no safety interval: the lost subscription and the new one each read at once', async () => {
+    const { logs, admin, keys, node } = await pushedNode({
+      HEARTBEAT_INTERVAL_MS: '10000',
+      HEARTBEAT_TTL_MS: '30000',
+      ASSIGNMENT_POLL_MS: '10000',
+    });
+    await waitFor(() => subscribedLines(logs) === 1);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const pushName = `ginkgo:execution-node:${NODE}:push`;
+    expect(await admin.client('LIST')).toContain(`name=${pushName}`);
+    // Killed, then the write and its message at once: nobody is subscribed when it is sent.
+    const tx = admin.multi().client('KILL', 'TYPE', 'pubsub');
+    const writtenAt = performance.now();
+    await tx.exec();
+    await assign(admin, keys, ['p1'], 1);
+    const loadedAt = await runningAt(node, 'p1', 9_000);
+    expect(loadedAt - writtenAt).toBeLessThan(1_000);
+    await waitFor(() => subscribedLines(logs) === 2);
+    expect(linesStarting(logs, 'Push subscription lost')).toHaveLength(1);
+    // Subscribed again: the next write is pushed.
+    const nextAt = await assign(admin, keys, ['p2'], 2);
+    expect((await runningAt(node, 'p2', 9_000)) - nextAt).toBeLessThan(100);
+  });
+
+  it('Redis restarted empty: the node keeps what it runs (unknown is not empty), subscribes again and follows the next write by push', async () => {
+    const { server, logs, admin, keys, node } = await pushedNode({
+      HEARTBEAT_INTERVAL_MS: '10000',
+      HEARTBEAT_TTL_MS: '30000',
+      ASSIGNMENT_POLL_MS: '10000',
+    });
+    await waitFor(() => subscribedLines(logs) === 1);
+    await assign(admin, keys, ['p1'], 1);
+    await runningAt(node, 'p1', 5_000);
+    await server.restart({ keepData: false });
+    await waitFor(() => subscribedLines(logs) === 2, { timeoutMs: 10_000 });
+    // No assignment in Redis now, and nothing sent: p1 keeps running.
+    expect(await admin.exists(keys.nodeAssignment(NODE))).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(node.collectMetrics().portfolios.map((p) => [p.portfolio_id, p.status])).toEqual([
+      ['p1', 'running'],
+    ]);
+    // The books the node holds are written back; a portfolio with a book loads at once.
+    await addToCatalog(admin, keys, 'p2');
+    await seedBook(admin, keys, 'p2', 1_000);
+    const writtenAt = await assign(admin, keys, ['p1', 'p2'], 2);
+    expect((await runningAt(node, 'p2', 9_000)) - writtenAt).toBeLessThan(100);
+  });
+
+  it('a Redis that refuses the subscription (an ACL without the channels): the node polls every ASSIGNMENT_POLL_MS and says so once', async () => {
+    const passwords = {
+      'livecore-scheduler': 's',
+      'api-gateway': 'g',
+      'market-feed': 'f',
+      'notification-worker': 'w',
+      'ginkgo-ctl': 'c',
+      [`execution-node.${NODE}`]: 'node-secret',
+      admin: 'admin-secret',
+    };
+    // The node's user as an ACL from before push: no channel.
+    const acl = aclFile({ nodes: [NODE], passwords }).replace(
+      /^(user execution-node\.n1 .*?)&\S+ &\S+ /m,
+      '$1',
+    );
+    expect(acl).not.toMatch(/execution-node\.n1 .*&/);
+    const server = await RedisServer.start({
+      aclFile: acl,
+      auth: { username: 'admin', password: 'admin-secret' },
+    });
+    cleanups.push(() => server.cleanup());
+    const { logs, admin, keys, node } = await pushedNode(
+      {
+        HEARTBEAT_INTERVAL_MS: '10000',
+        HEARTBEAT_TTL_MS: '30000',
+        ASSIGNMENT_POLL_MS: '200',
+        REDIS_USERNAME: `execution-node.${NODE}`,
+        REDIS_PASSWORD: 'node-secret',
+      },
+      server,
+    );
+    await waitFor(() => linesStarting(logs, 'Redis refused the push subscription').length === 1);
+    const writtenAt = await assign(admin, keys, ['p1'], 1);
+    const loadedAt = await runningAt(node, 'p1', 5_000);
+    expect(loadedAt - writtenAt).toBeLessThan(200 + 150);
+    expect(subscribedLines(logs)).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(linesStarting(logs, 'Redis refused the push subscription')).toHaveLength(1);
+  });
+});
