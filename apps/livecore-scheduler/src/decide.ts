@@ -15,6 +15,7 @@ import {
   type Migration,
   type NodeView,
   type Placement,
+  type PlacementLookup,
   type PlanOutput,
 } from './planner.ts';
 import type { NodePrune, NodeReading, PlanWrite, World } from './world.ts';
@@ -465,7 +466,20 @@ interface Refusal {
 
 /** Control requests: drain/undrain flags, migrations for the planner, catalog changes to write. */
 function applyRequests(world: World, base: ReadonlyMap<string, PortfolioSpec>) {
-  const catalog = new Map(base);
+  // Copied on the first change only: most ticks change nothing, and `diffCatalog` then sees the same
+  // map and compares nothing.
+  let changed: Map<string, PortfolioSpec> | undefined;
+  const catalog = {
+    has: (id: string): boolean => (changed ?? base).has(id),
+    set: (id: string, spec: PortfolioSpec): void => {
+      changed ??= new Map(base);
+      changed.set(id, spec);
+    },
+    delete: (id: string): void => {
+      changed ??= new Map(base);
+      changed.delete(id);
+    },
+  };
   const draining = new Map<string, boolean>();
   const migrations: Migration[] = [];
   const refused = new Map<string, Refusal>();
@@ -503,7 +517,7 @@ function applyRequests(world: World, base: ReadonlyMap<string, PortfolioSpec>) {
         break;
     }
   }
-  return { catalog, draining, migrations, refused };
+  return { catalog: changed ?? base, draining, migrations, refused };
 }
 
 /** Where every portfolio goes this tick: the settle window, the planner, the optional rebalance. */
@@ -519,28 +533,31 @@ function place(
   const settling =
     settings.settleMs > 0 &&
     (memory.firstLiveAt === null || now - memory.firstLiveAt < settings.settleMs);
-  const previous = new Map<string, Placement>(
-    [...world.assignments].map(([id, a]) => [
-      id,
-      a.status === 'assigned' && a.node_id !== null
-        ? { status: 'assigned', nodeId: a.node_id }
-        : { status: 'orphaned', reason: a.reason ?? '' },
-    ]),
-  );
+  // A view of the plan read, not a copy of it: tens of thousands of entries at every tick.
+  const previous: PlacementLookup = {
+    get: (id) => placementOf(world.assignments.get(id)),
+    *[Symbol.iterator]() {
+      for (const [id, a] of world.assignments) yield [id, placementOf(a) as Placement] as const;
+    },
+  };
   // The first placement waits the settle window; what has a node (or runs on one) never waits.
-  const usable = views.filter((v) => v.alive && !v.draining);
-  const running = new Set(usable.flatMap((v) => v.reportedPortfolios));
-  const migrating = new Set(requests.migrations.map((m) => m.portfolioId));
-  const held = new Set(
-    settling
-      ? [...requests.catalog.keys()].filter(
-          (id) => previous.get(id)?.status !== 'assigned' && !running.has(id) && !migrating.has(id),
-        )
-      : [],
-  );
+  let held = new Set<string>();
+  if (settling) {
+    const usable = views.filter((v) => v.alive && !v.draining);
+    const running = new Set(usable.flatMap((v) => v.reportedPortfolios));
+    const migrating = new Set(requests.migrations.map((m) => m.portfolioId));
+    held = new Set(
+      [...requests.catalog.keys()].filter(
+        (id) => previous.get(id)?.status !== 'assigned' && !running.has(id) && !migrating.has(id),
+      ),
+    );
+  }
   const out = computePlan({
     nodes: views,
-    portfolios: [...requests.catalog.keys()].filter((id) => !held.has(id)),
+    portfolios:
+      held.size === 0
+        ? [...requests.catalog.keys()]
+        : [...requests.catalog.keys()].filter((id) => !held.has(id)),
     previous,
     migrations: requests.migrations,
   });
@@ -574,6 +591,21 @@ function place(
   };
 }
 
+/** An assignment as the planner sees it; the same object for the same entry, tick after tick. */
+const placements = new WeakMap<Assignment, Placement>();
+function placementOf(a: Assignment | undefined): Placement | undefined {
+  if (a === undefined) return undefined;
+  let p = placements.get(a);
+  if (p === undefined) {
+    p =
+      a.status === 'assigned' && a.node_id !== null
+        ? { status: 'assigned', nodeId: a.node_id }
+        : { status: 'orphaned', reason: a.reason ?? '' };
+    placements.set(a, p);
+  }
+  return p;
+}
+
 /** The plan's entries: an unchanged placement keeps its version and `since`, a changed one is new. */
 function assignmentsOf(
   before: ReadonlyMap<string, Assignment>,
@@ -588,6 +620,13 @@ function assignmentsOf(
       (p.status === 'assigned'
         ? was.node_id === p.nodeId
         : was.status === 'orphaned' && was.reason === p.reason);
+    // An entry that says exactly what it said is the same object (no copy per portfolio and tick).
+    if (
+      same &&
+      was.status === p.status &&
+      (p.status === 'assigned' ? was.reason === null : was.node_id === null)
+    )
+      return was;
     return {
       _v: 1,
       portfolio_id: portfolioId,
@@ -696,6 +735,7 @@ function diffCatalog(
 ): { set: PortfolioSpec[]; remove: string[] } {
   const same = (a: PortfolioSpec | undefined, b: PortfolioSpec): boolean =>
     a !== undefined && (a === b || JSON.stringify(a) === JSON.stringify(b));
+  if (before === after) return { set: [], remove: [] };
   return {
     set: [...after.values()].filter((spec) => !same(before.get(spec.portfolio_id), spec)),
     remove: [...before.keys()].filter((id) => !after.has(id)),
@@ -836,12 +876,15 @@ function nudge(
   const nudged = new Set<string>();
   const nudges = new Map<string, NudgeState>();
   const effects: Effect[] = [];
-  const since = new Map(assignments.map((a) => [a.portfolio_id, Date.parse(a.since)]));
+  // Parsed only for the few portfolios a node does not report.
+  const since = new Map(assignments.map((a) => [a.portfolio_id, a.since]));
   for (const node of nodes) {
     if (!node.liveness.alive || node.info === null) continue;
     const reported = new Set(node.info.portfolio_ids);
     for (const portfolioId of perNode.get(node.nodeId) ?? []) {
-      if (reported.has(portfolioId) || now - (since.get(portfolioId) ?? now) < graceMs) continue;
+      if (reported.has(portfolioId)) continue;
+      const assignedAt = since.get(portfolioId);
+      if (now - (assignedAt === undefined ? now : Date.parse(assignedAt)) < graceMs) continue;
       const key = `${node.nodeId}|${portfolioId}`;
       const state = before.get(key) ?? { count: 0, nextAtMs: 0 };
       if (now < state.nextAtMs) {

@@ -141,6 +141,13 @@ export class FakeStore implements SchedulerStore {
     return Promise.resolve(plan.meta.version);
   }
 
+  /** How many times the scheduler asked the store to forget what it remembered. */
+  forgotten = 0;
+
+  forget(): void {
+    this.forgotten += 1;
+  }
+
   async migrateLegacyKeys(): Promise<{ moved: string[]; kept: string[] }> {
     return Promise.resolve({ moved: [], kept: [] });
   }

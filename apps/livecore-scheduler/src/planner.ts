@@ -20,12 +20,17 @@ export interface Migration {
   targetNodeId: string;
 }
 
+/** What the planner needs of the current plan: a `Map` of placements, or a view over one. */
+export interface PlacementLookup extends Iterable<readonly [string, Placement]> {
+  get(portfolioId: string): Placement | undefined;
+}
+
 export interface PlanInput {
   nodes: readonly NodeView[];
   /** Every portfolio that should run (the catalog). */
   portfolios: readonly string[];
-  /** The current plan. */
-  previous: ReadonlyMap<string, Placement>;
+  /** The current plan (a map, or anything that looks one up and lists its entries). */
+  previous: PlacementLookup;
   /** Operator moves to apply this tick (they then stick: the plan is the source of truth). */
   migrations?: readonly Migration[];
 }
@@ -60,11 +65,11 @@ export function computePlan(input: PlanInput): PlanOutput {
     placements.set(portfolioId, { status: 'assigned', nodeId });
     load.set(nodeId, (load.get(nodeId) ?? 0) + 1);
   };
-  const catalog = [...new Set(input.portfolios)].sort();
-  const inCatalog = new Set(catalog);
+  const catalog = sortedUnique(input.portfolios);
 
   // 1. Operator migrations first: they win over stability.
   const migrating = new Set<string>();
+  const inCatalog = new Set(input.migrations?.length ? catalog : []);
   for (const migration of input.migrations ?? []) {
     const { portfolioId, targetNodeId } = migration;
     const reason = !inCatalog.has(portfolioId)
@@ -98,20 +103,30 @@ export function computePlan(input: PlanInput): PlanOutput {
   }
 
   // 3. Place the rest: where it already runs, else least loaded.
-  const reportedBy = new Map<string, string>();
-  for (const node of input.nodes) {
-    for (const portfolioId of node.reportedPortfolios) {
-      if (usable.has(node.nodeId)) reportedBy.set(portfolioId, node.nodeId);
+  // Built at the first portfolio left without a node: in most ticks there is none.
+  let reportedBy: Map<string, string> | undefined;
+  const reporterOf = (portfolioId: string): string | undefined => {
+    if (reportedBy === undefined) {
+      reportedBy = new Map<string, string>();
+      for (const node of input.nodes) {
+        if (!usable.has(node.nodeId)) continue;
+        for (const id of node.reportedPortfolios) reportedBy.set(id, node.nodeId);
+      }
     }
-  }
+    return reportedBy.get(portfolioId);
+  };
   // The least-loaded node with room, ties by node id: a heap of (load, node) entries. Loads only
   // grow, so an entry whose load is behind the node's is stale: re-queued at its load, if it has room.
-  const byLoad = new MinHeap<{ load: number; nodeId: string }>(
-    (a, b) => a.load - b.load || a.nodeId.localeCompare(b.nodeId),
-  );
-  for (const nodeId of usable.keys())
-    if (hasRoom(nodeId)) byLoad.push({ load: load.get(nodeId) ?? 0, nodeId });
+  // Built at the first portfolio that needs it: in most ticks every portfolio keeps its node.
+  let byLoad: MinHeap<{ load: number; nodeId: string }> | undefined;
   const leastLoaded = (): string | undefined => {
+    if (byLoad === undefined) {
+      byLoad = new MinHeap<{ load: number; nodeId: string }>(
+        (a, b) => a.load - b.load || a.nodeId.localeCompare(b.nodeId),
+      );
+      for (const nodeId of usable.keys())
+        if (hasRoom(nodeId)) byLoad.push({ load: load.get(nodeId) ?? 0, nodeId });
+    }
     for (let entry = byLoad.pop(); entry !== undefined; entry = byLoad.pop()) {
       const current = load.get(entry.nodeId) ?? 0;
       if (!hasRoom(entry.nodeId)) continue;
@@ -125,7 +140,7 @@ export function computePlan(input: PlanInput): PlanOutput {
   };
   for (const portfolioId of catalog) {
     if (placements.has(portfolioId)) continue;
-    const runningOn = reportedBy.get(portfolioId);
+    const runningOn = reporterOf(portfolioId);
     if (runningOn !== undefined && hasRoom(runningOn)) {
       place(portfolioId, runningOn);
       continue;
@@ -212,6 +227,16 @@ export function rebalance(input: RebalanceInput): {
     moves.push({ portfolioId, from: busiest.nodeId, to: idlest.nodeId });
   }
   return { placements, moves };
+}
+
+/**
+ * The ids sorted (by UTF-16 code units, as `Array.prototype.sort`) without duplicates. A list that
+ * already is (the store hands the catalog out sorted) is taken as it is: one pass, no copy.
+ */
+function sortedUnique(ids: readonly string[]): readonly string[] {
+  for (let i = 1; i < ids.length; i++)
+    if (!((ids[i - 1] as string) < (ids[i] as string))) return [...new Set(ids)].sort();
+  return ids;
 }
 
 /** A binary min-heap: `pop` gives the item that `compare` orders first. */

@@ -4,13 +4,12 @@ import {
   decodeTrading,
   encodeAuditEntry,
   haltRecordState,
-  readNodeSnapshots,
 } from '@ginkgo-live/fleet';
 import { LuaScript, type RedisLike } from '@ginkgo-live/redis-client';
 import {
   decodePayload,
   encodePayload,
-  PayloadDecoder,
+  isValidId,
   type Assignment,
   type ControlRequest,
   type NodeRecord,
@@ -26,6 +25,7 @@ import {
   type SchedulerStore,
   type World,
 } from './world.ts';
+import { NodeReader, type NodeReadStats } from './node-reads.ts';
 
 export { PlanWriteRefused, type PlanWrite, type SchedulerStore, type World } from './world.ts';
 
@@ -160,14 +160,34 @@ interface PlanSnapshot {
 export class RedisSchedulerStore implements SchedulerStore {
   private plan: PlanSnapshot | undefined;
   private fullReadCount = 0;
-  /** Node infos change at every beat, but not all between two ticks: decoded once per value. */
-  private readonly infos = new PayloadDecoder();
+  /** Heartbeats and infos: fetched again only for nodes whose registry score or liveness moved. */
+  private readonly nodes: NodeReader;
+  /** The plan meta as the last read saw it: any other one (not this store's write) was not expected. */
+  private lastMetaRaw: string | null | undefined;
 
   constructor(
     private readonly redis: RedisLike,
     private readonly keys: StateKeys,
     private readonly schedulerId: string,
-  ) {}
+    /** `now`: the monotonic clock node expiries are judged by (tests drive it). */
+    options: { now?: () => number } = {},
+  ) {
+    this.nodes = new NodeReader(redis, keys, FULL_READ_EVERY_MS, options.now);
+    // A new connection may lead to another server (a failover, a restarted Redis): start over.
+    redis.on('ready', () => this.forget());
+  }
+
+  /** Forgets everything remembered: the next read is a full one (a new leadership starts so). */
+  forget(): void {
+    this.plan = undefined;
+    this.lastMetaRaw = undefined;
+    this.nodes.forget();
+  }
+
+  /** How the last read of the nodes went: how many were fetched, how many remembered. */
+  get nodeReads(): NodeReadStats {
+    return this.nodes.stats;
+  }
 
   /** Takes or renews the leader lock; true while this scheduler leads. */
   async lead(ttlMs: number): Promise<boolean> {
@@ -182,7 +202,10 @@ export class RedisSchedulerStore implements SchedulerStore {
 
   /**
    * Reads the whole world: registry, node records, plan, catalog, meta, control requests; then
-   * liveness and info of every node.
+   * liveness and info of every node — fetched for the nodes whose registry score (last beat) moved
+   * or whose heartbeat may have expired, remembered for the others (see `NodeReader`). A plan meta
+   * other than the one last read or written (Redis restarted empty or rolled back, another leader
+   * wrote) makes it a full read of everything.
    *
    * Node records, plan and catalog (tens of thousands of fields at 5,000 nodes) are re-read only when
    * they may have changed: when the plan meta is not the one this store last read or wrote, when a
@@ -190,6 +213,16 @@ export class RedisSchedulerStore implements SchedulerStore {
    * after the last full read. Otherwise the remembered, already decoded values are handed out again.
    */
   async readWorld(): Promise<World> {
+    try {
+      return await this.readAll();
+    } catch (err) {
+      // What failed half way (a reply lost, a connection dropped) may hide a change: start over.
+      this.forget();
+      throw err;
+    }
+  }
+
+  private async readAll(): Promise<World> {
     const k = this.keys;
     const head = await this.exec(
       this.redis
@@ -212,6 +245,8 @@ export class RedisSchedulerStore implements SchedulerStore {
       haltRaw,
     ] = head as [string[], string | null, string[], number, number, number, string | null];
     const lengths = [nodesLength, plansLength, catalogLength];
+    if (headMetaRaw !== this.lastMetaRaw && headMetaRaw !== this.plan?.metaRaw) this.forget();
+    this.lastMetaRaw = headMetaRaw;
     const problems: PayloadProblem[] = [];
     const trading = decodeTrading(k, haltRaw, {});
     problems.push(...trading.problems);
@@ -227,7 +262,9 @@ export class RedisSchedulerStore implements SchedulerStore {
     const lastSeen = new Map<string, number>();
     for (let i = 0; i + 1 < registryRaw.length; i += 2)
       lastSeen.set(registryRaw[i] ?? '', Number(registryRaw[i + 1]));
-    const nodeIds = [...new Set([...lastSeen.keys(), ...plan.records.keys()])].sort();
+    const nodeIds = [...new Set([...lastSeen.keys(), ...plan.records.keys()])]
+      .filter(isValidId)
+      .sort();
     const nodes = await this.readNodes(nodeIds, plan.records, lastSeen, problems);
     return {
       nodes,
@@ -242,30 +279,28 @@ export class RedisSchedulerStore implements SchedulerStore {
     };
   }
 
-  /**
-   * Each node through the fleet read model (heartbeat `GET` + `PTTL` judged by the one liveness
-   * rule, and info, in one pipeline), with the record and registry score this store already read.
-   */
+  /** Each node's liveness and placement info, with the record and registry score already read. */
   private async readNodes(
     nodeIds: readonly string[],
     records: ReadonlyMap<string, NodeRecord>,
     lastSeen: ReadonlyMap<string, number>,
     problems: PayloadProblem[],
   ): Promise<NodeReading[]> {
-    const snapshots = await readNodeSnapshots(this.redis, this.keys, nodeIds, {
-      record: false,
-      decoder: this.infos,
-    });
-    return snapshots.map((node) => {
-      problems.push(...node.problems);
-      return {
-        nodeId: node.nodeId,
+    const live = await this.nodes.read(nodeIds, lastSeen);
+    const out: NodeReading[] = [];
+    for (const nodeId of nodeIds) {
+      const node = live.get(nodeId);
+      if (node === undefined) continue;
+      if (node.problem !== null) problems.push(node.problem);
+      out.push({
+        nodeId,
         liveness: node.liveness,
         info: node.info,
-        record: records.get(node.nodeId) ?? null,
-        lastSeenMs: lastSeen.get(node.nodeId) ?? null,
-      };
-    });
+        record: records.get(nodeId) ?? null,
+        lastSeenMs: lastSeen.get(nodeId) ?? null,
+      });
+    }
+    return out;
   }
 
   /** How many full reads of records, plan and catalog this store made (the rest were remembered). */
@@ -315,7 +350,9 @@ export class RedisSchedulerStore implements SchedulerStore {
     ): { values: Map<string, T>; malformed: boolean } => {
       const values = new Map<string, T>();
       let malformed = false;
-      for (const [field, raw] of Object.entries(entries)) {
+      // In id order: the planner then takes the catalog's ids as they come, without sorting them.
+      const fields = Object.entries(entries).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      for (const [field, raw] of fields) {
         const decoded = decodePayload(name, `${key}[${field}]`, raw);
         if (decoded.ok) values.set(field, decoded.value as T);
         else {

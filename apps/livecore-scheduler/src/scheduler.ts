@@ -170,6 +170,8 @@ export class Scheduler {
       this.log.info('Leading the plan', { schedulerId: settings.schedulerId });
       // A new leadership starts from what Redis says; only the sight of a catalog carries over.
       this.memory = { ...initialMemory(), catalogSeen: this.memory.catalogSeen };
+      // What the store remembers from an earlier leadership is as old as that: read everything.
+      store.forget();
     }
     this.status.role = 'leader';
     const world = await this.safely('read world', () => store.readWorld());

@@ -17,11 +17,15 @@ import type {
  * what one plan write contains. No Redis here, so the core and its tests need none.
  */
 
+/** What placement needs of a node's info: how many portfolios it takes, and which it runs. */
+export type PlacementInfo = Pick<NodeInfo, 'capacity' | 'portfolio_ids'>;
+
 /** One node as read from Redis. */
 export interface NodeReading {
   nodeId: string;
   liveness: Liveness;
-  info: NodeInfo | null;
+  /** The placement fields of its info (the rest is not read), null when absent or malformed. */
+  info: PlacementInfo | null;
   record: NodeRecord | null;
   /** Last beat seen in the registry (epoch ms), if any. */
   lastSeenMs: number | null;
@@ -88,6 +92,11 @@ export interface SchedulerStore {
   /** Gives the lock up, if this scheduler holds it. */
   resign(): Promise<void>;
   readWorld(): Promise<World>;
+  /**
+   * Drops whatever the store remembers between reads: the next `readWorld` reads everything, as
+   * after a restart. Called when this scheduler becomes the leader.
+   */
+  forget(): void;
   /**
    * Writes the plan, catalog changes, results and prunes atomically, fenced by leadership and
    * version; returns the new version. Rejects with `PlanWriteRefused` when the fence says no.
