@@ -1,179 +1,304 @@
+import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { RedisServer, seedFleet, StackFixture } from '@ginkgo-live/testing';
-import { percentile, round, throughput, timeEach, type Bench, type Row } from './lib.ts';
+import { percentile, round, sleep, timeEach, type Bench, type Row } from './lib.ts';
 
-const NODES = 1_000;
 const PER_NODE = 5;
+/** How often a node beats (the default HEARTBEAT_INTERVAL_MS): the churn rewrites each node this often. */
+const BEAT_MS = 5_000;
+/** Churn rounds per beat interval: each rewrites 1/ROUNDS of the fleet. */
+const ROUNDS = 50;
+
+/** Resident memory of a process, from /proc (MB). */
+function rssMb(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return round(Number(kb) / 1_024, 0);
+}
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Calls of the commands a fleet read sends (the churn sends only SET and ZADD). */
+async function fleetReads(redis: Redis): Promise<number> {
+  let sum = 0;
+  for (const m of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm))
+    if (
+      ['get', 'mget', 'pttl', 'zrange', 'hgetall', 'hkeys', 'hmget', 'zmscore', 'lrange'].includes(
+        m[1] ?? '',
+      )
+    )
+      sum += Number(m[2]);
+  return sum;
+}
 
 /**
- * 1. The read path: `GET /api/nodes` and `GET /api/portfolios` (1,000 nodes × 5 portfolios) from the
- * real gateway process, against (a) the floor — one raw ioredis pipeline reading the same keys, in
- * this process, no HTTP and no decoding — and (b) the original system's way: `KEYS` then one
- * round trip per key.
+ * 1. The read path at a large fleet: 5,000 seeded nodes × 5 portfolios (1,000 with --quick), each
+ * node's heartbeat, info, registry score and states rewritten every 5 s as its beat would, beside
+ * the real gateway process. A page of `/api/nodes` and of `/api/portfolios` against the floor —
+ * one raw ioredis client reading the same keys in the fewest round trips, in this process, no HTTP
+ * and no decoding; then the gateway's memory and Redis reads with no operations page open and with
+ * one open (an event stream).
  */
 export const readPath: Bench = async ({ quick, log }) => {
+  const nodes = quick ? 1_000 : 5_000;
   const server = await RedisServer.start();
   const fx = new StackFixture(server, { bundled: true });
   const redis = new Redis({ host: server.host, port: server.port });
+  const churnClient = new Redis({ host: server.host, port: server.port });
+  const churning = { on: true };
+  let churn: Promise<void> = Promise.resolve();
   try {
-    await seedFleet(fx, NODES, PER_NODE, { withReports: true, ttlMs: 3_600_000 });
+    await seedFleet(fx, nodes, PER_NODE, { withReports: true, ttlMs: 3_600_000 });
+    const k = fx.keys;
+    const nodeIds = Array.from({ length: nodes }, (_, i) => `node-${i}`);
+    const infoRaws = await redis.mget(...nodeIds.slice(0, 1).map((id) => k.nodeInfo(id)));
+    const stateRaw = (await redis.get(k.portfolioState('p-0-0'))) ?? '';
+    const heartbeatRaw = (await redis.get(k.heartbeat('node-0'))) ?? '';
+    // The fleet beating: every BEAT_MS / ROUNDS ms, the next 1/ROUNDS of the nodes write what a
+    // beat writes (heartbeat, info, registry score, their states), each payload changed.
+    churn = (async () => {
+      let round = 0;
+      while (churning.on) {
+        const started = Date.now();
+        const pipeline = churnClient.pipeline();
+        for (let n = round % ROUNDS; n < nodes; n += ROUNDS) {
+          const id = `node-${n}`;
+          pipeline
+            .set(k.heartbeat(id), heartbeatRaw.replaceAll('node-0', id), 'PX', 3_600_000)
+            .set(
+              k.nodeInfo(id),
+              (infoRaws[0] ?? '')
+                .replaceAll('node-0', id)
+                .replaceAll('p-0-', `p-${n}-`)
+                .replace('"uptime_seconds":600', `"uptime_seconds":${600 + round}`),
+              'PX',
+              3_600_000,
+            )
+            .zadd(k.nodeRegistry(), started, id);
+          for (let p = 0; p < PER_NODE; p++)
+            pipeline.set(
+              k.portfolioState(`p-${n}-${p}`),
+              stateRaw
+                .replaceAll('p-0-0', `p-${n}-${p}`)
+                .replaceAll('node-0', id)
+                .replace('"processed_count":12345', `"processed_count":${12_345 + round}`),
+              'PX',
+              3_600_000,
+            );
+        }
+        await pipeline.exec();
+        round += 1;
+        await sleep(Math.max(0, BEAT_MS / ROUNDS - (Date.now() - started)));
+      }
+    })();
+
     const gateway = await fx.startGateway({
       LOG_LEVEL: 'info',
       GATEWAY_RATE_LIMIT_PER_MINUTE: '1000000',
       GATEWAY_ADDRESS_RATE_LIMIT_PER_MINUTE: '1000000',
     });
-    const k = fx.keys;
-    const n = quick ? 40 : 300;
-    const naiveN = quick ? 5 : 30;
+    const pid = gateway.process.pid;
+    const n = quick ? 40 : 200;
+
+    log('read path: no page open');
+    const idleMs = quick ? 6_000 : 15_000;
+    const idleReads0 = await fleetReads(redis);
+    await sleep(idleMs);
+    const idleReads = (await fleetReads(redis)) - idleReads0;
+    const idleRss = rssMb(pid);
 
     const http = (path: string) => async () => {
       const response = await fetch(`${gateway.url}${path}`);
       if (response.status !== 200) throw new Error(`${path}: HTTP ${response.status}`);
       return response.text();
     };
-    const nodesFloor = async () => {
-      const [ids] = await Promise.all([
+    // The least a page of nodes needs: every id (registry and records) and its liveness (the
+    // totals count the online ones), then the page's heartbeats, infos, records and scores.
+    const nodesFloor = (offset: number) => async () => {
+      const [registry, recorded] = await Promise.all([
         redis.zrange(k.nodeRegistry(), 0, -1),
-        redis.hgetall(k.executionNodes()),
+        redis.hkeys(k.executionNodes()),
       ]);
+      const ids = [...new Set([...registry, ...recorded])].sort();
+      const page = ids.slice(offset, offset + 100);
       const pipeline = redis.pipeline();
-      for (const id of ids) pipeline.get(k.heartbeat(id)).pttl(k.heartbeat(id)).get(k.nodeInfo(id));
+      for (const id of ids) pipeline.pttl(k.heartbeat(id));
+      for (const id of page)
+        pipeline.get(k.heartbeat(id)).pttl(k.heartbeat(id)).get(k.nodeInfo(id));
+      pipeline.hmget(k.executionNodes(), ...page).zmscore(k.nodeRegistry(), ...page);
       return pipeline.exec();
     };
-    const nodesNaive = async () => {
-      // KEYS on purpose: this is the original system's way, measured as the baseline to beat.
-      const found = await redis.keys(`${k.prefix}heartbeat:node:*`);
-      for (const key of found) {
-        await redis.get(key);
-        // heartbeat:node:{<id>}: the id is the key's hash tag.
-        await redis.get(k.nodeInfo(key.slice(`${k.prefix}heartbeat:node:{`.length, -1)));
-      }
-    };
-    // The least a page of 1,000 needs: every id and where the plan puts it, then the page's states.
-    const portfoliosFloor = async () => {
-      const [catalog] = await Promise.all([
+    // The least a page of portfolios needs: every id (catalog and plan), sorted, then the page's
+    // catalog entries, places in the plan and states.
+    const portfoliosFloor = (offset: number, limit: number) => async () => {
+      const [catalog, planned] = await Promise.all([
         redis.hkeys(k.portfolioCatalog()),
-        redis.hgetall(k.portfolioAssignments()),
+        redis.hkeys(k.portfolioAssignments()),
       ]);
-      const page = catalog.sort().slice(0, 1_000);
-      return redis.mget(...page.map((id) => k.portfolioState(id)));
+      const page = [...new Set([...catalog, ...planned])].sort().slice(offset, offset + limit);
+      return redis
+        .pipeline()
+        .hmget(k.portfolioCatalog(), ...page)
+        .hmget(k.portfolioAssignments(), ...page)
+        .mget(...page.map((id) => k.portfolioState(id)))
+        .exec();
     };
-    const portfoliosNaive = async () => {
-      // KEYS on purpose, as above: the original's way, never the product's.
-      const found = await redis.keys(`${k.prefix}portfolio:*:state`);
-      for (const key of found) await redis.get(key);
-    };
-
-    // Every node info and portfolio state rewritten (a counter bumped) before each request: the
-    // gateway then has nothing it decoded before — the worst case, as right after every node beat.
-    const nodeIds = Array.from({ length: NODES }, (_, i) => `node-${i}`);
-    const portfolioIds = nodeIds.flatMap((_, n) =>
-      Array.from({ length: PER_NODE }, (_, i) => `p-${n}-${i}`),
-    );
-    const infoRaws = await redis.mget(...nodeIds.map((id) => k.nodeInfo(id)));
-    const stateRaws = await redis.mget(...portfolioIds.map((id) => k.portfolioState(id)));
-    let generation = 0;
-    const churn = async (which: 'nodes' | 'portfolios') => {
-      generation += 1;
-      const pipeline = redis.pipeline();
-      if (which === 'nodes')
-        nodeIds.forEach((id, i) =>
-          pipeline.set(
-            k.nodeInfo(id),
-            (infoRaws[i] ?? '').replace(
-              '"uptime_seconds":600',
-              `"uptime_seconds":${600 + generation}`,
-            ),
-            'PX',
-            3_600_000,
-          ),
-        );
-      else
-        portfolioIds.forEach((id, i) =>
-          pipeline.set(
-            k.portfolioState(id),
-            (stateRaws[i] ?? '').replace(
-              '"processed_count":12345',
-              `"processed_count":${12_345 + generation}`,
-            ),
-            'PX',
-            3_600_000,
-          ),
-        );
-      await pipeline.exec();
-    };
-    const cold = async (which: 'nodes' | 'portfolios', path: string, count: number) => {
-      const out: number[] = [];
-      for (let i = 0; i < count; i++) {
-        await churn(which);
-        out.push(...(await timeEach(1, http(path))));
-      }
-      return out;
-    };
+    const lastNodes = nodes - 100;
+    const portfolioOffset = Math.floor((nodes * PER_NODE) / 2);
+    const pages = [
+      [
+        '/api/nodes (a page of 100)',
+        `/api/nodes?limit=100&offset=${lastNodes}`,
+        nodesFloor(lastNodes),
+      ],
+      [
+        '/api/portfolios (a page of 100)',
+        `/api/portfolios?limit=100&offset=${portfolioOffset}`,
+        portfoliosFloor(portfolioOffset, 100),
+      ],
+      [
+        '/api/portfolios (a page of 1,000)',
+        `/api/portfolios?limit=1000&offset=${portfolioOffset}`,
+        portfoliosFloor(portfolioOffset, 1_000),
+      ],
+    ] as const;
 
     const rows: Row[] = [];
-    for (const [name, path, floor, naive] of [
-      ['/api/nodes', '/api/nodes?limit=1000', nodesFloor, nodesNaive],
-      ['/api/portfolios', '/api/portfolios?limit=1000', portfoliosFloor, portfoliosNaive],
-    ] as const) {
-      log(`read path: ${name}`);
-      await timeEach(10, http(path)); // warm-up: JIT, connections
-      await timeEach(10, floor);
-      const viaGateway = await timeEach(n, http(path));
-      const viaFloor = await timeEach(n, floor);
-      const viaNaive = await timeEach(naiveN, naive);
-      const viaGatewayCold = await cold(
-        name === '/api/nodes' ? 'nodes' : 'portfolios',
-        path,
-        quick ? 10 : 60,
-      );
-      const rps = await throughput(quick ? 1_500 : 5_000, 4, http(path));
-      const p50 = percentile(viaGateway, 50);
-      const floor50 = percentile(viaFloor, 50);
-      rows.push(
-        {
-          metric: `${name} p50`,
-          value: p50,
-          unit: 'ms',
-          baseline: { label: 'floor p50', value: floor50 },
-          target: { text: '≤ 1.5× floor', met: p50 <= 1.5 * floor50 },
-        },
-        {
-          metric: `${name} p99`,
-          value: percentile(viaGateway, 99),
-          unit: 'ms',
-          baseline: { label: 'floor p99', value: percentile(viaFloor, 99) },
-        },
-        {
-          metric: `${name} p50, every payload changed since the last request`,
-          value: percentile(viaGatewayCold, 50),
-          unit: 'ms',
-          baseline: { label: 'floor p50', value: floor50 },
-        },
-        {
-          metric: `${name} p50, the original's way (KEYS + a round trip per key)`,
-          value: percentile(viaNaive, 50),
-          unit: 'ms',
-          baseline: { label: 'gateway p50', value: p50 },
-        },
-        {
-          metric: `${name} requests/s (4 concurrent clients)`,
-          value: round(rps, 0),
-          unit: 'req/s',
-        },
-      );
+    const measure = async (suffix: string) => {
+      for (const [name, path, floor] of pages) {
+        log(`read path: ${name}${suffix}`);
+        await timeEach(10, http(path)); // warm-up: JIT, connections
+        await timeEach(10, floor);
+        const viaGateway = await timeEach(n, http(path));
+        const viaFloor = await timeEach(n, floor);
+        const p50 = percentile(viaGateway, 50);
+        const floor50 = percentile(viaFloor, 50);
+        rows.push(
+          {
+            metric: `${name} p50${suffix}`,
+            value: p50,
+            unit: 'ms',
+            baseline: { label: 'floor p50', value: floor50 },
+            target: { text: '≤ 1.5× floor', met: p50 <= 1.5 * floor50 },
+          },
+          {
+            metric: `${name} p99${suffix}`,
+            value: percentile(viaGateway, 99),
+            unit: 'ms',
+            baseline: { label: 'floor p99', value: percentile(viaFloor, 99) },
+            ...(name.startsWith('/api/nodes')
+              ? {
+                  target: {
+                    text: nodes >= 5_000 ? '< 100 ms at 5,000 nodes' : '< 100 ms',
+                    met: percentile(viaGateway, 99) < 100,
+                  },
+                }
+              : {}),
+          },
+        );
+      }
+    };
+    await measure('');
+    const pagesRss = rssMb(pid);
+    const statusLost = await timeEach(n, http('/api/nodes?status=lost&limit=100'));
+
+    log('read path: one operations page open');
+    const controller = new AbortController();
+    let frames = 0;
+    let frameBytes = 0;
+    const stream = (async () => {
+      const response = await fetch(`${gateway.url}/api/overview/stream`, {
+        signal: controller.signal,
+      });
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        frameBytes += chunk.byteLength;
+        frames += new TextDecoder().decode(chunk).split('event: overview\n').length - 1;
+      }
+    })().catch(() => undefined);
+    // The first frame reads the whole fleet; then each reads what changed.
+    while (frames === 0) await sleep(100);
+    const openMs = quick ? 10_000 : 30_000;
+    const frames0 = frames;
+    const bytes0 = frameBytes;
+    const cpu0 = cpuSeconds(pid);
+    const reads0 = await fleetReads(redis);
+    let openRss = 0;
+    const t0 = performance.now();
+    while (performance.now() - t0 < openMs) {
+      await sleep(1_000);
+      openRss = Math.max(openRss, rssMb(pid));
     }
+    const openSeconds = (performance.now() - t0) / 1_000;
+    const openFrames = frames - frames0;
+    const openCpuPct = ((cpuSeconds(pid) - cpu0) / openSeconds) * 100;
+    const readsPerFrame = ((await fleetReads(redis)) - reads0) / Math.max(1, openFrames);
+    const frameKb = (frameBytes - bytes0) / Math.max(1, openFrames) / 1_024;
+    await measure(', one page open');
+    controller.abort();
+    await stream;
+
+    rows.push(
+      {
+        metric: '/api/nodes?status=lost (a page of 100) p50',
+        value: percentile(statusLost, 50),
+        unit: 'ms',
+      },
+      {
+        metric: `gateway fleet reads with no page open (${idleMs / 1_000} s)`,
+        value: idleReads,
+        unit: 'commands',
+        target: { text: '0', met: idleReads === 0 },
+      },
+      {
+        metric: 'gateway RSS, no page open',
+        value: Math.max(idleRss, pagesRss),
+        unit: 'MB',
+        target: { text: '< 150 MB at 5,000 nodes', met: Math.max(idleRss, pagesRss) < 150 },
+      },
+      {
+        metric: 'gateway RSS, one page open',
+        value: openRss,
+        unit: 'MB',
+        target: { text: '< 250 MB at 5,000 nodes', met: openRss < 250 },
+      },
+      {
+        metric: 'gateway CPU, one page open',
+        value: round(openCpuPct, 0),
+        unit: '% of a core',
+      },
+      {
+        metric: 'overview frames per second, one page open',
+        value: round(openFrames / openSeconds, 2),
+        unit: 'frames/s',
+        target: { text: '1 (GATEWAY_OVERVIEW_INTERVAL_MS)', met: openFrames / openSeconds >= 0.9 },
+      },
+      {
+        metric: 'Redis read commands per overview frame',
+        value: round(readsPerFrame, 0),
+        unit: 'commands',
+      },
+      { metric: 'overview frame size', value: round(frameKb, 0), unit: 'kB' },
+    );
     return {
       id: 'read-path',
-      title: `1. Read path — ${NODES.toLocaleString('en-US')} nodes × ${PER_NODE} portfolios`,
+      title: `1. Read path — ${nodes.toLocaleString('en-US')} nodes × ${PER_NODE} portfolios, beating`,
       rows,
       notes: [
-        `${n} sequential requests per endpoint (${naiveN} for the KEYS way) after 10 warm-up ones; the gateway is its production bundle, a separate process on the same machine; each answer is ${NODES} nodes or 1,000 of ${NODES * PER_NODE} portfolios (one page).`,
-        'The floor reads what the answer needs with the fewest round trips — for /api/nodes every node’s heartbeat and info; for a page of portfolios every id and its place in the plan, then the page’s states — but decodes nothing, validates nothing and sends no HTTP: what remains above it is JSON parsing, schema validation of every payload, shaping and serialising the answer.',
-        'The gateway decodes each distinct payload once (PayloadDecoder): in the steady rows the fleet is unchanged between requests, as between two beats; the "every payload changed" row rewrites every node info (or portfolio state) before each request, so each is decoded and validated afresh — the worst case, right after the whole fleet beat.',
+        `The fleet is seeded, then every node's heartbeat, info, registry score and ${PER_NODE} states are rewritten every ${BEAT_MS / 1_000} s (1/${ROUNDS} of the fleet every ${BEAT_MS / ROUNDS} ms), as their beats would, each payload changed; the gateway is its production bundle, a separate process on the same machine.`,
+        `${n} sequential requests per page after 10 warm-up ones: the last page of 100 nodes, and pages of 100 and 1,000 portfolios from the middle of ${(nodes * PER_NODE).toLocaleString('en-US')}.`,
+        'The floor reads what the page needs with the fewest round trips but decodes nothing, validates nothing and sends no HTTP — for nodes every id and its heartbeat TTL (the online count), then the page’s heartbeats, infos, records and scores; for portfolios every id, sorted, then the page’s catalog entries, places and states. The gateway reuses the sorted portfolio ids while the plan meta and hash lengths say nothing changed, so its page may read less than the floor.',
+        `"No page open": after ${idleMs / 1_000} s with no request, then after the page requests above (the larger RSS); fleet reads count GET, MGET, PTTL, ZRANGE, HGETALL, HKEYS, HMGET, ZMSCORE and LRANGE calls in INFO commandstats (the churn sends only SET and ZADD). "One page open": one /api/overview/stream read for ${openMs / 1_000} s; RSS is the largest sampled each second, CPU from /proc, reads per frame from commandstats (they include the pages' reads measured afterwards: none ran in that window).`,
       ],
     };
   } finally {
+    churning.on = false;
+    await churn;
+    churnClient.disconnect();
     redis.disconnect();
     await fx.close();
     await server.cleanup();
