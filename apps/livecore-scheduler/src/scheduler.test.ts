@@ -65,6 +65,21 @@ describe('Scheduler shell', () => {
     });
   });
 
+  it('makes its store forget what it remembered each time it becomes the leader, and only then', async () => {
+    const { store, at } = harness();
+    store.beat('a', T0);
+    await at(0);
+    expect(store.forgotten).toBe(1);
+    await at(1_000);
+    await at(2_000);
+    expect(store.forgotten).toBe(1);
+    store.leader = 'someone-else'; // s1's lock was taken over while it paused
+    await at(3_000);
+    store.leader = null;
+    await at(4_000);
+    expect(store.forgotten).toBe(2);
+  });
+
   it('taking over after Redis came back empty, calls the catalog lost while the nodes run portfolios', async () => {
     const { store, at, sent, transport } = harness();
     store.leader = 'someone-else';

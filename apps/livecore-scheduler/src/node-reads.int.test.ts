@@ -1,0 +1,197 @@
+import { Redis } from 'ioredis';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createStateKeys, encodePayload, type StateKeys } from '@ginkgo-live/state-keys';
+import { fleetNodeInfo, RedisServer } from '@ginkgo-live/testing';
+import { RedisSchedulerStore } from './scheduler-store.ts';
+
+let server: RedisServer;
+let redis: Redis;
+let keys: StateKeys;
+/** The reader's clock, driven by the test: heartbeat expiries are judged by it. */
+let clock = 0;
+
+beforeEach(async () => {
+  server = await RedisServer.start();
+  redis = new Redis({ ...server.clientOptions(), maxRetriesPerRequest: null });
+  redis.on('error', () => {
+    // The restart test stops Redis on purpose.
+  });
+  keys = createStateKeys('incr:');
+  clock = 1_000_000;
+});
+afterEach(async () => {
+  redis.disconnect();
+  await server.cleanup();
+});
+
+const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `n${i}`);
+
+/** Nodes beat as the node's BEAT script writes them: heartbeat and info with a TTL, registry score. */
+async function beat(nodeIds: readonly string[], score: number, ttlMs = 60_000): Promise<void> {
+  const pipeline = redis.pipeline();
+  const now = new Date().toISOString();
+  for (const nodeId of nodeIds) {
+    pipeline.set(
+      keys.heartbeat(nodeId),
+      encodePayload('heartbeat', { _v: 1, node_id: nodeId, sent_at: now, seq: score }),
+      'PX',
+      ttlMs,
+    );
+    pipeline.set(
+      keys.nodeInfo(nodeId),
+      encodePayload('nodeInfo', {
+        ...fleetNodeInfo(nodeId, [], now),
+        capacity: 5,
+        // A payload that changes at every beat, as a real node's does.
+        uptime_seconds: score,
+      }),
+      'PX',
+      3 * ttlMs,
+    );
+    pipeline.zadd(keys.nodeRegistry(), score, nodeId);
+  }
+  await pipeline.exec();
+}
+
+/** Calls of a command Redis has served since it started (`INFO commandstats`). */
+async function calls(command: string): Promise<number> {
+  const stats = await redis.info('commandstats');
+  return Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+}
+
+/** PTTL and GET calls one world read makes, counted by Redis itself. */
+async function commandsOf(read: () => Promise<unknown>): Promise<{ pttl: number; get: number }> {
+  const [pttl, get] = [await calls('pttl'), await calls('get')];
+  await read();
+  return { pttl: (await calls('pttl')) - pttl, get: (await calls('get')) - get };
+}
+
+/** A plan meta, as a leader left it: the plan and catalog are then remembered between reads. */
+async function writeMeta(): Promise<void> {
+  await redis.set(
+    keys.planMeta(),
+    encodePayload('planMeta', {
+      _v: 1,
+      version: 3,
+      updated_at: new Date().toISOString(),
+      leader: 's1',
+    }),
+  );
+}
+
+function store(): RedisSchedulerStore {
+  return new RedisSchedulerStore(redis, keys, 's1', { now: () => clock });
+}
+
+const alive = async (s: RedisSchedulerStore): Promise<string[]> =>
+  (await s.readWorld()).nodes.filter((n) => n.liveness.alive).map((n) => n.nodeId);
+
+describe('SchedulerStore incremental node reads', () => {
+  it('after a quiet interval, fetches only the nodes that beat since the last tick', async () => {
+    await writeMeta();
+    await beat(ids(50), 1);
+    const s = store();
+    // The first read fetches all 50 nodes: PTTL of each heartbeat, GET of each info (and the
+    // head's GETs of plan meta and trading halt, and the full plan read's GET of the meta).
+    expect(await commandsOf(() => s.readWorld())).toEqual({ pttl: 50, get: 53 });
+    clock += 1_000;
+    // Nothing beat: no node is fetched.
+    expect(await commandsOf(() => s.readWorld())).toEqual({ pttl: 0, get: 2 });
+    expect(s.nodeReads).toEqual({ read: 0, kept: 50, full: false });
+    // Three beat, one appears: those four only.
+    await beat(['n3', 'n17', 'n42', 'new-node'], 2);
+    clock += 1_000;
+    expect(await commandsOf(() => s.readWorld())).toEqual({ pttl: 4, get: 6 });
+    expect(s.nodeReads).toEqual({ read: 4, kept: 47, full: false });
+    // What was kept is what Redis holds: all 51 alive, with their placement info.
+    const world = await s.readWorld();
+    expect(world.nodes.filter((n) => n.liveness.alive)).toHaveLength(51);
+    expect(world.nodes.find((n) => n.nodeId === 'n7')?.info).toEqual({
+      capacity: 5,
+      portfolio_ids: [],
+    });
+  });
+
+  it('declares a silent node dead at the first read after its heartbeat expired', async () => {
+    await beat(['quiet'], 1, 400);
+    await beat(['beating'], 1, 60_000);
+    const s = store();
+    expect(await alive(s)).toEqual(['beating', 'quiet']);
+    // Before its PTTL has run out on the reader's clock, the silent node is remembered alive.
+    clock += 100;
+    expect(await alive(s)).toEqual(['beating', 'quiet']);
+    expect(s.nodeReads.read).toBe(0);
+    // Its key expires in Redis; its registry score stays. The reader's clock passes its PTTL:
+    // it is fetched again and seen lost.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await redis.exists(keys.heartbeat('quiet'))).toBe(0);
+    clock += 400;
+    const world = await s.readWorld();
+    expect(s.nodeReads).toEqual({ read: 1, kept: 1, full: false });
+    expect(world.nodes.find((n) => n.nodeId === 'quiet')?.liveness).toMatchObject({
+      alive: false,
+      reason: 'no heartbeat',
+    });
+  });
+
+  it('fetches every node again when Redis came back empty, even with the same scores', async () => {
+    await writeMeta();
+    await beat(ids(5), 7);
+    const s = store();
+    expect(await alive(s)).toEqual(ids(5));
+    clock += 1_000;
+    await server.restart({ keepData: false });
+    await redis.ping();
+    // The registry comes back with the very scores last read (restored by hand, or by a node
+    // whose clock stood still), but no heartbeat: only a full read can tell.
+    for (const id of ids(5)) await redis.zadd(keys.nodeRegistry(), 7, id);
+    expect(await alive(s)).toEqual([]);
+    expect(s.nodeReads).toEqual({ read: 5, kept: 0, full: true });
+  });
+
+  it('fetches every node again when the plan meta is not the one last read (Redis emptied)', async () => {
+    await writeMeta();
+    await beat(ids(5), 7);
+    const s = store();
+    expect(await alive(s)).toEqual(ids(5));
+    // Emptied on the same connection (no reconnection to say so): FLUSHALL, then the registry
+    // back with the same scores and no heartbeat.
+    await redis.flushall();
+    for (const id of ids(5)) await redis.zadd(keys.nodeRegistry(), 7, id);
+    clock += 1_000;
+    expect(await alive(s)).toEqual([]);
+    expect(s.nodeReads.full).toBe(true);
+  });
+
+  it('fetches every node again when a score went back (a rollback), and after forget()', async () => {
+    await beat(ids(5), 7);
+    const s = store();
+    await s.readWorld();
+    clock += 1_000;
+    await redis.zadd(keys.nodeRegistry(), 6, 'n2');
+    await s.readWorld();
+    expect(s.nodeReads).toEqual({ read: 5, kept: 0, full: true });
+    clock += 1_000;
+    await s.readWorld();
+    expect(s.nodeReads).toEqual({ read: 0, kept: 5, full: false });
+    // A new leadership (the scheduler calls forget) starts from a full read.
+    s.forget();
+    await s.readWorld();
+    expect(s.nodeReads).toEqual({ read: 5, kept: 0, full: true });
+  });
+
+  it('fetches every node again after a failed read', async () => {
+    await beat(ids(3), 7);
+    const s = store();
+    await s.readWorld();
+    // The registry is not a sorted set any more: the head read fails.
+    await redis.rename(keys.nodeRegistry(), 'elsewhere');
+    await redis.set(keys.nodeRegistry(), 'garbage');
+    await expect(s.readWorld()).rejects.toThrow(/WRONGTYPE/);
+    await redis.del(keys.nodeRegistry());
+    await redis.rename('elsewhere', keys.nodeRegistry());
+    clock += 1_000;
+    await s.readWorld();
+    expect(s.nodeReads).toEqual({ read: 3, kept: 0, full: true });
+  });
+});
