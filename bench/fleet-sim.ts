@@ -20,6 +20,13 @@ export interface SimulatedFleetOptions {
   ttlMs?: number;
   /** How often each node reads its assignment (a real node: `ASSIGNMENT_POLL_MS`, 250); 0 = never. */
   pollMs?: number;
+  /**
+   * A connection of its own for the push subscriptions: with it, nodes follow their assignment as
+   * a real node with `ASSIGNMENT_PUSH=on` does — `SSUBSCRIBE` to their channel and the trading
+   * one, a read of their orders at each message, and at every beat the node's safety reads (its
+   * orders, the trading controls, a PING of its subscriber) — instead of polling. `setMode` switches.
+   */
+  push?: Redis;
   /** Portfolios node `n` runs from the start (default none: it waits for an assignment). */
   initial?: (n: number) => string[];
 }
@@ -46,9 +53,12 @@ export class SimulatedFleet {
   private sent = 0;
   private failed = 0;
   private polls = 0;
+  private pushed = 0;
   private maxLateMs = 0;
+  private mode: 'poll' | 'push';
 
   constructor(private readonly options: SimulatedFleetOptions) {
+    this.mode = options.push === undefined ? 'poll' : 'push';
     this.nodes = Array.from({ length: options.nodes }, (_, n) => {
       const nodeId = `sim-${n}`;
       return {
@@ -76,6 +86,48 @@ export class SimulatedFleet {
     return this.options.ttlMs ?? 15_000;
   }
 
+  /**
+   * Subscribes every node to its channel and the trading one (when a push connection was given);
+   * resolves once Redis confirmed them.
+   */
+  async subscribe(): Promise<void> {
+    const push = this.options.push;
+    if (push === undefined) return;
+    const byChannel = new Map(
+      this.nodes.map((n) => [this.options.keys.nodeOrdersChannel(n.nodeId), n] as const),
+    );
+    push.on('smessage', (channel: string) => {
+      if (this.mode !== 'push') return;
+      const node = byChannel.get(channel);
+      // A trading change: every node re-reads the controls (one read each, as real nodes do).
+      const targets = node === undefined ? this.nodes : [node];
+      for (const target of targets) {
+        if (!target.alive) continue;
+        this.pushed += 1;
+        void (node === undefined ? target.store.readTrading() : this.follow(target)).catch(
+          () => undefined,
+        );
+      }
+    });
+    const channels = [...byChannel.keys(), this.options.keys.tradingChannel()];
+    for (let i = 0; i < channels.length; i += 1_000)
+      await push.ssubscribe(...channels.slice(i, i + 1_000));
+  }
+
+  /** Poll (every node reads its assignment every `pollMs`) or push (see `push`). */
+  setMode(mode: 'poll' | 'push'): void {
+    if (mode === 'push' && this.options.push === undefined)
+      throw new Error('push mode needs a push connection');
+    this.mode = mode;
+  }
+
+  /** A node's read of its orders, followed as the node does. */
+  private async follow(node: SimNode): Promise<void> {
+    const { assignment } = await node.store.readOrders();
+    if (assignment?.ok !== true) return;
+    node.ids = assignment.value.portfolio_ids.slice(0, this.options.capacity);
+  }
+
   start(): void {
     const t0 = performance.now();
     this.loops.push(
@@ -89,7 +141,7 @@ export class SimulatedFleet {
         (async () => {
           while (!this.stopped) {
             const started = performance.now();
-            await this.pollAll();
+            if (this.mode === 'poll') await this.pollAll();
             await sleep(Math.max(0, pollMs - (performance.now() - started)));
           }
         })(),
@@ -117,12 +169,22 @@ export class SimulatedFleet {
     return out;
   }
 
-  /** Beats sent and failed, polls done, and how late the latest beat was against its slot. */
-  stats(): { beats: number; failedBeats: number; polls: number; maxLateMs: number } {
+  /**
+   * Beats sent and failed, poll rounds done, reads made because of a message, and how late the
+   * latest beat was against its slot.
+   */
+  stats(): {
+    beats: number;
+    failedBeats: number;
+    polls: number;
+    pushed: number;
+    maxLateMs: number;
+  } {
     return {
       beats: this.sent,
       failedBeats: this.failed,
       polls: this.polls,
+      pushed: this.pushed,
       maxLateMs: this.maxLateMs,
     };
   }
@@ -162,7 +224,15 @@ export class SimulatedFleet {
         .catch(() => {
           this.failed += 1;
         });
+      if (this.mode === 'push') this.safetyReads(node);
     }
+  }
+
+  /** What a subscribed node reads at each beat: its orders, the trading controls, a PING. */
+  private safetyReads(node: SimNode): void {
+    void this.follow(node).catch(() => undefined);
+    void node.store.readTrading().catch(() => undefined);
+    void this.options.push?.ping().catch(() => undefined);
   }
 
   /** Every alive node reads its assignment key; a changed one is decoded and followed. */
