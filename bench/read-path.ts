@@ -23,16 +23,16 @@ function cpuSeconds(pid: number | undefined): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** Calls of the commands a fleet read sends (the churn sends only SET and ZADD). */
-async function fleetReads(redis: Redis): Promise<number> {
+/**
+ * Calls of the commands a fleet read sends (the churn sends only SET and ZADD): `GET`s only with
+ * `withGet`, since the gateway's leader watch reads the leader lock with one every few seconds.
+ */
+async function fleetReads(redis: Redis, withGet = false): Promise<number> {
+  const names = ['mget', 'pttl', 'zrange', 'hgetall', 'hkeys', 'hmget', 'zmscore', 'lrange'];
+  if (withGet) names.push('get');
   let sum = 0;
   for (const m of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm))
-    if (
-      ['get', 'mget', 'pttl', 'zrange', 'hgetall', 'hkeys', 'hmget', 'zmscore', 'lrange'].includes(
-        m[1] ?? '',
-      )
-    )
-      sum += Number(m[2]);
+    if (names.includes(m[1] ?? '')) sum += Number(m[2]);
   return sum;
 }
 
@@ -226,7 +226,7 @@ export const readPath: Bench = async ({ quick, log }) => {
     const frames0 = frames;
     const bytes0 = frameBytes;
     const cpu0 = cpuSeconds(pid);
-    const reads0 = await fleetReads(redis);
+    const reads0 = await fleetReads(redis, true);
     let openRss = 0;
     const t0 = performance.now();
     while (performance.now() - t0 < openMs) {
@@ -236,7 +236,7 @@ export const readPath: Bench = async ({ quick, log }) => {
     const openSeconds = (performance.now() - t0) / 1_000;
     const openFrames = frames - frames0;
     const openCpuPct = ((cpuSeconds(pid) - cpu0) / openSeconds) * 100;
-    const readsPerFrame = ((await fleetReads(redis)) - reads0) / Math.max(1, openFrames);
+    const readsPerFrame = ((await fleetReads(redis, true)) - reads0) / Math.max(1, openFrames);
     const frameKb = (frameBytes - bytes0) / Math.max(1, openFrames) / 1_024;
     await measure(', one page open');
     controller.abort();
@@ -256,9 +256,15 @@ export const readPath: Bench = async ({ quick, log }) => {
       },
       {
         metric: 'gateway RSS, no page open',
-        value: Math.max(idleRss, pagesRss),
+        value: idleRss,
         unit: 'MB',
-        target: { text: '< 150 MB at 5,000 nodes', met: Math.max(idleRss, pagesRss) < 150 },
+        target: { text: '< 150 MB at 5,000 nodes', met: idleRss < 150 },
+      },
+      {
+        metric: 'gateway RSS, no page open, after the page requests',
+        value: pagesRss,
+        unit: 'MB',
+        target: { text: '< 150 MB at 5,000 nodes', met: pagesRss < 150 },
       },
       {
         metric: 'gateway RSS, one page open',
@@ -292,7 +298,7 @@ export const readPath: Bench = async ({ quick, log }) => {
         `The fleet is seeded, then every node's heartbeat, info, registry score and ${PER_NODE} states are rewritten every ${BEAT_MS / 1_000} s (1/${ROUNDS} of the fleet every ${BEAT_MS / ROUNDS} ms), as their beats would, each payload changed; the gateway is its production bundle, a separate process on the same machine.`,
         `${n} sequential requests per page after 10 warm-up ones: the last page of 100 nodes, and pages of 100 and 1,000 portfolios from the middle of ${(nodes * PER_NODE).toLocaleString('en-US')}.`,
         'The floor reads what the page needs with the fewest round trips but decodes nothing, validates nothing and sends no HTTP — for nodes every id and its heartbeat TTL (the online count), then the page’s heartbeats, infos, records and scores; for portfolios every id, sorted, then the page’s catalog entries, places and states. The gateway reuses the sorted portfolio ids while the plan meta and hash lengths say nothing changed, so its page may read less than the floor.',
-        `"No page open": after ${idleMs / 1_000} s with no request, then after the page requests above (the larger RSS); fleet reads count GET, MGET, PTTL, ZRANGE, HGETALL, HKEYS, HMGET, ZMSCORE and LRANGE calls in INFO commandstats (the churn sends only SET and ZADD). "One page open": one /api/overview/stream read for ${openMs / 1_000} s; RSS is the largest sampled each second, CPU from /proc, reads per frame from commandstats (they include the pages' reads measured afterwards: none ran in that window).`,
+        `"No page open": after ${idleMs / 1_000} s with no request, and again after the page requests above; fleet reads count MGET, PTTL, ZRANGE, HGETALL, HKEYS, HMGET, ZMSCORE and LRANGE calls in INFO commandstats (the churn sends only SET and ZADD; GET is left out there because the leader watch sends one every few seconds, and counted in the reads per frame). "One page open": one /api/overview/stream read for ${openMs / 1_000} s; RSS is the largest sampled each second, CPU from /proc, reads per frame from commandstats (they include the pages' reads measured afterwards: none ran in that window).`,
       ],
     };
   } finally {

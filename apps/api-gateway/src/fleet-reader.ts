@@ -1,6 +1,5 @@
 import type { Redis } from 'ioredis';
 import {
-  countNodes,
   TradingControls,
   readNodeIds,
   readNodeSnapshots,
@@ -46,7 +45,7 @@ async function mapYielding<T, R>(
 const PORTFOLIO_IDS_MAX_AGE_MS = 5_000;
 
 /** Decoded payloads remembered per generation (two generations). */
-const DECODER_ENTRIES = 150_000;
+const DECODER_ENTRIES = 20_000;
 
 /**
  * Reads the fleet from Redis for the API, in pipelined batches (never KEYS, never one round trip
@@ -56,8 +55,8 @@ const DECODER_ENTRIES = 150_000;
 export class FleetReader {
   /**
    * Most payloads have not changed since the last read: each distinct value is decoded once. Sized
-   * for a whole large fleet's payloads (5,000 nodes' info and records, 25,000 portfolios' specs,
-   * assignments and states are 110,000): a cache smaller than one read forgets everything each time.
+   * for pages (at most 1,000 items of a few payloads each) and the plan, not for the whole fleet:
+   * whole-fleet reads are the fleet view's (`FleetView`), which keeps what it decoded itself.
    */
   private readonly decoder = new PayloadDecoder(DECODER_ENTRIES);
   private portfolioIdCache: { signature: string; ids: string[]; atMs: number } | undefined;
@@ -80,22 +79,17 @@ export class FleetReader {
     return callRedis(this.redis, call);
   }
 
-  /** About how many nodes there are (the larger of the registry and the records): one round trip. */
-  async nodeCount(): Promise<number> {
-    return this.run(() => countNodes(this.redis, this.keys));
-  }
-
   /**
    * Every known node (registry and scheduler records), sorted, with its liveness only: one `PTTL`
    * of its heartbeat each (the liveness rule: the key exists with a TTL), pipelined per hash slot;
    * no payload is read or decoded, so this stays cheap however large the fleet.
    */
-  async nodeIndex(): Promise<{ nodeId: string; online: boolean }[]> {
+  async nodeIndex(ids?: readonly string[]): Promise<{ nodeId: string; online: boolean }[]> {
     return this.run(async () => {
-      const ids = (await readNodeIds(this.redis, this.keys)).filter(isValidId);
+      const known = ids ?? (await this.nodeIds());
       const online = new Map<string, boolean>();
       await Promise.all(
-        bySlot(this.redis, ids, (id) => this.keys.heartbeat(id)).map(async (group) => {
+        bySlot(this.redis, known, (id) => this.keys.heartbeat(id)).map(async (group) => {
           const pipeline = this.redis.pipeline();
           for (const id of group) pipeline.pttl(this.keys.heartbeat(id));
           const replies = (await pipeline.exec()) ?? [];
@@ -107,8 +101,13 @@ export class FleetReader {
           });
         }),
       );
-      return ids.map((nodeId) => ({ nodeId, online: online.get(nodeId) ?? false }));
+      return known.map((nodeId) => ({ nodeId, online: online.get(nodeId) ?? false }));
     });
+  }
+
+  /** Every known node id (registry and scheduler records) that can be a node id, sorted. */
+  async nodeIds(): Promise<string[]> {
+    return this.run(async () => (await readNodeIds(this.redis, this.keys)).filter(isValidId));
   }
 
   /**

@@ -87,7 +87,11 @@ const YIELD_EVERY = 1_000;
  * deleted by a clean stop before its TTL (seen when the registry entry goes, a moment later).
  */
 export class FleetView {
-  private readonly decoder = new PayloadDecoder(20_000);
+  /**
+   * Specs and assignments of every portfolio are decoded again whenever a state changes: sized for
+   * a large fleet's (25,000 portfolios at 5,000 nodes), whose decoded values the view holds anyway.
+   */
+  private readonly decoder = new PayloadDecoder(60_000);
   private readonly now: () => number;
   private nodes = new Map<string, NodeEntry>();
   private portfolios = new Map<string, PortfolioEntry>();
@@ -176,7 +180,7 @@ export class FleetView {
 
   private async refreshOnce(): Promise<FleetSnapshot> {
     const k = this.keys;
-    const head = (await this.redis
+    const head = await this.redis
       .multi()
       .zrange(k.nodeRegistry(), 0, -1, 'WITHSCORES')
       .get(k.planMeta())
@@ -184,7 +188,7 @@ export class FleetView {
       .hlen(k.portfolioAssignments())
       .hlen(k.portfolioCatalog())
       .get(k.schedulerLeader())
-      .exec());
+      .exec();
     if (head === null) throw new Error('Fleet view: the transaction was aborted');
     for (const [err] of head) if (err) throw err;
     const [registryRaw, metaRaw, ...rest] = head.map(([, v]) => v) as [

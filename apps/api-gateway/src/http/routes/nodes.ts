@@ -97,7 +97,24 @@ export function nodeRoutes(deps: ResourceDeps): ApiRouter {
       // only for live nodes: draining is the scheduler's record (an operator's drain) or the node's
       // own info (stopping by itself), which the fleet view keeps up to date from the registry's
       // beat scores — the info is written only by the beat that moves the score.
-      const index = await reader.nodeIndex();
+      const ids = await reader.nodeIds();
+      if (q.status === undefined && q.online === undefined) {
+        // No filter: the page is known from the ids alone, so it is read beside the liveness.
+        const [index, nodes] = await Promise.all([
+          reader.nodeIndex(ids),
+          reader.nodes(page(ids, limit, offset)),
+        ]);
+        res.json({
+          nodes,
+          total_count: index.length,
+          online_count: index.filter((n) => n.online).length,
+          limit,
+          offset,
+          timestamp: new Date().toISOString(),
+        });
+        return;
+      }
+      const index = await reader.nodeIndex(ids);
       let statusOf: ((n: { nodeId: string; online: boolean }) => NodeFleetStatus) | undefined;
       if (q.status === 'online' || q.status === 'draining') {
         const live = index.filter((n) => n.online).map((n) => n.nodeId);
