@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '@ginkgo-live/runtime';
 import { MemoryTransport } from '@ginkgo-live/testing';
@@ -166,5 +166,36 @@ describe('explainRedisError', () => {
     });
     expect(explainRedisError(refused)).toBeUndefined();
     expect(explainRedisError('not an error')).toBeUndefined();
+  });
+});
+
+describe('ConnectionMonitor on a cluster client', () => {
+  it('warns once a minute per node lost or failing, the repeats of a failover at debug', () => {
+    // A real ioredis Cluster that never connects: the monitor only listens to its events.
+    const cluster = new Cluster([{ host: '127.0.0.1', port: 1 }], { lazyConnect: true });
+    const logs = new MemoryTransport();
+    const logger = createLogger({ app: 't', level: 'debug', transports: [logs] });
+    let now = 1_000;
+    new ConnectionMonitor(cluster, { name: 'conn', logger, now: () => now });
+    const node = (port: number) => ({ options: { host: '10.0.0.1', port } });
+    for (let i = 0; i < 5; i++) {
+      cluster.emit('-node', node(7000));
+      cluster.emit('node error', new Error('connect ECONNREFUSED'), '10.0.0.1:7000');
+      cluster.emit('+node', node(7000));
+    }
+    cluster.emit('-node', node(7001));
+    expect(
+      logs.entries.filter((e) => e.level === 'warn').map((e) => [e.message, e['address']]),
+    ).toEqual([
+      ['Redis cluster node lost', '10.0.0.1:7000'],
+      ['Redis cluster node lost', '10.0.0.1:7001'],
+    ]);
+    now += 60_000;
+    cluster.emit('node error', new Error('connect ECONNREFUSED'), '10.0.0.1:7000');
+    expect(logs.entries.filter((e) => e.level === 'warn').at(-1)).toMatchObject({
+      message: 'Redis cluster node error',
+      address: '10.0.0.1:7000',
+    });
+    cluster.disconnect();
   });
 });

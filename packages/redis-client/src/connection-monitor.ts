@@ -74,6 +74,9 @@ export function clientSettings(client: Redis | Cluster): Record<string, unknown>
   };
 }
 
+/** How often one cluster node's loss or errors are warned about; the rest go to debug. */
+const NODE_WARNING_EVERY_MS = 60_000;
+
 const UNTRUSTED = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
   'SELF_SIGNED_CERT_IN_CHAIN',
@@ -238,24 +241,34 @@ export class ConnectionMonitor {
     this.log.warn('Redis connection error', { err, ...(hint === undefined ? {} : { hint }) });
   }
 
-  private readonly nodeErrors = new Map<string, string>();
+  /** When each node address was last warned about (lost or failing), epoch ms. */
+  private readonly nodeWarnedAt = new Map<string, number>();
+
+  /**
+   * A node that died is dropped, found again in a slot map fetched before its replica took over,
+   * dialled and dropped again, for as long as the failover takes: one warning per address and
+   * minute, the rest at debug.
+   */
+  private warnNode(address: string, message: string, meta: Record<string, unknown>): void {
+    const last = this.nodeWarnedAt.get(address);
+    if (last !== undefined && this.now() - last < NODE_WARNING_EVERY_MS) {
+      this.log.debug(message, { address, ...meta });
+      return;
+    }
+    this.nodeWarnedAt.set(address, this.now());
+    this.log.warn(message, { address, ...meta });
+  }
 
   private onNode(change: 'lost' | 'added', node: unknown): void {
     const options = (node as { options?: { host?: string; port?: number } }).options;
     const address = `${options?.host ?? '?'}:${options?.port ?? '?'}`;
-    if (change === 'lost' && !this.isClosing) this.log.warn('Redis cluster node lost', { address });
+    if (change === 'lost' && !this.isClosing) this.warnNode(address, 'Redis cluster node lost', {});
     else this.log.debug(`Redis cluster node ${change}`, { address });
-    if (change === 'added') this.nodeErrors.delete(address);
   }
 
   private onNodeError(err: unknown, address: string): void {
-    const message = err instanceof Error ? err.message : String(err);
-    if (this.nodeErrors.get(address) === message) {
-      this.log.debug('Redis cluster node error repeated', { address, err });
-      return;
-    }
-    this.nodeErrors.set(address, message);
-    this.log.warn('Redis cluster node error', { address, err });
+    if (this.isClosing) return;
+    this.warnNode(address, 'Redis cluster node error', { err });
   }
 
   private onEnd(): void {

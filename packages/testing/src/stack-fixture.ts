@@ -95,6 +95,8 @@ export class StackFixture {
       sentinel?: SentinelGroup;
       cluster?: RedisCluster;
       prefix?: string;
+      /** How long each app may take to say it runs (default 20 s; tsx compiles it first). */
+      startTimeoutMs?: number;
     } = {},
   ) {
     // A test may need the prefix before the server starts (an ACL file names the keys).
@@ -123,6 +125,10 @@ export class StackFixture {
     this.redis.on('error', () => {
       // Tests kill and freeze Redis on purpose; this client waits it out.
     });
+  }
+
+  private get startTimeoutMs(): number {
+    return this.options.startTimeoutMs ?? 20_000;
   }
 
   /** A key prefix no other test uses. */
@@ -155,7 +161,7 @@ export class StackFixture {
       }),
     );
     this.processes.push(node);
-    if (waitRunning) await node.waitForLine('Execution node running', 20_000);
+    if (waitRunning) await node.waitForLine('Execution node running', this.startTimeoutMs);
     return node;
   }
 
@@ -178,7 +184,7 @@ export class StackFixture {
       }),
     );
     this.processes.push(scheduler);
-    if (waitRecovered) await scheduler.waitForLine('Scheduler running', 20_000);
+    if (waitRecovered) await scheduler.waitForLine('Scheduler running', this.startTimeoutMs);
     return scheduler;
   }
 
@@ -196,7 +202,7 @@ export class StackFixture {
       }),
     );
     this.processes.push(gateway);
-    const line = await gateway.waitForLine('Gateway listening', 20_000);
+    const line = await gateway.waitForLine('Gateway listening', this.startTimeoutMs);
     const port = (JSON.parse(line) as { port: number }).port;
     return { process: gateway, url: `http://127.0.0.1:${port}` };
   }
@@ -212,7 +218,7 @@ export class StackFixture {
       }),
     );
     this.processes.push(worker);
-    await worker.waitForLine('Notification worker running', 20_000);
+    await worker.waitForLine('Notification worker running', this.startTimeoutMs);
     return worker;
   }
 
@@ -228,7 +234,7 @@ export class StackFixture {
       }),
     );
     this.processes.push(feed);
-    await feed.waitForLine('Market feed running', 20_000);
+    await feed.waitForLine('Market feed running', this.startTimeoutMs);
     return feed;
   }
 
