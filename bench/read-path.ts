@@ -99,6 +99,8 @@ export const readPath: Bench = async ({ quick, log }) => {
 
     const gateway = await fx.startGateway({
       LOG_LEVEL: 'info',
+      // The production default (the fixture's 500 ms is for fast failure tests).
+      REDIS_COMMAND_TIMEOUT_MS: '2000',
       GATEWAY_RATE_LIMIT_PER_MINUTE: '1000000',
       GATEWAY_ADDRESS_RATE_LIMIT_PER_MINUTE: '1000000',
     });
@@ -112,10 +114,14 @@ export const readPath: Bench = async ({ quick, log }) => {
     const idleReads = (await fleetReads(redis)) - idleReads0;
     const idleRss = rssMb(pid);
 
+    const failures: string[] = [];
+    let requests = 0;
     const http = (path: string) => async () => {
+      requests += 1;
       const response = await fetch(`${gateway.url}${path}`);
-      if (response.status !== 200) throw new Error(`${path}: HTTP ${response.status}`);
-      return response.text();
+      const text = await response.text();
+      if (response.status !== 200) failures.push(`${path}: HTTP ${response.status} ${text}`);
+      return text;
     };
     // The least a page of nodes needs: every id (registry and records) and its liveness (the
     // totals count the online ones), then the page's heartbeats, infos, records and scores.
@@ -289,6 +295,12 @@ export const readPath: Bench = async ({ quick, log }) => {
         unit: 'commands',
       },
       { metric: 'overview frame size', value: round(frameKb, 0), unit: 'kB' },
+      {
+        metric: 'page answers other than 200',
+        value: failures.length,
+        unit: `of ${requests}`,
+        target: { text: '0', met: failures.length === 0 },
+      },
     );
     return {
       id: 'read-path',
@@ -299,6 +311,9 @@ export const readPath: Bench = async ({ quick, log }) => {
         `${n} sequential requests per page after 10 warm-up ones: the last page of 100 nodes, and pages of 100 and 1,000 portfolios from the middle of ${(nodes * PER_NODE).toLocaleString('en-US')}.`,
         'The floor reads what the page needs with the fewest round trips but decodes nothing, validates nothing and sends no HTTP — for nodes every id and its heartbeat TTL (the online count), then the page’s heartbeats, infos, records and scores; for portfolios every id, sorted, then the page’s catalog entries, places and states. The gateway reuses the sorted portfolio ids while the plan meta and hash lengths say nothing changed, so its page may read less than the floor.',
         `"No page open": after ${idleMs / 1_000} s with no request, and again after the page requests above; fleet reads count MGET, PTTL, ZRANGE, HGETALL, HKEYS, HMGET, ZMSCORE and LRANGE calls in INFO commandstats (the churn sends only SET and ZADD; GET is left out there because the leader watch sends one every few seconds, and counted in the reads per frame). "One page open": one /api/overview/stream read for ${openMs / 1_000} s; RSS is the largest sampled each second, CPU from /proc, reads per frame from commandstats (they include the pages' reads measured afterwards: none ran in that window).`,
+        ...(failures.length > 0
+          ? [`The first page answer other than 200: ${failures[0] ?? ''}`]
+          : []),
       ],
     };
   } finally {
