@@ -142,8 +142,8 @@ export class ConnectionMonitor {
     this.on(client, 'error', (err: unknown) => this.onError(err));
     this.on(client, 'end', () => this.onEnd());
     if (client instanceof Cluster) {
-      // A cluster stays ready while one shard fails over: its nodes' losses and errors are the news.
-      this.on(client, '-node', (node: unknown) => this.onNode('lost', node));
+      // A cluster stays ready while one shard fails over: its nodes' errors are the news.
+      this.on(client, '-node', (node: unknown) => this.onNode('dropped', node));
       this.on(client, '+node', (node: unknown) => this.onNode('added', node));
       this.on(client, 'node error', (err: unknown, address: unknown) =>
         this.onNodeError(err, String(address)),
@@ -245,9 +245,9 @@ export class ConnectionMonitor {
   private readonly nodeWarnedAt = new Map<string, number>();
 
   /**
-   * A node that died is dropped, found again in a slot map fetched before its replica took over,
-   * dialled and dropped again, for as long as the failover takes: one warning per address and
-   * minute, the rest at debug.
+   * A node that died is dialled again from every slot map fetched before its replica took over,
+   * and fails each time, for as long as the failover takes: one warning per address and minute,
+   * the rest at debug.
    */
   private warnNode(address: string, message: string, meta: Record<string, unknown>): void {
     const last = this.nodeWarnedAt.get(address);
@@ -259,11 +259,15 @@ export class ConnectionMonitor {
     this.log.warn(message, { address, ...meta });
   }
 
-  private onNode(change: 'lost' | 'added', node: unknown): void {
+  /**
+   * A node dropped or added to the client's pool: news at debug only. With sharded subscribers
+   * ioredis drops and re-adds every shard's subscriber when the slot map changes, so a drop is not
+   * a lost node; a node that is really gone shows as its errors.
+   */
+  private onNode(change: 'dropped' | 'added', node: unknown): void {
     const options = (node as { options?: { host?: string; port?: number } }).options;
     const address = `${options?.host ?? '?'}:${options?.port ?? '?'}`;
-    if (change === 'lost' && !this.isClosing) this.warnNode(address, 'Redis cluster node lost', {});
-    else this.log.debug(`Redis cluster node ${change}`, { address });
+    this.log.debug(`Redis cluster node ${change}`, { address });
   }
 
   private onNodeError(err: unknown, address: string): void {
