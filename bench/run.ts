@@ -17,6 +17,7 @@ import { failover } from './failover.ts';
 import { fleetScale } from './fleet.ts';
 import { heartbeatCost } from './heartbeat.ts';
 import { notifyLatency } from './notify.ts';
+import { pushLatency } from './push.ts';
 import { readPath } from './read-path.ts';
 import { schedulerScale } from './scheduler.ts';
 import { soak } from './soak.ts';
@@ -30,6 +31,7 @@ const BENCHES: Record<string, Bench> = {
   heartbeat: heartbeatCost,
   notify: notifyLatency,
   fleet: fleetScale,
+  push: pushLatency,
   soak,
 };
 

@@ -114,6 +114,10 @@ export class ExecutionNode {
    */
   private ordersSettled = false;
   private tradingSettled = false;
+  /** A push (or a subscription gained or lost) asked for the next trading read. */
+  private tradingPushed = false;
+  /** When (performance.now()) the last trading reading that succeeded was issued, by either read. */
+  private tradingReadAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: ExecutionNodeOptions) {
     const { config, connections, keys } = options;
@@ -193,12 +197,12 @@ export class ExecutionNode {
     // applied at its push (or within the interval) whatever a reconcile waits for.
     this.tradingLoop = loop(
       'trading read',
-      () => this.readPaceMs(this.tradingSettled),
+      () => this.tradingPaceMs(),
       () => this.pollTrading(),
     );
     this.ordersLoop = loop(
       'assignment read',
-      () => this.readPaceMs(this.ordersSettled),
+      () => this.ordersPaceMs(),
       () => this.reconcile(),
     );
     this.loops.push(
@@ -223,8 +227,12 @@ export class ExecutionNode {
    */
   private startPush(): void {
     const { connections, keys } = this.options;
-    const readAll = (): void => {
+    const readTrading = (): void => {
+      this.tradingPushed = true;
       this.tradingLoop?.trigger();
+    };
+    const readAll = (): void => {
+      readTrading();
       this.ordersLoop?.trigger();
     };
     this.push = new OrdersPush({
@@ -232,7 +240,7 @@ export class ExecutionNode {
       ordersChannel: keys.nodeOrdersChannel(this.config.nodeId),
       tradingChannel: keys.tradingChannel(),
       onOrders: () => this.ordersLoop?.trigger(),
-      onTrading: () => this.tradingLoop?.trigger(),
+      onTrading: readTrading,
       onSubscribed: readAll,
       // The reads wait the safety interval while subscribed: back to the poll pace at once.
       onLost: readAll,
@@ -252,6 +260,26 @@ export class ExecutionNode {
     return this.push?.subscribed === true && settled
       ? this.config.heartbeatIntervalMs
       : this.config.assignmentPollMs;
+  }
+
+  /**
+   * The assignment read's safety read comes a tenth of an interval early: it reads the controls
+   * too (one transaction), so, idle, it is always the fresher reading when the trading read's turn
+   * comes, and the controls are read once an interval, not twice.
+   */
+  private ordersPaceMs(): number {
+    const pace = this.readPaceMs(this.ordersSettled);
+    return this.push?.subscribed === true && this.ordersSettled ? Math.round(pace * 0.9) : pace;
+  }
+
+  /**
+   * The trading read's pace: as above, except that its safety read comes only once the last
+   * reading of the controls, by either read, is an interval old: at least one reading an interval,
+   * whatever the assignment read waits for (a slow load).
+   */
+  private tradingPaceMs(): number {
+    if (this.push?.subscribed !== true || !this.tradingSettled) return this.config.assignmentPollMs;
+    return Math.max(1, this.tradingReadAt + this.config.heartbeatIntervalMs - performance.now());
   }
 
   /**
@@ -409,7 +437,9 @@ export class ExecutionNode {
   private async reconcileOnce(): Promise<boolean> {
     if (this.status !== 'running') return true;
     const seq = ++this.tradingIssued;
+    const issuedAt = performance.now();
     const { assignment, trading } = await this.store.readOrders();
+    this.tradingReadAt = Math.max(this.tradingReadAt, issuedAt);
     // Before anything else, and before anything is loaded: a halt stops every portfolio at once.
     this.follow(trading, seq);
     // No assignment written (yet, or Redis restarted empty): unknown is not empty — keep running.
@@ -476,10 +506,25 @@ export class ExecutionNode {
 
   /** Reads the halt and pauses and applies them (the trading read). */
   private async pollTrading(): Promise<void> {
+    const pushed = this.tradingPushed;
+    this.tradingPushed = false;
     this.tradingSettled = false;
     if (this.status !== 'running') return;
+    // The safety read, when the assignment read (which reads the controls too, in its
+    // transaction) did so less than an interval ago: nothing a second read would add. Still read
+    // when that read is slow or stuck on a load: then its reading grows old and this one is due.
+    if (
+      !pushed &&
+      this.push?.subscribed === true &&
+      performance.now() - this.tradingReadAt < this.config.heartbeatIntervalMs
+    ) {
+      this.tradingSettled = true;
+      return;
+    }
     const seq = ++this.tradingIssued;
+    const issuedAt = performance.now();
     this.follow(await this.store.readTrading(), seq);
+    this.tradingReadAt = Math.max(this.tradingReadAt, issuedAt);
     this.tradingSettled = true;
   }
 

@@ -186,6 +186,37 @@ describe('ExecutionNode follows its assignment by push', () => {
     expect(loadedAt - writtenAt).toBeLessThan(1_000 + 150);
   });
 
+  it('a halt whose message was lost reaches the node within one safety interval', async () => {
+    const { logs, admin, keys, node } = await pushedNode({
+      HEARTBEAT_INTERVAL_MS: '1000',
+      ASSIGNMENT_POLL_MS: '10000',
+    });
+    await waitFor(() => subscribedLines(logs) === 1);
+    await assign(admin, keys, ['p1'], 1);
+    await runningAt(node, 'p1', 5_000);
+    // The halt record as TradingControls writes it, without its message.
+    await admin.set(
+      keys.tradingHalt(),
+      encodePayload('tradingHalt', {
+        _v: 1,
+        id: 'h1',
+        state: 'halted',
+        halted_at: new Date().toISOString(),
+        by: 'desk',
+        reason: null,
+        lifted_at: null,
+        lifted_by: null,
+        lift_request_id: null,
+      }),
+    );
+    const writtenAt = performance.now();
+    await waitFor(() => node.collectMetrics().portfolios[0]?.status === 'paused', {
+      timeoutMs: 5_000,
+      intervalMs: 2,
+    });
+    expect(performance.now() - writtenAt).toBeLessThan(1_000 + 150);
+  });
+
   it('a message sent while its connection was killed costs no safety interval: the lost subscription and the new one each read at once', async () => {
     const { logs, admin, keys, node } = await pushedNode({
       HEARTBEAT_INTERVAL_MS: '10000',

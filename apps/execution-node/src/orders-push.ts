@@ -98,8 +98,9 @@ export class OrdersPush {
       });
   }
 
-  private readonly onMessage = (channel: string): void => {
+  private readonly onMessage = (channel: string, message: string): void => {
     if (this.stopped) return;
+    this.options.logger.debug('Push received', { channel, payload: message });
     if (channel === this.options.ordersChannel) {
       this.received.orders += 1;
       this.options.onOrders();
