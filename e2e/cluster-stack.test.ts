@@ -232,19 +232,17 @@ describe('the whole stack on a Redis Cluster (3 masters + 3 replicas)', () => {
     }
     expect(await fx.plan()).toEqual(plan);
     for (const p of processes) expect(p.exit, p.name).toBeUndefined();
-    // A failover is at most one warning per connection, about the killed master, not one per retry.
+    // A failover is one warning per connection and node address, not one per retry (a live node
+    // may fail a command too while the slot map changes: it is warned about once as well).
+    let aboutVictim = 0;
     for (const p of processes) {
-      const lost = logEntries(p, 'Redis cluster node error').filter((e) => e['level'] === 'warn');
-      const connections = new Set(lost.map((e) => String(e['connection'])));
-      expect(
-        lost.length,
-        `${p.name}: ${JSON.stringify(lost.map((e) => [e['connection'], e['address'], e['timestamp']]))}`,
-      ).toBe(connections.size);
-      for (const e of lost)
-        expect(e['address'], `${p.name} ${String(e['connection'])}: ${JSON.stringify(e['err'])}`).toBe(
-          `${victim.host}:${victim.port}`,
-        );
+      const warned = logEntries(p, 'Redis cluster node error')
+        .filter((e) => e['level'] === 'warn')
+        .map((e) => `${String(e['connection'])} ${String(e['address'])}`);
+      expect(warned, p.name).toEqual([...new Set(warned)]);
+      aboutVictim += warned.filter((w) => w.endsWith(` ${victim.host}:${victim.port}`)).length;
     }
+    expect(aboutVictim).toBeGreaterThan(0);
     await queues.close();
 
     const accepted = verdicts.reduce((sum, v) => sum + v.accepted, 0);
