@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { encodePayload, type StateKeys } from '@ginkgo-live/state-keys';
@@ -66,6 +67,18 @@ async function startScheduler(
   return scheduler;
 }
 
+/**
+ * CPU time (user + system, ms) a process has used, from /proc (10 ms resolution): on a machine
+ * shared with other work, wall times grow with the load; this counts the scheduler's own work.
+ */
+function cpuMs(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) in parentheses: utime is the 14th field.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1_000) / 100;
+}
+
 /** Wall time of a bare `node -e` start and exit: what any Node process pays before its code. */
 function bareNodeStartMs(): number {
   const samples: number[] = [];
@@ -83,6 +96,8 @@ interface Recovery {
   loaded: number;
   first: number;
   ownWork: number;
+  /** CPU the process used until just after its first tick (it logs "Scheduler running" then). */
+  cpu: number;
   placed: number;
 }
 
@@ -93,11 +108,13 @@ async function recoverOnce(fx: StackFixture, bundle: Bundle, id: string): Promis
     SCHEDULER_LEADER_TTL_MS: '30000',
     SCHEDULER_OUTAGE_GRACE_MS: '30000',
   });
+  const cpu = cpuMs(scheduler.pid);
   const [recovered] = logEntries(scheduler, 'Recovered: plan loaded and first tick done');
   const [ready] = logEntries(scheduler, 'Redis connection ready');
   const placed = logEntries(scheduler, 'Portfolio placed').length;
   await scheduler.stop();
   return {
+    cpu,
     loaded: Number(recovered?.['planLoadedMs']),
     first: Number(recovered?.['recoveryMs']),
     // The scheduler's own work, apart from loading its code: Redis ready → first tick done.
@@ -180,6 +197,8 @@ const simIds = (node: number): string[] =>
   Array.from({ length: PER_NODE }, (_, i) => `p-${node}-${i}`);
 
 interface FleetTicks {
+  /** Scheduler CPU over the window, per tick. */
+  cpuPerTick: number;
   p50: number;
   max: number;
   count: number;
@@ -224,7 +243,9 @@ async function ticksBesideFleet(
     // The first ticks after the start are the recovery; the steady ones follow.
     await sleep(6_000);
     const before = logEntries(scheduler, 'Tick done').length;
+    const cpu0 = cpuMs(scheduler.pid);
     await sleep(windowMs);
+    const cpu = cpuMs(scheduler.pid) - cpu0;
     const ticks = logEntries(scheduler, 'Tick done')
       .slice(before)
       .filter((e) => e['role'] === 'leader')
@@ -232,6 +253,7 @@ async function ticksBesideFleet(
     // Stopped by SIGTERM, so that a CPU profile is written.
     await scheduler.stop();
     return {
+      cpuPerTick: Math.round(cpu / Math.max(1, ticks.length)),
       p50: percentile(ticks, 50),
       max: Math.max(...ticks),
       count: ticks.length,
@@ -267,8 +289,8 @@ export const schedulerScale: Bench = async ({ quick, log }) => {
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   const recoveryTable: string[] = [
-    '| bundle | process start → plan loaded | → first tick done | Redis ready → first tick | portfolios moved |',
-    '| --- | ---: | ---: | ---: | ---: |',
+    '| bundle | process start → plan loaded | → first tick done | Redis ready → first tick | CPU until first tick | portfolios moved |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const nodes of sizes) {
     if (!parts.includes('scale') && !(nodes === 1_000 && parts.includes('recovery'))) continue;
@@ -289,10 +311,11 @@ export const schedulerScale: Bench = async ({ quick, log }) => {
             loaded: med((r) => r.loaded),
             first: med((r) => r.first),
             ownWork: med((r) => r.ownWork),
+            cpu: med((r) => r.cpu),
             placed: Math.max(...starts.map((r) => r.placed)),
           };
           recoveryTable.push(
-            `| ${bundle.label} | ${recovery.loaded} ms | ${recovery.first} ms | ${recovery.ownWork} ms | ${recovery.placed} |`,
+            `| ${bundle.label} | ${recovery.loaded} ms | ${recovery.first} ms | ${recovery.ownWork} ms | ${recovery.cpu} ms | ${recovery.placed} |`,
           );
           const label = runs.length > 1 ? ` — ${bundle.label}` : '';
           rows.push(
@@ -369,14 +392,14 @@ export const schedulerScale: Bench = async ({ quick, log }) => {
   }
 
   const fleetTable: string[] = [
-    '| bundle | nodes | portfolios | ticks measured | tick p50 | tick max | portfolios moved |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| bundle | nodes | portfolios | ticks measured | tick p50 | tick max | scheduler CPU per tick | portfolios moved |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const nodes of parts.includes('fleet') ? fleetSizes : []) {
     for (const bundle of runs) {
       const ticks = await ticksBesideFleet(bundle, nodes, quick ? 20_000 : 30_000, log);
       fleetTable.push(
-        `| ${bundle.label} | ${n(nodes)} | ${n(nodes * PER_NODE)} | ${ticks.count} | ${ticks.p50} ms | ${ticks.max} ms | ${ticks.placed} |`,
+        `| ${bundle.label} | ${n(nodes)} | ${n(nodes * PER_NODE)} | ${ticks.count} | ${ticks.p50} ms | ${ticks.max} ms | ${ticks.cpuPerTick} ms | ${ticks.placed} |`,
       );
       const target = nodes >= 10_000 ? 400 : nodes >= 5_000 ? 200 : undefined;
       rows.push({
