@@ -1,11 +1,17 @@
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TradingControls } from '@ginkgo-live/fleet';
 import { createAppNotifier } from '@ginkgo-live/notification-adapter';
 import { aclFile, RedisConnections } from '@ginkgo-live/redis-client';
 import { createLogger } from '@ginkgo-live/runtime';
 import { createStateKeys, encodePayload, type StateKeys } from '@ginkgo-live/state-keys';
-import { MemoryTransport, RedisServer, seedBook, waitFor } from '@ginkgo-live/testing';
+import {
+  MemoryTransport,
+  RedisCluster,
+  RedisServer,
+  seedBook,
+  waitFor,
+} from '@ginkgo-live/testing';
 import { loadConfig } from './config.ts';
 import { ExecutionNode } from './execution-node.ts';
 
@@ -24,10 +30,19 @@ const NODE = 'n1';
 async function pushedNode(env: Record<string, string>, server?: RedisServer) {
   const redisServer = server ?? (await RedisServer.start());
   if (server === undefined) cleanups.push(() => redisServer.cleanup());
+  const admin = new Redis(redisServer.clientOptions());
+  cleanups.push(() => admin.disconnect());
+  const started = await startNode(
+    { REDIS_HOST: redisServer.host, REDIS_PORT: String(redisServer.port), ...env },
+    admin,
+  );
+  return { server: redisServer, admin, ...started };
+}
+
+/** A started node on the Redis `env` names, its catalog and books written through `admin`. */
+async function startNode(env: Record<string, string>, admin: Redis) {
   const loaded = loadConfig({
     NODE_ID: NODE,
-    REDIS_HOST: redisServer.host,
-    REDIS_PORT: String(redisServer.port),
     REDIS_RECONNECT_MAX_DELAY_MS: '200',
     HEARTBEAT_TTL_MS: '12000',
     STOP_TIMEOUT_MS: '2000',
@@ -56,9 +71,6 @@ async function pushedNode(env: Record<string, string>, server?: RedisServer) {
   });
   cleanups.push(() => notifier.close());
   const node = new ExecutionNode({ config, connections, keys, logger, version: '0', notifier });
-  // An admin connection of the test's own, to write as the scheduler and the desk do.
-  const admin = new Redis(redisServer.clientOptions());
-  cleanups.push(() => admin.disconnect());
   for (const id of ['p1', 'p2']) {
     await addToCatalog(admin, keys, id);
     // A book, so that the load is not held back by the fresh-start window.
@@ -66,7 +78,7 @@ async function pushedNode(env: Record<string, string>, server?: RedisServer) {
   }
   cleanups.push(() => node.stop());
   expect(await node.start()).toEqual({ ok: true });
-  return { server: redisServer, logs, admin, keys, node };
+  return { logs, keys, node };
 }
 
 async function addToCatalog(redis: Redis, keys: StateKeys, portfolioId: string): Promise<void> {
@@ -94,16 +106,20 @@ async function assign(
   version: number,
   push = true,
 ): Promise<number> {
-  const tx = redis.multi().set(
-    keys.nodeAssignment(NODE),
-    encodePayload('nodeAssignment', {
-      _v: 1,
-      node_id: NODE,
-      portfolio_ids: portfolioIds,
-      plan_version: version,
-      updated_at: new Date().toISOString(),
-    }),
-  );
+  const assignment = encodePayload('nodeAssignment', {
+    _v: 1,
+    node_id: NODE,
+    portfolio_ids: portfolioIds,
+    plan_version: version,
+    updated_at: new Date().toISOString(),
+  });
+  if ((redis as unknown) instanceof Cluster) {
+    // The plan write is one script on the {scheduler} shard; here, two commands to it.
+    await redis.set(keys.nodeAssignment(NODE), assignment);
+    if (push) await redis.spublish(keys.nodeOrdersChannel(NODE), String(version));
+    return performance.now();
+  }
+  const tx = redis.multi().set(keys.nodeAssignment(NODE), assignment);
   if (push) tx.spublish(keys.nodeOrdersChannel(NODE), String(version));
   const replies = await tx.exec();
   for (const [err] of replies ?? []) if (err) throw err;
@@ -304,4 +320,37 @@ describe('ExecutionNode follows its assignment by push', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(linesStarting(logs, 'Redis refused the push subscription')).toHaveLength(1);
   });
+});
+
+describe('ExecutionNode push on a Redis Cluster', () => {
+  it('follows a write by push, and again after the {scheduler} shard’s master is killed and its replica promoted', async () => {
+    const cluster = await RedisCluster.start({ masters: 3, replicas: 1 });
+    cleanups.push(() => cluster.cleanup());
+    const admin = cluster.client() as unknown as Redis;
+    cleanups.push(() => admin.disconnect());
+    const { logs, keys, node } = await startNode(
+      {
+        ...cluster.env,
+        HEARTBEAT_INTERVAL_MS: '10000',
+        HEARTBEAT_TTL_MS: '30000',
+        ASSIGNMENT_POLL_MS: '10000',
+      },
+      admin,
+    );
+    await waitFor(() => subscribedLines(logs) === 1, { timeoutMs: 10_000 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Every read of a load crosses the cluster client (and six redis-servers share two cores
+    // here): a bound far below the 10 s intervals, not the single Redis's 100 ms.
+    const writtenAt = await assign(admin, keys, ['p1'], 1);
+    expect((await runningAt(node, 'p1', 9_000)) - writtenAt).toBeLessThan(500);
+
+    const master = await cluster.masterOf(keys.nodeAssignment(NODE));
+    const replica = await cluster.replicaOf(master);
+    await cluster.kill(master);
+    await cluster.waitForPromotion(replica);
+    // The shard's subscriber was made again on the promoted replica: subscribed anew, read anew.
+    await waitFor(() => subscribedLines(logs) === 2, { timeoutMs: 15_000 });
+    const movedAt = await assign(admin, keys, ['p2'], 2);
+    expect((await runningAt(node, 'p2', 9_000)) - movedAt).toBeLessThan(500);
+  }, 90_000);
 });

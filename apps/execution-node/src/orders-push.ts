@@ -57,6 +57,11 @@ export class OrdersPush {
     subscriber.on('smessage', this.onMessage);
     subscriber.on('ready', this.onReady);
     subscriber.on('close', this.onClose);
+    // On a Redis Cluster (REDIS_CLUSTER_NODES) the client keeps one subscriber per shard
+    // (shardedSubscribers) and makes them again by itself when the shard's master changes: it says
+    // so with these, not with ready and close, which are the whole client's.
+    subscriber.on('-subscriber', this.onClose);
+    subscriber.on('subscribersReady', this.onShardSubscribed);
     if (subscriber.status === 'ready') this.onReady();
   }
 
@@ -67,6 +72,8 @@ export class OrdersPush {
     subscriber.off('smessage', this.onMessage);
     subscriber.off('ready', this.onReady);
     subscriber.off('close', this.onClose);
+    subscriber.off('-subscriber', this.onClose);
+    subscriber.off('subscribersReady', this.onShardSubscribed);
   }
 
   /**
@@ -112,6 +119,16 @@ export class OrdersPush {
 
   private readonly onReady = (): void => {
     if (this.stopped) return;
+    void this.subscribe();
+  };
+
+  /**
+   * A cluster's shard subscriber made again (a failover of the `{scheduler}` shard): subscribed
+   * anew, so read anew — messages sent meanwhile went to nobody.
+   */
+  private readonly onShardSubscribed = (): void => {
+    if (this.stopped) return;
+    this.isSubscribed = false;
     void this.subscribe();
   };
 
