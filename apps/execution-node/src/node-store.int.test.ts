@@ -194,7 +194,9 @@ async function acquireUntilTaken(
 }
 
 describe('NodeStore acquire of a portfolio Redis has no book of, on a Redis up for long', () => {
-  const freshStart = { afterMs: 1_500, gapMs: 400 };
+  // The gap is well above the 100 ms between the tests' acquires: a stalled machine must not
+  // restart the wait by itself.
+  const freshStart = { afterMs: 1_500, gapMs: 1_000 };
 
   it('waits the window from the first acquire that finds no book (a promoted replica that copied an empty master looks old): the first acquire writes only the marker', async () => {
     await redisUpFor(2_000);
@@ -234,5 +236,56 @@ describe('NodeStore acquire of a portfolio Redis has no book of, on a Redis up f
     const { refusals, takenAtMs } = await acquireUntilTaken(store, freshStart);
     expect(refusals.every((r) => r.noBookSeenMs < 1_500)).toBe(true);
     expect(takenAtMs - restarted >= 1_500).toBe(true);
+  });
+});
+
+describe('NodeStore acquire: what the no-book marker cannot vouch for', () => {
+  const freshStart = { afterMs: 1_500, gapMs: 1_000 };
+
+  async function runId(): Promise<string> {
+    return /run_id:(\w+)/.exec(await redis.info('server'))?.[1] ?? '';
+  }
+
+  async function seedMarker(fields: { first: number; last: number; run: string }): Promise<void> {
+    await redis.hset(keys.portfolioNoBook('p1'), {
+      first: String(fields.first),
+      last: String(fields.last),
+      run: fields.run,
+    });
+  }
+
+  it('a marker a window old does not start a portfolio on a Redis up for less than the window (restarted empty, marker reloaded)', async () => {
+    const now = await redisNowMs();
+    await seedMarker({ first: now - 10_000, last: now - 100, run: await runId() });
+    const outcome = await newStore().acquireLease('p1', 'n2/a/1', { freshStart });
+    expect(outcome).toMatchObject({ ok: false });
+    expect('redisUptimeMs' in outcome && outcome.redisUptimeMs).toBeLessThan(1_500);
+    expect('noBookSeenMs' in outcome && outcome.noBookSeenMs).toBeGreaterThanOrEqual(9_900);
+  });
+
+  it('a marker written by another Redis process (a promoted replica holds its master’s) starts the wait over', async () => {
+    await redisUpFor(2_000);
+    const now = await redisNowMs();
+    await seedMarker({ first: now - 10_000, last: now - 100, run: 'f'.repeat(40) });
+    expect(await newStore().acquireLease('p1', 'n2/a/1', { freshStart })).toMatchObject({
+      ok: false,
+      noBookSeenMs: 0,
+    });
+    expect(await redis.hget(keys.portfolioNoBook('p1'), 'run')).toBe(await runId());
+    // The same marker written by this process: old enough, taken.
+    await seedMarker({ first: now - 10_000, last: await redisNowMs(), run: await runId() });
+    expect(await newStore().acquireLease('p1', 'n2/a/2', { freshStart })).toMatchObject({
+      ok: true,
+    });
+  });
+
+  it('a marker last written in the future (the clock stepped back) starts the wait over', async () => {
+    await redisUpFor(2_000);
+    const now = await redisNowMs();
+    await seedMarker({ first: now - 10_000, last: now + 60_000, run: await runId() });
+    expect(await newStore().acquireLease('p1', 'n2/a/1', { freshStart })).toMatchObject({
+      ok: false,
+      noBookSeenMs: 0,
+    });
   });
 });

@@ -147,8 +147,9 @@ return lost
  * — a replica promoted after copying an empty master, a Redis frozen for longer than the window
  * after an empty restart, a forward clock step all look old. The marker KEYS[6] (`first`, `last`
  * seen, ms) is written whenever the acquire finds no fence and no book; a marker missing, or last
- * seen more than ARGV[5] ms ago (or in the future), starts `first` again, so a freeze or a clock
- * step shows as a gap and the wait starts over. It is the marker, never the lease, that is written.
+ * seen more than ARGV[5] ms ago (or in the future), or written by another Redis process (its
+ * `run`: a replica promoted with its master's marker, a restart that reloaded it), starts `first`
+ * again, so a freeze, a clock step or a failover shows as a gap and the wait starts over. It is the marker, never the lease, that is written.
  * It expires ARGV[6] ms after its last write: an expired marker and a stale one mean the same (the
  * wait starts over), and a portfolio no longer assigned leaves no key behind.
  * KEYS[1] lease  KEYS[2] fence  KEYS[3] active  KEYS[4] wait  KEYS[5] book  KEYS[6] no-book marker
@@ -167,10 +168,15 @@ if wait > 0 and redis.call('EXISTS', KEYS[2]) == 0 and redis.call('EXISTS', KEYS
   local uptime = (tonumber(string.match(info, 'uptime_in_seconds:(%d+)')) or 0) * 1000
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local m = redis.call('HMGET', KEYS[6], 'first', 'last')
+  -- The marker counts only in the Redis process that wrote it: a promoted replica holds its
+  -- master's copy (and a restart may reload one), with a 'last' close enough to pass the gap.
+  local run = string.match(info, 'run_id:(%x+)') or ''
+  local m = redis.call('HMGET', KEYS[6], 'first', 'last', 'run')
   local first, last = tonumber(m[1]), tonumber(m[2])
-  if first == nil or last == nil or now < last or now - last > tonumber(ARGV[5]) then first = now end
-  redis.call('HSET', KEYS[6], 'first', string.format('%d', first), 'last', string.format('%d', now))
+  if first == nil or last == nil or m[3] ~= run or now < last or now - last > tonumber(ARGV[5]) then
+    first = now
+  end
+  redis.call('HSET', KEYS[6], 'first', string.format('%d', first), 'last', string.format('%d', now), 'run', run)
   redis.call('PEXPIRE', KEYS[6], ARGV[6])
   local seen = now - first
   if uptime < wait or seen < wait then

@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AuditLog, TradingControls } from '@ginkgo-live/fleet';
 import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
 import {
+  FRESH_START_MS,
   logEntries,
   ManagedProcess,
   RedisServer,
@@ -60,9 +61,10 @@ describe('livecore-scheduler with real node processes', () => {
     await waitFor(async () => Object.keys(await fx.plan()).length === 3, { timeoutMs: 5_000 });
     const plan = await fx.plan();
     expect(new Set(Object.values(plan))).toEqual(new Set(['a', 'b']));
+    // New portfolios, no book: each starts after the nodes' fresh-start wait.
     for (const id of ['p1', 'p2', 'p3']) {
       await waitFor(async () => (await runningOn(id)) === plan[id], {
-        timeoutMs: 3_000,
+        timeoutMs: FRESH_START_MS + 3_000,
         description: `${id} running`,
       });
     }
@@ -159,6 +161,9 @@ describe('livecore-scheduler with real node processes', () => {
 
   it('nudges a node that does not run what it was assigned, with backoff', async () => {
     await fx.addToCatalog('p1');
+    // It has a book: its first load is not held back by the fresh-start wait (which the
+    // scheduler, ticking every 300 ms here, would nudge too).
+    await fx.seedBook('p1');
     await fx.startNode('a');
     const scheduler = await fx.startScheduler('s1', {
       SCHEDULER_TICK_MS: '300',
