@@ -76,4 +76,25 @@ describe('the plan write pushes to the nodes it changes', () => {
     await expect(a.writePlan(write(0, 'a', ['n1']))).rejects.toThrow(/WRONGTYPE/);
     expect(await messages()).toEqual([]);
   });
+
+  it('a Redis that refuses the push (an ACL without the channels) still takes the write', async () => {
+    await redis.acl('SETUSER', 'scheduler', 'on', '>pw', '~*', 'resetchannels', '+@all');
+    const user = new Redis({
+      host: server.host,
+      port: server.port,
+      username: 'scheduler',
+      password: 'pw',
+    });
+    try {
+      const a = new RedisSchedulerStore(user, keys, 'a');
+      expect(await a.lead(10_000)).toBe(true);
+      expect(await a.writePlan(write(0, 'a', ['n1']))).toBe(1);
+      expect(JSON.parse((await redis.get(keys.nodeAssignment('n1'))) ?? '{}')).toMatchObject({
+        portfolio_ids: ['p-n1'],
+      });
+      expect(await messages()).toEqual([]);
+    } finally {
+      user.disconnect();
+    }
+  });
 });

@@ -49,7 +49,8 @@ export { PlanWriteRefused, type PlanWrite, type SchedulerStore, type World } fro
  * then the audit cap (XADD MAXLEN ~), then a audit entries (one per request consumed), a entries
  * then k push channels, one per node assignment written, in the same order (nodeOrdersChannel):
  * each gets the new plan version by SPUBLISH, last, so the message goes out only with a write that
- * happened (a scheduler killed mid-write sends nothing, Redis runs a script whole or not at all).
+ * happened (a scheduler killed mid-write sends nothing, Redis runs a script whole or not at all);
+ * a refused SPUBLISH is ignored, the write stands (the message is a hint, the nodes read anyway).
  * A channel is no key (declared among KEYS it would need the ACL's key rights); it carries the
  * `{scheduler}` tag so that on a cluster it is the script's own shard's (Redis refuses another's).
  * Errors (nothing written): NOT_LEADER (another scheduler holds the lock), STALE_VERSION (the plan
@@ -115,8 +116,10 @@ for j = 1, p do
   redis.call('DEL', KEYS[9 + j])
 end
 redis.call('SET', KEYS[2], ARGV[3])
+-- pcall: a push Redis refuses (an ACL from before the channels, a Redis without SPUBLISH) must not
+-- fail the plan write; the nodes find the change at their safety read.
 for j = 1, k do
-  redis.call('SPUBLISH', ARGV[i], current + 1); i = i + 1
+  redis.pcall('SPUBLISH', ARGV[i], current + 1); i = i + 1
 end
 return current + 1
 `);

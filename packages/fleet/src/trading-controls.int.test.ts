@@ -208,6 +208,10 @@ describe('TradingControls', () => {
       expect(await controls.halt(desk, null)).toEqual(DONE);
       expect(await controls.unhalt(desk)).toEqual(DONE);
       await expect(user.hdel(keys.portfolioCatalog(), 'p1')).rejects.toThrow(/NOPERM/);
+      // An ACL from before the push (no channel): the kill switch still works, unannounced.
+      await redis.acl('SETUSER', 'desk', 'resetchannels');
+      expect(await controls.halt(desk, null)).toEqual(DONE);
+      expect((await controls.read()).halted).not.toBeNull();
     } finally {
       user.disconnect();
     }
