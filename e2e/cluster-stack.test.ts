@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TradingControls } from '@ginkgo-live/fleet';
 import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
 import {
   logEntries,
@@ -82,6 +83,19 @@ describe('the whole stack on a Redis Cluster (3 masters + 3 replicas)', () => {
       { timeoutMs: 20_000, intervalMs: 200, description: 'every portfolio running where planned' },
     );
     const plan = await fx.plan();
+
+    // A trading change waits for the {scheduler} master's replica, on the connection that wrote it.
+    const controls = new TradingControls(fx.redis, fx.keys);
+    const desk = { name: 'desk', via: 'ginkgo-ctl', address: null };
+    for (const change of [
+      () => controls.pause(ids[0] ?? '', desk, 'cluster check'),
+      () => controls.resume(ids[0] ?? '', desk),
+    ])
+      expect(await change()).toEqual({
+        ok: true,
+        repeated: false,
+        replication: { replicas: 1, acknowledged: 1 },
+      });
 
     // The test's own producer: every seq's outcome and when it was known, as the fault campaign's
     // checker wants them.

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Cluster } from 'ioredis';
-import { LuaScript, type RedisLike } from '@ginkgo-live/redis-client';
+import { connectionForKey, LuaScript, type RedisLike } from '@ginkgo-live/redis-client';
 import {
   decodePayload,
   encodePayload,
@@ -36,7 +35,7 @@ export type TradingOutcome =
       ok: true;
       /** The same request (by id) had made this change already: nothing was written again. */
       repeated: boolean;
-      /** null when not known: on a Redis Cluster (the wait is not run there), or the check failed. */
+      /** null when not known: the check failed (or a cluster client knew no master for the slot). */
       replication: Replication | null;
     }
   | {
@@ -355,15 +354,17 @@ export class TradingControls {
   /**
    * Waits (at most `replicaWaitMs`) for a replica to acknowledge the change when the master has
    * replicas: a failover to a replica that missed it would lose the halt (nodes that saw it keep
-   * it, new ones would not). `WAIT` covers every write this connection sent before it. Not run on
-   * a Redis Cluster (its shard's replicas are not this connection's to ask).
+   * it, new ones would not). `WAIT` covers every write its connection sent before it: on a Redis
+   * Cluster, the client's connection to the master of the `{scheduler}` slot, which took the change
+   * (a random node's `INFO` and `WAIT` would say nothing about it).
    */
   private async replication(): Promise<Replication | null> {
-    if (this.redis instanceof Cluster) return null;
-    const info = await this.redis.info('replication');
+    const master = connectionForKey(this.redis, this.keys.tradingHalt());
+    if (master === undefined) return null;
+    const info = await master.info('replication');
     const replicas = Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0);
     if (replicas === 0) return { replicas, acknowledged: 0 };
-    const acknowledged = await this.redis.wait(1, this.replicaWaitMs);
+    const acknowledged = await master.wait(1, this.replicaWaitMs);
     return { replicas, acknowledged };
   }
 }

@@ -2,7 +2,7 @@ import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, unwrapConfig } from '@ginkgo-live/runtime';
 import { MemoryTransport, RedisCluster, waitFor } from '@ginkgo-live/testing';
-import { loadRedisConfig, mgetBySlot, RedisConnections } from './index.ts';
+import { connectionForKey, loadRedisConfig, mgetBySlot, RedisConnections } from './index.ts';
 
 /**
  * `REDIS_CLUSTER_NODES` on a real cluster of 3 masters with a replica each: what the apps get
@@ -68,6 +68,15 @@ describe('RedisConnections with REDIS_CLUSTER_NODES', () => {
     } finally {
       own.disconnect();
     }
+  });
+
+  it('finds the connection of a key’s master, where WAIT counts the replicas of a write', async () => {
+    const key = 'portfolio:{scheduler}:halt';
+    await conns.main.set(key, 'halted');
+    const master = connectionForKey(conns.main, key);
+    expect(master?.options.port).toBe((await cluster.masterOf(key)).port);
+    expect(await master?.info('replication')).toMatch(/connected_slaves:1/);
+    expect(await master?.wait(1, 2_000)).toBe(1);
   });
 
   it('delivers sharded pub/sub from the master of the channel’s slot', async () => {

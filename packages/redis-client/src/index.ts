@@ -18,7 +18,15 @@ export type { PingResult } from './health.ts';
 export { buildClusterOptions, buildRedisOptions, reconnectOnRedisError } from './options.ts';
 export type { ConnectionOptions, ConnectionProfile } from './options.ts';
 export { RedisConnections } from './redis-connections.ts';
-export { bySlot, delBySlot, groupBySlot, keySlot, mgetBySlot, perKeyBySlot } from './slots.ts';
+export {
+  bySlot,
+  connectionForKey,
+  delBySlot,
+  groupBySlot,
+  keySlot,
+  mgetBySlot,
+  perKeyBySlot,
+} from './slots.ts';
 export type { RedisLike, SlotGroup } from './slots.ts';
 export type { RedisConnectionsOptions } from './redis-connections.ts';
 export type { Redis } from 'ioredis';

@@ -105,3 +105,19 @@ function checkLength(got: number, wanted: number): void {
   if (got !== wanted)
     throw new Error(`a per-slot command answered ${got} values for ${wanted} keys`);
 }
+
+/**
+ * The connection that carries the commands of `key`'s slot: the client itself on one Redis; on a
+ * cluster, the client's connection to the master serving that slot (undefined while its slot map
+ * names none). A keyless command about a write sent through `redis` goes there: `WAIT` counts the
+ * replicas that acknowledged the writes of the connection it is sent on, and `INFO replication`
+ * of a random node says nothing about the master that took the write.
+ */
+export function connectionForKey(redis: RedisLike, key: string): Redis | undefined {
+  if (!(redis instanceof Cluster)) return redis;
+  const address = redis.slots[keySlot(key)]?.[0];
+  if (address === undefined) return undefined;
+  return redis
+    .nodes('master')
+    .find((node) => `${node.options.host ?? ''}:${node.options.port ?? ''}` === address);
+}
