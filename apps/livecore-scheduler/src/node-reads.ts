@@ -86,6 +86,8 @@ function livenessOf(pttlMs: number): Liveness {
 export class NodeReader {
   private known = new Map<string, Known>();
   private fullAtMs = Number.NEGATIVE_INFINITY;
+  /** Bumped by `forget`: a read that was under way then remembers nothing of what it fetched. */
+  private generation = 0;
   private lastStats: NodeReadStats = { read: 0, kept: 0, full: true };
 
   constructor(
@@ -100,6 +102,7 @@ export class NodeReader {
   forget(): void {
     this.known = new Map();
     this.fullAtMs = Number.NEGATIVE_INFINITY;
+    this.generation += 1;
   }
 
   get stats(): NodeReadStats {
@@ -115,9 +118,12 @@ export class NodeReader {
     scores: ReadonlyMap<string, number>,
   ): Promise<Map<string, NodeLive>> {
     const started = this.now();
+    const generation = this.generation;
+    // What this read keeps comes from here, whatever `forget` does while it waits for Redis.
+    const remembered = this.known;
     let full = started - this.fullAtMs >= this.fullEveryMs;
     if (!full) {
-      for (const [id, known] of this.known) {
+      for (const [id, known] of remembered) {
         const score = scores.get(id);
         if (known.score !== null && score !== undefined && score < known.score) {
           full = true;
@@ -127,7 +133,7 @@ export class NodeReader {
     }
     const fetch: string[] = [];
     for (const id of ids) {
-      const known = full ? undefined : this.known.get(id);
+      const known = full ? undefined : remembered.get(id);
       if (
         known === undefined ||
         known.score === null ||
@@ -138,7 +144,7 @@ export class NodeReader {
     }
     let fetched: Map<string, Known>;
     try {
-      fetched = await this.fetch(fetch, scores, started);
+      fetched = await this.fetch(fetch, scores, started, remembered);
     } catch (err) {
       this.forget();
       throw err;
@@ -146,14 +152,17 @@ export class NodeReader {
     const next = new Map<string, Known>();
     const out = new Map<string, NodeLive>();
     for (const id of ids) {
-      const known = fetched.get(id) ?? this.known.get(id);
-      if (known === undefined) continue;
+      const known = fetched.get(id) ?? remembered.get(id);
+      // A node left out of the world would lose its record at the next plan write.
+      if (known === undefined) throw new Error(`Node read: no reading of node ${id}`);
       next.set(id, known);
       out.set(id, { liveness: known.liveness, info: known.info, problem: known.problem });
     }
+    this.lastStats = { read: fetch.length, kept: ids.length - fetch.length, full };
+    // Forgotten meanwhile (a reconnection): what was fetched may come from the server before it.
+    if (generation !== this.generation) return out;
     this.known = next;
     if (full) this.fullAtMs = started;
-    this.lastStats = { read: fetch.length, kept: ids.length - fetch.length, full };
     return out;
   }
 
@@ -162,6 +171,7 @@ export class NodeReader {
     ids: readonly string[],
     scores: ReadonlyMap<string, number>,
     sentAtMs: number,
+    remembered: ReadonlyMap<string, Known>,
   ): Promise<Map<string, Known>> {
     const k = this.keys;
     const groups = bySlot(this.redis, ids, (id) => k.heartbeat(id));
@@ -185,7 +195,7 @@ export class NodeReader {
         if (info[0] !== null) throw info[0];
         const pttlMs = Number(ttl[1]);
         const infoRaw = (info[1] as string | null) ?? null;
-        const before = this.known.get(id);
+        const before = remembered.get(id);
         const decoded =
           before !== undefined && before.infoRaw === infoRaw && infoRaw !== null
             ? { info: before.info, problem: before.problem }

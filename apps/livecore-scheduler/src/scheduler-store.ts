@@ -167,6 +167,8 @@ export class RedisSchedulerStore implements SchedulerStore {
   private readonly nodes: NodeReader;
   /** The plan meta as the last read saw it: any other one (not this store's write) was not expected. */
   private lastMetaRaw: string | null | undefined;
+  /** Connections made ready: a read during which this moved remembers nothing it read. */
+  private connections = 0;
 
   constructor(
     private readonly redis: RedisLike,
@@ -177,7 +179,10 @@ export class RedisSchedulerStore implements SchedulerStore {
   ) {
     this.nodes = new NodeReader(redis, keys, FULL_READ_EVERY_MS, options.now);
     // A new connection may lead to another server (a failover, a restarted Redis): start over.
-    redis.on('ready', () => this.forget());
+    redis.on('ready', () => {
+      this.connections += 1;
+      this.forget();
+    });
   }
 
   /** Forgets everything remembered: the next read is a full one (a new leadership starts so). */
@@ -216,8 +221,12 @@ export class RedisSchedulerStore implements SchedulerStore {
    * after the last full read. Otherwise the remembered, already decoded values are handed out again.
    */
   async readWorld(): Promise<World> {
+    const connection = this.connections;
     try {
-      return await this.readAll();
+      const world = await this.readAll();
+      // Part of it may come from the server before the reconnection: none of it is remembered.
+      if (connection !== this.connections) this.forget();
+      return world;
     } catch (err) {
       // What failed half way (a reply lost, a connection dropped) may hide a change: start over.
       this.forget();
