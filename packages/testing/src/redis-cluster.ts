@@ -119,6 +119,8 @@ export class RedisCluster {
       this.nodes.map((m) => ({ host: m.host, port: m.port })),
       {
         redisOptions: { maxRetriesPerRequest: null },
+        // SSUBSCRIBE to the master of the channel's slot, as the apps' connections do.
+        shardedSubscribers: true,
         retryDelayOnFailover: 200,
         maxRedirections: 64,
         slotsRefreshInterval: 1_000,
