@@ -117,11 +117,14 @@ export class FleetReader {
   async recordStatuses(ids: readonly string[]): Promise<Map<string, NodeRecord['status']>> {
     return this.run(async () => {
       const out = new Map<string, NodeRecord['status']>();
-      for (let i = 0; i < ids.length; i += STATE_BATCH) {
-        const batch = ids.slice(i, i + STATE_BATCH);
-        const raws = await this.redis.hmget(this.keys.executionNodes(), ...batch);
+      const batches: string[][] = [];
+      for (let i = 0; i < ids.length; i += STATE_BATCH) batches.push(ids.slice(i, i + STATE_BATCH));
+      const replies = await Promise.all(
+        batches.map((batch) => this.redis.hmget(this.keys.executionNodes(), ...batch)),
+      );
+      batches.forEach((batch, b) =>
         batch.forEach((id, j) => {
-          const raw = raws[j];
+          const raw = replies[b]?.[j];
           if (raw === null || raw === undefined) return;
           const decoded = this.decoder.decode(
             'nodeRecord',
@@ -129,8 +132,8 @@ export class FleetReader {
             raw,
           );
           if (decoded.ok) out.set(id, decoded.value.status);
-        });
-      }
+        }),
+      );
       return out;
     });
   }

@@ -88,10 +88,11 @@ const YIELD_EVERY = 1_000;
  */
 export class FleetView {
   /**
-   * Specs and assignments of every portfolio are decoded again whenever a state changes: sized for
-   * a large fleet's (25,000 portfolios at 5,000 nodes), whose decoded values the view holds anyway.
+   * One entry per key (the latest raw and its decoding): large enough never to turn over at 5,000
+   * nodes × 5 portfolios (about 90,000 keys), since a turn-over keeps a whole generation of
+   * superseded payloads alive; what it holds is what the view shows anyway.
    */
-  private readonly decoder = new PayloadDecoder(60_000);
+  private readonly decoder = new PayloadDecoder(200_000);
   private readonly now: () => number;
   private nodes = new Map<string, NodeEntry>();
   private portfolios = new Map<string, PortfolioEntry>();

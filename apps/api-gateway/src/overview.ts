@@ -180,6 +180,12 @@ function notificationRow(n: NotificationRecord): NotificationRow {
   };
 }
 
+/**
+ * The order of `localeCompare`, from one collator: `localeCompare` sets one up per call, which made
+ * sorting 25,000 portfolios a large part of each overview.
+ */
+const byId = new Intl.Collator();
+
 /** Shapes one overview from what the fleet reader returned. Pure. */
 export function buildOverview(input: OverviewInput): FleetOverview {
   const nodes = input.nodes
@@ -187,7 +193,7 @@ export function buildOverview(input: OverviewInput): FleetOverview {
     .sort(
       (a, b) =>
         Number(a.status !== 'lost') - Number(b.status !== 'lost') ||
-        a.node_id.localeCompare(b.node_id),
+        byId.compare(a.node_id, b.node_id),
     );
   const portfolios = input.portfolios
     .map(portfolioRow)
@@ -195,7 +201,7 @@ export function buildOverview(input: OverviewInput): FleetOverview {
       (a, b) =>
         Number(a.status !== 'orphaned') - Number(b.status !== 'orphaned') ||
         QUEUE_LEVEL_RANK[a.queue_level] - QUEUE_LEVEL_RANK[b.queue_level] ||
-        a.portfolio_id.localeCompare(b.portfolio_id),
+        byId.compare(a.portfolio_id, b.portfolio_id),
     );
   const records = input.notifications.filter((n): n is NotificationRecord => !('error' in n));
   const since = input.now.getTime() - HOUR_MS;
