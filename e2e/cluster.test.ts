@@ -92,6 +92,8 @@ describe('the stack’s Redis operations on a real 3-master Redis Cluster', () =
             loadedToken: '',
             loadedVersion: 0,
             mayReassert: true,
+            leaseCurrent: true,
+            version: 0,
             releasing: false,
           },
         })),
@@ -274,6 +276,8 @@ describe('the stack’s Redis operations on a real 3-master Redis Cluster', () =
           loadedToken: '',
           loadedVersion: 0,
           mayReassert: true,
+          leaseCurrent: true,
+          version: 0,
           releasing: false,
         };
         const commit = {

@@ -57,6 +57,22 @@ describe('loadConfig', () => {
     });
   });
 
+  it('refuses an assignment poll longer than half a lease TTL and a beat (the fresh-start wait counts tries two polls apart)', () => {
+    expect(loadConfig({ ASSIGNMENT_POLL_MS: '12000' })).toMatchObject({
+      ok: false,
+      issues: [
+        {
+          variable: 'ASSIGNMENT_POLL_MS',
+          message: expect.stringContaining(
+            'must be at most half of HEARTBEAT_TTL_MS + HEARTBEAT_INTERVAL_MS (10000)',
+          ) as unknown,
+        },
+      ],
+    });
+    expect(loadConfig({ ASSIGNMENT_POLL_MS: '12000', HEARTBEAT_TTL_MS: '18999' }).ok).toBe(false);
+    expect(loadConfig({ ASSIGNMENT_POLL_MS: '12000', HEARTBEAT_TTL_MS: '19000' }).ok).toBe(true);
+  });
+
   it('refuses an invalid NODE_ID and names every bad variable of every part', () => {
     const result = loadConfig({ NODE_ID: 'node:1', REDIS_TLS: 'maybe', LOG_LEVEL: 'loud' });
     expect(result.ok).toBe(false);

@@ -103,6 +103,13 @@ const nodeEnvSchema = z
         message: `must exceed HEARTBEAT_INTERVAL_MS (${env.HEARTBEAT_INTERVAL_MS}), or every beat expires before the next`,
       });
     }
+    if (2 * env.ASSIGNMENT_POLL_MS > env.HEARTBEAT_TTL_MS + env.HEARTBEAT_INTERVAL_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ASSIGNMENT_POLL_MS'],
+        message: `must be at most half of HEARTBEAT_TTL_MS + HEARTBEAT_INTERVAL_MS (${(env.HEARTBEAT_TTL_MS + env.HEARTBEAT_INTERVAL_MS) / 2}): a portfolio Redis has no book of waits until it has gone a fresh-start window without one, counted only while it is tried at least every two polls, and a longer gap would leave a node holding its book too little time to put it back`,
+      });
+    }
     if (env.STOP_TIMEOUT_MS >= env.HEARTBEAT_TTL_MS) {
       ctx.addIssue({
         code: 'custom',

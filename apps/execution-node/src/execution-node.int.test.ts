@@ -121,8 +121,9 @@ describe('ExecutionNode start and stop', () => {
 
 describe('ExecutionNode load under a pause', () => {
   it('a pause written after the reconcile read the controls, before the lease was taken, holds the portfolio from its start', async () => {
-    // The polls run at start, then not again for a while: only the load's own read can see it.
-    const { logs, redis, keys, node } = await nodeOnRedis(10_000);
+    // The polls run at start, then not again for a while (the longest the 3 s TTL allows): only
+    // the load's own read can see it.
+    const { logs, redis, keys, node } = await nodeOnRedis(1_600);
     await redis.hset(
       keys.portfolioCatalog(),
       'p1',

@@ -193,6 +193,8 @@ describe('ExecutionNode follows its assignment by push', () => {
   it('a message lost without a reconnect costs at most one safety interval', async () => {
     const { logs, admin, keys, node } = await pushedNode({
       HEARTBEAT_INTERVAL_MS: '1000',
+      // The longest TTL-and-beat the poll allows (a fresh-start window counts tries two polls apart).
+      HEARTBEAT_TTL_MS: '19000',
       ASSIGNMENT_POLL_MS: '10000',
     });
     await waitFor(() => subscribedLines(logs) === 1);
@@ -205,6 +207,8 @@ describe('ExecutionNode follows its assignment by push', () => {
   it('a halt whose message was lost reaches the node within one safety interval', async () => {
     const { logs, admin, keys, node } = await pushedNode({
       HEARTBEAT_INTERVAL_MS: '1000',
+      // The longest TTL-and-beat the poll allows (a fresh-start window counts tries two polls apart).
+      HEARTBEAT_TTL_MS: '19000',
       ASSIGNMENT_POLL_MS: '10000',
     });
     await waitFor(() => subscribedLines(logs) === 1);
