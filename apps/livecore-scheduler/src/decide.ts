@@ -623,6 +623,7 @@ function assignmentsOf(
     // An entry that says exactly what it said is the same object (no copy per portfolio and tick).
     if (
       same &&
+      was.portfolio_id === portfolioId &&
       was.status === p.status &&
       (p.status === 'assigned' ? was.reason === null : was.node_id === null)
     )
