@@ -269,6 +269,22 @@ describe('computePlan against the obvious rule on random fleets', () => {
         Object.entries(got).map(([p, v]) => [p, v.startsWith('orphaned') ? 'orphaned' : v]),
       );
       expect(orphansAsWord, `round ${round}`).toEqual(referencePlan(nodes, portfolios, previous));
+      // The same plan from the ids already sorted (taken as they come), from ids repeated, and
+      // from a view of the previous plan instead of a map.
+      const sorted = [...portfolios].sort();
+      const view = {
+        get: (id: string) => previous.get(id),
+        [Symbol.iterator]: () => previous.entries(),
+      };
+      expect(plan(computePlan({ nodes, portfolios: sorted, previous: view }).placements)).toEqual(
+        got,
+      );
+      expect(
+        plan(
+          computePlan({ nodes, portfolios: [...sorted, ...sorted.slice(0, 3)], previous })
+            .placements,
+        ),
+      ).toEqual(got);
     }
   });
 });
