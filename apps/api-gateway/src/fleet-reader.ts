@@ -12,7 +12,7 @@ import {
   type NotificationRecord,
   type StateKeys,
 } from '@ginkgo-live/state-keys';
-import { bySlot, mgetBySlot } from '@ginkgo-live/redis-client';
+import { byMaster, mgetBySlot } from '@ginkgo-live/redis-client';
 import { FleetView } from './fleet-view.ts';
 import { buildPortfolioView, nodeView, type NodeView, type PortfolioView } from './fleet-views.ts';
 import { callRedis } from './redis-unavailable.ts';
@@ -81,7 +81,7 @@ export class FleetReader {
 
   /**
    * Every known node (registry and scheduler records), sorted, with its liveness only: one `PTTL`
-   * of its heartbeat each (the liveness rule: the key exists with a TTL), pipelined per hash slot;
+   * of its heartbeat each (the liveness rule: the key exists with a TTL), pipelined per master on a cluster;
    * no payload is read or decoded, so this stays cheap however large the fleet.
    */
   async nodeIndex(ids?: readonly string[]): Promise<{ nodeId: string; online: boolean }[]> {
@@ -89,7 +89,7 @@ export class FleetReader {
       const known = ids ?? (await this.nodeIds());
       const online = new Map<string, boolean>();
       await Promise.all(
-        bySlot(this.redis, known, (id) => this.keys.heartbeat(id)).map(async (group) => {
+        byMaster(this.redis, known, (id) => this.keys.heartbeat(id)).map(async (group) => {
           const pipeline = this.redis.pipeline();
           for (const id of group) pipeline.pttl(this.keys.heartbeat(id));
           const replies = (await pipeline.exec()) ?? [];

@@ -1,4 +1,4 @@
-import { bySlot, type RedisLike } from '@ginkgo-live/redis-client';
+import { byMaster, type RedisLike } from '@ginkgo-live/redis-client';
 import {
   PAYLOAD_SCHEMAS,
   PAYLOAD_VERSION,
@@ -166,7 +166,7 @@ export class NodeReader {
     return out;
   }
 
-  /** `PTTL` heartbeat and `GET` info of each node, one pipeline per hash slot, sent together. */
+  /** `PTTL` heartbeat and `GET` info of each node, one pipeline per master (cluster), sent together. */
   private async fetch(
     ids: readonly string[],
     scores: ReadonlyMap<string, number>,
@@ -174,7 +174,7 @@ export class NodeReader {
     remembered: ReadonlyMap<string, Known>,
   ): Promise<Map<string, Known>> {
     const k = this.keys;
-    const groups = bySlot(this.redis, ids, (id) => k.heartbeat(id));
+    const groups = byMaster(this.redis, ids, (id) => k.heartbeat(id));
     const replies = await Promise.all(
       groups.map((group) => {
         const pipeline = this.redis.pipeline();

@@ -1,5 +1,5 @@
 import { Cluster, type ChainableCommander } from 'ioredis';
-import { bySlot, type RedisLike } from '@ginkgo-live/redis-client';
+import { byMaster, type RedisLike } from '@ginkgo-live/redis-client';
 import {
   assessLiveness,
   isValidId,
@@ -50,7 +50,7 @@ type Reply = [Error | null, unknown];
 /**
  * Reads these nodes' snapshots: per node `GET` + `PTTL` of the heartbeat and `GET` of the info, and
  * the scheduler's records and registry scores in `HMGET` / `ZMSCORE` batches of 500 ids — all in ONE
- * pipeline (one round trip) on one Redis; on a Redis Cluster, one pipeline per hash slot. Ids that
+ * pipeline (one round trip) on one Redis; on a Redis Cluster, one pipeline per master. Ids that
  * cannot be node ids are skipped; duplicates are read once; the order of `ids` is kept. A reply
  * error rejects the whole read (the caller reports Redis unavailable rather than half a fleet); a
  * malformed payload is a `problem` of its node. Yields to the event loop every 1,000 nodes while
@@ -70,7 +70,7 @@ export async function readNodeSnapshots(
   const perNode = withInfo ? 3 : 2;
 
   const index = new Map(wanted.map((id, i) => [id, i]));
-  const nodeGroups = bySlot(redis, wanted, (id) => keys.heartbeat(id));
+  const nodeGroups = byMaster(redis, wanted, (id) => keys.heartbeat(id));
   const pipelines: { pipeline: ChainableCommander; nodes: string[]; scheduler: boolean }[] =
     nodeGroups.map((group) => {
       const pipeline = redis.pipeline();

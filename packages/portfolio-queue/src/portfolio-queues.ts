@@ -7,7 +7,7 @@ import {
   type PriceTick,
   type StateKeys,
 } from '@ginkgo-live/state-keys';
-import { bySlot, LuaScript } from '@ginkgo-live/redis-client';
+import { byMaster, LuaScript } from '@ginkgo-live/redis-client';
 
 /** Capacity of a portfolio queue when none is configured (docs/architecture.md, "Defaults"). */
 export const DEFAULT_QUEUE_CAPACITY = 1_000;
@@ -165,11 +165,11 @@ export class PortfolioQueues {
 
   /**
    * Depth, capacity and usage of many queues in one pipelined round trip (on a cluster, one
-   * pipeline per queue's slot, sent together: a pipeline may not span masters).
+   * pipeline per master, sent together: a pipeline may not span masters).
    */
   async readDepths(portfolioIds: readonly string[]): Promise<Map<string, QueueDepth>> {
     const { connection } = this.options;
-    const groups = bySlot(connection, portfolioIds, (id) => this.keysOf(id).wait ?? '');
+    const groups = byMaster(connection, portfolioIds, (id) => this.keysOf(id).wait ?? '');
     const replies = await Promise.all(
       groups.map((group) => {
         const pipeline = connection.pipeline();

@@ -19,6 +19,7 @@ export { buildClusterOptions, buildRedisOptions, reconnectOnRedisError } from '.
 export type { ConnectionOptions, ConnectionProfile } from './options.ts';
 export { RedisConnections } from './redis-connections.ts';
 export {
+  byMaster,
   bySlot,
   connectionForKey,
   delBySlot,

@@ -1,7 +1,7 @@
 import { Redis, type Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisCluster, RedisServer } from '@ginkgo-live/testing';
-import { delBySlot, groupBySlot, mgetBySlot } from './slots.ts';
+import { byMaster, delBySlot, groupBySlot, mgetBySlot } from './slots.ts';
 
 let cluster: RedisCluster;
 let server: RedisServer;
@@ -42,6 +42,26 @@ describe.each([
     const redis = client();
     expect(await delBySlot(redis, KEYS)).toBe(KEYS.filter((_, i) => i % 3 !== 0).length);
     expect(await mgetBySlot(redis, KEYS)).toEqual(KEYS.map(() => null));
+  });
+});
+
+describe('byMaster', () => {
+  it('groups keys by the master of their slot: one pipeline each, on a cluster of three', async () => {
+    const groups = byMaster(onCluster, KEYS, (key) => key);
+    expect(groups.length).toBe(3);
+    expect(groups.flat().sort()).toEqual([...KEYS].sort());
+    for (const group of groups) {
+      const pipeline = onCluster.pipeline();
+      for (const key of group) pipeline.set(key, 'x');
+      expect((await pipeline.exec())?.every(([err]) => err === null)).toBe(true);
+    }
+    expect(byMaster(onOne, KEYS, (key) => key)).toEqual([KEYS]);
+  });
+
+  it('is needed: one pipeline over every master is refused', async () => {
+    const pipeline = onCluster.pipeline();
+    for (const key of KEYS) pipeline.get(key);
+    await expect(pipeline.exec()).rejects.toThrow(/same slots allocation group/);
   });
 });
 

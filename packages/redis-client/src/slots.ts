@@ -121,3 +121,28 @@ export function connectionForKey(redis: RedisLike, key: string): Redis | undefin
     .nodes('master')
     .find((node) => `${node.options.host ?? ''}:${node.options.port ?? ''}` === address);
 }
+
+/**
+ * Splits `items` into groups that one pipeline may carry: on a cluster, by the master that serves
+ * the slot of `keyOf(item)` in the client's slot map (a slot the map does not know is a group of
+ * its own), so a read of N nodes is one pipeline per master rather than per slot — on 3 masters, 3
+ * instead of up to N. ioredis sends a pipeline to one master and refuses one whose keys the map
+ * puts on two. Not for scripts or MULTI, whose keys must share a slot (`bySlot`). On one Redis
+ * everything is one group.
+ */
+export function byMaster<T>(
+  redis: RedisLike,
+  items: readonly T[],
+  keyOf: (item: T) => string,
+): T[][] {
+  if (!(redis instanceof Cluster)) return items.length === 0 ? [] : [[...items]];
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const slot = keySlot(keyOf(item));
+    const owner = redis.slots[slot]?.[0] ?? `slot ${slot}`;
+    const group = groups.get(owner);
+    if (group === undefined) groups.set(owner, [item]);
+    else group.push(item);
+  }
+  return [...groups.values()];
+}
