@@ -8,9 +8,9 @@
 import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { encodePayload, type StateKeys } from '@ginkgo-live/state-keys';
-import { RedisCluster, RedisServer, StackFixture, waitFor } from '@ginkgo-live/testing';
+import { logEntries, RedisCluster, RedisServer, StackFixture, waitFor } from '@ginkgo-live/testing';
 import { SimulatedFleet } from './fleet-sim.ts';
-import { commandsProcessed, redisCpuSeconds, round, sleep, type Bench } from './lib.ts';
+import { commandsProcessed, percentile, redisCpuSeconds, round, sleep, type Bench } from './lib.ts';
 
 const PER_NODE = 5;
 const CAPACITY = PER_NODE + 1;
@@ -29,6 +29,11 @@ interface ShardFigures {
 interface RunFigures {
   shards: ShardFigures[];
   placedMs: number;
+  /** Leader ticks in the window, by the scheduler's own log: p50 and max (ms). */
+  tickP50: number;
+  tickMax: number;
+  /** Scheduler log lines at warn or error during the run (the first few). */
+  problems: string[];
 }
 
 /** `cmdstat_<name>:calls=…,usec=…` → usec by command. */
@@ -84,18 +89,30 @@ async function runOn(
       description: 'every simulated node beating',
     });
     const started = performance.now();
-    await fx.startScheduler('bench', {
+    const scheduler = await fx.startScheduler('bench', {
       SCHEDULER_SETTLE_MS: '0',
       SCHEDULER_TICK_MS: '5000',
       SCHEDULER_LEADER_TTL_MS: '15000',
       SCHEDULER_OUTAGE_GRACE_MS: '15000',
-      LOG_LEVEL: 'info',
+      LOG_LEVEL: 'debug',
     });
-    await waitFor(() => fleet.running().size === nodes * PER_NODE, {
-      timeoutMs: 90_000,
-      intervalMs: 100,
-      description: 'every portfolio running on a simulated node',
-    });
+    await waitFor(
+      () => {
+        const running = fleet.running().size;
+        if (running === nodes * PER_NODE) return true;
+        throw new Error(
+          `${running} running; the scheduler said: ${scheduler.lines
+            .slice(-3)
+            .map((l) => l.slice(0, 300))
+            .join(' | ')}`,
+        );
+      },
+      {
+        timeoutMs: 180_000,
+        intervalMs: 100,
+        description: 'every portfolio running on a simulated node',
+      },
+    );
     const placedMs = Math.round(performance.now() - started);
     await sleep(6_000);
     log(`cluster bench: ${nodes} nodes on ${masters.length} master(s), ${windowMs / 1_000} s`);
@@ -106,8 +123,13 @@ async function runOn(
         usec: commandUsec(await m.redis.info('commandstats')),
       })),
     );
+    const ticksBefore = logEntries(scheduler, 'Tick done').length;
     const t0 = performance.now();
     await sleep(windowMs);
+    const ticks = logEntries(scheduler, 'Tick done')
+      .slice(ticksBefore)
+      .filter((e) => e['role'] === 'leader')
+      .map((e) => Number(e['ms']));
     const elapsed = (performance.now() - t0) / 1_000;
     const shards: ShardFigures[] = [];
     for (const [i, m] of masters.entries()) {
@@ -127,7 +149,17 @@ async function runOn(
         topCommands: used.slice(0, 5).map(([name, spent]) => [name, round(spent / all, 2)]),
       });
     }
-    return { shards, placedMs };
+    const problems = scheduler.lines
+      .filter((l) => /"level":"(warn|error)"/.test(l))
+      .slice(0, 5)
+      .map((l) => l.slice(0, 400));
+    return {
+      shards,
+      placedMs,
+      tickP50: percentile(ticks, 50),
+      tickMax: Math.max(...ticks),
+      problems,
+    };
   } finally {
     await fleet.stop();
     beats.disconnect();
