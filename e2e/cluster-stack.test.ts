@@ -153,6 +153,22 @@ describe('the whole stack on a Redis Cluster (3 masters + 3 replicas)', () => {
       },
       { timeoutMs: 15_000, intervalMs: 500, description: 'the gateway answering /api/nodes' },
     );
+    // Portfolio states live on every master: the page reads them per slot.
+    await waitFor(
+      async () => {
+        const response = await fetch(`${gateway.url}/api/portfolios`);
+        const body = (await response.json()) as {
+          portfolios?: { portfolio_id: string; status: string; node_id: string | null }[];
+        };
+        const running = (body.portfolios ?? []).filter((p) => p.status === 'running');
+        return (
+          response.status === 200 &&
+          running.length === ids.length &&
+          running.every((p) => p.node_id === plan[p.portfolio_id])
+        );
+      },
+      { timeoutMs: 15_000, intervalMs: 500, description: 'the gateway answering /api/portfolios' },
+    );
     await waitFor(
       async () => {
         const ready = await fetch(`${gateway.url}/api/ready`);
