@@ -217,8 +217,6 @@ export class SimulatedFleet {
               loadedToken: '',
               loadedVersion: 0,
               mayReassert: true,
-              leaseCurrent: true,
-              version: 0,
               releasing: false,
             },
           })),

@@ -92,8 +92,6 @@ describe('the stack’s Redis operations on a real 3-master Redis Cluster', () =
             loadedToken: '',
             loadedVersion: 0,
             mayReassert: true,
-            leaseCurrent: true,
-            version: 0,
             releasing: false,
           },
         })),
@@ -276,8 +274,6 @@ describe('the stack’s Redis operations on a real 3-master Redis Cluster', () =
           loadedToken: '',
           loadedVersion: 0,
           mayReassert: true,
-          leaseCurrent: true,
-          version: 0,
           releasing: false,
         };
         const commit = {

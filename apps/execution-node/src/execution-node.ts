@@ -129,7 +129,6 @@ export class ExecutionNode {
       heartbeatTtlMs: config.heartbeatTtlMs,
       nodeInfoTtlMs: config.nodeInfoTtlMs,
       portfolioStateTtlMs: config.portfolioStateTtlMs,
-      freshStart: { afterMs: freshStartAfterMs(config), gapMs: freshStartGapMs(config) },
     });
     this.pressure = new QueuePressureWatcher(
       options.notifier,
@@ -395,7 +394,7 @@ export class ExecutionNode {
       last_success_at: info.last_heartbeat,
     };
     const claims = runners.map((r) => ({ runner: r, lease: r.leaseClaim() }));
-    const { lost, resync, waiting } = await this.store.beat(
+    const { lost, resync } = await this.store.beat(
       this.heartbeatPayload(),
       info,
       claims.map(({ runner, lease }) => ({
@@ -404,20 +403,9 @@ export class ExecutionNode {
         lease,
       })),
     );
-    // A waiting lease was not renewed: renewing it here would make it current by this process's
-    // clock, and the next beat would put the book back without the wait.
-    const notRenewed = new Set([...lost, ...waiting].map((l) => l.token));
+    const lostTokens = new Set(lost.map((l) => l.token));
     for (const { runner, lease } of claims) {
-      if (lease !== null && !notRenewed.has(lease.token)) runner.leaseRenewed(startedAt);
-    }
-    for (const { portfolioId, token } of waiting) {
-      const key = `reassert-wait:${portfolioId}:${token}`;
-      if (this.reported.has(key)) continue;
-      this.reported.add(key);
-      this.log.warn(
-        'Portfolio lease and book gone from Redis while this node was cut off; waiting a fresh-start window before putting the book back (a node whose lease is current puts a newer one back first)',
-        { portfolioId, waitMs: freshStartAfterMs(this.config) },
-      );
+      if (lease !== null && !lostTokens.has(lease.token)) runner.leaseRenewed(startedAt);
     }
     for (const { portfolioId, token } of resync) {
       const runner = this.runners.get(portfolioId);
@@ -603,7 +591,9 @@ export class ExecutionNode {
     const token = `${this.config.nodeId}/${this.instance}/${++this.leaseEpoch}`;
     // Refused before the lease is taken: a lease held even for a moment by a node that will not
     // start the portfolio makes its holder's beat or commit fail 'lost' and drop the book.
-    const acquired = await this.store.acquireLease(portfolioId, token);
+    const acquired = await this.store.acquireLease(portfolioId, token, {
+      freshStart: { afterMs: this.freshStartAfterMs(), gapMs: this.freshStartGapMs() },
+    });
     if (!acquired.ok && 'redisUptimeMs' in acquired) {
       this.reportFreshStartWait(portfolioId, acquired.redisUptimeMs, acquired.noBookSeenMs);
       return;
@@ -682,11 +672,33 @@ export class ExecutionNode {
     this.youngRedisReported.delete(portfolioId);
   }
 
+  /**
+   * A portfolio with no book and no fence starts from its catalog entry — but not while Redis has
+   * been up, or the portfolio has been seen without a book, for less than a lease TTL and two beats
+   * (ACQUIRE refuses it): Redis may have come back empty (or a replica that copied an empty master
+   * taken over), and a node that holds the portfolio in memory has until then to write it back (a
+   * fresh start would reset it). Checked whatever this process saw: one started after Redis
+   * restarted empty never saw it come back. Every new portfolio waits this once.
+   */
+  private freshStartAfterMs(): number {
+    return this.config.heartbeatTtlMs + 2 * this.config.heartbeatIntervalMs;
+  }
+
+  /**
+   * Two acquires further apart than this start the wait over (a Redis frozen, or its clock
+   * stepped, meanwhile): about a beat, so a freeze leaves the holders at least a lease TTL and a
+   * beat afterwards — and at least two assignment polls, so a poll that runs late does not keep a
+   * new portfolio waiting for ever.
+   */
+  private freshStartGapMs(): number {
+    return Math.max(this.config.heartbeatIntervalMs, 2 * this.config.assignmentPollMs);
+  }
+
   private reportFreshStartWait(portfolioId: string, uptimeMs: number, noBookSeenMs: number): void {
     if (this.youngRedisReported.has(portfolioId)) return;
     this.youngRedisReported.add(portfolioId);
-    const waitMs = freshStartAfterMs(this.config) - Math.min(uptimeMs, noBookSeenMs);
-    if (uptimeMs < freshStartAfterMs(this.config))
+    const waitMs = this.freshStartAfterMs() - Math.min(uptimeMs, noBookSeenMs);
+    if (uptimeMs < this.freshStartAfterMs())
       this.log.warn(
         'Redis started moments ago (it may have come back empty) and has no book of this portfolio; waiting for a node that holds it to write it back',
         { portfolioId, uptimeMs, waitMs },
@@ -889,28 +901,4 @@ export class ExecutionNode {
 
 function sum(values: readonly number[]): number {
   return values.reduce((a, b) => a + b, 0);
-}
-
-/**
- * A portfolio with no book and no fence starts from its catalog entry — but not while Redis has
- * been up, or the portfolio has been seen without a book, for less than a lease TTL and two beats
- * (ACQUIRE refuses it): Redis may have come back empty (or a replica that copied an empty master
- * taken over), and a node that holds the portfolio in memory has until then to write it back (a
- * fresh start would reset it). Checked whatever this process saw: one started after Redis
- * restarted empty never saw it come back. Every new portfolio waits this once. A node that kept a
- * book while its own lease may have expired waits it too before putting the book back (BEAT).
- */
-function freshStartAfterMs(config: NodeConfig): number {
-  return config.heartbeatTtlMs + 2 * config.heartbeatIntervalMs;
-}
-
-/**
- * Two tries further apart than this start the wait over (a Redis frozen, or its clock stepped,
- * meanwhile). Above a beat with room to spare (a waiting holder tries once a beat) and two
- * assignment polls (a poll that runs late must not keep a new portfolio waiting for ever); at most
- * a lease TTL and a beat (the config refuses a longer poll), so a freeze within it still leaves the
- * holders a beat and more to put their books back.
- */
-function freshStartGapMs(config: NodeConfig): number {
-  return Math.max(1.5 * config.heartbeatIntervalMs, 2 * config.assignmentPollMs);
 }

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createStateKeys, encodePayload, type PortfolioBook } from '@ginkgo-live/state-keys';
 import { fleetNodeInfo, fleetPortfolioState, RedisServer } from '@ginkgo-live/testing';
-import { NodeStore, type FreshStart, type LeaseClaim } from './node-store.ts';
+import { NodeStore } from './node-store.ts';
 
 let server: RedisServer;
 let redis: Redis;
@@ -71,7 +71,7 @@ describe('NodeStore beat of a portfolio waiting for its lease', () => {
         fleetNodeInfo('n1', ['p1'], now),
         waiting,
       );
-    expect(await beat()).toEqual({ lost: [], resync: [], waiting: [] });
+    expect(await beat()).toEqual({ lost: [], resync: [] });
     expect(await redis.get(keys.portfolioState('p1'))).toContain('"node_id":"n1"');
     await redis.set(
       keys.portfolioState('p1'),
@@ -93,8 +93,6 @@ describe('NodeStore final commit after the lease vanished', () => {
       loadedToken: '',
       loadedVersion: 0,
       mayReassert: true,
-      leaseCurrent: true,
-      version: 1,
       releasing,
     });
     const state = fleetPortfolioState('p1', 'n1', now);
@@ -120,7 +118,7 @@ describe('NodeStore final commit after the lease vanished', () => {
     // The lease vanishes (Redis lost it, or it expired) while the runner is stopping.
     await redis.del(keys.portfolioLease('p1'));
     expect(await commit(2, true)).toEqual({ kind: 'nolease' });
-    expect(await beat(true)).toEqual({ lost: [], resync: [], waiting: [] });
+    expect(await beat(true)).toEqual({ lost: [], resync: [] });
     expect(await redis.get(keys.portfolioLease('p1'))).toBe(token);
     expect(await commit(2, true)).toEqual({ kind: 'ok', missing: 0 });
     expect(await redis.exists(keys.portfolioLease('p1'))).toBe(0);
@@ -129,7 +127,7 @@ describe('NodeStore final commit after the lease vanished', () => {
     // Its reply lost, the final commit is sent again: it landed, so it is done, not 'nolease'.
     expect(await commit(2, true)).toEqual({ kind: 'done' });
     // A beat that raced the final commit takes nothing back: the fence says it was released.
-    expect(await beat(true)).toEqual({ lost: [], resync: [], waiting: [] });
+    expect(await beat(true)).toEqual({ lost: [], resync: [] });
     expect(await redis.exists(keys.portfolioLease('p1'))).toBe(0);
   });
 });
@@ -288,113 +286,6 @@ describe('NodeStore acquire: what the no-book marker cannot vouch for', () => {
     expect(await newStore().acquireLease('p1', 'n2/a/1', { freshStart })).toMatchObject({
       ok: false,
       noBookSeenMs: 0,
-    });
-  });
-});
-
-describe('NodeStore beat of a holder that ran on while its lease may have expired (cut off from Redis)', () => {
-  // The holder cannot tell a partition of its own (others carried on, and one may have taken the
-  // portfolio and written newer books) from Redis away for everyone: when it finds lease and fence
-  // gone, it claims and waits a window; a holder whose lease is current puts its book back first.
-  const freshStart: FreshStart = { afterMs: 1_500, gapMs: 1_000 };
-  const storeOf = (nodeId: string) =>
-    new NodeStore({
-      redis,
-      keys,
-      nodeId,
-      heartbeatTtlMs: 15_000,
-      nodeInfoTtlMs: 45_000,
-      portfolioStateTtlMs: 45_000,
-      freshStart,
-    });
-  const lease = (token: string, version: number, leaseCurrent: boolean): LeaseClaim => ({
-    token,
-    loadedToken: 'n0/a/1',
-    loadedVersion: 1,
-    mayReassert: true,
-    leaseCurrent,
-    version,
-    releasing: false,
-  });
-  const beat = (nodeId: string, claim: LeaseClaim) => {
-    const now = new Date().toISOString();
-    return storeOf(nodeId).beat(
-      encodePayload('heartbeat', { _v: 1, node_id: nodeId, sent_at: now, seq: 1 }),
-      fleetNodeInfo(nodeId, ['p1'], now),
-      [{ portfolioId: 'p1', state: fleetPortfolioState('p1', nodeId, now), lease: claim }],
-    );
-  };
-  const entry = (token: string) => [{ portfolioId: 'p1', token }];
-
-  it('claims and waits while the holder whose lease is current puts its newer book back; then it is lost', async () => {
-    await redisUpFor(2_000);
-    // Redis lost lease, fence and book (restarted empty): the stale holder (v10) beats first.
-    const stale = lease('h/a/1', 10, false);
-    expect(await beat('h', stale)).toEqual({ lost: [], resync: [], waiting: entry('h/a/1') });
-    expect(await redis.exists(keys.portfolioLease('p1'))).toBe(0);
-    expect(await redis.hget(keys.portfolioNoBook('p1'), 'claim')).toBe('10');
-    // The node whose lease is current (it took the portfolio over, v50) takes it back at once.
-    expect(await beat('n', lease('n/b/1', 50, true))).toEqual({
-      lost: [],
-      resync: entry('n/b/1'),
-      waiting: [],
-    });
-    expect(await redis.get(keys.portfolioLease('p1'))).toBe('n/b/1');
-    expect(await beat('h', stale)).toEqual({ lost: entry('h/a/1'), resync: [], waiting: [] });
-  });
-
-  it('alone, puts its book back once the portfolio has gone a whole window without a fence', async () => {
-    await redisUpFor(2_000);
-    const stale = lease('h/a/1', 10, false);
-    const startedAt = Date.now();
-    let outcome = await beat('h', stale);
-    let waits = 0;
-    while (outcome.waiting.length > 0) {
-      waits += 1;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      outcome = await beat('h', stale);
-    }
-    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(1_500);
-    expect(waits).toBeGreaterThanOrEqual(5);
-    expect(outcome).toEqual({ lost: [], resync: entry('h/a/1'), waiting: [] });
-    expect(await redis.get(keys.portfolioLease('p1'))).toBe('h/a/1');
-  });
-
-  it('of two such holders, only the higher version puts its book back; a fresh start waits for both', async () => {
-    await redisUpFor(2_000);
-    const older = lease('h/a/1', 10, false);
-    const newer = lease('g/c/1', 50, false);
-    const fresh = storeOf('m');
-    const results: string[] = [];
-    for (let i = 0; i < 40 && results.length === 0; i++) {
-      const [h, g] = [await beat('h', older), await beat('g', newer)];
-      // A third node assigned the portfolio would start it fresh: the live claims hold it off
-      // even once the window has passed.
-      expect(await fresh.acquireLease('p1', `m/d/${i}`)).toMatchObject({ ok: false });
-      if (h.resync.length > 0) results.push('older');
-      if (g.resync.length > 0) results.push('newer');
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    expect(results).toEqual(['newer']);
-    expect(await beat('h', older)).toEqual({ lost: entry('h/a/1'), resync: [], waiting: [] });
-  });
-
-  it('a claim no longer said (its holder died) stops holding off the lower one and a fresh start', async () => {
-    await redisUpFor(2_000);
-    const now = await redisNowMs();
-    const run = /run_id:(\w+)/.exec(await redis.info('server'))?.[1] ?? '';
-    // A window without a fence already, and a v50 claim last said 1.2 s ago (> the 1 s gap).
-    await redis.hset(keys.portfolioNoBook('p1'), {
-      first: String(now - 10_000),
-      last: String(now),
-      run,
-      claim: '50',
-      claimed: String(now - 1_200),
-    });
-    expect(await beat('h', lease('h/a/1', 10, false))).toEqual({
-      lost: [],
-      resync: entry('h/a/1'),
-      waiting: [],
     });
   });
 });

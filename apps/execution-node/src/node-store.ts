@@ -36,66 +36,20 @@ end
 `;
 
 /**
- * The no-book marker `portfolio:{p}:nobook` (Lua, shared by the acquire and the beat): since when
- * this Redis process has seen the portfolio without a fence (and, for the acquire, a book), by its
- * own clock (TIME). Uptime is how long the process has run, not how long its data has existed — a
- * replica promoted after copying an empty master, a Redis frozen past the window after an empty
- * restart, a forward clock step all look old — so `first` counts only in the process that wrote
- * it (`run`, its run_id: a promoted replica holds its master's copy, a restart may reload one) and
- * only while it is refreshed at least every `gap` ms: a marker missing, last seen longer ago (or in
- * the future), or of another run starts `first` again, so a freeze, a clock step or a failover
- * starts the wait over. It expires `ttl` ms after its last write (an expired marker means what a
- * stale one means).
- * `claim`/`claimed`: the highest book version a holder that may have lost its lease still has in
- * memory, and when that holder last said so; it counts while said again within `gap`, in this run.
- * Returns uptime (ms), now (ms), seen without a fence for (ms), the live claim or nil.
- */
-const NOBOOK = `
-local function nobook_seen(marker, gap, ttl)
-  local info = redis.call('INFO', 'server')
-  -- Missing (a Redis that leaves it out): taken as just started, the side that waits.
-  local uptime = (tonumber(string.match(info, 'uptime_in_seconds:(%d+)')) or 0) * 1000
-  local run = string.match(info, 'run_id:(%x+)') or ''
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local m = redis.call('HMGET', marker, 'first', 'last', 'run', 'claim', 'claimed')
-  local first, last = tonumber(m[1]), tonumber(m[2])
-  local restart = first == nil or last == nil or m[3] ~= run or now < last or now - last > gap
-  if restart then first = now end
-  redis.call('HSET', marker, 'first', string.format('%d', first), 'last', string.format('%d', now), 'run', run)
-  redis.call('PEXPIRE', marker, ttl)
-  local claim = nil
-  local claimed = tonumber(m[5])
-  if not restart and claimed ~= nil and claimed <= now and now - claimed <= gap then
-    claim = tonumber(m[4])
-  end
-  return uptime, now, now - first, claim
-end
-`;
-
-/**
  * The heartbeat: one round trip that refreshes everything the node owns in Redis. On a Redis
  * Cluster a script may only touch one hash slot, so the beat is run once per slot its keys fall in
  * (the node's own keys, the registry, each portfolio's); on one Redis it is one call with all.
  * KEYS: heartbeat:node:{id} and execution_node:{id}:info when ARGV[6] = 1; then the registry when
- * ARGV[9] = 1; then, for each of the n portfolios, its lease, state, fence and no-book marker.
+ * ARGV[9] = 1; then, for each of the n portfolios, its lease, state and fence.
  * ARGV[1] node id   ARGV[2] now (ms)   ARGV[3] heartbeat and lease TTL (ms)   ARGV[4] info TTL (ms)
  * ARGV[5] state TTL (ms)   ARGV[6] 1 when this call writes the node's own keys
  * ARGV[7] heartbeat payload   ARGV[8] info payload   ARGV[9] 1 when it writes the registry   ARGV[10] n
- * ARGV[11] fresh-start wait (ms; 0: none)  ARGV[12] its gap (ms)  ARGV[13] no-book marker TTL (ms)
- * then per portfolio 7 values: state payload, lease token ('' while waiting for it), loaded fence token, loaded fence
- * version, may re-assert ('1' now: its lease is current by its own clock; '2' only after the wait:
- * it ran on, but its lease may have expired; '0' not), releasing (1 while its final commit is on
- * the way: no resync), the version of the book it holds.
- * A '2' that finds no lease and no fence does not take the lease back at once: another node may
- * have taken the portfolio since (this one was cut off from Redis) and hold newer books in memory,
- * and its lease is current, so it puts its book back within a beat. It claims the portfolio with
- * its version in the no-book marker (see NOBOOK) and takes it back only once the portfolio has gone
- * a whole fresh-start window without a fence and no higher claim is live; meanwhile it waits.
- * Returns { lost, resync, waiting }: indices of portfolios whose lease another process holds or whose book
- * another process wrote (they must stop here), of those whose book must be written again: the
+ * then per portfolio 6 values: state payload, lease token ('' while waiting for it), loaded fence token, loaded fence
+ * version, may re-assert (1/0), releasing (1 while its final commit is on the way: no resync).
+ * Returns { lost, resync }: indices of portfolios whose lease another process holds or whose book
+ * another process wrote (they must stop here), and of those whose book must be written again: the
  * lease had vanished and was taken back, or the fence is missing (Redis lost the book, or it was
- * never written), and of those waiting as said (not renewed, not lost). A vanished lease (expired while this process was away, or Redis restarted
+ * never written). A vanished lease (expired while this process was away, or Redis restarted
  * empty) is taken back only when the book's fence says nobody wrote since and no final commit
  * released it — for a releasing runner too: its final commit needs the lease, and a final commit
  * that landed marked the fence released, so a beat that raced it takes nothing back. States are written for leases held, and for a portfolio waiting for its lease only
@@ -103,7 +57,6 @@ end
  */
 const BEAT = new LuaScript(
   CONTINUES +
-    NOBOOK +
     `
 local k = 0
 if ARGV[6] == '1' then
@@ -116,17 +69,12 @@ if ARGV[9] == '1' then
   redis.call('ZADD', KEYS[k], ARGV[2], ARGV[1])
 end
 local n = tonumber(ARGV[10])
-local wait = tonumber(ARGV[11])
 local lost = {}
 local resync = {}
-local waiting = {}
 for i = 1, n do
-  local a = 13 + (i - 1) * 7
-  local lease, state, fence, nobook = KEYS[k + 4 * i - 3], KEYS[k + 4 * i - 2], KEYS[k + 4 * i - 1], KEYS[k + 4 * i]
+  local a = 10 + (i - 1) * 6
+  local lease, state, fence = KEYS[k + 3 * i - 2], KEYS[k + 3 * i - 1], KEYS[k + 3 * i]
   local token = ARGV[a + 2]
-  local reassert = ARGV[a + 5]
-  -- Without a window to wait, a holder that ran on re-asserts at once.
-  if reassert == '2' and wait == 0 then reassert = '1' end
   local holder = redis.call('GET', lease)
   local holds = false
   if token == '' then
@@ -147,20 +95,7 @@ for i = 1, n do
     local f = redis.call('HMGET', fence, 'token', 'version', 'released')
     if f[3] == '1' and f[1] == token then
       -- Released by this very token's final commit: nothing to take back.
-    elseif not f[1] and reassert == '2' then
-      local mine = tonumber(ARGV[a + 7])
-      local uptime, now, seen, claim = nobook_seen(nobook, tonumber(ARGV[12]), ARGV[13])
-      table.insert(waiting, i)
-      if claim == nil or mine >= claim then
-        redis.call('HSET', nobook, 'claim', string.format('%d', mine), 'claimed', string.format('%d', now))
-        if uptime >= wait and seen >= wait then
-          table.remove(waiting)
-          redis.call('SET', lease, token, 'PX', ARGV[3])
-          holds = true
-          if ARGV[a + 6] ~= '1' then table.insert(resync, i) end
-        end
-      end
-    elseif continues(f[1], tonumber(f[2] or '0'), token, ARGV[a + 3], tonumber(ARGV[a + 4]), reassert, false) then
+    elseif continues(f[1], tonumber(f[2] or '0'), token, ARGV[a + 3], tonumber(ARGV[a + 4]), ARGV[a + 5], false) then
       redis.call('SET', lease, token, 'PX', ARGV[3])
       holds = true
       -- A releasing runner's final commit writes the book anyway.
@@ -173,7 +108,7 @@ for i = 1, n do
     redis.call('SET', state, ARGV[a + 1], 'PX', ARGV[5])
   end
 end
-return { lost, resync, waiting }
+return { lost, resync }
 `,
 );
 
@@ -207,25 +142,44 @@ return lost
  * writes it back meanwhile (its beat and commits fail 'lost' while another token holds the lease,
  * so a lease taken only to be given back could make it drop the only copy of the book). The uptime
  * is read in the same step, from the Redis that holds the keys.
- * Nor while the portfolio has been seen without fence and book for less than ARGV[4] ms (the
- * no-book marker KEYS[6], see NOBOOK: it is the marker, never the lease, that is written), nor
- * while a holder that may have lost its lease claims it (it has a book in memory to put back).
+ * Nor while the portfolio has been seen without fence and book for less than ARGV[4] ms, by this
+ * Redis's clock (TIME): uptime is how long the process has run, not how long its data has existed
+ * — a replica promoted after copying an empty master, a Redis frozen for longer than the window
+ * after an empty restart, a forward clock step all look old. The marker KEYS[6] (`first`, `last`
+ * seen, ms) is written whenever the acquire finds no fence and no book; a marker missing, or last
+ * seen more than ARGV[5] ms ago (or in the future), or written by another Redis process (its
+ * `run`: a replica promoted with its master's marker, a restart that reloaded it), starts `first`
+ * again, so a freeze, a clock step or a failover shows as a gap and the wait starts over. It is the marker, never the lease, that is written.
+ * It expires ARGV[6] ms after its last write: an expired marker and a stale one mean the same (the
+ * wait starts over), and a portfolio no longer assigned leaves no key behind.
  * KEYS[1] lease  KEYS[2] fence  KEYS[3] active  KEYS[4] wait  KEYS[5] book  KEYS[6] no-book marker
  * ARGV[1] token  ARGV[2] TTL (ms)  ARGV[3] job key prefix  ARGV[4] fresh-start wait (ms; 0: none)
  * ARGV[5] largest gap between two acquires that keeps the wait going (ms)  ARGV[6] marker TTL (ms).
  * Returns { 1, fence token, fence version, jobs put back, book or '' }, { 0, holder }, or
  * { 2, uptime (ms), seen without a book for (ms) } when refused as too young.
  */
-const ACQUIRE = new LuaScript(
-  NOBOOK +
-    `
+const ACQUIRE = new LuaScript(`
 local holder = redis.call('GET', KEYS[1])
 if holder then return { 0, holder } end
 local wait = tonumber(ARGV[4])
 if wait > 0 and redis.call('EXISTS', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[5]) == 0 then
-  local uptime, now, seen, claim = nobook_seen(KEYS[6], tonumber(ARGV[5]), ARGV[6])
-  -- A holder that may have lost its lease still has a book in memory: it puts it back, not this.
-  if uptime < wait or seen < wait or claim ~= nil then
+  local info = redis.call('INFO', 'server')
+  -- Missing (a Redis that leaves it out): taken as just started, the side that waits.
+  local uptime = (tonumber(string.match(info, 'uptime_in_seconds:(%d+)')) or 0) * 1000
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  -- The marker counts only in the Redis process that wrote it: a promoted replica holds its
+  -- master's copy (and a restart may reload one), with a 'last' close enough to pass the gap.
+  local run = string.match(info, 'run_id:(%x+)') or ''
+  local m = redis.call('HMGET', KEYS[6], 'first', 'last', 'run')
+  local first, last = tonumber(m[1]), tonumber(m[2])
+  if first == nil or last == nil or m[3] ~= run or now < last or now - last > tonumber(ARGV[5]) then
+    first = now
+  end
+  redis.call('HSET', KEYS[6], 'first', string.format('%d', first), 'last', string.format('%d', now), 'run', run)
+  redis.call('PEXPIRE', KEYS[6], ARGV[6])
+  local seen = now - first
+  if uptime < wait or seen < wait then
     return { 2, string.format('%d', uptime), string.format('%d', seen) }
   end
 end
@@ -238,8 +192,7 @@ end
 if #held > 0 then redis.call('DEL', KEYS[3]) end
 local f = redis.call('HMGET', KEYS[2], 'token', 'version')
 return { 1, f[1] or '', f[2] or '0', #held, redis.call('GET', KEYS[5]) or '' }
-`,
-);
+`);
 
 /**
  * The commit: the one way a book changes in Redis. In one atomic step, only while this token holds
@@ -332,24 +285,6 @@ export interface NodeStoreOptions {
   heartbeatTtlMs: number;
   nodeInfoTtlMs: number;
   portfolioStateTtlMs: number;
-  /**
-   * The fresh-start window and its gap (see NOBOOK): how long a portfolio must go without a fence
-   * before a node starts it fresh (the acquire) or puts back a book it kept while its lease may
-   * have expired (the beat). Without it, neither waits.
-   */
-  freshStart?: FreshStart;
-}
-
-/** See `NodeStoreOptions.freshStart`. */
-export interface FreshStart {
-  afterMs: number;
-  /** Two refreshes of the marker further apart than this start the wait over. */
-  gapMs: number;
-}
-
-/** A few windows and gaps: longer than any gap that keeps a wait going, so expiry changes nothing. */
-function noBookTtlMs(freshStart: FreshStart | undefined): number {
-  return freshStart === undefined ? 0 : 3 * Math.max(freshStart.afterMs, freshStart.gapMs);
 }
 
 /** A lease a runner holds, and what it needs to take it back or continue the book's fence. */
@@ -360,14 +295,9 @@ export interface LeaseClaim {
   loadedVersion: number;
   /**
    * This process has not been frozen since it last renewed the lease (its lease has not expired
-   * by its own clock, or it ran on while cut off from Redis): it may re-assert a book Redis lost —
-   * at once when `leaseCurrent`, else only after the fresh-start wait (see BEAT).
+   * by its own clock, or only Redis was away): it may re-assert a book Redis lost.
    */
   mayReassert: boolean;
-  /** Its lease has not expired by this process's clock since it was last renewed. */
-  leaseCurrent: boolean;
-  /** The version of the book it holds (last committed, or loaded). */
-  version: number;
   /**
    * Its final commit is on the way: a vanished lease is taken back as for any runner (unless the
    * fence says the final commit released it), but no resync is asked for.
@@ -395,11 +325,6 @@ export interface BeatOutcome {
   lost: BeatLease[];
   /** Taken back after they vanished, or held without a fence: write the book again. */
   resync: BeatLease[];
-  /**
-   * Not taken back yet: the lease vanished with the fence while this process's own lease may have
-   * expired (see BEAT); not renewed, not lost — it waits.
-   */
-  waiting: BeatLease[];
 }
 
 /** What a flush writes for one portfolio. */
@@ -493,7 +418,6 @@ export class NodeStore {
           : k.portfolioLease(part.portfolio.portfolioId);
     const infoPayload = encodePayload('nodeInfo', info);
     const now = Date.now();
-    const freshStart = this.options.freshStart;
     const outcomes = await Promise.all(
       bySlot(this.redis, parts, keyOf).map(async (group) => {
         const writesNode = group.some((p) => p.kind === 'node');
@@ -506,7 +430,6 @@ export class NodeStore {
             k.portfolioLease(p.portfolioId),
             k.portfolioState(p.portfolioId),
             k.portfolioFence(p.portfolioId),
-            k.portfolioNoBook(p.portfolioId),
           ]),
         ];
         const args = [
@@ -520,36 +443,27 @@ export class NodeStore {
           writesNode ? infoPayload : '',
           writesRegistry ? '1' : '0',
           mine.length,
-          freshStart?.afterMs ?? 0,
-          freshStart?.gapMs ?? 0,
-          noBookTtlMs(freshStart),
           ...mine.flatMap((p) => [
             encodePayload('portfolioState', p.state),
             p.lease?.token ?? '',
             p.lease?.loadedToken ?? '',
             p.lease?.loadedVersion ?? 0,
-            p.lease === null ? '0' : p.lease.leaseCurrent ? '1' : p.lease.mayReassert ? '2' : '0',
+            p.lease?.mayReassert === true ? '1' : '0',
             p.lease?.releasing === true ? '1' : '0',
-            p.lease?.version ?? 0,
           ]),
         ];
-        const [lost, resync, waiting] = (await BEAT.run(this.redis, keys, args)) as [
-          number[],
-          number[],
-          number[],
-        ];
+        const [lost, resync] = (await BEAT.run(this.redis, keys, args)) as [number[], number[]];
         const named = (indices: number[]): BeatLease[] =>
           indices.flatMap((i) => {
             const p = mine[i - 1];
             return p?.lease == null ? [] : [{ portfolioId: p.portfolioId, token: p.lease.token }];
           });
-        return { lost: named(lost), resync: named(resync), waiting: named(waiting) };
+        return { lost: named(lost), resync: named(resync) };
       }),
     );
     return {
       lost: outcomes.flatMap((o) => o.lost),
       resync: outcomes.flatMap((o) => o.resync),
-      waiting: outcomes.flatMap((o) => o.waiting),
     };
   }
 
@@ -658,14 +572,14 @@ export class NodeStore {
   /**
    * Takes a portfolio's lease for `token` when it is free; returns the fence of the book it will
    * load (null when there is none). Jobs an earlier release's BullMQ worker held go back to the head.
-   * With `freshStart` (by default the store's), a portfolio with no fence and no book is refused, its lease not taken,
+   * With `freshStart`, a portfolio with no fence and no book is refused, its lease not taken,
    * while Redis has been up less than `afterMs`, or while it has been seen without a book for less
    * than that in acquires no more than `gapMs` apart (see ACQUIRE); without it, it never refuses.
    */
   async acquireLease(
     portfolioId: string,
     token: string,
-    { freshStart = this.options.freshStart }: { freshStart?: FreshStart } = {},
+    { freshStart }: { freshStart?: { afterMs: number; gapMs: number } } = {},
   ): Promise<AcquireOutcome> {
     const layout = portfolioQueueLayout(this.keys, portfolioId);
     const reply = (await ACQUIRE.run(
@@ -684,7 +598,8 @@ export class NodeStore {
         layout.jobPrefix,
         freshStart?.afterMs ?? 0,
         freshStart?.gapMs ?? 0,
-        noBookTtlMs(freshStart),
+        // A few windows: longer than any gap that keeps the wait going, so expiry changes nothing.
+        3 * (freshStart?.afterMs ?? 0),
       ],
     )) as [number, string, string?, string?, string?];
     if (reply[0] === 2)

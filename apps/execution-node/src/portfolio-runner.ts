@@ -148,14 +148,13 @@ export class PortfolioRunner {
     const lease = this.options.lease;
     if (lease === null || this.released || this.lost) return null;
     const loaded = lease.loaded;
-    const current = performance.now() < this.renewedAt + this.options.leaseTtlMs;
     return {
       token: lease.token,
       loadedToken: loaded?.token ?? '',
       loadedVersion: loaded?.version ?? 0,
-      mayReassert: current || this.options.ranThroughout(this.renewedAt),
-      leaseCurrent: current,
-      version: this.version,
+      mayReassert:
+        performance.now() < this.renewedAt + this.options.leaseTtlMs ||
+        this.options.ranThroughout(this.renewedAt),
       releasing: this.releasing,
     };
   }
