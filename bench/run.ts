@@ -13,6 +13,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { RedisServer, REPO_ROOT } from '@ginkgo-live/testing';
 import { machine, toMarkdown, toText, type Bench, type BenchResult } from './lib.ts';
+import { clusterShards } from './cluster.ts';
 import { failover } from './failover.ts';
 import { fleetScale } from './fleet.ts';
 import { heartbeatCost } from './heartbeat.ts';
@@ -32,6 +33,7 @@ const BENCHES: Record<string, Bench> = {
   notify: notifyLatency,
   fleet: fleetScale,
   push: pushLatency,
+  cluster: clusterShards,
   soak,
 };
 
