@@ -4,7 +4,7 @@ import { TradingControls } from '@ginkgo-live/fleet';
 import { createAppNotifier } from '@ginkgo-live/notification-adapter';
 import { RedisConnections } from '@ginkgo-live/redis-client';
 import { createLogger } from '@ginkgo-live/runtime';
-import { createStateKeys, encodePayload } from '@ginkgo-live/state-keys';
+import { createStateKeys, decodePayload, encodePayload } from '@ginkgo-live/state-keys';
 import { MemoryTransport, RedisServer, seedBook, waitFor } from '@ginkgo-live/testing';
 import { loadConfig } from './config.ts';
 import { ExecutionNode } from './execution-node.ts';
@@ -229,6 +229,25 @@ describe('ExecutionNode fresh start on a young Redis', () => {
     await assign(redis, keys, ['p1'], 1);
     cleanups.push(() => node.stop());
     expect(await node.start()).toEqual({ ok: true });
+    // Meanwhile the node lists it as loading, in its info (so the scheduler does not nudge it) and
+    // in its state.
+    await waitFor(
+      async () => {
+        const raw = await redis.get(keys.nodeInfo('n1'));
+        return raw !== null && decodePayload('nodeInfo', 'info', raw).ok && raw.includes('"p1"');
+      },
+      { timeoutMs: 3_000, description: 'p1 in the node info' },
+    );
+    expect(logs.withMessage('Portfolio loaded')).toHaveLength(0);
+    const waitingState = decodePayload(
+      'portfolioState',
+      'state',
+      (await redis.get(keys.portfolioState('p1'))) ?? '',
+    );
+    expect(waitingState.ok && [waitingState.value.status, waitingState.value.node_id]).toEqual([
+      'loading',
+      'n1',
+    ]);
     await waitFor(() => logs.withMessage('Portfolio loaded').length === 1, { timeoutMs: 10_000 });
     expect(await redisUptimeMs(redis)).toBeGreaterThanOrEqual(windowMs);
     expect(

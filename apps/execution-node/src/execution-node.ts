@@ -596,6 +596,11 @@ export class ExecutionNode {
     });
     if (!acquired.ok && 'redisUptimeMs' in acquired) {
       this.reportFreshStartWait(portfolioId, acquired.redisUptimeMs, acquired.noBookSeenMs);
+      // Listed meanwhile as loading, like a portfolio waiting for its lease: the node info names
+      // it (so the scheduler does not nudge a node that has seen its assignment) and operators see
+      // its state, written where no other node's is.
+      if (waiting === undefined)
+        this.runners.set(portfolioId, this.newRunner(spec.value, undefined, undefined, null));
       return;
     }
     if (!acquired.ok) {

@@ -15,6 +15,14 @@ import {
 import { loadConfig } from './config.ts';
 import { ExecutionNode } from './execution-node.ts';
 
+/**
+ * Bounds on a machine that may be loaded (CI runs two test files at a time on two cores): a pushed
+ * change is far quicker than this, and the poll and safety read it is told apart from are 10 s
+ * away; a read and a load after the interval they wait for take well under `LOAD_MS`.
+ */
+const PUSHED_MS = 1_000;
+const LOAD_MS = 500;
+
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
@@ -146,7 +154,7 @@ async function runningAt(node: ExecutionNode, portfolioId: string, timeoutMs: nu
 }
 
 describe('ExecutionNode follows its assignment by push', () => {
-  it('loads within 100 ms of a plan write, with the safety read and the poll 10 s away', async () => {
+  it('loads at once on a plan write (under 1 s on a loaded machine), with the safety read and the poll 10 s away', async () => {
     const { logs, admin, keys, node } = await pushedNode({
       HEARTBEAT_INTERVAL_MS: '10000',
       HEARTBEAT_TTL_MS: '30000',
@@ -157,15 +165,15 @@ describe('ExecutionNode follows its assignment by push', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     const writtenAt = await assign(admin, keys, ['p1'], 1);
     const loadedAt = await runningAt(node, 'p1', 9_000);
-    expect(loadedAt - writtenAt).toBeLessThan(100);
+    expect(loadedAt - writtenAt).toBeLessThan(PUSHED_MS);
     // And the unload likewise.
     const movedAt = await assign(admin, keys, ['p2'], 2);
     const p2At = await runningAt(node, 'p2', 9_000);
-    expect(p2At - movedAt).toBeLessThan(100);
+    expect(p2At - movedAt).toBeLessThan(PUSHED_MS);
     expect(node.collectMetrics().portfolios.map((p) => p.portfolio_id)).toEqual(['p2']);
   });
 
-  it('a halt reaches the node by push within 100 ms, and its lift likewise', async () => {
+  it('a halt reaches the node by push at once (under 1 s on a loaded machine), and its lift likewise', async () => {
     const { logs, admin, keys, node } = await pushedNode({
       HEARTBEAT_INTERVAL_MS: '10000',
       HEARTBEAT_TTL_MS: '30000',
@@ -183,11 +191,11 @@ describe('ExecutionNode follows its assignment by push', () => {
       timeoutMs: 9_000,
       intervalMs: 2,
     });
-    expect(performance.now() - sentAt).toBeLessThan(100);
+    expect(performance.now() - sentAt).toBeLessThan(PUSHED_MS);
     sentAt = performance.now();
     expect(await controls.unhalt(desk)).toMatchObject({ ok: true });
     await runningAt(node, 'p1', 9_000);
-    expect(performance.now() - sentAt).toBeLessThan(100);
+    expect(performance.now() - sentAt).toBeLessThan(PUSHED_MS);
   });
 
   it('a message lost without a reconnect costs at most one safety interval', async () => {
@@ -201,7 +209,7 @@ describe('ExecutionNode follows its assignment by push', () => {
     const writtenAt = await assign(admin, keys, ['p1'], 1, false);
     const loadedAt = await runningAt(node, 'p1', 5_000);
     // The safety read comes at most one interval after the previous one, plus its load.
-    expect(loadedAt - writtenAt).toBeLessThan(1_000 + 150);
+    expect(loadedAt - writtenAt).toBeLessThan(1_000 + LOAD_MS);
   });
 
   it('a halt whose message was lost reaches the node within one safety interval', async () => {
@@ -234,7 +242,7 @@ describe('ExecutionNode follows its assignment by push', () => {
       timeoutMs: 5_000,
       intervalMs: 2,
     });
-    expect(performance.now() - writtenAt).toBeLessThan(1_000 + 150);
+    expect(performance.now() - writtenAt).toBeLessThan(1_000 + LOAD_MS);
   });
 
   it('a message sent while its connection was killed costs no safety interval: the lost subscription and the new one each read at once', async () => {
@@ -258,7 +266,7 @@ describe('ExecutionNode follows its assignment by push', () => {
     expect(linesStarting(logs, 'Push subscription lost')).toHaveLength(1);
     // Subscribed again: the next write is pushed.
     const nextAt = await assign(admin, keys, ['p2'], 2);
-    expect((await runningAt(node, 'p2', 9_000)) - nextAt).toBeLessThan(100);
+    expect((await runningAt(node, 'p2', 9_000)) - nextAt).toBeLessThan(PUSHED_MS);
   });
 
   it('Redis restarted empty: the node keeps what it runs (unknown is not empty), subscribes again and follows the next write by push', async () => {
@@ -282,7 +290,7 @@ describe('ExecutionNode follows its assignment by push', () => {
     await addToCatalog(admin, keys, 'p2');
     await seedBook(admin, keys, 'p2', 1_000);
     const writtenAt = await assign(admin, keys, ['p1', 'p2'], 2);
-    expect((await runningAt(node, 'p2', 9_000)) - writtenAt).toBeLessThan(100);
+    expect((await runningAt(node, 'p2', 9_000)) - writtenAt).toBeLessThan(PUSHED_MS);
   });
 
   it('a Redis that refuses the subscription (an ACL without the channels): the node polls every ASSIGNMENT_POLL_MS and says so once', async () => {
@@ -319,7 +327,7 @@ describe('ExecutionNode follows its assignment by push', () => {
     await waitFor(() => linesStarting(logs, 'Redis refused the push subscription').length === 1);
     const writtenAt = await assign(admin, keys, ['p1'], 1);
     const loadedAt = await runningAt(node, 'p1', 5_000);
-    expect(loadedAt - writtenAt).toBeLessThan(200 + 150);
+    expect(loadedAt - writtenAt).toBeLessThan(200 + LOAD_MS);
     expect(subscribedLines(logs)).toBe(0);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(linesStarting(logs, 'Redis refused the push subscription')).toHaveLength(1);
@@ -344,9 +352,9 @@ describe('ExecutionNode push on a Redis Cluster', () => {
     await waitFor(() => subscribedLines(logs) === 1, { timeoutMs: 10_000 });
     await new Promise((resolve) => setTimeout(resolve, 300));
     // Every read of a load crosses the cluster client (and six redis-servers share two cores
-    // here): a bound far below the 10 s intervals, not the single Redis's 100 ms.
+    // here): a bound far below the 10 s intervals, as for the single Redis.
     const writtenAt = await assign(admin, keys, ['p1'], 1);
-    expect((await runningAt(node, 'p1', 9_000)) - writtenAt).toBeLessThan(500);
+    expect((await runningAt(node, 'p1', 9_000)) - writtenAt).toBeLessThan(PUSHED_MS);
 
     const master = await cluster.masterOf(keys.nodeAssignment(NODE));
     const replica = await cluster.replicaOf(master);
@@ -355,6 +363,6 @@ describe('ExecutionNode push on a Redis Cluster', () => {
     // The shard's subscriber was made again on the promoted replica: subscribed anew, read anew.
     await waitFor(() => subscribedLines(logs) === 2, { timeoutMs: 15_000 });
     const movedAt = await assign(admin, keys, ['p2'], 2);
-    expect((await runningAt(node, 'p2', 9_000)) - movedAt).toBeLessThan(500);
+    expect((await runningAt(node, 'p2', 9_000)) - movedAt).toBeLessThan(PUSHED_MS);
   }, 90_000);
 });
