@@ -112,8 +112,10 @@ describe('the local stack (npm start)', () => {
     await stack.waitForLine(/^\[market-feed\] .*Market feed running/, 20_000);
     await stack.waitForLine(/^\[notification-worker\] .*Notification worker running/, 20_000);
     await stack.waitForLine(/^\[scheduler\] .*Recovered: plan loaded and first tick done/, 20_000);
-    // The sample catalog's 8 portfolios spread over the 2 nodes (capacity 5 each) and consume ticks.
-    await stack.waitForLine(/^\[node-1\] .*Portfolio loaded/, 20_000);
+    // The sample catalog's 8 portfolios spread over the 2 nodes (capacity 5 each) and consume ticks:
+    // on this fresh Redis they have no book, so they start after the fresh-start window (a lease
+    // TTL and two beats: 25 s with the stack's default timings) from the nodes' first try.
+    await stack.waitForLine(/^\[node-1\] .*Portfolio loaded/, 45_000);
     await stack.waitForLine(/^\[node-2\] .*Portfolio loaded/, 20_000);
     // The gateway answers with both nodes online.
     const listening = await stack.waitForLine(/^\[api-gateway\] .*Gateway listening/, 20_000);
@@ -129,13 +131,14 @@ describe('the local stack (npm start)', () => {
     );
     const exit = await stack.stop('SIGINT', 30_000);
     expect(exit.code).toBe(0);
+    expect(stack.output).toContain('start after a fresh-start window');
     for (const node of ['node-1', 'node-2']) {
       const stopped = stack.lines.find(
         (line) => line.startsWith(`[${node}] `) && line.includes('Execution node stopped'),
       );
       expect(stopped).toContain('"clean":true');
     }
-  }, 90_000);
+  }, 150_000);
 
   it('runs the number of nodes and portfolios asked for, drawn from the catalog', async () => {
     const stack = startStack({ GATEWAY_PORT: '0' }, ['--nodes', '3', '--portfolios', '12']);

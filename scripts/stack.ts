@@ -177,6 +177,8 @@ class LocalStack {
         `  Apps: livecore-scheduler (${catalogLabel}), ${this.options.nodes} execution nodes,\n` +
         `  notification worker, market feed, api-gateway.\n` +
         kept +
+        `  Portfolios Redis has no book of start after a fresh-start window (HEARTBEAT_TTL_MS +\n` +
+        `  2 beats, 25 s by default): a node that holds one may be about to write it back.\n` +
         `  Operations page: http://localhost:${port}/\n${moved}` +
         `  Monitoring API: http://localhost:${port}/api/nodes (also /api/portfolios, /api/metrics,\n` +
         `  /api/schedule/plan, /api/notifications, /api/ready, /metrics)\n` +

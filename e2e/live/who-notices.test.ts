@@ -74,6 +74,9 @@ describe('who notices a fault, once', () => {
     const notify = { NOTIFY_WEBHOOK_URL: url };
     await fx.startNotificationWorker(notify);
     await fx.addToCatalog('p1');
+    // It has traded before: its first load is not held back by the fresh-start window (11 s with
+    // this lease).
+    await fx.seedBook('p1');
     const node = await fx.startNode('a', { ...capacity, ...slowLease, ...notify });
     await fx.assign('a', ['p1']);
     await waitFor(async () => (await fx.state('p1'))?.status === 'running', {
