@@ -7,10 +7,17 @@
  */
 import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
-import { encodePayload, type StateKeys } from '@ginkgo-live/state-keys';
 import { logEntries, RedisCluster, RedisServer, StackFixture, waitFor } from '@ginkgo-live/testing';
 import { SimulatedFleet } from './fleet-sim.ts';
-import { commandsProcessed, percentile, redisCpuSeconds, round, sleep, type Bench } from './lib.ts';
+import {
+  commandsProcessed,
+  loadCatalog,
+  percentile,
+  redisCpuSeconds,
+  round,
+  sleep,
+  type Bench,
+} from './lib.ts';
 
 const PER_NODE = 5;
 const CAPACITY = PER_NODE + 1;
@@ -42,27 +49,6 @@ function commandUsec(text: string): Map<string, number> {
   for (const match of text.matchAll(/cmdstat_([^:]+):calls=\d+,usec=(\d+)/g))
     out.set(match[1] ?? '?', Number(match[2]));
   return out;
-}
-
-async function loadCatalog(redis: Redis, keys: StateKeys, portfolios: number): Promise<void> {
-  // The catalog is one hash in the `{scheduler}` slot: one pipeline is one master on a cluster.
-  for (let start = 0; start < portfolios; start += 5_000) {
-    const pipeline = redis.pipeline();
-    for (let i = start; i < Math.min(portfolios, start + 5_000); i++) {
-      pipeline.hset(
-        keys.portfolioCatalog(),
-        `fp-${i}`,
-        encodePayload('portfolioSpec', {
-          _v: 1,
-          portfolio_id: `fp-${i}`,
-          symbols: ['BTCUSDT'],
-          strategy: { name: 'ma-crossover', params: {} },
-          starting_cash: 1_000,
-        }),
-      );
-    }
-    await pipeline.exec();
-  }
 }
 
 /**

@@ -2,12 +2,13 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { decodePayload, encodePayload, type StateKeys } from '@ginkgo-live/state-keys';
+import { decodePayload } from '@ginkgo-live/state-keys';
 import { logEntries, RedisServer, REPO_ROOT, StackFixture, waitFor } from '@ginkgo-live/testing';
 import { SimulatedFleet } from './fleet-sim.ts';
 import { recordGrowth, type GrowthRun } from './growth.ts';
 import {
   commandsProcessed,
+  loadCatalog,
   percentile,
   redisCpuSeconds,
   round,
@@ -32,26 +33,6 @@ function rssMb(pid: number | undefined): number {
 async function redisMemoryMb(redis: Redis): Promise<number> {
   const used = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]);
   return round(used / 1_048_576, 0);
-}
-
-async function loadCatalog(redis: Redis, keys: StateKeys, portfolios: number): Promise<void> {
-  for (let start = 0; start < portfolios; start += 5_000) {
-    const pipeline = redis.pipeline();
-    for (let i = start; i < Math.min(portfolios, start + 5_000); i++) {
-      pipeline.hset(
-        keys.portfolioCatalog(),
-        `fp-${i}`,
-        encodePayload('portfolioSpec', {
-          _v: 1,
-          portfolio_id: `fp-${i}`,
-          symbols: ['BTCUSDT'],
-          strategy: { name: 'ma-crossover', params: {} },
-          starting_cash: 1_000,
-        }),
-      );
-    }
-    await pipeline.exec();
-  }
 }
 
 interface SizeResult {

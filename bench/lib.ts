@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+import { encodePayload, type StateKeys } from '@ginkgo-live/state-keys';
 
 /** One line of a benchmark's table: a figure, its baseline from the same run, and the target. */
 export interface Row {
@@ -174,4 +175,30 @@ export function toText(results: BenchResult[]): string {
     for (const line of result.extra ?? []) lines.push(`    ${line}`);
   }
   return lines.join('\n');
+}
+
+/** A catalog of `portfolios` entries `fp-<n>`, written in pipelines of 5,000. */
+export async function loadCatalog(
+  redis: Redis,
+  keys: StateKeys,
+  portfolios: number,
+): Promise<void> {
+  // The catalog is one hash in the `{scheduler}` slot: one pipeline is one master on a cluster.
+  for (let start = 0; start < portfolios; start += 5_000) {
+    const pipeline = redis.pipeline();
+    for (let i = start; i < Math.min(portfolios, start + 5_000); i++) {
+      pipeline.hset(
+        keys.portfolioCatalog(),
+        `fp-${i}`,
+        encodePayload('portfolioSpec', {
+          _v: 1,
+          portfolio_id: `fp-${i}`,
+          symbols: ['BTCUSDT'],
+          strategy: { name: 'ma-crossover', params: {} },
+          starting_cash: 1_000,
+        }),
+      );
+    }
+    await pipeline.exec();
+  }
 }
