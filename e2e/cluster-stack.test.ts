@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TradingControls } from '@ginkgo-live/fleet';
 import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
+import { aclFile } from '@ginkgo-live/redis-client';
 import {
   logEntries,
   RedisCluster,
   StackFixture,
+  TestUsers,
   tick,
   waitFor,
   type ManagedProcess,
@@ -16,7 +18,9 @@ import type { FeedRecord } from '../chaos/model.ts';
  * The whole stack on a Redis Cluster of 3 masters with a replica each (issue 18): every app is
  * given only REDIS_CLUSTER_NODES. Under a steady feed, the master of the `{scheduler}` slot — the
  * control plane's keys, its push channels and some portfolios' queues and books — is SIGKILLed;
- * its replica is promoted by the cluster itself and every app follows without a restart.
+ * its replica is promoted by the cluster itself and every app follows without a restart. The
+ * cluster runs as a deployment would: the default user off, each app under its own ACL user
+ * (packages/redis-client's `aclFile`), replicas syncing as `replica`.
  *
  * Loss by design: replication is asynchronous, so what the killed master had accepted and not yet
  * sent to its replica is gone. Such events are counted and stated (only events accepted before the
@@ -25,12 +29,33 @@ import type { FeedRecord } from '../chaos/model.ts';
 let cluster: RedisCluster;
 let fx: StackFixture;
 
+const USERS = new TestUsers([
+  'livecore-scheduler',
+  'api-gateway',
+  'market-feed',
+  'notification-worker',
+  'ginkgo-ctl',
+  'execution-node.a',
+  'execution-node.b',
+  'admin',
+  'replica',
+]);
+const as = (user: string) => USERS.env(user);
+
 beforeAll(async () => {
-  cluster = await RedisCluster.start({ replicas: 1 });
+  const prefix = StackFixture.newPrefix();
+  cluster = await RedisCluster.start({
+    replicas: 1,
+    acl: {
+      file: aclFile({ nodes: ['a', 'b'], passwords: USERS.passwords, prefix }),
+      admin: USERS.user('admin'),
+      replica: USERS.user('replica'),
+    },
+  });
   const [first] = cluster.nodes;
   if (first === undefined) throw new Error('a cluster without nodes');
   // Six apps compiled by tsx at once on two cores may take longer than one alone.
-  fx = new StackFixture(first, { cluster, startTimeoutMs: 60_000 });
+  fx = new StackFixture(first, { cluster, prefix, startTimeoutMs: 60_000 });
 }, 60_000);
 afterAll(async () => {
   await fx.close();
@@ -63,12 +88,12 @@ describe('the whole stack on a Redis Cluster (3 masters + 3 replicas)', () => {
     }
     // Started together: on two cores each app's start is mostly its own compile.
     const [a, b, scheduler, gateway, worker, feed] = await Promise.all([
-      fx.startNode('a'),
-      fx.startNode('b'),
-      fx.startScheduler('s1'),
-      fx.startGateway(),
-      fx.startNotificationWorker(),
-      fx.startFeed({ FEED_RATE: '20' }),
+      fx.startNode('a', as('execution-node.a')),
+      fx.startNode('b', as('execution-node.b')),
+      fx.startScheduler('s1', as('livecore-scheduler')),
+      fx.startGateway(as('api-gateway')),
+      fx.startNotificationWorker(as('notification-worker')),
+      fx.startFeed({ ...as('market-feed'), FEED_RATE: '20' }),
     ]);
     const processes: ManagedProcess[] = [a, b, scheduler, gateway.process, worker, feed];
     await waitFor(
@@ -273,6 +298,10 @@ describe('the whole stack on a Redis Cluster (3 masters + 3 replicas)', () => {
       aboutVictim += warned.filter((w) => w.endsWith(` ${victim.host}:${victim.port}`)).length;
     }
     expect(aboutVictim).toBeGreaterThan(0);
+    // No app was refused a command or a key anywhere (Redis logs every ACL denial per node).
+    for (const node of cluster.nodes.filter((n) => n.isRunning))
+      expect(await node.command('ACL', 'LOG'), `ACL LOG of :${node.port}`).toBe('');
+    for (const p of processes) expect(p.output, p.name).not.toMatch(/NOPERM/);
     await queues.close();
 
     const accepted = verdicts.reduce((sum, v) => sum + v.accepted, 0);

@@ -213,6 +213,11 @@ describe('Redis ACL: one user per app, from aclFile (a real redis-server with --
       // And Redis's clock: the node's acquire reads it (a users.acl from before lacks it, and then
       // no portfolio without a book could ever start).
       await expect(as(user).call('TIME')).resolves.toHaveLength(2);
+      // And a Cluster client's slot map: allowed (this server, not a cluster, answers with an
+      // error of its own, not NOPERM).
+      await expect(as(user).call('CLUSTER', 'SLOTS')).rejects.toThrow(/cluster support disabled/);
+      await expect(as(user).call('CLUSTER', 'INFO')).rejects.toThrow(/cluster support disabled/);
+      await expect(as(user).call('CLUSTER', 'NODES')).rejects.toThrow(/^NOPERM/);
     });
   });
 
@@ -291,9 +296,11 @@ describe('Redis ACL: one user per app, from aclFile (a real redis-server with --
       },
     );
 
-    it("a node subscribes to its own channel and the trading one, not another node's, and publishes nothing", async () => {
+    it("a node subscribes to its own channel and the trading one, not another node's, and publishes only its probe on its own", async () => {
       const sub = connect('execution-node.node-1');
       await expect(sub.ssubscribe(nodeChannel('node-1'), trading)).resolves.toBe(2);
+      const got: [string, string][] = [];
+      sub.on('smessage', (channel: string, message: string) => got.push([channel, message]));
       await expect(
         connect('execution-node.node-1').ssubscribe(nodeChannel('node-2')),
       ).rejects.toThrow(
@@ -302,20 +309,29 @@ describe('Redis ACL: one user per app, from aclFile (a real redis-server with --
       await expect(connect('execution-node.node-1').subscribe(trading)).rejects.toThrow(
         refusedCommand,
       );
+      // Its probe: on its own channel (the subscriber above hears it), on no other.
+      await expect(
+        as('execution-node.node-1').call('SPUBLISH', nodeChannel('node-1'), 'probe'),
+      ).resolves.toBe(1);
       await expect(as('execution-node.node-1').call('SPUBLISH', trading, 'x')).rejects.toThrow(
-        refusedCommand,
+        /^NOPERM/,
       );
       await expect(
-        publishFromScript('execution-node.node-1', keys.heartbeat('node-1'), nodeChannel('node-1')),
-      ).rejects.toThrow(/The user executing the script can't run this command/);
+        as('execution-node.node-1').call('SPUBLISH', nodeChannel('node-2'), 'x'),
+      ).rejects.toThrow(/^NOPERM/);
+      await expect(
+        as('execution-node.node-1').call('PUBLISH', nodeChannel('node-1'), 'x'),
+      ).rejects.toThrow(refusedCommand);
+      await expect(
+        publishFromScript('execution-node.node-1', keys.heartbeat('node-1'), trading),
+      ).rejects.toThrow(/^NOPERM|can't/);
       // And what the writers send reaches it.
-      const got: [string, string][] = [];
-      sub.on('smessage', (channel: string, message: string) => got.push([channel, message]));
       await publishFromScript('livecore-scheduler', keys.planMeta(), nodeChannel('node-1'));
       await publishFromScript('api-gateway', keys.tradingHalt(), trading);
       await expect
         .poll(() => got)
         .toEqual([
+          [nodeChannel('node-1'), 'probe'],
           [nodeChannel('node-1'), 'x'],
           [trading, 'x'],
         ]);

@@ -74,6 +74,11 @@ const COMMANDS = [
   '+client|setname',
   '+client|getname',
   '+client|id',
+  // A Redis Cluster client learns which master serves which slot from SLOTS, and checks the
+  // cluster is up with INFO before it is ready (both @slow, so none of the categories above grant
+  // them); without them an app user cannot connect to a cluster at all.
+  '+cluster|slots',
+  '+cluster|info',
 ];
 
 /** Redis glob characters in a literal part of a pattern (the prefix) are escaped. */
@@ -137,8 +142,9 @@ function portfolioQueueKeys(keys: StateKeys): string {
  * Pub/sub: who may publish or subscribe to which channel (`&pattern`), and with which command.
  * Redis's channel rules do not tell publishing from subscribing, so the command rules do: the
  * writers of a change may only `SPUBLISH` (from inside their scripts: Redis checks the script's
- * caller for both), a node may only `SSUBSCRIBE` to its own channel and the fleet-wide one. Every
- * other user keeps `resetchannels` and no pub/sub command.
+ * caller for both), a node may only `SSUBSCRIBE` to its own channel and the fleet-wide one (and
+ * `SPUBLISH` its probe on its own, `nodeProbe`). Every other user keeps `resetchannels` and no
+ * pub/sub command.
  */
 interface Channels {
   channels: string[];
@@ -160,6 +166,19 @@ function nodeChannels(keys: StateKeys, nodeId: string): Channels {
     ],
     commands: SUBSCRIBE,
   };
+}
+
+/**
+ * A node's probe: it `SPUBLISH`es on its own channel and expects the message back on its
+ * subscriber, so a subscription that stopped delivering is noticed (apps/execution-node
+ * orders-push.ts). Redis's channel rules cannot tell the channels a user may publish on from those
+ * it may subscribe to, so the publish is a selector of its own: `+spublish` on the node's channel
+ * only, never the fleet-wide one every node hears.
+ */
+function nodeProbe(prefix: string, keys: StateKeys, nodeId: string): string {
+  const own =
+    nodeId === '*' ? anyId((id) => keys.nodeOrdersChannel(id)) : keys.nodeOrdersChannel(nodeId);
+  return `(resetchannels &${pattern(prefix, own)} -@all ${PUBLISH.join(' ')})`;
 }
 
 function appChannels(keys: StateKeys): Partial<Record<AclUserName, Channels>> {
@@ -260,7 +279,13 @@ export function aclUsers(options: AclOptions): AclUser[] {
   }));
   for (const nodeId of options.nodes) {
     const user = nodeUser(keys, nodeId);
-    users.push({ name: user.name, rules: withChannels(user.rules, nodeChannels(keys, nodeId)) });
+    users.push({
+      name: user.name,
+      rules: [
+        ...withChannels(user.rules, nodeChannels(keys, nodeId)),
+        nodeProbe(prefix, keys, nodeId),
+      ],
+    });
   }
   return users;
 }

@@ -17,6 +17,15 @@ export interface RedisClusterOptions {
    * others judge it failed and its replica takes over.
    */
   nodeTimeoutMs?: number;
+  /**
+   * An ACL-enabled cluster: every node loads `file`, the harness logs in as `admin` (cluster
+   * create, its checks and its client), and replicas sync as `replica` (`masteruser`/`masterauth`).
+   */
+  acl?: {
+    file: string;
+    admin: { username: string; password: string };
+    replica: { username: string; password: string };
+  };
 }
 
 /** One line of `CLUSTER NODES`. */
@@ -42,17 +51,23 @@ export class RedisCluster {
     readonly masters: RedisServer[],
     /** The servers that were replicas when the cluster was created. */
     readonly replicas: RedisServer[],
+    private readonly admin: { username: string; password: string } | undefined,
   ) {}
 
   static async start(options: RedisClusterOptions = {}): Promise<RedisCluster> {
     const masterCount = options.masters ?? 3;
     const replicasEach = options.replicas ?? 0;
     const nodes: RedisServer[] = [];
+    const acl = options.acl;
     try {
       for (let i = 0; i < masterCount * (1 + replicasEach); i++) {
         nodes.push(
           await RedisServer.start({
+            ...(acl === undefined ? {} : { aclFile: acl.file, auth: acl.admin }),
             args: [
+              ...(acl === undefined
+                ? []
+                : ['--masteruser', acl.replica.username, '--masterauth', acl.replica.password]),
               '--cluster-enabled',
               'yes',
               '--cluster-config-file',
@@ -70,6 +85,9 @@ export class RedisCluster {
       await run(
         'redis-cli',
         [
+          ...(acl === undefined
+            ? []
+            : ['--user', acl.admin.username, '--pass', acl.admin.password, '--no-auth-warning']),
           '--cluster',
           'create',
           ...nodes.map((m) => `${m.host}:${m.port}`),
@@ -83,6 +101,7 @@ export class RedisCluster {
         nodes,
         nodes.slice(0, masterCount),
         nodes.slice(masterCount),
+        acl?.admin,
       );
       // `--cluster create` returns once the slots are assigned; the replicas are announced by
       // gossip afterwards. Every node must know every replica, in sync, before a test kills.
@@ -118,7 +137,7 @@ export class RedisCluster {
     const client = new Cluster(
       this.nodes.map((m) => ({ host: m.host, port: m.port })),
       {
-        redisOptions: { maxRetriesPerRequest: null },
+        redisOptions: { maxRetriesPerRequest: null, ...this.admin },
         // SSUBSCRIBE to the master of the channel's slot, as the apps' connections do.
         shardedSubscribers: true,
         retryDelayOnFailover: 200,
@@ -230,7 +249,12 @@ export class RedisCluster {
 
   /** Every key stored on one node (SCAN; a test's few keys). */
   async keysOn(server: RedisServer): Promise<string[]> {
-    const client = new Redis({ host: server.host, port: server.port, lazyConnect: true });
+    const client = new Redis({
+      host: server.host,
+      port: server.port,
+      lazyConnect: true,
+      ...this.admin,
+    });
     try {
       await client.connect();
       const keys: string[] = [];
