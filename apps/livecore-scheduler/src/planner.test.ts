@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { computePlan, rebalance, type NodeView, type Placement } from './planner.ts';
+import {
+  computePlan,
+  PlanState,
+  rebalance,
+  type Migration,
+  type NodeView,
+  type Placement,
+} from './planner.ts';
 
 const node = (nodeId: string, overrides: Partial<NodeView> = {}): NodeView => ({
   nodeId,
@@ -286,5 +293,134 @@ describe('computePlan against the obvious rule on random fleets', () => {
         ),
       ).toEqual(got);
     }
+  });
+});
+
+describe('PlanState: the plan kept between ticks, updated from what changed', () => {
+  const sortedMoves = (moves: { portfolioId: string; from: string | null; to: string | null }[]) =>
+    [...moves].sort((a, b) => a.portfolioId.localeCompare(b.portfolioId));
+
+  it('gives, tick after tick, exactly the plan computePlan gives from the same world', () => {
+    let seed = 7;
+    const random = (): number => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const pick = <T>(items: readonly T[]): T | undefined =>
+      items[Math.floor(random() * items.length)];
+    let changedPlacements = 0;
+    for (let round = 0; round < 60; round++) {
+      let nodes = Array.from({ length: 1 + Math.floor(random() * 12) }, (_, i) =>
+        node(`n${i}`, { capacity: Math.floor(random() * 6) }),
+      );
+      let catalog = new Map(
+        Array.from({ length: Math.floor(random() * 40) }, (_, i) => [`p${i}`, i] as const),
+      );
+      let previous = computePlan({
+        nodes,
+        portfolios: [...catalog.keys()],
+        previous: new Map(),
+      }).placements;
+      const state = PlanState.from(new Map(previous), nodes, catalog);
+      for (let tick = 0; tick < 40; tick++) {
+        // Each tick changes a few things, or nothing at all.
+        const changes = Math.floor(random() * 4);
+        const migrations: Migration[] = [];
+        for (let c = 0; c < changes; c++) {
+          const r = random();
+          const target = pick(nodes);
+          if (r < 0.45 && target !== undefined) {
+            const change: Partial<NodeView> =
+              random() < 0.35
+                ? { alive: !target.alive }
+                : random() < 0.5
+                  ? { draining: !target.draining }
+                  : random() < 0.6
+                    ? { capacity: Math.floor(random() * 7) }
+                    : {
+                        reportedPortfolios: Array.from(
+                          { length: Math.floor(random() * 3) },
+                          () => `p${Math.floor(random() * 50)}`,
+                        ),
+                      };
+            nodes = nodes.map((n) => (n === target ? { ...n, ...change } : n));
+          } else if (r < 0.55) {
+            nodes = [...nodes, node(`n${nodes.length + Math.floor(random() * 5)}`)].filter(
+              (n, i, all) => all.findIndex((m) => m.nodeId === n.nodeId) === i,
+            );
+          } else if (r < 0.6 && nodes.length > 1) {
+            const gone = pick(nodes);
+            nodes = nodes.filter((n) => n !== gone);
+          } else if (r < 0.75) {
+            catalog = new Map(catalog);
+            catalog.set(`p${Math.floor(random() * 60)}`, tick);
+          } else if (r < 0.85) {
+            catalog = new Map(catalog);
+            catalog.delete(pick([...catalog.keys()]) ?? '');
+          } else {
+            // Valid and invalid ones: unknown portfolios and nodes, full or dead targets, twice.
+            migrations.push({
+              portfolioId: `p${Math.floor(random() * 45)}`,
+              targetNodeId: `n${Math.floor(random() * (nodes.length + 2))}`,
+            });
+            if (random() < 0.3) migrations.push({ ...(migrations.at(-1) as Migration) });
+          }
+        }
+        const full = computePlan({
+          nodes,
+          portfolios: [...catalog.keys()],
+          previous,
+          migrations,
+        });
+        const incremental = state.update({ nodes, catalog, migrations });
+        const where = `round ${round}, tick ${tick}`;
+        expect(plan(incremental.placements), where).toEqual(plan(full.placements));
+        expect(sortedMoves(incremental.moves), where).toEqual(sortedMoves(full.moves));
+        expect(incremental.rejected, where).toEqual(full.rejected);
+        for (const { portfolioId } of full.moves)
+          expect(incremental.touched.has(portfolioId), where).toBe(true);
+        const assigned = [...full.placements.values()].filter((p) => p.status === 'assigned');
+        expect(state.counts, where).toEqual({
+          assigned: assigned.length,
+          orphaned: full.placements.size - assigned.length,
+        });
+        for (const n of nodes)
+          expect([...state.assignedTo(n.nodeId)].sort(), where).toEqual(
+            [...full.placements]
+              .filter(([, p]) => p.status === 'assigned' && p.nodeId === n.nodeId)
+              .map(([id]) => id)
+              .sort(),
+          );
+        changedPlacements += full.moves.length;
+        previous = full.placements;
+      }
+    }
+    // The sequences did move portfolios (the comparison is not between two empty plans).
+    expect(changedPlacements).toBeGreaterThan(500);
+  });
+
+  it('touches nothing when nothing changed', () => {
+    const nodes = [node('a', { capacity: 3 }), node('b', { capacity: 3 })];
+    const catalog = new Map([
+      ['p1', 1],
+      ['p2', 2],
+      ['p3', 3],
+    ]);
+    const first = computePlan({ nodes, portfolios: [...catalog.keys()], previous: new Map() });
+    const state = PlanState.from(new Map(first.placements), nodes, catalog);
+    const next = state.update({ nodes: nodes.map((n) => ({ ...n })), catalog });
+    expect(next.touched.size).toBe(0);
+    expect(next.moves).toEqual([]);
+  });
+
+  it('keeps the plan of a rebalance applied to it', () => {
+    const nodes = [node('a', { capacity: 4 }), node('b', { capacity: 4 })];
+    const catalog = new Map(['p1', 'p2', 'p3', 'p4'].map((id) => [id, id] as const));
+    const placements = new Map(['p1', 'p2', 'p3', 'p4'].map((id) => [id, on('a')] as const));
+    const state = PlanState.from(new Map(placements), nodes, catalog);
+    const even = rebalance({ nodes, placements, budget: 5, pinned: new Set() });
+    state.apply(even.moves);
+    expect(plan(state.placements)).toEqual(plan(even.placements));
+    expect([...state.assignedTo('b')].sort()).toEqual(['p3', 'p4']);
   });
 });

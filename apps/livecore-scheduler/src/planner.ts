@@ -174,6 +174,306 @@ export function computePlan(input: PlanInput): PlanOutput {
   return { placements, moves, rejected };
 }
 
+/** The changes a plan brought, for a caller that keeps the plan between ticks. */
+export interface PlanUpdate extends PlanOutput {
+  /**
+   * Portfolios whose placement may differ from the previous plan (moved, orphaned with another
+   * reason, placed for the first time or removed): every other entry is the previous one.
+   */
+  touched: ReadonlySet<string>;
+}
+
+/** A `NodeView` as the planner compares it from one tick to the next. */
+function sameView(a: NodeView, b: NodeView): boolean {
+  if (a.alive !== b.alive || a.draining !== b.draining || a.capacity !== b.capacity) return false;
+  const x = a.reportedPortfolios;
+  const y = b.reportedPortfolios;
+  if (x === y) return true;
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
+/**
+ * The plan kept between ticks, updated from what changed: nodes whose view (liveness, drain,
+ * capacity, reports) changed, catalog entries added or removed, operator migrations, and the
+ * portfolios left without a node. Each `update` gives exactly what `computePlan` gives from the
+ * same nodes, catalog and migrations with the previous plan this state holds (planner.test.ts
+ * checks it over random change sequences), at a cost that follows the changes: a node that stayed
+ * as it was keeps its portfolios untouched, since the previous plan never filled a node past the
+ * capacity it still has.
+ *
+ * The caller starts it from a plan `computePlan` made (`PlanState.from`), and starts over the same
+ * way whenever the plan it holds may not be the one this state mirrors.
+ */
+export class PlanState {
+  /** Portfolio → placement: the whole plan, as the last update left it. */
+  readonly placements: Map<string, Placement>;
+  /** Node → the portfolios assigned to it. */
+  private readonly byNode = new Map<string, Set<string>>();
+  /** Catalog entries without a placement (held back by the settle window) and orphaned ones. */
+  private readonly unplaced = new Set<string>();
+  private views = new Map<string, NodeView>();
+  private catalog: ReadonlyMap<string, unknown>;
+  private readonly catalogIds: Set<string>;
+  private orphanedCount = 0;
+
+  private constructor(
+    placements: Map<string, Placement>,
+    nodes: readonly NodeView[],
+    catalog: ReadonlyMap<string, unknown>,
+  ) {
+    this.placements = placements;
+    this.catalog = catalog;
+    this.catalogIds = new Set(catalog.keys());
+    for (const n of nodes) this.views.set(n.nodeId, n);
+    for (const [id, p] of placements) {
+      if (p.status === 'assigned') this.assign(id, p.nodeId);
+      else {
+        this.unplaced.add(id);
+        this.orphanedCount += 1;
+      }
+    }
+    for (const id of this.catalogIds) if (!placements.has(id)) this.unplaced.add(id);
+  }
+
+  /**
+   * The state of a plan made by `computePlan` (and the rebalance, and the settle window's held
+   * portfolios) from `nodes` and `catalog`. Takes `placements` over: the caller does not change it.
+   */
+  static from(
+    placements: Map<string, Placement>,
+    nodes: readonly NodeView[],
+    catalog: ReadonlyMap<string, unknown>,
+  ): PlanState {
+    return new PlanState(placements, nodes, catalog);
+  }
+
+  /** Portfolios placed on a node, and orphaned ones. */
+  get counts(): { assigned: number; orphaned: number } {
+    return {
+      assigned: this.placements.size - this.orphanedCount,
+      orphaned: this.orphanedCount,
+    };
+  }
+
+  /** The portfolios assigned to a node (none: an empty set). */
+  assignedTo(nodeId: string): ReadonlySet<string> {
+    return this.byNode.get(nodeId) ?? NONE;
+  }
+
+  /** The portfolios orphaned now. */
+  *orphaned(): Iterable<string> {
+    for (const id of this.unplaced) if (this.placements.get(id)?.status === 'orphaned') yield id;
+  }
+
+  /** Applies moves decided after the plan (the rebalance), so that the state stays the plan. */
+  apply(moves: readonly { portfolioId: string; to: string | null }[]): void {
+    for (const { portfolioId, to } of moves) {
+      if (to === null) continue;
+      this.set(portfolioId, { status: 'assigned', nodeId: to });
+    }
+  }
+
+  /**
+   * The next plan from the nodes, the catalog and the migrations of this tick, as `computePlan`
+   * makes it from the plan this state holds. Changes the state to that plan.
+   */
+  update(input: {
+    nodes: readonly NodeView[];
+    catalog: ReadonlyMap<string, unknown>;
+    migrations?: readonly Migration[];
+  }): PlanUpdate {
+    const touched = new Set<string>();
+    const before = new Map<string, Placement | undefined>();
+    const remember = (id: string): void => {
+      if (!before.has(id)) before.set(id, this.placements.get(id));
+      touched.add(id);
+    };
+
+    // Which nodes changed, and the usable ones (for the orphan reason and the least loaded).
+    const views = new Map<string, NodeView>();
+    const dirty = new Set<string>();
+    const usable = new Map<string, NodeView>();
+    let capacity = 0;
+    for (const n of input.nodes) {
+      views.set(n.nodeId, n);
+      const old = this.views.get(n.nodeId);
+      if (old === undefined || !sameView(old, n)) dirty.add(n.nodeId);
+      if (n.alive && !n.draining) {
+        usable.set(n.nodeId, n);
+        capacity += n.capacity;
+      }
+    }
+    for (const id of this.views.keys()) if (!views.has(id)) dirty.add(id);
+    this.views = views;
+
+    // Catalog entries removed leave the plan; added ones are to be placed.
+    const candidates = new Set(this.unplaced);
+    if (input.catalog !== this.catalog) {
+      for (const id of [...this.catalogIds]) {
+        if (input.catalog.has(id)) continue;
+        remember(id);
+        this.catalogIds.delete(id);
+        candidates.delete(id);
+        this.remove(id);
+      }
+      for (const id of input.catalog.keys()) {
+        if (this.catalogIds.has(id)) continue;
+        this.catalogIds.add(id);
+        candidates.add(id);
+      }
+      this.catalog = input.catalog;
+    }
+
+    // 1. Migrations, checked as computePlan checks them: against the loads of the migrations
+    // accepted before them only (a portfolio migrated twice counts on both targets this tick).
+    const extra = new Map<string, number>();
+    const migrating = new Map<string, string>();
+    const rejected: PlanOutput['rejected'] = [];
+    for (const migration of input.migrations ?? []) {
+      const { portfolioId, targetNodeId } = migration;
+      const target = usable.get(targetNodeId);
+      const reason = !this.catalogIds.has(portfolioId)
+        ? `unknown portfolio ${portfolioId}`
+        : !views.has(targetNodeId)
+          ? `unknown node ${targetNodeId}`
+          : target === undefined
+            ? `node ${targetNodeId} is not alive or is draining`
+            : (extra.get(targetNodeId) ?? 0) >= target.capacity && !migrating.has(portfolioId)
+              ? `node ${targetNodeId} is full`
+              : undefined;
+      if (reason !== undefined) {
+        rejected.push({ migration, reason });
+        continue;
+      }
+      extra.set(targetNodeId, (extra.get(targetNodeId) ?? 0) + 1);
+      migrating.set(portfolioId, targetNodeId);
+    }
+    const migrated: string[] = [];
+    // Placed at the end: until then they count in `extra`, as in computePlan's loads.
+    for (const portfolioId of migrating.keys()) {
+      remember(portfolioId);
+      candidates.delete(portfolioId);
+      this.remove(portfolioId);
+      migrated.push(portfolioId);
+    }
+
+    // 2. A node that changed (or takes migrations) keeps, in id order, what still fits on it; a
+    // node that did not change keeps all it had.
+    for (const nodeId of new Set([...dirty, ...extra.keys()])) {
+      const mine = this.byNode.get(nodeId);
+      if (mine === undefined || mine.size === 0) continue;
+      const view = usable.get(nodeId);
+      const room = view === undefined ? 0 : Math.max(0, view.capacity - (extra.get(nodeId) ?? 0));
+      if (mine.size <= room) continue;
+      const ids = [...mine].sort();
+      for (const id of ids.slice(room)) {
+        remember(id);
+        this.remove(id);
+        candidates.add(id);
+      }
+    }
+
+    // 3. The rest, in id order: where it runs, else the least loaded, else orphaned.
+    const loadOf = (nodeId: string): number =>
+      (this.byNode.get(nodeId)?.size ?? 0) + (extra.get(nodeId) ?? 0);
+    const hasRoom = (nodeId: string): boolean =>
+      loadOf(nodeId) < (usable.get(nodeId)?.capacity ?? 0);
+    let reportedBy: Map<string, string> | undefined;
+    const reporterOf = (portfolioId: string): string | undefined => {
+      if (reportedBy === undefined) {
+        reportedBy = new Map<string, string>();
+        for (const node of input.nodes) {
+          if (!usable.has(node.nodeId)) continue;
+          for (const id of node.reportedPortfolios) reportedBy.set(id, node.nodeId);
+        }
+      }
+      return reportedBy.get(portfolioId);
+    };
+    let byLoad: MinHeap<{ load: number; nodeId: string }> | undefined;
+    const leastLoaded = (): string | undefined => {
+      if (byLoad === undefined) {
+        byLoad = new MinHeap<{ load: number; nodeId: string }>(
+          (a, b) => a.load - b.load || a.nodeId.localeCompare(b.nodeId),
+        );
+        for (const nodeId of usable.keys())
+          if (hasRoom(nodeId)) byLoad.push({ load: loadOf(nodeId), nodeId });
+      }
+      for (let entry = byLoad.pop(); entry !== undefined; entry = byLoad.pop()) {
+        const current = loadOf(entry.nodeId);
+        if (!hasRoom(entry.nodeId)) continue;
+        if (current !== entry.load) byLoad.push({ load: current, nodeId: entry.nodeId });
+        else {
+          byLoad.push({ load: current + 1, nodeId: entry.nodeId });
+          return entry.nodeId;
+        }
+      }
+      return undefined;
+    };
+    const orphanReason =
+      usable.size === 0
+        ? 'no alive, non-draining node'
+        : `every alive node is full (${usable.size} nodes, capacity ${capacity})`;
+    for (const portfolioId of [...candidates].sort()) {
+      remember(portfolioId);
+      const runningOn = reporterOf(portfolioId);
+      const target = runningOn !== undefined && hasRoom(runningOn) ? runningOn : leastLoaded();
+      if (target !== undefined) this.set(portfolioId, { status: 'assigned', nodeId: target });
+      else {
+        const was = this.placements.get(portfolioId);
+        this.set(
+          portfolioId,
+          was?.status === 'orphaned' && was.reason === orphanReason
+            ? was
+            : { status: 'orphaned', reason: orphanReason },
+        );
+      }
+    }
+    for (const portfolioId of migrated)
+      this.set(portfolioId, { status: 'assigned', nodeId: migrating.get(portfolioId) as string });
+
+    const moves: PlanOutput['moves'] = [];
+    const order = [...migrated, ...[...touched].filter((id) => !migrating.has(id)).sort()];
+    for (const portfolioId of order) {
+      const was = before.get(portfolioId);
+      const now = this.placements.get(portfolioId);
+      const from = was?.status === 'assigned' ? was.nodeId : null;
+      const to = now?.status === 'assigned' ? now.nodeId : null;
+      if (from !== to) moves.push({ portfolioId, from, to });
+    }
+    return { placements: this.placements, moves, rejected, touched };
+  }
+
+  /** Sets a portfolio's placement, keeping the per-node sets and counts. */
+  private set(portfolioId: string, placement: Placement): void {
+    this.remove(portfolioId);
+    this.placements.set(portfolioId, placement);
+    if (placement.status === 'assigned') this.assign(portfolioId, placement.nodeId);
+    else {
+      this.orphanedCount += 1;
+      this.unplaced.add(portfolioId);
+    }
+  }
+
+  private remove(portfolioId: string): void {
+    this.unplaced.delete(portfolioId);
+    const was = this.placements.get(portfolioId);
+    if (was === undefined) return;
+    this.placements.delete(portfolioId);
+    if (was.status === 'assigned') this.byNode.get(was.nodeId)?.delete(portfolioId);
+    else this.orphanedCount -= 1;
+  }
+
+  private assign(portfolioId: string, nodeId: string): void {
+    const mine = this.byNode.get(nodeId);
+    if (mine === undefined) this.byNode.set(nodeId, new Set([portfolioId]));
+    else mine.add(portfolioId);
+  }
+}
+
+const NONE: ReadonlySet<string> = new Set();
+
 export interface RebalanceInput {
   nodes: readonly NodeView[];
   /** The plan being built. */
