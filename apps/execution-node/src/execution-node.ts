@@ -82,7 +82,6 @@ export class ExecutionNode {
   private leaseEpoch = 0;
   /** When (performance.now()) the last beat attempt started, and when a freeze was last noticed. */
   private lastBeatAttemptAt: number | undefined;
-  private lastFreezeNoticedAt: number | undefined;
   private readonly youngRedisReported = new Set<string>();
   /** Portfolios whose last load threw (logged once until one does not). */
   private readonly loadFailing = new Set<string>();
@@ -129,6 +128,7 @@ export class ExecutionNode {
       heartbeatTtlMs: config.heartbeatTtlMs,
       nodeInfoTtlMs: config.nodeInfoTtlMs,
       portfolioStateTtlMs: config.portfolioStateTtlMs,
+      claimWindow: { afterMs: freshStartAfterMs(config), gapMs: claimGapMs(config) },
     });
     this.pressure = new QueuePressureWatcher(
       options.notifier,
@@ -379,7 +379,6 @@ export class ExecutionNode {
     const previous = this.lastBeatAttemptAt;
     this.lastBeatAttemptAt = startedAt;
     if (previous !== undefined && startedAt - previous > this.config.heartbeatTtlMs) {
-      this.lastFreezeNoticedAt = startedAt;
       this.log.warn('This process was frozen longer than the lease TTL', {
         frozenMs: Math.round(startedAt - previous),
       });
@@ -394,7 +393,7 @@ export class ExecutionNode {
       last_success_at: info.last_heartbeat,
     };
     const claims = runners.map((r) => ({ runner: r, lease: r.leaseClaim() }));
-    const { lost, resync } = await this.store.beat(
+    const { lost, resync, claiming } = await this.store.beat(
       this.heartbeatPayload(),
       info,
       claims.map(({ runner, lease }) => ({
@@ -403,9 +402,20 @@ export class ExecutionNode {
         lease,
       })),
     );
-    const lostTokens = new Set(lost.map((l) => l.token));
+    // A claim was not renewed: counted as renewed, the next beat would take the lease back at once.
+    const notRenewed = new Set([...lost, ...claiming].map((l) => l.token));
     for (const { runner, lease } of claims) {
-      if (lease !== null && !lostTokens.has(lease.token)) runner.leaseRenewed(startedAt);
+      if (lease !== null && !notRenewed.has(lease.token)) runner.leaseRenewed(startedAt);
+    }
+    for (const { portfolioId, token, version } of claiming) {
+      const runner = this.runners.get(portfolioId);
+      if (runner?.leaseClaim()?.token !== token) continue;
+      runner.leftClaim(version);
+      this.reportOnce(
+        `claim:${token}`,
+        'Portfolio lease and book gone from Redis after this node lost its lease; its book waits in Redis as a claim (the highest version is loaded after a fresh-start window)',
+        { portfolioId, version, waitMs: freshStartAfterMs(this.config) },
+      );
     }
     for (const { portfolioId, token } of resync) {
       const runner = this.runners.get(portfolioId);
@@ -416,11 +426,6 @@ export class ExecutionNode {
       runner.requestSync();
     }
     await this.dropLost(lost);
-  }
-
-  /** Whether this process ran without being frozen since `since` (performance.now()). */
-  private ranThroughout(since: number): boolean {
-    return this.lastFreezeNoticedAt === undefined || this.lastFreezeNoticedAt <= since;
   }
 
   /** Follows the assignment, and says whether anything is left to retry. */
@@ -592,7 +597,7 @@ export class ExecutionNode {
     // Refused before the lease is taken: a lease held even for a moment by a node that will not
     // start the portfolio makes its holder's beat or commit fail 'lost' and drop the book.
     const acquired = await this.store.acquireLease(portfolioId, token, {
-      freshStart: { afterMs: this.freshStartAfterMs(), gapMs: this.freshStartGapMs() },
+      freshStart: { afterMs: freshStartAfterMs(this.config), gapMs: this.freshStartGapMs() },
     });
     if (!acquired.ok && 'redisUptimeMs' in acquired) {
       this.reportFreshStartWait(portfolioId, acquired.redisUptimeMs, acquired.noBookSeenMs);
@@ -672,21 +677,10 @@ export class ExecutionNode {
       resumed: book !== undefined,
       version: acquired.loaded?.version ?? 0,
       token,
+      ...(acquired.claimOf === null ? {} : { claimOf: acquired.claimOf }),
     });
     // A later wait of the same portfolio (Redis emptied again) is worth a line of its own.
     this.youngRedisReported.delete(portfolioId);
-  }
-
-  /**
-   * A portfolio with no book and no fence starts from its catalog entry — but not while Redis has
-   * been up, or the portfolio has been seen without a book, for less than a lease TTL and two beats
-   * (ACQUIRE refuses it): Redis may have come back empty (or a replica that copied an empty master
-   * taken over), and a node that holds the portfolio in memory has until then to write it back (a
-   * fresh start would reset it). Checked whatever this process saw: one started after Redis
-   * restarted empty never saw it come back. Every new portfolio waits this once.
-   */
-  private freshStartAfterMs(): number {
-    return this.config.heartbeatTtlMs + 2 * this.config.heartbeatIntervalMs;
   }
 
   /**
@@ -702,8 +696,8 @@ export class ExecutionNode {
   private reportFreshStartWait(portfolioId: string, uptimeMs: number, noBookSeenMs: number): void {
     if (this.youngRedisReported.has(portfolioId)) return;
     this.youngRedisReported.add(portfolioId);
-    const waitMs = this.freshStartAfterMs() - Math.min(uptimeMs, noBookSeenMs);
-    if (uptimeMs < this.freshStartAfterMs())
+    const waitMs = freshStartAfterMs(this.config) - Math.min(uptimeMs, noBookSeenMs);
+    if (uptimeMs < freshStartAfterMs(this.config))
       this.log.warn(
         'Redis started moments ago (it may have come back empty) and has no book of this portfolio; waiting for a node that holds it to write it back',
         { portfolioId, uptimeMs, waitMs },
@@ -730,7 +724,6 @@ export class ExecutionNode {
       saved,
       lease,
       leaseTtlMs: this.config.heartbeatTtlMs,
-      ranThroughout: (since) => this.ranThroughout(since),
       openReader: () =>
         new PortfolioQueueReader(
           connections.main,
@@ -772,6 +765,7 @@ export class ExecutionNode {
       portfolioId: runner.portfolioId,
       processed: runner.processed,
       released,
+      ...(runner.stoppedAsClaim() ? { leftAsClaim: true } : {}),
     });
   }
 
@@ -902,6 +896,29 @@ export class ExecutionNode {
     this.log.info('Execution node stopped', { clean });
     return clean;
   }
+}
+
+/**
+ * A portfolio with no book and no fence starts from its catalog entry — but not while Redis has
+ * been up, or the portfolio has been seen without a book, for less than a lease TTL and two beats
+ * (ACQUIRE refuses it): Redis may have come back empty (or a replica that copied an empty master
+ * taken over), and a node that holds the portfolio in memory has until then to write it back (a
+ * fresh start would reset it). Checked whatever this process saw: one started after Redis
+ * restarted empty never saw it come back. Every new portfolio waits this once. The same window
+ * times the contest of claims (NodeStore's BEAT): every live holder beats within it.
+ */
+function freshStartAfterMs(config: NodeConfig): number {
+  return config.heartbeatTtlMs + 2 * config.heartbeatIntervalMs;
+}
+
+/**
+ * Two claims of a claimant further apart than this start its contest's wait over (Redis frozen, or
+ * its clock stepped, meanwhile). A live claimant's successful beats come at most about a lease TTL
+ * apart (a beat's retries fit in TTL − interval), so a claimant alone still settles its contest;
+ * and a freeze that goes unnoticed still leaves two beats of the window after it.
+ */
+function claimGapMs(config: NodeConfig): number {
+  return Math.max(config.heartbeatTtlMs, 2 * config.assignmentPollMs);
 }
 
 function sum(values: readonly number[]): number {

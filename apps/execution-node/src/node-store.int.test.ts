@@ -83,7 +83,7 @@ describe('NodeStore beat of a portfolio waiting for its lease', () => {
         fleetNodeInfo('n1', ['p1'], now),
         waiting,
       );
-    expect(await beat()).toEqual({ lost: [], resync: [] });
+    expect(await beat()).toEqual({ lost: [], resync: [], claiming: [] });
     expect(await redis.get(keys.portfolioState('p1'))).toContain('"node_id":"n1"');
     await redis.set(
       keys.portfolioState('p1'),
@@ -105,6 +105,7 @@ describe('NodeStore final commit after the lease vanished', () => {
       loadedToken: '',
       loadedVersion: 0,
       mayReassert: true,
+      claim: null,
       releasing,
     });
     const state = fleetPortfolioState('p1', 'n1', now);
@@ -130,7 +131,7 @@ describe('NodeStore final commit after the lease vanished', () => {
     // The lease vanishes (Redis lost it, or it expired) while the runner is stopping.
     await redis.del(keys.portfolioLease('p1'));
     expect(await commit(2, true)).toEqual({ kind: 'nolease' });
-    expect(await beat(true)).toEqual({ lost: [], resync: [] });
+    expect(await beat(true)).toEqual({ lost: [], resync: [], claiming: [] });
     expect(await redis.get(keys.portfolioLease('p1'))).toBe(token);
     expect(await commit(2, true)).toEqual({ kind: 'ok', missing: 0 });
     expect(await redis.exists(keys.portfolioLease('p1'))).toBe(0);
@@ -139,7 +140,7 @@ describe('NodeStore final commit after the lease vanished', () => {
     // Its reply lost, the final commit is sent again: it landed, so it is done, not 'nolease'.
     expect(await commit(2, true)).toEqual({ kind: 'done' });
     // A beat that raced the final commit takes nothing back: the fence says it was released.
-    expect(await beat(true)).toEqual({ lost: [], resync: [] });
+    expect(await beat(true)).toEqual({ lost: [], resync: [], claiming: [] });
     expect(await redis.exists(keys.portfolioLease('p1'))).toBe(0);
   });
 });
@@ -299,5 +300,210 @@ describe('NodeStore acquire: what the no-book marker cannot vouch for', () => {
       ok: false,
       noBookSeenMs: 0,
     });
+  });
+});
+
+describe('NodeStore claims: a holder whose lease expired while Redis lost lease and fence', () => {
+  // The gap is well above the 100 ms between the tests' calls: a stalled machine must not restart
+  // the wait by itself.
+  const window = { afterMs: 1_500, gapMs: 1_000 };
+  const claimStore = () =>
+    new NodeStore({
+      redis,
+      keys,
+      nodeId: 'n1',
+      heartbeatTtlMs: 15_000,
+      nodeInfoTtlMs: 45_000,
+      portfolioStateTtlMs: 45_000,
+      claimWindow: window,
+    });
+  const bookAt = (token: string, version: number, processed: number): PortfolioBook => ({
+    ...book(1_000 + processed),
+    processed_count: processed,
+    fence: { token, version },
+  });
+  /** One beat of a runner holding `token`, its lease current or expired by its own clock. */
+  const beatOf = (
+    store: NodeStore,
+    token: string,
+    held: { version: number; processed: number } | 'current',
+    loaded = { token: 'n0/a/1', version: 3 },
+  ) => {
+    const now = new Date().toISOString();
+    return store.beat(
+      encodePayload('heartbeat', { _v: 1, node_id: 'n1', sent_at: now, seq: 1 }),
+      fleetNodeInfo('n1', ['p1'], now),
+      [
+        {
+          portfolioId: 'p1',
+          state: fleetPortfolioState('p1', 'n1', now),
+          lease: {
+            token,
+            loadedToken: loaded.token,
+            loadedVersion: loaded.version,
+            mayReassert: held === 'current',
+            claim:
+              held === 'current'
+                ? null
+                : { version: held.version, book: bookAt(token, held.version, held.processed) },
+            releasing: false,
+          },
+        },
+      ],
+    );
+  };
+  const processedInRedis = async (): Promise<number> =>
+    (JSON.parse((await redis.get(keys.portfolioBook('p1'))) ?? '{}') as PortfolioBook)
+      .processed_count;
+
+  it('leaves its book as a claim and takes nothing while the marker is younger than the window; alone, takes the lease back with its book after it', async () => {
+    await redisUpFor(2_000);
+    const store = claimStore();
+    const started = await redisNowMs();
+    expect(await beatOf(store, 'n1/a/1', { version: 7, processed: 12 })).toEqual({
+      lost: [],
+      resync: [],
+      claiming: [{ portfolioId: 'p1', token: 'n1/a/1', version: 7 }],
+    });
+    expect(await redis.exists(keys.portfolioLease('p1'), keys.portfolioFence('p1'))).toBe(0);
+    expect(await redis.hget(keys.portfolioClaims('p1'), 'v:n1/a/1')).toBe('7');
+    const ttl = await redis.pttl(keys.portfolioClaims('p1'));
+    expect(ttl > 3 * 1_500 && ttl <= 10 * 1_500).toBe(true);
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const outcome = await beatOf(store, 'n1/a/1', { version: 7, processed: 12 });
+      if (outcome.claiming.length > 0) continue;
+      expect(outcome).toEqual({
+        lost: [],
+        resync: [{ portfolioId: 'p1', token: 'n1/a/1' }],
+        claiming: [],
+      });
+      break;
+    }
+    expect((await redisNowMs()) - started).toBeGreaterThanOrEqual(1_500);
+    expect(await redis.get(keys.portfolioLease('p1'))).toBe('n1/a/1');
+    expect(await redis.hgetall(keys.portfolioFence('p1'))).toEqual({
+      token: 'n1/a/1',
+      version: '7',
+    });
+    expect(await processedInRedis()).toBe(12);
+    expect(await redis.exists(keys.portfolioClaims('p1'))).toBe(0);
+  });
+
+  it('the assigned node’s acquire loads the highest claim once the window has passed (the claimant died or stopped), never a fresh start; a lower claimant is then lost', async () => {
+    await redisUpFor(2_000);
+    const store = claimStore();
+    await beatOf(store, 'n1/a/1', { version: 9, processed: 20 });
+    await beatOf(store, 'n3/c/1', { version: 5, processed: 8 });
+    // The claimant of v9 is gone from here on; n2 is assigned the portfolio and acquires.
+    const { refusals } = await acquireUntilTaken(store, window);
+    expect(refusals.length).toBeGreaterThan(0);
+    expect(await redis.hgetall(keys.portfolioFence('p1'))).toEqual({
+      token: 'n1/a/1',
+      version: '9',
+    });
+    expect(await processedInRedis()).toBe(20);
+    expect(await redis.exists(keys.portfolioClaims('p1'))).toBe(0);
+    // The lower claimant's next beat finds the lease taken: it drops its older book.
+    expect(await beatOf(store, 'n3/c/1', { version: 5, processed: 8 })).toMatchObject({
+      lost: [{ portfolioId: 'p1', token: 'n3/c/1' }],
+    });
+  });
+
+  it('what the acquire returns when it loads a claim: the claim’s fence and book, and whose claim it was', async () => {
+    await redisUpFor(2_000);
+    const store = claimStore();
+    await beatOf(store, 'n1/a/1', { version: 9, processed: 20 });
+    const outcome = await store.acquireLease('p1', 'n2/b/1');
+    expect(outcome).toMatchObject({
+      ok: true,
+      loaded: { token: 'n1/a/1', version: 9 },
+      book: { ok: true, value: { processed_count: 20 } },
+      claimOf: 'n1/a/1',
+    });
+  });
+
+  it('a lower claim never wins over a higher live one: the lower claimant is lost once the window passes, the higher takes the lease back with its book', async () => {
+    await redisUpFor(2_000);
+    const store = claimStore();
+    const high = { version: 9, processed: 20 };
+    const low = { version: 5, processed: 8 };
+    await beatOf(store, 'n1/a/1', high);
+    // The lower claimant beats first and often; the higher one only once a gap.
+    let lowOutcome = await beatOf(store, 'n3/c/1', low);
+    while (lowOutcome.claiming.length > 0) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      lowOutcome = await beatOf(store, 'n3/c/1', low);
+    }
+    expect(lowOutcome).toEqual({
+      lost: [{ portfolioId: 'p1', token: 'n3/c/1' }],
+      resync: [],
+      claiming: [],
+    });
+    // Settled for the higher claim, without a lease: its claimant continues the fence at its beat.
+    expect(await redis.hgetall(keys.portfolioFence('p1'))).toEqual({
+      token: 'n1/a/1',
+      version: '9',
+    });
+    expect(await processedInRedis()).toBe(20);
+    expect(await beatOf(store, 'n1/a/1', high)).toEqual({
+      lost: [],
+      resync: [{ portfolioId: 'p1', token: 'n1/a/1' }],
+      claiming: [],
+    });
+    expect(await redis.get(keys.portfolioLease('p1'))).toBe('n1/a/1');
+  });
+
+  it('a holder whose lease is current by its own clock takes it back at once, claims or not; its commit ends the claims and the claimant is lost', async () => {
+    await redisUpFor(2_000);
+    const store = claimStore();
+    await beatOf(store, 'n1/a/1', { version: 5, processed: 8 });
+    const current = await beatOf(store, 'n2/b/1', 'current', { token: 'n1/a/1', version: 5 });
+    expect(current).toEqual({
+      lost: [],
+      resync: [{ portfolioId: 'p1', token: 'n2/b/1' }],
+      claiming: [],
+    });
+    const now = new Date().toISOString();
+    expect(
+      await store.commit({
+        portfolioId: 'p1',
+        lease: {
+          token: 'n2/b/1',
+          loadedToken: 'n1/a/1',
+          loadedVersion: 5,
+          mayReassert: true,
+          releasing: false,
+        },
+        version: 12,
+        book: bookAt('n2/b/1', 12, 30),
+        state: fleetPortfolioState('p1', 'n2', now),
+        applied: [],
+        failed: [],
+        release: false,
+      }),
+    ).toEqual({ kind: 'ok', missing: 0 });
+    expect(await redis.exists(keys.portfolioClaims('p1'))).toBe(0);
+    expect(await beatOf(store, 'n1/a/1', { version: 5, processed: 8 })).toMatchObject({
+      lost: [{ portfolioId: 'p1', token: 'n1/a/1' }],
+    });
+    expect(await processedInRedis()).toBe(30);
+  });
+
+  it('Redis restarted empty during the contest: the claims go with it, a live claimant writes its claim again and the wait starts over', async () => {
+    const store = claimStore();
+    await beatOf(store, 'n1/a/1', { version: 9, processed: 20 });
+    const before = await redis.hgetall(keys.portfolioNoBook('p1'));
+    redis.on('error', () => undefined); // the restart, on purpose
+    await server.restart({ keepData: false });
+    await redisUpFor(0);
+    expect(await redis.exists(keys.portfolioClaims('p1'))).toBe(0);
+    expect(await beatOf(store, 'n1/a/1', { version: 9, processed: 20 })).toMatchObject({
+      claiming: [{ portfolioId: 'p1', token: 'n1/a/1', version: 9 }],
+    });
+    expect(await redis.hget(keys.portfolioClaims('p1'), 'v:n1/a/1')).toBe('9');
+    const after = await redis.hgetall(keys.portfolioNoBook('p1'));
+    expect(after.run).not.toBe(before.run);
+    expect(after.first).toBe(after.last);
   });
 });

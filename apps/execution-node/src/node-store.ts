@@ -36,27 +36,102 @@ end
 `;
 
 /**
+ * The no-book marker `portfolio:{p}:nobook` (Lua, shared by the acquire and the beat's claim):
+ * since when this Redis process has seen the portfolio without a fence, by its own clock (TIME).
+ * Uptime is how long the process has run, not how long its data has existed — a replica promoted
+ * after copying an empty master, a Redis frozen past the window after an empty restart, a forward
+ * clock step all look old — so \`first\` counts only in the process that wrote it (\`run\`, its
+ * run_id: a promoted replica holds its master's copy, a restart may reload one) and only while it
+ * is written again at least every \`gap\` ms: a marker missing, last written longer ago (or in the
+ * future), or of another run starts \`first\` again, so a freeze, a clock step or a failover starts
+ * the wait over. It expires \`ttl\` ms after its last write (an expired marker means what a stale
+ * one means). Returns uptime (ms) and how long the portfolio has been seen without a fence (ms).
+ */
+const NOBOOK = `
+local function nobook_seen(marker, gap, ttl)
+  local info = redis.call('INFO', 'server')
+  -- Missing (a Redis that leaves it out): taken as just started, the side that waits.
+  local uptime = (tonumber(string.match(info, 'uptime_in_seconds:(%d+)')) or 0) * 1000
+  local run = string.match(info, 'run_id:(%x+)') or ''
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local m = redis.call('HMGET', marker, 'first', 'last', 'run')
+  local first, last = tonumber(m[1]), tonumber(m[2])
+  if first == nil or last == nil or m[3] ~= run or now < last or now - last > gap then
+    first = now
+  end
+  redis.call('HSET', marker, 'first', string.format('%d', first), 'last', string.format('%d', now), 'run', run)
+  redis.call('PEXPIRE', marker, ttl)
+  return uptime, now - first
+end
+`;
+
+/**
+ * The claims \`portfolio:{p}:claims\` (Lua, shared by the acquire and the beat): books that holders
+ * whose lease had expired kept in memory when Redis lost lease and fence (\`v:<token>\` version,
+ * \`b:<token>\` book). Settling them writes the book and fence of the highest version (equal
+ * versions: the greater token, so every caller picks the same) and deletes the claims, in one
+ * step. Returns the winning token and version, or nil when there is no claim.
+ */
+const CLAIMS = `
+local function settle_claims(claims, fence, book)
+  local all = redis.call('HGETALL', claims)
+  local best, bestVersion = nil, -1
+  for j = 1, #all, 2 do
+    local field = all[j]
+    if string.sub(field, 1, 2) == 'v:' then
+      local t, v = string.sub(field, 3), tonumber(all[j + 1]) or -1
+      if v > bestVersion or (v == bestVersion and t > best) then best, bestVersion = t, v end
+    end
+  end
+  if best == nil then return nil end
+  local payload = redis.call('HGET', claims, 'b:' .. best)
+  if not payload then return nil end
+  redis.call('SET', book, payload)
+  redis.call('DEL', fence)
+  redis.call('HSET', fence, 'token', best, 'version', string.format('%d', bestVersion))
+  redis.call('DEL', claims)
+  return best, bestVersion
+end
+`;
+
+/**
  * The heartbeat: one round trip that refreshes everything the node owns in Redis. On a Redis
  * Cluster a script may only touch one hash slot, so the beat is run once per slot its keys fall in
  * (the node's own keys, the registry, each portfolio's); on one Redis it is one call with all.
  * KEYS: heartbeat:node:{id} and execution_node:{id}:info when ARGV[6] = 1; then the registry when
- * ARGV[9] = 1; then, for each of the n portfolios, its lease, state and fence.
+ * ARGV[9] = 1; then, for each of the n portfolios, its lease, state, fence, claims, no-book marker
+ * and book.
  * ARGV[1] node id   ARGV[2] now (ms)   ARGV[3] heartbeat and lease TTL (ms)   ARGV[4] info TTL (ms)
  * ARGV[5] state TTL (ms)   ARGV[6] 1 when this call writes the node's own keys
  * ARGV[7] heartbeat payload   ARGV[8] info payload   ARGV[9] 1 when it writes the registry   ARGV[10] n
- * then per portfolio 6 values: state payload, lease token ('' while waiting for it), loaded fence token, loaded fence
- * version, may re-assert (1/0), releasing (1 while its final commit is on the way: no resync).
- * Returns { lost, resync }: indices of portfolios whose lease another process holds or whose book
- * another process wrote (they must stop here), and of those whose book must be written again: the
- * lease had vanished and was taken back, or the fence is missing (Redis lost the book, or it was
- * never written). A vanished lease (expired while this process was away, or Redis restarted
- * empty) is taken back only when the book's fence says nobody wrote since and no final commit
- * released it — for a releasing runner too: its final commit needs the lease, and a final commit
- * that landed marked the fence released, so a beat that raced it takes nothing back. States are written for leases held, and for a portfolio waiting for its lease only
- * where no other node's state is.
+ * ARGV[11] fresh-start window (ms; 0: none)   ARGV[12] largest gap that keeps the marker's wait going
+ * (ms)   ARGV[13] marker TTL (ms)   ARGV[14] claim TTL (ms)
+ * then per portfolio 8 values: state payload, lease token ('' while waiting for it), loaded fence
+ * token, loaded fence version, may re-assert (1: its lease has not expired by its own clock; 0),
+ * releasing (1 while its final commit is on the way: no resync), and the version and payload of the
+ * book it would claim with ('' when its lease is current).
+ * Returns { lost, resync, claiming }: indices of portfolios whose lease another process holds or
+ * whose book another process wrote (they must stop here), of those whose book must be written
+ * again (the lease had vanished and was taken back, or the fence is missing), and of those whose
+ * book waits in Redis as a claim (not renewed, not lost). A vanished lease (expired while this
+ * process was away, or Redis restarted empty) is taken back only when the book's fence says nobody
+ * wrote since and no final commit released it — for a releasing runner too: its final commit needs
+ * the lease, and a final commit that landed marked the fence released, so a beat that raced it
+ * takes nothing back. With the fence gone too, it is taken back at once only while this holder's
+ * lease has not expired by its own clock: until then nobody else could take the portfolio, so its
+ * book is the newest. A holder whose lease expired (it may have been cut off from Redis alone, and
+ * another node may have run the portfolio since and hold newer books) claims instead: its book goes
+ * to the claims, and the no-book marker times the contest in Redis. Once the marker has stood a
+ * fresh-start window (every live holder has beaten since, a current one has taken its lease back
+ * and a cut-off one has claimed), the claims are settled (CLAIMS): the highest version's book and
+ * fence are written, and its claimant holds the lease; any other claimant is lost. States are
+ * written for leases held, and for a portfolio waiting for its lease only where no other node's is.
  */
 const BEAT = new LuaScript(
   CONTINUES +
+    NOBOOK +
+    CLAIMS +
     `
 local k = 0
 if ARGV[6] == '1' then
@@ -69,11 +144,14 @@ if ARGV[9] == '1' then
   redis.call('ZADD', KEYS[k], ARGV[2], ARGV[1])
 end
 local n = tonumber(ARGV[10])
+local window = tonumber(ARGV[11])
 local lost = {}
 local resync = {}
+local claiming = {}
 for i = 1, n do
-  local a = 10 + (i - 1) * 6
-  local lease, state, fence = KEYS[k + 3 * i - 2], KEYS[k + 3 * i - 1], KEYS[k + 3 * i]
+  local a = 14 + (i - 1) * 8
+  local b = k + 6 * (i - 1)
+  local lease, state, fence = KEYS[b + 1], KEYS[b + 2], KEYS[b + 3]
   local token = ARGV[a + 2]
   local holder = redis.call('GET', lease)
   local holds = false
@@ -95,6 +173,20 @@ for i = 1, n do
     local f = redis.call('HMGET', fence, 'token', 'version', 'released')
     if f[3] == '1' and f[1] == token then
       -- Released by this very token's final commit: nothing to take back.
+    elseif not f[1] and ARGV[a + 5] ~= '1' and ARGV[a + 8] ~= '' then
+      local claims = KEYS[b + 4]
+      redis.call('HSET', claims, 'v:' .. token, ARGV[a + 7], 'b:' .. token, ARGV[a + 8])
+      redis.call('PEXPIRE', claims, ARGV[14])
+      local uptime, seen = nobook_seen(KEYS[b + 5], tonumber(ARGV[12]), ARGV[13])
+      if uptime < window or seen < window then
+        table.insert(claiming, i)
+      elseif settle_claims(claims, fence, KEYS[b + 6]) == token then
+        redis.call('SET', lease, token, 'PX', ARGV[3])
+        holds = true
+        if ARGV[a + 6] ~= '1' then table.insert(resync, i) end
+      else
+        table.insert(lost, i)
+      end
     elseif continues(f[1], tonumber(f[2] or '0'), token, ARGV[a + 3], tonumber(ARGV[a + 4]), ARGV[a + 5], false) then
       redis.call('SET', lease, token, 'PX', ARGV[3])
       holds = true
@@ -108,7 +200,7 @@ for i = 1, n do
     redis.call('SET', state, ARGV[a + 1], 'PX', ARGV[5])
   end
 end
-return { lost, resync }
+return { lost, resync, claiming }
 `,
 );
 
@@ -143,45 +235,36 @@ return lost
  * so a lease taken only to be given back could make it drop the only copy of the book). The uptime
  * is read in the same step, from the Redis that holds the keys.
  * Nor while the portfolio has been seen without fence and book for less than ARGV[4] ms, by this
- * Redis's clock (TIME): uptime is how long the process has run, not how long its data has existed
- * — a replica promoted after copying an empty master, a Redis frozen for longer than the window
- * after an empty restart, a forward clock step all look old. The marker KEYS[6] (`first`, `last`
- * seen, ms) is written whenever the acquire finds no fence and no book; a marker missing, or last
- * seen more than ARGV[5] ms ago (or in the future), or written by another Redis process (its
- * `run`: a replica promoted with its master's marker, a restart that reloaded it), starts `first`
- * again, so a freeze, a clock step or a failover shows as a gap and the wait starts over. It is the marker, never the lease, that is written.
- * It expires ARGV[6] ms after its last write: an expired marker and a stale one mean the same (the
- * wait starts over), and a portfolio no longer assigned leaves no key behind.
+ * Redis's clock: the no-book marker KEYS[6] (see NOBOOK) is written whenever the acquire finds no
+ * fence and no book, with ARGV[5] the largest gap that keeps the wait going. It is the marker,
+ * never the lease, that is written. Past the wait, claims (see CLAIMS) are settled first: the
+ * portfolio is loaded from the highest claim's book, so a claimant that died or stopped during the
+ * contest loses nothing; only without a claim does it start fresh.
  * KEYS[1] lease  KEYS[2] fence  KEYS[3] active  KEYS[4] wait  KEYS[5] book  KEYS[6] no-book marker
+ * KEYS[7] claims
  * ARGV[1] token  ARGV[2] TTL (ms)  ARGV[3] job key prefix  ARGV[4] fresh-start wait (ms; 0: none)
  * ARGV[5] largest gap between two acquires that keeps the wait going (ms)  ARGV[6] marker TTL (ms).
- * Returns { 1, fence token, fence version, jobs put back, book or '' }, { 0, holder }, or
+ * Returns { 1, fence token, fence version, jobs put back, book or '', claim token loaded or '' },
+ * { 0, holder }, or
  * { 2, uptime (ms), seen without a book for (ms) } when refused as too young.
  */
-const ACQUIRE = new LuaScript(`
+const ACQUIRE = new LuaScript(
+  NOBOOK +
+    CLAIMS +
+    `
 local holder = redis.call('GET', KEYS[1])
 if holder then return { 0, holder } end
 local wait = tonumber(ARGV[4])
-if wait > 0 and redis.call('EXISTS', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[5]) == 0 then
-  local info = redis.call('INFO', 'server')
-  -- Missing (a Redis that leaves it out): taken as just started, the side that waits.
-  local uptime = (tonumber(string.match(info, 'uptime_in_seconds:(%d+)')) or 0) * 1000
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  -- The marker counts only in the Redis process that wrote it: a promoted replica holds its
-  -- master's copy (and a restart may reload one), with a 'last' close enough to pass the gap.
-  local run = string.match(info, 'run_id:(%x+)') or ''
-  local m = redis.call('HMGET', KEYS[6], 'first', 'last', 'run')
-  local first, last = tonumber(m[1]), tonumber(m[2])
-  if first == nil or last == nil or m[3] ~= run or now < last or now - last > tonumber(ARGV[5]) then
-    first = now
+local claimed = ''
+if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[5]) == 0 then
+  if wait > 0 then
+    local uptime, seen = nobook_seen(KEYS[6], tonumber(ARGV[5]), ARGV[6])
+    if uptime < wait or seen < wait then
+      return { 2, string.format('%d', uptime), string.format('%d', seen) }
+    end
   end
-  redis.call('HSET', KEYS[6], 'first', string.format('%d', first), 'last', string.format('%d', now), 'run', run)
-  redis.call('PEXPIRE', KEYS[6], ARGV[6])
-  local seen = now - first
-  if uptime < wait or seen < wait then
-    return { 2, string.format('%d', uptime), string.format('%d', seen) }
-  end
+  -- A holder cut off from Redis left its book as a claim: load the highest, not a fresh start.
+  claimed = settle_claims(KEYS[7], KEYS[2], KEYS[5]) or ''
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local held = redis.call('LRANGE', KEYS[3], 0, -1)
@@ -191,8 +274,9 @@ for i = 1, #held do
 end
 if #held > 0 then redis.call('DEL', KEYS[3]) end
 local f = redis.call('HMGET', KEYS[2], 'token', 'version')
-return { 1, f[1] or '', f[2] or '0', #held, redis.call('GET', KEYS[5]) or '' }
-`);
+return { 1, f[1] or '', f[2] or '0', #held, redis.call('GET', KEYS[5]) or '', claimed }
+`,
+);
 
 /**
  * The commit: the one way a book changes in Redis. In one atomic step, only while this token holds
@@ -204,6 +288,7 @@ return { 1, f[1] or '', f[2] or '0', #held, redis.call('GET', KEYS[5]) or '' }
  * also releases the lease (the final commit of a clean stop) and marks the fence released, so a
  * beat of the same token that was already on its way cannot take the lease back.
  * KEYS[1] lease  KEYS[2] fence  KEYS[3] book  KEYS[4] state  KEYS[5] wait  KEYS[6] failed
+ * KEYS[7] claims (deleted by a commit that writes the first fence)
  * ARGV[1] token  ARGV[2] loaded fence token  ARGV[3] loaded fence version  ARGV[4] may re-assert
  * ARGV[5] new version  ARGV[6] book  ARGV[7] state  ARGV[8] state TTL (ms)  ARGV[9] job key prefix
  * ARGV[10] now (ms)  ARGV[11] failed jobs kept  ARGV[12] release  ARGV[13] n applied
@@ -262,6 +347,8 @@ if m > 0 then
   end
 end
 redis.call('SET', KEYS[3], ARGV[6])
+-- Claims are written only while there is no fence: the first fence written ends their contest.
+if not f[1] then redis.call('DEL', KEYS[7]) end
 redis.call('HSET', KEYS[2], 'token', token, 'version', ARGV[5], 'released', ARGV[12])
 redis.call('SET', KEYS[4], ARGV[7], 'PX', ARGV[8])
 if ARGV[12] == '1' then redis.call('DEL', KEYS[1]) end
@@ -275,6 +362,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `);
 
+/**
+ * The no-book marker's TTL: a few windows, longer than any gap that keeps a wait going, so its
+ * expiry changes nothing.
+ */
+function markerTtlMs(windowMs: number): number {
+  return Math.max(1, 3 * windowMs);
+}
+
 /** Failed (malformed) jobs kept per portfolio queue, with their reasons. */
 const KEEP_FAILED = 1_000;
 
@@ -285,7 +380,18 @@ export interface NodeStoreOptions {
   heartbeatTtlMs: number;
   nodeInfoTtlMs: number;
   portfolioStateTtlMs: number;
+  /**
+   * The fresh-start window and the marker's gap for a beat's claim (see BEAT): a claim is settled
+   * once the portfolio has gone this long without a fence. Without it, a claim is settled at once.
+   */
+  claimWindow?: { afterMs: number; gapMs: number };
 }
+
+/**
+ * How long a claim outlives its last write: long enough for any contest (several windows), and for
+ * the scheduler to give the portfolio of a claimant that died to another node, which loads it.
+ */
+export const CLAIM_TTL_WINDOWS = 10;
 
 /** A lease a runner holds, and what it needs to take it back or continue the book's fence. */
 export interface LeaseClaim {
@@ -294,10 +400,15 @@ export interface LeaseClaim {
   loadedToken: string;
   loadedVersion: number;
   /**
-   * This process has not been frozen since it last renewed the lease (its lease has not expired
-   * by its own clock, or only Redis was away): it may re-assert a book Redis lost.
+   * Its lease has not expired by this process's clock since the beat that last renewed it was
+   * sent: nobody else can have taken the portfolio, so it may re-assert a book Redis lost at once.
    */
   mayReassert: boolean;
+  /**
+   * The book it holds, with its version: what it claims with when lease and fence are gone and
+   * its lease has expired by its own clock (see BEAT). Null (or left out) while `mayReassert`.
+   */
+  claim?: { version: number; book: PortfolioBook } | null;
   /**
    * Its final commit is on the way: a vanished lease is taken back as for any runner (unless the
    * fence says the final commit released it), but no resync is asked for.
@@ -325,6 +436,13 @@ export interface BeatOutcome {
   lost: BeatLease[];
   /** Taken back after they vanished, or held without a fence: write the book again. */
   resync: BeatLease[];
+  /** Their book waits in Redis as a claim (see BEAT): not renewed, not lost. */
+  claiming: BeatClaim[];
+}
+
+/** A portfolio whose book the beat left as a claim, with the version claimed. */
+export interface BeatClaim extends BeatLease {
+  version: number;
 }
 
 /** What a flush writes for one portfolio. */
@@ -341,6 +459,8 @@ export type AcquireOutcome =
       /** The book read with the fence; null when there is none (under its tagged name). */
       book: Decoded<PortfolioBook> | null;
       reclaimedJobs: number;
+      /** The lease token of the claim whose book was loaded (see CLAIMS); null when none. */
+      claimOf: string | null;
     }
   | { ok: false; holder: string }
   /**
@@ -418,6 +538,7 @@ export class NodeStore {
           : k.portfolioLease(part.portfolio.portfolioId);
     const infoPayload = encodePayload('nodeInfo', info);
     const now = Date.now();
+    const window = this.options.claimWindow;
     const outcomes = await Promise.all(
       bySlot(this.redis, parts, keyOf).map(async (group) => {
         const writesNode = group.some((p) => p.kind === 'node');
@@ -430,6 +551,9 @@ export class NodeStore {
             k.portfolioLease(p.portfolioId),
             k.portfolioState(p.portfolioId),
             k.portfolioFence(p.portfolioId),
+            k.portfolioClaims(p.portfolioId),
+            k.portfolioNoBook(p.portfolioId),
+            k.portfolioBook(p.portfolioId),
           ]),
         ];
         const args = [
@@ -443,6 +567,10 @@ export class NodeStore {
           writesNode ? infoPayload : '',
           writesRegistry ? '1' : '0',
           mine.length,
+          window?.afterMs ?? 0,
+          window?.gapMs ?? 0,
+          markerTtlMs(window?.afterMs ?? 0),
+          Math.max(1, CLAIM_TTL_WINDOWS * (window?.afterMs ?? 0)),
           ...mine.flatMap((p) => [
             encodePayload('portfolioState', p.state),
             p.lease?.token ?? '',
@@ -450,20 +578,39 @@ export class NodeStore {
             p.lease?.loadedVersion ?? 0,
             p.lease?.mayReassert === true ? '1' : '0',
             p.lease?.releasing === true ? '1' : '0',
+            p.lease?.claim?.version ?? 0,
+            p.lease?.claim == null ? '' : encodePayload('portfolioBook', p.lease.claim.book),
           ]),
         ];
-        const [lost, resync] = (await BEAT.run(this.redis, keys, args)) as [number[], number[]];
+        const [lost, resync, claiming] = (await BEAT.run(this.redis, keys, args)) as [
+          number[],
+          number[],
+          number[],
+        ];
         const named = (indices: number[]): BeatLease[] =>
           indices.flatMap((i) => {
             const p = mine[i - 1];
             return p?.lease == null ? [] : [{ portfolioId: p.portfolioId, token: p.lease.token }];
           });
-        return { lost: named(lost), resync: named(resync) };
+        const claimed = claiming.flatMap((i) => {
+          const p = mine[i - 1];
+          return p?.lease?.claim == null
+            ? []
+            : [
+                {
+                  portfolioId: p.portfolioId,
+                  token: p.lease.token,
+                  version: p.lease.claim.version,
+                },
+              ];
+        });
+        return { lost: named(lost), resync: named(resync), claiming: claimed };
       }),
     );
     return {
       lost: outcomes.flatMap((o) => o.lost),
       resync: outcomes.flatMap((o) => o.resync),
+      claiming: outcomes.flatMap((o) => o.claiming),
     };
   }
 
@@ -591,6 +738,7 @@ export class NodeStore {
         layout.wait,
         this.keys.portfolioBook(portfolioId),
         this.keys.portfolioNoBook(portfolioId),
+        this.keys.portfolioClaims(portfolioId),
       ],
       [
         token,
@@ -598,10 +746,9 @@ export class NodeStore {
         layout.jobPrefix,
         freshStart?.afterMs ?? 0,
         freshStart?.gapMs ?? 0,
-        // A few windows: longer than any gap that keeps the wait going, so expiry changes nothing.
-        3 * (freshStart?.afterMs ?? 0),
+        markerTtlMs(freshStart?.afterMs ?? 0),
       ],
-    )) as [number, string, string?, string?, string?];
+    )) as [number, string, string?, string?, string?, string?];
     if (reply[0] === 2)
       return { ok: false, redisUptimeMs: Number(reply[1]), noBookSeenMs: Number(reply[2]) };
     if (reply[0] !== 1) return { ok: false, holder: reply[1] };
@@ -613,6 +760,7 @@ export class NodeStore {
       loaded: fenceToken === '' ? null : { token: fenceToken, version: Number(reply[2] ?? 0) },
       book: rawBook === '' ? null : decodePayload('portfolioBook', bookKey, rawBook),
       reclaimedJobs: Number(reply[3] ?? 0),
+      claimOf: reply[5] === undefined || reply[5] === '' ? null : reply[5],
     };
   }
 
@@ -630,6 +778,7 @@ export class NodeStore {
         k.portfolioState(id),
         layout.wait,
         layout.failed,
+        k.portfolioClaims(id),
       ],
       [
         request.lease.token,

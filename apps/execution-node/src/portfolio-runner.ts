@@ -35,8 +35,6 @@ export interface PortfolioRunnerOptions {
   lease: RunnerLease | null;
   /** Lease TTL: the lease counts as expired by this process's clock this long after its renewal. */
   leaseTtlMs: number;
-  /** Whether this process ran without being frozen since `since` (performance.now()). */
-  ranThroughout: (since: number) => boolean;
   /** Opens the reader of its queue (a blocking connection of its own), at start. */
   openReader: () => PortfolioQueueReader;
   /** Commits through the node's store (fenced, atomic). */
@@ -89,6 +87,12 @@ export class PortfolioRunner {
   /** When (performance.now()) the beat that last renewed the lease started. */
   private renewedAt: number;
   private releasing = false;
+  /** The commit on its way that applied events: its version and book (what a claim holds). */
+  private inFlight: { version: number; book: PortfolioBook } | undefined;
+  /** The version of the book the last beat left in Redis as a claim (see NodeStore's BEAT). */
+  private claimedVersion: number | undefined;
+  /** Stopped while its book waited in Redis as a claim: nothing was released, nothing is lost. */
+  private leftAsClaim = false;
   private loop: Promise<void> | undefined;
   private reader: PortfolioQueueReader | undefined;
   /** The blocking wait in progress, if any (kept across wake-ups: one at a time per connection). */
@@ -148,15 +152,46 @@ export class PortfolioRunner {
     const lease = this.options.lease;
     if (lease === null || this.released || this.lost) return null;
     const loaded = lease.loaded;
+    // Not 'this process ran throughout': cut off from Redis alone, it cannot tell that from Redis
+    // being away for everyone, and another node may have taken the portfolio meanwhile.
+    const current = performance.now() < this.renewedAt + this.options.leaseTtlMs;
     return {
       token: lease.token,
       loadedToken: loaded?.token ?? '',
       loadedVersion: loaded?.version ?? 0,
-      mayReassert:
-        performance.now() < this.renewedAt + this.options.leaseTtlMs ||
-        this.options.ranThroughout(this.renewedAt),
+      mayReassert: current,
+      claim: current ? null : this.claimBook(),
       releasing: this.releasing,
     };
+  }
+
+  /**
+   * The book this runner holds and its version: the commit on its way with the events it applied,
+   * else the last committed (or loaded) book.
+   */
+  private claimBook(): { version: number; book: PortfolioBook } {
+    return this.inFlight ?? { version: this.version, book: this.bookPayload(this.version) };
+  }
+
+  /**
+   * The beat left this runner's book in Redis as a claim at `version`: a stop may now end without
+   * its final commit (the claim outlives this process; see NodeStore's ACQUIRE).
+   */
+  leftClaim(version: number): void {
+    this.claimedVersion = version;
+  }
+
+  /**
+   * Stopped while its book waited in Redis as a claim (nothing released, nothing lost). A method,
+   * not a field test: the compiler would keep a check's narrowing across the awaits.
+   */
+  stoppedAsClaim(): boolean {
+    return this.leftAsClaim;
+  }
+
+  /** Whether the book this runner holds is in Redis as a claim. */
+  private get claimHoldsBook(): boolean {
+    return this.claimedVersion !== undefined && this.claimedVersion === this.claimBook().version;
   }
 
   /** The beat that started at `startedAt` (performance.now()) renewed the lease. */
@@ -210,16 +245,18 @@ export class PortfolioRunner {
       return false;
     }
     await this.loop;
-    if (this.lost) return false;
+    if (this.lost || this.leftAsClaim) return false;
     if (this.status !== 'error') this.status = 'stopped';
     // From here a beat asks for no resync; a lease that vanished is still taken back (else the
     // final commit would wait for ever on 'nolease'), unless the fence says this commit released it.
     this.releasing = true;
     try {
       await this.commitUntilSettled([], [], true);
+      if (this.stoppedAsClaim()) return false;
       this.released = true;
       return true;
     } catch (err) {
+      if (this.stoppedAsClaim()) return false;
       if (this.status !== 'error') this.status = 'stopping';
       this.log.warn('Final commit failed; the lease expires by itself', { err });
       return false;
@@ -405,6 +442,23 @@ export class PortfolioRunner {
     const version = this.version + 1;
     const book = this.bookPayload(version);
     const state = this.state();
+    // Only a commit that applied events holds a book the last one does not.
+    this.inFlight = applied.length + failed.length > 0 ? { version, book } : undefined;
+    try {
+      await this.commitLoop(version, book, state, applied, failed, release);
+    } finally {
+      this.inFlight = undefined;
+    }
+  }
+
+  private async commitLoop(
+    version: number,
+    book: PortfolioBook,
+    state: PortfolioState,
+    applied: readonly string[],
+    failed: readonly { jobId: string; reason: string }[],
+    release: boolean,
+  ): Promise<void> {
     // Consecutive errors only (for the log and the backoff): a 'nolease' wait is not an error.
     let errors = 0;
     for (;;) {
@@ -445,7 +499,15 @@ export class PortfolioRunner {
         case 'nolease':
           errors = 0;
           // Expired (this process was slow or frozen) or Redis restarted empty: the beat takes it
-          // back if nobody wrote the book since, or reports it lost.
+          // back if nobody wrote the book since, or reports it lost, or leaves the book as a claim.
+          // A stop need not wait for the contest: the claim holds this very book, and outlives us.
+          if (this.stopRequested && this.claimHoldsBook) {
+            this.leftAsClaim = true;
+            this.log.warn('Stopped while its book waits in Redis as a claim; nothing released', {
+              version: this.claimedVersion,
+            });
+            throw new CommitRefused('left as a claim');
+          }
           await sleep(100);
           continue;
         case 'lost':

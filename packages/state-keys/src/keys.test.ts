@@ -26,6 +26,7 @@ describe('createStateKeys', () => {
     expect(keys.portfolioLease('p1')).toBe('portfolio:{p1}:lease');
     expect(keys.portfolioFence('p1')).toBe('portfolio:{p1}:fence');
     expect(keys.portfolioNoBook('p1')).toBe('portfolio:{p1}:nobook');
+    expect(keys.portfolioClaims('p1')).toBe('portfolio:{p1}:claims');
     expect(keys.queueRefusals()).toBe('portfolio_queue_refusals');
     const subject = { nodeId: null, portfolioId: 'p1' };
     expect(keys.notificationCooldown('queue_full', subject, 'critical')).toBe(
@@ -67,6 +68,7 @@ describe('createStateKeys', () => {
       keys.portfolioLease('p'),
       keys.portfolioFence('p'),
       keys.portfolioNoBook('p'),
+      keys.portfolioClaims('p'),
       keys.queueRefusals(),
       keys.notificationCooldown('k', { nodeId: 'n', portfolioId: null }, 'warning'),
       keys.notificationActive('k', { nodeId: null, portfolioId: 'p' }),

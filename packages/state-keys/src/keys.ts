@@ -60,6 +60,13 @@ export interface StateKeys {
    * fresh-start windows. Nobody starts it fresh until `first` is a window old.
    */
   portfolioNoBook(portfolioId: string): string;
+  /**
+   * `portfolio:{<portfolioId>}:claims` — HASH `v:<lease token>` → book version, `b:<lease token>` →
+   * book payload: books held in memory by holders whose lease expired while Redis lost lease and
+   * fence, as candidates; the highest version is loaded once the no-book marker stood a fresh-start
+   * window. TTL several windows, refreshed by each claim; deleted when a fence is written.
+   */
+  portfolioClaims(portfolioId: string): string;
   /** `portfolio_queue_refusals` — HASH portfolioId → events refused because the queue was full. */
   queueRefusals(): string;
   /** `notify:cooldown:<kind>:{<nodeId>:<portfolioId>}:<level>` — STRING, TTL = the level's cooldown. */
@@ -162,6 +169,7 @@ export function createStateKeys(prefix = ''): StateKeys {
     portfolioLease: (portfolioId) => k(`portfolio:${portfolio(portfolioId)}:lease`),
     portfolioFence: (portfolioId) => k(`portfolio:${portfolio(portfolioId)}:fence`),
     portfolioNoBook: (portfolioId) => k(`portfolio:${portfolio(portfolioId)}:nobook`),
+    portfolioClaims: (portfolioId) => k(`portfolio:${portfolio(portfolioId)}:claims`),
     queueRefusals: () => k('portfolio_queue_refusals'),
     notificationCooldown: (kind, s, level) =>
       k(`notify:cooldown:${assertKind(kind)}:${subject(s)}:${assertKind(level)}`),
