@@ -237,6 +237,7 @@ export class ExecutionNode {
     };
     this.push = new OrdersPush({
       subscriber: connections.connection('push', 'request'),
+      publisher: connections.main,
       ordersChannel: keys.nodeOrdersChannel(this.config.nodeId),
       tradingChannel: keys.tradingChannel(),
       onOrders: () => this.ordersLoop?.trigger(),
@@ -245,6 +246,7 @@ export class ExecutionNode {
       // The reads wait the safety interval while subscribed: back to the poll pace at once.
       onLost: readAll,
       retryMs: this.config.heartbeatIntervalMs,
+      echoTimeoutMs: this.config.redis.commandTimeoutMs,
       logger: this.options.logger.child({ component: 'push' }),
     });
     this.push.start();
