@@ -26,7 +26,7 @@ async function fleetReads(redis: Redis): Promise<number> {
   return FLEET_READS.reduce((sum, name) => sum + (calls.get(name) ?? 0), 0);
 }
 
-/** Reads `/api/overview/stream` until `frames` overview frames arrived, then closes it. */
+/** Reads `/api/overview/stream` until `frames` frames arrived (the whole overview, then deltas), then closes it. */
 async function readFrames(port: number, frames: number): Promise<number> {
   const controller = new AbortController();
   const response = await fetch(`http://127.0.0.1:${port}/api/overview/stream`, {
@@ -38,7 +38,7 @@ async function readFrames(port: number, frames: number): Promise<number> {
   try {
     for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
       text += decoder.decode(chunk, { stream: true });
-      seen = text.split('event: overview\n').length - 1;
+      seen = text.match(/^event: overview(?:-delta)?\n/gm)?.length ?? 0;
       if (seen >= frames) return seen;
     }
   } finally {

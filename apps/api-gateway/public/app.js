@@ -2,11 +2,15 @@
 // gateway's server-sent events (/api/overview/stream, shaped by the gateway) and renders them.
 // Reads go through fetch (not EventSource) so that an API key can travel in a header.
 //
-// Each update patches the page in place: rows and list items are keyed (node id, portfolio id,
-// notification id) and only what changed is written. Rebuilding a table every second would close
-// an open Move menu, drop its half-made choice, lose the focus and jump the scroll position.
+// The stream sends the whole overview once, then only the rows each update changed
+// (overview-state.js keeps the page's copy). Each update patches the page in place: rows and list
+// items are keyed (node id, portfolio id, notification id) and only what changed is written.
+// Rebuilding a table every second would close an open Move menu, drop its half-made choice, lose
+// the focus and jump the scroll position.
 
 /* global AbortController */
+import { OverviewState } from './overview-state.js';
+
 const KEY_STORAGE = 'ginkgo-live.api-key';
 const RECONNECT_MS = 2000;
 const AUDIT_LIMIT = 50;
@@ -431,9 +435,14 @@ function createPortfolioRow() {
 
 function updatePortfolioRow(row, p, targets, trading) {
   const view = views.get(row);
-  view.item = p;
-  const c = view.cells;
   const pause = trading.paused.get(p.portfolio_id);
+  // A row the update did not change is the same object: with the same pause and targets there is
+  // nothing to write (tens of thousands of rows are checked each second).
+  if (view.item === p && view.pause === pause && view.targets === targets) return;
+  view.item = p;
+  view.pause = pause;
+  view.targets = targets;
+  const c = view.cells;
   view.paused = pause !== undefined;
   setAttr(row, 'data-portfolio', p.portfolio_id);
   setAttr(row, 'data-level', p.queue_level);
@@ -490,8 +499,17 @@ function updatePortfolioRow(row, p, targets, trading) {
   setText(c.trade, view.paused ? 'Resume' : 'Pause');
 }
 
-function renderPortfolios(m, trading) {
+/** The online nodes' ids: the same array while they stay the same, so unchanged rows are skipped. */
+let lastTargets = [];
+function moveTargets(m) {
   const targets = m.nodes.filter((n) => n.status === 'online').map((n) => n.node_id);
+  if (targets.length !== lastTargets.length || targets.some((t, i) => t !== lastTargets[i]))
+    lastTargets = targets;
+  return lastTargets;
+}
+
+function renderPortfolios(m, trading) {
+  const targets = moveTargets(m);
   reconcile(
     $('#portfolios tbody'),
     m.portfolios,
@@ -636,6 +654,8 @@ async function follow() {
       // first update may take a moment (the gateway reads the fleet for it).
       state.lastMessageAt = Date.now();
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      // Each connection starts from the whole overview the gateway sends first.
+      const overview = new OverviewState();
       let buffer = '';
       for (;;) {
         const { value, done } = await reader.read();
@@ -645,16 +665,28 @@ async function follow() {
         while ((cut = buffer.indexOf('\n\n')) >= 0) {
           const block = buffer.slice(0, cut);
           buffer = buffer.slice(cut + 2);
-          const data = block
-            .split('\n')
+          const lines = block.split('\n');
+          const event =
+            lines
+              .find((line) => line.startsWith('event:'))
+              ?.slice(6)
+              .trim() ?? 'message';
+          const data = lines
             .filter((line) => line.startsWith('data:'))
             .map((line) => line.slice(5).trimStart())
             .join('\n');
           if (data) {
             state.lastMessageAt = Date.now();
+            // An update was missed: this delta does not apply. A new connection starts whole.
+            // Aborted, the next read throws and the loop connects again at once.
+            if (!overview.apply(event, JSON.parse(data))) {
+              stream.abort();
+              break;
+            }
             // Updates flow again after a quiet spell: live again (render clears the banner).
             if (document.body.dataset.feed !== 'up') setFeed('up', 'Live');
-            render(JSON.parse(data));
+            const m = overview.overview();
+            if (m) render(m);
           }
         }
       }

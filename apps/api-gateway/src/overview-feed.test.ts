@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '@ginkgo-live/runtime';
 import { MemoryTransport } from '@ginkgo-live/testing';
 import type { FleetSnapshot } from './fleet-view.ts';
-import { OverviewFeed, type OverviewMessage } from './overview-feed.ts';
+import { OverviewFeed, type OverviewDelta, type OverviewMessage } from './overview-feed.ts';
 
 /** A source of an empty fleet that counts its reads; `fail` makes them throw like a lost Redis. */
 function fakeReader() {
@@ -46,7 +46,9 @@ describe('OverviewFeed', () => {
     expect(counts.reads).toBe(0);
 
     const messages: OverviewMessage[] = [];
-    const unsubscribe = feed.subscribe((m) => messages.push(m));
+    const unsubscribe = feed.subscribe((u) =>
+      messages.push(JSON.parse(u.fullJson()) as OverviewMessage),
+    );
     // One read at once for the new page, then one every 20 ms after the previous one ended.
     await sleep(100);
     expect(counts.reads).toBe(6);
@@ -69,8 +71,10 @@ describe('OverviewFeed', () => {
       logger: createLogger({ app: 'test', transports: [transport] }),
       intervalMs: 10,
     });
-    const messages: OverviewMessage[] = [];
-    const unsubscribe = feed.subscribe((m) => messages.push(m));
+    const messages: OverviewDelta[] = [];
+    const unsubscribe = feed.subscribe((u) =>
+      messages.push(JSON.parse(u.deltaJson()) as OverviewDelta),
+    );
     await sleep(40);
     counts.fail = true;
     await sleep(80);

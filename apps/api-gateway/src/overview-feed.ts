@@ -1,16 +1,20 @@
-import { QUEUE_THRESHOLDS } from '@ginkgo-live/fleet';
+import { QUEUE_LEVEL_RANK, QUEUE_THRESHOLDS, type QueueLevel } from '@ginkgo-live/fleet';
 import { PeriodicLoop, type Logger } from '@ginkgo-live/runtime';
 import type { FleetSnapshot } from './fleet-view.ts';
 import { RedisUnavailableError } from './redis-unavailable.ts';
 import {
-  buildOverview,
+  overviewHead,
   OverviewHistory,
   type FleetOverview,
   type HistoryPoint,
+  type OverviewHead,
 } from './overview.ts';
+import { OverviewRows, type RowDelta } from './overview-rows.ts';
 
-/** What the page receives each update. */
-export interface OverviewMessage extends FleetOverview {
+/** What every frame of the page carries besides the rows. */
+export interface OverviewFrameHead extends OverviewHead {
+  /** This update's number: a delta applies to the rows as of `base`, the update before it. */
+  seq: number;
   redis: { status: 'up' | 'down'; reason: string | null; down_since: string | null };
   /**
    * True when Redis could not be read: the fleet parts are the last ones read (at `data_as_of`,
@@ -19,6 +23,25 @@ export interface OverviewMessage extends FleetOverview {
   stale: boolean;
   data_as_of: string | null;
   history: HistoryPoint[];
+  /** The order of the queue levels in the portfolio list (fullest first), for a page that sorts. */
+  queue_level_rank: Readonly<Record<QueueLevel, number>>;
+}
+
+/** The whole overview (`/api/overview`, and a stream's first frame). */
+export type OverviewMessage = OverviewFrameHead & Pick<FleetOverview, 'nodes' | 'portfolios'>;
+
+/** A stream's later frames: the head, and the rows changed since update `base`. */
+export type OverviewDelta = OverviewFrameHead & RowDelta & { base: number | null };
+
+/** One update of the feed, serialised only when and as a stream needs it, once for all streams. */
+export interface OverviewUpdate {
+  readonly seq: number;
+  /** The update before this one (null: the first since the feed started). */
+  readonly base: number | null;
+  /** This update as a delta (`OverviewDelta`), JSON. */
+  deltaJson(): string;
+  /** The whole overview as of the latest update (`OverviewMessage`), JSON. */
+  fullJson(): string;
 }
 
 export interface OverviewFeedOptions {
@@ -36,9 +59,9 @@ export interface OverviewFeedOptions {
   now?: () => Date;
 }
 
-type Listener = (message: OverviewMessage) => void;
+type Listener = (update: OverviewUpdate) => void;
 
-const EMPTY: FleetOverview = {
+const EMPTY: OverviewHead = {
   generated_at: new Date(0).toISOString(),
   trading: { halted: null, paused: [] },
   queue_thresholds: { ...QUEUE_THRESHOLDS },
@@ -57,9 +80,12 @@ const EMPTY: FleetOverview = {
     leader: null,
     plan_version: null,
   },
-  nodes: [],
-  portfolios: [],
   notifications: [],
+};
+
+const NO_CHANGE: RowDelta = {
+  nodes: { set: [], remove: [] },
+  portfolios: { set: [], remove: [] },
 };
 
 /**
@@ -67,14 +93,22 @@ const EMPTY: FleetOverview = {
  * and sent to all subscribers, however many pages are open. It runs only while someone watches —
  * an event stream is open, or `/api/overview` was asked within `demandMs` — and reads nothing
  * otherwise; each update reads only what changed since the last (`FleetView`). While Redis cannot
- * be read the message says so, keeps the last data flagged stale, and the loop goes on.
+ * be read the update says so, keeps the last data flagged stale, and the loop goes on.
+ *
+ * The rows are kept once (`OverviewRows`), and an update carries only the rows it changed: a page
+ * gets the whole overview when it connects (or falls behind) and deltas after it. Each update is
+ * numbered; a delta names the update it applies to, so a page that missed one can tell.
  */
 export class OverviewFeed {
   private readonly listeners = new Set<Listener>();
   private readonly history: OverviewHistory;
   private readonly now: () => Date;
-  private last: OverviewMessage | undefined;
-  private lastGood: FleetOverview | undefined;
+  private readonly rows = new OverviewRows();
+  private last: OverviewUpdate | undefined;
+  private lastHead: OverviewFrameHead | undefined;
+  private lastGood: OverviewHead | undefined;
+  private seq = 0;
+  private full: { seq: number; json: string } | undefined;
   private downSince: string | null = null;
   private running: Promise<void> | undefined;
   /** When `/api/overview` was last asked (epoch ms). */
@@ -88,7 +122,7 @@ export class OverviewFeed {
       name: 'operations feed',
       intervalMs: () => this.options.intervalMs ?? 1_000,
       logger: options.logger,
-      // `update` never throws: a failed read is a stale message, logged once by `readOnce`.
+      // `update` never throws: a failed read is a stale update, logged once by `readOnce`.
       run: async () => {
         if (!this.watched()) {
           void this.loop.stop();
@@ -115,18 +149,20 @@ export class OverviewFeed {
   }
 
   /**
-   * The fleet read now, for the JSON endpoint: throws `RedisUnavailableError` rather than go stale.
-   * Keeps the loop going for `demandMs`, so the charts go on for a page that polls.
+   * The whole overview read now (`OverviewMessage`, JSON), for the JSON endpoint: throws
+   * `RedisUnavailableError` rather than go stale. Keeps the loop going for `demandMs`, so the
+   * charts go on for a page that polls.
    */
-  async read(): Promise<OverviewMessage> {
+  async read(): Promise<string> {
     this.lastAskedMs = this.now().getTime();
     this.loop.start();
-    const message = await this.update();
-    if (message.stale) throw new RedisUnavailableError('the operations feed cannot read the fleet');
-    return message;
+    await this.update();
+    if (this.lastHead?.stale !== false)
+      throw new RedisUnavailableError('the operations feed cannot read the fleet');
+    return this.fullJson();
   }
 
-  /** Adds a watcher; it gets the latest message at once (when there is one), then each update. */
+  /** Adds a watcher; it gets the latest update at once (when there is one), then each update. */
   subscribe(listener: Listener): () => void {
     this.listeners.add(listener);
     if (this.last !== undefined && this.loop.running) listener(this.last);
@@ -137,35 +173,54 @@ export class OverviewFeed {
     };
   }
 
+  /** The whole overview as of the latest update, JSON: serialised once per update that needs it. */
+  private fullJson(): string {
+    const head = this.lastHead;
+    if (head === undefined) throw new Error('Operations feed: no update yet');
+    if (this.full?.seq !== head.seq) {
+      // The portfolio rows are joined from their kept JSON, not serialised again.
+      const json = JSON.stringify({ ...head, nodes: this.rows.sortedNodes() });
+      this.full = {
+        seq: head.seq,
+        json: `${json.slice(0, -1)},"portfolios":${this.rows.portfoliosJson()}}`,
+      };
+    }
+    return this.full.json;
+  }
+
   /** One read, shared by concurrent callers; never throws. */
-  private update(): Promise<OverviewMessage> {
+  private update(): Promise<void> {
     this.running ??= this.readOnce().finally(() => {
       this.running = undefined;
     });
-    return this.running.then(() => this.last as OverviewMessage);
+    return this.running;
   }
 
   private async readOnce(): Promise<void> {
-    let message: OverviewMessage;
+    let head: OverviewHead;
+    let changes: RowDelta;
+    let redis: OverviewFrameHead['redis'];
+    let stale: boolean;
+    let dataAsOf: string | null;
     try {
       const { nodes, portfolios, plan, notifications, trading } =
         await this.options.source.refresh();
       const now = this.now();
-      const overview = buildOverview({ nodes, portfolios, plan, notifications, trading, now });
-      this.history.record(overview.summary, now.getTime());
+      changes = this.rows.update({ nodes, portfolios, now });
+      head = overviewHead(
+        { nodes: this.rows.nodeRows(), portfolios: this.rows.portfolioRows() },
+        { plan, notifications, trading, now },
+      );
+      this.history.record(head.summary, now.getTime());
       if (this.downSince !== null)
         this.options.logger.info('Operations feed: Redis readable again', {
           downSince: this.downSince,
         });
       this.downSince = null;
-      this.lastGood = overview;
-      message = {
-        ...overview,
-        redis: { status: 'up', reason: null, down_since: null },
-        stale: false,
-        data_as_of: overview.generated_at,
-        history: this.history.series(),
-      };
+      this.lastGood = head;
+      redis = { status: 'up', reason: null, down_since: null };
+      stale = false;
+      dataAsOf = head.generated_at;
     } catch (err) {
       // What the page shows says what failed, not the client library's text (addresses,
       // `WRONGPASS`…): every reader of the stream gets it, with `GATEWAY_PUBLIC_READS` anyone.
@@ -180,17 +235,34 @@ export class OverviewFeed {
           err: err instanceof RedisUnavailableError ? undefined : err,
         });
       }
-      const kept = this.lastGood ?? EMPTY;
-      message = {
-        ...kept,
-        generated_at: this.now().toISOString(),
-        redis: { status: 'down', reason, down_since: this.downSince },
-        stale: true,
-        data_as_of: this.lastGood?.generated_at ?? null,
-        history: this.history.series(),
-      };
+      // The rows kept are the last ones read: nothing changes in them.
+      changes = NO_CHANGE;
+      head = { ...(this.lastGood ?? EMPTY), generated_at: this.now().toISOString() };
+      redis = { status: 'down', reason, down_since: this.downSince };
+      stale = true;
+      dataAsOf = this.lastGood?.generated_at ?? null;
     }
-    this.last = message;
-    for (const listener of this.listeners) listener(message);
+    const base = this.lastHead?.seq ?? null;
+    this.seq += 1;
+    const frameHead: OverviewFrameHead = {
+      seq: this.seq,
+      ...head,
+      redis,
+      stale,
+      data_as_of: dataAsOf,
+      history: this.history.series(),
+      queue_level_rank: QUEUE_LEVEL_RANK,
+    };
+    this.lastHead = frameHead;
+    let delta: string | undefined;
+    const update: OverviewUpdate = {
+      seq: frameHead.seq,
+      base,
+      deltaJson: () =>
+        (delta ??= JSON.stringify({ ...frameHead, base, ...changes } satisfies OverviewDelta)),
+      fullJson: () => this.fullJson(),
+    };
+    this.last = update;
+    for (const listener of this.listeners) listener(update);
   }
 }

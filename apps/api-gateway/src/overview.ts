@@ -186,50 +186,92 @@ function notificationRow(n: NotificationRecord): NotificationRow {
  */
 const byId = new Intl.Collator();
 
-/** Shapes one overview from what the fleet reader returned. Pure. */
-export function buildOverview(input: OverviewInput): FleetOverview {
-  const nodes = input.nodes
-    .map((node) => nodeRow(node, input.now))
-    .sort(
-      (a, b) =>
-        Number(a.status !== 'lost') - Number(b.status !== 'lost') ||
-        byId.compare(a.node_id, b.node_id),
-    );
-  const portfolios = input.portfolios
-    .map(portfolioRow)
-    .sort(
-      (a, b) =>
-        Number(a.status !== 'orphaned') - Number(b.status !== 'orphaned') ||
-        QUEUE_LEVEL_RANK[a.queue_level] - QUEUE_LEVEL_RANK[b.queue_level] ||
-        byId.compare(a.portfolio_id, b.portfolio_id),
-    );
+/** The page's order of nodes: lost first, then by id. */
+export function compareNodeRows(a: NodeRow, b: NodeRow): number {
+  return (
+    Number(a.status !== 'lost') - Number(b.status !== 'lost') || byId.compare(a.node_id, b.node_id)
+  );
+}
+
+/** The page's order of portfolios: orphaned first, then the fullest queue level, then by id. */
+export function comparePortfolioRows(a: PortfolioRow, b: PortfolioRow): number {
+  return (
+    Number(a.status !== 'orphaned') - Number(b.status !== 'orphaned') ||
+    QUEUE_LEVEL_RANK[a.queue_level] - QUEUE_LEVEL_RANK[b.queue_level] ||
+    byId.compare(a.portfolio_id, b.portfolio_id)
+  );
+}
+
+export { nodeRow, portfolioRow };
+
+/** Everything of an overview but its node and portfolio rows. */
+export type OverviewHead = Omit<FleetOverview, 'nodes' | 'portfolios'>;
+
+/**
+ * The summary, notifications and the rest of an overview, from its rows (in any order). Pure.
+ */
+export function overviewHead(
+  rows: { nodes: Iterable<NodeRow>; portfolios: Iterable<PortfolioRow> },
+  input: Omit<OverviewInput, 'nodes' | 'portfolios'>,
+): OverviewHead {
   const records = input.notifications.filter((n): n is NotificationRecord => !('error' in n));
   const since = input.now.getTime() - HOUR_MS;
-  const online = nodes.filter((n) => n.status !== 'lost');
-  const usages = portfolios.map((p) => p.queue_usage).filter((u): u is number => u !== null);
+  let nodesTotal = 0;
+  let online = 0;
+  let draining = 0;
+  let events = 0;
+  for (const n of rows.nodes) {
+    nodesTotal += 1;
+    if (n.status === 'draining') draining += 1;
+    if (n.status === 'lost') continue;
+    online += 1;
+    events += n.events_per_second ?? 0;
+  }
+  let portfoliosTotal = 0;
+  let running = 0;
+  let orphaned = 0;
+  let depth = 0;
+  let usageMax: number | null = null;
+  for (const p of rows.portfolios) {
+    portfoliosTotal += 1;
+    if (p.status === 'running') running += 1;
+    if (p.status === 'orphaned') orphaned += 1;
+    depth += p.queue_depth ?? 0;
+    if (p.queue_usage !== null && (usageMax === null || p.queue_usage > usageMax))
+      usageMax = p.queue_usage;
+  }
   return {
     generated_at: input.now.toISOString(),
     trading: tradingView(input.trading),
     queue_thresholds: { ...QUEUE_THRESHOLDS },
     summary: {
-      nodes_online: online.length,
-      nodes_total: nodes.length,
-      nodes_draining: nodes.filter((n) => n.status === 'draining').length,
-      nodes_lost: nodes.length - online.length,
-      portfolios_running: portfolios.filter((p) => p.status === 'running').length,
-      portfolios_total: portfolios.length,
-      portfolios_orphaned: portfolios.filter((p) => p.status === 'orphaned').length,
-      events_per_second: round(online.reduce((sum, n) => sum + (n.events_per_second ?? 0), 0)),
-      queue_depth_total: portfolios.reduce((sum, p) => sum + (p.queue_depth ?? 0), 0),
-      queue_usage_max: usages.length === 0 ? null : Math.max(...usages),
+      nodes_online: online,
+      nodes_total: nodesTotal,
+      nodes_draining: draining,
+      nodes_lost: nodesTotal - online,
+      portfolios_running: running,
+      portfolios_total: portfoliosTotal,
+      portfolios_orphaned: orphaned,
+      events_per_second: round(events),
+      queue_depth_total: depth,
+      queue_usage_max: usageMax,
       notifications_last_hour: records.filter((n) => Date.parse(n.created_at) >= since).length,
       leader: input.plan.leader,
       plan_version: input.plan.version,
     },
-    nodes,
-    portfolios,
     notifications: records.slice(0, input.notificationLimit ?? 20).map(notificationRow),
   };
+}
+
+/** Shapes one overview from what the fleet reader returned. Pure. */
+export function buildOverview(input: OverviewInput): FleetOverview {
+  const nodes = input.nodes.map((node) => nodeRow(node, input.now)).sort(compareNodeRows);
+  const portfolios = input.portfolios.map(portfolioRow).sort(comparePortfolioRows);
+  const { generated_at, trading, queue_thresholds, summary, notifications } = overviewHead(
+    { nodes, portfolios },
+    input,
+  );
+  return { generated_at, trading, queue_thresholds, summary, nodes, portfolios, notifications };
 }
 
 /** The halt and pauses without their payload versions. */

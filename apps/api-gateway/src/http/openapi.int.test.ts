@@ -222,7 +222,7 @@ describe('the OpenAPI description', () => {
       })(outcome),
     ).toBe(true);
     exercised.add('get /api/control/{id}');
-    // The page's stream: its first event is an Overview as described.
+    // The page's stream: its first event is an Overview, the next an OverviewDelta, as described.
     const controller = new AbortController();
     const stream = await fetch(`${base}/api/overview/stream`, { signal: controller.signal });
     expect(stream.headers.get('content-type')).toContain('text/event-stream');
@@ -230,15 +230,23 @@ describe('the OpenAPI description', () => {
     const decoder = new TextDecoder();
     for await (const chunk of stream.body as unknown as AsyncIterable<Uint8Array>) {
       text += decoder.decode(chunk, { stream: true });
-      if (/^data: .*\n\n/m.test(text)) break;
+      if (/^event: overview-delta\ndata: .*\n\n/m.test(text)) break;
     }
     controller.abort();
-    const event = JSON.parse(/^data: (.*)$/m.exec(text)?.[1] ?? 'null') as unknown;
-    const validateOverview = ajv.compile({
-      $ref: '#/components/schemas/Overview',
-      components: OPENAPI.components,
-    });
-    expect(validateOverview(event), ajv.errorsText(validateOverview.errors)).toBe(true);
+    const eventOf = (name: string) =>
+      JSON.parse(
+        new RegExp(`^event: ${name}\\ndata: (.*)$`, 'm').exec(text)?.[1] ?? 'null',
+      ) as unknown;
+    for (const [name, schema] of [
+      ['overview', 'Overview'],
+      ['overview-delta', 'OverviewDelta'],
+    ] as const) {
+      const validate = ajv.compile({
+        $ref: `#/components/schemas/${schema}`,
+        components: OPENAPI.components,
+      });
+      expect(validate(eventOf(name)), `${name}: ${ajv.errorsText(validate.errors)}`).toBe(true);
+    }
     exercised.add('get /api/overview/stream');
     const metrics = await fetch(`${base}/metrics`);
     expect(metrics.headers.get('content-type')).toContain('text/plain');
@@ -279,7 +287,7 @@ describe('the generated description', () => {
       },
     ]);
     expect(Object.keys(OPENAPI.components.schemas).sort()).toEqual(
-      ['Accepted', 'Error', 'Node', 'Overview', 'Portfolio', 'Trading'].sort(),
+      ['Accepted', 'Error', 'Node', 'Overview', 'OverviewDelta', 'Portfolio', 'Trading'].sort(),
     );
     expect(
       (OPENAPI.components.schemas['Node']?.['properties'] as Record<string, unknown>)['is_online'],

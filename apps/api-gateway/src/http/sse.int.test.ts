@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '@ginkgo-live/runtime';
 import { MemoryTransport, waitFor } from '@ginkgo-live/testing';
 import type { ApiKey } from '../config.ts';
-import type { OverviewMessage } from '../overview-feed.ts';
+import type { OverviewUpdate } from '../overview-feed.ts';
 import { createAccess } from './access.ts';
 import { errorHandler } from './error-handler.ts';
 import { overviewRoutes } from './routes/overview.ts';
@@ -17,18 +17,33 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** A feed that sends what the test says, to whoever subscribed. */
+/**
+ * A feed that sends what the test says, to whoever subscribed: each message is both the update's
+ * delta and, until the next, the whole overview.
+ */
 class ScriptedFeed {
-  readonly listeners = new Set<(message: OverviewMessage) => void>();
-  read(): Promise<OverviewMessage> {
-    return Promise.resolve({} as OverviewMessage);
+  readonly listeners = new Set<(update: OverviewUpdate) => void>();
+  private latest = '{}';
+  private seq = 0;
+  read(): Promise<string> {
+    return Promise.resolve(this.latest);
   }
-  subscribe(listener: (message: OverviewMessage) => void): () => void {
+  subscribe(listener: (update: OverviewUpdate) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
   emit(message: unknown): void {
-    for (const listener of this.listeners) listener(message as OverviewMessage);
+    const json = JSON.stringify(message);
+    this.latest = json;
+    const base = this.seq > 0 ? this.seq : null;
+    this.seq += 1;
+    const update: OverviewUpdate = {
+      seq: this.seq,
+      base,
+      deltaJson: () => json,
+      fullJson: () => this.latest,
+    };
+    for (const listener of this.listeners) listener(update);
   }
 }
 
@@ -165,7 +180,7 @@ describe('event streams', () => {
     expect(streams.snapshot().map((s) => s.key)).toEqual(['wallboard', 'wallboard', 'desk']);
   });
 
-  it('a client that stops reading has at most one frame waiting, the latest, and gets it when it reads again', async () => {
+  it('a client that stops reading has at most one frame waiting, the latest, and gets it whole when it reads again', async () => {
     const { port, feed, streams } = await serve({ maxPerClient: 10, maxTotal: 10 });
     const slow = openStream(port);
     expect(await slow.head).toMatch(/^HTTP\/1\.1 200/);
@@ -174,7 +189,7 @@ describe('event streams', () => {
     // 1 MB updates, far more than the socket takes while nobody reads: once the kernel's buffers
     // are full, each would pile up in the gateway's memory without the latest-frame rule.
     const pad = 'x'.repeat(1_000_000);
-    const frame = `event: overview\ndata: ${JSON.stringify({ seq: 200, pad })}\n\n`;
+    const frame = `event: overview-delta\ndata: ${JSON.stringify({ seq: 200, pad })}\n\n`;
     // One frame as HTTP/1.1 sends it: the chunk's hex length and two CRLFs around it.
     const frameBytes = Buffer.byteLength(frame) + frame.length.toString(16).length + 4;
     let seq = 0;
@@ -188,21 +203,25 @@ describe('event streams', () => {
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
     const [state] = streams.snapshot();
+    expect(state?.pending).toBe(true);
     expect(state?.dropped).toBeGreaterThan(100);
     expect(everPending).toBeGreaterThan(100);
     // The frame the socket is taking (written whole when it stopped draining), nothing more.
     expect(maxBuffered).toBeLessThanOrEqual(frameBytes);
 
-    // Reading again, it ends with the latest update, and frames in between are skipped.
-    const seen: number[] = [];
+    // Reading again, it ends with the latest update, and frames in between are skipped. Since
+    // deltas were skipped, the latest comes whole (`overview`), not as a delta on a missed one.
+    const seen: string[] = [];
     let text = '';
     slow.socket.on('data', (chunk: Buffer) => {
       text += chunk.toString('latin1');
-      for (const match of text.matchAll(/data: \{"seq":(\d+),/g)) seen.push(Number(match[1]));
-      text = text.slice(Math.max(0, text.lastIndexOf('data: {"seq":')));
+      for (const match of text.matchAll(/event: ([a-z-]+)\r?\ndata: \{"seq":(\d+),/g))
+        seen.push(`${match[1]} ${match[2]}`);
+      text = text.slice(Math.max(0, text.lastIndexOf('event: ')));
     });
     slow.socket.resume();
-    await waitFor(() => seen.includes(200), { timeoutMs: 20_000 });
+    await waitFor(() => seen.some((s) => s.endsWith(' 200')), { timeoutMs: 20_000 });
     expect(new Set(seen).size).toBeLessThan(100);
+    expect([...new Set(seen)].filter((s) => s.endsWith(' 200'))).toEqual(['overview 200']);
   });
 });

@@ -21,9 +21,13 @@ export interface StreamState {
   dropped: number;
 }
 
-/** An open stream: `send` a frame; a client that does not keep up gets the latest one when it drains. */
+/**
+ * An open stream: `send` a frame; a client that does not keep up gets the latest one when it
+ * drains — or, when frames were skipped and the latest came with a `resync`, what that makes (a
+ * frame that does not build on the skipped ones, such as the whole overview instead of a delta).
+ */
 export interface EventStream {
-  send(frame: string): void;
+  send(frame: string, resync?: () => string): void;
   onClose(listener: () => void): void;
 }
 
@@ -149,6 +153,9 @@ export class EventStreams {
     this.perClient.set(address, mine + 1);
     if (capsKey) this.perKey.set(key, keys + 1);
     let latest: string | undefined;
+    let latestResync: (() => string) | undefined;
+    /** A frame was replaced since the socket last took one: the next must not build on it. */
+    let skipped = false;
     let draining = false;
     let closed = false;
     const closeListeners: (() => void)[] = [];
@@ -156,6 +163,7 @@ export class EventStreams {
       if (closed) return;
       closed = true;
       latest = undefined;
+      latestResync = undefined;
       this.open.delete(res);
       const left = (this.perClient.get(address) ?? 1) - 1;
       if (left === 0) this.perClient.delete(address);
@@ -173,8 +181,10 @@ export class EventStreams {
       draining = true;
       res.once('drain', () => {
         draining = false;
-        const next = latest;
+        const next = skipped && latestResync !== undefined ? latestResync() : latest;
         latest = undefined;
+        latestResync = undefined;
+        skipped = false;
         state.pending = false;
         if (next !== undefined && !closed) write(next);
       });
@@ -188,14 +198,16 @@ export class EventStreams {
     res.flushHeaders();
     if (preamble !== '') write(preamble);
     return {
-      send: (frame) => {
+      send: (frame, resync) => {
         if (closed) return;
         if (draining) {
           if (latest !== undefined) {
             state.dropped++;
             this.dropped++;
+            skipped = true;
           }
           latest = frame;
+          latestResync = resync;
           state.pending = true;
           return;
         }

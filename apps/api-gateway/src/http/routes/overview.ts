@@ -3,7 +3,7 @@ import { NODE_FLEET_STATUSES, QUEUE_LEVELS } from '@ginkgo-live/fleet';
 import type { Access } from '../access.ts';
 import { ApiRouter } from '../api-router.ts';
 import type { EventStreams } from '../sse.ts';
-import type { OverviewFeed, OverviewMessage } from '../../overview-feed.ts';
+import type { OverviewFeed } from '../../overview-feed.ts';
 import { components, errorResponse, REDIS_DOWN, time } from './common.ts';
 import { TradingSchema } from './trading.ts';
 
@@ -97,8 +97,34 @@ export const OverviewSchema = z
         events_per_second: num,
       }),
     ),
+    seq: int.meta({
+      description: "The feed's update number: the stream's deltas name the update they apply to",
+    }),
+    queue_level_rank: z
+      .record(queueLevel, int)
+      .meta({ description: 'The portfolio list sorts queue levels by this rank (fullest first)' }),
   })
   .register(components, { id: 'Overview' });
+
+const changes = <R extends z.ZodType>(row: R, key: string) =>
+  z.object({
+    set: z.array(row).meta({ description: 'Rows added or changed, whole' }),
+    remove: z.array(z.string()).meta({ description: `The ${key} of rows gone` }),
+  });
+
+/**
+ * A stream's frames after its first: the overview's head as in every frame, and only the rows
+ * changed since update `base`. A client whose last update is not `base` missed one and must ask
+ * for the whole overview again (reconnect). Node rows whose only change is their heartbeat age are
+ * not sent: the age grows with `generated_at`.
+ */
+export const OverviewDeltaSchema = OverviewSchema.omit({ nodes: true, portfolios: true })
+  .extend({
+    base: int.nullable().meta({ description: 'The update these changes apply to' }),
+    nodes: changes(OverviewSchema.shape.nodes.element, 'node_id'),
+    portfolios: changes(OverviewSchema.shape.portfolios.element, 'portfolio_id'),
+  })
+  .register(components, { id: 'OverviewDelta' });
 
 export interface OverviewDeps {
   access: Access;
@@ -108,22 +134,25 @@ export interface OverviewDeps {
 }
 
 /**
- * The operations page's data: one shaped overview (JSON), or a stream of them (server-sent
- * events, one per update; while Redis cannot be read each says so and carries the last data
- * flagged stale). Each update is serialised once, however many streams are open; a stream whose
- * client does not keep up gets the latest update when it does (`EventStreams`).
+ * The operations page's data: one shaped overview (JSON), or a stream of updates (server-sent
+ * events: the whole overview first, then per update the rows it changed; while Redis cannot be
+ * read each says so and carries the last data flagged stale). Each frame is serialised once,
+ * however many streams are open; a stream whose client does not keep up skips updates and gets the
+ * whole overview again when it does (`EventStreams`).
  */
 export function overviewRoutes(deps: OverviewDeps): ApiRouter {
   const { overview, streams } = deps;
   const api = new ApiRouter(deps.access);
-  let lastMessage: OverviewMessage | undefined;
-  let lastFrame = '';
-  const frameOf = (message: OverviewMessage): string => {
-    if (message !== lastMessage) {
-      lastMessage = message;
-      lastFrame = `event: overview\ndata: ${JSON.stringify(message)}\n\n`;
-    }
-    return lastFrame;
+  const frames = new WeakMap<object, string>();
+  const once = (key: object, make: () => string): string => {
+    let frame = frames.get(key);
+    if (frame === undefined) frames.set(key, (frame = make()));
+    return frame;
+  };
+  let full: { json: string; frame: string } | undefined;
+  const fullFrame = (json: string): string => {
+    if (full?.json !== json) full = { json, frame: `event: overview\ndata: ${json}\n\n` };
+    return full.frame;
   };
 
   api.get(
@@ -137,20 +166,22 @@ export function overviewRoutes(deps: OverviewDeps): ApiRouter {
       },
     },
     async (_input, _req, res) => {
-      res.json(await overview.read());
+      res.type('application/json').send(await overview.read());
     },
   );
   api.get(
     '/api/overview/stream',
     {
       summary:
-        'Server-sent events, one `overview` per update (GATEWAY_OVERVIEW_INTERVAL_MS) whose `data` is an Overview; while Redis cannot be read each says so (`redis.status` down) and carries the last data with `stale` true. A client that does not keep up gets the latest update when it does, never a backlog',
+        'Server-sent events: first an `overview` whose `data` is the whole Overview, then per update (GATEWAY_OVERVIEW_INTERVAL_MS) an `overview-delta` whose `data` is an OverviewDelta (the rows changed since update `base`); while Redis cannot be read each says so (`redis.status` down) and carries the last data with `stale` true. A client that does not keep up skips updates and gets a whole `overview` again when it does, never a backlog; a client that sees a delta whose `base` is not the last update it applied reconnects for a whole one',
       scope: 'read',
       responses: {
         200: {
-          description: 'An event stream whose `data` are Overview objects',
+          description:
+            'An event stream: `overview` events whose `data` is an Overview, `overview-delta` events whose `data` is an OverviewDelta',
           contentType: 'text/event-stream',
-          schema: z.string(),
+          // Each event's `data`, as JSON.
+          schema: z.union([OverviewSchema, OverviewDeltaSchema]),
         },
         429: errorResponse(
           'This address has GATEWAY_SSE_MAX_PER_CLIENT streams open, or its rate limit is spent (Retry-After)',
@@ -161,7 +192,16 @@ export function overviewRoutes(deps: OverviewDeps): ApiRouter {
     (_input, req, res) => {
       const stream = streams.start(req, res, 'retry: 2000\n\n');
       if (stream === undefined) return;
-      const unsubscribe = overview.subscribe((message) => stream.send(frameOf(message)));
+      let first = true;
+      const unsubscribe = overview.subscribe((update) => {
+        const whole = (): string => fullFrame(update.fullJson());
+        // A stream's first frame is the whole overview; the rest build on it, one update each.
+        const frame = first
+          ? whole()
+          : once(update, () => `event: overview-delta\ndata: ${update.deltaJson()}\n\n`);
+        first = false;
+        stream.send(frame, whole);
+      });
       stream.onClose(unsubscribe);
     },
   );
