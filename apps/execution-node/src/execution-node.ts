@@ -71,6 +71,9 @@ export class ExecutionNode {
   private readonly heartbeat: HeartbeatLoop;
   private readonly pressure: QueuePressureWatcher;
   private readonly runners = new Map<string, PortfolioRunner>();
+  /** The queue reader of each portfolio's current runner, and which were sampled since its load. */
+  private readonly readers = new Map<string, PortfolioQueueReader>();
+  private readonly sampled = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly stats = new ProcessStatsSampler();
   private readonly loops: PeriodicLoop[] = [];
@@ -719,6 +722,8 @@ export class ExecutionNode {
   ): PortfolioRunner {
     const { connections, keys } = this.options;
     const portfolioId = spec.portfolio_id;
+    this.readers.delete(portfolioId);
+    this.sampled.delete(portfolioId);
     return new PortfolioRunner({
       spec,
       nodeId: this.config.nodeId,
@@ -726,8 +731,8 @@ export class ExecutionNode {
       saved,
       lease,
       leaseTtlMs: this.config.heartbeatTtlMs,
-      openReader: () =>
-        new PortfolioQueueReader(
+      openReader: () => {
+        const reader = new PortfolioQueueReader(
           connections.main,
           // A blocking connection of its own (the waits block it), named after node and queue.
           connections.connection('workers', 'blocking').duplicate({
@@ -735,7 +740,13 @@ export class ExecutionNode {
           }),
           keys,
           portfolioId,
-        ),
+        );
+        this.readers.set(portfolioId, reader);
+        return reader;
+      },
+      // An add ends the wait at once; a wake-up lost (a blocking socket dead without a word) costs
+      // at most a beat and the command timeout, as a push lost does.
+      idleWaitMs: this.config.heartbeatIntervalMs,
       commit: (request) => this.store.commit(request),
       batchSize: this.config.eventBatchMax,
       queueCapacity: this.config.queueCapacity,
@@ -796,20 +807,27 @@ export class ExecutionNode {
     }
   }
 
-  /** Reads queue depths and refusals of every portfolio in one go. */
+  /**
+   * Reads queue depths and refusals of every portfolio in one go — except the queues whose runner
+   * waits on them empty (`PortfolioQueueReader.idle`): their depth is 0 without asking, and nothing
+   * was refused since (a queue is refused only when full). The first add wakes the runner, and the
+   * queue is read again from the next sample, so a queue filling (a slow strategy, a halt) is seen
+   * at the same pace as before; a node whose queues are empty reads none.
+   */
   private async sampleQueues(): Promise<void> {
-    const ids = [...this.runners.keys()];
-    if (ids.length === 0) return;
-    const [depths, refusals] = await Promise.all([
-      this.queues.readDepths(ids),
-      this.queues.readRefusals(ids),
-    ]);
+    const all = [...this.runners.keys()];
+    const ids = all.filter((id) => !(this.readers.get(id)?.idle === true && this.sampled.has(id)));
+    const [depths, refusals] =
+      ids.length === 0
+        ? [new Map<string, { depth: number }>(), new Map<string, number>()]
+        : await Promise.all([this.queues.readDepths(ids), this.queues.readRefusals(ids)]);
+    for (const id of ids) this.sampled.add(id);
     const now = Date.now();
-    for (const id of ids) {
+    for (const id of all) {
       const runner = this.runners.get(id);
       if (runner === undefined) continue;
       const depth = depths.get(id)?.depth ?? 0;
-      const refused = refusals.get(id) ?? 0;
+      const refused = refusals.get(id) ?? runner.refused;
       const last = this.lastProcessed.get(id);
       runner.eventsPerSecond =
         last === undefined

@@ -37,6 +37,12 @@ export interface PortfolioRunnerOptions {
   leaseTtlMs: number;
   /** Opens the reader of its queue (a blocking connection of its own), at start. */
   openReader: () => PortfolioQueueReader;
+  /**
+   * How long a wait on an empty queue blocks before the runner looks again (ms), default 1000: an
+   * add ends the wait at once, so this bounds only a wake-up lost (another reader took the marker,
+   * a blocking connection dead without a word).
+   */
+  idleWaitMs?: number;
   /** Commits through the node's store (fenced, atomic). */
   commit: (request: CommitRequest) => Promise<CommitOutcome>;
   /** Events applied per commit at most. */
@@ -344,10 +350,10 @@ export class PortfolioRunner {
     this.wake = undefined;
   }
 
-  /** Waits for an add to the queue (at most 1 s), or for `requestSync`. */
+  /** Waits for an add to the queue (at most `idleWaitMs`), or for `requestSync`. */
   private async idle(reader: PortfolioQueueReader): Promise<void> {
     const wait = (this.pendingWait ??= reader
-      .waitForEvents(1_000)
+      .waitForEvents(this.options.idleWaitMs ?? 1_000)
       .catch(() => sleep(100))
       .finally(() => {
         this.pendingWait = undefined;

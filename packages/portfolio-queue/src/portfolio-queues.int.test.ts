@@ -231,4 +231,35 @@ describe('numbered events and PortfolioQueueReader', () => {
     await waiting;
     expect(performance.now() - started).toBeLessThan(1_000);
   });
+
+  it('is idle (its queue known empty) only while a wait that followed an empty peek is blocked', async () => {
+    const conns = await redis();
+    const keys = keysFor('idle');
+    const queues = producer(conns, keys, 100);
+    const reader = new PortfolioQueueReader(
+      conns.main,
+      conns.connection('reader', 'blocking').duplicate(),
+      keys,
+      'p1',
+    );
+    closers.push(async () => {
+      reader.close();
+      await Promise.resolve();
+    });
+    expect(reader.idle).toBe(false);
+    // A wait without a peek before it knows nothing.
+    await reader.waitForEvents(50);
+    expect(await reader.peek(10)).toEqual([]);
+    let waiting = reader.waitForEvents(5_000);
+    expect(reader.idle).toBe(true);
+    await queues.add('p1', tick(1));
+    await waiting;
+    expect(reader.idle).toBe(false);
+    // Events found: the next wait (the marker of that add already taken) is not idle either.
+    expect(await reader.peek(10)).toHaveLength(1);
+    waiting = reader.waitForEvents(50);
+    expect(reader.idle).toBe(false);
+    await waiting;
+    expect(reader.idle).toBe(false);
+  });
 });

@@ -62,6 +62,9 @@ return out
 /** Reads the head of one portfolio queue and waits for it to fill. */
 export class PortfolioQueueReader {
   readonly layout: PortfolioQueueLayout;
+  /** Whether the last peek found the queue empty. */
+  private lastPeekEmpty = false;
+  private blockedOnEmpty = false;
 
   /**
    * @param redis fail-fast connection for the reads.
@@ -92,7 +95,19 @@ export class PortfolioQueueReader {
         timestamp: Number(flat[i + 2] ?? 0),
       });
     }
+    this.lastPeekEmpty = events.length === 0;
+    if (!this.lastPeekEmpty) this.blockedOnEmpty = false;
     return events;
+  }
+
+  /**
+   * Whether the queue is known to hold nothing now, without asking Redis: the last peek found it
+   * empty and the wait that followed is still blocked — an add (the bounded add of
+   * `PortfolioQueues`, which marks the queue) would have ended it. So a reader of queue depths may
+   * count it as 0. A wait that ended, or a peek that found events, says nothing about now.
+   */
+  get idle(): boolean {
+    return this.blockedOnEmpty;
   }
 
   /**
@@ -100,7 +115,12 @@ export class PortfolioQueueReader {
    * missed (another reader took the marker): callers peek again after the timeout anyway.
    */
   async waitForEvents(timeoutMs: number): Promise<void> {
-    await this.blocking.bzpopmin(this.layout.marker, Math.max(0.01, timeoutMs / 1_000));
+    this.blockedOnEmpty = this.lastPeekEmpty;
+    try {
+      await this.blocking.bzpopmin(this.layout.marker, Math.max(0.01, timeoutMs / 1_000));
+    } finally {
+      this.blockedOnEmpty = false;
+    }
   }
 
   /** Closes the blocking connection (a wait in progress ends with an error). */
