@@ -6,7 +6,7 @@
 import { runApp } from '@ginkgo-live/runtime';
 import { describeRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
 import {
-  createWebhookSinks,
+  createSinks,
   LogSink,
   NotificationDeliveryWorker,
 } from '@ginkgo-live/notification-adapter';
@@ -23,7 +23,7 @@ await runApp({
   create: ({ config, logger }) => {
     const { redis, notify } = config;
     const sinks = [
-      ...createWebhookSinks(notify),
+      ...createSinks(notify),
       ...(notify.logSink ? [new LogSink(logger.child({ component: 'log-sink' }))] : []),
     ];
     const connections = new RedisConnections({

@@ -19,11 +19,7 @@ export { createAppNotifier, Notifier } from './notifier.ts';
 export type { NotifierOptions, QueuedCondition, QueuedKind } from './notifier.ts';
 export { QUEUE_CONDITION, QueueFullAlarm } from './queue-full-alarm.ts';
 export type { QueueFullAlarmOptions } from './queue-full-alarm.ts';
-export {
-  createWebhookSinks,
-  DeliveryError,
-  LogSink,
-  parseRetryAfter,
-  WebhookSink,
-} from './sinks.ts';
+export { createSinks, DeliveryError, LogSink, parseRetryAfter, WebhookSink } from './sinks.ts';
 export type { Sink, WebhookFormat } from './sinks.ts';
+export { EmailSink, emailHtml, emailText } from './email-sink.ts';
+export type { EmailSinkOptions, SmtpTls } from './email-sink.ts';

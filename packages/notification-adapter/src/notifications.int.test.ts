@@ -9,9 +9,16 @@ import {
   type Notification,
   type StateKeys,
 } from '@ginkgo-live/state-keys';
-import { MemoryTransport, RedisServer, waitFor, WebhookReceiver } from '@ginkgo-live/testing';
 import {
-  createWebhookSinks,
+  MemoryTransport,
+  RedisServer,
+  SmtpRelay,
+  TlsCertificates,
+  waitFor,
+  WebhookReceiver,
+} from '@ginkgo-live/testing';
+import {
+  createSinks,
   loadNotificationConfig,
   NotificationDeliveryWorker,
   Notifier,
@@ -72,7 +79,7 @@ async function notifier(name: string, cfg = config()) {
     source: { app: name, nodeId: name },
     config: cfg,
     logger,
-    directSinks: createWebhookSinks(cfg),
+    directSinks: createSinks(cfg),
   });
   cleanups.push(() => n.close());
   return n;
@@ -84,7 +91,7 @@ async function deliveryWorker(cfg = config()) {
     connection: conns.connection('worker', 'blocking'),
     redis: conns.main,
     keys,
-    sinks: createWebhookSinks(cfg),
+    sinks: createSinks(cfg),
     backoffMs: cfg.deliveryBackoffMs,
     historySize: cfg.historySize,
     logger,
@@ -232,6 +239,47 @@ describe('Notifier and delivery worker on real Redis and a real webhook', () => 
       status: 'delivered',
       attempts: 3,
       sinks: { webhook: 'delivered' },
+    });
+  });
+
+  it('e-mails beside the webhook: a relay that refuses once (451) gets it on the retry, the webhook only once, one delivery record', async () => {
+    const certs = TlsCertificates.make('ginkgo-notify-smtp');
+    const relay = await new SmtpRelay({
+      tls: 'starttls',
+      certs,
+      users: { ginkgo: 'pw-smtp' },
+    }).start();
+    cleanups.push(async () => {
+      await relay.stop();
+      certs.cleanup();
+    });
+    relay.answers = [451];
+    const cfg = config({
+      NOTIFY_EMAIL_TO: 'oncall@desk.example',
+      NOTIFY_EMAIL_FROM: 'ginkgo@desk.example',
+      NOTIFY_SMTP_HOST: '127.0.0.1',
+      NOTIFY_SMTP_PORT: String(relay.port),
+      NOTIFY_SMTP_USERNAME: 'ginkgo',
+      NOTIFY_SMTP_PASSWORD: 'pw-smtp',
+      NOTIFY_SMTP_CA_FILE: certs.caFile,
+      NOTIFY_DELIVERY_TIMEOUT_MS: '2000',
+    });
+    const { redis } = await deliveryWorker(cfg);
+    const n = await notifier('node-a', cfg);
+    n.raise('queue_full', p1, refusal);
+    await waitFor(async () => (await redis.llen(keys.notificationHistory())) === 1, {
+      timeoutMs: 10_000,
+    });
+    expect(relay.received.map((m) => [m.subject, m.to, m.secure])).toEqual([
+      ['[CRITICAL] Queue of p1 is full', ['oncall@desk.example'], true],
+    ]);
+    expect(receiver.received).toHaveLength(1);
+    const raw = await redis.lindex(keys.notificationHistory(), 0);
+    const record = decodePayload('notificationRecord', 'history', raw ?? '');
+    expect(record.ok && record.value.delivery).toMatchObject({
+      status: 'delivered',
+      attempts: 2,
+      sinks: { webhook: 'delivered', email: 'delivered' },
     });
   });
 

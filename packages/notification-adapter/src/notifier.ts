@@ -29,7 +29,7 @@ import type { Step } from './notification-step.ts';
 import { OutageBuffer } from './outage-buffer.ts';
 import { OutageReporterLease } from './outage-reporter.ts';
 import { RedisOutage } from './redis-outage.ts';
-import { createWebhookSinks, LogSink, type Sink } from './sinks.ts';
+import { createSinks, LogSink, type Sink } from './sinks.ts';
 
 /**
  * The kinds raised through the queue and the shared dedupe. `redis_unavailable` is not: it is told
@@ -331,7 +331,7 @@ export function createAppNotifier(options: {
     config: options.config,
     logger: options.logger,
     directSinks: [
-      ...createWebhookSinks(options.config),
+      ...createSinks(options.config),
       new LogSink(options.logger.child({ component: 'log-sink' })),
     ],
   });

@@ -1,5 +1,6 @@
 import type { Logger } from '@ginkgo-live/runtime';
 import type { Notification, NotificationLevel } from '@ginkgo-live/state-keys';
+import { EmailSink, type EmailSinkOptions } from './email-sink.ts';
 
 /** Where notifications go. */
 export interface Sink {
@@ -41,12 +42,14 @@ const COLORS: Record<NotificationLevel, number> = {
   critical: 0x9b1c1c,
 };
 
-function headline(n: Notification): string {
+/** `[LEVEL] title`, or `[RESOLVED] title`: the first line every sink shows. */
+export function headline(n: Notification): string {
   const status = n.status === 'resolved' ? 'RESOLVED' : n.level.toUpperCase();
   return `[${status}] ${n.title}`;
 }
 
-function fields(n: Notification): [string, string][] {
+/** The kind, the subject's ids, then every detail, as (name, value) text pairs. */
+export function notificationFields(n: Notification): [string, string][] {
   return [
     ['kind', n.kind],
     ...(n.subject.node_id === null ? [] : ([['node', n.subject.node_id]] as [string, string][])),
@@ -75,7 +78,7 @@ function body(format: WebhookFormat, n: Notification): unknown {
             title: headline(n).slice(0, 256),
             description: n.message.slice(0, 4_000),
             color: n.status === 'resolved' ? 0x27ae60 : COLORS[n.level],
-            fields: fields(n)
+            fields: notificationFields(n)
               .slice(0, 25)
               .map(([name, value]) => ({ name, value: value.slice(0, 1_024), inline: true })),
             timestamp: n.created_at,
@@ -89,7 +92,7 @@ function body(format: WebhookFormat, n: Notification): unknown {
           { type: 'section', text: { type: 'mrkdwn', text: `*${headline(n)}*\n${n.message}` } },
           {
             type: 'section',
-            fields: fields(n)
+            fields: notificationFields(n)
               .slice(0, 10)
               .map(([name, value]) => ({ type: 'mrkdwn', text: `*${name}*\n${value}` })),
           },
@@ -173,11 +176,15 @@ export class LogSink implements Sink {
   }
 }
 
-/** The HTTP sinks the config names (the log sink is added by the caller when wanted). */
-export function createWebhookSinks(config: {
+/**
+ * The sinks the config names: the webhooks and the e-mail relay (the log sink is added by the
+ * caller when wanted).
+ */
+export function createSinks(config: {
   webhookUrl: string | undefined;
   discordWebhookUrl: string | undefined;
   slackWebhookUrl: string | undefined;
+  email: EmailSinkOptions | undefined;
   deliveryTimeoutMs: number;
 }): Sink[] {
   const sinks: Sink[] = [];
@@ -189,5 +196,6 @@ export function createWebhookSinks(config: {
     );
   if (config.slackWebhookUrl !== undefined)
     sinks.push(new WebhookSink('slack', config.slackWebhookUrl, 'slack', config.deliveryTimeoutMs));
+  if (config.email !== undefined) sinks.push(new EmailSink(config.email));
   return sinks;
 }

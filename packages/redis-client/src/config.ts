@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import {
   envBool,
@@ -7,6 +6,7 @@ import {
   envInt,
   envString,
   parseEnv,
+  readSecretFile,
   type ConfigResult,
   type Env,
 } from '@ginkgo-live/runtime';
@@ -335,18 +335,8 @@ function readPasswordFile(
       problem: 'is set, and so is a password (REDIS_PASSWORD or in REDIS_URL): set one of them',
     };
   }
-  let content: string;
-  try {
-    content = readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
-    return { problem: `cannot read ${file} (${code}): name a readable file holding the password` };
-  }
-  const password = content.replace(/\r?\n$/, '');
-  if (password === '' || /[\r\n]/.test(password)) {
-    return { problem: `${file} must hold the password on one line` };
-  }
-  return { password };
+  const read = readSecretFile(file);
+  return 'problem' in read ? read : { password: read.value };
 }
 
 /** Settings that mean something only with `REDIS_SENTINELS`. */

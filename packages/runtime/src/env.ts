@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 /** One problem found in the environment: the variable it concerns and what is wrong with it. */
@@ -160,4 +161,23 @@ export function redactSecrets(value: unknown): unknown {
     }
   }
   return out;
+}
+
+/**
+ * A secret kept in a file (a Docker secret: `*_PASSWORD_FILE`): its one line, without the trailing
+ * newline; or what is wrong, in words fit for a config error (the content is never shown).
+ */
+export function readSecretFile(file: string): { value: string } | { problem: string } {
+  let content: string;
+  try {
+    content = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+    return { problem: `cannot read ${file} (${code}): name a readable file holding the password` };
+  }
+  const value = content.replace(/\r?\n$/, '');
+  if (value === '' || /[\r\n]/.test(value)) {
+    return { problem: `${file} must hold the password on one line` };
+  }
+  return { value };
 }

@@ -9,6 +9,7 @@ export {
   envString,
   formatConfigIssues,
   parseEnv,
+  readSecretFile,
   redactSecrets,
   unwrapConfig,
 } from './env.ts';
