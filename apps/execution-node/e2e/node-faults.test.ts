@@ -35,13 +35,19 @@ function attempts(node: Parameters<typeof logEntries>[0]): number[] {
 }
 
 describe('execution node when Redis fails (FR-036)', () => {
-  it('survives a killed Redis, retries with bounded attempts, and re-announces everything after an empty restart', async () => {
+  it('survives a killed Redis, retries with bounded attempts, and re-announces everything after an empty restart within the lease TTL (the book at once, no wait)', async () => {
     await fx.addToCatalog('p1');
-    const node = await fx.startNode('n1');
+    // Loaded at once (a portfolio with no book would wait the longer window of this TTL).
+    await fx.seedBook('p1');
+    // A lease TTL well above the outage below: Redis is back while the holder's lease is current
+    // by its own clock, so it takes the lease back and writes its book at once. Past the TTL it
+    // would claim and wait a window instead (e2e/stale-holder.test.ts).
+    const node = await fx.startNode('n1', { HEARTBEAT_TTL_MS: '6000' });
     await fx.assign('n1', ['p1']);
     await waitFor(async () => (await fx.state('p1'))?.status === 'running');
 
     await server.kill();
+    const killedAt = Date.now();
     await node.waitForLine('Heartbeat failed', 5_000);
     await waitFor(() => attempts(node).filter((a) => a === 1).length >= 3, {
       timeoutMs: 10_000,
@@ -68,6 +74,7 @@ describe('execution node when Redis fails (FR-036)', () => {
 
     await server.restart({ keepData: false });
     const back = Date.now();
+    expect(back - killedAt).toBeLessThan(6_000 - 500);
     await waitFor(
       async () =>
         (await fx.redis.exists(
@@ -88,6 +95,10 @@ describe('execution node when Redis fails (FR-036)', () => {
       timeoutMs: 1_000,
       description: 'the book rewritten by the next flush',
     });
+    // Well within the fresh-start window (6 s + 2 beats): no claim, no wait.
+    expect(Date.now() - back).toBeLessThan(500 + 400 + 200 + 300 + 1_000);
+    expect(await fx.redis.exists(fx.keys.portfolioClaims('p1'))).toBe(0);
+    expect(node.lines.some((line) => line.includes('waits in Redis as a claim'))).toBe(false);
     expect(logEntries(node, 'Heartbeat recovered')).toHaveLength(1);
 
     // The portfolio goes on consuming on the restarted Redis.
