@@ -88,11 +88,21 @@ const YIELD_EVERY = 1_000;
  */
 export class FleetView {
   /**
-   * One entry per key (the latest raw and its decoding): large enough never to turn over at 5,000
-   * nodes × 5 portfolios (about 90,000 keys), since a turn-over keeps a whole generation of
-   * superseded payloads alive; what it holds is what the view shows anyway.
+   * Decodings kept for the payloads that rarely change and are decoded again on every plan read or
+   * every refresh (assignments, node records, plan meta, notifications): one entry per key. States,
+   * specs, heartbeats and infos are decoded only when their raw changed (the view compares raws
+   * itself) and what is shown of them lives in the views: a cache of them would keep a second
+   * decoded copy of the fleet.
    */
-  private readonly decoder = new PayloadDecoder(200_000);
+  private readonly decoder = new PayloadDecoder(100_000);
+  /** Decodes without keeping anything (`PayloadDecoder` keeps at most the last entry at size 0). */
+  private readonly once = new PayloadDecoder(0);
+  private readonly portfolioDecoder: Pick<PayloadDecoder, 'decode'> = {
+    decode: (name, key, raw) =>
+      name === 'assignment'
+        ? this.decoder.decode(name, key, raw)
+        : this.once.decode(name, key, raw),
+  };
   private readonly now: () => number;
   private nodes = new Map<string, NodeEntry>();
   private portfolios = new Map<string, PortfolioEntry>();
@@ -254,7 +264,7 @@ export class FleetView {
     toRead.sort();
     const snapshots = await readNodeSnapshots(this.redis, k, toRead, {
       record: false,
-      decoder: this.decoder,
+      decoder: this.once,
     });
     const readAt = this.now();
     for (const snapshot of snapshots) {
@@ -363,7 +373,7 @@ export class FleetView {
         ...entry,
         view: buildPortfolioView(
           this.keys,
-          this.decoder,
+          this.portfolioDecoder,
           id,
           entry.spec,
           entry.assignment,

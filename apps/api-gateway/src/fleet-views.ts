@@ -75,7 +75,7 @@ export function nodeView(snapshot: NodeSnapshot): NodeView {
 /** One portfolio's view from its raw catalog entry, assignment and state (absent: undefined / null). */
 export function buildPortfolioView(
   k: StateKeys,
-  decoder: PayloadDecoder,
+  decoder: Pick<PayloadDecoder, 'decode'>,
   id: string,
   specRaw: string | undefined,
   assignmentRaw: string | undefined,
