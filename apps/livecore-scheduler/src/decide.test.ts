@@ -718,7 +718,8 @@ describe('decide: forgetting lost nodes', () => {
     const d = await sim.tick(DAY_MS);
     expect(d.reasons).toEqual(['1 lost nodes forgotten']);
     expect(d.write?.prune).toEqual([{ nodeId: 'old', lastSeenMs: T0 }]);
-    expect(d.write?.nodes.map((n) => n.node_id)).toEqual(['a']);
+    // Only what changed is written: the record of `a` is as it was, the forgotten one goes.
+    expect(d.write?.nodes).toEqual([]);
     expect(logs(d.afterWrite, 'Lost node forgotten').map((l) => l.fields)).toEqual([
       { nodeId: 'old', lastSeen: iso(0), lostForMs: DAY_MS, retentionMs: DAY_MS },
     ]);
@@ -867,5 +868,98 @@ describe('decide: the optional rebalance', () => {
       [121_000, ['p05:rebalance']],
     ]);
     expect(loads(sim.store.plan())).toEqual({ a: 5, b: 5 });
+  });
+});
+
+describe('decide: the plan kept between ticks', () => {
+  it('writes, tick after tick, what planning from the whole world at every tick writes', async () => {
+    let seed = 11;
+    const random = (): number => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    // Two schedulers fed the same world: one keeps its plan, the other forgets it before each tick.
+    const kept = new Sim();
+    const whole = new Sim();
+    const both = (f: (sim: Sim) => void): void => {
+      f(kept);
+      f(whole);
+    };
+    const nodes = ['n0', 'n1', 'n2', 'n3', 'n4', 'n5'];
+    const up = new Set(nodes.slice(0, 4));
+    both((sim) => sim.store.addSpecs(...Array.from({ length: 14 }, (_, i) => `p${i}`)));
+    let updated = 0;
+    let requestId = 0;
+    for (let t = 0; t < 150; t++) {
+      const at = t * 1_000;
+      for (const n of nodes) {
+        const r = random();
+        if (r < 0.04) up.delete(n);
+        else if (r < 0.1) up.add(n);
+      }
+      const change = random();
+      const node = nodes[Math.floor(random() * nodes.length)] as string;
+      const id = `r${requestId++}`;
+      const capacity = Math.floor(random() * 5);
+      if (change < 0.08) both((sim) => sim.capacity.set(node, capacity));
+      else if (change < 0.12) {
+        const runs = [`p${Math.floor(random() * 16)}`];
+        both((sim) => sim.reports.set(node, runs));
+      } else if (change < 0.16) both((sim) => sim.reports.delete(node));
+      else if (change < 0.2)
+        both((sim) => sim.store.request({ id, action: 'drain', node_id: node }));
+      else if (change < 0.24)
+        both((sim) => sim.store.request({ id, action: 'undrain', node_id: node }));
+      else if (change < 0.3) {
+        const portfolio = `p${Math.floor(random() * 16)}`;
+        both((sim) =>
+          sim.store.request({
+            id,
+            action: 'migrate',
+            portfolio_id: portfolio,
+            target_node_id: node,
+          }),
+        );
+      } else if (change < 0.34) {
+        const portfolio = `p${14 + Math.floor(random() * 4)}`;
+        both((sim) =>
+          sim.store.request({
+            id,
+            action: 'catalog_add',
+            spec: { ...spec(portfolio), _v: undefined },
+          }),
+        );
+      } else if (change < 0.38) {
+        const portfolio = `p${Math.floor(random() * 18)}`;
+        both((sim) => sim.store.request({ id, action: 'catalog_remove', portfolio_id: portfolio }));
+      } else if (change < 0.41) both((sim) => (sim.store.failing.writePlan = 1));
+      // Same random draws for both: which nodes beat this tick.
+      const beating = nodes.filter((n) => up.has(n) && random() < 0.9);
+      for (const n of nodes) if (!up.has(n)) both((sim) => sim.store.kill(n));
+      both((sim) => sim.beat(at, ...beating));
+
+      whole.memory = { ...whole.memory, plan: null };
+      const wasKept = kept.memory.plan !== null;
+      const a = await kept.tick(at);
+      const b = await whole.tick(at);
+      if (wasKept) updated += 1;
+      const where = `tick ${t}`;
+      expect(kept.store.plan(), where).toEqual(whole.store.plan());
+      expect(kept.store.records, where).toEqual(whole.store.records);
+      expect(kept.store.nodeKeys, where).toEqual(whole.store.nodeKeys);
+      expect(kept.store.results, where).toEqual(whole.store.results);
+      expect(kept.store.catalog, where).toEqual(whole.store.catalog);
+      expect(kept.store.meta, where).toEqual(whole.store.meta);
+      expect(a.reasons, where).toEqual(b.reasons);
+      expect(a.summary, where).toEqual(b.summary);
+      const said = (d: Decisions) =>
+        [...d.effects, ...d.afterWrite]
+          .map((e) => JSON.stringify(e.type === 'log' ? [e.message, e.fields] : e.notice))
+          .sort();
+      expect(said(a), where).toEqual(said(b));
+    }
+    // Most ticks updated the kept plan (the others: after a failed write, a change made behind
+    // the scheduler's back, and once a minute).
+    expect(updated).toBeGreaterThan(100);
   });
 });

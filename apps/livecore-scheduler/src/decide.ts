@@ -11,6 +11,7 @@ import {
 import type { Notice } from './notices.ts';
 import {
   computePlan,
+  PlanState,
   rebalance,
   type Migration,
   type NodeView,
@@ -95,7 +96,27 @@ export interface SchedulerMemory {
    * leader that died may have raised it), so the first tick without a halt resolves it.
    */
   haltMayFire: boolean;
+  /**
+   * The plan as this scheduler last made it, updated from what changed at the next tick: valid only
+   * for the plan Redis holds at `version` as the store read it (`World.planToken`), and made anew
+   * from the whole world at least every `FULL_PLAN_EVERY_MS`.
+   */
+  plan: KeptPlan | null;
 }
+
+/** The plan kept between ticks (see `SchedulerMemory.plan`). */
+export interface KeptPlan {
+  state: PlanState;
+  /** The store's `World.planToken` of the plan this state mirrors. */
+  token: object;
+  /** The plan version in Redis this state mirrors. */
+  version: number;
+  /** When the plan was last made from the whole world. */
+  fullAt: number;
+}
+
+/** The plan is made from the whole world at least this often: a safety net under the updates. */
+export const FULL_PLAN_EVERY_MS = 60_000;
 
 export function initialMemory(): SchedulerMemory {
   return {
@@ -108,6 +129,7 @@ export function initialMemory(): SchedulerMemory {
     lostSince: new Map(),
     rebalancedAt: [],
     haltMayFire: true,
+    plan: null,
   };
 }
 
@@ -178,7 +200,8 @@ export function decide(
   const views = viewsOf(world.nodes, requests.draining, inGrace, settings.defaultCapacity);
   if (kept.firstLiveAt === null && views.some((v) => v.alive)) kept.firstLiveAt = now;
 
-  const placed = place(world, requests, views, kept, now, settings, inGrace);
+  const planner = keptPlanFor(world, kept.plan, version, now);
+  const placed = place(world, requests, views, kept, now, settings, inGrace, planner);
   if (placed.held > 0 && kept.firstLiveAt === now && memory.firstLiveAt === null)
     effects.push(
       log('info', 'First node seen; the first placement waits for the others to beat', {
@@ -188,28 +211,27 @@ export function decide(
     );
   const { moves } = placed;
 
-  const assignments = assignmentsOf(world.assignments, placed.placements, next, at);
-  const perNode = new Map<string, string[]>(views.map((v) => [v.nodeId, []]));
-  for (const a of assignments) if (a.node_id !== null) perNode.get(a.node_id)?.push(a.portfolio_id);
+  const plan = planOf(world, placed, views, next, at);
 
-  const allRecords = recordsOf(world.nodes, views, perNode, settings.defaultCapacity);
+  const allRecords = recordsOf(world.nodes, views, plan.countOf, settings.defaultCapacity);
 
   const forget = pruneLost(world.nodes, allRecords, kept.lostSince, now, settings.nodeRetentionMs);
   kept.lostSince = forget.lostSince;
   afterWrite.push(...forget.effects);
   const pruned = new Set(forget.prune.map((p) => p.nodeId));
   const records = allRecords.filter((r) => !pruned.has(r.node_id));
-  for (const id of pruned) perNode.delete(id);
 
-  afterWrite.push(...announce(world, records, assignments, now, settings.orphanNotifyAfterMs));
+  afterWrite.push(
+    ...announce(world, records, plan.noticeable(), now, settings.orphanNotifyAfterMs),
+  );
 
-  const changedNodes = changedNodeKeys(world.assignments, perNode, kept.nodeKeysWritten);
+  const changedNodes = plan.nodeKeys(kept.nodeKeysWritten, pruned);
   // Node reports are stale right after an outage (they could not write them): no nudges then.
   const nudging = inGrace
     ? { nudged: new Set<string>(), nudges: kept.nudges, effects: [] }
-    : nudge(world.nodes, assignments, perNode, kept.nudges, now, 3 * settings.tickMs);
+    : nudge(world.nodes, plan, kept.nudges, now, 3 * settings.tickMs);
   afterWrite.push(...nudging.effects);
-  for (const nodeId of nudging.nudged) changedNodes.set(nodeId, perNode.get(nodeId) ?? []);
+  for (const nodeId of nudging.nudged) changedNodes.set(nodeId, plan.listOf(nodeId));
 
   const results = controlResults(world.requests, requests.refused, placed.rejected);
   const audit = auditOf(world.requests, results.refused, at);
@@ -227,17 +249,17 @@ export function decide(
     );
 
   const catalogChange = diffCatalog(world.catalog, requests.catalog);
-  const readings = new Map(world.nodes.map((n) => [n.nodeId, n]));
-  const recordChanges = records
-    .filter((r) => {
-      const before = readings.get(r.node_id)?.record;
-      return (
-        before?.status !== r.status ||
+  // Records are in the order of the readings (recordsOf).
+  const changedRecords = allRecords.filter((r, i) => {
+    const before = world.nodes[i]?.record;
+    return (
+      !pruned.has(r.node_id) &&
+      (before?.status !== r.status ||
         before.capacity !== r.capacity ||
-        before.assigned_count !== r.assigned_count
-      );
-    })
-    .map((r) => `${r.node_id}:${r.status}`);
+        before.assigned_count !== r.assigned_count)
+    );
+  });
+  const recordChanges = changedRecords.map((r) => `${r.node_id}:${r.status}`);
   const catalogChanges = catalogChange.set.length + catalogChange.remove.length;
   const reasons = [
     ...(world.meta === null ? ['no plan yet'] : []),
@@ -252,9 +274,25 @@ export function decide(
     ...(changedNodes.size > 0 && kept.nodeKeysWritten ? ['node assignments'] : []),
     ...(recordChanges.length > 0 ? [`nodes ${recordChanges.join(' ')}`] : []),
   ];
-  const summary = summarize(records, assignments, version);
+  const summary = summarize(records, plan.counts, version);
+  const keptPlan = (planVersion: number): KeptPlan | null =>
+    world.planToken === undefined
+      ? null
+      : {
+          state: placed.state,
+          token: world.planToken,
+          version: planVersion,
+          fullAt: planner === null ? now : (kept.plan?.fullAt ?? now),
+        };
   if (reasons.length === 0) {
-    const memoryNow = { ...kept, nudges: nudging.nudges };
+    // A plan that differs from Redis's without a reason to write it (none is known) is not kept:
+    // the next tick starts from Redis's.
+    const same = plan.changed.length === 0 && plan.removed.length === 0;
+    const memoryNow = {
+      ...kept,
+      nudges: nudging.nudges,
+      plan: same ? keptPlan(version) : null,
+    };
     return {
       write: null,
       reasons,
@@ -267,12 +305,14 @@ export function decide(
   }
   for (const move of moves)
     afterWrite.push(log('info', 'Portfolio placed', { ...move, planVersion: next }));
+  const partial = plan.partial;
   return {
     write: {
       expectedVersion: version,
       meta: { _v: 1, version: next, updated_at: at, leader: settings.schedulerId },
-      nodes: records,
-      assignments,
+      nodes: partial ? changedRecords : records,
+      assignments: partial ? plan.changed : plan.all(),
+      ...(partial ? { partial: { removedAssignments: plan.removed } } : {}),
       nodeAssignments: changedNodes,
       results: results.answers(next, at),
       consumedRequests: world.requestCount,
@@ -288,9 +328,134 @@ export function decide(
       nodeKeysWritten: true,
       nudges: nudging.nudges,
       rebalancedAt: placed.rebalancedAt,
+      plan: keptPlan(next),
     },
-    memoryUnwritten: kept,
+    // The kept plan is this tick's, not Redis's, when the write did not land.
+    memoryUnwritten: { ...kept, plan: null },
     summary: { ...summary, planVersion: next },
+  };
+}
+
+/**
+ * The plan kept from the last tick when it still mirrors the plan Redis holds (same store reading,
+ * same version) and was made from the whole world less than `FULL_PLAN_EVERY_MS` ago; else null,
+ * and this tick plans from the whole world.
+ */
+function keptPlanFor(
+  world: World,
+  plan: KeptPlan | null,
+  version: number,
+  now: number,
+): KeptPlan | null {
+  if (plan === null || world.planToken === undefined) return null;
+  if (plan.token !== world.planToken || plan.version !== version) return null;
+  if (now < plan.fullAt || now - plan.fullAt >= FULL_PLAN_EVERY_MS) return null;
+  return plan;
+}
+
+/**
+ * The plan this tick made, as the rest of the tick needs it: the entries to write (all of them, or
+ * those that differ from the plan read), who runs what, and what to announce. From a plan updated
+ * by its changes, every question costs what changed (or the nodes asked about), not the plan's size.
+ */
+interface TickPlan {
+  /** Entries that differ from the plan read (new or changed). */
+  changed: Assignment[];
+  /** Portfolios in the plan read and no longer in the plan. */
+  removed: string[];
+  /** The write may carry only `changed` and `removed`: the plan read is Redis's, whole. */
+  partial: boolean;
+  /** Every entry of the plan. */
+  all: () => Assignment[];
+  get: (portfolioId: string) => Assignment | undefined;
+  /** The portfolios of a node, in the plan. */
+  assignedTo: (nodeId: string) => Iterable<string>;
+  countOf: (nodeId: string) => number;
+  listOf: (nodeId: string) => string[];
+  /** The node keys to write: every node's once after a (re)start, then those whose list changed. */
+  nodeKeys: (nodeKeysWritten: boolean, pruned: ReadonlySet<string>) => Map<string, string[]>;
+  /** Entries that may raise or resolve an orphan notice: the orphaned ones and the changed ones. */
+  noticeable: () => Iterable<Assignment>;
+  counts: { assigned: number; orphaned: number };
+}
+
+function planOf(
+  world: World,
+  placed: ReturnType<typeof place>,
+  views: readonly NodeView[],
+  version: number,
+  at: string,
+): TickPlan {
+  const partial = world.planToken !== undefined;
+  if (placed.touched === null) {
+    // Planned from the whole world: every entry is looked at.
+    const all = assignmentsOf(world.assignments, placed.placements, version, at);
+    const perNode = new Map<string, string[]>(views.map((v) => [v.nodeId, []]));
+    for (const a of all) if (a.node_id !== null) perNode.get(a.node_id)?.push(a.portfolio_id);
+    // In id order, as a plan updated from its changes lists them.
+    for (const ids of perNode.values()) ids.sort();
+    const byId = new Map(all.map((a) => [a.portfolio_id, a]));
+    const assigned = all.filter((a) => a.status === 'assigned').length;
+    return {
+      changed: all.filter((a) => world.assignments.get(a.portfolio_id) !== a),
+      removed: [...world.assignments.keys()].filter((id) => !byId.has(id)),
+      partial,
+      all: () => all,
+      get: (id) => byId.get(id),
+      assignedTo: (nodeId) => perNode.get(nodeId) ?? [],
+      countOf: (nodeId) => perNode.get(nodeId)?.length ?? 0,
+      listOf: (nodeId) => perNode.get(nodeId) ?? [],
+      nodeKeys: (written, pruned) =>
+        changedNodeKeys(
+          world.assignments,
+          new Map([...perNode].filter(([nodeId]) => !pruned.has(nodeId))),
+          written,
+        ),
+      noticeable: () => all,
+      counts: { assigned, orphaned: all.length - assigned },
+    };
+  }
+  // Updated from the changes: only the portfolios touched can differ from the plan read.
+  const state = placed.state;
+  const changed = new Map<string, Assignment>();
+  const removed: string[] = [];
+  for (const id of placed.touched) {
+    const was = world.assignments.get(id);
+    const p = placed.placements.get(id);
+    if (p === undefined) {
+      if (was !== undefined) removed.push(id);
+      continue;
+    }
+    const a = assignmentOf(was, id, p, version, at);
+    if (a !== was) changed.set(id, a);
+  }
+  const get = (id: string): Assignment | undefined =>
+    placed.placements.has(id) ? (changed.get(id) ?? world.assignments.get(id)) : undefined;
+  const listOf = (nodeId: string): string[] => [...state.assignedTo(nodeId)].sort();
+  return {
+    changed: [...changed.values()],
+    removed,
+    partial,
+    all: () => [...placed.placements.keys()].flatMap((id) => get(id) ?? []),
+    get,
+    assignedTo: (nodeId) => state.assignedTo(nodeId),
+    countOf: (nodeId) => state.assignedTo(nodeId).size,
+    listOf,
+    nodeKeys: (written, pruned) => {
+      const ids = written
+        ? new Set(
+            placed.moves.flatMap((m) => [m.from, m.to]).filter((id): id is string => id !== null),
+          )
+        : views.map((v) => v.nodeId);
+      const known = new Set(views.map((v) => v.nodeId));
+      const out = new Map<string, string[]>();
+      for (const nodeId of ids)
+        if (known.has(nodeId) && !pruned.has(nodeId)) out.set(nodeId, listOf(nodeId));
+      return out;
+    },
+    noticeable: () =>
+      [...new Set([...state.orphaned(), ...changed.keys()])].sort().flatMap((id) => get(id) ?? []),
+    counts: state.counts,
   };
 }
 
@@ -301,7 +466,8 @@ function unchanged(
   effects: Effect[],
   version: number,
 ): Decisions {
-  const assignments = [...world.assignments.values()];
+  let assigned = 0;
+  for (const a of world.assignments.values()) if (a.status === 'assigned') assigned += 1;
   const records = world.nodes.flatMap((n) => (n.record === null ? [] : [n.record]));
   return {
     write: null,
@@ -310,7 +476,7 @@ function unchanged(
     afterWrite: [],
     memory,
     memoryUnwritten: memory,
-    summary: summarize(records, assignments, version),
+    summary: summarize(records, { assigned, orphaned: world.assignments.size - assigned }, version),
   };
 }
 
@@ -529,10 +695,30 @@ function place(
   now: number,
   settings: SchedulerSettings,
   inGrace: boolean,
+  kept: KeptPlan | null,
 ) {
   const settling =
     settings.settleMs > 0 &&
     (memory.firstLiveAt === null || now - memory.firstLiveAt < settings.settleMs);
+  const recent = memory.rebalancedAt.filter((t) => now - t < REBALANCE_WINDOW_MS);
+  const budget = settling || inGrace ? 0 : settings.rebalancePerMinute - recent.length;
+  // Outside the settle window and without a rebalance, the kept plan is updated from the changes.
+  if (kept !== null && !settling && budget <= 0) {
+    const update = kept.state.update({
+      nodes: views,
+      catalog: requests.catalog,
+      migrations: requests.migrations,
+    });
+    return {
+      placements: update.placements as ReadonlyMap<string, Placement>,
+      moves: update.moves.map((m) => ({ ...m, why: 'plan' })),
+      rejected: update.rejected,
+      held: 0,
+      rebalancedAt: recent,
+      state: kept.state,
+      touched: update.touched as ReadonlySet<string> | null,
+    };
+  }
   // A view of the plan read, not a copy of it: tens of thousands of entries at every tick.
   const previous: PlacementLookup = {
     get: (id) => placementOf(world.assignments.get(id)),
@@ -567,8 +753,6 @@ function place(
   }
 
   // Optional rebalance, rate-limited over a sliding minute.
-  const recent = memory.rebalancedAt.filter((t) => now - t < REBALANCE_WINDOW_MS);
-  const budget = settling || inGrace ? 0 : settings.rebalancePerMinute - recent.length;
   const even =
     budget > 0
       ? rebalance({
@@ -588,6 +772,10 @@ function place(
     held: held.size,
     /** The rebalance moves of the last minute, these included (kept once written). */
     rebalancedAt: [...recent, ...even.moves.map(() => now)],
+    /** The plan made, to be updated from the changes at the next tick. */
+    state: PlanState.from(even.placements, views, requests.catalog),
+    /** Planned from the whole world: every entry may differ. */
+    touched: null as ReadonlySet<string> | null,
   };
 }
 
@@ -613,38 +801,48 @@ function assignmentsOf(
   version: number,
   at: string,
 ): Assignment[] {
-  return [...placements].map(([portfolioId, p]): Assignment => {
-    const was = before.get(portfolioId);
-    const same =
-      was !== undefined &&
-      (p.status === 'assigned'
-        ? was.node_id === p.nodeId
-        : was.status === 'orphaned' && was.reason === p.reason);
-    // An entry that says exactly what it said is the same object (no copy per portfolio and tick).
-    if (
-      same &&
-      was.portfolio_id === portfolioId &&
-      was.status === p.status &&
-      (p.status === 'assigned' ? was.reason === null : was.node_id === null)
-    )
-      return was;
-    return {
-      _v: 1,
-      portfolio_id: portfolioId,
-      status: p.status,
-      node_id: p.status === 'assigned' ? p.nodeId : null,
-      reason: p.status === 'orphaned' ? p.reason : null,
-      plan_version: same ? was.plan_version : version,
-      since: same ? was.since : at,
-    };
-  });
+  return [...placements].map(([portfolioId, p]) =>
+    assignmentOf(before.get(portfolioId), portfolioId, p, version, at),
+  );
+}
+
+/** One entry of the plan: the one read when it says exactly the same, else a new one. */
+function assignmentOf(
+  was: Assignment | undefined,
+  portfolioId: string,
+  p: Placement,
+  version: number,
+  at: string,
+): Assignment {
+  const same =
+    was !== undefined &&
+    (p.status === 'assigned'
+      ? was.node_id === p.nodeId
+      : was.status === 'orphaned' && was.reason === p.reason);
+  // An entry that says exactly what it said is the same object (no copy per portfolio and tick).
+  if (
+    same &&
+    was.portfolio_id === portfolioId &&
+    was.status === p.status &&
+    (p.status === 'assigned' ? was.reason === null : was.node_id === null)
+  )
+    return was;
+  return {
+    _v: 1,
+    portfolio_id: portfolioId,
+    status: p.status,
+    node_id: p.status === 'assigned' ? p.nodeId : null,
+    reason: p.status === 'orphaned' ? p.reason : null,
+    plan_version: same ? was.plan_version : version,
+    since: same ? was.since : at,
+  };
 }
 
 /** The scheduler's record of each node, as this tick sees it. */
 function recordsOf(
   nodes: readonly NodeReading[],
   views: readonly NodeView[],
-  perNode: ReadonlyMap<string, readonly string[]>,
+  countOf: (nodeId: string) => number,
   defaultCapacity: number,
 ): NodeRecord[] {
   return nodes.map((n, i): NodeRecord => {
@@ -658,7 +856,7 @@ function recordsOf(
       node_id: n.nodeId,
       status,
       capacity: view?.capacity ?? defaultCapacity,
-      assigned_count: perNode.get(n.nodeId)?.length ?? 0,
+      assigned_count: countOf(n.nodeId),
       last_seen:
         n.lastSeenMs === null
           ? (n.record?.last_seen ?? null)
@@ -803,7 +1001,7 @@ function pruneLost(
 function announce(
   world: World,
   records: readonly NodeRecord[],
-  assignments: readonly Assignment[],
+  assignments: Iterable<Assignment>,
   now: number,
   orphanNotifyAfterMs: number,
 ): Effect[] {
@@ -868,8 +1066,7 @@ function announce(
  */
 function nudge(
   nodes: readonly NodeReading[],
-  assignments: readonly Assignment[],
-  perNode: ReadonlyMap<string, string[]>,
+  plan: Pick<TickPlan, 'assignedTo' | 'get'>,
   before: ReadonlyMap<string, NudgeState>,
   now: number,
   graceMs: number,
@@ -877,14 +1074,15 @@ function nudge(
   const nudged = new Set<string>();
   const nudges = new Map<string, NudgeState>();
   const effects: Effect[] = [];
-  // Parsed only for the few portfolios a node does not report.
-  const since = new Map(assignments.map((a) => [a.portfolio_id, a.since]));
   for (const node of nodes) {
     if (!node.liveness.alive || node.info === null) continue;
-    const reported = new Set(node.info.portfolio_ids);
-    for (const portfolioId of perNode.get(node.nodeId) ?? []) {
-      if (reported.has(portfolioId)) continue;
-      const assignedAt = since.get(portfolioId);
+    const ids = node.info.portfolio_ids;
+    // A node runs a handful: a look along its list costs less than a set per node and tick.
+    const reported = ids.length > 16 ? new Set(ids) : undefined;
+    for (const portfolioId of plan.assignedTo(node.nodeId)) {
+      if (reported === undefined ? ids.includes(portfolioId) : reported.has(portfolioId)) continue;
+      // Parsed only for the few portfolios a node does not report.
+      const assignedAt = plan.get(portfolioId)?.since;
       if (now - (assignedAt === undefined ? now : Date.parse(assignedAt)) < graceMs) continue;
       const key = `${node.nodeId}|${portfolioId}`;
       const state = before.get(key) ?? { count: 0, nextAtMs: 0 };
@@ -909,11 +1107,10 @@ function nudge(
 
 function summarize(
   records: readonly NodeRecord[],
-  assignments: readonly Assignment[],
+  counts: { assigned: number; orphaned: number },
   planVersion: number,
 ): Decisions['summary'] {
   const nodes: Record<NodeRecordStatus, number> = { alive: 0, lost: 0, draining: 0 };
   for (const r of records) nodes[r.status] += 1;
-  const assigned = assignments.filter((a) => a.status === 'assigned').length;
-  return { planVersion, assigned, orphaned: assignments.length - assigned, nodes };
+  return { planVersion, ...counts, nodes };
 }

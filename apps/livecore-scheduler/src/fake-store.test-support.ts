@@ -105,6 +105,7 @@ export class FakeStore implements SchedulerStore {
       })),
       assignments: new Map(this.assignments),
       catalog: new Map(this.catalog),
+      planToken: this.planToken(),
       meta: this.meta,
       requests: [...this.requests],
       requestCount: this.requests.length,
@@ -124,8 +125,15 @@ export class FakeStore implements SchedulerStore {
       if (score !== undefined && (lastSeenMs === null || score > lastSeenMs))
         throw new PlanWriteRefused(`NODE_BACK ${nodeId}`);
     }
-    this.records = new Map(plan.nodes.map((n) => [n.node_id, n]));
-    this.assignments = new Map(plan.assignments.map((a) => [a.portfolio_id, a]));
+    if (plan.partial === undefined) {
+      this.records = new Map(plan.nodes.map((n) => [n.node_id, n]));
+      this.assignments = new Map(plan.assignments.map((a) => [a.portfolio_id, a]));
+    } else {
+      for (const n of plan.nodes) this.records.set(n.node_id, n);
+      for (const a of plan.assignments) this.assignments.set(a.portfolio_id, a);
+      for (const id of plan.partial.removedAssignments) this.assignments.delete(id);
+    }
+    for (const { nodeId } of plan.prune ?? []) this.records.delete(nodeId);
     for (const [nodeId, ids] of plan.nodeAssignments) this.nodeKeys.set(nodeId, ids);
     for (const r of plan.results) this.results.set(r.id, r);
     this.requests = this.requests.slice(plan.consumedRequests);
@@ -138,7 +146,26 @@ export class FakeStore implements SchedulerStore {
     this.audit.push(...(plan.audit ?? []));
     this.meta = plan.meta;
     this.writes.push(plan);
+    // What it wrote is what it holds: the same reading, as the Redis store says after its write.
+    this.planToken();
     return Promise.resolve(plan.meta.version);
+  }
+
+  private token: { fingerprint: string; token: object } | undefined;
+
+  /**
+   * The same object while records, plan, catalog and meta are as this store last handed them out
+   * or wrote them; a new one once a test changed them behind the scheduler's back.
+   */
+  private planToken(): object {
+    const fingerprint = JSON.stringify([
+      [...this.records],
+      [...this.assignments],
+      [...this.catalog],
+      this.meta,
+    ]);
+    if (this.token?.fingerprint !== fingerprint) this.token = { fingerprint, token: {} };
+    return this.token.token;
   }
 
   /** How many times the scheduler asked the store to forget what it remembered. */

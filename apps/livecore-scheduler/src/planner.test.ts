@@ -313,7 +313,7 @@ describe('PlanState: the plan kept between ticks, updated from what changed', ()
       let nodes = Array.from({ length: 1 + Math.floor(random() * 12) }, (_, i) =>
         node(`n${i}`, { capacity: Math.floor(random() * 6) }),
       );
-      let catalog = new Map(
+      let catalog = new Map<string, number>(
         Array.from({ length: Math.floor(random() * 40) }, (_, i) => [`p${i}`, i] as const),
       );
       let previous = computePlan({

@@ -2,6 +2,8 @@ import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   createStateKeys,
+  type Assignment,
+  type NodeRecord,
   type PlanMeta,
   type PortfolioSpec,
   type StateKeys,
@@ -64,6 +66,50 @@ describe('SchedulerStore plan write', () => {
       version: 1,
       leader: 'a',
     });
+  });
+
+  it('writes only the entries of a partial write, removes those it names, and keeps the rest', async () => {
+    const a = new RedisSchedulerStore(redis, keys, 'a');
+    expect(await a.lead(10_000)).toBe(true);
+    const first = write(0, 'a');
+    const entry = first.assignments[0] as Assignment;
+    const record = first.nodes[0] as NodeRecord;
+    await a.writePlan({
+      ...first,
+      nodes: [record, { ...record, node_id: 'n2' }, { ...record, node_id: 'gone' }],
+      assignments: ['p1', 'p2', 'p3'].map((id) => ({ ...entry, portfolio_id: id })),
+    });
+    const world = await a.readWorld();
+    expect(world.planToken).toBeDefined();
+    const second = write(1, 'a');
+    await a.writePlan({
+      ...second,
+      nodes: [{ ...record, node_id: 'n2', status: 'draining' }],
+      assignments: [{ ...entry, portfolio_id: 'p2', node_id: 'n2', plan_version: 2 }],
+      partial: { removedAssignments: ['p3'] },
+      prune: [{ nodeId: 'gone', lastSeenMs: null }],
+    });
+    const plan = await redis.hgetall(keys.portfolioAssignments());
+    expect(Object.keys(plan).sort()).toEqual(['p1', 'p2']);
+    expect(JSON.parse(plan['p1'] ?? '{}')).toMatchObject({ node_id: 'n1', plan_version: 1 });
+    expect(JSON.parse(plan['p2'] ?? '{}')).toMatchObject({ node_id: 'n2', plan_version: 2 });
+    const records = await redis.hgetall(keys.executionNodes());
+    expect(Object.keys(records).sort()).toEqual(['n1', 'n2']);
+    expect(JSON.parse(records['n2'] ?? '{}')).toMatchObject({ status: 'draining' });
+    // The store remembers what it wrote as Redis holds it, under the same reading.
+    const after = await a.readWorld();
+    expect(a.fullReads).toBe(1);
+    expect(after.planToken).toBe(world.planToken);
+    expect([...after.assignments.keys()].sort()).toEqual(['p1', 'p2']);
+    expect(after.assignments.get('p2')).toMatchObject({ node_id: 'n2', plan_version: 2 });
+    expect(after.nodes.find((n) => n.nodeId === 'n2')?.record).toMatchObject({
+      status: 'draining',
+    });
+    // Read anew, it is another reading (and the same plan).
+    a.forget();
+    const again = await a.readWorld();
+    expect(again.planToken).not.toBe(world.planToken);
+    expect(again.assignments).toEqual(after.assignments);
   });
 
   it('refuses the write of a scheduler that no longer leads, changing nothing', async () => {

@@ -41,8 +41,10 @@ export { PlanWriteRefused, type PlanWrite, type SchedulerStore, type World } fro
  * KEYS[9+p+i] execution_node:<id>:assignment for the i-th node assignment written
  * ARGV[1] scheduler id   ARGV[2] expected plan version   ARGV[3] new plan meta payload
  * ARGV[4] p forgotten nodes, then p (node id, registry score read or -1 for none) pairs
+ * then 1 to replace the records and plan hashes whole, 0 to set only the entries given
  * then n node records, then n (node id, payload) pairs
  * then m assignments, then m (portfolio id, payload) pairs
+ * then d portfolio ids to remove from the plan, d ids
  * then k node assignment payloads (for the KEYS after the forgotten nodes')
  * then r control results to record, r (id, payload) pairs, then the number of requests consumed
  * then s catalog entries to set, s (portfolio id, payload) pairs, then q ids to remove, q ids
@@ -78,15 +80,22 @@ for j = 1, p do
   end
 end
 local i = 5 + 2 * p
+-- A plan that changed in a few places is written as those places: the whole plan is tens of
+-- thousands of entries at 10,000 nodes.
+local replace = ARGV[i] == '1'; i = i + 1
 local function pairsAt(key)
   local n = tonumber(ARGV[i]); i = i + 1
-  redis.call('DEL', key)
+  if replace then redis.call('DEL', key) end
   for j = 1, n do
     redis.call('HSET', key, ARGV[i], ARGV[i + 1]); i = i + 2
   end
 end
 pairsAt(KEYS[3])
 pairsAt(KEYS[4])
+local d = tonumber(ARGV[i]); i = i + 1
+for j = 1, d do
+  redis.call('HDEL', KEYS[4], ARGV[i]); i = i + 1
+end
 local k = tonumber(ARGV[i]); i = i + 1
 for j = 1, k do
   redis.call('SET', KEYS[9 + p + j], ARGV[i]); i = i + 1
@@ -113,6 +122,7 @@ for j = 1, a do
 end
 for j = 1, p do
   redis.call('ZREM', KEYS[8], ARGV[3 + 2 * j])
+  redis.call('HDEL', KEYS[3], ARGV[3 + 2 * j])
   redis.call('DEL', KEYS[9 + j])
 end
 redis.call('SET', KEYS[2], ARGV[3])
@@ -154,6 +164,8 @@ interface PlanSnapshot {
   assignments: Map<string, Assignment>;
   catalog: Map<string, PortfolioSpec>;
   readAtMs: number;
+  /** `World.planToken`: new at each read from Redis, kept through this store's own writes. */
+  token: object;
 }
 
 /**
@@ -288,6 +300,8 @@ export class RedisSchedulerStore implements SchedulerStore {
       problems,
       halt: trading.halted,
       haltLifted: haltRecordState(haltRaw) === 'lifted',
+      // Only a reading remembered whole says what Redis holds (a malformed entry was skipped).
+      ...(this.plan === plan ? { planToken: plan.token } : {}),
     };
   }
 
@@ -397,6 +411,7 @@ export class RedisSchedulerStore implements SchedulerStore {
       assignments: assignments.values,
       catalog: catalog.values,
       readAtMs: Date.now(),
+      token: {},
     };
     // Malformed entries are reported at every read, so they are never remembered away.
     const malformed = records.malformed || assignments.malformed || catalog.malformed;
@@ -416,6 +431,7 @@ export class RedisSchedulerStore implements SchedulerStore {
     const catalogSet = plan.catalog?.set ?? [];
     const catalogRemove = plan.catalog?.remove ?? [];
     const audit = plan.audit ?? [];
+    const removed = plan.partial?.removedAssignments ?? [];
     const now = plan.meta.updated_at;
     const args: (string | number)[] = [
       this.schedulerId,
@@ -423,10 +439,13 @@ export class RedisSchedulerStore implements SchedulerStore {
       encodePayload('planMeta', plan.meta),
       prune.length,
       ...prune.flatMap((p) => [p.nodeId, p.lastSeenMs ?? -1]),
+      plan.partial === undefined ? 1 : 0,
       plan.nodes.length,
       ...plan.nodes.flatMap((n) => [n.node_id, encodePayload('nodeRecord', n)]),
       plan.assignments.length,
       ...plan.assignments.flatMap((a) => [a.portfolio_id, encodePayload('assignment', a)]),
+      removed.length,
+      ...removed,
       nodeAssignments.length,
       ...nodeAssignments.map(([nodeId, ids]) =>
         encodePayload('nodeAssignment', {
@@ -468,19 +487,34 @@ export class RedisSchedulerStore implements SchedulerStore {
         ],
         args,
       )) as number;
-      // What was written replaces the two hashes and the meta whole, and changes the catalog as
-      // said: remember it as read.
+      // What was written replaces the two hashes (or the entries given) and the meta, and changes
+      // the catalog as said: remember it as read. Maps that did not change stay the same objects.
       if (remembered !== undefined) {
-        const catalog = new Map(remembered.catalog);
-        for (const spec of catalogSet) catalog.set(spec.portfolio_id, spec);
-        for (const id of catalogRemove) catalog.delete(id);
+        let catalog = remembered.catalog;
+        if (catalogSet.length + catalogRemove.length > 0) {
+          catalog = new Map(catalog);
+          for (const spec of catalogSet) catalog.set(spec.portfolio_id, spec);
+          for (const id of catalogRemove) catalog.delete(id);
+        }
+        let { records, assignments } = remembered;
+        if (plan.partial === undefined) {
+          records = new Map(plan.nodes.map((n) => [n.node_id, n]));
+          assignments = new Map(plan.assignments.map((a) => [a.portfolio_id, a]));
+        } else {
+          // The last reading's maps, handed out with it: its tick is over.
+          for (const n of plan.nodes) records.set(n.node_id, n);
+          for (const a of plan.assignments) assignments.set(a.portfolio_id, a);
+          for (const id of removed) assignments.delete(id);
+        }
+        for (const p of prune) records.delete(p.nodeId);
         this.plan = {
           metaRaw: args[2] as string,
           meta: plan.meta,
-          records: new Map(plan.nodes.map((n) => [n.node_id, n])),
-          assignments: new Map(plan.assignments.map((a) => [a.portfolio_id, a])),
+          records,
+          assignments,
           catalog,
           readAtMs: remembered.readAtMs,
+          token: remembered.token,
         };
       }
       return version;

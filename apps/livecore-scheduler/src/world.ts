@@ -52,6 +52,13 @@ export interface World {
    * missing key says nothing — Redis may have come back empty, and nodes that saw the halt keep it.
    */
   haltLifted: boolean;
+  /**
+   * Names the store's reading of the plan: the same object while the plan, records and catalog it
+   * hands out are exactly what Redis holds as it last read or wrote them, a new one after it read
+   * them again (a restart, a rollback, another writer, the periodic full read). Undefined when the
+   * store cannot say (a malformed entry was skipped): the plan is then made, and written, whole.
+   */
+  planToken?: object;
 }
 
 /** A lost node forgotten by the plan write, with the registry score it was judged on. */
@@ -68,8 +75,16 @@ export interface NodePrune {
 export interface PlanWrite {
   expectedVersion: number;
   meta: PlanMeta;
+  /** Node records to set: all of them, or with `partial` only the changed ones. */
   nodes: NodeRecord[];
+  /** Plan entries to set: all of them, or with `partial` only the changed ones. */
   assignments: Assignment[];
+  /**
+   * Present when `nodes` and `assignments` are only what changed from the plan read (the store's
+   * `planToken` said it was Redis's, whole): the rest stays as it is, and these entries go.
+   * Absent, the two hashes are replaced by `nodes` and `assignments`.
+   */
+  partial?: { removedAssignments: string[] };
   /** Node id → its portfolio ids (the keys nodes read). */
   nodeAssignments: Map<string, string[]>;
   results: ControlResult[];
