@@ -154,6 +154,8 @@ export interface Decisions {
   memory: SchedulerMemory;
   /** The memory for the next tick when the write failed or was refused. */
   memoryUnwritten: SchedulerMemory;
+  /** How the plan was made: updated from the changes, from the whole world, or not at all. */
+  planned: 'changes' | 'whole' | 'none';
   summary: {
     planVersion: number;
     assigned: number;
@@ -300,6 +302,7 @@ export function decide(
       afterWrite,
       memory: memoryNow,
       memoryUnwritten: memoryNow,
+      planned: planner === null ? 'whole' : 'changes',
       summary,
     };
   }
@@ -332,6 +335,7 @@ export function decide(
     },
     // The kept plan is this tick's, not Redis's, when the write did not land.
     memoryUnwritten: { ...kept, plan: null },
+    planned: planner === null ? 'whole' : 'changes',
     summary: { ...summary, planVersion: next },
   };
 }
@@ -476,6 +480,7 @@ function unchanged(
     afterWrite: [],
     memory,
     memoryUnwritten: memory,
+    planned: 'none',
     summary: summarize(records, { assigned, orphaned: world.assignments.size - assigned }, version),
   };
 }

@@ -108,9 +108,13 @@ export class Scheduler {
       await this.safely('resign', () => this.options.store.resign());
   }
 
+  /** Where the last tick's time went (ms), for the debug log. */
+  private phases: { readMs?: number; decideMs?: number; writeMs?: number; planned?: string } = {};
+
   /** One tick, whatever its outcome (the loop runs it; tests call it directly). */
   async tick(): Promise<void> {
     const started = this.now();
+    this.phases = {};
     await this.leadAndPlan();
     this.status.lastTickMs = this.now() - started;
     this.status.ticks += 1;
@@ -119,6 +123,7 @@ export class Scheduler {
       ms: this.status.lastTickMs,
       role: this.status.role,
       failed: this.status.consecutiveFailures > 0,
+      ...this.phases,
     });
   }
 
@@ -174,7 +179,9 @@ export class Scheduler {
       store.forget();
     }
     this.status.role = 'leader';
+    const readStarted = performance.now();
     const world = await this.safely('read world', () => store.readWorld());
+    this.phases.readMs = Math.round(performance.now() - readStarted);
     if (!world.ok) return;
     this.confirm(world.value.meta);
     const now = this.now();
@@ -188,10 +195,16 @@ export class Scheduler {
     }
     this.planLoadedAt ??= now;
 
+    const decideStarted = performance.now();
     const decisions = decide(world.value, this.memory, now, settings);
+    this.phases.decideMs = Math.round(performance.now() - decideStarted);
+    this.phases.planned = decisions.planned;
     this.perform(decisions.effects);
+    const writeStarted = performance.now();
     const written =
       decisions.write === null || (await this.write(decisions.write, decisions.reasons));
+    if (decisions.write !== null)
+      this.phases.writeMs = Math.round(performance.now() - writeStarted);
     this.memory = written ? decisions.memory : decisions.memoryUnwritten;
     if (written) this.perform(decisions.afterWrite);
     else if (decisions.write !== null)
