@@ -138,6 +138,15 @@ function ensureSentinel() {
   );
 }
 
+/** Debian's Alertmanager, which the Alertmanager sink's tests post to. */
+function ensureAlertmanager() {
+  ensureDebianPackage(
+    'prometheus-alertmanager',
+    'prometheus-alertmanager',
+    () => output('prometheus-alertmanager', ['--version']) !== undefined,
+  );
+}
+
 /** Debian's Chromium for the operations page's browser tests (never a downloaded browser). */
 function ensureChromium() {
   ensureDebianPackage('chromium', 'Chromium (/usr/bin/chromium)', () =>
@@ -190,6 +199,7 @@ function main() {
   ensureSentinel();
   ensureOpenssl();
   ensureChromium();
+  ensureAlertmanager();
   say('Format check');
   if (run(pnpm, ['exec', 'prettier', '--check', '--log-level', 'warn', '.']) !== 0) process.exit(1);
   say('Lint and typecheck');

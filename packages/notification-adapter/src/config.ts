@@ -22,6 +22,11 @@ export interface NotificationConfig {
   /** `NOTIFY_SLACK_WEBHOOK_URL` (incoming webhook). Never logged. */
   slackWebhookUrl: string | undefined;
   /**
+   * `NOTIFY_ALERTMANAGER_URL`: an Alertmanager's base address (`http://alertmanager:9093`); alerts
+   * go to its v2 API. Never logged (it may carry credentials).
+   */
+  alertmanagerUrl: string | undefined;
+  /**
    * The e-mail sink, when `NOTIFY_EMAIL_TO` names recipients: `NOTIFY_EMAIL_FROM`, the relay
    * `NOTIFY_SMTP_HOST`/`_PORT` (587; 465 with implicit TLS, 25 without TLS), `NOTIFY_SMTP_TLS`
    * (`starttls`, required, by default; `implicit`; `off`), `NOTIFY_SMTP_USERNAME` with
@@ -185,6 +190,7 @@ const schema = z
     NOTIFY_WEBHOOK_URL: url('generic webhook'),
     NOTIFY_DISCORD_WEBHOOK_URL: url('Discord webhook'),
     NOTIFY_SLACK_WEBHOOK_URL: url('Slack webhook'),
+    NOTIFY_ALERTMANAGER_URL: url('Alertmanager'),
     NOTIFY_EMAIL_TO: envString(),
     NOTIFY_EMAIL_FROM: envString(),
     NOTIFY_SMTP_HOST: envString(),
@@ -217,6 +223,7 @@ const schema = z
       email: read.email,
       discordWebhookUrl: env.NOTIFY_DISCORD_WEBHOOK_URL,
       slackWebhookUrl: env.NOTIFY_SLACK_WEBHOOK_URL,
+      alertmanagerUrl: env.NOTIFY_ALERTMANAGER_URL,
       logSink: env.NOTIFY_LOG,
       warningCooldownMs: env.NOTIFY_WARNING_COOLDOWN_MS,
       criticalCooldownMs: env.NOTIFY_CRITICAL_COOLDOWN_MS,

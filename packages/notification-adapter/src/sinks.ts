@@ -64,12 +64,77 @@ export function notificationFields(n: Notification): [string, string][] {
 }
 
 /** Body formats of the HTTP sinks. */
-export type WebhookFormat = 'json' | 'discord' | 'slack';
+export type WebhookFormat = 'json' | 'discord' | 'slack' | 'alertmanager';
+
+/**
+ * How long Alertmanager keeps a firing notification active without hearing of it again. Our
+ * notifications are told once (and again each cooldown while raised), not re-sent every scrape as
+ * Prometheus does, so Alertmanager's own default (`resolve_timeout`, 5 min) would resolve a
+ * node-lost alert while the node is still lost. A day instead: the resolved notice ends it; if that
+ * is ever lost, the alert stays up too long rather than going quiet too soon.
+ */
+export const ALERTMANAGER_FIRING_MS = 24 * 60 * 60 * 1_000;
+
+/**
+ * The labels that identify one alert in Alertmanager: the kind, the level and the subject's ids,
+ * nothing that differs between the process that raised and the one that resolved.
+ */
+export function alertLabels(
+  kind: string,
+  level: string,
+  subject: Notification['subject'],
+): Record<string, string> {
+  return {
+    alertname: kind,
+    severity: level,
+    service: 'ginkgo-live',
+    ...(subject.node_id === null ? {} : { node: subject.node_id }),
+    ...(subject.portfolio_id === null ? {} : { portfolio: subject.portfolio_id }),
+  };
+}
+
+/**
+ * Alertmanager's v2 alerts: a firing notification is one alert, active for
+ * `ALERTMANAGER_FIRING_MS`; a resolved notice ends every (kind, level) of its condition that was
+ * firing (`details.resolved`, `kind|level` each), by the same labels.
+ */
+function alertmanagerAlerts(n: Notification): unknown[] {
+  const annotations = {
+    summary: n.title,
+    description: n.message,
+    source: `${n.source.app}${n.source.node_id === null ? '' : ` (${n.source.node_id})`}`,
+    notification_id: n.id,
+  };
+  if (n.status !== 'resolved') {
+    const endsAt = new Date(Date.parse(n.created_at) + ALERTMANAGER_FIRING_MS).toISOString();
+    return [
+      {
+        labels: alertLabels(n.kind, n.level, n.subject),
+        annotations,
+        startsAt: n.created_at,
+        endsAt,
+      },
+    ];
+  }
+  const resolved = Array.isArray(n.details['resolved'])
+    ? n.details['resolved'].filter((f): f is string => typeof f === 'string' && f.includes('|'))
+    : [];
+  const pairs = resolved.length > 0 ? resolved.map((f) => f.split('|')) : [[n.kind, n.level]];
+  // startsAt = endsAt: Alertmanager keeps the start it has for the alert and ends it now.
+  return pairs.map(([kind, level]) => ({
+    labels: alertLabels(kind ?? n.kind, level ?? n.level, n.subject),
+    annotations,
+    startsAt: n.created_at,
+    endsAt: n.created_at,
+  }));
+}
 
 function body(format: WebhookFormat, n: Notification): unknown {
   switch (format) {
     case 'json':
       return n;
+    case 'alertmanager':
+      return alertmanagerAlerts(n);
     case 'discord':
       return {
         username: 'ginkgo-live',
@@ -103,7 +168,8 @@ function body(format: WebhookFormat, n: Notification): unknown {
 
 /**
  * POSTs notifications as JSON to a URL: the generic webhook (the notification itself), a Discord
- * webhook (an embed) or a Slack incoming webhook (blocks). Each delivery has its own timeout.
+ * webhook (an embed), a Slack incoming webhook (blocks) or Alertmanager's v2 API (alerts). Each
+ * delivery has its own timeout.
  */
 export class WebhookSink implements Sink {
   constructor(
@@ -184,6 +250,7 @@ export function createSinks(config: {
   webhookUrl: string | undefined;
   discordWebhookUrl: string | undefined;
   slackWebhookUrl: string | undefined;
+  alertmanagerUrl: string | undefined;
   email: EmailSinkOptions | undefined;
   deliveryTimeoutMs: number;
 }): Sink[] {
@@ -196,6 +263,15 @@ export function createSinks(config: {
     );
   if (config.slackWebhookUrl !== undefined)
     sinks.push(new WebhookSink('slack', config.slackWebhookUrl, 'slack', config.deliveryTimeoutMs));
+  if (config.alertmanagerUrl !== undefined)
+    sinks.push(
+      new WebhookSink(
+        'alertmanager',
+        `${config.alertmanagerUrl.replace(/\/+$/, '')}/api/v2/alerts`,
+        'alertmanager',
+        config.deliveryTimeoutMs,
+      ),
+    );
   if (config.email !== undefined) sinks.push(new EmailSink(config.email));
   return sinks;
 }

@@ -25,6 +25,8 @@ export type { SeedFleetOptions } from './seed-fleet.ts';
 export { RedisCluster } from './redis-cluster.ts';
 export type { RedisClusterOptions } from './redis-cluster.ts';
 export { SentinelGroup } from './sentinel-group.ts';
+export { Alertmanager } from './alertmanager.ts';
+export type { AlertmanagerAlert, AlertmanagerGroup } from './alertmanager.ts';
 export { SmtpRelay } from './smtp-relay.ts';
 export type { ReceivedMail, SmtpRelayOptions } from './smtp-relay.ts';
 export { TlsCertificates } from './tls-certificates.ts';
