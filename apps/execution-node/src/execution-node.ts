@@ -264,7 +264,15 @@ export class ExecutionNode {
   private readPaceMs(settled: boolean): number {
     return this.push?.subscribed === true && settled
       ? this.config.heartbeatIntervalMs
-      : this.config.assignmentPollMs;
+      : this.pollPaceMs();
+  }
+
+  /**
+   * The poll: `ASSIGNMENT_POLL_MS`, but never slower than a subscribed node's safety read (an
+   * `ASSIGNMENT_POLL_MS` set above `HEARTBEAT_INTERVAL_MS`).
+   */
+  private pollPaceMs(): number {
+    return Math.min(this.config.assignmentPollMs, this.config.heartbeatIntervalMs);
   }
 
   /**
@@ -283,7 +291,7 @@ export class ExecutionNode {
    * whatever the assignment read waits for (a slow load).
    */
   private tradingPaceMs(): number {
-    if (this.push?.subscribed !== true || !this.tradingSettled) return this.config.assignmentPollMs;
+    if (this.push?.subscribed !== true || !this.tradingSettled) return this.pollPaceMs();
     return Math.max(1, this.tradingReadAt + this.config.heartbeatIntervalMs - performance.now());
   }
 
@@ -533,7 +541,16 @@ export class ExecutionNode {
     }
     const seq = ++this.tradingIssued;
     const issuedAt = performance.now();
-    this.follow(await this.store.readTrading(), seq);
+    let trading: TradingControlsSeen;
+    try {
+      trading = await this.store.readTrading();
+    } catch (err) {
+      // A pushed change not read yet: retried at the poll pace, not skipped as fresh by the next
+      // turn (the last reading that succeeded predates the push).
+      if (pushed) this.tradingPushed = true;
+      throw err;
+    }
+    this.follow(trading, seq);
     this.tradingReadAt = Math.max(this.tradingReadAt, issuedAt);
     this.tradingSettled = true;
   }

@@ -154,6 +154,24 @@ async function runningAt(node: ExecutionNode, portfolioId: string, timeoutMs: nu
   return performance.now();
 }
 
+/** A users.acl whose node user is as before push: no channel, no probe. */
+function aclWithoutPush(): string {
+  const passwords = {
+    'livecore-scheduler': 's',
+    'api-gateway': 'g',
+    'market-feed': 'f',
+    'notification-worker': 'w',
+    'ginkgo-ctl': 'c',
+    [`execution-node.${NODE}`]: 'node-secret',
+    admin: 'admin-secret',
+  };
+  const acl = aclFile({ nodes: [NODE], passwords })
+    .replace(/^(user execution-node\.n1 .*?)&\S+ &\S+ /m, '$1')
+    .replace(/^(user execution-node\.n1 .*?) \(resetchannels &\S+ -@all \+spublish\)$/m, '$1');
+  expect(acl).not.toMatch(/execution-node\.n1 .*&/);
+  return acl;
+}
+
 describe('ExecutionNode follows its assignment by push', () => {
   it('loads at once on a plan write (under 1 s on a loaded machine), with the safety read and the poll 10 s away', async () => {
     const { logs, admin, keys, node } = await pushedNode({
@@ -343,44 +361,87 @@ describe('ExecutionNode follows its assignment by push', () => {
     expect(node.collectMetrics().status).toBe('running');
   });
 
-  it('a Redis that refuses the subscription (an ACL without the channels): the node polls every ASSIGNMENT_POLL_MS and says so once', async () => {
-    const passwords = {
-      'livecore-scheduler': 's',
-      'api-gateway': 'g',
-      'market-feed': 'f',
-      'notification-worker': 'w',
-      'ginkgo-ctl': 'c',
-      [`execution-node.${NODE}`]: 'node-secret',
-      admin: 'admin-secret',
-    };
-    // The node's user as an ACL from before push: no channel, no probe.
-    const acl = aclFile({ nodes: [NODE], passwords })
-      .replace(/^(user execution-node\.n1 .*?)&\S+ &\S+ /m, '$1')
-      .replace(/^(user execution-node\.n1 .*?) \(resetchannels &\S+ -@all \+spublish\)$/m, '$1');
-    expect(acl).not.toMatch(/execution-node\.n1 .*&/);
-    const server = await RedisServer.start({
-      aclFile: acl,
-      auth: { username: 'admin', password: 'admin-secret' },
+  it('a pushed halt whose read failed is read again at the poll pace, not a safety interval later', async () => {
+    const { logs, admin, keys, node } = await pushedNode({
+      HEARTBEAT_INTERVAL_MS: '10000',
+      HEARTBEAT_TTL_MS: '30000',
+      ASSIGNMENT_POLL_MS: '200',
     });
-    cleanups.push(() => server.cleanup());
-    const { logs, admin, keys, node } = await pushedNode(
-      {
-        HEARTBEAT_INTERVAL_MS: '10000',
-        HEARTBEAT_TTL_MS: '30000',
-        ASSIGNMENT_POLL_MS: '200',
-        REDIS_USERNAME: `execution-node.${NODE}`,
-        REDIS_PASSWORD: 'node-secret',
-      },
-      server,
-    );
-    await waitFor(() => linesStarting(logs, 'Redis refused the push subscription').length === 1);
-    const writtenAt = await assign(admin, keys, ['p1'], 1);
-    const loadedAt = await runningAt(node, 'p1', 5_000);
-    expect(loadedAt - writtenAt).toBeLessThan(200 + LOAD_MS);
-    expect(subscribedLines(logs)).toBe(0);
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    expect(linesStarting(logs, 'Redis refused the push subscription')).toHaveLength(1);
+    await waitFor(() => subscribedLines(logs) === 1);
+    await assign(admin, keys, ['p1'], 1);
+    await runningAt(node, 'p1', 5_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The halt key of the wrong type: the read the message starts fails (WRONGTYPE).
+    await admin.hset(keys.tradingHalt(), 'x', 'y');
+    await admin.spublish(keys.tradingChannel(), 'halt:h1');
+    await waitFor(() => logs.entries.some((e) => JSON.stringify(e).includes('WRONGTYPE')));
+    // Then the record as TradingControls writes it, without a message of its own.
+    await admin
+      .multi()
+      .del(keys.tradingHalt())
+      .set(
+        keys.tradingHalt(),
+        encodePayload('tradingHalt', {
+          _v: 1,
+          id: 'h1',
+          state: 'halted',
+          halted_at: new Date().toISOString(),
+          by: 'desk',
+          reason: null,
+          lifted_at: null,
+          lifted_by: null,
+          lift_request_id: null,
+        }),
+      )
+      .exec();
+    const writtenAt = performance.now();
+    await waitFor(() => node.collectMetrics().portfolios[0]?.status === 'paused', {
+      timeoutMs: 9_000,
+      intervalMs: 2,
+    });
+    expect(performance.now() - writtenAt).toBeLessThan(200 + LOAD_MS);
+    // The failed read is in the log: the retry followed a real failure.
+    expect(logs.entries.some((e) => JSON.stringify(e).includes('WRONGTYPE'))).toBe(true);
   });
+
+  it.each([
+    [
+      'every ASSIGNMENT_POLL_MS',
+      { HEARTBEAT_INTERVAL_MS: '10000', ASSIGNMENT_POLL_MS: '200' },
+      200,
+    ],
+    [
+      'every HEARTBEAT_INTERVAL_MS when that is shorter (never slower than a subscribed node)',
+      { HEARTBEAT_INTERVAL_MS: '1000', ASSIGNMENT_POLL_MS: '10000' },
+      1_000,
+    ],
+  ] as const)(
+    'a Redis that refuses the subscription (an ACL without the channels): the node polls %s and says so once',
+    async (_, timings, paceMs) => {
+      const server = await RedisServer.start({
+        aclFile: aclWithoutPush(),
+        auth: { username: 'admin', password: 'admin-secret' },
+      });
+      cleanups.push(() => server.cleanup());
+      const { logs, admin, keys, node } = await pushedNode(
+        {
+          ...timings,
+          HEARTBEAT_TTL_MS: '30000',
+          REDIS_USERNAME: `execution-node.${NODE}`,
+          REDIS_PASSWORD: 'node-secret',
+        },
+        server,
+      );
+      await waitFor(() => linesStarting(logs, 'Redis refused the push subscription').length === 1);
+      const writtenAt = await assign(admin, keys, ['p1'], 1);
+      const loadedAt = await runningAt(node, 'p1', 12_000);
+      expect(loadedAt - writtenAt).toBeLessThan(paceMs + LOAD_MS);
+      expect(subscribedLines(logs)).toBe(0);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(linesStarting(logs, 'Redis refused the push subscription')).toHaveLength(1);
+    },
+    20_000,
+  );
 });
 
 /** The channels a Cluster client remembers to send again to a shard's new subscriber (ioredis 5). */
