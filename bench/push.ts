@@ -1,10 +1,18 @@
+import { execFileSync } from 'node:child_process';
+import { availableParallelism as availableCores, loadavg } from 'node:os';
+import path from 'node:path';
+import { build, type Plugin } from 'esbuild';
 import { Redis } from 'ioredis';
+import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
+import { decodePayload } from '@ginkgo-live/state-keys';
 import {
+  FAST,
   logEntries,
+  ManagedProcess,
+  REPO_ROOT,
   RedisServer,
   StackFixture,
   waitFor,
-  type ManagedProcess,
 } from '@ginkgo-live/testing';
 // The scheduler's own plan write (its Lua script, which pushes), driven by the benchmark: the
 // harness reaches into the app here, as fleet-sim.ts does for the node's beat.
@@ -121,7 +129,105 @@ async function writeToLoad(
   return { loaded, received };
 }
 
-/** Redis commands per second per node, idle (no events), over `windowMs`, `nodes` nodes × `portfolios`. */
+/**
+ * Starts a node from `bundle` (a file built by `buildNodeAt`) instead of the app's own
+ * `dist/main.js`, with the environment `StackFixture.startNode` gives it.
+ */
+async function startNodeFrom(
+  fx: StackFixture,
+  server: RedisServer,
+  bundle: string,
+  nodeId: string,
+  env: Record<string, string>,
+): Promise<ManagedProcess> {
+  const node = ManagedProcess.start({
+    name: `node ${nodeId}`,
+    command: process.execPath,
+    args: [bundle],
+    env: {
+      ...FAST,
+      ...server.env,
+      REDIS_KEY_PREFIX: fx.keys.prefix,
+      NODE_ID: nodeId,
+      ...env,
+    },
+  });
+  await node.waitForLine('Execution node running', 30_000);
+  return node;
+}
+
+/**
+ * The execution node's bundle as it was at git `ref`: the files of the node and of
+ * `packages/portfolio-queue` that differ from `ref` are read from `ref`, everything else as it is
+ * (so only what changed there is compared). Written beside the app's own bundle, whose
+ * dependencies it resolves.
+ */
+async function buildNodeAt(ref: string | undefined): Promise<string> {
+  const changed = new Set(
+    ref === undefined
+      ? []
+      : execFileSync(
+          'git',
+          [
+            'diff',
+            '--name-only',
+            ref,
+            '--',
+            'apps/execution-node/src',
+            'packages/portfolio-queue/src',
+          ],
+          { cwd: REPO_ROOT, encoding: 'utf8' },
+        )
+          .split('\n')
+          .filter((f) => f.endsWith('.ts')),
+  );
+  const atRef: Plugin = {
+    name: 'at-ref',
+    setup(b) {
+      b.onResolve({ filter: /^[^./]/ }, (args) =>
+        args.path.startsWith('@ginkgo-live/') ? undefined : { path: args.path, external: true },
+      );
+      b.onLoad({ filter: /\.ts$/ }, (args) => {
+        const file = path.relative(REPO_ROOT, args.path);
+        if (!changed.has(file)) return undefined;
+        const contents = execFileSync('git', ['show', `${ref ?? 'HEAD'}:${file}`], {
+          cwd: REPO_ROOT,
+          encoding: 'utf8',
+        });
+        return { contents, loader: 'ts', resolveDir: path.dirname(args.path) };
+      });
+    },
+  };
+  const app = path.join(REPO_ROOT, 'apps', 'execution-node');
+  const outfile = path.join(app, 'dist', ref === undefined ? 'main-now.js' : 'main-before.js');
+  await build({
+    entryPoints: [path.join(app, 'src', 'main.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    outfile,
+    plugins: [atRef],
+    banner: {
+      js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+    },
+    logLevel: 'warning',
+  });
+  return outfile;
+}
+
+interface IdleOps {
+  perNode: number;
+  byCommand: Map<string, number>;
+  /** Event → applied (the node's own latency_ms, enqueue to commit), ms; only with `events`. */
+  eventLatency?: { p50: number; p99: number };
+}
+
+/**
+ * Redis commands per second per node, idle (no events), over `windowMs`, `nodes` nodes ×
+ * `portfolios`; then, with `events`, that many events to one portfolio, 100-350 ms apart, and the
+ * node's latency of them. `bundle`: the node built at another commit (`buildNodeAt`).
+ */
 async function idleOps(
   fx: StackFixture,
   admin: Redis,
@@ -131,7 +237,8 @@ async function idleOps(
   portfolios: number,
   push: boolean,
   windowMs: number,
-): Promise<{ perNode: number; byCommand: Map<string, number> }> {
+  options: { bundle?: string; server?: RedisServer; events?: number } = {},
+): Promise<IdleOps> {
   const started: ManagedProcess[] = [];
   for (let n = 0; n < nodes; n++) {
     const nodeId = `${tag}-${n}`;
@@ -140,7 +247,11 @@ async function idleOps(
       await fx.addToCatalog(id);
       await fx.seedBook(id);
     }
-    const node = await fx.startNode(nodeId, { ...DEFAULTS, ASSIGNMENT_PUSH: push ? 'on' : 'off' });
+    const env = { ...DEFAULTS, ASSIGNMENT_PUSH: push ? 'on' : 'off' };
+    const node =
+      options.bundle !== undefined && options.server !== undefined
+        ? await startNodeFrom(fx, options.server, options.bundle, nodeId, env)
+        : await fx.startNode(nodeId, env);
     started.push(node);
     await plans.assign(nodeId, ids);
     await waitFor(() => logEntries(node, 'Portfolio loaded').length === ids.length, {
@@ -161,8 +272,35 @@ async function idleOps(
     if (match?.[1] !== undefined && match[1] !== 'info' && match[1] !== 'config')
       byCommand.set(match[1], Number(match[2]) / elapsed / nodes);
   }
+  const result: IdleOps = { perNode: ops / elapsed / nodes, byCommand };
+  if (options.events !== undefined && portfolios > 0) {
+    const portfolioId = `${tag}-0-p0`;
+    const producer = new PortfolioQueues({ connection: admin, keys: fx.keys });
+    for (let i = 0; i < options.events; i++) {
+      await producer.add(portfolioId, {
+        symbol: 'BTCUSDT',
+        price: 100 + (i % 7),
+        volume: 1,
+        event_time: new Date().toISOString(),
+      });
+      // Each event lands on an idle runner, anywhere in its wait.
+      await sleep(100 + ((i * 37) % 250));
+    }
+    const events = options.events;
+    await waitFor(
+      async () => {
+        const raw = await admin.get(fx.keys.portfolioState(portfolioId));
+        const key = fx.keys.portfolioState(portfolioId);
+        const state = raw === null ? undefined : decodePayload('portfolioState', key, raw);
+        if (state?.ok !== true || state.value.processed_count < events) return false;
+        if (state.value.latency_ms !== null) result.eventLatency = state.value.latency_ms;
+        return true;
+      },
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+  }
   for (const node of started) await node.stop('SIGTERM');
-  return { perNode: ops / elapsed / nodes, byCommand };
+  return result;
 }
 
 function top(byCommand: Map<string, number>): string {
@@ -237,10 +375,27 @@ export const pushLatency: Bench = async ({ quick, log }) => {
       push: await idleOps(fx, admin, plans, 'bare-push', nodes, 0, true, windowMs),
       poll: await idleOps(fx, admin, plans, 'bare-poll', nodes, 0, false, windowMs),
     };
+    const events = quick ? 20 : 60;
+    const beforeRef = process.env['BENCH_PUSH_BEFORE'];
+    const loadAtStart = loadavg()[0] ?? 0;
+    // The node as it was at BENCH_PUSH_BEFORE (a git ref), measured right before this tree's.
+    const before =
+      beforeRef === undefined || beforeRef === ''
+        ? undefined
+        : await idleOps(fx, admin, plans, 'idle-before', nodes, 5, true, windowMs, {
+            bundle: await buildNodeAt(beforeRef),
+            server,
+            events,
+          });
     const full = {
-      push: await idleOps(fx, admin, plans, 'idle-push', nodes, 5, true, windowMs),
+      // Against the earlier node, this tree's built the same way.
+      push: await idleOps(fx, admin, plans, 'idle-push', nodes, 5, true, windowMs, {
+        events,
+        ...(before === undefined ? {} : { bundle: await buildNodeAt(undefined), server }),
+      }),
       poll: await idleOps(fx, admin, plans, 'idle-poll', nodes, 5, false, windowMs),
     };
+    const loadAtEnd = loadavg()[0] ?? 0;
     rows.push(
       {
         metric: 'Redis commands/s per node, no portfolio (beat + reads), push',
@@ -256,6 +411,34 @@ export const pushLatency: Bench = async ({ quick, log }) => {
         baseline: { label: 'polled every 250 ms', value: round(full.poll.perNode, 2) },
       },
     );
+    if (before !== undefined)
+      rows.push({
+        metric: `Redis commands/s per idle node with 5 portfolios, push, against the node at ${beforeRef}`,
+        value: round(full.push.perNode, 2),
+        unit: 'ops/s',
+        baseline: { label: `at ${beforeRef}`, value: round(before.perNode, 2) },
+        target: { text: '≤ 3', met: full.push.perNode <= 3 },
+      });
+    const latency = full.push.eventLatency;
+    if (latency !== undefined)
+      rows.push(
+        {
+          metric: 'event → applied on an idle node with 5 portfolios, p50',
+          value: latency.p50,
+          unit: 'ms',
+          ...(before?.eventLatency === undefined
+            ? {}
+            : { baseline: { label: `at ${beforeRef}`, value: before.eventLatency.p50 } }),
+        },
+        {
+          metric: 'event → applied on an idle node with 5 portfolios, p99',
+          value: latency.p99,
+          unit: 'ms',
+          ...(before?.eventLatency === undefined
+            ? {}
+            : { baseline: { label: `at ${beforeRef}`, value: before.eventLatency.p99 } }),
+        },
+      );
     return {
       id: 'push',
       title: '10. Push instead of polling',
@@ -263,7 +446,11 @@ export const pushLatency: Bench = async ({ quick, log }) => {
       notes: [
         `Plan write → loaded: the scheduler's own plan write (RedisSchedulerStore.writePlan, whose script SPUBLISHes the new version to the node), timed from just before the write to the node's "Portfolio loaded" log line (its own clock, ms), moving one node back and forth between two portfolios that have books (no fresh-start wait; each move includes unloading the other), ${samples} moves each way, 100-350 ms apart. Default timings: HEARTBEAT_INTERVAL_MS 5000, ASSIGNMENT_POLL_MS 250; the baseline is the same node with ASSIGNMENT_PUSH=off.`,
         `Idle ops: ${nodes} real nodes, settled (every load done), then INFO total_commands_processed over ${windowMs / 1_000} s, divided by nodes; commands inside scripts count, as Redis counts them (a beat is an EVALSHA and the writes it makes). No portfolio: the beat and the assignment and trading reads alone. Per node and command — no portfolio, push: ${top(bare.push.byCommand)}; polled: ${top(bare.poll.byCommand)}. With 5 portfolios (books seeded, queues empty), push: ${top(full.push.byCommand)}; polled: ${top(full.poll.byCommand)}.`,
-        'With portfolios, a node’s idle cost is its queue sample (QUEUE_SAMPLE_MS 500: LLEN and ZCARD of every queue’s lists and sets) and its runners’ idle waits on their queues (BZPOPMIN with a timeout, then LRANGE), not the reads push replaced.',
+        `With portfolios, an idle node's cost is its beat (one script, and every command in it: the lease and the state of each portfolio), its safety read and probe, and its runners' waits on their empty queues (BZPOPMIN for a beat, then a peek: EVALSHA and LRANGE); it reads no queue depth while its runners wait on empty queues.${
+          before === undefined
+            ? ''
+            : ` Against the node at ${beforeRef} (built from that commit's node and portfolio-queue sources, BENCH_PUSH_BEFORE), measured just before in the same run: ${top(before.byCommand)}.`
+        } Event → applied: ${events} events to one portfolio of an idle node, 100-350 ms apart, the node's own latency_ms (enqueue to commit). Load average (1 min) ${round(loadAtStart, 1)} before the idle runs, ${round(loadAtEnd, 1)} after, on ${String(availableCores())} cores.`,
       ],
     };
   } finally {
