@@ -227,7 +227,11 @@ export function decide(
     ...announce(world, records, plan.noticeable(), now, settings.orphanNotifyAfterMs),
   );
 
-  const changedNodes = plan.nodeKeys(kept.nodeKeysWritten, pruned);
+  // Every node's key is written once after a (re)start, riding along with the first real change:
+  // listed only when there is a write, not at every tick that has none.
+  const changedNodes = kept.nodeKeysWritten
+    ? plan.nodeKeys(true, pruned)
+    : new Map<string, string[]>();
   // Node reports are stale right after an outage (they could not write them): no nudges then.
   const nudging = inGrace
     ? { nudged: new Set<string>(), nudges: kept.nudges, effects: [] }
@@ -316,7 +320,9 @@ export function decide(
       nodes: partial ? changedRecords : records,
       assignments: partial ? plan.changed : plan.all(),
       ...(partial ? { partial: { removedAssignments: plan.removed } } : {}),
-      nodeAssignments: changedNodes,
+      nodeAssignments: kept.nodeKeysWritten
+        ? changedNodes
+        : new Map([...plan.nodeKeys(false, pruned), ...changedNodes]),
       results: results.answers(next, at),
       consumedRequests: world.requestCount,
       catalog: catalogChange,
@@ -856,12 +862,25 @@ function recordsOf(
     // expired while Redis was down is no news of the node (no "Node lost", no plan write).
     const status: NodeRecordStatus =
       view?.alive !== true ? 'lost' : view.draining ? 'draining' : 'alive';
+    const capacity = view?.capacity ?? defaultCapacity;
+    const assigned = countOf(n.nodeId);
+    // A record that says what it said is the one read: it is not written (only changed records
+    // are), so its last beat stays the one of its last change — the registry has the latest.
+    const before = n.record;
+    if (
+      before !== null &&
+      before.node_id === n.nodeId &&
+      before.status === status &&
+      before.capacity === capacity &&
+      before.assigned_count === assigned
+    )
+      return before;
     return {
       _v: 1,
       node_id: n.nodeId,
       status,
-      capacity: view?.capacity ?? defaultCapacity,
-      assigned_count: countOf(n.nodeId),
+      capacity,
+      assigned_count: assigned,
       last_seen:
         n.lastSeenMs === null
           ? (n.record?.last_seen ?? null)

@@ -112,6 +112,42 @@ describe('SchedulerStore incremental node reads', () => {
     });
   });
 
+  it('hands out the same placement info while its fields stay, a new one once they change', async () => {
+    await writeMeta();
+    await beat(['n1'], 1);
+    const s = store();
+    const first = (await s.readWorld()).nodes[0]?.info;
+    // The node beat: its payload changed (uptime), its capacity and portfolios did not.
+    await beat(['n1'], 2);
+    clock += 1_000;
+    const second = await s.readWorld();
+    expect(s.nodeReads).toMatchObject({ read: 1 });
+    expect(second.nodes[0]?.info).toBe(first);
+    // Its capacity changed: a new object, checked again.
+    await redis.set(
+      keys.nodeInfo('n1'),
+      encodePayload('nodeInfo', {
+        ...fleetNodeInfo('n1', [], new Date().toISOString()),
+        capacity: 7,
+      }),
+    );
+    await redis.zadd(keys.nodeRegistry(), 3, 'n1');
+    clock += 1_000;
+    const third = (await s.readWorld()).nodes[0]?.info;
+    expect(third).not.toBe(first);
+    expect(third).toEqual({ capacity: 7, portfolio_ids: [] });
+    // A capacity the schema refuses is a problem, not a change, even after a valid one.
+    await redis.set(
+      keys.nodeInfo('n1'),
+      JSON.stringify({ ...fleetNodeInfo('n1', [], new Date().toISOString()), capacity: 0 }),
+    );
+    await redis.zadd(keys.nodeRegistry(), 4, 'n1');
+    clock += 1_000;
+    const fourth = await s.readWorld();
+    expect(fourth.nodes[0]?.info).toBeNull();
+    expect(fourth.problems.map((p) => p.problem)).toEqual([expect.stringContaining('capacity')]);
+  });
+
   it('declares a silent node dead at the first read after its heartbeat expired', async () => {
     await beat(['quiet'], 1, 400);
     await beat(['beating'], 1, 60_000);

@@ -199,7 +199,7 @@ export class NodeReader {
         const decoded =
           before !== undefined && before.infoRaw === infoRaw && infoRaw !== null
             ? { info: before.info, problem: before.problem }
-            : this.decodeInfo(id, infoRaw);
+            : this.decodeInfo(id, infoRaw, before?.info ?? null);
         out.set(id, {
           score: scores.get(id) ?? null,
           liveness: livenessOf(pttlMs),
@@ -213,10 +213,16 @@ export class NodeReader {
     return out;
   }
 
-  /** The placement fields of an info payload, checked as the codec checks the whole payload. */
+  /**
+   * The placement fields of an info payload, checked as the codec checks the whole payload. A node's
+   * info changes at every beat (its counters), its placement fields seldom: when they are those of
+   * the info read before (`before`, which passed the same checks), that object is handed out again,
+   * unchecked, so that the planner sees an unchanged node as the same.
+   */
   private decodeInfo(
     nodeId: string,
     raw: string | null,
+    before: PlacementInfo | null = null,
   ): { info: PlacementInfo | null; problem: PayloadProblem | null } {
     if (raw === null) return { info: null, problem: null };
     const key = this.keys.nodeInfo(nodeId);
@@ -238,6 +244,8 @@ export class NodeReader {
       return fail(
         `unsupported version _v=${JSON.stringify(v)}; this reader knows _v=${PAYLOAD_VERSION}`,
       );
+    if (before !== null && samePlacement(json as Record<string, unknown>, before))
+      return { info: before, problem: null };
     const parsed = placementSchema.safeParse(json);
     if (!parsed.success)
       return fail(
@@ -247,4 +255,14 @@ export class NodeReader {
       );
     return { info: parsed.data, problem: null };
   }
+}
+
+/** Whether a parsed info says exactly the capacity and portfolio ids of `info`. */
+function samePlacement(json: Record<string, unknown>, info: PlacementInfo): boolean {
+  const ids = json['portfolio_ids'];
+  if (json['capacity'] !== info.capacity || !Array.isArray(ids)) return false;
+  const known = info.portfolio_ids;
+  if (ids.length !== known.length) return false;
+  for (let i = 0; i < ids.length; i++) if (ids[i] !== known[i]) return false;
+  return true;
 }
