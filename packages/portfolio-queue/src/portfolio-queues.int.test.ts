@@ -232,6 +232,40 @@ describe('numbered events and PortfolioQueueReader', () => {
     expect(performance.now() - started).toBeLessThan(1_000);
   });
 
+  it('after a wait that timed out, looks with one LLEN; events added since are read in full', async () => {
+    const conns = await redis();
+    const keys = keysFor('look');
+    const queues = producer(conns, keys, 100);
+    const reader = new PortfolioQueueReader(
+      conns.main,
+      conns.connection('reader', 'blocking').duplicate(),
+      keys,
+      'p1',
+    );
+    closers.push(async () => {
+      reader.close();
+      await Promise.resolve();
+    });
+    const calls = async (): Promise<Record<string, number>> => {
+      const stats = await conns.main.info('commandstats');
+      const count = (name: string): number =>
+        Number(new RegExp(`^cmdstat_${name}:calls=(\\d+)`, 'm').exec(stats)?.[1] ?? 0);
+      return { llen: count('llen'), evalsha: count('evalsha') + count('eval') };
+    };
+    expect(await reader.peek(10)).toEqual([]);
+    await reader.waitForEvents(50);
+    await conns.main.config('RESETSTAT');
+    expect(await reader.peek(10)).toEqual([]);
+    expect(await calls()).toEqual({ llen: 1, evalsha: 0 });
+    // Added while nobody waited (so no wait ended by it): the next wait pops the mark at once.
+    await reader.waitForEvents(50);
+    await queues.add('p1', tick(1));
+    await conns.main.config('RESETSTAT');
+    const events = await reader.peek(10);
+    expect(events).toHaveLength(1);
+    expect(await calls()).toEqual({ llen: 1, evalsha: 1 });
+  });
+
   it('is idle (its queue known empty) only while a wait that followed an empty peek is blocked', async () => {
     const conns = await redis();
     const keys = keysFor('idle');
