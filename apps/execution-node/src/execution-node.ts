@@ -699,7 +699,7 @@ export class ExecutionNode {
       resumed: book !== undefined,
       version: acquired.loaded?.version ?? 0,
       token,
-      ...(acquired.claimOf === null ? {} : { claimOf: acquired.claimOf }),
+      ...(acquired.claimOf === undefined ? {} : { claimOf: acquired.claimOf }),
     });
     // A later wait of the same portfolio (Redis emptied again) is worth a line of its own.
     this.youngRedisReported.delete(portfolioId);

@@ -459,8 +459,8 @@ export type AcquireOutcome =
       /** The book read with the fence; null when there is none (under its tagged name). */
       book: Decoded<PortfolioBook> | null;
       reclaimedJobs: number;
-      /** The lease token of the claim whose book was loaded (see CLAIMS); null when none. */
-      claimOf: string | null;
+      /** The lease token of the claim whose book was loaded (see CLAIMS); absent when none. */
+      claimOf?: string;
     }
   | { ok: false; holder: string }
   /**
@@ -760,7 +760,7 @@ export class NodeStore {
       loaded: fenceToken === '' ? null : { token: fenceToken, version: Number(reply[2] ?? 0) },
       book: rawBook === '' ? null : decodePayload('portfolioBook', bookKey, rawBook),
       reclaimedJobs: Number(reply[3] ?? 0),
-      claimOf: reply[5] === undefined || reply[5] === '' ? null : reply[5],
+      ...(reply[5] === undefined || reply[5] === '' ? {} : { claimOf: reply[5] }),
     };
   }
 
