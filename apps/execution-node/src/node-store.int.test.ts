@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createStateKeys, encodePayload, type PortfolioBook } from '@ginkgo-live/state-keys';
 import { fleetNodeInfo, fleetPortfolioState, RedisServer } from '@ginkgo-live/testing';
-import { NodeStore } from './node-store.ts';
+import { NodeStore, type NodeStoreOptions } from './node-store.ts';
 
 let server: RedisServer;
 let redis: Redis;
@@ -29,7 +29,7 @@ async function everyKey(): Promise<string[]> {
   return found.sort();
 }
 
-const newStore = () =>
+const newStore = (options: Partial<NodeStoreOptions> = {}) =>
   new NodeStore({
     redis,
     keys,
@@ -37,6 +37,7 @@ const newStore = () =>
     heartbeatTtlMs: 15_000,
     nodeInfoTtlMs: 45_000,
     portfolioStateTtlMs: 45_000,
+    ...options,
   });
 
 const book = (cash: number): PortfolioBook => ({
@@ -307,16 +308,7 @@ describe('NodeStore claims: a holder whose lease expired while Redis lost lease 
   // The gap is well above the 100 ms between the tests' calls: a stalled machine must not restart
   // the wait by itself.
   const window = { afterMs: 1_500, gapMs: 1_000 };
-  const claimStore = () =>
-    new NodeStore({
-      redis,
-      keys,
-      nodeId: 'n1',
-      heartbeatTtlMs: 15_000,
-      nodeInfoTtlMs: 45_000,
-      portfolioStateTtlMs: 45_000,
-      claimWindow: window,
-    });
+  const claimStore = () => newStore({ claimWindow: window });
   const bookAt = (token: string, version: number, processed: number): PortfolioBook => ({
     ...book(1_000 + processed),
     processed_count: processed,
