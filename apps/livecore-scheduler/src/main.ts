@@ -1,10 +1,11 @@
 /** Composition root of the LiveCore scheduler: its services wired on the app bootstrap (runtime's runApp). */
 import { runApp, StartupError } from '@ginkgo-live/runtime';
 import { describeRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
-import { createAppNotifier } from '@ginkgo-live/notification-adapter';
+import { createAppNotifier, type Notifier } from '@ginkgo-live/notification-adapter';
 import { createStateKeys } from '@ginkgo-live/state-keys';
 import { readCatalogFile } from './catalog-file.ts';
 import { loadConfig } from './config.ts';
+import { DeferredNoticeSink } from './deferred-notices.ts';
 import { Scheduler } from './scheduler.ts';
 import { RedisSchedulerStore } from './scheduler-store.ts';
 
@@ -30,17 +31,13 @@ await runApp({
       logger,
     });
     const keys = createStateKeys(config.redis.keyPrefix);
-    const notifier = createAppNotifier({
-      redis: connections.main,
-      keys,
-      app: 'livecore-scheduler',
-      instanceId: config.schedulerId,
-      config: config.notify,
-      logger,
-    });
+    // Built once the first tick is done (recovery does not wait for its BullMQ queue); what the
+    // first tick tells is held until then.
+    const notices = new DeferredNoticeSink();
+    let notifier: Notifier | undefined;
     const scheduler = new Scheduler({
       store: new RedisSchedulerStore(connections.main, keys, config.schedulerId),
-      notifier,
+      notifier: notices.sink,
       logger,
       settings: {
         schedulerId: config.schedulerId,
@@ -94,11 +91,20 @@ await runApp({
       start: async () => {
         await connections.waitUntilReady(config.redis.connectTimeoutMs);
         await scheduler.start();
+        notifier = createAppNotifier({
+          redis: connections.main,
+          keys,
+          app: 'livecore-scheduler',
+          instanceId: config.schedulerId,
+          config: config.notify,
+          logger,
+        });
+        notices.attach(notifier);
         logger.info('Scheduler running', { tickMs: config.tickMs });
       },
       stop: async () => {
         await scheduler.stop();
-        await notifier.close();
+        await notifier?.close();
         await connections.close();
       },
     };
