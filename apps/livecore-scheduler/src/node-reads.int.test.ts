@@ -59,11 +59,20 @@ async function calls(command: string): Promise<number> {
   return Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
 }
 
-/** PTTL and GET calls one world read makes, counted by Redis itself. */
-async function commandsOf(read: () => Promise<unknown>): Promise<{ pttl: number; get: number }> {
-  const [pttl, get] = [await calls('pttl'), await calls('get')];
+/**
+ * PTTL, GET and MGET calls one world read makes, counted by Redis itself (a script's PTTLs too):
+ * a PTTL per node fetched, their infos in one MGET.
+ */
+async function commandsOf(
+  read: () => Promise<unknown>,
+): Promise<{ pttl: number; get: number; mget: number }> {
+  const [pttl, get, mget] = [await calls('pttl'), await calls('get'), await calls('mget')];
   await read();
-  return { pttl: (await calls('pttl')) - pttl, get: (await calls('get')) - get };
+  return {
+    pttl: (await calls('pttl')) - pttl,
+    get: (await calls('get')) - get,
+    mget: (await calls('mget')) - mget,
+  };
 }
 
 /** A plan meta, as a leader left it: the plan and catalog are then remembered between reads. */
@@ -91,17 +100,17 @@ describe('SchedulerStore incremental node reads', () => {
     await writeMeta();
     await beat(ids(50), 1);
     const s = store();
-    // The first read fetches all 50 nodes: PTTL of each heartbeat, GET of each info (and the
-    // head's GETs of plan meta and trading halt, and the full plan read's GET of the meta).
-    expect(await commandsOf(() => s.readWorld())).toEqual({ pttl: 50, get: 53 });
+    // The first read fetches all 50 nodes: PTTL of each heartbeat, their infos in one MGET (and
+    // the head's GETs of plan meta and trading halt, and the full plan read's GET of the meta).
+    expect(await commandsOf(() => s.readWorld())).toEqual({ pttl: 50, get: 3, mget: 1 });
     clock += 1_000;
     // Nothing beat: no node is fetched.
-    expect(await commandsOf(() => s.readWorld())).toEqual({ pttl: 0, get: 2 });
+    expect(await commandsOf(() => s.readWorld())).toEqual({ pttl: 0, get: 2, mget: 0 });
     expect(s.nodeReads).toEqual({ read: 0, kept: 50, full: false });
     // Three beat, one appears: those four only.
     await beat(['n3', 'n17', 'n42', 'new-node'], 2);
     clock += 1_000;
-    expect(await commandsOf(() => s.readWorld())).toEqual({ pttl: 4, get: 6 });
+    expect(await commandsOf(() => s.readWorld())).toEqual({ pttl: 4, get: 2, mget: 1 });
     expect(s.nodeReads).toEqual({ read: 4, kept: 47, full: false });
     // What was kept is what Redis holds: all 51 alive, with their placement info.
     const world = await s.readWorld();
