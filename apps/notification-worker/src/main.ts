@@ -37,6 +37,7 @@ await runApp({
       redis: connections.main,
       keys: createStateKeys(redis.keyPrefix),
       sinks,
+      routing: notify.routing,
       backoffMs: notify.deliveryBackoffMs,
       historySize: notify.historySize,
       logger,
@@ -50,6 +51,10 @@ await runApp({
         worker.start();
         logger.info('Notification worker running', {
           sinks: sinks.map((s) => s.name),
+          routes:
+            notify.routing === undefined
+              ? 'none: every notification to every sink'
+              : `${notify.routing.routes.length} from ${notify.routing.file}, default: ${notify.routing.defaultSinks.join(', ') || 'none'}`,
           attempts: notify.deliveryAttempts,
         });
         return Promise.resolve();

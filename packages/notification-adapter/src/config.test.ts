@@ -111,3 +111,37 @@ describe('the e-mail settings', () => {
     expect(text).not.toContain('hunter2-secret');
   });
 });
+
+describe('the routes file', () => {
+  it('is read and checked against the sinks this configuration has', () => {
+    const routes = file(
+      'routes.yaml',
+      'routes:\n  - match: { level: critical }\n    sinks: [webhook]\ndefault: [log]\n',
+    );
+    const result = loadNotificationConfig({
+      NOTIFY_WEBHOOK_URL: 'https://hooks.example/x',
+      NOTIFY_ROUTES_FILE: routes,
+    });
+    expect(result.ok && result.value.routing).toMatchObject({
+      file: routes,
+      routes: [{ match: { level: ['critical'] }, sinks: ['webhook'], line: 2 }],
+      defaultSinks: ['log'],
+    });
+  });
+
+  it('names the file and the line of a route that cannot work', () => {
+    const routes = file(
+      'bad-routes.yaml',
+      'default: [log]\nroutes:\n  - match: { level: critical }\n    sinks: [email]\n',
+    );
+    expect(issue({ NOTIFY_ROUTES_FILE: routes })).toBe(
+      `NOTIFY_ROUTES_FILE: ${routes} line 4: \`sinks\`: no sink "email" is configured here (configured: log)`,
+    );
+  });
+
+  it('names a file it cannot read', () => {
+    expect(issue({ NOTIFY_ROUTES_FILE: '/nonexistent/routes.yaml' })).toBe(
+      'NOTIFY_ROUTES_FILE: cannot read /nonexistent/routes.yaml (ENOENT)',
+    );
+  });
+});

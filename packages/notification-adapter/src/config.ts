@@ -12,6 +12,7 @@ import {
   type Env,
 } from '@ginkgo-live/runtime';
 import type { EmailSinkOptions } from './email-sink.ts';
+import { parseRoutes, type Routing } from './routes.ts';
 
 /** Notification settings shared by every app (cooldowns, buffer) and the delivery worker (sinks). */
 export interface NotificationConfig {
@@ -36,6 +37,11 @@ export interface NotificationConfig {
   email: EmailSinkOptions | undefined;
   /** `NOTIFY_LOG`: also deliver to the log, default true. */
   logSink: boolean;
+  /**
+   * `NOTIFY_ROUTES_FILE`: which notifications go to which sinks (`src/routes.ts`), read and checked
+   * at start; without it every notification goes to every sink.
+   */
+  routing: Routing | undefined;
   /** `NOTIFY_WARNING_COOLDOWN_MS`, default 300000 (5 min). */
   warningCooldownMs: number;
   /** `NOTIFY_CRITICAL_COOLDOWN_MS` (also error), default 60000 (1 min). */
@@ -201,6 +207,7 @@ const schema = z
     NOTIFY_SMTP_PASSWORD_FILE: envString(),
     NOTIFY_SMTP_CA_FILE: envString(),
     NOTIFY_LOG: envBool(true),
+    NOTIFY_ROUTES_FILE: envString(),
     NOTIFY_WARNING_COOLDOWN_MS: envDurationMs(300_000),
     NOTIFY_CRITICAL_COOLDOWN_MS: envDurationMs(60_000),
     NOTIFY_INFO_COOLDOWN_MS: envDurationMs(300_000),
@@ -218,6 +225,41 @@ const schema = z
       ctx.addIssue({ code: 'custom', path: [read.variable], message: read.message });
       return z.NEVER;
     }
+    let routing: Routing | undefined;
+    if (env.NOTIFY_ROUTES_FILE !== undefined) {
+      const file = env.NOTIFY_ROUTES_FILE;
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+        ctx.addIssue({
+          code: 'custom',
+          path: ['NOTIFY_ROUTES_FILE'],
+          message: `cannot read ${file} (${code})`,
+        });
+        return z.NEVER;
+      }
+      // The sinks this configuration has, by the names createSinks gives them.
+      const names = [
+        ...(env.NOTIFY_WEBHOOK_URL === undefined ? [] : ['webhook']),
+        ...(env.NOTIFY_DISCORD_WEBHOOK_URL === undefined ? [] : ['discord']),
+        ...(env.NOTIFY_SLACK_WEBHOOK_URL === undefined ? [] : ['slack']),
+        ...(env.NOTIFY_ALERTMANAGER_URL === undefined ? [] : ['alertmanager']),
+        ...(read.email === undefined ? [] : ['email']),
+        ...(env.NOTIFY_LOG ? ['log'] : []),
+      ];
+      const parsed = parseRoutes(text, file, names);
+      if ('problem' in parsed) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['NOTIFY_ROUTES_FILE'],
+          message: `${file} line ${parsed.line}: ${parsed.problem}`,
+        });
+        return z.NEVER;
+      }
+      routing = parsed;
+    }
     return {
       webhookUrl: env.NOTIFY_WEBHOOK_URL,
       email: read.email,
@@ -225,6 +267,7 @@ const schema = z
       slackWebhookUrl: env.NOTIFY_SLACK_WEBHOOK_URL,
       alertmanagerUrl: env.NOTIFY_ALERTMANAGER_URL,
       logSink: env.NOTIFY_LOG,
+      routing,
       warningCooldownMs: env.NOTIFY_WARNING_COOLDOWN_MS,
       criticalCooldownMs: env.NOTIFY_CRITICAL_COOLDOWN_MS,
       infoCooldownMs: env.NOTIFY_INFO_COOLDOWN_MS,

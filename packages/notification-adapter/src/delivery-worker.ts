@@ -9,6 +9,7 @@ import {
   type NotificationRecord,
   type StateKeys,
 } from '@ginkgo-live/state-keys';
+import { routeOf, type Routing } from './routes.ts';
 import { DeliveryError, type Sink } from './sinks.ts';
 
 export interface DeliveryWorkerOptions {
@@ -18,6 +19,8 @@ export interface DeliveryWorkerOptions {
   redis: Redis;
   keys: StateKeys;
   sinks: Sink[];
+  /** Which notifications go to which sinks; without it, every one goes to every sink. */
+  routing?: Routing | undefined;
   /** First retry delay, doubling with jitter, in ms. */
   backoffMs: number;
   /** Entries kept in `notifications:history`. */
@@ -42,7 +45,8 @@ interface Progress {
 }
 
 /**
- * Consumes `notifications` and delivers each to every sink. A sink that took a notification is not
+ * Consumes `notifications` and delivers each to every sink its route names (every sink without
+ * routes). A sink that took a notification is not
  * sent it again on a retry (the delivered sinks are kept in the job's progress). Failures are retried
  * with exponential backoff, never sooner than a receiver's `429 Retry-After`; after the last attempt
  * the job stays in the failed set with the reason of every failed sink. Each outcome is recorded in
@@ -105,7 +109,8 @@ export class NotificationDeliveryWorker {
     const progress = (job.progress as Partial<Progress> | number | undefined) ?? {};
     const delivered = new Set(typeof progress === 'object' ? (progress.delivered ?? []) : []);
     const failures = new Map<string, DeliveryError | Error>();
-    for (const sink of this.options.sinks) {
+    const { sinks, route } = this.route(notification);
+    for (const sink of sinks) {
       if (delivered.has(sink.name)) continue;
       try {
         await sink.deliver(notification);
@@ -122,7 +127,7 @@ export class NotificationDeliveryWorker {
     );
     const isLast = attempt >= (job.opts.attempts ?? 1) || (failures.size > 0 && permanent);
     if (failures.size === 0 || isLast)
-      await this.record(notification, delivered, failures, attempt);
+      await this.record(notification, delivered, failures, attempt, route);
     if (failures.size === 0) return;
     if (isLast)
       throw new UnrecoverableError(`Delivery failed after ${attempt} attempt(s): ${reasons}`);
@@ -135,11 +140,24 @@ export class NotificationDeliveryWorker {
     throw new RetryDelivery(`Delivery failed (attempt ${attempt}): ${reasons}`, retryAfterMs);
   }
 
+  /** The sinks a notification goes to, and which route said so (`file:line`, or `default`). */
+  private route(n: Notification): { sinks: Sink[]; route: string | undefined } {
+    const routing = this.options.routing;
+    if (routing === undefined) return { sinks: this.options.sinks, route: undefined };
+    const route = routeOf(routing, n);
+    const names = route?.sinks ?? routing.defaultSinks;
+    return {
+      sinks: this.options.sinks.filter((sink) => names.includes(sink.name)),
+      route: route === undefined ? 'default' : `${routing.file}:${route.line}`,
+    };
+  }
+
   private async record(
     notification: Notification,
     delivered: Set<string>,
     failures: Map<string, Error>,
     attempts: number,
+    route: string | undefined,
   ): Promise<void> {
     const sinks: Record<string, string> = {};
     for (const name of delivered) sinks[name] = 'delivered';
@@ -151,6 +169,7 @@ export class NotificationDeliveryWorker {
         sinks,
         attempts,
         finished_at: new Date().toISOString(),
+        ...(route === undefined ? {} : { route }),
       },
     };
     const key = this.options.keys.notificationHistory();

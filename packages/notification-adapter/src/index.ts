@@ -18,6 +18,8 @@ export type { DeliveryWorkerOptions } from './delivery-worker.ts';
 export { createAppNotifier, Notifier } from './notifier.ts';
 export type { NotifierOptions, QueuedCondition, QueuedKind } from './notifier.ts';
 export { QUEUE_CONDITION, QueueFullAlarm } from './queue-full-alarm.ts';
+export { MATCH_FIELDS, parseRoutes, routedSinks, routeOf, sinksFor } from './routes.ts';
+export type { Route, RoutesProblem, Routing } from './routes.ts';
 export type { QueueFullAlarmOptions } from './queue-full-alarm.ts';
 export { createSinks, DeliveryError, LogSink, parseRetryAfter, WebhookSink } from './sinks.ts';
 export type { Sink, WebhookFormat } from './sinks.ts';

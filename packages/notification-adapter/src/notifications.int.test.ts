@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -92,6 +95,7 @@ async function deliveryWorker(cfg = config()) {
     redis: conns.main,
     keys,
     sinks: createSinks(cfg),
+    routing: cfg.routing,
     backoffMs: cfg.deliveryBackoffMs,
     historySize: cfg.historySize,
     logger,
@@ -281,6 +285,46 @@ describe('Notifier and delivery worker on real Redis and a real webhook', () => 
       attempts: 2,
       sinks: { webhook: 'delivered', email: 'delivered' },
     });
+  });
+
+  it('routes: a critical notification to the webhook only, a warning to Slack only, each record naming its route', async () => {
+    const slack = new WebhookReceiver();
+    const slackUrl = await slack.start();
+    const dir = mkdtempSync(path.join(tmpdir(), 'ginkgo-routes-'));
+    cleanups.push(async () => {
+      await slack.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const routes = path.join(dir, 'routes.yaml');
+    writeFileSync(
+      routes,
+      [
+        'routes:',
+        '  - match: { level: critical }',
+        '    sinks: [webhook]',
+        'default: [slack]',
+        '',
+      ].join('\n'),
+    );
+    const cfg = config({ NOTIFY_SLACK_WEBHOOK_URL: slackUrl, NOTIFY_ROUTES_FILE: routes });
+    const { redis } = await deliveryWorker(cfg);
+    const n = await notifier('node-a', cfg);
+    n.raise('queue_full', p1, refusal);
+    n.raise('queue_usage_high', { portfolioId: 'p2' }, { ...sample, usage: 0.75 }, 'warning');
+    await waitFor(async () => (await redis.llen(keys.notificationHistory())) === 2, {
+      timeoutMs: 5_000,
+    });
+    expect(receiver.received.map((r) => r.body.kind)).toEqual(['queue_full']);
+    expect(slack.received).toHaveLength(1);
+    const records = (await redis.lrange(keys.notificationHistory(), 0, -1)).map((raw) => {
+      const record = decodePayload('notificationRecord', 'history', raw);
+      if (!record.ok) throw new Error(record.error.problem);
+      return [record.value.kind, record.value.delivery.sinks, record.value.delivery.route];
+    });
+    expect(records.sort()).toEqual([
+      ['queue_full', { webhook: 'delivered' }, `${routes}:2`],
+      ['queue_usage_high', { slack: 'delivered' }, 'default'],
+    ]);
   });
 
   it('waits at least as long as a 429 Retry-After says', async () => {

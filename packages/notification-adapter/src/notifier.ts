@@ -29,6 +29,7 @@ import type { Step } from './notification-step.ts';
 import { OutageBuffer } from './outage-buffer.ts';
 import { OutageReporterLease } from './outage-reporter.ts';
 import { RedisOutage } from './redis-outage.ts';
+import { routedSinks } from './routes.ts';
 import { createSinks, LogSink, type Sink } from './sinks.ts';
 
 /**
@@ -200,7 +201,7 @@ export class Notifier {
   /** Only a process that can reach the webhooks without Redis may be the one to tell them. */
   private createLease(): OutageReporterLease | undefined {
     const { options } = this;
-    if (!options.directSinks.some((sink) => !(sink instanceof LogSink))) return undefined;
+    if (!options.directSinks.some((sink) => sink.name !== 'log')) return undefined;
     return new OutageReporterLease({
       redis: options.redis,
       key: options.keys.notificationOutageReporter(),
@@ -330,9 +331,12 @@ export function createAppNotifier(options: {
     source: { app: options.app, nodeId: options.instanceId },
     config: options.config,
     logger: options.logger,
-    directSinks: [
-      ...createSinks(options.config),
-      new LogSink(options.logger.child({ component: 'log-sink' })),
-    ],
+    directSinks: routedSinks(
+      [
+        ...createSinks(options.config),
+        new LogSink(options.logger.child({ component: 'log-sink' })),
+      ],
+      options.config.routing,
+    ),
   });
 }

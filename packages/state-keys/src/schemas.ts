@@ -257,6 +257,8 @@ export const notificationRecordSchema = notificationSchema.extend({
     sinks: z.record(z.string(), z.string()),
     attempts: count,
     finished_at: isoTime,
+    /** The route that chose the sinks (`file:line`, or `default`), when routes are configured. */
+    route: z.string().optional(),
   }),
 });
 export type NotificationRecord = z.infer<typeof notificationRecordSchema>;
