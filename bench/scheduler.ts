@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { encodePayload, type StateKeys } from '@ginkgo-live/state-keys';
@@ -199,6 +200,9 @@ const simIds = (node: number): string[] =>
 interface FleetTicks {
   /** Scheduler CPU over the window, per tick. */
   cpuPerTick: number;
+  /** p50 of the tick's read and decide phases, as its debug line says (NaN: a bundle without). */
+  readP50: number;
+  decideP50: number;
   p50: number;
   max: number;
   count: number;
@@ -303,14 +307,21 @@ async function ticksBesideFleet(
     const cpu0 = cpuMs(scheduler.pid);
     await sleep(windowMs);
     const cpu = cpuMs(scheduler.pid) - cpu0;
-    const ticks = logEntries(scheduler, 'Tick done')
+    const leading = logEntries(scheduler, 'Tick done')
       .slice(before)
-      .filter((e) => e['role'] === 'leader')
-      .map((e) => Number(e['ms']));
+      .filter((e) => e['role'] === 'leader');
+    const ticks = leading.map((e) => Number(e['ms']));
+    const phase = (name: string): number =>
+      percentile(
+        leading.map((e) => Number(e[name])),
+        50,
+      );
     // Stopped by SIGTERM, so that a CPU profile is written.
     await scheduler.stop();
     return {
       cpuPerTick: Math.round(cpu / Math.max(1, ticks.length)),
+      readP50: phase('readMs'),
+      decideP50: phase('decideMs'),
       p50: percentile(ticks, 50),
       max: Math.max(...ticks),
       count: ticks.length,
@@ -339,6 +350,7 @@ export const schedulerScale: Bench = async ({ quick, log }) => {
   const parts = (process.env['BENCH_SCHEDULER_PARTS'] ?? 'recovery,scale,fleet').split(',');
   const runs = bundles();
   const current = runs.at(-1) as Bundle;
+  const loadAtStart = loadavg();
   const bare = bareNodeStartMs();
   const rows: Row[] = [];
   const scale: string[] = [
@@ -449,14 +461,15 @@ export const schedulerScale: Bench = async ({ quick, log }) => {
   }
 
   const fleetTable: string[] = [
-    '| bundle | nodes | portfolios | ticks measured | tick p50 | tick max | scheduler CPU per tick | portfolios moved |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| bundle | nodes | portfolios | ticks measured | tick p50 | tick max | read p50 | decide p50 | scheduler CPU per tick | portfolios moved |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
+  const ms = (value: number): string => (Number.isNaN(value) ? '—' : `${value} ms`);
   for (const nodes of parts.includes('fleet') ? fleetSizes : []) {
     for (const bundle of runs) {
       const ticks = await ticksBesideFleet(bundle, nodes, quick ? 20_000 : 30_000, log);
       fleetTable.push(
-        `| ${bundle.label} | ${n(nodes)} | ${n(nodes * PER_NODE)} | ${ticks.count} | ${ticks.p50} ms | ${ticks.max} ms | ${ticks.cpuPerTick} ms | ${ticks.placed} |`,
+        `| ${bundle.label} | ${n(nodes)} | ${n(nodes * PER_NODE)} | ${ticks.count} | ${ticks.p50} ms | ${ticks.max} ms | ${ms(ticks.readP50)} | ${ms(ticks.decideP50)} | ${ticks.cpuPerTick} ms | ${ticks.placed} |`,
       );
       const target = nodes >= 10_000 ? 400 : nodes >= 5_000 ? 200 : undefined;
       rows.push({
@@ -478,6 +491,11 @@ export const schedulerScale: Bench = async ({ quick, log }) => {
     notes: [
       'Recovery is measured by the scheduler itself from its process time origin (performance.timeOrigin), running its production bundle: the median of three starts on the same seeded fleet (each stopped, resigning, before the next); the baseline is the median wall time of `node -e 0` started and exited on the same machine, which any Node service pays.',
       'Quiet scale: each size in a fresh Redis, nodes seeded with heartbeats and reports that do not change, the scheduler ticking every 1 s, `/api/nodes?limit=1000` from the gateway bundle.',
+      `Load average (1/5/15 min) when this section started: ${loadAtStart.map((l) => l.toFixed(1)).join(' / ')}; when it ended: ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(
+          ' / ',
+        )} (on ${cpus().length} cores). Wall times grow with it; the CPU per tick counts the scheduler's own work.`,
       "Beside the fleet: each size in a fresh Redis, the plan seeded, every node's heartbeat (15 s TTL), info (changed at every beat) and registry score written every 5 s as the node's beat writes them (leases and states left out: the scheduler does not read them), the scheduler ticking every 5 s (the defaults): every node beats between two ticks. Ticks from the scheduler's log over 30 s, after 6 s of warm-up.",
     ],
     extra: [...recoveryTable, '', ...scale, '', ...fleetTable],
