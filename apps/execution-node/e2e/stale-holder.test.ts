@@ -180,11 +180,13 @@ describe('a holder cut off from Redis alone past its lease, then Redis restarted
     } finally {
       b.signal('SIGCONT');
     }
+    // At b's next beat, its lease current (were b frozen past it on a stalled machine, b would
+    // claim too, and its higher claim would win after the window: the same end).
     await waitFor(async () => (await committed())?.token === bToken, {
-      timeoutMs: 5_000,
+      timeoutMs: 15_000,
       description: "b's book written back",
     });
-    await a.waitForLine('Portfolio lease held by another process; stopping it here', 5_000);
+    await a.waitForLine('Portfolio lease held by another process; stopping it here', 10_000);
     expect(await committed()).toEqual({ processed: 15, token: bToken });
     expect(await fx.redis.exists(fx.keys.portfolioClaims('p1'))).toBe(0);
     expect(logEntries(b, 'Portfolio lease held by another process; stopping it here')).toEqual([]);
@@ -196,7 +198,7 @@ describe('a holder cut off from Redis alone past its lease, then Redis restarted
       description: 'b applies what arrives after the restart',
     });
     expect((await fx.state('p1'))?.node_id).toBe('b');
-  });
+  }, 90_000);
 });
 
 describe('a holder whose lease expired while Redis was away for everyone, back empty', () => {
@@ -259,13 +261,13 @@ describe('a holder whose lease expired while Redis was away for everyone, back e
     expect(await fx.redis.get(fx.keys.portfolioLease('p1'))).toBe(loadedToken(a));
     await add(producer(), 5, 8);
     await waitFor(async () => (await fx.state('p1'))?.processed_count === 8, { timeoutMs: 5_000 });
-  });
+  }, 60_000);
 
   it('killed during the contest: the node assigned the portfolio loads its claim, not a fresh start', async () => {
     const { a, version } = await claimantAfterEmptyRestart();
     await a.stop('SIGKILL');
     await assignedNodeLoadsTheClaim(a, version);
-  });
+  }, 60_000);
 
   it('stopped during the contest: it exits at once without dropping anything, and the node assigned the portfolio loads its claim', async () => {
     const { a, version } = await claimantAfterEmptyRestart();
@@ -276,5 +278,5 @@ describe('a holder whose lease expired while Redis was away for everyone, back e
     ]);
     expect(a.lines.some((line) => line.includes('Stop budget exceeded'))).toBe(false);
     await assignedNodeLoadsTheClaim(a, version);
-  });
+  }, 60_000);
 });
