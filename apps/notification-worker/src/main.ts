@@ -9,6 +9,7 @@ import {
   createSinks,
   LogSink,
   NotificationDeliveryWorker,
+  Silences,
 } from '@ginkgo-live/notification-adapter';
 import { createStateKeys } from '@ginkgo-live/state-keys';
 import { loadConfig } from './config.ts';
@@ -38,6 +39,7 @@ await runApp({
       keys: createStateKeys(redis.keyPrefix),
       sinks,
       routing: notify.routing,
+      silences: new Silences(connections.main, createStateKeys(redis.keyPrefix)),
       backoffMs: notify.deliveryBackoffMs,
       historySize: notify.historySize,
       logger,

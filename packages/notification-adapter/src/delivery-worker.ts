@@ -10,6 +10,7 @@ import {
   type StateKeys,
 } from '@ginkgo-live/state-keys';
 import { routeOf, type Routing } from './routes.ts';
+import type { Silences } from './silences.ts';
 import { DeliveryError, type Sink } from './sinks.ts';
 
 export interface DeliveryWorkerOptions {
@@ -21,6 +22,8 @@ export interface DeliveryWorkerOptions {
   sinks: Sink[];
   /** Which notifications go to which sinks; without it, every one goes to every sink. */
   routing?: Routing | undefined;
+  /** Operators' silences: a notification one matches is recorded as silenced, sent nowhere. */
+  silences?: Silences | undefined;
   /** First retry delay, doubling with jitter, in ms. */
   backoffMs: number;
   /** Entries kept in `notifications:history`. */
@@ -110,6 +113,27 @@ export class NotificationDeliveryWorker {
     const delivered = new Set(typeof progress === 'object' ? (progress.delivered ?? []) : []);
     const failures = new Map<string, DeliveryError | Error>();
     const { sinks, route } = this.route(notification);
+    // Asked before any sink took it (a retry after a partial delivery finishes what it began). A
+    // failed read throws: the job is retried, never sent while it may be silenced, never dropped.
+    if (delivered.size === 0) {
+      const silence = await this.options.silences?.silencing(notification);
+      if (silence !== undefined) {
+        await this.record(
+          notification,
+          delivered,
+          failures,
+          job.attemptsMade + 1,
+          route,
+          silence.id,
+        );
+        this.log.info('Notification silenced', {
+          notificationId: notification.id,
+          kind: notification.kind,
+          silenceId: silence.id,
+        });
+        return;
+      }
+    }
     for (const sink of sinks) {
       if (delivered.has(sink.name)) continue;
       try {
@@ -158,6 +182,7 @@ export class NotificationDeliveryWorker {
     failures: Map<string, Error>,
     attempts: number,
     route: string | undefined,
+    silencedBy?: string,
   ): Promise<void> {
     const sinks: Record<string, string> = {};
     for (const name of delivered) sinks[name] = 'delivered';
@@ -165,11 +190,19 @@ export class NotificationDeliveryWorker {
     const record: NotificationRecord = {
       ...notification,
       delivery: {
-        status: failures.size === 0 ? 'delivered' : delivered.size === 0 ? 'failed' : 'partial',
+        status:
+          silencedBy !== undefined
+            ? 'silenced'
+            : failures.size === 0
+              ? 'delivered'
+              : delivered.size === 0
+                ? 'failed'
+                : 'partial',
         sinks,
         attempts,
         finished_at: new Date().toISOString(),
         ...(route === undefined ? {} : { route }),
+        ...(silencedBy === undefined ? {} : { silenced_by: silencedBy }),
       },
     };
     const key = this.options.keys.notificationHistory();

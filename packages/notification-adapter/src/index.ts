@@ -18,8 +18,17 @@ export type { DeliveryWorkerOptions } from './delivery-worker.ts';
 export { createAppNotifier, Notifier } from './notifier.ts';
 export type { NotifierOptions, QueuedCondition, QueuedKind } from './notifier.ts';
 export { QUEUE_CONDITION, QueueFullAlarm } from './queue-full-alarm.ts';
-export { MATCH_FIELDS, parseRoutes, routedSinks, routeOf, sinksFor } from './routes.ts';
-export type { Route, RoutesProblem, Routing } from './routes.ts';
+export { SILENCE_KEPT_MS, SILENCE_MAX_MS, SilenceError, Silences } from './silences.ts';
+export type { SilenceRequest } from './silences.ts';
+export {
+  MATCH_FIELDS,
+  matchesFields,
+  parseRoutes,
+  routedSinks,
+  routeOf,
+  sinksFor,
+} from './routes.ts';
+export type { MatchField, Route, RoutesProblem, Routing } from './routes.ts';
 export type { QueueFullAlarmOptions } from './queue-full-alarm.ts';
 export { createSinks, DeliveryError, LogSink, parseRetryAfter, WebhookSink } from './sinks.ts';
 export type { Sink, WebhookFormat } from './sinks.ts';

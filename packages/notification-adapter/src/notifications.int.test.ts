@@ -25,6 +25,8 @@ import {
   loadNotificationConfig,
   NotificationDeliveryWorker,
   Notifier,
+  SilenceError,
+  Silences,
   type NotificationConfig,
 } from './index.ts';
 
@@ -88,7 +90,10 @@ async function notifier(name: string, cfg = config()) {
   return n;
 }
 
-async function deliveryWorker(cfg = config()) {
+async function deliveryWorker(
+  cfg = config(),
+  silencesOf?: (redis: Redis) => Pick<Silences, 'silencing'>,
+) {
   const { conns, logger } = await connections('delivery');
   const worker = new NotificationDeliveryWorker({
     connection: conns.connection('worker', 'blocking'),
@@ -96,6 +101,7 @@ async function deliveryWorker(cfg = config()) {
     keys,
     sinks: createSinks(cfg),
     routing: cfg.routing,
+    silences: silencesOf?.(conns.main) as Silences | undefined,
     backoffMs: cfg.deliveryBackoffMs,
     historySize: cfg.historySize,
     logger,
@@ -325,6 +331,97 @@ describe('Notifier and delivery worker on real Redis and a real webhook', () => 
       ['queue_full', { webhook: 'delivered' }, `${routes}:2`],
       ['queue_usage_high', { slack: 'delivered' }, 'default'],
     ]);
+  });
+
+  it('silences: a silenced notification is recorded as silenced and sent nowhere; others go on; an expired silence no longer holds', async () => {
+    const { redis } = await deliveryWorker(config(), (r) => new Silences(r, keys));
+    const silences = new Silences(redis, keys);
+    const silence = await silences.create({
+      matchers: { node: ['node-3'], kind: ['node_lost'] },
+      durationMs: 60_000,
+      createdBy: 'ops',
+      comment: 'node-3 in maintenance',
+    });
+    const n = await notifier('scheduler');
+    n.raise('node_lost', { nodeId: 'node-3' }, { last_seen: null });
+    n.raise('node_lost', { nodeId: 'node-1' }, { last_seen: null });
+    await waitFor(async () => (await redis.llen(keys.notificationHistory())) === 2);
+    expect(receiver.received.map((r) => r.body.subject.node_id)).toEqual(['node-1']);
+    const records = async () =>
+      (await redis.lrange(keys.notificationHistory(), 0, -1)).map((raw) => {
+        const record = decodePayload('notificationRecord', 'history', raw);
+        if (!record.ok) throw new Error(record.error.problem);
+        const { status, silenced_by, sinks } = record.value.delivery;
+        return [
+          record.value.subject.node_id,
+          record.value.status,
+          status,
+          silenced_by ?? null,
+          sinks,
+        ];
+      });
+    expect((await records()).sort()).toEqual([
+      ['node-1', 'firing', 'delivered', null, { webhook: 'delivered' }],
+      ['node-3', 'firing', 'silenced', silence.id, {}],
+    ]);
+
+    // Ended early: node-3's resolved notice is sent.
+    expect((await silences.expire(silence.id, 'ops'))?.expired_by).toBe('ops');
+    expect(await silences.expire(silence.id, 'ops')).toBeUndefined();
+    n.resolve('node_lost', { nodeId: 'node-3' }, {});
+    await waitFor(() => receiver.received.length === 2);
+    expect(receiver.received.map((r) => [r.body.subject.node_id, r.body.status])).toEqual([
+      ['node-1', 'firing'],
+      ['node-3', 'resolved'],
+    ]);
+    const listed = await silences.list();
+    expect(listed.active).toEqual([]);
+    expect(listed.ended.map((s) => s.id)).toEqual([silence.id]);
+  });
+
+  it('silences refuse what cannot work, naming the field', async () => {
+    const silences = new Silences((await connections('ops')).conns.main, keys);
+    const ask = (over: Partial<Parameters<Silences['create']>[0]>) =>
+      silences
+        .create({
+          matchers: { node: ['n1'] },
+          durationMs: 60_000,
+          createdBy: 'ops',
+          comment: '',
+          ...over,
+        })
+        .catch((err: unknown) => err);
+    expect(await ask({ matchers: {} })).toMatchObject({ field: 'matchers' });
+    expect(await ask({ matchers: { kind: ['node_gone'] } })).toMatchObject({
+      field: 'matchers.kind',
+      message: expect.stringContaining('no kind "node_gone"') as unknown,
+    });
+    expect(await ask({ durationMs: 10 })).toBeInstanceOf(SilenceError);
+    expect(await ask({ durationMs: 90 * 86_400_000 })).toMatchObject({ field: 'duration' });
+    expect((await silences.list()).active).toEqual([]);
+  });
+
+  it('retries a notification whose silences could not be read, and never sends it meanwhile', async () => {
+    let reads = 0;
+    const { redis } = await deliveryWorker(config(), () => ({
+      silencing: () => {
+        reads += 1;
+        return reads === 1
+          ? Promise.reject(new Error('Connection is closed.'))
+          : Promise.resolve(undefined);
+      },
+    }));
+    const n = await notifier('node-a');
+    n.raise('queue_full', p1, refusal);
+    await waitFor(async () => (await redis.llen(keys.notificationHistory())) === 1);
+    expect(reads).toBe(2);
+    expect(receiver.received).toHaveLength(1);
+    const record = decodePayload(
+      'notificationRecord',
+      'history',
+      (await redis.lindex(keys.notificationHistory(), 0)) ?? '',
+    );
+    expect(record.ok && record.value.delivery).toMatchObject({ status: 'delivered', attempts: 2 });
   });
 
   it('waits at least as long as a 429 Retry-After says', async () => {

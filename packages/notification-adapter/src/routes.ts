@@ -5,7 +5,7 @@ import type { Sink } from './sinks.ts';
 
 /** What a route matches on. */
 export const MATCH_FIELDS = ['kind', 'level', 'node', 'portfolio', 'status'] as const;
-type MatchField = (typeof MATCH_FIELDS)[number];
+export type MatchField = (typeof MATCH_FIELDS)[number];
 
 /** One route: a notification matching every field given goes to `sinks`. */
 export interface Route {
@@ -51,14 +51,24 @@ function valueOf(n: Notification, field: MatchField): string | null {
 const matchesValue = (pattern: string, value: string): boolean =>
   pattern.endsWith('*') ? value.startsWith(pattern.slice(0, -1)) : value === pattern;
 
+/**
+ * Whether a notification fits every field given (any of its values; a value ending in `*` is a
+ * prefix). A field the notification does not have (no node) never fits. Routes and silences match
+ * alike.
+ */
+export function matchesFields(
+  match: Partial<Record<MatchField, readonly string[]>>,
+  n: Notification,
+): boolean {
+  return Object.entries(match).every(([field, patterns]) => {
+    const value = valueOf(n, field as MatchField);
+    return value !== null && patterns.some((p) => matchesValue(p, value));
+  });
+}
+
 /** The route a notification takes: the first that matches it, or undefined (the default). */
 export function routeOf(routing: Routing, n: Notification): Route | undefined {
-  return routing.routes.find((route) =>
-    Object.entries(route.match).every(([field, patterns]) => {
-      const value = valueOf(n, field as MatchField);
-      return value !== null && patterns.some((p) => matchesValue(p, value));
-    }),
-  );
+  return routing.routes.find((route) => matchesFields(route.match, n));
 }
 
 /** The sink names a notification goes to. */

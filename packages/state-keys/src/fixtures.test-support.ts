@@ -111,6 +111,15 @@ export const SAMPLE_PAYLOADS: { [N in PayloadName]: Payload<N> } = {
       finished_at: at,
     },
   },
+  silence: {
+    _v: 1,
+    id: '5f0c3a52-8d1e-4b7a-9a3e-2f6f1d0c9b11',
+    matchers: { node: ['node-3'], kind: ['node_lost', 'queue_usage_high'] },
+    starts_at: at,
+    ends_at: at,
+    created_by: 'ops',
+    comment: 'node-3 in maintenance',
+  },
   controlRequest: {
     _v: 1,
     id: 'req-1',

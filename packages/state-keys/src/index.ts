@@ -43,6 +43,7 @@ export type {
   PortfolioState,
   PortfolioStatus,
   RedisHealth,
+  Silence,
   TradingHalt,
 } from './schemas.ts';
 export { appliedSeqs, recordApplied, SEQ_CHECKSUM_MODULUS } from './applied.ts';

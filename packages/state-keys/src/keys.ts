@@ -75,6 +75,8 @@ export interface StateKeys {
   notificationActive(group: string, subject: NotificationSubject): string;
   /** `notifications:history` — LIST of `NotificationRecord`, newest first, capped. */
   notificationHistory(): string;
+  /** `notify:silences` — HASH silence id → `Silence`. */
+  notificationSilences(): string;
   /**
    * `notify:outage_reporter` — STRING owner (app, instance, process), TTL = the reporter lease TTL:
    * the one process that tells the webhooks directly when Redis goes away, so an outage is one notice.
@@ -175,6 +177,7 @@ export function createStateKeys(prefix = ''): StateKeys {
       k(`notify:cooldown:${assertKind(kind)}:${subject(s)}:${assertKind(level)}`),
     notificationActive: (group, s) => k(`notify:active:${assertKind(group)}:${subject(s)}`),
     notificationHistory: () => k('notifications:history'),
+    notificationSilences: () => k('notify:silences'),
     notificationOutageReporter: () => k('notify:outage_reporter'),
     notificationOutageTold: () => k('notify:outage_told'),
     notificationOutageLate: () => k('notify:outage_late'),

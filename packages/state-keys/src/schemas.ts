@@ -252,16 +252,49 @@ export type Notification = z.infer<typeof notificationSchema>;
 /** An entry of `notifications:history`: a notification and how its delivery went. */
 export const notificationRecordSchema = notificationSchema.extend({
   delivery: z.object({
-    status: z.enum(['delivered', 'partial', 'failed']),
+    /** `silenced`: a silence matched it, and no sink was sent it. */
+    status: z.enum(['delivered', 'partial', 'failed', 'silenced']),
     /** Sink name → `delivered` or the reason it failed. */
     sinks: z.record(z.string(), z.string()),
     attempts: count,
     finished_at: isoTime,
     /** The route that chose the sinks (`file:line`, or `default`), when routes are configured. */
     route: z.string().optional(),
+    /** The silence that kept it from every sink (`status: silenced`). */
+    silenced_by: z.string().optional(),
   }),
 });
 export type NotificationRecord = z.infer<typeof notificationRecordSchema>;
+
+/** Names, or prefixes ending in `*`, a field of a notification is matched against. */
+const matchValues = z.array(z.string().min(1).max(128)).min(1).max(64);
+
+/**
+ * An entry of `notify:silences`: while `starts_at <= now < ends_at`, a notification matching every
+ * field given (any of its values) is recorded as silenced and sent to no sink.
+ */
+export const silenceSchema = z.object({
+  _v: version,
+  id: z.string().min(1).max(64),
+  matchers: z
+    .object({
+      kind: matchValues.optional(),
+      level: z.array(z.enum(NOTIFICATION_LEVELS)).min(1).max(4).optional(),
+      node: matchValues.optional(),
+      portfolio: matchValues.optional(),
+    })
+    .refine((m) => Object.values(m).some((v) => v !== undefined), {
+      error: 'a silence needs at least one matcher',
+    }),
+  starts_at: isoTime,
+  ends_at: isoTime,
+  /** Who made it (the gateway key's name, `ginkgo-ctl:<user>`). */
+  created_by: z.string().min(1).max(128),
+  comment: z.string().max(1_000),
+  /** Who ended it early, if anyone. */
+  expired_by: z.string().min(1).max(128).optional(),
+});
+export type Silence = z.infer<typeof silenceSchema>;
 
 export const CONTROL_ACTIONS = [
   'drain',
@@ -396,6 +429,7 @@ export const PAYLOAD_SCHEMAS = {
   portfolioBook: portfolioBookSchema,
   notification: notificationSchema,
   notificationRecord: notificationRecordSchema,
+  silence: silenceSchema,
   controlRequest: controlRequestSchema,
   controlResult: controlResultSchema,
   tradingHalt: tradingHaltSchema,
