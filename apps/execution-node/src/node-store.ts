@@ -19,8 +19,8 @@ import type { SeenRecord, TradingControlsSeen } from './trading-hold.ts';
  * Whether a book write continues the book's fence (Lua, shared by the beat and the commit): the
  * fence in Redis was written by this lease token (so this process's memory is at or ahead of it),
  * or it is the fence the holder loaded (or an earlier one of that writer: Redis rolled back past
- * the load), or there is no fence and the holder may re-assert a book Redis lost (it has not been
- * frozen since its lease was last renewed) — or, for a commit only, nothing had been loaded (the
+ * the load), or there is no fence and the holder may re-assert a book Redis lost (its lease has
+ * not expired by its own clock since it was last renewed) — or, for a commit only, nothing had been loaded (the
  * first commit of a new portfolio). Anything else means another process wrote since: this
  * process's memory is stale and must be dropped.
  * ft, fv: fence token (false when absent) and version; token, loadedToken, loadedVersion,
