@@ -206,7 +206,7 @@ export class OverviewFeed {
       const { nodes, portfolios, plan, notifications, trading } =
         await this.options.source.refresh();
       const now = this.now();
-      changes = this.rows.update({ nodes, portfolios, now });
+      changes = await this.rows.update({ nodes, portfolios, now });
       head = overviewHead(
         { nodes: this.rows.nodeRows(), portfolios: this.rows.portfolioRows() },
         { plan, notifications, trading, now },
@@ -244,6 +244,8 @@ export class OverviewFeed {
     }
     const base = this.lastHead?.seq ?? null;
     this.seq += 1;
+    // The whole overview of the last update is kept only until this one (8 MB at 5,000 nodes).
+    this.full = undefined;
     const frameHead: OverviewFrameHead = {
       seq: this.seq,
       ...head,

@@ -57,17 +57,21 @@ function portfolio(id: string, usage: number, status = 'running'): PortfolioView
 }
 
 describe('OverviewRows', () => {
-  it('says which rows were added, changed and removed; a heartbeat age alone is no change', () => {
+  it('says which rows were added, changed and removed; a heartbeat age alone is no change', async () => {
     const rows = new OverviewRows();
     const p1 = portfolio('p1', 0.1);
     const p2 = portfolio('p2', 0.2);
-    const first = rows.update({ nodes: [node('a'), node('b')], portfolios: [p1, p2], now: NOW });
+    const first = await rows.update({
+      nodes: [node('a'), node('b')],
+      portfolios: [p1, p2],
+      now: NOW,
+    });
     expect(first.nodes.set.map((n) => n.node_id)).toEqual(['a', 'b']);
     expect(first.portfolios.set.map((p) => p.portfolio_id)).toEqual(['p1', 'p2']);
 
     // The same fleet a second later: new node views whose age grew, the same portfolio views.
     const later = new Date(NOW.getTime() + 1_000);
-    const same = rows.update({
+    const same = await rows.update({
       nodes: [node('a', { heartbeat_age_ms: 1_200 }), node('b', { heartbeat_age_ms: 1_200 })],
       portfolios: [p1, p2],
       now: later,
@@ -76,7 +80,7 @@ describe('OverviewRows', () => {
 
     // p2's state changed (a new view, another queue), p1 is read again unchanged (a new view with
     // the same content), node b is gone, c is new, a's numbers moved.
-    const next = rows.update({
+    const next = await rows.update({
       nodes: [node('a', { cpu_percent: 50 }), node('c')],
       portfolios: [portfolio('p1', 0.1), portfolio('p2', 0.99), portfolio('p3', 0.5)],
       now: later,
@@ -91,7 +95,7 @@ describe('OverviewRows', () => {
       ['p3', 'ok'],
     ]);
     expect(next.portfolios.remove).toEqual([]);
-    const gone = rows.update({
+    const gone = await rows.update({
       nodes: [node('a', { cpu_percent: 50 }), node('c')],
       portfolios: [portfolio('p3', 0.5)],
       now: later,
@@ -99,7 +103,7 @@ describe('OverviewRows', () => {
     expect(gone.portfolios.remove).toEqual(['p1', 'p2']);
   });
 
-  it('joins the kept rows into the order and shape of a whole overview', () => {
+  it('joins the kept rows into the order and shape of a whole overview', async () => {
     const rows = new OverviewRows();
     const nodes = [node('b'), node('a', { status: 'lost', is_online: false }), node('c')];
     const portfolios = [
@@ -108,9 +112,13 @@ describe('OverviewRows', () => {
       portfolio('p0', 0.3, 'orphaned'),
       portfolio('p3', 0.75),
     ];
-    rows.update({ nodes, portfolios, now: NOW });
+    await rows.update({ nodes, portfolios, now: NOW });
     // A portfolio's level moves: the order is made again.
-    rows.update({ nodes, portfolios: [...portfolios.slice(1), portfolio('p1', 1)], now: NOW });
+    await rows.update({
+      nodes,
+      portfolios: [...portfolios.slice(1), portfolio('p1', 1)],
+      now: NOW,
+    });
     const whole = buildOverview({
       nodes,
       portfolios: [...portfolios.slice(1), portfolio('p1', 1)],

@@ -19,6 +19,9 @@ export interface RowDelta {
   portfolios: RowChanges<PortfolioRow>;
 }
 
+/** Rows compared between two yields to the event loop. */
+const YIELD_EVERY = 2_000;
+
 interface StoredPortfolio {
   /** The view it was made from: the fleet view hands out the same object while nothing changed. */
   view: PortfolioView;
@@ -45,14 +48,28 @@ export class OverviewRows {
   private nodeOrder: string[] | undefined;
   private portfolioOrder: string[] | undefined;
 
-  /** Takes the fleet as read now; returns what changed since the last update. */
-  update(input: { nodes: NodeView[]; portfolios: PortfolioView[]; now: Date }): RowDelta {
+  /**
+   * Takes the fleet as read now; returns what changed since the last update. Yields to the event
+   * loop every `YIELD_EVERY` rows (API requests wait behind it otherwise). A whole overview made
+   * meanwhile holds some rows of this update already: the delta that follows sets and removes them
+   * again, which changes nothing, so a page that applies it ends where this update does.
+   */
+  async update(input: {
+    nodes: NodeView[];
+    portfolios: PortfolioView[];
+    now: Date;
+  }): Promise<RowDelta> {
     const delta: RowDelta = {
       nodes: { set: [], remove: [] },
       portfolios: { set: [], remove: [] },
     };
+    let done = 0;
+    const pause = async (): Promise<void> => {
+      if (++done % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
+    };
     const seenNodes = new Set<string>();
     for (const view of input.nodes) {
+      await pause();
       const row = nodeRow(view, input.now);
       seenNodes.add(row.node_id);
       const { heartbeat_age_ms: _age, ...rest } = row;
@@ -73,6 +90,7 @@ export class OverviewRows {
 
     const seenPortfolios = new Set<string>();
     for (const view of input.portfolios) {
+      await pause();
       seenPortfolios.add(view.portfolio_id);
       const before = this.portfolios.get(view.portfolio_id);
       if (before?.view === view) continue;

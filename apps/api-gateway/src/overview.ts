@@ -60,7 +60,7 @@ export interface NotificationRow {
   title: string;
   message: string;
   subject: string | null;
-  delivery: 'delivered' | 'partial' | 'failed';
+  delivery: NotificationRecord['delivery']['status'];
   /** Sinks that failed, with their reasons. */
   delivery_problems: string[];
 }

@@ -85,7 +85,7 @@ export const OverviewSchema = z
         title: z.string(),
         message: z.string(),
         subject: z.string().nullable(),
-        delivery: z.enum(['delivered', 'partial', 'failed']),
+        delivery: z.enum(['delivered', 'partial', 'failed', 'silenced']),
         delivery_problems: z.array(z.string()),
       }),
     ),
@@ -149,11 +149,9 @@ export function overviewRoutes(deps: OverviewDeps): ApiRouter {
     if (frame === undefined) frames.set(key, (frame = make()));
     return frame;
   };
-  let full: { json: string; frame: string } | undefined;
-  const fullFrame = (json: string): string => {
-    if (full?.json !== json) full = { json, frame: `event: overview\ndata: ${json}\n\n` };
-    return full.frame;
-  };
+  // Not kept: the feed keeps the whole overview's JSON until its next update, and a socket write
+  // copies the frame anyway.
+  const fullFrame = (json: string): string => `event: overview\ndata: ${json}\n\n`;
 
   api.get(
     '/api/overview',
