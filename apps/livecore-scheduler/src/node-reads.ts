@@ -35,7 +35,6 @@ interface Known {
   score: number | null;
   liveness: Liveness;
   info: PlacementInfo | null;
-  infoRaw: string | null;
   problem: PayloadProblem | null;
   /**
    * Reader's clock (ms) by which its heartbeat key may have expired: the read's send time plus the
@@ -191,15 +190,13 @@ export class NodeReader {
     const out = new Map<string, Known>();
     const add = (id: string, pttlMs: number, infoRaw: string | null): void => {
       const before = remembered.get(id);
-      const decoded =
-        before !== undefined && before.infoRaw === infoRaw && infoRaw !== null
-          ? { info: before.info, problem: before.problem }
-          : this.decodeInfo(id, infoRaw, before?.info ?? null);
+      // The raw payload is not kept: thousands of them a tick, kept until the next one, were old
+      // garbage for the collector; an unchanged placement is told from the parsed payload.
+      const decoded = this.decodeInfo(id, infoRaw, before?.info ?? null);
       out.set(id, {
         score: scores.get(id) ?? null,
         liveness: livenessOf(pttlMs),
         info: decoded.info,
-        infoRaw,
         problem: decoded.problem,
         expiresAtMs: pttlMs >= 0 ? sentAtMs + pttlMs : Number.POSITIVE_INFINITY,
       });
