@@ -164,6 +164,7 @@ function aclWithoutPush(): string {
     'ginkgo-ctl': 'c',
     [`execution-node.${NODE}`]: 'node-secret',
     admin: 'admin-secret',
+    replica: 'replica-secret',
   };
   const acl = aclFile({ nodes: [NODE], passwords })
     .replace(/^(user execution-node\.n1 .*?)&\S+ &\S+ /m, '$1')
@@ -510,6 +511,43 @@ describe('ExecutionNode push on a Redis Cluster', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     const writtenAt = await assign(admin, keys, ['p1'], 1);
     expect((await runningAt(node, 'p1', 9_000)) - writtenAt).toBeLessThan(PUSHED_MS);
+  }, 60_000);
+
+  it('a cluster that refuses the subscription: asked again once per beat, its channels never piling up in the client', async () => {
+    const acl = await RedisCluster.start({
+      masters: 3,
+      acl: {
+        file: aclWithoutPush(),
+        admin: { username: 'admin', password: 'admin-secret' },
+        replica: { username: 'replica', password: 'replica-secret' },
+      },
+    });
+    cleanups.push(() => acl.cleanup());
+    const admin = acl.client() as unknown as Redis;
+    cleanups.push(() => admin.disconnect());
+    const { logs, connections } = await startNode(
+      {
+        ...acl.env,
+        REDIS_USERNAME: `execution-node.${NODE}`,
+        REDIS_PASSWORD: 'node-secret',
+        HEARTBEAT_INTERVAL_MS: '500',
+        HEARTBEAT_TTL_MS: '19000',
+        ASSIGNMENT_POLL_MS: '5000',
+      },
+      admin,
+    );
+    const push = connections.connection('push', 'request');
+    const asked = { count: 0 };
+    const ssubscribe = push.ssubscribe.bind(push);
+    push.ssubscribe = ((...args: Parameters<typeof ssubscribe>) => {
+      asked.count += 1;
+      return ssubscribe(...args);
+    }) as typeof ssubscribe;
+    // Asked again at a safety read at most once per beat (500 ms here): 4 more times.
+    await waitFor(() => asked.count >= 4, { timeoutMs: 10_000 });
+    expect(rememberedChannels(push)).toEqual([]);
+    expect(linesStarting(logs, 'Redis refused the push subscription')).toHaveLength(1);
+    expect(subscribedLines(logs)).toBe(0);
   }, 60_000);
 
   it('a shard subscriber gone silent (its socket no longer read) is noticed by the probe, the PING going elsewhere, and made again', async () => {
