@@ -135,6 +135,21 @@ async function assign(
   return performance.now();
 }
 
+/** The halt record as TradingControls writes it (a test writes it without its message). */
+function haltRecord(id: string): string {
+  return encodePayload('tradingHalt', {
+    _v: 1,
+    id,
+    state: 'halted',
+    halted_at: new Date().toISOString(),
+    by: 'desk',
+    reason: null,
+    lifted_at: null,
+    lifted_by: null,
+    lift_request_id: null,
+  });
+}
+
 /** Log lines whose message starts with `start`. */
 const linesStarting = (logs: MemoryTransport, start: string) =>
   logs.entries.filter((entry) => entry.message.startsWith(start));
@@ -243,20 +258,7 @@ describe('ExecutionNode follows its assignment by push', () => {
     await assign(admin, keys, ['p1'], 1);
     await runningAt(node, 'p1', 5_000);
     // The halt record as TradingControls writes it, without its message.
-    await admin.set(
-      keys.tradingHalt(),
-      encodePayload('tradingHalt', {
-        _v: 1,
-        id: 'h1',
-        state: 'halted',
-        halted_at: new Date().toISOString(),
-        by: 'desk',
-        reason: null,
-        lifted_at: null,
-        lifted_by: null,
-        lift_request_id: null,
-      }),
-    );
+    await admin.set(keys.tradingHalt(), haltRecord('h1'));
     const writtenAt = performance.now();
     await waitFor(() => node.collectMetrics().portfolios[0]?.status === 'paused', {
       timeoutMs: 5_000,
@@ -377,24 +379,7 @@ describe('ExecutionNode follows its assignment by push', () => {
     await admin.spublish(keys.tradingChannel(), 'halt:h1');
     await waitFor(() => logs.entries.some((e) => JSON.stringify(e).includes('WRONGTYPE')));
     // Then the record as TradingControls writes it, without a message of its own.
-    await admin
-      .multi()
-      .del(keys.tradingHalt())
-      .set(
-        keys.tradingHalt(),
-        encodePayload('tradingHalt', {
-          _v: 1,
-          id: 'h1',
-          state: 'halted',
-          halted_at: new Date().toISOString(),
-          by: 'desk',
-          reason: null,
-          lifted_at: null,
-          lifted_by: null,
-          lift_request_id: null,
-        }),
-      )
-      .exec();
+    await admin.multi().del(keys.tradingHalt()).set(keys.tradingHalt(), haltRecord('h1')).exec();
     const writtenAt = performance.now();
     await waitFor(() => node.collectMetrics().portfolios[0]?.status === 'paused', {
       timeoutMs: 9_000,

@@ -49,6 +49,21 @@ function producer(
   return queues;
 }
 
+/** A reader of p1's queue, its blocking connection closed after the test. */
+function openReader(conns: RedisConnections, keys: ReturnType<typeof createStateKeys>) {
+  const reader = new PortfolioQueueReader(
+    conns.main,
+    conns.connection('reader', 'blocking').duplicate(),
+    keys,
+    'p1',
+  );
+  closers.push(async () => {
+    reader.close();
+    await Promise.resolve();
+  });
+  return reader;
+}
+
 describe('PortfolioQueues on real Redis', () => {
   it('accepts events up to capacity, then refuses at once and counts the refusal', async () => {
     const conns = await redis();
@@ -211,16 +226,7 @@ describe('numbered events and PortfolioQueueReader', () => {
     const conns = await redis();
     const keys = keysFor('wake');
     const queues = producer(conns, keys, 100);
-    const reader = new PortfolioQueueReader(
-      conns.main,
-      conns.connection('reader', 'blocking').duplicate(),
-      keys,
-      'p1',
-    );
-    closers.push(async () => {
-      reader.close();
-      await Promise.resolve();
-    });
+    const reader = openReader(conns, keys);
     let started = performance.now();
     await reader.waitForEvents(300);
     expect(performance.now() - started).toBeGreaterThanOrEqual(250);
@@ -236,16 +242,7 @@ describe('numbered events and PortfolioQueueReader', () => {
     const conns = await redis();
     const keys = keysFor('look');
     const queues = producer(conns, keys, 100);
-    const reader = new PortfolioQueueReader(
-      conns.main,
-      conns.connection('reader', 'blocking').duplicate(),
-      keys,
-      'p1',
-    );
-    closers.push(async () => {
-      reader.close();
-      await Promise.resolve();
-    });
+    const reader = openReader(conns, keys);
     const calls = async (): Promise<Record<string, number>> => {
       const stats = await conns.main.info('commandstats');
       const count = (name: string): number =>
@@ -270,16 +267,7 @@ describe('numbered events and PortfolioQueueReader', () => {
     const conns = await redis();
     const keys = keysFor('idle');
     const queues = producer(conns, keys, 100);
-    const reader = new PortfolioQueueReader(
-      conns.main,
-      conns.connection('reader', 'blocking').duplicate(),
-      keys,
-      'p1',
-    );
-    closers.push(async () => {
-      reader.close();
-      await Promise.resolve();
-    });
+    const reader = openReader(conns, keys);
     expect(reader.idle).toBe(false);
     // A wait without a peek before it knows nothing.
     await reader.waitForEvents(50);
