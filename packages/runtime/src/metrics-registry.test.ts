@@ -16,6 +16,15 @@ describe('MetricsRegistry', () => {
     expect(text).toContain('# TYPE app_nodejs_eventloop_lag_seconds gauge');
   });
 
+  it("names no gauge like a counter: prom-client's active-handle totals are left out, their per-type gauges kept", async () => {
+    const text = await new MetricsRegistry({ prefix: 'app_' }).metrics();
+    const types = [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1], m[2]]);
+    expect(types.filter(([name, type]) => type !== 'counter' && name?.endsWith('_total'))).toEqual(
+      [],
+    );
+    expect(text).toContain('# TYPE app_nodejs_active_handles gauge');
+  });
+
   it('reads gauges and counters at scrape time, with and without labels', async () => {
     const registry = new MetricsRegistry({ prefix: 'app_' });
     let depth = 3;

@@ -27,7 +27,8 @@ export interface LabelledMetric {
  * The Prometheus registry of one app, and the one way its metrics are declared: every value is
  * read at scrape time from the app's own state (`gauge`, `counter`), never pushed into a metric as
  * things happen, so `/metrics` says the same as the app's other reports. The process's default
- * metrics (CPU, memory, event loop) come with it under the app's prefix.
+ * metrics (CPU, memory, event loop) come with it under the app's prefix, but for three gauges whose
+ * `_total` names break Prometheus's conventions.
  */
 export class MetricsRegistry extends Registry {
   private readonly scrapeSnapshots: (() => void)[] = [];
@@ -35,6 +36,11 @@ export class MetricsRegistry extends Registry {
   constructor(options: { prefix: string }) {
     super();
     collectDefaultMetrics({ register: this, prefix: options.prefix });
+    // prom-client's totals of the active handles, requests and resources are gauges named like
+    // counters, which Prometheus's conventions (and `promtool check metrics`) refuse; the same
+    // numbers are the sum of its per-type gauges (`nodejs_active_handles{type}`, …).
+    for (const name of ['handles', 'requests', 'resources'])
+      this.removeSingleMetric(`${options.prefix}nodejs_active_${name}_total`);
   }
 
   /**
