@@ -183,9 +183,8 @@ describe('1,000 event stream attempts', () => {
     expect(statuses.filter((s) => s === 200)).toHaveLength(OPEN);
     expect(statuses.filter((s) => s === 503)).toHaveLength(1_000 - OPEN);
 
-    // Then 70 updates (14 s) while nobody reads. The kernel takes the first ~30 of each stream
-    // (about 7 MB a socket on loopback: its send and receive buffers); without the latest-frame
-    // rule every later one would wait in the gateway for every stream.
+    // Then 70 updates (14 s) while nobody reads. The kernel takes about 7 MB a socket on loopback
+    // (its send and receive buffers): the whole overview and every delta after it.
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const held = rssBytes(pid);
     const updates = 70;
@@ -198,7 +197,10 @@ describe('1,000 event stream attempts', () => {
       `SSE memory: frame ${frame} B; RSS before ${before} B, with ${OPEN} streams held ${held} B, ${updates} updates later ${after} B; buffered ${buffered} B, updates skipped ${skipped}; bound ${OPEN * (frame + 64 * 1_024) + 96 * 1_024 * 1_024} B\n`,
     );
     expect(samples.get('ginkgo_gateway_sse_streams')).toBe(OPEN);
-    expect(skipped).toBeGreaterThan(OPEN * 10);
+    // After the whole overview each update is a delta of a few hundred bytes, which the held
+    // sockets' kernel buffers take without the gateway keeping any: nothing needs skipping here
+    // (a client whose socket is full is sse.int.test.ts's case).
+    expect(skipped).toBe(0);
     // In memory, per stream: its socket and HTTP objects (well under 64 kB) and the one frame
     // waiting (its unsent rest, copied by the write in flight); 96 MB for the rest (the heap's
     // growth between collections, the updates being read and serialised).
