@@ -152,7 +152,7 @@ class LocalStack {
     }
     start('notification-worker', 'apps/notification-worker/src/main.ts', { METRICS_PORT: '0' });
     start('api-gateway', 'apps/api-gateway/src/main.ts', { GATEWAY_PORT: String(gatewayPort) });
-    start('market-feed', 'apps/market-feed/src/main.ts', {});
+    start('market-feed', 'apps/market-feed/src/main.ts', { METRICS_PORT: '0' });
     if (this.isStopping()) return;
 
     const port = await this.gatewayListening();

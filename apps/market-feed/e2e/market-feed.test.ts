@@ -59,6 +59,62 @@ describe('market feed process', () => {
     expect(exit.code).toBe(0);
   });
 
+  it('counts what it offered each portfolio in /metrics: accepted up to the capacity, then refused', async () => {
+    const server = await RedisServer.start();
+    cleanups.push(() => server.cleanup());
+    const redis = new Redis(server.port, server.host);
+    cleanups.push(() => {
+      redis.disconnect();
+    });
+    const keys = createStateKeys('feedm:');
+    await redis.hset(
+      keys.portfolioCatalog(),
+      'p1',
+      encodePayload('portfolioSpec', {
+        _v: 1,
+        portfolio_id: 'p1',
+        symbols: ['BTC'],
+        strategy: { name: 'ma-crossover', params: {} },
+        starting_cash: 1_000,
+      }),
+    );
+    const feed = ManagedProcess.start(
+      tsEntry('feed', 'apps/market-feed/src/main.ts', {
+        ...server.env,
+        REDIS_KEY_PREFIX: 'feedm:',
+        FEED_RATE: '50',
+        PORTFOLIO_QUEUE_CAPACITY: '10',
+        METRICS_PORT: '0',
+        LOG_FORMAT: 'json',
+      }),
+    );
+    cleanups.push(() => feed.stop('SIGKILL'));
+    const port = (
+      JSON.parse(await feed.waitForLine('Metrics listening', 20_000)) as { port: number }
+    ).port;
+    const scrape = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const value = (outcome: string) =>
+        Number(
+          new RegExp(
+            `^ginkgo_feed_events_total\\{portfolio_id="p1",outcome="${outcome}"\\} (\\d+)$`,
+            'm',
+          ).exec(text)?.[1] ?? NaN,
+        );
+      return { text, accepted: value('accepted'), refused: value('refused') };
+    };
+    await waitFor(async () => (await scrape()).refused > 0, { timeoutMs: 10_000 });
+    const { text, accepted } = await scrape();
+    // Nothing consumes: every accepted event is still in the queue, and the queue is full.
+    expect(accepted).toBe(10);
+    expect(await new PortfolioQueues({ connection: redis, keys }).depthOf('p1')).toMatchObject({
+      depth: 10,
+    });
+    expect(text).toContain('# TYPE ginkgo_feed_events_total counter');
+    expect(text).toMatch(/^ginkgo_feed_portfolios 1$/m);
+    expect(text).toMatch(/^ginkgo_feed_symbols 1$/m);
+  });
+
   it('exits 2 naming a bad FEED_RATE', async () => {
     const feed = ManagedProcess.start(
       tsEntry('feed', 'apps/market-feed/src/main.ts', { FEED_RATE: 'fast' }),

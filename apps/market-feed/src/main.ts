@@ -12,7 +12,9 @@ await runApp({
   loadConfig,
   metricsPrefix: 'ginkgo_feed_',
   describeConfig: (config) => ({ ...config, redis: describeRedisConfig(config.redis) }),
-  create: ({ config, logger }) => {
+  // METRICS_HOST / METRICS_PORT / METRICS_TOKEN, read by runApp (packages/runtime).
+  metricsServer: { defaultPort: 9_467 },
+  create: ({ config, logger, metrics }) => {
     const connections = new RedisConnections({
       config: config.redis,
       app: 'market-feed',
@@ -35,7 +37,30 @@ await runApp({
       logger,
       alarm: createFeedAlarm({ redis: connections.main, keys, logger, notify: config.notify }),
     });
+    metrics.counter({
+      name: 'ginkgo_feed_events_total',
+      help: 'Events the feed offered a portfolio queue, by outcome: accepted, refused (the queue was full) or failed (Redis did not answer)',
+      labelNames: ['portfolio_id', 'outcome'],
+      samples: () =>
+        [...feed.byPortfolio].flatMap(([portfolio_id, c]) =>
+          (['accepted', 'refused', 'failed'] as const).map((outcome) => ({
+            labels: { portfolio_id, outcome },
+            value: c[outcome],
+          })),
+        ),
+    });
+    metrics.gauge({
+      name: 'ginkgo_feed_portfolios',
+      help: 'Portfolios the feed publishes to (from the catalog it last read)',
+      value: () => feed.fed.portfolios,
+    });
+    metrics.gauge({
+      name: 'ginkgo_feed_symbols',
+      help: 'Symbols the feed publishes',
+      value: () => feed.fed.symbols,
+    });
     return {
+      health: () => ({ healthy: true, body: { status: 'running', ...feed.counters } }),
       start: async () => {
         await connections.waitUntilReady(config.redis.connectTimeoutMs);
         feed.start();

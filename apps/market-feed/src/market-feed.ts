@@ -26,6 +26,9 @@ export interface FeedCounters {
   failed: number;
 }
 
+/** What the feed offered one portfolio, by outcome. */
+export type PortfolioCounters = FeedCounters;
+
 /**
  * Publishes a random-walk tick for every symbol that a catalogued portfolio follows, `ratePerSecond`
  * times a second, to each following portfolio's queue. A full queue refuses (counted, never
@@ -35,6 +38,8 @@ export interface FeedCounters {
  */
 export class MarketFeed {
   readonly counters: FeedCounters = { accepted: 0, refused: 0, failed: 0 };
+  /** The same, per portfolio (for `/metrics`: a counter per portfolio and outcome). */
+  readonly byPortfolio = new Map<string, PortfolioCounters>();
   private followers = new Map<string, string[]>();
   private readonly walks = new Map<string, RandomWalk>();
   private readonly alarm: FeedAlarm;
@@ -80,6 +85,14 @@ export class MarketFeed {
     await Promise.all([this.catalog, this.rounds, this.report].map((loop) => loop.stop()));
     this.options.logger.info('Feed counters', { ...this.counters });
     await this.alarm.notifier.close();
+  }
+
+  /** Portfolios and symbols fed now (from the last catalog read). */
+  get fed(): { portfolios: number; symbols: number } {
+    return {
+      portfolios: new Set([...this.followers.values()].flat()).size,
+      symbols: this.followers.size,
+    };
   }
 
   /** Symbol → portfolios following it, from the catalog. Keeps the last view when Redis fails. */
@@ -137,9 +150,25 @@ export class MarketFeed {
     portfolioId: string,
     tick: { symbol: string; price: number; volume: number; event_time: string },
   ): Promise<void> {
-    const result = await this.options.queues.add(portfolioId, tick);
-    if (result.ok) this.counters.accepted += 1;
-    else this.counters.refused += 1;
+    let mine = this.byPortfolio.get(portfolioId);
+    if (mine === undefined) {
+      mine = { accepted: 0, refused: 0, failed: 0 };
+      this.byPortfolio.set(portfolioId, mine);
+    }
+    let result;
+    try {
+      result = await this.options.queues.add(portfolioId, tick);
+    } catch (err) {
+      mine.failed += 1;
+      throw err;
+    }
+    if (result.ok) {
+      this.counters.accepted += 1;
+      mine.accepted += 1;
+    } else {
+      this.counters.refused += 1;
+      mine.refused += 1;
+    }
     // The producer sees a full queue even when every consumer is frozen or dead.
     const { capacity } = this.options.queues;
     if (result.ok) this.alarm.alarm.accepted(portfolioId, { depth: result.depth, capacity });
