@@ -1,7 +1,8 @@
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createStateKeys, encodePayload, type StateKeys } from '@ginkgo-live/state-keys';
-import { fleetNodeInfo, RedisServer } from '@ginkgo-live/testing';
+import { aclFile } from '@ginkgo-live/redis-client';
+import { fleetNodeInfo, RedisServer, StackFixture, TestUsers } from '@ginkgo-live/testing';
 import { RedisSchedulerStore } from './scheduler-store.ts';
 
 let server: RedisServer;
@@ -238,5 +239,57 @@ describe('SchedulerStore incremental node reads', () => {
     clock += 1_000;
     await s.readWorld();
     expect(s.nodeReads).toEqual({ read: 3, kept: 0, full: true });
+  });
+});
+
+describe('SchedulerStore node reads under the scheduler’s own ACL user', () => {
+  it('reads liveness and info with read-only rights on the nodes’ keys (no NOPERM)', async () => {
+    const users = new TestUsers([
+      'livecore-scheduler',
+      'api-gateway',
+      'market-feed',
+      'notification-worker',
+      'ginkgo-ctl',
+      'execution-node.n1',
+      'admin',
+    ]);
+    const prefix = StackFixture.newPrefix();
+    const acl = await RedisServer.start({
+      aclFile: aclFile({ nodes: ['n1'], passwords: users.passwords, prefix }),
+      auth: users.user('admin'),
+    });
+    const k = createStateKeys(prefix);
+    const admin = new Redis({ host: acl.host, port: acl.port, ...users.user('admin') });
+    const env = users.env('livecore-scheduler');
+    const scheduler = new Redis({
+      host: acl.host,
+      port: acl.port,
+      username: env['REDIS_USERNAME'],
+      password: env['REDIS_PASSWORD'],
+    });
+    try {
+      const now = new Date().toISOString();
+      await admin.set(
+        k.heartbeat('n1'),
+        encodePayload('heartbeat', { _v: 1, node_id: 'n1', sent_at: now, seq: 1 }),
+        'PX',
+        60_000,
+      );
+      await admin.set(
+        k.nodeInfo('n1'),
+        encodePayload('nodeInfo', { ...fleetNodeInfo('n1', ['p1'], now), capacity: 5 }),
+      );
+      await admin.zadd(k.nodeRegistry(), Date.now(), 'n1');
+      const s = new RedisSchedulerStore(scheduler, k, 's1');
+      expect(await s.lead(10_000)).toBe(true);
+      const world = await s.readWorld();
+      expect(world.nodes.map((n) => [n.nodeId, n.liveness.alive, n.info])).toEqual([
+        ['n1', true, { capacity: 5, portfolio_ids: ['p1'] }],
+      ]);
+    } finally {
+      scheduler.disconnect();
+      admin.disconnect();
+      await acl.cleanup();
+    }
   });
 });
