@@ -18,6 +18,7 @@ import type { NodeConfig } from './config.ts';
 import { HeartbeatLoop } from './heartbeat-loop.ts';
 import { NodeStore, type BeatLease } from './node-store.ts';
 import { OrdersPush } from './orders-push.ts';
+import type { LatencyHistogram } from './latency-window.ts';
 import { PortfolioRunner, type Hold, type RunnerLease } from './portfolio-runner.ts';
 import { ProcessStatsSampler } from './process-stats.ts';
 import { DEFAULT_THRESHOLDS, QueuePressureWatcher } from './queue-pressure.ts';
@@ -54,6 +55,8 @@ export interface NodeMetrics {
   heap_used_bytes: number;
   redis: RedisHealth;
   portfolios: PortfolioState[];
+  /** Each portfolio's latency since it started here (not in the state: Prometheus only). */
+  latency: Map<string, LatencyHistogram>;
 }
 
 export type StartResult = { ok: true } | { ok: false; reason: string };
@@ -346,6 +349,7 @@ export class ExecutionNode {
       heap_used_bytes: stats.heapUsedBytes,
       redis: this.heartbeat.health(),
       portfolios,
+      latency: new Map([...this.runners].map(([id, r]) => [id, r.latencyHistogram()])),
     };
   }
 

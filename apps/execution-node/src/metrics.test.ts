@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MetricsRegistry } from '@ginkgo-live/runtime';
 import { fleetPortfolioState } from '@ginkgo-live/testing';
 import type { NodeMetrics } from './execution-node.ts';
+import { LatencyWindow } from './latency-window.ts';
 import { registerNodeMetrics } from './metrics.ts';
 
 const NOW = '2026-01-01T00:00:00.000Z';
@@ -28,8 +29,13 @@ function snapshot(): NodeMetrics {
         refused_count: 3,
       },
     ],
+    latency: new Map([['p1', p1Latency.histogram()]]),
   };
 }
+
+// p1's events: 0.5 ms, 3 ms twice, 20 s (over the last bound: only in +Inf).
+const p1Latency = new LatencyWindow();
+for (const ms of [0.5, 3, 3, 20_000]) p1Latency.add(ms);
 
 describe('the node metrics', () => {
   it('serves every name, label and value the node has always served, from one snapshot per scrape', async () => {
@@ -109,6 +115,24 @@ const EXPECTED = [
   '# TYPE ginkgo_portfolio_events_refused_total counter',
   'ginkgo_portfolio_events_refused_total{portfolio_id="p1"} 0',
   'ginkgo_portfolio_events_refused_total{portfolio_id="p2"} 3',
+  '# HELP ginkgo_portfolio_latency_seconds Enqueue-to-processed latency of every event since the portfolio started on this node',
+  '# TYPE ginkgo_portfolio_latency_seconds histogram',
+  'ginkgo_portfolio_latency_seconds_bucket{le="0.001",portfolio_id="p1"} 1',
+  'ginkgo_portfolio_latency_seconds_bucket{le="0.0025",portfolio_id="p1"} 1',
+  'ginkgo_portfolio_latency_seconds_bucket{le="0.005",portfolio_id="p1"} 3',
+  'ginkgo_portfolio_latency_seconds_bucket{le="0.01",portfolio_id="p1"} 3',
+  'ginkgo_portfolio_latency_seconds_bucket{le="0.025",portfolio_id="p1"} 3',
+  'ginkgo_portfolio_latency_seconds_bucket{le="0.05",portfolio_id="p1"} 3',
+  'ginkgo_portfolio_latency_seconds_bucket{le="0.1",portfolio_id="p1"} 3',
+  'ginkgo_portfolio_latency_seconds_bucket{le="0.25",portfolio_id="p1"} 3',
+  'ginkgo_portfolio_latency_seconds_bucket{le="0.5",portfolio_id="p1"} 3',
+  'ginkgo_portfolio_latency_seconds_bucket{le="1",portfolio_id="p1"} 3',
+  'ginkgo_portfolio_latency_seconds_bucket{le="2.5",portfolio_id="p1"} 3',
+  'ginkgo_portfolio_latency_seconds_bucket{le="5",portfolio_id="p1"} 3',
+  'ginkgo_portfolio_latency_seconds_bucket{le="10",portfolio_id="p1"} 3',
+  'ginkgo_portfolio_latency_seconds_bucket{le="+Inf",portfolio_id="p1"} 4',
+  'ginkgo_portfolio_latency_seconds_sum{portfolio_id="p1"} 20.0065',
+  'ginkgo_portfolio_latency_seconds_count{portfolio_id="p1"} 4',
   '# HELP ginkgo_portfolio_latency_p50_seconds Enqueue-to-processed latency, median of the recent window',
   '# TYPE ginkgo_portfolio_latency_p50_seconds gauge',
   'ginkgo_portfolio_latency_p50_seconds{portfolio_id="p1"} 0.0004',

@@ -1,5 +1,6 @@
 import type { MetricsRegistry } from '@ginkgo-live/runtime';
 import type { NodeMetrics } from './execution-node.ts';
+import { LATENCY_BUCKETS_SECONDS } from './latency-window.ts';
 
 type PortfolioMetrics = NodeMetrics['portfolios'][number];
 
@@ -97,6 +98,19 @@ export function registerNodeMetrics(registry: MetricsRegistry, collect: () => No
     (p) => p.refused_count,
     'counter',
   );
+  registry.histogram({
+    name: 'ginkgo_portfolio_latency_seconds',
+    help: 'Enqueue-to-processed latency of every event since the portfolio started on this node',
+    labelNames: ['portfolio_id'],
+    buckets: LATENCY_BUCKETS_SECONDS,
+    samples: () =>
+      [...current().latency].map(([portfolio_id, h]) => ({
+        labels: { portfolio_id },
+        buckets: h.buckets,
+        count: h.count,
+        sum: h.sumSeconds,
+      })),
+  });
   perPortfolio(
     'ginkgo_portfolio_latency_p50_seconds',
     'Enqueue-to-processed latency, median of the recent window',

@@ -10,7 +10,7 @@ import {
   type PortfolioStatus,
   type PriceTick,
 } from '@ginkgo-live/state-keys';
-import { LatencyWindow } from './latency-window.ts';
+import { LatencyWindow, type LatencyHistogram } from './latency-window.ts';
 import type { CommitOutcome, CommitRequest, LeaseClaim } from './node-store.ts';
 import { Book } from './portfolio-book.ts';
 import type { Strategy } from './strategies/index.ts';
@@ -267,6 +267,11 @@ export class PortfolioRunner {
       this.log.warn('Final commit failed; the lease expires by itself', { err });
       return false;
     }
+  }
+
+  /** Enqueue-to-processed latency of every event this runner processed, as a histogram. */
+  latencyHistogram(): LatencyHistogram {
+    return this.latency.histogram();
   }
 
   /** The `portfolio:{id}:state` payload. */

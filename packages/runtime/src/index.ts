@@ -23,7 +23,13 @@ export type { ShutdownOptions } from './shutdown.ts';
 export { PeriodicLoop } from './periodic-loop.ts';
 export type { PeriodicLoopOptions, PeriodicLoopStats } from './periodic-loop.ts';
 export { MetricsRegistry } from './metrics-registry.ts';
-export type { LabelledMetric, MetricSample, ValueMetric } from './metrics-registry.ts';
+export type {
+  HistogramMetric,
+  HistogramSample,
+  LabelledMetric,
+  MetricSample,
+  ValueMetric,
+} from './metrics-registry.ts';
 export { runApp } from './run-app.ts';
 export type { AppContext, AppServices, AppSpec } from './run-app.ts';
 export { StartupError, ensureWritableDir, listen, listenError } from './startup-error.ts';

@@ -15,6 +15,25 @@ export interface ValueMetric {
   value: () => Awaitable<number>;
 }
 
+/** One series of a histogram the app keeps: cumulative counts per bucket bound, count, sum. */
+export interface HistogramSample {
+  labels: Record<string, string>;
+  /** Observations at or under each of the metric's `buckets` (cumulative, same order). */
+  buckets: readonly number[];
+  count: number;
+  sum: number;
+}
+
+/** A histogram whose buckets the app counts itself, read at scrape time. */
+export interface HistogramMetric {
+  name: string;
+  help: string;
+  labelNames: readonly string[];
+  /** Upper bounds, ascending; `+Inf` is added. */
+  buckets: readonly number[];
+  samples: () => Awaitable<Iterable<HistogramSample>>;
+}
+
 /** A metric with labels: the series it has at this scrape (none is fine: the metric is empty). */
 export interface LabelledMetric {
   name: string;
@@ -72,6 +91,40 @@ export class MetricsRegistry extends Registry {
       registers: [this],
       collect: collector(metric, (counter: Counter, s) => counter.inc(s.labels, s.value)),
     });
+  }
+
+  /**
+   * A histogram whose counts the app keeps (its own buckets, since start), read at scrape time:
+   * `_bucket{le}` for each bound and `+Inf`, `_sum`, `_count`, as prom-client writes its own.
+   */
+  histogram(metric: HistogramMetric): void {
+    const { name, help } = metric;
+    const get = async () => {
+      const values: {
+        metricName: string;
+        labels: Record<string, string | number>;
+        value: number;
+      }[] = [];
+      for (const s of await metric.samples()) {
+        metric.buckets.forEach((le, i) =>
+          values.push({
+            metricName: `${name}_bucket`,
+            labels: { le, ...s.labels },
+            value: s.buckets[i] ?? s.count,
+          }),
+        );
+        values.push({
+          metricName: `${name}_bucket`,
+          labels: { le: '+Inf', ...s.labels },
+          value: s.count,
+        });
+        values.push({ metricName: `${name}_sum`, labels: s.labels, value: s.sum });
+        values.push({ metricName: `${name}_count`, labels: s.labels, value: s.count });
+      }
+      return { name, help, type: 'histogram', aggregator: 'sum', values };
+    };
+    // prom-client serialises any registered object with this shape as it does its own metrics.
+    this.registerMetric({ name, help, type: 'histogram', aggregator: 'sum', get } as never);
   }
 
   /** The Prometheus text of every metric; the per-scrape snapshots are taken anew each time. */
