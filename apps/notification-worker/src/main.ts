@@ -21,7 +21,7 @@ await runApp({
   describeConfig: (config) => ({ ...config, redis: describeRedisConfig(config.redis) }),
   // METRICS_HOST / METRICS_PORT / METRICS_TOKEN, read by runApp (packages/runtime).
   metricsServer: { defaultPort: 9_466 },
-  create: ({ config, logger }) => {
+  create: ({ config, logger, metrics }) => {
     const { redis, notify } = config;
     const sinks = [
       ...createSinks(notify),
@@ -43,6 +43,26 @@ await runApp({
       backoffMs: notify.deliveryBackoffMs,
       historySize: notify.historySize,
       logger,
+    });
+    metrics.counter({
+      name: 'ginkgo_notification_sink_deliveries_total',
+      help: 'Deliveries to a sink, by outcome: delivered, or failed (each failed attempt counts; a retry may deliver it later)',
+      labelNames: ['sink', 'outcome'],
+      samples: () =>
+        [...worker.stats.sinks].flatMap(([sink, c]) => [
+          { labels: { sink, outcome: 'delivered' }, value: c.delivered },
+          { labels: { sink, outcome: 'failed' }, value: c.failed },
+        ]),
+    });
+    metrics.counter({
+      name: 'ginkgo_notifications_total',
+      help: 'Notifications the worker finished, by how: delivered, partial (some sinks failed for good), failed (every sink), silenced',
+      labelNames: ['outcome'],
+      samples: () =>
+        ['delivered', 'partial', 'failed', 'silenced'].map((outcome) => ({
+          labels: { outcome },
+          value: worker.stats.outcomes.get(outcome) ?? 0,
+        })),
     });
     return {
       health: () => ({

@@ -47,6 +47,14 @@ interface Progress {
   delivered: string[];
 }
 
+/** What the worker did since it started, for `/metrics`. */
+export interface DeliveryStats {
+  /** Per sink: deliveries that arrived, and attempts that failed (each retry counts). */
+  sinks: Map<string, { delivered: number; failed: number }>;
+  /** Notifications by how they ended: delivered, partial, failed, silenced. */
+  outcomes: Map<string, number>;
+}
+
 /**
  * Consumes `notifications` and delivers each to every sink its route names (every sink without
  * routes). A sink that took a notification is not
@@ -58,6 +66,7 @@ interface Progress {
 export class NotificationDeliveryWorker {
   private worker: Worker | undefined;
   private readonly log: Logger;
+  readonly stats: DeliveryStats = { sinks: new Map(), outcomes: new Map() };
 
   constructor(private readonly options: DeliveryWorkerOptions) {
     this.log = options.logger.child({ component: 'notification-delivery' });
@@ -136,11 +145,14 @@ export class NotificationDeliveryWorker {
     }
     for (const sink of sinks) {
       if (delivered.has(sink.name)) continue;
+      const counts = this.sinkStats(sink.name);
       try {
         await sink.deliver(notification);
         delivered.add(sink.name);
+        counts.delivered += 1;
       } catch (err) {
         failures.set(sink.name, err instanceof Error ? err : new Error(String(err)));
+        counts.failed += 1;
       }
     }
     await job.updateProgress({ delivered: [...delivered] } satisfies Progress);
@@ -162,6 +174,15 @@ export class NotificationDeliveryWorker {
       ),
     );
     throw new RetryDelivery(`Delivery failed (attempt ${attempt}): ${reasons}`, retryAfterMs);
+  }
+
+  private sinkStats(name: string): { delivered: number; failed: number } {
+    let counts = this.stats.sinks.get(name);
+    if (counts === undefined) {
+      counts = { delivered: 0, failed: 0 };
+      this.stats.sinks.set(name, counts);
+    }
+    return counts;
   }
 
   /** The sinks a notification goes to, and which route said so (`file:line`, or `default`). */
@@ -187,17 +208,19 @@ export class NotificationDeliveryWorker {
     const sinks: Record<string, string> = {};
     for (const name of delivered) sinks[name] = 'delivered';
     for (const [name, err] of failures) sinks[name] = err.message;
+    const status: NotificationRecord['delivery']['status'] =
+      silencedBy !== undefined
+        ? 'silenced'
+        : failures.size === 0
+          ? 'delivered'
+          : delivered.size === 0
+            ? 'failed'
+            : 'partial';
+    this.stats.outcomes.set(status, (this.stats.outcomes.get(status) ?? 0) + 1);
     const record: NotificationRecord = {
       ...notification,
       delivery: {
-        status:
-          silencedBy !== undefined
-            ? 'silenced'
-            : failures.size === 0
-              ? 'delivered'
-              : delivered.size === 0
-                ? 'failed'
-                : 'partial',
+        status,
         sinks,
         attempts,
         finished_at: new Date().toISOString(),

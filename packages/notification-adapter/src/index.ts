@@ -14,7 +14,7 @@ export type {
 export { loadNotificationConfig } from './config.ts';
 export type { NotificationConfig } from './config.ts';
 export { NotificationDeliveryWorker } from './delivery-worker.ts';
-export type { DeliveryWorkerOptions } from './delivery-worker.ts';
+export type { DeliveryStats, DeliveryWorkerOptions } from './delivery-worker.ts';
 export { createAppNotifier, Notifier } from './notifier.ts';
 export type { NotifierOptions, QueuedCondition, QueuedKind } from './notifier.ts';
 export { QUEUE_CONDITION, QueueFullAlarm } from './queue-full-alarm.ts';

@@ -237,7 +237,7 @@ describe('Notifier and delivery worker on real Redis and a real webhook', () => 
   });
 
   it('retries a receiver that fails twice, and records the delivery in the history', async () => {
-    const { redis } = await deliveryWorker();
+    const { redis, worker } = await deliveryWorker();
     receiver.answers = [500, 500, 200];
     const n = await notifier('node-a');
     n.raise('queue_full', p1, refusal);
@@ -250,6 +250,9 @@ describe('Notifier and delivery worker on real Redis and a real webhook', () => 
       attempts: 3,
       sinks: { webhook: 'delivered' },
     });
+    // What /metrics counts: every failed attempt, the delivery, the outcome.
+    expect(worker.stats.sinks.get('webhook')).toEqual({ delivered: 1, failed: 2 });
+    expect([...worker.stats.outcomes]).toEqual([['delivered', 1]]);
   });
 
   it('e-mails beside the webhook: a relay that refuses once (451) gets it on the retry, the webhook only once, one delivery record', async () => {
