@@ -56,9 +56,11 @@ export function createFleetRegistry(
         value: state.queue_depth,
       })),
   });
-  registry.gauge({
-    name: 'ginkgo_fleet_portfolio_events_processed',
-    help: 'Events processed per portfolio (as reported)',
+  // A counter: the count lives in the portfolio's book and goes on from holder to holder, so it
+  // only falls when a portfolio starts again from its catalog entry (a reset, as rate() expects).
+  registry.counter({
+    name: 'ginkgo_fleet_portfolio_events_processed_total',
+    help: 'Events processed per portfolio, whichever node runs it (as its state reports)',
     labelNames: ['portfolio_id'],
     samples: async () =>
       (await states()).map(({ portfolioId, state }) => ({

@@ -491,6 +491,10 @@ describe('api-gateway on real Redis', () => {
     expect(samples.get('ginkgo_fleet_portfolio_queue_depth{portfolio_id="p1",node_id="n1"}')).toBe(
       40,
     );
+    expect(text).toContain('# TYPE ginkgo_fleet_portfolio_events_processed_total counter');
+    expect(samples.has('ginkgo_fleet_portfolio_events_processed_total{portfolio_id="p1"}')).toBe(
+      true,
+    );
     await server.kill();
     await waitFor(() => conns.main.status !== 'ready');
     const down = parsePrometheus(await (await fetch(`${base}/metrics`)).text());
