@@ -130,11 +130,11 @@ describe('T072 on the whole stack', () => {
     });
     const metrics = parsePrometheus(await (await fetch(schedulerMetrics)).text());
     // Every failure logged (more may have come after the count above, while still frozen).
-    expect(metrics.get('ginkgo_scheduler_redis_failures')).toBe(
+    expect(metrics.get('ginkgo_scheduler_redis_failures_total')).toBe(
       logEntries(scheduler, 'Redis operation failed; this tick changes nothing').length,
     );
     expect(metrics.get('ginkgo_scheduler_redis_consecutive_failures')).toBe(0);
-    expect(metrics.get('ginkgo_scheduler_ticks')).toBeGreaterThan(ticksAtFreeze + 3);
+    expect(metrics.get('ginkgo_scheduler_ticks_total')).toBeGreaterThan(ticksAtFreeze + 3);
     await queues.close();
   }, 60_000);
 

@@ -59,13 +59,11 @@ await runApp({
       ['leader', '1 while this scheduler leads', () => (s.role === 'leader' ? 1 : 0)],
       ['plan_version', 'Version of the plan last read or written', () => s.planVersion],
       ['tick_duration_seconds', 'Duration of the last tick', () => s.lastTickMs / 1_000],
-      ['ticks', 'Ticks run since start, whatever their outcome', () => s.ticks],
       [
         'redis_consecutive_failures',
         'Redis operations failed in a row (FR-037)',
         () => s.consecutiveFailures,
       ],
-      ['redis_failures', 'Redis operations failed since start (FR-037)', () => s.totalFailures],
       [
         'recovery_seconds',
         'Process start to first tick done',
@@ -78,6 +76,17 @@ await runApp({
     ];
     for (const [name, help, value] of gauges)
       metrics.gauge({ name: `ginkgo_scheduler_${name}`, help, value });
+    // Counts since start are counters (rate() and increase() work on them, and a restart is a reset).
+    metrics.counter({
+      name: 'ginkgo_scheduler_ticks_total',
+      help: 'Ticks run since start, whatever their outcome',
+      value: () => s.ticks,
+    });
+    metrics.counter({
+      name: 'ginkgo_scheduler_redis_failures_total',
+      help: 'Redis operations failed since start (FR-037)',
+      value: () => s.totalFailures,
+    });
 
     return {
       health: () => ({
