@@ -138,6 +138,13 @@ function ensureSentinel() {
   );
 }
 
+/** Debian's Prometheus (and its promtool), which checks the shipped rules and every app's metrics. */
+function ensurePrometheus() {
+  ensureDebianPackage('prometheus', 'prometheus (with promtool)', () =>
+    output('promtool', ['--version']) !== undefined,
+  );
+}
+
 /** Debian's Alertmanager, which the Alertmanager sink's tests post to. */
 function ensureAlertmanager() {
   ensureDebianPackage(
@@ -200,6 +207,7 @@ function main() {
   ensureOpenssl();
   ensureChromium();
   ensureAlertmanager();
+  ensurePrometheus();
   say('Format check');
   if (run(pnpm, ['exec', 'prettier', '--check', '--log-level', 'warn', '.']) !== 0) process.exit(1);
   say('Lint and typecheck');
