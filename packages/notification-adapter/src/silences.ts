@@ -51,6 +51,22 @@ export class Silences {
   ) {}
 
   async create(request: SilenceRequest, now = Date.now()): Promise<Silence> {
+    const silence = Silences.prepare(request, now);
+    await this.save(silence);
+    return silence;
+  }
+
+  /** Stores a silence `prepare` made. */
+  async save(silence: Silence): Promise<void> {
+    await this.redis.hset(
+      this.keys.notificationSilences(),
+      silence.id,
+      encodePayload('silence', silence),
+    );
+  }
+
+  /** The silence a request makes, checked (no Redis): throws a `SilenceError` naming the field. */
+  static prepare(request: SilenceRequest, now = Date.now()): Silence {
     const { matchers } = request;
     const kinds = Object.keys(KINDS);
     const unknown = matchers.kind?.find((k) => !k.endsWith('*') && !kinds.includes(k));
@@ -75,13 +91,11 @@ export class Silences {
       comment: request.comment,
     };
     // encodePayload validates: a silence without a matcher, or a bad level, is refused here.
-    let payload: string;
     try {
-      payload = encodePayload('silence', silence);
+      encodePayload('silence', silence);
     } catch (err) {
       throw new SilenceError('matchers', (err as Error).message);
     }
-    await this.redis.hset(this.keys.notificationSilences(), silence.id, payload);
     return silence;
   }
 

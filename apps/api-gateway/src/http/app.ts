@@ -22,6 +22,7 @@ import { notificationRoutes } from './routes/notifications.ts';
 import { overviewRoutes } from './routes/overview.ts';
 import { portfolioRoutes } from './routes/portfolios.ts';
 import { scheduleRoutes } from './routes/schedule.ts';
+import { silenceRoutes } from './routes/silences.ts';
 import { tradingRoutes, type TradingDeps } from './routes/trading.ts';
 import { EventStreams } from './sse.ts';
 
@@ -83,6 +84,8 @@ export function createApp(options: AppOptions): express.Express & { openapi: Ope
     }),
     // Pause / resume / halt (helper trading-controls' `routes/trading.ts`).
     ...(options.trading === undefined ? [] : [tradingRoutes({ access, ...options.trading })]),
+    // Silences (notification-adapter's store): written where the trading controls are.
+    ...(options.trading === undefined ? [] : [silenceRoutes({ access, ...options.trading })]),
   ];
   for (const router of routers) app.use(router.router);
   const openapi: OpenApiDocument = buildOpenApi(routers.flatMap((r) => r.operations));

@@ -157,6 +157,15 @@ describe('the OpenAPI description', () => {
       ['post', '/api/portfolios/{id}/pause', '/api/portfolios/p1/pause', 200, { reason: null }],
       ['post', '/api/portfolios/{id}/pause', '/api/portfolios/ghost/pause', 404],
       ['post', '/api/portfolios/{id}/resume', '/api/portfolios/p1/resume', 200],
+      [
+        'post',
+        '/api/silences',
+        '/api/silences',
+        201,
+        { matchers: { node: ['n9'] }, duration: '1h', comment: 'openapi test' },
+      ],
+      ['post', '/api/silences', '/api/silences', 400, { matchers: {}, duration: '1h' }],
+      ['get', '/api/silences', '/api/silences', 200],
       ['get', '/api/audit', '/api/audit?limit=5', 200],
       ['get', '/api/audit', '/api/audit?before=yesterday', 400],
       ['get', '/api/control/{id}', '/api/control/not-a-uuid', 400],
@@ -193,6 +202,7 @@ describe('the OpenAPI description', () => {
     ];
     const exercised = new Set<string>();
     let requestId = '';
+    let silenceId = '';
     for (const [method, template, url, status, body] of calls) {
       const response = await fetch(`${base}${url}`, {
         method: method.toUpperCase(),
@@ -209,7 +219,23 @@ describe('the OpenAPI description', () => {
       expect(validate(json), `${method} ${url}: ${ajv.errorsText(validate.errors)}`).toBe(true);
       exercised.add(`${method} ${template}`);
       if (status === 202) requestId = String(json['request_id']);
+      if (status === 201) silenceId = String(json['id']);
     }
+    // Ending the silence made above, then again (gone: 404).
+    for (const status of [200, 404]) {
+      const response = await fetch(`${base}/api/silences/${silenceId}/expire`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
+      expect(response.status).toBe(status);
+      const validate = ajv.compile({
+        ...(schemaFor('/api/silences/{id}/expire', 'post', status) as object),
+        components: OPENAPI.components,
+      });
+      expect(validate(await response.json()), ajv.errorsText(validate.errors)).toBe(true);
+    }
+    exercised.add('post /api/silences/{id}/expire');
     // The control outcome, once the scheduler has answered.
     await waitFor(async () => (await fetch(`${base}/api/control/${requestId}`)).status === 200, {
       timeoutMs: 10_000,
@@ -287,7 +313,16 @@ describe('the generated description', () => {
       },
     ]);
     expect(Object.keys(OPENAPI.components.schemas).sort()).toEqual(
-      ['Accepted', 'Error', 'Node', 'Overview', 'OverviewDelta', 'Portfolio', 'Trading'].sort(),
+      [
+        'Accepted',
+        'Error',
+        'Node',
+        'Overview',
+        'OverviewDelta',
+        'Portfolio',
+        'Silence',
+        'Trading',
+      ].sort(),
     );
     expect(
       (OPENAPI.components.schemas['Node']?.['properties'] as Record<string, unknown>)['is_online'],

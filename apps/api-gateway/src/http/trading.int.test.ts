@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AuditLog, TradingControls } from '@ginkgo-live/fleet';
+import { Silences } from '@ginkgo-live/notification-adapter';
 import { createLogger, unwrapConfig } from '@ginkgo-live/runtime';
 import { loadRedisConfig, RedisConnections } from '@ginkgo-live/redis-client';
 import { createStateKeys, encodePayload, type StateKeys } from '@ginkgo-live/state-keys';
@@ -296,5 +297,71 @@ describe('trading routes', () => {
     expect((await new TradingControls(redis, keys).read()).paused.map((p) => p.by)).toEqual([
       'desk',
     ]);
+  });
+});
+
+describe('silence routes', () => {
+  it('an operate key silences a node for a while, listed to a read key, audited, and ends it early', async () => {
+    const made = await post('/api/silences', 'desk', {
+      matchers: { node: ['node-3'], kind: ['node_lost', 'queue_usage_high'] },
+      duration: '2h',
+      comment: 'node-3 in maintenance',
+    });
+    expect(made.status).toBe(201);
+    expect(made.body).toMatchObject({
+      matchers: { node: ['node-3'], kind: ['node_lost', 'queue_usage_high'] },
+      created_by: 'desk',
+      comment: 'node-3 in maintenance',
+    });
+    const id = String(made.body['id']);
+    expect(
+      Date.parse(String(made.body['ends_at'])) - Date.parse(String(made.body['starts_at'])),
+    ).toBe(2 * 3_600_000);
+    const listed = await get('/api/silences', 'grafana');
+    expect(listed.status).toBe(200);
+    expect((listed.body['active'] as { id: string }[]).map((s) => s.id)).toEqual([id]);
+    // The delivery worker's own store sees the same silence.
+    expect((await new Silences(redis, keys).list()).active.map((s) => s.id)).toEqual([id]);
+
+    const ended = await post(`/api/silences/${id}/expire`, 'desk');
+    expect(ended.status).toBe(200);
+    expect(ended.body).toMatchObject({ id, expired_by: 'desk' });
+    expect((await post(`/api/silences/${id}/expire`, 'desk')).status).toBe(404);
+    const after = await get('/api/silences', 'grafana');
+    expect(after.body['active']).toEqual([]);
+    expect((after.body['ended'] as { id: string }[]).map((s) => s.id)).toEqual([id]);
+
+    const audited = (await trail()).filter(
+      ([action]) => action === 'silence' || action === 'unsilence',
+    );
+    expect(audited.map(([action, , outcome, , actor]) => [action, outcome, actor])).toEqual([
+      ['silence', 'accepted', 'desk'],
+      ['unsilence', 'accepted', 'desk'],
+    ]);
+  });
+
+  it('a read key may not silence (403, audited); matchers and durations that cannot work are 400 naming the field', async () => {
+    const refused = await post('/api/silences', 'grafana', {
+      matchers: { node: ['node-3'] },
+      duration: '1h',
+    });
+    expect(refused.status).toBe(403);
+    for (const [body, parameter] of [
+      [{ matchers: {}, duration: '1h' }, 'matchers'],
+      [{ matchers: { kind: ['node_gone'] }, duration: '1h' }, 'matchers.kind'],
+      [{ matchers: { node: ['n1'] }, duration: 'soon' }, 'duration'],
+      [{ matchers: { node: ['n1'] }, duration: '31d' }, 'duration'],
+      [{ matchers: { host: ['n1'] }, duration: '1h' }, 'matchers'],
+    ] as const) {
+      const answer = await post('/api/silences', 'desk', body);
+      expect(answer.status, JSON.stringify(body)).toBe(400);
+      expect(JSON.stringify(answer.body), JSON.stringify(body)).toContain(parameter);
+    }
+    expect((await get('/api/silences', 'grafana')).body['active']).toEqual([]);
+    expect(
+      (await trail()).some(
+        ([action, , outcome]) => action === 'silence' && outcome === 'forbidden',
+      ),
+    ).toBe(true);
   });
 });
