@@ -14,6 +14,7 @@ import {
  * that wants keys. Each run is a process, as an operator's shell or a script runs it.
  */
 const READ_KEY = 'ctl-read-secret-0123456789';
+const OPERATE_KEY = 'ctl-operate-secret-0123456789';
 let server: RedisServer;
 let fx: StackFixture;
 let gatewayUrl: string;
@@ -30,7 +31,7 @@ beforeAll(async () => {
     fx.startScheduler('s1'),
     fx.startNode('a'),
     fx.startNode('b'),
-    fx.startGateway({ GATEWAY_API_KEYS: `cli:read:${READ_KEY}` }),
+    fx.startGateway({ GATEWAY_API_KEYS: `cli:read:${READ_KEY},desk:operate:${OPERATE_KEY}` }),
   ]);
   nodeB = b;
   gatewayUrl = gateway.url;
@@ -151,6 +152,54 @@ describe('ginkgo-ctl against the gateway', () => {
       description: 'two frames',
     });
     expect((await p.stop('SIGINT')).code).toBe(0);
+  });
+
+  it('silence, silences, unsilence: an operate key silences a node, a read key may not', async () => {
+    const refused = await ctl(['silence', '--node', 'b', '--for', '1h']);
+    expect(refused.code).toBe(2);
+    expect(refused.out).toContain('this key may not do that');
+    const noMatcher = await ctl(['silence', '--for', '1h'], { GINKGO_API_KEY: OPERATE_KEY });
+    expect(noMatcher.code).toBe(2);
+    expect(noMatcher.out).toContain('silence needs at least one of --node');
+    const made = await ctl(
+      [
+        'silence',
+        '--node',
+        'b',
+        '--kind',
+        'node_lost,queue_usage_high',
+        '--for',
+        '2h',
+        '--comment',
+        'maintenance',
+        '--json',
+      ],
+      { GINKGO_API_KEY: OPERATE_KEY },
+    );
+    expect(made.code, made.out).toBe(0);
+    const silence = JSON.parse(made.out) as { id: string; created_by: string; matchers: unknown };
+    expect(silence).toMatchObject({
+      created_by: 'desk',
+      matchers: { node: ['b'], kind: ['node_lost', 'queue_usage_high'] },
+    });
+    const listed = await ctl(['silences']);
+    expect(listed.code).toBe(0);
+    expect(listed.out.split('\n')[0]).toMatch(/^ID\s+STATE\s+BY\s+MATCHES\s+COMMENT/);
+    expect(listed.out).toMatch(
+      new RegExp(
+        `^${silence.id}\\s+ends in 2h\\s+desk\\s+kind=node_lost,queue_usage_high node=b\\s+maintenance$`,
+        'm',
+      ),
+    );
+    const ended = await ctl(['unsilence', silence.id], { GINKGO_API_KEY: OPERATE_KEY });
+    expect(ended.code).toBe(0);
+    expect(ended.out).toContain(`ended silence ${silence.id}`);
+    const json = JSON.parse((await ctl(['silences', '--json'])).out) as {
+      active: unknown[];
+      ended: { id: string; expired_by: string }[];
+    };
+    expect(json.active).toEqual([]);
+    expect(json.ended.map((s) => [s.id, s.expired_by])).toEqual([[silence.id, 'desk']]);
   });
 
   it('status: a node killed → degraded, exit 1, naming it', async () => {

@@ -1,4 +1,4 @@
-import type { GatewayClient } from './client.ts';
+import { CtlError, type GatewayClient } from './client.ts';
 import { ago, percent, table } from './table.ts';
 
 /** What a command prints and how it ends: 0 healthy, 1 degraded. */
@@ -310,5 +310,96 @@ export async function status(ctx: CommandContext): Promise<Outcome> {
   };
 }
 
-export const COMMANDS = { status, nodes, portfolios, notifications, plan } as const;
+interface SilenceView {
+  id: string;
+  matchers: Partial<Record<'kind' | 'level' | 'node' | 'portfolio', string[]>>;
+  starts_at: string;
+  ends_at: string;
+  created_by: string;
+  comment: string;
+  expired_by?: string;
+}
+
+const matcherText = (m: SilenceView['matchers']): string =>
+  Object.entries(m)
+    .map(([field, values]) => `${field}=${values.join(',')}`)
+    .join(' ');
+
+export async function silences(ctx: CommandContext): Promise<Outcome> {
+  const answer = await ctx.client.get<{ active: SilenceView[]; ended: SilenceView[] }>(
+    '/api/silences',
+  );
+  const now = Date.now();
+  const rows = [
+    ...answer.active.map((s) => [s, `ends in ${ago(Date.parse(s.ends_at) - now)}`] as const),
+    ...answer.ended.map(
+      (s) =>
+        [
+          s,
+          `ended ${ago(now - Date.parse(s.ends_at))} ago${s.expired_by === undefined ? '' : ` by ${s.expired_by}`}`,
+        ] as const,
+    ),
+  ];
+  const text = table(
+    [
+      { heading: 'ID' },
+      { heading: 'STATE' },
+      { heading: 'BY' },
+      { heading: 'MATCHES' },
+      { heading: 'COMMENT', shrinks: true },
+    ],
+    rows.map(([s, state]) => [s.id, state, s.created_by, matcherText(s.matchers), s.comment]),
+    ctx.width,
+  );
+  return { text, json: answer, exitCode: 0 };
+}
+
+/** Seconds of a `30s`, `15m`, `2h`, `7d` duration, checked here so a typo is a usage error. */
+const DURATION = /^\d{1,6}(s|m|h|d)$/;
+
+export async function silence(ctx: CommandContext): Promise<Outcome> {
+  const o = ctx.options;
+  const list = (v: string | undefined) => (v === undefined ? undefined : v.split(','));
+  const matchers = Object.fromEntries(
+    (['kind', 'level', 'node', 'portfolio'] as const)
+      .map((f) => [f, list(o[f])] as const)
+      .filter(([, v]) => v !== undefined),
+  );
+  if (Object.keys(matchers).length === 0)
+    throw new CtlError('silence needs at least one of --node, --portfolio, --kind, --level', 2);
+  const duration = o['for'];
+  if (duration === undefined || !DURATION.test(duration))
+    throw new CtlError('silence needs --for, a number and a unit: 30m, 2h, 7d', 2);
+  const made = await ctx.client.post<SilenceView>('/api/silences', {
+    matchers,
+    duration,
+    ...(o['comment'] === undefined ? {} : { comment: o['comment'] }),
+  });
+  return {
+    text: `silenced ${matcherText(made.matchers)} until ${made.ends_at} (id ${made.id})`,
+    json: made,
+    exitCode: 0,
+  };
+}
+
+export async function unsilence(ctx: CommandContext): Promise<Outcome> {
+  const id = ctx.options['id'];
+  if (id === undefined) throw new CtlError('unsilence needs the silence id', 2);
+  const ended = await ctx.client.post<SilenceView>(
+    `/api/silences/${encodeURIComponent(id)}/expire`,
+    {},
+  );
+  return { text: `ended silence ${ended.id}`, json: ended, exitCode: 0 };
+}
+
+export const COMMANDS = {
+  status,
+  nodes,
+  portfolios,
+  notifications,
+  plan,
+  silences,
+  silence,
+  unsilence,
+} as const;
 export type CommandName = keyof typeof COMMANDS;

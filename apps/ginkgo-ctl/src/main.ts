@@ -2,10 +2,12 @@
 /**
  * ginkgo-ctl: the fleet from a terminal or a script, over the gateway's HTTP API.
  *
- *   ginkgo-ctl status | nodes | portfolios | notifications | plan   [--json] [--watch [s]]
+ *   ginkgo-ctl status | nodes | portfolios | notifications | plan | silences   [--json] [--watch [s]]
+ *   ginkgo-ctl silence --node <n> --for 2h [--comment why]   ginkgo-ctl unsilence <id>
  *
  * The gateway is `GINKGO_URL` (or `--url`; default http://127.0.0.1:8000) and the key
- * `GINKGO_API_KEY` or the file `GINKGO_API_KEY_FILE` (a `read` key for these). Exit codes: 0
+ * `GINKGO_API_KEY` or the file `GINKGO_API_KEY_FILE` (a `read` key for these, `operate` to
+ * silence). Exit codes: 0
  * healthy, 1 degraded (status: a problem listed; nodes: a node lost; portfolios: one orphaned or
  * in error; plan: orphans or no leader) or no answer from the gateway, 2 usage or a key refused.
  */
@@ -21,6 +23,10 @@ commands:
   portfolios      every portfolio (--status <status>, --node <node>)
   notifications   the latest notifications (--limit N, default 20; --level, --kind)
   plan            the scheduler's plan
+  silences        the silences: active ones, and those ended in the last week
+  silence         silence notifications (--node, --portfolio, --kind, --level: names, commas;
+                  --for 30m|2h|7d; --comment "why"); an operate key
+  unsilence <id>  end a silence now; an operate key
 
 options:
   --json          the gateway's data as JSON, for scripts
@@ -37,6 +43,9 @@ const OPTIONS: Record<CommandName, string[]> = {
   portfolios: ['status', 'node'],
   notifications: ['limit', 'level', 'kind'],
   plan: [],
+  silences: [],
+  silence: ['node', 'portfolio', 'kind', 'level', 'for', 'comment'],
+  unsilence: [],
 };
 
 function usage(message: string): never {
@@ -87,6 +96,8 @@ function parse(argv: string[]): Parsed {
       if (parsed.watchSeconds < 0.5) usage('--watch takes at least 0.5 seconds');
     } else if (arg.startsWith('--') && OPTIONS[name].includes(arg.slice(2)))
       parsed.options[arg.slice(2)] = value();
+    else if (name === 'unsilence' && !arg.startsWith('--') && parsed.options['id'] === undefined)
+      parsed.options['id'] = arg;
     else usage(`${name} takes no "${arg}"`);
   }
   if (parsed.options['limit'] !== undefined && !/^[1-9]\d{0,3}$/.test(parsed.options['limit']))
