@@ -1,4 +1,6 @@
+import { NODE_FLEET_STATUSES } from '@ginkgo-live/fleet';
 import { MetricsRegistry, type MetricSample } from '@ginkgo-live/runtime';
+import { PORTFOLIO_STATUSES } from '@ginkgo-live/state-keys';
 import type { FleetReader } from './fleet-reader.ts';
 
 /**
@@ -25,8 +27,13 @@ export function createFleetRegistry(
     help: '1 when the gateway could read the fleet from Redis',
     value: async () => ((await fleet()) === null ? 0 : 1),
   });
-  const byStatus = (items: readonly { status: string }[]): MetricSample[] => {
-    const counts = new Map<string, number>();
+  // Every status has its series, 0 when nothing is in it: a query for lost nodes or orphaned
+  // portfolios answers 0 on a healthy fleet rather than nothing (which also means "not scraped").
+  const byStatus = (
+    items: readonly { status: string }[],
+    statuses: readonly string[],
+  ): MetricSample[] => {
+    const counts = new Map<string, number>(statuses.map((status) => [status, 0]));
     for (const { status } of items) counts.set(status, (counts.get(status) ?? 0) + 1);
     return [...counts].map(([status, value]) => ({ labels: { status }, value }));
   };
@@ -34,13 +41,21 @@ export function createFleetRegistry(
     name: 'ginkgo_fleet_nodes',
     help: 'Nodes by status',
     labelNames: ['status'],
-    samples: async () => byStatus((await fleet())?.nodes ?? []),
+    samples: async () => {
+      const read = await fleet();
+      return read === null ? [] : byStatus(read.nodes, NODE_FLEET_STATUSES);
+    },
   });
   registry.gauge({
     name: 'ginkgo_fleet_portfolios',
     help: 'Portfolios by status',
     labelNames: ['status'],
-    samples: async () => byStatus((await fleet())?.portfolios ?? []),
+    samples: async () => {
+      const read = await fleet();
+      return read === null
+        ? []
+        : byStatus(read.portfolios, [...PORTFOLIO_STATUSES, 'orphaned', 'pending']);
+    },
   });
   const states = async () =>
     ((await fleet())?.portfolios ?? []).flatMap((p) =>

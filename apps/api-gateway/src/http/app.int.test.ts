@@ -488,6 +488,9 @@ describe('api-gateway on real Redis', () => {
     const samples = parsePrometheus(text);
     expect(samples.get('ginkgo_gateway_redis_up')).toBe(1);
     expect(samples.get('ginkgo_fleet_nodes{status="online"}')).toBe(1);
+    // Every status is a series, 0 when empty: "no lost node" is an answer, not a missing series.
+    expect(samples.get('ginkgo_fleet_nodes{status="lost"}')).toBe(0);
+    expect(samples.get('ginkgo_fleet_portfolios{status="orphaned"}')).toBe(0);
     expect(samples.get('ginkgo_fleet_portfolio_queue_depth{portfolio_id="p1",node_id="n1"}')).toBe(
       40,
     );
