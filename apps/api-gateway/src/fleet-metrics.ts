@@ -57,6 +57,18 @@ export function createFleetRegistry(
         : byStatus(read.portfolios, [...PORTFOLIO_STATUSES, 'orphaned', 'pending']);
     },
   });
+  // Seen from the gateway, not the node: a dead or frozen node's age keeps growing here.
+  registry.gauge({
+    name: 'ginkgo_fleet_node_heartbeat_age_seconds',
+    help: "Time since the node's last heartbeat, as the gateway reads it from Redis",
+    labelNames: ['node_id'],
+    samples: async () =>
+      ((await fleet())?.nodes ?? []).flatMap((n) =>
+        n.heartbeat_age_ms === null
+          ? []
+          : [{ labels: { node_id: n.node_id }, value: n.heartbeat_age_ms / 1_000 }],
+      ),
+  });
   const states = async () =>
     ((await fleet())?.portfolios ?? []).flatMap((p) =>
       p.state === null ? [] : [{ portfolioId: p.portfolio_id, state: p.state }],

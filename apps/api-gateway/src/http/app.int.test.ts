@@ -491,6 +491,9 @@ describe('api-gateway on real Redis', () => {
     // Every status is a series, 0 when empty: "no lost node" is an answer, not a missing series.
     expect(samples.get('ginkgo_fleet_nodes{status="lost"}')).toBe(0);
     expect(samples.get('ginkgo_fleet_portfolios{status="orphaned"}')).toBe(0);
+    expect(
+      samples.get('ginkgo_fleet_node_heartbeat_age_seconds{node_id="n1"}'),
+    ).toBeGreaterThanOrEqual(0);
     expect(samples.get('ginkgo_fleet_portfolio_queue_depth{portfolio_id="p1",node_id="n1"}')).toBe(
       40,
     );
