@@ -421,13 +421,17 @@ export class ExecutionNode {
     );
     // A claim was not renewed: counted as renewed, the next beat would take the lease back at once.
     const notRenewed = new Set([...lost, ...claiming].map((l) => l.token));
+    const claimedVersions = new Map(claiming.map((c) => [c.token, c.version]));
     for (const { runner, lease } of claims) {
-      if (lease !== null && !notRenewed.has(lease.token)) runner.leaseRenewed(startedAt);
+      if (lease === null) continue;
+      if (!notRenewed.has(lease.token)) runner.leaseRenewed(startedAt);
+      // Every beat that carried the runner says whether its claim is in Redis as of now; a claim
+      // reported earlier may be gone (Redis restarted empty again, or failed over without it).
+      runner.claimReported(claimedVersions.get(lease.token), startedAt);
     }
     for (const { portfolioId, token, version } of claiming) {
       const runner = this.runners.get(portfolioId);
       if (runner?.leaseClaim()?.token !== token) continue;
-      runner.leftClaim(version);
       this.reportOnce(
         `claim:${token}`,
         'Portfolio lease and book gone from Redis after this node lost its lease; its book waits in Redis as a claim (the highest version is loaded after a fresh-start window)',
@@ -620,6 +624,9 @@ export class ExecutionNode {
       return;
     }
     const token = `${this.config.nodeId}/${this.instance}/${++this.leaseEpoch}`;
+    // The lease counts from before the acquire was sent: this process may freeze before it reads
+    // the reply, past the TTL, while another node takes the portfolio over.
+    const sentAt = performance.now();
     // Refused before the lease is taken: a lease held even for a moment by a node that will not
     // start the portfolio makes its holder's beat or commit fail 'lost' and drop the book.
     const acquired = await this.store.acquireLease(portfolioId, token, {
@@ -658,7 +665,7 @@ export class ExecutionNode {
         jobs: acquired.reclaimedJobs,
       });
     }
-    const lease: RunnerLease = { token, loaded: acquired.loaded };
+    const lease: RunnerLease = { token, loaded: acquired.loaded, sentAt };
     let saved = acquired.book;
     if (saved === null && acquired.loaded === null) {
       // No book and no fence: a new portfolio, one from before the hash tags, or one Redis lost

@@ -106,7 +106,7 @@ end
  * ARGV[5] state TTL (ms)   ARGV[6] 1 when this call writes the node's own keys
  * ARGV[7] heartbeat payload   ARGV[8] info payload   ARGV[9] 1 when it writes the registry   ARGV[10] n
  * ARGV[11] fresh-start window (ms; 0: none)   ARGV[12] largest gap that keeps the marker's wait going
- * (ms)   ARGV[13] marker TTL (ms)   ARGV[14] claim TTL (ms)
+ * (ms)   ARGV[13] marker TTL (ms)
  * then per portfolio 8 values: state payload, lease token ('' while waiting for it), loaded fence
  * token, loaded fence version, may re-assert (1: its lease has not expired by its own clock; 0),
  * releasing (1 while its final commit is on the way: no resync), and the version and payload of the
@@ -149,7 +149,7 @@ local lost = {}
 local resync = {}
 local claiming = {}
 for i = 1, n do
-  local a = 14 + (i - 1) * 8
+  local a = 13 + (i - 1) * 8
   local b = k + 6 * (i - 1)
   local lease, state, fence = KEYS[b + 1], KEYS[b + 2], KEYS[b + 3]
   local token = ARGV[a + 2]
@@ -175,8 +175,10 @@ for i = 1, n do
       -- Released by this very token's final commit: nothing to take back.
     elseif not f[1] and ARGV[a + 5] ~= '1' and ARGV[a + 8] ~= '' then
       local claims = KEYS[b + 4]
+      -- No expiry: the claim may be the only copy of the book, and nobody may acquire the
+      -- portfolio for a long while (scheduler down, fleet restarted). The settle, or the first
+      -- fence a commit writes, deletes it.
       redis.call('HSET', claims, 'v:' .. token, ARGV[a + 7], 'b:' .. token, ARGV[a + 8])
-      redis.call('PEXPIRE', claims, ARGV[14])
       local uptime, seen = nobook_seen(KEYS[b + 5], tonumber(ARGV[12]), ARGV[13])
       if uptime < window or seen < window then
         table.insert(claiming, i)
@@ -387,12 +389,6 @@ export interface NodeStoreOptions {
   claimWindow?: { afterMs: number; gapMs: number };
 }
 
-/**
- * How long a claim outlives its last write: long enough for any contest (several windows), and for
- * the scheduler to give the portfolio of a claimant that died to another node, which loads it.
- */
-export const CLAIM_TTL_WINDOWS = 10;
-
 /** A lease a runner holds, and what it needs to take it back or continue the book's fence. */
 export interface LeaseClaim {
   token: string;
@@ -570,7 +566,6 @@ export class NodeStore {
           window?.afterMs ?? 0,
           window?.gapMs ?? 0,
           markerTtlMs(window?.afterMs ?? 0),
-          Math.max(1, CLAIM_TTL_WINDOWS * (window?.afterMs ?? 0)),
           ...mine.flatMap((p) => [
             encodePayload('portfolioState', p.state),
             p.lease?.token ?? '',

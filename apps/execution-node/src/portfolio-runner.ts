@@ -23,6 +23,12 @@ export interface RunnerLease {
   token: string;
   /** Fence of the book loaded when the lease was taken; null when there was no book. */
   loaded: { token: string; version: number } | null;
+  /**
+   * When (performance.now()) the acquire that took the lease was sent: the lease counts as current
+   * from then, not from when the runner is built — a process frozen between the acquire and the
+   * runner may have outlived the lease already.
+   */
+  sentAt: number;
 }
 
 export interface PortfolioRunnerOptions {
@@ -93,10 +99,17 @@ export class PortfolioRunner {
   /** When (performance.now()) the beat that last renewed the lease started. */
   private renewedAt: number;
   private releasing = false;
-  /** The commit on its way that applied events: its version and book (what a claim holds). */
-  private inFlight: { version: number; book: PortfolioBook } | undefined;
-  /** The version of the book the last beat left in Redis as a claim (see NodeStore's BEAT). */
-  private claimedVersion: number | undefined;
+  /**
+   * The last book this process committed (or loaded), with its version: what a claim holds. Never
+   * the batch in flight: another node may have committed the same version since with other events
+   * (see `claimBook`).
+   */
+  private committed: { version: number; book: PortfolioBook };
+  /**
+   * The version the last beat that carried this runner reported left in Redis as a claim (see
+   * NodeStore's BEAT), and when (performance.now()) that beat started; undefined when it did not.
+   */
+  private claimed: { version: number; beatStartedAt: number } | undefined;
   /** Stopped while its book waited in Redis as a claim: nothing was released, nothing is lost. */
   private leftAsClaim = false;
   private loop: Promise<void> | undefined;
@@ -120,7 +133,8 @@ export class PortfolioRunner {
     this.failed = saved?.failed_count ?? 0;
     this.producers = { ...(saved?.applied?.producers ?? {}) };
     this.version = options.lease?.loaded?.version ?? 0;
-    this.renewedAt = performance.now();
+    this.renewedAt = options.lease?.sentAt ?? performance.now();
+    this.committed = { version: this.version, book: this.bookPayload(this.version) };
   }
 
   /** True while events are consumed. */
@@ -172,19 +186,26 @@ export class PortfolioRunner {
   }
 
   /**
-   * The book this runner holds and its version: the commit on its way with the events it applied,
-   * else the last committed (or loaded) book.
+   * The book this runner claims with: the last one it committed (or loaded). Committed versions
+   * form one line within a Redis's history (each takeover loads the latest fence), so two claims of
+   * one version hold the same book and the tie between them loses nothing. A batch in flight is
+   * not committed: a node that took over meanwhile may have committed that same version with more
+   * events, and a claim with the batch could win the tie and drop them. The batch's events stay in
+   * the queue until a commit removes them (or went with a Redis that restarted empty, as every
+   * event queued and not yet committed does).
    */
   private claimBook(): { version: number; book: PortfolioBook } {
-    return this.inFlight ?? { version: this.version, book: this.bookPayload(this.version) };
+    return this.committed;
   }
 
   /**
-   * The beat left this runner's book in Redis as a claim at `version`: a stop may now end without
-   * its final commit (the claim outlives this process; see NodeStore's ACQUIRE).
+   * What a beat that carried this runner, started at `beatStartedAt` (performance.now()), reported:
+   * its book left in Redis as a claim at `version`, or (undefined) not. A stop may end without its
+   * final commit only on a claim reported by a beat that started after that commit found no lease
+   * (see `commitLoop`): an older report may predate a Redis that lost the claim since.
    */
-  leftClaim(version: number): void {
-    this.claimedVersion = version;
+  claimReported(version: number | undefined, beatStartedAt: number): void {
+    this.claimed = version === undefined ? undefined : { version, beatStartedAt };
   }
 
   /**
@@ -195,9 +216,17 @@ export class PortfolioRunner {
     return this.leftAsClaim;
   }
 
-  /** Whether the book this runner holds is in Redis as a claim. */
-  private get claimHoldsBook(): boolean {
-    return this.claimedVersion !== undefined && this.claimedVersion === this.claimBook().version;
+  /**
+   * Whether the book this runner holds is in Redis as a claim, by a beat that started after
+   * `since` (performance.now()).
+   */
+  private claimHoldsBook(since: number): boolean {
+    const claimed = this.claimed;
+    return (
+      claimed !== undefined &&
+      claimed.beatStartedAt > since &&
+      claimed.version === this.claimBook().version
+    );
   }
 
   /** The beat that started at `startedAt` (performance.now()) renewed the lease. */
@@ -451,15 +480,14 @@ export class PortfolioRunner {
     release: boolean,
   ): Promise<void> {
     const version = this.version + 1;
-    const book = this.bookPayload(version);
-    const state = this.state();
-    // Only a commit that applied events holds a book the last one does not.
-    this.inFlight = applied.length + failed.length > 0 ? { version, book } : undefined;
-    try {
-      await this.commitLoop(version, book, state, applied, failed, release);
-    } finally {
-      this.inFlight = undefined;
-    }
+    await this.commitLoop(
+      version,
+      this.bookPayload(version),
+      this.state(),
+      applied,
+      failed,
+      release,
+    );
   }
 
   private async commitLoop(
@@ -472,6 +500,8 @@ export class PortfolioRunner {
   ): Promise<void> {
     // Consecutive errors only (for the log and the backoff): a 'nolease' wait is not an error.
     let errors = 0;
+    // When the first 'nolease' reply of this commit came (performance.now()).
+    let noleaseAt: number | undefined;
     for (;;) {
       const lease = this.leaseClaim();
       if (lease === null) throw new CommitRefused('lease given up');
@@ -500,6 +530,7 @@ export class PortfolioRunner {
         case 'ok':
         case 'done':
           this.version = version;
+          this.committed = { version, book };
           this.options.onChange();
           if (outcome.kind === 'ok' && outcome.missing > 0) {
             this.log.warn('Committed events were no longer queued (Redis lost them)', {
@@ -509,13 +540,15 @@ export class PortfolioRunner {
           return;
         case 'nolease':
           errors = 0;
+          noleaseAt ??= performance.now();
           // Expired (this process was slow or frozen) or Redis restarted empty: the beat takes it
           // back if nobody wrote the book since, or reports it lost, or leaves the book as a claim.
-          // A stop need not wait for the contest: the claim holds this very book, and outlives us.
-          if (this.stopRequested && this.claimHoldsBook) {
+          // A stop need not wait for the contest: the claim holds this very book, and outlives us —
+          // once a beat sent after this reply wrote it (Redis may have lost an earlier one).
+          if (this.stopRequested && this.claimHoldsBook(noleaseAt)) {
             this.leftAsClaim = true;
             this.log.warn('Stopped while its book waits in Redis as a claim; nothing released', {
-              version: this.claimedVersion,
+              version: this.claimed?.version,
             });
             throw new CommitRefused('left as a claim');
           }
