@@ -33,7 +33,7 @@ describe('docker/compose.yaml', () => {
 
   it('has a "sentinel" profile: a replica of redis and three sentinels (quorum 2) that the apps find through .env', () => {
     const profiled = Object.entries(compose.services).filter(
-      ([, service]) => service['profiles'] !== undefined,
+      ([, service]) => (service['profiles'] as string[] | undefined)?.includes('sentinel') === true,
     );
     expect(profiled.map(([name]) => name).sort()).toEqual([
       'redis-replica',
@@ -78,6 +78,62 @@ describe('docker/compose.yaml', () => {
     const listed = /^# REDIS_SENTINELS=(\S+)$/m.exec(example)?.[1] ?? '';
     expect(listed.split(',')).toEqual(sentinels.map(([name]) => `${name}:26379`));
     expect(example).toMatch(/^# REDIS_SENTINEL_MASTER=mymaster$/m);
+  });
+
+  it('has an "observability" profile: Prometheus, Alertmanager and Grafana, configured from deploy/, on loopback only', () => {
+    const profiled = Object.entries(compose.services).filter(
+      ([, service]) =>
+        (service['profiles'] as string[] | undefined)?.includes('observability') === true,
+    );
+    expect(profiled.map(([name]) => name).sort()).toEqual([
+      'alertmanager',
+      'grafana',
+      'prometheus',
+    ]);
+    for (const [name, service] of profiled) {
+      expect(service['profiles'], name).toEqual(['observability']);
+      // Published on the host's loopback only, like the gateway.
+      for (const port of service['ports'] as string[]) expect(port, name).toMatch(/^127\.0\.0\.1:/);
+    }
+    const mounts = (name: string) => compose.services[name]?.['volumes'] as string[];
+    expect(mounts('prometheus')).toContain('../deploy/prometheus:/etc/prometheus:ro');
+    // The scrape of the gateway reads its key where prometheus.yml's credentials_file points.
+    const prometheusYml = readFileSync(
+      path.join(REPO_ROOT, 'deploy/prometheus/prometheus.yml'),
+      'utf8',
+    );
+    const keyFile = /credentials_file: (\S+)/.exec(prometheusYml)?.[1] ?? '';
+    expect(mounts('prometheus')).toContain(
+      `./secrets/gateway-metrics-key:/etc/prometheus/${keyFile}:ro`,
+    );
+    // It scrapes every app service compose runs, by its name and metrics port.
+    for (const [app, { healthPort }] of Object.entries(APPS))
+      expect(prometheusYml, app).toContain(
+        app === 'execution-node' ? `names: ['${app}']` : `'${app}:${healthPort}'`,
+      );
+    expect(prometheusYml).toContain("targets: ['alertmanager:9093']");
+    expect(mounts('alertmanager')).toContain('../deploy/alertmanager:/etc/alertmanager:ro');
+    expect(mounts('grafana')).toEqual(
+      expect.arrayContaining([
+        '../deploy/grafana/provisioning:/etc/grafana/provisioning:ro',
+        '../deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro',
+      ]),
+    );
+    const datasource = readFileSync(
+      path.join(REPO_ROOT, 'deploy/grafana/provisioning/datasources/prometheus.yml'),
+      'utf8',
+    );
+    expect(datasource).toContain('url: http://prometheus:9090');
+    // Grafana's password is a Docker secret, never in the file.
+    expect(compose.services['grafana']?.['environment']).toMatchObject({
+      GF_SECURITY_ADMIN_PASSWORD__FILE: '/run/secrets/grafana-admin',
+    });
+    expect(compose.secrets['grafana-admin']).toEqual({ file: './secrets/grafana-admin' });
+    // amtool (Debian's prometheus-alertmanager) accepts the shipped Alertmanager configuration.
+    const check = execFileSync('amtool', ['check-config', 'deploy/alertmanager/alertmanager.yml'], {
+      cwd: REPO_ROOT,
+    }).toString();
+    expect(check).toContain('SUCCESS');
   });
 
   it('gives redis a healthcheck, append-only persistence and a volume', () => {
