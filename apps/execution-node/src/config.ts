@@ -130,6 +130,20 @@ export function loadConfig(env: Env): ConfigResult<NodeConfig> {
   });
   if (!parts.ok) return parts;
   const { node, queue, redis, logging, notify } = parts.value;
+  // After Redis comes back empty, every live holder must beat within the fresh-start window
+  // (HEARTBEAT_TTL_MS + 2 beats) or another node starts the portfolio fresh over the book it holds:
+  // a reconnect of up to the TTL leaves an interval for that beat.
+  if (redis.reconnectMaxDelayMs > node.HEARTBEAT_TTL_MS) {
+    return {
+      ok: false,
+      issues: [
+        {
+          variable: 'REDIS_RECONNECT_MAX_DELAY_MS',
+          message: `must be at most HEARTBEAT_TTL_MS (${node.HEARTBEAT_TTL_MS}): after Redis restarts empty, a node holding a portfolio must reconnect and beat within HEARTBEAT_TTL_MS + 2 × HEARTBEAT_INTERVAL_MS, or another node starts the portfolio fresh over its book`,
+        },
+      ],
+    };
+  }
   return {
     ok: true,
     value: {
