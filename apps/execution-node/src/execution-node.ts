@@ -410,7 +410,12 @@ export class ExecutionNode {
       last_success_at: info.last_heartbeat,
     };
     const claims = runners.map((r) => ({ runner: r, lease: r.leaseClaim() }));
-    const { lost, resync, claiming } = await this.store.beat(
+    const {
+      lost,
+      resync,
+      claiming,
+      late = [],
+    } = await this.store.beat(
       this.heartbeatPayload(),
       info,
       claims.map(({ runner, lease }) => ({
@@ -420,7 +425,7 @@ export class ExecutionNode {
       })),
     );
     // A claim was not renewed: counted as renewed, the next beat would take the lease back at once.
-    const notRenewed = new Set([...lost, ...claiming].map((l) => l.token));
+    const notRenewed = new Set([...lost, ...claiming, ...late].map((l) => l.token));
     const claimedVersions = new Map(claiming.map((c) => [c.token, c.version]));
     for (const { runner, lease } of claims) {
       if (lease === null) continue;

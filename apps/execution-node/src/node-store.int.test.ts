@@ -482,6 +482,48 @@ describe('NodeStore claims: a holder whose lease expired while Redis lost lease 
     expect(await processedInRedis()).toBe(30);
   });
 
+  it('a beat that reaches Redis later than its lease stays current (sent again after a reconnect) takes nothing back and is not renewed; in time, it takes the lease back', async () => {
+    const lease = (currentForMs: number) => ({
+      token: 'n1/a/1',
+      loadedToken: 'n0/a/1',
+      loadedVersion: 3,
+      mayReassert: true,
+      currentForMs,
+      claim: null,
+      releasing: false,
+    });
+    const beatWith = (store: NodeStore, currentForMs: number) => {
+      const now = new Date().toISOString();
+      return store.beat(
+        encodePayload('heartbeat', { _v: 1, node_id: 'n1', sent_at: now, seq: 1 }),
+        fleetNodeInfo('n1', ['p1'], now),
+        [
+          {
+            portfolioId: 'p1',
+            state: fleetPortfolioState('p1', 'n1', now),
+            lease: lease(currentForMs),
+          },
+        ],
+      );
+    };
+    // Built 2 s before it reaches Redis, with 1 s of lease left by its sender's clock.
+    const resent = newStore({ claimWindow: window, clock: () => Date.now() - 2_000 });
+    expect(await beatWith(resent, 1_000)).toEqual({
+      lost: [],
+      resync: [],
+      claiming: [],
+      late: [{ portfolioId: 'p1', token: 'n1/a/1' }],
+    });
+    expect(await redis.exists(keys.portfolioLease('p1'), keys.portfolioFence('p1'))).toBe(0);
+    // With 5 s left it was still current when it arrived: taken back.
+    expect(await beatWith(resent, 5_000)).toEqual({
+      lost: [],
+      resync: [{ portfolioId: 'p1', token: 'n1/a/1' }],
+      claiming: [],
+    });
+    expect(await redis.get(keys.portfolioLease('p1'))).toBe('n1/a/1');
+  });
+
   it('Redis restarted empty during the contest: the claims go with it, a live claimant writes its claim again and the wait starts over', async () => {
     const store = claimStore();
     await beatOf(store, 'n1/a/1', { version: 9, processed: 20 });

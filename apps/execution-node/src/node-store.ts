@@ -107,14 +107,17 @@ end
  * ARGV[7] heartbeat payload   ARGV[8] info payload   ARGV[9] 1 when it writes the registry   ARGV[10] n
  * ARGV[11] fresh-start window (ms; 0: none)   ARGV[12] largest gap that keeps the marker's wait going
  * (ms)   ARGV[13] marker TTL (ms)
- * then per portfolio 8 values: state payload, lease token ('' while waiting for it), loaded fence
+ * then per portfolio 9 values: state payload, lease token ('' while waiting for it), loaded fence
  * token, loaded fence version, may re-assert (1: its lease has not expired by its own clock; 0),
- * releasing (1 while its final commit is on the way: no resync), and the version and payload of the
- * book it would claim with ('' when its lease is current).
- * Returns { lost, resync, claiming }: indices of portfolios whose lease another process holds or
+ * releasing (1 while its final commit is on the way: no resync), the version and payload of the
+ * book it would claim with ('' when its lease is current), and how much longer (ms) its lease stays
+ * current by its clock ('' : not checked).
+ * Returns { lost, resync, claiming, late }: indices of portfolios whose lease another process holds or
  * whose book another process wrote (they must stop here), of those whose book must be written
  * again (the lease had vanished and was taken back, or the fence is missing), and of those whose
- * book waits in Redis as a claim (not renewed, not lost). A vanished lease (expired while this
+ * book waits in Redis as a claim (not renewed, not lost), and of those that may re-assert but whose
+ * beat reached Redis later than their lease stays current (ARGV[2] against Redis's TIME: a command
+ * resent after a reconnect; nothing taken, not renewed). A vanished lease (expired while this
  * process was away, or Redis restarted empty) is taken back only when the book's fence says nobody
  * wrote since and no final commit released it — for a releasing runner too: its final commit needs
  * the lease, and a final commit that landed marked the fence released, so a beat that raced it
@@ -148,8 +151,13 @@ local window = tonumber(ARGV[11])
 local lost = {}
 local resync = {}
 local claiming = {}
+local late = {}
+-- How long ago this beat was built (ms), by Redis's clock against the sender's: a client may send a
+-- command again after a reconnect, long after its may-re-assert was decided.
+local t = redis.call('TIME')
+local age = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[2])
 for i = 1, n do
-  local a = 13 + (i - 1) * 8
+  local a = 13 + (i - 1) * 9
   local b = k + 6 * (i - 1)
   local lease, state, fence = KEYS[b + 1], KEYS[b + 2], KEYS[b + 3]
   local token = ARGV[a + 2]
@@ -173,6 +181,10 @@ for i = 1, n do
     local f = redis.call('HMGET', fence, 'token', 'version', 'released')
     if f[3] == '1' and f[1] == token then
       -- Released by this very token's final commit: nothing to take back.
+    elseif not f[1] and ARGV[a + 5] == '1' and ARGV[a + 9] ~= '' and age >= tonumber(ARGV[a + 9]) then
+      -- Its lease may have expired by its clock since the beat was built: take nothing; the next
+      -- beat decides with what it knows then.
+      table.insert(late, i)
     elseif not f[1] and ARGV[a + 5] ~= '1' and ARGV[a + 8] ~= '' then
       local claims = KEYS[b + 4]
       -- No expiry: the claim may be the only copy of the book, and nobody may acquire the
@@ -202,7 +214,7 @@ for i = 1, n do
     redis.call('SET', state, ARGV[a + 1], 'PX', ARGV[5])
   end
 end
-return { lost, resync, claiming }
+return { lost, resync, claiming, late }
 `,
 );
 
@@ -387,6 +399,8 @@ export interface NodeStoreOptions {
    * once the portfolio has gone this long without a fence. Without it, a claim is settled at once.
    */
   claimWindow?: { afterMs: number; gapMs: number };
+  /** The wall clock a beat is stamped with (ms); Date.now by default. */
+  clock?: () => number;
 }
 
 /** A lease a runner holds, and what it needs to take it back or continue the book's fence. */
@@ -400,6 +414,12 @@ export interface LeaseClaim {
    * sent: nobody else can have taken the portfolio, so it may re-assert a book Redis lost at once.
    */
   mayReassert: boolean;
+  /**
+   * How much longer (ms, from when this was built) the lease stays current by this process's
+   * clock: a beat that reaches Redis later than that (a command resent after a reconnect) takes
+   * nothing back on `mayReassert`. Left out: not checked.
+   */
+  currentForMs?: number;
   /**
    * The book it holds, with its version: what it claims with when lease and fence are gone and
    * its lease has expired by its own clock (see BEAT). Null (or left out) while `mayReassert`.
@@ -434,6 +454,11 @@ export interface BeatOutcome {
   resync: BeatLease[];
   /** Their book waits in Redis as a claim (see BEAT): not renewed, not lost. */
   claiming: BeatClaim[];
+  /**
+   * Left out when empty. The beat reached Redis later than their lease stays current by their
+   * clock while lease and fence were gone: nothing taken back, not renewed (see BEAT).
+   */
+  late?: BeatLease[];
 }
 
 /** A portfolio whose book the beat left as a claim, with the version claimed. */
@@ -533,7 +558,7 @@ export class NodeStore {
           ? k.nodeRegistry()
           : k.portfolioLease(part.portfolio.portfolioId);
     const infoPayload = encodePayload('nodeInfo', info);
-    const now = Date.now();
+    const now = (this.options.clock ?? Date.now)();
     const window = this.options.claimWindow;
     const outcomes = await Promise.all(
       bySlot(this.redis, parts, keyOf).map(async (group) => {
@@ -575,9 +600,11 @@ export class NodeStore {
             p.lease?.releasing === true ? '1' : '0',
             p.lease?.claim?.version ?? 0,
             p.lease?.claim == null ? '' : encodePayload('portfolioBook', p.lease.claim.book),
+            p.lease?.currentForMs === undefined ? '' : Math.floor(p.lease.currentForMs),
           ]),
         ];
-        const [lost, resync, claiming] = (await BEAT.run(this.redis, keys, args)) as [
+        const [lost, resync, claiming, late] = (await BEAT.run(this.redis, keys, args)) as [
+          number[],
           number[],
           number[],
           number[],
@@ -599,13 +626,15 @@ export class NodeStore {
                 },
               ];
         });
-        return { lost: named(lost), resync: named(resync), claiming: claimed };
+        return { lost: named(lost), resync: named(resync), claiming: claimed, late: named(late) };
       }),
     );
+    const late = outcomes.flatMap((o) => o.late);
     return {
       lost: outcomes.flatMap((o) => o.lost),
       resync: outcomes.flatMap((o) => o.resync),
       claiming: outcomes.flatMap((o) => o.claiming),
+      ...(late.length === 0 ? {} : { late }),
     };
   }
 

@@ -174,12 +174,14 @@ export class PortfolioRunner {
     const loaded = lease.loaded;
     // Not 'this process ran throughout': cut off from Redis alone, it cannot tell that from Redis
     // being away for everyone, and another node may have taken the portfolio meanwhile.
-    const current = performance.now() < this.renewedAt + this.options.leaseTtlMs;
+    const currentForMs = this.renewedAt + this.options.leaseTtlMs - performance.now();
+    const current = currentForMs > 0;
     return {
       token: lease.token,
       loadedToken: loaded?.token ?? '',
       loadedVersion: loaded?.version ?? 0,
       mayReassert: current,
+      ...(current ? { currentForMs } : {}),
       claim: current ? null : this.claimBook(),
       releasing: this.releasing,
     };
