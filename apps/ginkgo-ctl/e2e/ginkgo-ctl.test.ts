@@ -202,6 +202,46 @@ describe('ginkgo-ctl against the gateway', () => {
     expect(json.ended.map((s) => [s.id, s.expired_by])).toEqual([[silence.id, 'desk']]);
   });
 
+  it('changes: halt, pause, drain and migrate with an operate key, each answered; refusals exit 1, a read key exit 2', async () => {
+    const op = { GINKGO_API_KEY: OPERATE_KEY };
+    expect((await ctl(['drain', 'a'])).out).toContain('this key may not do that');
+    expect((await ctl(['drain'], op)).out).toContain('drain needs <node>');
+
+    const halted = await ctl(['halt', 'exchange', 'outage'], op);
+    expect([halted.code, halted.out.trim()]).toEqual([0, 'halt: done']);
+    const status = await ctl(['status']);
+    expect(status.code).toBe(1);
+    expect(status.out).toMatch(/- trading halted since \S+ by desk: exchange outage/);
+    const again = await ctl(['halt'], op);
+    expect([again.code, again.out.trim()]).toEqual([1, 'ginkgo-ctl: Refused: already halted']);
+    expect((await ctl(['unhalt'], op)).code).toBe(0);
+
+    expect((await ctl(['pause', 'p1', 'checking'], op)).out.trim()).toBe('pause p1: done');
+    expect((await ctl(['resume', 'p1'], op)).out.trim()).toBe('resume p1: done');
+
+    // Queued for the scheduler, answered by it.
+    const drained = await ctl(['drain', 'a'], op);
+    expect(drained.code, drained.out).toBe(0);
+    expect(drained.out).toMatch(/^drain a: accepted \(plan v\d+\)$/m);
+    await waitFor(async () => (await ctl(['nodes', '--status', 'draining'])).out.includes('\na '), {
+      timeoutMs: 10_000,
+      description: 'a draining',
+    });
+    expect((await ctl(['undrain', 'a'], op)).code).toBe(0);
+    const plan = JSON.parse((await ctl(['plan', '--json'])).out) as {
+      plans: { node_id: string; portfolio_ids: string[] }[];
+    };
+    // After the drain everything is on b: move one back to a.
+    const onB = plan.plans.find((n) => n.node_id === 'b')?.portfolio_ids[0];
+    if (onB === undefined) throw new Error('nothing on b');
+    const moved = await ctl(['migrate', onB, 'a'], op);
+    expect(moved.code, moved.out).toBe(0);
+    expect(moved.out).toMatch(new RegExp(`^migrate ${onB} to a: accepted`, 'm'));
+    const refused = await ctl(['migrate', onB, 'no-such-node'], op);
+    expect(refused.code).toBe(1);
+    expect(refused.out).toMatch(new RegExp(`^migrate ${onB} to no-such-node: refused: `, 'm'));
+  });
+
   it('status: a node killed → degraded, exit 1, naming it', async () => {
     await nodeB.stop('SIGKILL');
     await waitFor(async () => (await ctl(['status'])).code === 1, {

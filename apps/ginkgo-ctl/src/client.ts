@@ -43,9 +43,9 @@ export class GatewayClient {
         headers: {
           accept: 'application/json',
           ...(apiKey === undefined ? {} : { 'x-api-key': apiKey }),
-          ...(body === undefined
-            ? {}
-            : { 'content-type': 'application/json', 'x-ginkgo-request': 'ginkgo-ctl' }),
+          // Every change says it is one (the gateway refuses a change without it from a browser).
+          ...(method === 'GET' ? {} : { 'x-ginkgo-request': 'ginkgo-ctl' }),
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal: AbortSignal.timeout(timeoutMs),
@@ -69,10 +69,17 @@ export class GatewayClient {
       parsed = undefined;
     }
     if (response.ok) return parsed as T;
+    // The gateway's errors: {error, code, message, details}; the message says what happened.
+    const answer = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as {
+      message?: unknown;
+      error?: unknown;
+    };
     const said =
-      typeof parsed === 'object' && parsed !== null && 'error' in parsed
-        ? String(parsed.error)
-        : `HTTP ${response.status}`;
+      typeof answer.message === 'string'
+        ? answer.message
+        : typeof answer.error === 'string'
+          ? answer.error
+          : `HTTP ${response.status}`;
     if (response.status === 401)
       throw new CtlError(
         `the gateway wants an API key (${said}): set GINKGO_API_KEY or GINKGO_API_KEY_FILE`,
@@ -82,6 +89,8 @@ export class GatewayClient {
       throw new CtlError(`this key may not do that (${said}): use a key of the right scope`, 2);
     if (response.status === 400 || response.status === 404)
       throw new CtlError(`${method} ${path}: ${said}`, 2);
+    // A change refused as it stands (halting a halted fleet, resuming what is not paused).
+    if (response.status === 409) throw new CtlError(said, 1);
     if (response.status === 503)
       throw new CtlError(`the gateway cannot read the fleet (${said}): Redis is unreachable`, 1);
     throw new CtlError(`${method} ${path}: ${said}`, 1);

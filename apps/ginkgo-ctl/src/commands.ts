@@ -72,7 +72,7 @@ interface Plan {
   leader: string | null;
 }
 interface Trading {
-  halted: { halted_at: string; by: { name: string }; reason: string | null } | null;
+  halted: { halted_at: string; by: string; reason: string | null } | null;
   paused: { portfolio_id: string }[];
 }
 interface Ready {
@@ -272,7 +272,7 @@ export async function status(ctx: CommandContext): Promise<Outcome> {
     );
   if (trading.halted !== null)
     problems.push(
-      `trading halted since ${trading.halted.halted_at} by ${trading.halted.by.name}${trading.halted.reason === null ? '' : `: ${trading.halted.reason}`}`,
+      `trading halted since ${trading.halted.halted_at} by ${trading.halted.by}${trading.halted.reason === null ? '' : `: ${trading.halted.reason}`}`,
     );
   const latency = ready.checks?.redis?.latency_ms;
   const text = [
@@ -392,6 +392,123 @@ export async function unsilence(ctx: CommandContext): Promise<Outcome> {
   return { text: `ended silence ${ended.id}`, json: ended, exitCode: 0 };
 }
 
+interface Queued {
+  request_id: string;
+}
+interface ControlOutcome {
+  request_id: string;
+  status: 'accepted' | 'refused' | 'pending';
+  reason?: string | null;
+  plan_version?: number | null;
+}
+
+/**
+ * Sends a request the scheduler answers (drain, migrate, catalog), then waits for its answer:
+ * accepted is 0, refused or no answer within the timeout is 1 (the request stays queued: its id
+ * is printed, `GET /api/control/<id>` tells later).
+ */
+async function queued(
+  ctx: CommandContext,
+  what: string,
+  send: () => Promise<Queued>,
+): Promise<Outcome> {
+  const { request_id } = await send();
+  const timeoutS = Number(ctx.options['timeout'] ?? '15');
+  if (!Number.isFinite(timeoutS) || timeoutS <= 0)
+    throw new CtlError('--timeout takes a number of seconds', 2);
+  const deadline = Date.now() + timeoutS * 1_000;
+  for (;;) {
+    const outcome = await ctx.client.get<ControlOutcome>(`/api/control/${request_id}`);
+    if (outcome.status !== 'pending') {
+      const accepted = outcome.status === 'accepted';
+      return {
+        text: accepted
+          ? `${what}: accepted (plan v${outcome.plan_version ?? '-'})`
+          : `${what}: refused: ${outcome.reason ?? 'no reason given'}`,
+        json: outcome,
+        exitCode: accepted ? 0 : 1,
+      };
+    }
+    if (Date.now() >= deadline)
+      return {
+        text: `${what}: no answer from the scheduler within ${timeoutS} s; still queued as ${request_id} (GET /api/control/${request_id})`,
+        json: outcome,
+        exitCode: 1,
+      };
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+interface Changed {
+  action: string;
+  repeated: boolean;
+  warning?: string | null;
+}
+
+/** A trading change (answered at once): done is 0; a warning (no replica acknowledged) is said. */
+async function traded(what: string, send: () => Promise<Changed>): Promise<Outcome> {
+  const answer = await send();
+  const lines = [`${what}: done${answer.repeated ? ' (already made by this request)' : ''}`];
+  if (typeof answer.warning === 'string' && answer.warning !== '')
+    lines.push(`warning: ${answer.warning}`);
+  return { text: lines.join('\n'), json: answer, exitCode: 0 };
+}
+
+const arg = (ctx: CommandContext, name: string): string => {
+  const value = ctx.options[name];
+  if (value === undefined) throw new CtlError(`needs <${name}>`, 2);
+  return value;
+};
+const path = encodeURIComponent;
+
+export const drain = (ctx: CommandContext) =>
+  queued(ctx, `drain ${arg(ctx, 'node')}`, () =>
+    ctx.client.post<Queued>(`/api/nodes/${path(arg(ctx, 'node'))}/drain`, {}),
+  );
+export const undrain = (ctx: CommandContext) =>
+  queued(ctx, `undrain ${arg(ctx, 'node')}`, () =>
+    ctx.client.post<Queued>(`/api/nodes/${path(arg(ctx, 'node'))}/undrain`, {}),
+  );
+export const migrate = (ctx: CommandContext) =>
+  queued(ctx, `migrate ${arg(ctx, 'portfolio')} to ${arg(ctx, 'node')}`, () =>
+    ctx.client.post<Queued>('/api/schedule/migrate', {
+      portfolio_id: arg(ctx, 'portfolio'),
+      target_node: arg(ctx, 'node'),
+    }),
+  );
+export const catalogAdd = (ctx: CommandContext) => {
+  let spec: unknown;
+  try {
+    spec = JSON.parse(arg(ctx, 'spec'));
+  } catch {
+    throw new CtlError(
+      'catalog-add takes the portfolio as JSON, e.g. \'{"portfolio_id":"p9",...}\'',
+      2,
+    );
+  }
+  return queued(ctx, 'catalog-add', () => ctx.client.post<Queued>('/api/portfolios', spec));
+};
+export const catalogRemove = (ctx: CommandContext) =>
+  queued(ctx, `catalog-remove ${arg(ctx, 'portfolio')}`, () =>
+    ctx.client.delete<Queued>(`/api/portfolios/${path(arg(ctx, 'portfolio'))}`),
+  );
+export const halt = (ctx: CommandContext) =>
+  traded('halt', () =>
+    ctx.client.post<Changed>('/api/fleet/halt', { reason: ctx.options['reason'] ?? null }),
+  );
+export const unhalt = (ctx: CommandContext) =>
+  traded('unhalt', () => ctx.client.post<Changed>('/api/fleet/resume', {}));
+export const pause = (ctx: CommandContext) =>
+  traded(`pause ${arg(ctx, 'portfolio')}`, () =>
+    ctx.client.post<Changed>(`/api/portfolios/${path(arg(ctx, 'portfolio'))}/pause`, {
+      reason: ctx.options['reason'] ?? null,
+    }),
+  );
+export const resume = (ctx: CommandContext) =>
+  traded(`resume ${arg(ctx, 'portfolio')}`, () =>
+    ctx.client.post<Changed>(`/api/portfolios/${path(arg(ctx, 'portfolio'))}/resume`, {}),
+  );
+
 export const COMMANDS = {
   status,
   nodes,
@@ -401,5 +518,14 @@ export const COMMANDS = {
   silences,
   silence,
   unsilence,
+  drain,
+  undrain,
+  migrate,
+  'catalog-add': catalogAdd,
+  'catalog-remove': catalogRemove,
+  halt,
+  unhalt,
+  pause,
+  resume,
 } as const;
 export type CommandName = keyof typeof COMMANDS;

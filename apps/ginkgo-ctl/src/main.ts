@@ -28,13 +28,22 @@ commands:
                   --for 30m|2h|7d; --comment "why"); an operate key
   unsilence <id>  end a silence now; an operate key
 
+changes (an operate key; catalog changes an admin key; each audited under the key's name):
+  drain <node> | undrain <node>         move portfolios off a node, or let it take them again
+  migrate <portfolio> <node>            move one portfolio
+  catalog-add '<spec json>'             add a portfolio to the catalog
+  catalog-remove <portfolio>            take one out
+    (these four wait for the scheduler's answer, --timeout seconds, default 15)
+  halt [reason] | unhalt                stop every portfolio applying events, or lift it
+  pause <portfolio> [reason] | resume <portfolio>
+
 options:
   --json          the gateway's data as JSON, for scripts
   --watch [s]     again every s seconds (default 2) until Ctrl-C
   --url <url>     the gateway (default GINKGO_URL, else http://127.0.0.1:8000)
 
 The key: GINKGO_API_KEY, or GINKGO_API_KEY_FILE naming a file that holds it.
-Exit codes: 0 healthy, 1 degraded or no answer, 2 usage or a refused key.`;
+Exit codes: 0 healthy or done, 1 degraded, refused or no answer, 2 usage or a refused key.`;
 
 /** Options each command takes (besides --json, --watch, --url). */
 const OPTIONS: Record<CommandName, string[]> = {
@@ -46,6 +55,31 @@ const OPTIONS: Record<CommandName, string[]> = {
   silences: [],
   silence: ['node', 'portfolio', 'kind', 'level', 'for', 'comment'],
   unsilence: [],
+  drain: ['timeout'],
+  undrain: ['timeout'],
+  migrate: ['timeout'],
+  'catalog-add': ['timeout'],
+  'catalog-remove': ['timeout'],
+  halt: [],
+  unhalt: [],
+  pause: [],
+  resume: [],
+};
+
+/**
+ * The words a command takes after its name, in order; a last name ending in `...` takes the rest
+ * (a reason). Missing ones are a usage error, named.
+ */
+const POSITIONAL: Partial<Record<CommandName, string[]>> = {
+  unsilence: ['id'],
+  drain: ['node'],
+  undrain: ['node'],
+  migrate: ['portfolio', 'node'],
+  'catalog-add': ['spec'],
+  'catalog-remove': ['portfolio'],
+  halt: ['reason...'],
+  pause: ['portfolio', 'reason...'],
+  resume: ['portfolio'],
 };
 
 function usage(message: string): never {
@@ -76,6 +110,7 @@ function parse(argv: string[]): Parsed {
     url: undefined,
     options: {},
   };
+  const positional = [...(POSITIONAL[name] ?? [])];
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i] ?? '';
     const value = (): string => {
@@ -96,10 +131,19 @@ function parse(argv: string[]): Parsed {
       if (parsed.watchSeconds < 0.5) usage('--watch takes at least 0.5 seconds');
     } else if (arg.startsWith('--') && OPTIONS[name].includes(arg.slice(2)))
       parsed.options[arg.slice(2)] = value();
-    else if (name === 'unsilence' && !arg.startsWith('--') && parsed.options['id'] === undefined)
-      parsed.options['id'] = arg;
-    else usage(`${name} takes no "${arg}"`);
+    else if (!arg.startsWith('--') && positional.length > 0) {
+      const slot = positional[0] ?? '';
+      if (slot.endsWith('...')) {
+        const key = slot.slice(0, -3);
+        parsed.options[key] = [parsed.options[key], arg].filter((w) => w !== undefined).join(' ');
+      } else {
+        parsed.options[slot] = arg;
+        positional.shift();
+      }
+    } else usage(`${name} takes no "${arg}"`);
   }
+  const missing = positional.find((slot) => !slot.endsWith('...'));
+  if (missing !== undefined) usage(`${name} needs <${missing}>`);
   if (parsed.options['limit'] !== undefined && !/^[1-9]\d{0,3}$/.test(parsed.options['limit']))
     usage('--limit takes a number from 1 to 1000');
   return parsed;
