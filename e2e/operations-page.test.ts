@@ -435,6 +435,36 @@ describe('the operations page in Chromium', () => {
         'x-ginkgo-request': '1',
         'x-api-key': i === 0 ? VIEWER : LEAD,
       });
+
+    // Silences: one made from the form is listed, audited, and ended with its button.
+    changes.length = 0;
+    await page.locator('#silence-node').fill('node-3');
+    await page.locator('#silence-kind').fill('node_lost, queue_usage_high');
+    await page.locator('#silence-duration').selectOption('8h');
+    await page.locator('#silence-comment').fill('maintenance');
+    await page.locator('#silence-form button[type="submit"]').click();
+    const row = page.locator('#silences tbody tr[data-silence]');
+    await row.waitFor({ timeout: 10_000 });
+    expect(await row.locator('td[data-field="matches"]').textContent()).toBe(
+      'kind node_lost, queue_usage_high · node node-3',
+    );
+    expect(await row.locator('td[data-field="by"]').textContent()).toBe('lead');
+    expect(await row.locator('td[data-field="why"]').textContent()).toBe('maintenance');
+    expect(JSON.parse(changes[0]?.body ?? 'null')).toEqual({
+      matchers: { node: ['node-3'], kind: ['node_lost', 'queue_usage_high'] },
+      duration: '8h',
+      comment: 'maintenance',
+    });
+    await page
+      .locator('#audit tbody tr[data-action="silence"][data-actor="lead"][data-outcome="accepted"]')
+      .waitFor({ timeout: 10_000 });
+    await row.locator('button[data-action="end-silence"]').click();
+    await row.waitFor({ state: 'detached', timeout: 10_000 });
+    expect(await page.locator('#silences-status').textContent()).toMatch(/^0 active/);
+    expect(changes.map((c) => new URL(c.url).pathname)).toEqual([
+      '/api/silences',
+      expect.stringMatching(/^\/api\/silences\/[0-9a-f-]{36}\/expire$/) as unknown,
+    ]);
     await page.close();
   }, 120_000);
 });

@@ -895,6 +895,129 @@ async function refreshAudit() {
   }
 }
 
+// ---------- silences ----------
+
+const silences = { reading: undefined, again: false, readAt: 0 };
+
+const matchText = (m) =>
+  Object.entries(m)
+    .map(([field, values]) => `${field} ${values.join(', ')}`)
+    .join(' · ');
+
+function renderSilences(active, status) {
+  setText($('#silences-status'), status);
+  reconcile(
+    $('#silences tbody'),
+    active,
+    (s) => s.id,
+    (s) =>
+      el(
+        'tr',
+        { 'data-silence': s.id },
+        el('td', { 'data-field': 'matches', text: matchText(s.matchers) }),
+        el('td', { 'data-field': 'until', text: dateTime(s.ends_at) }),
+        el('td', { 'data-field': 'by', text: s.created_by }),
+        el('td', { 'data-field': 'why', text: s.comment }),
+        el(
+          'td',
+          {},
+          el('button', {
+            type: 'button',
+            'data-action': 'end-silence',
+            text: 'End',
+            onclick: () => void endSilence(s.id),
+          }),
+        ),
+      ),
+    () => {},
+    () => emptyRow(5, 'No active silence.'),
+  );
+}
+
+/** Reads the active silences; a key that may not read them is told once, not polled. */
+async function readSilences() {
+  const response = await fetch('/api/silences', { headers: readHeaders(), cache: 'no-store' });
+  if (!response.ok) {
+    renderSilences([], `Could not read the silences: ${await failure(response)}`);
+    return;
+  }
+  const answer = await response.json();
+  renderSilences(
+    answer.active ?? [],
+    `${(answer.active ?? []).length} active, read ${time(new Date().toISOString())}`,
+  );
+}
+
+async function refreshSilences() {
+  if (silences.reading) {
+    silences.again = true;
+    return;
+  }
+  silences.reading = readSilences().catch((err) =>
+    setText(
+      $('#silences-status'),
+      `Could not read the silences: ${err instanceof Error ? err.message : String(err)}`,
+    ),
+  );
+  await silences.reading;
+  silences.readAt = Date.now();
+  silences.reading = undefined;
+  if (silences.again) {
+    silences.again = false;
+    await refreshSilences();
+  }
+}
+
+/** A field of the form as matcher values (commas separate names), or undefined when empty. */
+const namesOf = (input) => {
+  const names = input.value
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
+  return names.length === 0 ? undefined : names;
+};
+
+async function makeSilence() {
+  const matchers = {};
+  for (const field of ['node', 'portfolio', 'kind']) {
+    const names = namesOf($(`#silence-${field}`));
+    if (names) matchers[field] = names;
+  }
+  if (Object.keys(matchers).length === 0) {
+    showNotice('A silence needs a node, a portfolio or a kind.');
+    return;
+  }
+  const comment = $('#silence-comment').value.trim();
+  const response = await fetch('/api/silences', {
+    method: 'POST',
+    headers: writeHeaders(),
+    body: JSON.stringify({
+      matchers,
+      duration: $('#silence-duration').value,
+      ...(comment ? { comment } : {}),
+    }),
+  });
+  if (!response.ok) {
+    showNotice(`Silence refused: ${await failure(response)}`);
+    return;
+  }
+  showNotice('');
+  for (const field of ['node', 'portfolio', 'kind', 'comment']) $(`#silence-${field}`).value = '';
+  await refreshSilences();
+  void refreshAudit();
+}
+
+async function endSilence(id) {
+  const response = await fetch(`/api/silences/${encodeURIComponent(id)}/expire`, {
+    method: 'POST',
+    headers: writeHeaders(),
+    body: '{}',
+  });
+  if (!response.ok) showNotice(`Could not end the silence: ${await failure(response)}`);
+  await refreshSilences();
+  void refreshAudit();
+}
+
 // ---------- start ----------
 
 $('#api-key').value = state.key;
@@ -908,6 +1031,11 @@ $('#key-form').addEventListener('submit', (event) => {
     keyWaiter = undefined;
   } else state.stream?.abort();
   void refreshAudit();
+  void refreshSilences();
+});
+$('#silence-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  void makeSilence();
 });
 
 const haltDialog = $('#halt-dialog');
@@ -938,5 +1066,9 @@ setInterval(() => {
   if (audit.polling && !audit.reading && Date.now() - audit.readAt >= AUDIT_REFRESH_MS)
     void refreshAudit();
 }, 1000);
+setInterval(() => {
+  if (!silences.reading && Date.now() - silences.readAt >= AUDIT_REFRESH_MS) void refreshSilences();
+}, 1000);
 void follow();
 void refreshAudit();
+void refreshSilences();
