@@ -27,6 +27,8 @@ async function nodeOnRedis(assignmentPollMs: number) {
     HEARTBEAT_TTL_MS: '3000',
     STOP_TIMEOUT_MS: '2000',
     ASSIGNMENT_POLL_MS: String(assignmentPollMs),
+    // At most the TTL (config.ts refuses more): the default 5 s cap is above this short TTL.
+    REDIS_RECONNECT_MAX_DELAY_MS: '3000',
   });
   if (!loaded.ok) throw new Error(JSON.stringify(loaded.issues));
   const config = loaded.value;
