@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createStateKeys, encodePayload, type PortfolioBook } from '@ginkgo-live/state-keys';
 import { fleetNodeInfo, fleetPortfolioState, RedisServer } from '@ginkgo-live/testing';
-import { NodeStore, type NodeStoreOptions } from './node-store.ts';
+import { NodeStore, type LeaseClaim, type NodeStoreOptions } from './node-store.ts';
 
 let server: RedisServer;
 let redis: Redis;
@@ -314,36 +314,33 @@ describe('NodeStore claims: a holder whose lease expired while Redis lost lease 
     processed_count: processed,
     fence: { token, version },
   });
+  /** One beat of p1 on node n1 under `lease`. */
+  const beatWith = (store: NodeStore, lease: LeaseClaim) => {
+    const now = new Date().toISOString();
+    return store.beat(
+      encodePayload('heartbeat', { _v: 1, node_id: 'n1', sent_at: now, seq: 1 }),
+      fleetNodeInfo('n1', ['p1'], now),
+      [{ portfolioId: 'p1', state: fleetPortfolioState('p1', 'n1', now), lease }],
+    );
+  };
   /** One beat of a runner holding `token`, its lease current or expired by its own clock. */
   const beatOf = (
     store: NodeStore,
     token: string,
     held: { version: number; processed: number } | 'current',
     loaded = { token: 'n0/a/1', version: 3 },
-  ) => {
-    const now = new Date().toISOString();
-    return store.beat(
-      encodePayload('heartbeat', { _v: 1, node_id: 'n1', sent_at: now, seq: 1 }),
-      fleetNodeInfo('n1', ['p1'], now),
-      [
-        {
-          portfolioId: 'p1',
-          state: fleetPortfolioState('p1', 'n1', now),
-          lease: {
-            token,
-            loadedToken: loaded.token,
-            loadedVersion: loaded.version,
-            mayReassert: held === 'current',
-            claim:
-              held === 'current'
-                ? null
-                : { version: held.version, book: bookAt(token, held.version, held.processed) },
-            releasing: false,
-          },
-        },
-      ],
-    );
-  };
+  ) =>
+    beatWith(store, {
+      token,
+      loadedToken: loaded.token,
+      loadedVersion: loaded.version,
+      mayReassert: held === 'current',
+      claim:
+        held === 'current'
+          ? null
+          : { version: held.version, book: bookAt(token, held.version, held.processed) },
+      releasing: false,
+    });
   const processedInRedis = async (): Promise<number> =>
     (JSON.parse((await redis.get(keys.portfolioBook('p1'))) ?? '{}') as PortfolioBook)
       .processed_count;
@@ -483,7 +480,7 @@ describe('NodeStore claims: a holder whose lease expired while Redis lost lease 
   });
 
   it('a beat that reaches Redis later than its lease stays current (sent again after a reconnect) takes nothing back and is not renewed; in time, it takes the lease back', async () => {
-    const lease = (currentForMs: number) => ({
+    const lease = (currentForMs: number): LeaseClaim => ({
       token: 'n1/a/1',
       loadedToken: 'n0/a/1',
       loadedVersion: 3,
@@ -492,23 +489,9 @@ describe('NodeStore claims: a holder whose lease expired while Redis lost lease 
       claim: null,
       releasing: false,
     });
-    const beatWith = (store: NodeStore, currentForMs: number) => {
-      const now = new Date().toISOString();
-      return store.beat(
-        encodePayload('heartbeat', { _v: 1, node_id: 'n1', sent_at: now, seq: 1 }),
-        fleetNodeInfo('n1', ['p1'], now),
-        [
-          {
-            portfolioId: 'p1',
-            state: fleetPortfolioState('p1', 'n1', now),
-            lease: lease(currentForMs),
-          },
-        ],
-      );
-    };
     // Built 2 s before it reaches Redis, with 1 s of lease left by its sender's clock.
     const resent = newStore({ claimWindow: window, clock: () => Date.now() - 2_000 });
-    expect(await beatWith(resent, 1_000)).toEqual({
+    expect(await beatWith(resent, lease(1_000))).toEqual({
       lost: [],
       resync: [],
       claiming: [],
@@ -516,7 +499,7 @@ describe('NodeStore claims: a holder whose lease expired while Redis lost lease 
     });
     expect(await redis.exists(keys.portfolioLease('p1'), keys.portfolioFence('p1'))).toBe(0);
     // With 5 s left it was still current when it arrived: taken back.
-    expect(await beatWith(resent, 5_000)).toEqual({
+    expect(await beatWith(resent, lease(5_000))).toEqual({
       lost: [],
       resync: [{ portfolioId: 'p1', token: 'n1/a/1' }],
       claiming: [],
