@@ -140,8 +140,10 @@ function ensureSentinel() {
 
 /** Debian's Prometheus (and its promtool), which checks the shipped rules and every app's metrics. */
 function ensurePrometheus() {
-  ensureDebianPackage('prometheus', 'prometheus (with promtool)', () =>
-    output('promtool', ['--version']) !== undefined,
+  ensureDebianPackage(
+    'prometheus',
+    'prometheus (with promtool)',
+    () => output('promtool', ['--version']) !== undefined,
   );
 }
 

@@ -283,7 +283,7 @@ export const silenceSchema = z.object({
       node: matchValues.optional(),
       portfolio: matchValues.optional(),
     })
-    .refine((m) => Object.values(m).some((v) => v !== undefined), {
+    .refine((m) => Object.keys(m).length > 0, {
       error: 'a silence needs at least one matcher',
     }),
   starts_at: isoTime,
