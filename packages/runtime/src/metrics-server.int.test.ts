@@ -55,6 +55,10 @@ describe('metrics server settings', () => {
       unwrapConfig(loadMetricsServerConfig({ METRICS_ALLOWED_HOSTS: 'Execution-Node, [::1]' }, 1))
         .allowedHosts,
     ).toEqual(['execution-node', '::1']);
+    expect(
+      unwrapConfig(loadMetricsServerConfig({ METRICS_ALLOWED_HOSTS: 'localhost,::1,node' }, 1))
+        .allowedHosts,
+    ).toEqual(['localhost', '::1', 'node']);
     expect(loadMetricsServerConfig({ METRICS_ALLOWED_HOSTS: 'node:9464' }, 1)).toEqual({
       ok: false,
       issues: [

@@ -38,7 +38,10 @@ function hostNameOf(header: string): string {
   return bare(bracketed?.[1] ?? header.split(':')[0] ?? '');
 }
 
-const HOST_LIST = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)$/;
+// An IPv6 address may come bare (`::1`, as compose and the default list write it): two colons or
+// more tell it from a `host:port`, which is refused.
+const HOST_LIST =
+  /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+|[0-9a-fA-F.]*:[0-9a-fA-F.]*:[0-9a-fA-F:.]*)$/;
 
 /** Reads `METRICS_HOST`, `METRICS_PORT` (default `defaultPort`), `METRICS_TOKEN` and `METRICS_ALLOWED_HOSTS`. Pure. */
 export function loadMetricsServerConfig(
