@@ -415,15 +415,24 @@ export class ExecutionNode {
       resync,
       claiming,
       late = [],
-    } = await this.store.beat(
-      this.heartbeatPayload(),
-      info,
-      claims.map(({ runner, lease }) => ({
-        portfolioId: runner.portfolioId,
-        state: runner.state(),
-        lease,
-      })),
-    );
+    } = await this.store
+      .beat(
+        this.heartbeatPayload(),
+        info,
+        claims.map(({ runner, lease }) => ({
+          portfolioId: runner.portfolioId,
+          state: runner.state(),
+          lease,
+        })),
+      )
+      .catch((err: unknown) => {
+        // A failed beat confirms no claim: one reported earlier may be gone with the Redis that
+        // failed it (restarted empty again), and a stop must not end on it.
+        for (const { runner, lease } of claims) {
+          if (lease !== null) runner.claimReported(undefined, startedAt);
+        }
+        throw err;
+      });
     // A claim was not renewed: counted as renewed, the next beat would take the lease back at once.
     const notRenewed = new Set([...lost, ...claiming, ...late].map((l) => l.token));
     const claimedVersions = new Map(claiming.map((c) => [c.token, c.version]));

@@ -180,7 +180,9 @@ async function beat(r: Runner) {
     [{ portfolioId: 'p1', state: r.runner.state(), lease }],
   );
   if (lease !== null) {
-    if (outcome.lost.length + outcome.claiming.length === 0) r.runner.leaseRenewed(startedAt);
+    // As ExecutionNode's beat: a claim, or a beat that came later than its lease, renews nothing.
+    const notRenewed = outcome.lost.length + outcome.claiming.length + (outcome.late?.length ?? 0);
+    if (notRenewed === 0) r.runner.leaseRenewed(startedAt);
     r.runner.claimReported(outcome.claiming[0]?.version, startedAt);
   }
   if (outcome.resync.length > 0) r.runner.requestSync();
@@ -249,6 +251,7 @@ describe('PortfolioRunner claims', () => {
     expect(a.lost).toBe(true);
     // B's claim settled (fence n1/b/1 v6), and B wrote its book again at once (v7).
     expect((await fence()).token).toBe('n1/b/1');
+    await waitFor(async () => (await fence()).version === '7');
     expect(await processedInRedis()).toBe(15);
   });
 
@@ -313,6 +316,97 @@ describe('PortfolioRunner claims', () => {
     expect(stopped).toBe(false);
     expect(await redis.exists(keys.portfolioClaims('p1'))).toBe(0);
     // The next beat writes the claim again; the stop ends on it.
+    expect(await beat(a)).toMatchObject({ claiming: [{ token: 'n1/a/1', version: 5 }] });
+    expect(await stop).toBe(false);
+    expect(a.runner.stoppedAsClaim()).toBe(true);
+    expect(await redis.hget(keys.portfolioClaims('p1'), 'v:n1/a/1')).toBe('5');
+    const claimed = JSON.parse(
+      (await redis.hget(keys.portfolioClaims('p1'), 'b:n1/a/1')) ?? '{}',
+    ) as PortfolioBook;
+    expect(claimed.processed_count).toBe(42);
+  });
+
+  it('a stop does not end as a claim while its batch commit may have landed unanswered: it waits for its claim to settle, and the batch lands', async () => {
+    await redisUpFor(2_000);
+    await seedBook('n1/a/1', 5, 5);
+    await redis.set(keys.portfolioLease('p1'), 'n1/a/1', 'PX', TTL);
+    let first = true;
+    const a = runnerOf(
+      'n1/a/1',
+      { token: 'n1/a/1', version: 5, processed: 5 },
+      {
+        commit: async (store, request) => {
+          if (!first) return store.commit(request);
+          first = false;
+          // The commit of v6 lands (its 3 jobs removed); Redis is killed before the reply reaches
+          // the runner and comes back empty.
+          const landed = await store.commit(request);
+          expect(landed.kind).toBe('ok');
+          expect(await processedInRedis()).toBe(8);
+          await redis.flushall();
+          throw new Error('Connection is closed.');
+        },
+      },
+    );
+    await queueUnnumbered(3);
+    a.runner.start();
+    await waitFor(() => a.ticks() === 3);
+    // The outage outlasted the lease: A claims with its last committed book, v5.
+    await sleep(TTL + 200);
+    expect(await beat(a)).toMatchObject({ claiming: [{ token: 'n1/a/1', version: 5 }] });
+    let stopped = false;
+    const stop = a.runner.stop().then((released) => {
+      stopped = true;
+      return released;
+    });
+    await sleep(150);
+    expect(await beat(a)).toMatchObject({ claiming: [{ token: 'n1/a/1', version: 5 }] });
+    await sleep(300);
+    // Ended here as a claim, the next node would load v5 and the 3 events would be gone.
+    expect(stopped).toBe(false);
+    expect(a.runner.stoppedAsClaim()).toBe(false);
+    // Its own beats settle its claim after the window; its commit of v6 lands again, then the
+    // final commit releases the lease.
+    await waitFor(
+      async () => {
+        await beat(a);
+        return stopped;
+      },
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
+    expect(await stop).toBe(true);
+    expect(a.runner.stoppedAsClaim()).toBe(false);
+    expect(a.ticks()).toBe(3);
+    expect(await processedInRedis()).toBe(8);
+    expect(await fence()).toEqual({ token: 'n1/a/1', version: '7', released: '1' });
+    expect(await redis.exists(keys.portfolioLease('p1'))).toBe(0);
+  });
+
+  it("a stop during the batch commit's wait for its lease trusts only a claim written by a beat sent after the stop (Redis may have lost one reported before)", async () => {
+    await redisUpFor(2_000);
+    // Redis back empty after an outage past A's lease; 3 events arrive meanwhile.
+    const a = runnerOf(
+      'n1/a/1',
+      { token: 'n1/a/1', version: 5, processed: 42 },
+      { sentAgoMs: TTL },
+    );
+    await queueUnnumbered(3);
+    a.runner.start();
+    await waitFor(() => a.ticks() === 3);
+    // The batch commit (v6) has found no lease; a beat sent after that writes the claim (v5).
+    await sleep(200);
+    expect(await beat(a)).toMatchObject({ claiming: [{ token: 'n1/a/1', version: 5 }] });
+    // Redis restarts empty again, then a stop, with no beat in between.
+    await redis.flushall();
+    let stopped = false;
+    const stop = a.runner.stop().then((released) => {
+      stopped = true;
+      return released;
+    });
+    await sleep(500);
+    expect(stopped).toBe(false);
+    expect(await redis.exists(keys.portfolioClaims('p1'))).toBe(0);
+    // The next beat writes the claim again; the stop ends on it, the 3 events still queued.
     expect(await beat(a)).toMatchObject({ claiming: [{ token: 'n1/a/1', version: 5 }] });
     expect(await stop).toBe(false);
     expect(a.runner.stoppedAsClaim()).toBe(true);

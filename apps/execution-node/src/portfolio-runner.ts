@@ -118,6 +118,8 @@ export class PortfolioRunner {
   private pendingWait: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private stopRequested = false;
+  /** When (performance.now()) the first stop was asked for. */
+  private stopRequestedAt: number | undefined;
   private syncRequested = false;
   /** An operator's halt or pause: no event is applied while it holds (null: none). */
   private hold: Hold | null = null;
@@ -270,6 +272,7 @@ export class PortfolioRunner {
   async stop(force = false): Promise<boolean> {
     if (this.status !== 'error') this.status = 'stopping';
     this.stopRequested = true;
+    this.stopRequestedAt ??= performance.now();
     // Ends a wait for events, or a hold, at once.
     this.reader?.close();
     this.wake?.();
@@ -502,8 +505,17 @@ export class PortfolioRunner {
   ): Promise<void> {
     // Consecutive errors only (for the log and the backoff): a 'nolease' wait is not an error.
     let errors = 0;
-    // When the first 'nolease' reply of this commit came (performance.now()).
+    // When the first 'nolease' reply since this commit's last error came (performance.now()).
     let noleaseAt: number | undefined;
+    // An attempt threw: it may have landed (the book in Redis at `version`, its jobs removed) and
+    // its reply been lost, and Redis may have lost that book since (killed, back empty). The claim
+    // holds the committed book, one version older, without this batch's events: a stop that ended
+    // on it could have them lost for good. Such a stop waits for the settle instead (its own beat
+    // settles its claim within a window; then this commit lands or answers 'done'); stop(true),
+    // the drain budget, still bounds it. A commit without events (a resync, the final commit)
+    // carries nothing the claim lacks.
+    let outcomeUnknown = false;
+    const carriesEvents = applied.length + failed.length > 0;
     for (;;) {
       const lease = this.leaseClaim();
       if (lease === null) throw new CommitRefused('lease given up');
@@ -522,6 +534,9 @@ export class PortfolioRunner {
       } catch (err) {
         errors++;
         if (errors === 1) this.log.warn('Commit failed; retrying', { err });
+        // Redis may have lost a claim reported since the last 'nolease' along with this reply.
+        noleaseAt = undefined;
+        if (carriesEvents) outcomeUnknown = true;
         // A final commit never gives up on errors either: the book in memory may be the only copy
         // (Redis restarted empty), and a runner that gave up is deleted with it. Only stop(true)
         // (the drain budget, a lost lease) ends it: leaseClaim() is then null.
@@ -546,8 +561,13 @@ export class PortfolioRunner {
           // Expired (this process was slow or frozen) or Redis restarted empty: the beat takes it
           // back if nobody wrote the book since, or reports it lost, or leaves the book as a claim.
           // A stop need not wait for the contest: the claim holds this very book, and outlives us —
-          // once a beat sent after this reply wrote it (Redis may have lost an earlier one).
-          if (this.stopRequested && this.claimHoldsBook(noleaseAt)) {
+          // once a beat sent after this reply and after the stop wrote it (Redis may have lost an
+          // earlier one) — unless this commit may have landed (see `outcomeUnknown`).
+          if (
+            this.stopRequested &&
+            !outcomeUnknown &&
+            this.claimHoldsBook(Math.max(noleaseAt, this.stopRequestedAt ?? noleaseAt))
+          ) {
             this.leftAsClaim = true;
             this.log.warn('Stopped while its book waits in Redis as a claim; nothing released', {
               version: this.claimed?.version,
