@@ -102,7 +102,10 @@ function debianRootfs(): string {
 }
 
 function debianImage(): void {
-  if (imageExists(DEBIAN_IMAGE)) return say(`${DEBIAN_IMAGE}: kept`);
+  if (imageExists(DEBIAN_IMAGE)) {
+    say(`${DEBIAN_IMAGE}: kept`);
+    return;
+  }
   const rootfs = debianRootfs();
   const tar = execFileSync('tar', ['-C', rootfs, '--numeric-owner', '-c', '.'], {
     maxBuffer: 1024 * 1024 * 1024,
@@ -112,7 +115,10 @@ function debianImage(): void {
 }
 
 function nodeImage(): void {
-  if (imageExists(NODE_IMAGE)) return say(`${NODE_IMAGE}: kept`);
+  if (imageExists(NODE_IMAGE)) {
+    say(`${NODE_IMAGE}: kept`);
+    return;
+  }
   // The context holds only Node and npm: this process's own binary and the npm beside it.
   const context = mkdtempSync(path.join(tmpdir(), 'ginkgo-node-image-'));
   try {
@@ -144,7 +150,10 @@ function nodeImage(): void {
 }
 
 function redisImage(): void {
-  if (imageExists(REDIS_IMAGE)) return say(`${REDIS_IMAGE}: kept`);
+  if (imageExists(REDIS_IMAGE)) {
+    say(`${REDIS_IMAGE}: kept`);
+    return;
+  }
   podman(
     [
       'build',
