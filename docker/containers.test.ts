@@ -234,6 +234,24 @@ describe('the stack as podman containers on one network (REDIS_HOST=redis)', () 
     expect(healthcheck('execution-node')).toBe(true);
   }, 90_000);
 
+  it('restarts the Redis container: every app reconnects by name and passes its healthcheck again', async () => {
+    podman(['restart', container('redis')], { quiet: true });
+    await waitHealthy('redis', 30_000);
+    for (const service of APP_SERVICES) await waitHealthy(service);
+    // The node's heartbeat reached the restarted Redis (append-only file on its volume).
+    const restartedAt = Date.parse(inspect('redis', '{{.State.StartedAt}}'));
+    await waitFor(
+      async () => {
+        const listed = (
+          (await nodes()).body['nodes'] as Record<string, unknown>[] | undefined
+        )?.[0];
+        return Date.parse(String(listed?.['last_heartbeat'])) > restartedAt;
+      },
+      { timeoutMs: 30_000, intervalMs: 1_000 },
+    );
+    expect((await nodes()).body).toMatchObject({ total_count: 1, online_count: 1 });
+  }, 120_000);
+
   it('stops a node container cleanly: exit 0 after it drained its portfolios, and it leaves the fleet', async () => {
     podman(['stop', container('execution-node')], { quiet: true });
     expect(inspect('execution-node', '{{.State.ExitCode}}')).toBe('0');
