@@ -103,41 +103,8 @@ export function computePlan(input: PlanInput): PlanOutput {
   }
 
   // 3. Place the rest: where it already runs, else least loaded.
-  // Built at the first portfolio left without a node: in most ticks there is none.
-  let reportedBy: Map<string, string> | undefined;
-  const reporterOf = (portfolioId: string): string | undefined => {
-    if (reportedBy === undefined) {
-      reportedBy = new Map<string, string>();
-      for (const node of input.nodes) {
-        if (!usable.has(node.nodeId)) continue;
-        for (const id of node.reportedPortfolios) reportedBy.set(id, node.nodeId);
-      }
-    }
-    return reportedBy.get(portfolioId);
-  };
-  // The least-loaded node with room, ties by node id: a heap of (load, node) entries. Loads only
-  // grow, so an entry whose load is behind the node's is stale: re-queued at its load, if it has room.
-  // Built at the first portfolio that needs it: in most ticks every portfolio keeps its node.
-  let byLoad: MinHeap<{ load: number; nodeId: string }> | undefined;
-  const leastLoaded = (): string | undefined => {
-    if (byLoad === undefined) {
-      byLoad = new MinHeap<{ load: number; nodeId: string }>(
-        (a, b) => a.load - b.load || a.nodeId.localeCompare(b.nodeId),
-      );
-      for (const nodeId of usable.keys())
-        if (hasRoom(nodeId)) byLoad.push({ load: load.get(nodeId) ?? 0, nodeId });
-    }
-    for (let entry = byLoad.pop(); entry !== undefined; entry = byLoad.pop()) {
-      const current = load.get(entry.nodeId) ?? 0;
-      if (!hasRoom(entry.nodeId)) continue;
-      if (current !== entry.load) byLoad.push({ load: current, nodeId: entry.nodeId });
-      else {
-        byLoad.push({ load: current + 1, nodeId: entry.nodeId }); // after the placement below
-        return entry.nodeId;
-      }
-    }
-    return undefined;
-  };
+  const reporterOf = reportersOf(input.nodes, usable);
+  const leastLoaded = leastLoadedOf(usable.keys(), (id) => load.get(id) ?? 0, hasRoom);
   for (const portfolioId of catalog) {
     if (placements.has(portfolioId)) continue;
     const runningOn = reporterOf(portfolioId);
@@ -380,37 +347,8 @@ export class PlanState {
       (this.byNode.get(nodeId)?.size ?? 0) + (extra.get(nodeId) ?? 0);
     const hasRoom = (nodeId: string): boolean =>
       loadOf(nodeId) < (usable.get(nodeId)?.capacity ?? 0);
-    let reportedBy: Map<string, string> | undefined;
-    const reporterOf = (portfolioId: string): string | undefined => {
-      if (reportedBy === undefined) {
-        reportedBy = new Map<string, string>();
-        for (const node of input.nodes) {
-          if (!usable.has(node.nodeId)) continue;
-          for (const id of node.reportedPortfolios) reportedBy.set(id, node.nodeId);
-        }
-      }
-      return reportedBy.get(portfolioId);
-    };
-    let byLoad: MinHeap<{ load: number; nodeId: string }> | undefined;
-    const leastLoaded = (): string | undefined => {
-      if (byLoad === undefined) {
-        byLoad = new MinHeap<{ load: number; nodeId: string }>(
-          (a, b) => a.load - b.load || a.nodeId.localeCompare(b.nodeId),
-        );
-        for (const nodeId of usable.keys())
-          if (hasRoom(nodeId)) byLoad.push({ load: loadOf(nodeId), nodeId });
-      }
-      for (let entry = byLoad.pop(); entry !== undefined; entry = byLoad.pop()) {
-        const current = loadOf(entry.nodeId);
-        if (!hasRoom(entry.nodeId)) continue;
-        if (current !== entry.load) byLoad.push({ load: current, nodeId: entry.nodeId });
-        else {
-          byLoad.push({ load: current + 1, nodeId: entry.nodeId });
-          return entry.nodeId;
-        }
-      }
-      return undefined;
-    };
+    const reporterOf = reportersOf(input.nodes, usable);
+    const leastLoaded = leastLoadedOf(usable.keys(), loadOf, hasRoom);
     const orphanReason =
       usable.size === 0
         ? 'no alive, non-draining node'
@@ -533,6 +471,59 @@ export function rebalance(input: RebalanceInput): {
  * The ids sorted (by UTF-16 code units, as `Array.prototype.sort`) without duplicates. A list that
  * already is (the store hands the catalog out sorted) is taken as it is: one pass, no copy.
  */
+/**
+ * Which usable node reports running each portfolio (after Redis lost the plan). Built at the first
+ * question: in most ticks every portfolio keeps its node and none is asked.
+ */
+function reportersOf(
+  nodes: readonly NodeView[],
+  usable: ReadonlyMap<string, unknown>,
+): (portfolioId: string) => string | undefined {
+  let reportedBy: Map<string, string> | undefined;
+  return (portfolioId) => {
+    if (reportedBy === undefined) {
+      reportedBy = new Map<string, string>();
+      for (const node of nodes) {
+        if (!usable.has(node.nodeId)) continue;
+        for (const id of node.reportedPortfolios) reportedBy.set(id, node.nodeId);
+      }
+    }
+    return reportedBy.get(portfolioId);
+  };
+}
+
+/**
+ * The least-loaded node with room, ties by node id, counting the placement it is asked for: a heap
+ * of (load, node) entries. Loads only grow, so an entry whose load is behind the node's is stale:
+ * re-queued at its load, if it has room. Built at the first question.
+ */
+function leastLoadedOf(
+  nodeIds: Iterable<string>,
+  loadOf: (nodeId: string) => number,
+  hasRoom: (nodeId: string) => boolean,
+): () => string | undefined {
+  let byLoad: MinHeap<{ load: number; nodeId: string }> | undefined;
+  return () => {
+    if (byLoad === undefined) {
+      byLoad = new MinHeap<{ load: number; nodeId: string }>(
+        (a, b) => a.load - b.load || a.nodeId.localeCompare(b.nodeId),
+      );
+      for (const nodeId of nodeIds)
+        if (hasRoom(nodeId)) byLoad.push({ load: loadOf(nodeId), nodeId });
+    }
+    for (let entry = byLoad.pop(); entry !== undefined; entry = byLoad.pop()) {
+      const current = loadOf(entry.nodeId);
+      if (!hasRoom(entry.nodeId)) continue;
+      if (current !== entry.load) byLoad.push({ load: current, nodeId: entry.nodeId });
+      else {
+        byLoad.push({ load: current + 1, nodeId: entry.nodeId }); // after the placement it makes
+        return entry.nodeId;
+      }
+    }
+    return undefined;
+  };
+}
+
 function sortedUnique(ids: readonly string[]): readonly string[] {
   for (let i = 1; i < ids.length; i++)
     if (!((ids[i - 1] as string) < (ids[i] as string))) return [...new Set(ids)].sort();

@@ -11,7 +11,7 @@ function loopProcess(unref: boolean): Promise<number | 'held'> {
     import { PeriodicLoop } from ${JSON.stringify(new URL('./periodic-loop.ts', import.meta.url).pathname)};
     const logger = { info() {}, warn() {}, error() {}, debug() {} };
     new PeriodicLoop({ name: 'probe', intervalMs: 100, logger, run: async () => {}, unref: ${unref} }).start();
-    console.log('started');
+    process.stdout.write('started\\n');
   `;
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
     stdio: ['ignore', 'pipe', 'inherit'],
