@@ -28,6 +28,8 @@ export interface BenchContext {
   quick: boolean;
   /** Soak length in minutes. */
   soakMinutes: number;
+  /** Fleet sizes for section 9 (`--fleet-sizes`); unset: the section's own. */
+  fleetSizes?: number[];
   log: (message: string) => void;
 }
 

@@ -7,6 +7,7 @@
  *   pnpm bench -- --quick           a smoke run: fewer samples, a 20 s soak
  *   pnpm bench -- --only read-path,failover
  *   pnpm bench -- --soak-minutes 30
+ *   pnpm bench -- --only fleet --fleet-sizes 500,10000
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -42,6 +43,7 @@ function parseArgs(argv: string[]) {
     quick: false,
     only: undefined as string[] | undefined,
     soakMinutes: 10,
+    fleetSizes: undefined as number[] | undefined,
     out: 'docs/benchmarks.md',
   };
   for (let i = 0; i < argv.length; i++) {
@@ -49,6 +51,7 @@ function parseArgs(argv: string[]) {
     if (arg === '--quick') options.quick = true;
     else if (arg === '--only') options.only = (argv[++i] ?? '').split(',').filter((s) => s !== '');
     else if (arg === '--soak-minutes') options.soakMinutes = Number(argv[++i]);
+    else if (arg === '--fleet-sizes') options.fleetSizes = (argv[++i] ?? '').split(',').map(Number);
     else if (arg === '--out') options.out = argv[++i] ?? options.out;
     else throw new Error(`unknown argument ${arg ?? ''}`);
   }
@@ -57,6 +60,12 @@ function parseArgs(argv: string[]) {
       throw new Error(`unknown benchmark "${id}"; known: ${Object.keys(BENCHES).join(', ')}`);
   if (!Number.isFinite(options.soakMinutes) || options.soakMinutes <= 0)
     throw new Error('--soak-minutes takes a positive number');
+  if (
+    options.fleetSizes !== undefined &&
+    (options.fleetSizes.length === 0 ||
+      options.fleetSizes.some((size) => !Number.isInteger(size) || size < 100))
+  )
+    throw new Error('--fleet-sizes takes a comma-separated list of whole numbers of at least 100');
   if (options.quick) options.soakMinutes = Math.min(options.soakMinutes, 1 / 3);
   return options;
 }
@@ -83,32 +92,61 @@ async function main(): Promise<void> {
   const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
   const ids = options.only ?? Object.keys(BENCHES);
   const results: BenchResult[] = [];
+  const failed: string[] = [];
   const started = new Date();
+  const host = machine(await redisVersion());
+  const file = path.resolve(REPO_ROOT, options.out);
+  // Written after every section: a section that fails (or a run stopped half way) keeps the
+  // figures of the sections before it, and the file says which section failed and why.
+  const write = () => {
+    const header = [
+      '# Benchmarks',
+      '',
+      `Written by \`pnpm bench${options.quick ? ' -- --quick' : ''}\` on ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC${
+        options.only === undefined ? '' : ` (only: ${options.only.join(', ')})`
+      }. Every figure is measured against a real redis-server and the apps' production bundles running as their own processes, with its baseline from the same run: these machines are noisy, so read the ratios. What the figures mean, where a target is missed and what the profiles showed: [benchmarks-findings.md](benchmarks-findings.md).`,
+      '',
+      '| machine | |',
+      '| --- | --- |',
+      ...Object.entries(host).map(([k, v]) => `| ${k} | ${v} |`),
+      '',
+    ];
+    writeFileSync(file, `${[...header, toMarkdown(results)].join('\n').trimEnd()}\n`);
+  };
   for (const id of ids) {
     const bench = BENCHES[id];
     if (bench === undefined) continue;
     log(`${id}…`);
     const t0 = performance.now();
-    results.push(await bench({ quick: options.quick, soakMinutes: options.soakMinutes, log }));
-    log(`${id} done in ${Math.round((performance.now() - t0) / 1_000)} s`);
+    try {
+      results.push(
+        await bench({
+          quick: options.quick,
+          soakMinutes: options.soakMinutes,
+          fleetSizes: options.fleetSizes,
+          log,
+        }),
+      );
+      log(`${id} done in ${Math.round((performance.now() - t0) / 1_000)} s`);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      failed.push(id);
+      log(`${id} FAILED after ${Math.round((performance.now() - t0) / 1_000)} s: ${reason}`);
+      results.push({
+        id,
+        title: `${id}: failed`,
+        rows: [],
+        notes: [`This section failed, so it has no figures: ${reason.split('\n')[0] ?? ''}`],
+      });
+    }
+    write();
   }
-  const host = machine(await redisVersion());
   process.stdout.write(`${toText(results)}\n`);
-  const header = [
-    '# Benchmarks',
-    '',
-    `Written by \`pnpm bench${options.quick ? ' -- --quick' : ''}\` on ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC${
-      options.only === undefined ? '' : ` (only: ${options.only.join(', ')})`
-    }. Every figure is measured against a real redis-server and the apps' production bundles running as their own processes, with its baseline from the same run: these machines are noisy, so read the ratios. What the figures mean, where a target is missed and what the profiles showed: [benchmarks-findings.md](benchmarks-findings.md).`,
-    '',
-    '| machine | |',
-    '| --- | --- |',
-    ...Object.entries(host).map(([k, v]) => `| ${k} | ${v} |`),
-    '',
-  ];
-  const file = path.resolve(REPO_ROOT, options.out);
-  writeFileSync(file, `${[...header, toMarkdown(results)].join('\n').trimEnd()}\n`);
   log(`written ${path.relative(REPO_ROOT, file)}`);
+  if (failed.length > 0) {
+    process.stderr.write(`bench: failed: ${failed.join(', ')} (see above)\n`);
+    process.exit(1);
+  }
   process.exit(0);
 }
 

@@ -264,4 +264,27 @@ describe('LuaScript', () => {
     await inspector(server).script('FLUSH');
     expect(await script.run(conns.main, ['n'], [1])).toBe(6);
   });
+
+  it('takes more keys and arguments than a JavaScript call can spread (a 10,000-node plan write)', async () => {
+    const { LuaScript } = await import('./index.ts');
+    const server = await startServer();
+    const { conns } = connect(server);
+    await conns.waitUntilReady(5_000);
+    const script = new LuaScript('return { #KEYS, #ARGV, KEYS[#KEYS], ARGV[#ARGV] }');
+    const keys = Array.from({ length: 150_000 }, (_, i) => `k${i}`);
+    const args = Array.from({ length: 250_000 }, (_, i) => i);
+    expect(await script.run(conns.main, keys, args)).toEqual([
+      150_000,
+      250_000,
+      'k149999',
+      '249999',
+    ]);
+    await inspector(server).script('FLUSH');
+    expect(await script.run(conns.main, keys, args)).toEqual([
+      150_000,
+      250_000,
+      'k149999',
+      '249999',
+    ]);
+  });
 });
