@@ -45,6 +45,16 @@ describe.each([
   });
 });
 
+it('mgetBySlot and delBySlot take more keys than a JavaScript call can spread (a fleet of 50,000 portfolios and more)', async () => {
+  const many = Array.from({ length: 200_000 }, (_, i) => `s:${i}`);
+  await onOne.set('s:199999', 'last');
+  const values = await mgetBySlot(onOne, many);
+  expect(values.length).toBe(200_000);
+  expect(values[199_999]).toBe('last');
+  expect(values.filter((v) => v !== null).length).toBe(1);
+  expect(await delBySlot(onOne, many)).toBe(1);
+});
+
 describe('byMaster', () => {
   it('groups keys by the master of their slot: one pipeline each, on a cluster of three', async () => {
     const groups = byMaster(onCluster, KEYS, (key) => key);

@@ -90,14 +90,15 @@ export async function perKeyBySlot<V>(
 
 /** `MGET` of keys of any slots: one `MGET` per slot on a cluster; values in `keys`' order. */
 export function mgetBySlot(redis: RedisLike, keys: readonly string[]): Promise<(string | null)[]> {
-  return perKeyBySlot(redis, keys, (group) => redis.mget(...group));
+  // Arrays, never spread into the call: a fleet's keys outnumber what a call's arguments may hold.
+  return perKeyBySlot(redis, keys, (group) => redis.mget(group));
 }
 
 /** `DEL` of keys of any slots (one `DEL` per slot on a cluster); the number of keys deleted. */
 export async function delBySlot(redis: RedisLike, keys: readonly string[]): Promise<number> {
   if (keys.length === 0) return 0;
   const groups = redis instanceof Cluster ? groupBySlot(keys).map((g) => g.keys) : [[...keys]];
-  const counts = await Promise.all(groups.map((group) => redis.del(...group)));
+  const counts = await Promise.all(groups.map((group) => redis.del(group)));
   return counts.reduce((sum, n) => sum + n, 0);
 }
 
