@@ -111,7 +111,9 @@ async function runSize(
         const running = fleet.running().size;
         if (performance.now() - lastProgress >= 10_000) {
           lastProgress = performance.now();
-          log(`fleet: ${nodes} nodes, ${running} of ${portfolios} portfolios running`);
+          log(
+            `fleet: ${nodes} nodes, ${running} of ${portfolios} portfolios running (this process's heap ${Math.round(process.memoryUsage().heapUsed / 2 ** 20)} MB)`,
+          );
         }
         return running === portfolios;
       },
