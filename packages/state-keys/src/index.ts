@@ -46,6 +46,7 @@ export type {
   Silence,
   TradingHalt,
 } from './schemas.ts';
+export { placementDigest } from './placement.ts';
 export { appliedSeqs, recordApplied, SEQ_CHECKSUM_MODULUS } from './applied.ts';
 export type { ApplyDecision } from './applied.ts';
 export { DEFAULT_TIMINGS } from './timings.ts';

@@ -36,6 +36,15 @@ export type RedisHealth = z.infer<typeof redisHealthSchema>;
 /** `execution_node:{id}:info` (T068): written by the node every beat. */
 export const nodeInfoSchema = z.object({
   _v: version,
+  /**
+   * `placementDigest(capacity, portfolio_ids)`, written second (right after `_v`) so that a reader
+   * can tell an unchanged placement from the payload's first bytes without parsing it. Optional: a
+   * node from before it has none and is read whole.
+   */
+  placement: z
+    .string()
+    .regex(/^[0-9a-f]{16}$/, 'must be 16 lowercase hex digits')
+    .optional(),
   node_id: id,
   host: z.string().min(1),
   pid: z.number().int().positive(),
