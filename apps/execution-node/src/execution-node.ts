@@ -6,6 +6,7 @@ import { PortfolioQueueReader, PortfolioQueues } from '@ginkgo-live/portfolio-qu
 import type { Notifier } from '@ginkgo-live/notification-adapter';
 import {
   encodePayload,
+  placementDigest,
   type NodeInfo,
   type NodeStatus,
   type PortfolioBook,
@@ -365,8 +366,11 @@ export class ExecutionNode {
   private info(): NodeInfo {
     const m = this.collectMetrics();
     const now = new Date().toISOString();
+    const portfolioIds = m.portfolios.map((p) => p.portfolio_id);
     return {
       _v: 1,
+      // Lets the scheduler skip decoding this info while its placement is the one it knows.
+      placement: placementDigest(m.capacity, portfolioIds),
       node_id: m.node_id,
       host: hostname(),
       pid: process.pid,
@@ -375,7 +379,7 @@ export class ExecutionNode {
       started_at: this.startedAt.toISOString(),
       uptime_seconds: m.uptime_seconds,
       last_heartbeat: now,
-      portfolio_ids: m.portfolios.map((p) => p.portfolio_id),
+      portfolio_ids: portfolioIds,
       portfolio_count: m.portfolio_count,
       capacity: m.capacity,
       queue_usage_max: m.queue_usage_max,
