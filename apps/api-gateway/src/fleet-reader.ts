@@ -12,8 +12,9 @@ import {
   type NotificationRecord,
   type StateKeys,
 } from '@ginkgo-live/state-keys';
-import { byMaster, mgetBySlot } from '@ginkgo-live/redis-client';
+import { mgetBySlot } from '@ginkgo-live/redis-client';
 import { FleetView } from './fleet-view.ts';
+import { LivenessIndex } from './liveness-index.ts';
 import { buildPortfolioView, nodeView, type NodeView, type PortfolioView } from './fleet-views.ts';
 import { callRedis } from './redis-unavailable.ts';
 
@@ -67,12 +68,16 @@ export class FleetReader {
    */
   readonly view: FleetView;
 
+  /** Every node's liveness, kept between calls and checked in bulk (`LivenessIndex`). */
+  private readonly liveness: LivenessIndex;
+
   constructor(
     private readonly redis: Redis,
     private readonly keys: StateKeys,
     view?: FleetView,
   ) {
     this.view = view ?? new FleetView(redis, keys);
+    this.liveness = new LivenessIndex(redis, keys);
   }
 
   private run<T>(call: () => Promise<T>): Promise<T> {
@@ -80,27 +85,15 @@ export class FleetReader {
   }
 
   /**
-   * Every known node (registry and scheduler records), sorted, with its liveness only: one `PTTL`
-   * of its heartbeat each (the liveness rule: the key exists with a TTL), pipelined per master on a cluster;
-   * no payload is read or decoded, so this stays cheap however large the fleet.
+   * Every known node (registry and scheduler records), sorted, with its liveness only: the
+   * liveness rule (the heartbeat key exists with a TTL) as `LivenessIndex` reads it — on one Redis
+   * an `EXISTS` per chunk of keys checked against what was seen last, a `PTTL` only for nodes that
+   * are new or changed. No payload is read or decoded, so this stays cheap however large the fleet.
    */
   async nodeIndex(ids?: readonly string[]): Promise<{ nodeId: string; online: boolean }[]> {
     return this.run(async () => {
       const known = ids ?? (await this.nodeIds());
-      const online = new Map<string, boolean>();
-      await Promise.all(
-        byMaster(this.redis, known, (id) => this.keys.heartbeat(id)).map(async (group) => {
-          const pipeline = this.redis.pipeline();
-          for (const id of group) pipeline.pttl(this.keys.heartbeat(id));
-          const replies = (await pipeline.exec()) ?? [];
-          group.forEach((id, i) => {
-            const [err, ttl] = replies[i] ?? [new Error('Fleet read: a reply is missing'), null];
-            if (err) throw err;
-            // -2: no key, -1: a key without TTL (never alive by the rule).
-            online.set(id, (ttl as number) > 0);
-          });
-        }),
-      );
+      const online = await this.liveness.online(known);
       return known.map((nodeId) => ({ nodeId, online: online.get(nodeId) ?? false }));
     });
   }

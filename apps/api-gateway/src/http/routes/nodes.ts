@@ -93,7 +93,8 @@ export function nodeRoutes(deps: ResourceDeps): ApiRouter {
     async ({ query: q }, _req, res) => {
       const limit = q.limit ?? 100;
       const offset = q.offset ?? 0;
-      // The index: every node id with its liveness (a PTTL each, no payload). A status needs more
+      // The index: every node id with its liveness (no payload; `LivenessIndex` checks what it saw
+      // last with an EXISTS per chunk of keys, a PTTL only where that changed). A status needs more
       // only for live nodes: draining is the scheduler's record (an operator's drain) or the node's
       // own info (stopping by itself), which the fleet view keeps up to date from the registry's
       // beat scores — the info is written only by the beat that moves the score.
