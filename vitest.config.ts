@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { LongestFirstSequencer } from './scripts/test-order.ts';
 
 /**
  * One config for the whole repository, two projects:
@@ -12,6 +13,8 @@ export default defineConfig({
     // Two files at a time even on two cores (vitest's default there is one): most of an
     // end-to-end test is waiting for heartbeats, TTLs and restarts, not computing.
     maxWorkers: 2,
+    // The longest files first (scripts/test-order.ts), so both workers finish together.
+    sequence: { sequencer: LongestFirstSequencer },
     projects: [
       {
         test: {
