@@ -40,6 +40,8 @@ export default defineConfig({
             'e2e/**/*.test.ts',
           ],
           exclude: ['**/node_modules/**'],
+          // The apps' production bundles, rebuilt where older than their sources.
+          globalSetup: ['./scripts/test-setup.ts'],
           testTimeout: 30_000,
           hookTimeout: 30_000,
         },

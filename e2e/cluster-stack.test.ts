@@ -54,7 +54,7 @@ beforeAll(async () => {
   });
   const [first] = cluster.nodes;
   if (first === undefined) throw new Error('a cluster without nodes');
-  // Six apps compiled by tsx at once on two cores may take longer than one alone.
+  // Six apps starting at once on two cores (beside a six-node cluster) may take longer than one.
   fx = new StackFixture(first, { cluster, prefix, startTimeoutMs: 60_000 });
 }, 60_000);
 afterAll(async () => {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  appEntry,
   isProcessRunning,
   ManagedProcess,
   RedisServer,
@@ -280,7 +281,7 @@ describe('an app on a port in use', () => {
   ])('%s: one line naming %s, exit 2, no stack trace', async (app, setting) => {
     const port = await holdPort();
     const child = ManagedProcess.start(
-      tsEntry(app, `apps/${app}/src/main.ts`, {
+      appEntry(app, app, {
         LOG_FORMAT: 'json',
         [setting]: String(port),
         // Nothing listens there: the app fails on its port before it needs Redis.

@@ -195,7 +195,7 @@ function main() {
     return;
   }
   if (task === 'chaos') {
-    // The apps run from source (as the end-to-end tests run them): nothing to build, and never a
+    // The apps run from source (as `npm start` runs them): nothing to build, and never a
     // stale bundle. With --bundled they run their production bundles, built first.
     if (rest.includes('--bundled')) {
       say('Build (--bundled: the campaign runs the production bundles)');

@@ -2,13 +2,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
 import type { Notification } from '@ginkgo-live/state-keys';
 import {
+  appEntry,
   logEntries,
   metricsPortOf,
   ManagedProcess,
   RedisServer,
   StackFixture,
   tick,
-  tsEntry,
   waitFor,
   WebhookReceiver,
 } from '@ginkgo-live/testing';
@@ -41,7 +41,7 @@ afterEach(async () => {
 
 function startDeliveryWorker(): ManagedProcess {
   const worker = ManagedProcess.start(
-    tsEntry('notification-worker', 'apps/notification-worker/src/main.ts', {
+    appEntry('notification-worker', 'notification-worker', {
       ...server.env,
       REDIS_KEY_PREFIX: fx.keys.prefix,
       NOTIFY_WEBHOOK_URL: url,

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  cliEntry,
   freePort,
   ManagedProcess,
   RedisServer,
@@ -49,13 +50,21 @@ afterAll(async () => {
   await server.cleanup();
 });
 
-/** The ginkgo-ctl process with these arguments, as the gateway's reader. */
-function ctlProcess(args: string[], env: Record<string, string | undefined> = {}): Process {
-  const entry = tsEntry('ginkgo-ctl', 'apps/ginkgo-ctl/src/main.ts', {
-    GINKGO_URL: gatewayUrl,
-    GINKGO_API_KEY: READ_KEY,
-    ...env,
-  });
+/**
+ * The ginkgo-ctl process with these arguments, as the gateway's reader: from its bundle (made by
+ * the tests' global setup from the sources as they are), or `fromSource`, as `pnpm ginkgo-ctl`
+ * runs it (tsx), which takes seconds longer to start.
+ */
+function ctlProcess(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  fromSource = false,
+): Process {
+  const ctlEnv = { GINKGO_URL: gatewayUrl, GINKGO_API_KEY: READ_KEY, ...env };
+  const file = 'apps/ginkgo-ctl/src/main.ts';
+  const entry = fromSource
+    ? tsEntry('ginkgo-ctl', file, ctlEnv)
+    : cliEntry('ginkgo-ctl', file, ctlEnv);
   return ManagedProcess.start({ ...entry, args: [...(entry.args ?? []), ...args] });
 }
 
@@ -65,15 +74,20 @@ interface Run {
 }
 
 /** Runs ginkgo-ctl to its end. */
-async function ctl(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
-  const p = ctlProcess(args, env);
+async function ctl(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  fromSource = false,
+): Promise<Run> {
+  const p = ctlProcess(args, env, fromSource);
   const exit = await p.waitForExit(30_000);
   return { code: exit.code, out: p.output };
 }
 
 describe('ginkgo-ctl against the gateway', () => {
   it('status: healthy, exit 0; --json for scripts', async () => {
-    const text = await ctl(['status']);
+    // Once as an operator starts it from the repository: the sources, with tsx.
+    const text = await ctl(['status'], {}, true);
     expect(text.code, text.out).toBe(0);
     expect(text.out).toMatch(/nodes\s+2 online of 2, 0 draining, 0 lost/);
     expect(text.out).toMatch(/scheduler\s+s1 leads/);

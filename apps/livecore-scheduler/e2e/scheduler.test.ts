@@ -3,13 +3,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AuditLog, TradingControls } from '@ginkgo-live/fleet';
 import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
 import {
+  cliEntry,
   FRESH_START_MS,
   logEntries,
   ManagedProcess,
   RedisServer,
   StackFixture,
   tick,
-  tsEntry,
   waitFor,
 } from '@ginkgo-live/testing';
 
@@ -42,7 +42,7 @@ async function ctlWith(
   env: Record<string, string>,
   ...args: string[]
 ): Promise<{ code: number | null; output: string }> {
-  const entry = tsEntry('ginkgo-ctl', 'apps/livecore-scheduler/src/ctl.ts', {
+  const entry = cliEntry('ginkgo-ctl', 'apps/livecore-scheduler/src/ctl.ts', {
     ...server.env,
     REDIS_KEY_PREFIX: fx.keys.prefix,
     CTL_TIMEOUT_MS: '10000',

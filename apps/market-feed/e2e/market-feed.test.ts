@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
 import { createStateKeys, encodePayload } from '@ginkgo-live/state-keys';
-import { ManagedProcess, RedisServer, tsEntry, waitFor } from '@ginkgo-live/testing';
+import { appEntry, ManagedProcess, RedisServer, waitFor } from '@ginkgo-live/testing';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -35,7 +35,7 @@ describe('market feed process', () => {
     );
 
     const feed = ManagedProcess.start(
-      tsEntry('feed', 'apps/market-feed/src/main.ts', {
+      appEntry('feed', 'market-feed', {
         ...server.env,
         REDIS_KEY_PREFIX: 'feed:',
         FEED_RATE: '20',
@@ -79,7 +79,7 @@ describe('market feed process', () => {
       }),
     );
     const feed = ManagedProcess.start(
-      tsEntry('feed', 'apps/market-feed/src/main.ts', {
+      appEntry('feed', 'market-feed', {
         ...server.env,
         REDIS_KEY_PREFIX: 'feedm:',
         FEED_RATE: '50',
@@ -116,9 +116,7 @@ describe('market feed process', () => {
   });
 
   it('exits 2 naming a bad FEED_RATE', async () => {
-    const feed = ManagedProcess.start(
-      tsEntry('feed', 'apps/market-feed/src/main.ts', { FEED_RATE: 'fast' }),
-    );
+    const feed = ManagedProcess.start(appEntry('feed', 'market-feed', { FEED_RATE: 'fast' }));
     cleanups.push(() => feed.stop('SIGKILL'));
     expect((await feed.waitForExit(20_000)).code).toBe(2);
     expect(feed.output).toContain('FEED_RATE: must be an integer, got "fast"');

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ManagedProcess, tsEntry } from '@ginkgo-live/testing';
+import { appEntry, ManagedProcess } from '@ginkgo-live/testing';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -25,7 +25,7 @@ describe('the notification worker process', () => {
       ].join('\n'),
     );
     const worker = ManagedProcess.start(
-      tsEntry('notification-worker', 'apps/notification-worker/src/main.ts', {
+      appEntry('notification-worker', 'notification-worker', {
         NOTIFY_ROUTES_FILE: routes,
         LOG_FORMAT: 'json',
       }),

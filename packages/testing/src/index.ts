@@ -19,6 +19,15 @@ export {
   seedBook,
   tick,
 } from './stack-fixture.ts';
+export type { StackFixtureOptions } from './stack-fixture.ts';
+export {
+  bundledApps,
+  CLI_ENTRIES,
+  cliBundlePath,
+  cliEntry,
+  ensureBundles,
+  staleBundle,
+} from './bundles.ts';
 export { parsePrometheus } from './prometheus-text.ts';
 export { fleetNodeInfo, fleetPortfolioState, seedFleet } from './seed-fleet.ts';
 export type { SeedFleetOptions } from './seed-fleet.ts';

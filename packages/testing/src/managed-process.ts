@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { killGroup, track } from './process-registry.ts';
@@ -35,22 +36,23 @@ export function tsEntry(
 }
 
 /**
- * Options to run an app (`apps/<app>`): from its TypeScript source with tsx, or — `bundled` — its
- * production bundle `dist/main.js` (built by `turbo build`), as the image runs it.
+ * Options to run an app (`apps/<app>`): its production bundle `dist/main.js`, as the image runs it
+ * (built by `turbo build`; the integration tests' global setup rebuilds one older than its
+ * sources), or — `bundled` false — its TypeScript source with tsx, as `npm start` runs it.
  */
 export function appEntry(
   name: string,
   app: string,
   env: Record<string, string | undefined> = {},
-  bundled = false,
+  bundled = true,
 ): ManagedProcessOptions {
   if (!bundled) return tsEntry(name, `apps/${app}/src/main.ts`, env);
-  return {
-    name,
-    command: process.execPath,
-    args: [path.join(REPO_ROOT, 'apps', app, 'dist', 'main.js')],
-    env,
-  };
+  const bundle = path.join(REPO_ROOT, 'apps', app, 'dist', 'main.js');
+  if (!existsSync(bundle))
+    throw new Error(
+      `${bundle} is missing: build it (turbo build), or see why the integration tests' global setup could not`,
+    );
+  return { name, command: process.execPath, args: [bundle], env };
 }
 
 /**

@@ -73,6 +73,16 @@ export async function seedBook(
     .exec();
 }
 
+export interface StackFixtureOptions {
+  /** Default true: the apps' production bundles; false: their sources, with tsx. */
+  bundled?: boolean;
+  sentinel?: SentinelGroup;
+  cluster?: RedisCluster;
+  prefix?: string;
+  /** How long each app may take to say it runs (default 20 s). */
+  startTimeoutMs?: number;
+}
+
 /**
  * A test's view of one Redis and the app processes it starts: an inspecting client, the key set of
  * a unique prefix, helpers to seed the catalog and assignments and to read what the apps wrote.
@@ -83,21 +93,16 @@ export class StackFixture {
   readonly processes: ManagedProcess[] = [];
 
   /**
-   * With `bundled`, apps run from their production bundles (`dist/main.js`) instead of tsx. With
-   * `sentinel`, the apps and this fixture's client reach Redis through that group's sentinels. With
-   * `cluster`, the apps get `REDIS_CLUSTER_NODES` and this fixture's client is a cluster client
-   * (typed as `Redis`, as the apps hold theirs; `server` is then any node of it).
+   * Apps run from their production bundles (`dist/main.js`, kept current by the integration
+   * tests' global setup, scripts/test-setup.ts), as the image runs them; with `bundled: false`,
+   * from source with tsx. With `sentinel`, the apps and this fixture's client reach Redis through
+   * that group's sentinels. With `cluster`, the apps get `REDIS_CLUSTER_NODES` and this fixture's
+   * client is a cluster client (typed as `Redis`, as the apps hold theirs; `server` is then any
+   * node of it).
    */
   constructor(
     readonly server: RedisServer,
-    private readonly options: {
-      bundled?: boolean;
-      sentinel?: SentinelGroup;
-      cluster?: RedisCluster;
-      prefix?: string;
-      /** How long each app may take to say it runs (default 20 s; tsx compiles it first). */
-      startTimeoutMs?: number;
-    } = {},
+    private readonly options: StackFixtureOptions = {},
   ) {
     // A test may need the prefix before the server starts (an ACL file names the keys).
     this.keys = createStateKeys(options.prefix ?? StackFixture.newPrefix());
@@ -142,7 +147,7 @@ export class StackFixture {
   }
 
   private entry(name: string, app: string, env: Record<string, string>) {
-    return appEntry(name, app, env, this.options.bundled === true);
+    return appEntry(name, app, env, this.options.bundled !== false);
   }
 
   /** Starts a node process and waits until it runs. */
