@@ -2,7 +2,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { statusOfRecord } from '@ginkgo-live/fleet';
 import { decodePayload } from '@ginkgo-live/state-keys';
-import { RedisServer, StackFixture, waitFor } from '@ginkgo-live/testing';
+import { StackFixture, waitFor } from '@ginkgo-live/testing';
 
 /**
  * One node, every surface, one word: the scheduler's record (its `alive | draining | lost` in the
@@ -12,7 +12,6 @@ import { RedisServer, StackFixture, waitFor } from '@ginkgo-live/testing';
  * scheduler tick behind the heartbeat): each step waits for it, then reads all and compares.
  */
 let browser: Browser;
-let server: RedisServer;
 let fx: StackFixture;
 
 beforeAll(async () => {
@@ -27,13 +26,9 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  server = await RedisServer.start();
-  fx = new StackFixture(server);
+  fx = await StackFixture.start();
 });
-afterEach(async () => {
-  await fx.close();
-  await server.cleanup();
-});
+afterEach(() => fx.close());
 
 describe('a node has the same status in the scheduler, the API and the overview', () => {
   it('online, drained by an operator, then killed: the same word on every surface at each step', async () => {

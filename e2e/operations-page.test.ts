@@ -3,7 +3,7 @@ import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
-import { RedisServer, REPO_ROOT, StackFixture, tick, waitFor } from '@ginkgo-live/testing';
+import { type RedisServer, REPO_ROOT, StackFixture, tick, waitFor } from '@ginkgo-live/testing';
 
 /**
  * The operations page in a real headless Chromium (Debian's, never a downloaded one) against the
@@ -17,8 +17,8 @@ const TTL_MS = 2_000;
 const UPDATE_MS = 500;
 
 let browser: Browser;
-let server: RedisServer;
 let fx: StackFixture;
+let server: RedisServer;
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -32,13 +32,10 @@ afterAll(async () => {
   await browser.close();
 });
 beforeEach(async () => {
-  server = await RedisServer.start();
-  fx = new StackFixture(server);
+  fx = await StackFixture.start();
+  server = fx.server;
 });
-afterEach(async () => {
-  await fx.close();
-  await server.cleanup();
-});
+afterEach(() => fx.close());
 
 const shot = (page: Page, name: string) =>
   page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });

@@ -3,7 +3,7 @@ import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
 import {
   FRESH_START_MS,
   logEntries,
-  RedisServer,
+  type RedisServer,
   StackFixture,
   tick,
   waitFor,
@@ -15,17 +15,14 @@ import { startFleet } from './fleet.ts';
  * that the test kills and restarts. Short intervals by env (heartbeat 500 ms, TTL 2 s, tick 500 ms);
  * the defaults are in docs/architecture.md.
  */
-let server: RedisServer;
 let fx: StackFixture;
+let server: RedisServer;
 
 beforeEach(async () => {
-  server = await RedisServer.start();
-  fx = new StackFixture(server);
+  fx = await StackFixture.start();
+  server = fx.server;
 });
-afterEach(async () => {
-  await fx.close();
-  await server.cleanup();
-});
+afterEach(() => fx.close());
 
 const nodesAnswer = async (url: string) => {
   const response = await fetch(`${url}/api/nodes`);

@@ -1,22 +1,19 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { logEntries, RedisServer, StackFixture, waitFor } from '@ginkgo-live/testing';
+import { logEntries, type RedisServer, StackFixture, waitFor } from '@ginkgo-live/testing';
 import { startFleet } from './fleet.ts';
 
 /**
  * T071 part 2 on the whole stack: the scheduler process killed and started again, with Redis up,
  * and with Redis itself killed and restarted from its append-only file meanwhile.
  */
-let server: RedisServer;
 let fx: StackFixture;
+let server: RedisServer;
 
 beforeEach(async () => {
-  server = await RedisServer.start({ persistence: true });
-  fx = new StackFixture(server);
+  fx = await StackFixture.start({ redis: { persistence: true } });
+  server = fx.server;
 });
-afterEach(async () => {
-  await fx.close();
-  await server.cleanup();
-});
+afterEach(() => fx.close());
 
 /** Everything the plan is, byte for byte: assignments, per-node lists and the plan meta. */
 async function planSnapshot(nodeIds: string[]) {

@@ -5,7 +5,7 @@ import {
   type ManagedProcess,
   metricsPortOf,
   parsePrometheus,
-  RedisServer,
+  type RedisServer,
   StackFixture,
   tick,
   waitFor,
@@ -17,17 +17,16 @@ import { msBetween, startFleet } from './fleet.ts';
  * being refused) and killed over and over, while nodes, scheduler, gateway and notification worker
  * run. Short intervals by env; the defaults are in docs/architecture.md.
  */
-let server: RedisServer;
 let fx: StackFixture;
+let server: RedisServer;
 
 beforeEach(async () => {
-  server = await RedisServer.start();
-  fx = new StackFixture(server);
+  fx = await StackFixture.start();
+  server = fx.server;
 });
 afterEach(async () => {
   server.thaw();
   await fx.close();
-  await server.cleanup();
 });
 
 const gatewayStatus = async (url: string) => (await fetch(`${url}/api/nodes`)).status;

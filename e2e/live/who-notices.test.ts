@@ -6,7 +6,7 @@ import type { Notification } from '@ginkgo-live/state-keys';
 import {
   logEntries,
   type ManagedProcess,
-  RedisServer,
+  type RedisServer,
   StackFixture,
   waitFor,
   WebhookReceiver,
@@ -17,24 +17,19 @@ import {
  * comes from a live process other than the faulty one, once, with one resolved notice — checked at
  * a real webhook behind the real delivery worker, with the faulty processes frozen or killed.
  */
-let server: RedisServer;
 let fx: StackFixture;
+let server: RedisServer;
 let receiver: WebhookReceiver<Notification>;
 let url: string;
-const cleanups: (() => unknown)[] = [];
 
 beforeEach(async () => {
-  server = await RedisServer.start();
-  fx = new StackFixture(server);
+  fx = await StackFixture.start();
+  server = fx.server;
   receiver = new WebhookReceiver<Notification>();
   url = await receiver.start();
+  fx.onClose(() => receiver.stop());
 });
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  await fx.close();
-  await receiver.stop();
-  await server.cleanup();
-});
+afterEach(() => fx.close());
 
 /** Notices of a kind and status (optionally about one portfolio) the webhook got. */
 function received(kind: string, status: 'firing' | 'resolved', portfolioId?: string) {
@@ -90,7 +85,7 @@ describe('who notices a fault, once', () => {
     });
 
     node.signal('SIGSTOP');
-    cleanups.push(() => node.signal('SIGCONT'));
+    fx.onClose(() => node.signal('SIGCONT'));
     await waitFor(() => received('queue_full', 'firing', 'p1').length === 1, {
       timeoutMs: 5_000,
       description: 'queue_full while the only consumer is frozen',
@@ -123,7 +118,7 @@ describe('who notices a fault, once', () => {
     });
 
     node.signal('SIGSTOP');
-    cleanups.push(() => node.signal('SIGCONT'));
+    fx.onClose(() => node.signal('SIGCONT'));
     await waitFor(() => received('node_lost', 'firing').length === 1, {
       timeoutMs: 10_000,
       description: 'node_lost while a is frozen',
@@ -181,7 +176,7 @@ describe('who notices a fault, once', () => {
 
   it('Redis killed then restarted empty: one "Redis unavailable" and one "available again" for the fleet, one catalog missing and its resolved notice', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'ginkgo-catalog-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    fx.onClose(() => rmSync(dir, { recursive: true, force: true }));
     const catalog = path.join(dir, 'catalog.json');
     writeFileSync(
       catalog,

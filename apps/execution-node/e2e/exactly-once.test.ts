@@ -4,7 +4,7 @@ import { appliedSeqs, SEQ_CHECKSUM_MODULUS } from '@ginkgo-live/state-keys';
 import {
   logEntries,
   type ManagedProcess,
-  RedisServer,
+  type RedisServer,
   StackFixture,
   tick,
   waitFor,
@@ -16,26 +16,21 @@ import {
  * it applied (first..last minus gaps, count, order-sensitive checksum) against the producer's own
  * list of accepted seqs, with equality. Short timings (FAST: heartbeat 500 ms, lease TTL 2 s).
  */
-let server: RedisServer;
 let fx: StackFixture;
-const closers: (() => Promise<unknown>)[] = [];
+let server: RedisServer;
 
 beforeEach(async () => {
-  server = await RedisServer.start();
-  fx = new StackFixture(server);
+  fx = await StackFixture.start();
+  server = fx.server;
 });
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-  await fx.close();
-  await server.cleanup();
-});
+afterEach(() => fx.close());
 
 const PRODUCER = 'test-feed';
 
 function producerQueues(): PortfolioQueues {
-  const queues = new PortfolioQueues({ connection: fx.redis, keys: fx.keys, producerId: PRODUCER });
-  closers.push(() => queues.close());
-  return queues;
+  return fx.track(
+    new PortfolioQueues({ connection: fx.redis, keys: fx.keys, producerId: PRODUCER }),
+  );
 }
 
 /**
@@ -298,7 +293,7 @@ describe('exactly once through node faults', () => {
       keys: fx.keys,
       producerId: PRODUCER,
     });
-    closers.push(() => first.close());
+    fx.track(first);
     for (let i = 0; i < 20; i++) await first.add('p1', tick(i));
     await settled('p1', 20);
     // The same producer id numbering from 1 again: every one of these is a resend of an applied seq.
@@ -307,7 +302,7 @@ describe('exactly once through node faults', () => {
       keys: fx.keys,
       producerId: PRODUCER,
     });
-    closers.push(() => again.close());
+    fx.track(again);
     for (let i = 0; i < 10; i++) expect(await again.add('p1', tick(i))).toMatchObject({ ok: true });
     for (let i = 0; i < 25; i++) await first.add('p1', tick(20 + i));
     await settled('p1', 45);

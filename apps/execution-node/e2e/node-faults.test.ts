@@ -4,30 +4,23 @@ import {
   FAST,
   logEntries,
   metricsPortOf,
-  RedisServer,
+  type RedisServer,
   StackFixture,
   tick,
   waitFor,
 } from '@ginkgo-live/testing';
 
-let server: RedisServer;
 let fx: StackFixture;
-const closers: (() => Promise<unknown>)[] = [];
+let server: RedisServer;
 
 beforeEach(async () => {
-  server = await RedisServer.start();
-  fx = new StackFixture(server);
+  fx = await StackFixture.start();
+  server = fx.server;
 });
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-  await fx.close();
-  await server.cleanup();
-});
+afterEach(() => fx.close());
 
 function producer(): PortfolioQueues {
-  const queues = new PortfolioQueues({ connection: fx.redis, keys: fx.keys });
-  closers.push(() => queues.close());
-  return queues;
+  return fx.track(new PortfolioQueues({ connection: fx.redis, keys: fx.keys }));
 }
 
 /** Attempt numbers of the failed heartbeat attempts, in the order they were logged. */

@@ -7,30 +7,20 @@ import {
   logEntries,
   parsePrometheus,
   metricsPortOf,
-  RedisServer,
   StackFixture,
   tick,
   waitFor,
 } from '@ginkgo-live/testing';
 
-let server: RedisServer;
 let fx: StackFixture;
-const closers: (() => Promise<unknown>)[] = [];
 
 beforeEach(async () => {
-  server = await RedisServer.start();
-  fx = new StackFixture(server);
+  fx = await StackFixture.start();
 });
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-  await fx.close();
-  await server.cleanup();
-});
+afterEach(() => fx.close());
 
 function producer(capacity = 1_000): PortfolioQueues {
-  const queues = new PortfolioQueues({ connection: fx.redis, keys: fx.keys, capacity });
-  closers.push(() => queues.close());
-  return queues;
+  return fx.track(new PortfolioQueues({ connection: fx.redis, keys: fx.keys, capacity }));
 }
 
 describe('execution node process', () => {
@@ -151,7 +141,7 @@ describe('execution node process', () => {
       connection: fx.redis,
       prefix: fx.keys.queuePrefix(),
     });
-    closers.push(() => raw.close());
+    fx.track(raw);
     await raw.add('tick', { _v: 1, symbol: 'BTCUSDT', price: 'a lot' });
     await producer().add('p1', tick(1));
     await waitFor(

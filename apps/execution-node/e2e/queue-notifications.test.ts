@@ -6,18 +6,15 @@ import {
   logEntries,
   metricsPortOf,
   ManagedProcess,
-  RedisServer,
   StackFixture,
   tick,
   waitFor,
   WebhookReceiver,
 } from '@ginkgo-live/testing';
 
-let server: RedisServer;
 let fx: StackFixture;
 let receiver: WebhookReceiver<Notification>;
 let url: string;
-const closers: (() => Promise<unknown>)[] = [];
 
 const CAPACITY = 20;
 const NOTIFY = {
@@ -27,22 +24,17 @@ const NOTIFY = {
 };
 
 beforeEach(async () => {
-  server = await RedisServer.start();
-  fx = new StackFixture(server);
+  fx = await StackFixture.start();
   receiver = new WebhookReceiver<Notification>();
   url = await receiver.start();
+  fx.onClose(() => receiver.stop());
 });
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-  await fx.close();
-  await receiver.stop();
-  await server.cleanup();
-});
+afterEach(() => fx.close());
 
 function startDeliveryWorker(): ManagedProcess {
   const worker = ManagedProcess.start(
     appEntry('notification-worker', 'notification-worker', {
-      ...server.env,
+      ...fx.server.env,
       REDIS_KEY_PREFIX: fx.keys.prefix,
       NOTIFY_WEBHOOK_URL: url,
       NOTIFY_DELIVERY_TIMEOUT_MS: NOTIFY.NOTIFY_DELIVERY_TIMEOUT_MS,
@@ -50,7 +42,7 @@ function startDeliveryWorker(): ManagedProcess {
       LOG_FORMAT: 'json',
     }),
   );
-  closers.push(() => worker.stop('SIGKILL'));
+  fx.onClose(() => worker.stop('SIGKILL'));
   return worker;
 }
 
@@ -77,7 +69,7 @@ describe('queue notifications from a node, delivered to a real webhook', () => {
     const metricsPort = await metricsPortOf(node);
     await fx.assign('n1', ['p1']);
     const queues = new PortfolioQueues({ connection: fx.redis, keys: fx.keys, capacity: CAPACITY });
-    closers.push(() => queues.close());
+    fx.track(queues);
 
     await fill(queues, 0, CAPACITY);
     const fullAt = Date.now();
@@ -139,7 +131,7 @@ describe('queue notifications from a node, delivered to a real webhook', () => {
     await fx.assign('a', ['p1']);
     await fx.assign('b', ['p1']);
     const queues = new PortfolioQueues({ connection: fx.redis, keys: fx.keys, capacity: CAPACITY });
-    closers.push(() => queues.close());
+    fx.track(queues);
     const [a, b] = fx.processes;
     if (a === undefined || b === undefined) throw new Error('two nodes expected');
     await fill(queues, 0, CAPACITY);
@@ -172,7 +164,7 @@ describe('queue notifications from a node, delivered to a real webhook', () => {
     await fx.startNode('n1', { ...NOTIFY, NOTIFY_WEBHOOK_URL: url });
     await fx.assign('n1', ['p1']);
     const queues = new PortfolioQueues({ connection: fx.redis, keys: fx.keys, capacity: CAPACITY });
-    closers.push(() => queues.close());
+    fx.track(queues);
     await fill(queues, 0, CAPACITY);
     await waitFor(() => receiver.hanging >= 1, {
       timeoutMs: 3_000,

@@ -5,7 +5,7 @@ import {
   FAST,
   freePort,
   logEntries,
-  RedisServer,
+  type RedisServer,
   StackFixture,
   tick,
   waitFor,
@@ -84,24 +84,17 @@ class Partition {
   }
 }
 
-let server: RedisServer;
 let fx: StackFixture;
-const closers: (() => Promise<unknown>)[] = [];
+let server: RedisServer;
 
 beforeEach(async () => {
-  server = await RedisServer.start();
-  fx = new StackFixture(server);
+  fx = await StackFixture.start();
+  server = fx.server;
 });
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-  await fx.close();
-  await server.cleanup();
-});
+afterEach(() => fx.close());
 
 function producer(): PortfolioQueues {
-  const queues = new PortfolioQueues({ connection: fx.redis, keys: fx.keys });
-  closers.push(() => queues.close());
-  return queues;
+  return fx.track(new PortfolioQueues({ connection: fx.redis, keys: fx.keys }));
 }
 
 async function add(queues: PortfolioQueues, from: number, to: number): Promise<void> {
@@ -134,7 +127,7 @@ describe('a holder cut off from Redis alone past its lease, then Redis restarted
     // A lease TTL long enough that B, frozen below while A comes back, keeps its lease current.
     const timings = { HEARTBEAT_TTL_MS: '6000', STOP_TIMEOUT_MS: '1500' };
     const partition = await Partition.start({ host: server.host, port: server.port });
-    closers.push(() => partition.close());
+    fx.track(partition);
     await fx.addToCatalog('p1');
     await fx.seedBook('p1');
     const a = await fx.startNode('a', { ...timings, REDIS_PORT: String(partition.port) });

@@ -4,7 +4,7 @@ import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
 import { appliedSeqs, SEQ_CHECKSUM_MODULUS, type Notification } from '@ginkgo-live/state-keys';
 import {
   logEntries,
-  RedisServer,
+  type RedisServer,
   StackFixture,
   tick,
   waitFor,
@@ -18,19 +18,14 @@ import {
  * nothing, the scheduler leader says `fleet_halted` while it lasts, and the resume applies every
  * accepted event exactly once, in order. A pause stops only its portfolio.
  */
-let server: RedisServer;
 let fx: StackFixture;
-const closers: (() => Promise<unknown>)[] = [];
+let server: RedisServer;
 
 beforeEach(async () => {
-  server = await RedisServer.start();
-  fx = new StackFixture(server);
+  fx = await StackFixture.start();
+  server = fx.server;
 });
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-  await fx.close();
-  await server.cleanup();
-});
+afterEach(() => fx.close());
 
 const PRODUCER = 'desk-feed';
 const CAPACITY = 150;
@@ -44,7 +39,7 @@ function feed(portfolioIds: readonly string[], producerId = PRODUCER) {
     producerId,
     capacity: CAPACITY,
   });
-  closers.push(() => queues.close());
+  fx.track(queues);
   const accepted = new Map<string, number[]>(portfolioIds.map((id) => [id, []]));
   const refused = new Map<string, number>(portfolioIds.map((id) => [id, 0]));
   const control = { stopped: false };
@@ -119,7 +114,7 @@ describe('trading halt and pause', () => {
       const ids = ['p1', 'p2', 'p3'];
       const receiver = new WebhookReceiver<Notification>();
       const url = await receiver.start();
-      closers.push(() => receiver.stop());
+      fx.onClose(() => receiver.stop());
       const notify = { NOTIFY_WEBHOOK_URL: url };
       const capacity = { PORTFOLIO_QUEUE_CAPACITY: String(CAPACITY) };
       for (const id of ids) await fx.addToCatalog(id);
@@ -282,7 +277,7 @@ describe('trading halt and pause', () => {
       const ids = ['p1', 'p2'];
       const receiver = new WebhookReceiver<Notification>();
       const url = await receiver.start();
-      closers.push(() => receiver.stop());
+      fx.onClose(() => receiver.stop());
       const notify = { NOTIFY_WEBHOOK_URL: url };
       for (const id of ids) await fx.addToCatalog(id);
       const [, node] = await Promise.all([

@@ -2,19 +2,22 @@ import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { logEntries, RedisServer, seedFleet, StackFixture, waitFor } from '@ginkgo-live/testing';
+import {
+  logEntries,
+  type RedisServer,
+  seedFleet,
+  StackFixture,
+  waitFor,
+} from '@ginkgo-live/testing';
 
-let server: RedisServer;
 let fx: StackFixture;
+let server: RedisServer;
 
 beforeEach(async () => {
-  server = await RedisServer.start();
-  fx = new StackFixture(server);
+  fx = await StackFixture.start();
+  server = fx.server;
 });
-afterEach(async () => {
-  await fx.close();
-  await server.cleanup();
-});
+afterEach(() => fx.close());
 
 describe('scheduler restart recovery (T071 part 2)', () => {
   it('recovers a 1,000-node, 5,000-portfolio plan in under 5 s and moves nothing', async ({

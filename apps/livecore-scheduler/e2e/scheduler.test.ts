@@ -7,25 +7,20 @@ import {
   FRESH_START_MS,
   logEntries,
   ManagedProcess,
-  RedisServer,
+  type RedisServer,
   StackFixture,
   tick,
   waitFor,
 } from '@ginkgo-live/testing';
 
-let server: RedisServer;
 let fx: StackFixture;
-const closers: (() => Promise<unknown>)[] = [];
+let server: RedisServer;
 
 beforeEach(async () => {
-  server = await RedisServer.start({ persistence: true });
-  fx = new StackFixture(server);
+  fx = await StackFixture.start({ redis: { persistence: true } });
+  server = fx.server;
 });
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-  await fx.close();
-  await server.cleanup();
-});
+afterEach(() => fx.close());
 
 /** The node a portfolio runs on, per its state, when it runs. */
 const runningOn = async (portfolioId: string): Promise<string | undefined> => {
@@ -83,8 +78,7 @@ describe('livecore-scheduler with real node processes', () => {
 
     await a.stop('SIGKILL');
     const killedAt = Date.now();
-    const queues = new PortfolioQueues({ connection: fx.redis, keys: fx.keys });
-    closers.push(() => queues.close());
+    const queues = fx.track(new PortfolioQueues({ connection: fx.redis, keys: fx.keys }));
     for (let i = 0; i < 25; i++) await queues.add('p1', tick(i));
     await waitFor(async () => (await runningOn('p1')) === 'b' && (await runningOn('p2')) === 'b', {
       timeoutMs: 10_000,

@@ -11,7 +11,7 @@ import {
 } from '@ginkgo-live/state-keys';
 import { appEntry, ManagedProcess } from './managed-process.ts';
 import type { RedisCluster } from './redis-cluster.ts';
-import type { RedisServer } from './redis-server.ts';
+import { RedisServer, type RedisServerOptions } from './redis-server.ts';
 import type { SentinelGroup } from './sentinel-group.ts';
 
 /** Short timings so the tests see many beats quickly; the defaults are covered by unit tests. */
@@ -92,6 +92,11 @@ export class StackFixture {
   readonly redis: Redis;
   readonly processes: ManagedProcess[] = [];
 
+  /** What `close()` ends before it stops the apps, last registered first (`onClose`, `track`). */
+  private readonly closers: (() => unknown)[] = [];
+  /** Set by `start()`: the fixture started this server, and `close()` removes it. */
+  private ownsServer = false;
+
   /**
    * Apps run from their production bundles (`dist/main.js`, kept current by the integration
    * tests' global setup, scripts/test-setup.ts), as the image runs them; with `bundled: false`,
@@ -134,6 +139,30 @@ export class StackFixture {
 
   private get startTimeoutMs(): number {
     return this.options.startTimeoutMs ?? 20_000;
+  }
+
+  /**
+   * A fresh Redis (`redis` options) and a fixture on it, which `close()` removes with everything
+   * else: the usual start of an end-to-end test.
+   */
+  static async start(
+    options: StackFixtureOptions & { redis?: RedisServerOptions } = {},
+  ): Promise<StackFixture> {
+    const { redis, ...fixtureOptions } = options;
+    const fx = new StackFixture(await RedisServer.start(redis), fixtureOptions);
+    fx.ownsServer = true;
+    return fx;
+  }
+
+  /** Has `close()` run `closer` before it stops the apps (the last registered first). */
+  onClose(closer: () => unknown): void {
+    this.closers.push(closer);
+  }
+
+  /** Has `close()` close `thing` (a producer's queues, a relay) before it stops the apps; returns it. */
+  track<T extends { close(): Promise<unknown> }>(thing: T): T {
+    this.onClose(() => thing.close());
+    return thing;
   }
 
   /** A key prefix no other test uses. */
@@ -328,9 +357,12 @@ export class StackFixture {
     return decoded.value;
   }
 
+  /** Closes what `track` was given, kills the apps, and removes Redis when `start()` started it. */
   async close(): Promise<void> {
+    for (const close of this.closers.splice(0).reverse()) await close();
     await Promise.all(this.processes.map((p) => p.stop('SIGKILL')));
     this.redis.disconnect();
+    if (this.ownsServer) await this.server.cleanup();
   }
 }
 
