@@ -4,6 +4,7 @@ import { createStateKeys, encodePayload } from '@ginkgo-live/state-keys';
 import { fleetNodeInfo, fleetPortfolioState, RedisCluster } from '@ginkgo-live/testing';
 import { FleetReader } from './fleet-reader.ts';
 import { FleetView } from './fleet-view.ts';
+import { portfolioItem } from './overview.ts';
 
 let cluster: RedisCluster;
 let client: ReturnType<RedisCluster['client']>;
@@ -85,6 +86,11 @@ describe('the gateway reads on a Redis Cluster', () => {
 
     const snapshot = await new FleetView(client as unknown as Redis, keys).refresh();
     expect(snapshot.nodes.map((n) => n.status)).toEqual(new Array(NODES).fill('online'));
-    expect(snapshot.portfolios).toEqual(portfolios);
+    expect(snapshot.portfolios).toEqual(portfolios.map(portfolioItem));
+    // Each heartbeat has a slot of its own: the index reads them one by one, and sees a death.
+    await client.del(keys.heartbeat('node-3'));
+    expect((await reader.nodeIndex()).filter((n) => !n.online)).toEqual([
+      { nodeId: 'node-3', online: false },
+    ]);
   });
 });

@@ -54,7 +54,10 @@ export function createFleetRegistry(
       const read = await fleet();
       return read === null
         ? []
-        : byStatus(read.portfolios, [...PORTFOLIO_STATUSES, 'orphaned', 'pending']);
+        : byStatus(
+            read.portfolios.map((p) => p.row),
+            [...PORTFOLIO_STATUSES, 'orphaned', 'pending'],
+          );
     },
   });
   // Seen from the gateway, not the node: a dead or frozen node's age keeps growing here.
@@ -70,8 +73,15 @@ export function createFleetRegistry(
       ),
   });
   const states = async () =>
-    ((await fleet())?.portfolios ?? []).flatMap((p) =>
-      p.state === null ? [] : [{ portfolioId: p.portfolio_id, state: p.state }],
+    ((await fleet())?.portfolios ?? []).flatMap(({ row, report }) =>
+      report === null
+        ? []
+        : [
+            {
+              portfolioId: row.portfolio_id,
+              state: { ...report, queue_depth: row.queue_depth ?? 0 },
+            },
+          ],
     );
   registry.gauge({
     name: 'ginkgo_fleet_portfolio_queue_depth',

@@ -16,6 +16,7 @@ import { ControlQueue } from './control-queue.ts';
 import { FleetReader, type NodeView, type PortfolioView } from './fleet-reader.ts';
 import { FleetView, type FleetSnapshot } from './fleet-view.ts';
 import { createApp } from './http/app.ts';
+import { portfolioItem } from './overview.ts';
 
 let server: RedisServer;
 let redis: Redis;
@@ -41,7 +42,7 @@ const timeless = (nodes: NodeView[]) => nodes.map(({ heartbeat_age_ms: _age, ...
 /** The view's fleet equals what a full read of Redis gives now. */
 async function expectFullRead(snapshot: FleetSnapshot): Promise<void> {
   expect(timeless(snapshot.nodes)).toEqual(timeless(await reader.nodes()));
-  expect(snapshot.portfolios).toEqual(await reader.portfolios());
+  expect(snapshot.portfolios).toEqual((await reader.portfolios()).map(portfolioItem));
 }
 
 /** What one node's beat writes: a new registry score, its info and its portfolios' states. */

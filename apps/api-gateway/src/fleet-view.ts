@@ -14,13 +14,15 @@ import {
   type PayloadProblem,
   type StateKeys,
 } from '@ginkgo-live/state-keys';
-import { buildPortfolioView, nodeView, type NodeView, type PortfolioView } from './fleet-views.ts';
+import { buildPortfolioView, nodeView, type NodeView } from './fleet-views.ts';
+import { portfolioItem, type PortfolioItem } from './overview.ts';
 import { callRedis } from './redis-unavailable.ts';
 
 /** What one refresh of the view hands out: the whole fleet as last read, at `nowMs`. */
 export interface FleetSnapshot {
   nodes: NodeView[];
-  portfolios: PortfolioView[];
+  /** Each portfolio's row and counters: the same object from one refresh to the next while unread. */
+  portfolios: PortfolioItem[];
   plan: { version: number | null; leader: string | null };
   notifications: (NotificationRecord | { error: string; raw: string })[];
   trading: TradingReading;
@@ -58,13 +60,6 @@ interface NodeEntry {
   portfolioIds: readonly string[];
 }
 
-interface PortfolioEntry {
-  spec: string | undefined;
-  assignment: string | undefined;
-  state: string | null;
-  view: PortfolioView;
-}
-
 /** States per MGET (per slot on a cluster): a fleet's worth in one reply would hold Redis up. */
 const STATE_BATCH = 500;
 const YIELD_EVERY = 1_000;
@@ -90,9 +85,9 @@ export class FleetView {
   /**
    * Decodings kept for the payloads that rarely change and are decoded again on every plan read or
    * every refresh (assignments, node records, plan meta, notifications): one entry per key. States,
-   * specs, heartbeats and infos are decoded only when their raw changed (the view compares raws
-   * itself) and what is shown of them lives in the views: a cache of them would keep a second
-   * decoded copy of the fleet.
+   * specs, heartbeats and infos are decoded when read (a node's when its score moved, a
+   * portfolio's when its node beat or its place changed) and only what is shown of them is kept:
+   * a cache of them would keep a second decoded copy of the fleet.
    */
   private readonly decoder = new PayloadDecoder(100_000);
   /** Decodes without keeping anything (`PayloadDecoder` keeps at most the last entry at size 0). */
@@ -105,7 +100,12 @@ export class FleetView {
   };
   private readonly now: () => number;
   private nodes = new Map<string, NodeEntry>();
-  private portfolios = new Map<string, PortfolioEntry>();
+  /**
+   * One item per portfolio, kept whole between refreshes: what the page and the metrics show of it,
+   * without its raw payloads or its full view (their memory, and the collector's work on them,
+   * were most of the gateway's with a page open at 5,000 nodes).
+   */
+  private portfolios = new Map<string, PortfolioItem>();
   private portfolioOrder: string[] = [];
   private records = new Map<string, string>();
   private catalog = new Map<string, string>();
@@ -298,8 +298,8 @@ export class FleetView {
     return {
       nodes: await this.nodeViews(),
       portfolios: this.portfolioOrder.flatMap((id) => {
-        const entry = this.portfolios.get(id);
-        return entry === undefined ? [] : [entry.view];
+        const item = this.portfolios.get(id);
+        return item === undefined ? [] : [item];
       }),
       plan: { version, leader },
       notifications,
@@ -356,30 +356,21 @@ export class FleetView {
     const states = (await Promise.all(batches)).flat();
     for (const [i, id] of ids.entries()) {
       if (i > 0 && i % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
-      const entry: Omit<PortfolioEntry, 'view'> = {
-        spec: this.catalog.get(id),
-        assignment: this.assignments.get(id),
-        state: states[i] ?? null,
-      };
-      const before = this.portfolios.get(id);
-      if (
-        before !== undefined &&
-        before.spec === entry.spec &&
-        before.assignment === entry.assignment &&
-        before.state === entry.state
-      )
-        continue;
-      this.portfolios.set(id, {
-        ...entry,
-        view: buildPortfolioView(
-          this.keys,
-          this.portfolioDecoder,
-          id,
-          entry.spec,
-          entry.assignment,
-          entry.state,
+      // Read because its node beat or its place changed: its state has almost always changed too
+      // (the beat stamps it), so it is decoded without comparing raws, and only its item is kept.
+      this.portfolios.set(
+        id,
+        portfolioItem(
+          buildPortfolioView(
+            this.keys,
+            this.portfolioDecoder,
+            id,
+            this.catalog.get(id),
+            this.assignments.get(id),
+            states[i] ?? null,
+          ),
         ),
-      });
+      );
     }
     return ids.length;
   }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { NodeView, PortfolioView } from './fleet-views.ts';
-import { buildOverview } from './overview.ts';
-import { OverviewRows } from './overview-rows.ts';
+import { buildOverview, portfolioItem, type PortfolioItem } from './overview.ts';
+import { OverviewRows, type RowDelta } from './overview-rows.ts';
 
 const NOW = new Date('2026-12-02T08:00:00.000Z');
 
@@ -56,12 +56,28 @@ function portfolio(id: string, usage: number, status = 'running'): PortfolioView
   };
 }
 
+/** The fleet view hands out one item per portfolio view it built: the same view, the same item. */
+const items = new WeakMap<PortfolioView, PortfolioItem>();
+function update(
+  rows: OverviewRows,
+  input: { nodes: NodeView[]; portfolios: PortfolioView[]; now: Date },
+): Promise<RowDelta> {
+  return rows.update({
+    ...input,
+    portfolios: input.portfolios.map((view) => {
+      const item = items.get(view) ?? portfolioItem(view);
+      items.set(view, item);
+      return item;
+    }),
+  });
+}
+
 describe('OverviewRows', () => {
   it('says which rows were added, changed and removed; a heartbeat age alone is no change', async () => {
     const rows = new OverviewRows();
     const p1 = portfolio('p1', 0.1);
     const p2 = portfolio('p2', 0.2);
-    const first = await rows.update({
+    const first = await update(rows, {
       nodes: [node('a'), node('b')],
       portfolios: [p1, p2],
       now: NOW,
@@ -71,7 +87,7 @@ describe('OverviewRows', () => {
 
     // The same fleet a second later: new node views whose age grew, the same portfolio views.
     const later = new Date(NOW.getTime() + 1_000);
-    const same = await rows.update({
+    const same = await update(rows, {
       nodes: [node('a', { heartbeat_age_ms: 1_200 }), node('b', { heartbeat_age_ms: 1_200 })],
       portfolios: [p1, p2],
       now: later,
@@ -80,7 +96,7 @@ describe('OverviewRows', () => {
 
     // p2's state changed (a new view, another queue), p1 is read again unchanged (a new view with
     // the same content), node b is gone, c is new, a's numbers moved.
-    const next = await rows.update({
+    const next = await update(rows, {
       nodes: [node('a', { cpu_percent: 50 }), node('c')],
       portfolios: [portfolio('p1', 0.1), portfolio('p2', 0.99), portfolio('p3', 0.5)],
       now: later,
@@ -95,7 +111,7 @@ describe('OverviewRows', () => {
       ['p3', 'ok'],
     ]);
     expect(next.portfolios.remove).toEqual([]);
-    const gone = await rows.update({
+    const gone = await update(rows, {
       nodes: [node('a', { cpu_percent: 50 }), node('c')],
       portfolios: [portfolio('p3', 0.5)],
       now: later,
@@ -112,9 +128,9 @@ describe('OverviewRows', () => {
       portfolio('p0', 0.3, 'orphaned'),
       portfolio('p3', 0.75),
     ];
-    await rows.update({ nodes, portfolios, now: NOW });
+    await update(rows, { nodes, portfolios, now: NOW });
     // A portfolio's level moves: the order is made again.
-    await rows.update({
+    await update(rows, {
       nodes,
       portfolios: [...portfolios.slice(1), portfolio('p1', 1)],
       now: NOW,

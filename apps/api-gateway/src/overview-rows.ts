@@ -1,10 +1,10 @@
-import type { NodeView, PortfolioView } from './fleet-views.ts';
+import type { NodeView } from './fleet-views.ts';
 import {
   comparePortfolioRows,
   compareNodeRows,
   nodeRow,
-  portfolioRow,
   type NodeRow,
+  type PortfolioItem,
   type PortfolioRow,
 } from './overview.ts';
 
@@ -22,29 +22,23 @@ export interface RowDelta {
 /** Rows compared between two yields to the event loop. */
 const YIELD_EVERY = 2_000;
 
-interface StoredPortfolio {
-  /** The view it was made from: the fleet view hands out the same object while nothing changed. */
-  view: PortfolioView;
-  row: PortfolioRow;
-  /** The row as JSON, joined into whole frames as it is. */
-  json: string;
-}
-
-interface StoredNode {
-  row: NodeRow;
-  /** The row as JSON without its heartbeat age, which moves with the clock: what counts as a change. */
-  key: string;
+/** Whether two rows of primitives are equal field by field, leaving out `skip`. */
+function sameRow<R extends object>(a: R, b: R, skip?: keyof R): boolean {
+  for (const key of Object.keys(a) as (keyof R)[])
+    if (key !== skip && a[key] !== b[key]) return false;
+  return true;
 }
 
 /**
- * The operations page's rows, one compact copy kept between updates: each portfolio's row and its
- * JSON, each node's row. An update compares the fleet just read with it and says which rows were
- * added, changed or removed; a whole overview's rows (for a page that connects, or one that fell
- * behind) are joined from the kept JSON, sorted only when an order-changing field moved.
+ * The operations page's rows, kept between updates: each node's row, and each portfolio's item as
+ * the fleet view hands it out (the same object, not a copy). An update compares the fleet just read
+ * with them field by field and says which rows were added, changed or removed; a whole overview's
+ * rows (for a page that connects, or one that fell behind) are serialised then, sorted only when an
+ * order-changing field moved.
  */
 export class OverviewRows {
-  private nodes = new Map<string, StoredNode>();
-  private portfolios = new Map<string, StoredPortfolio>();
+  private nodes = new Map<string, NodeRow>();
+  private portfolios = new Map<string, PortfolioItem>();
   private nodeOrder: string[] | undefined;
   private portfolioOrder: string[] | undefined;
 
@@ -56,7 +50,7 @@ export class OverviewRows {
    */
   async update(input: {
     nodes: NodeView[];
-    portfolios: PortfolioView[];
+    portfolios: PortfolioItem[];
     now: Date;
   }): Promise<RowDelta> {
     const delta: RowDelta = {
@@ -72,14 +66,13 @@ export class OverviewRows {
       await pause();
       const row = nodeRow(view, input.now);
       seenNodes.add(row.node_id);
-      const { heartbeat_age_ms: _age, ...rest } = row;
-      const key = JSON.stringify(rest);
       const before = this.nodes.get(row.node_id);
-      if (before === undefined || before.key !== key) {
+      // A heartbeat age alone moves with the clock: the page ages rows from `generated_at`.
+      if (before === undefined || !sameRow(before, row, 'heartbeat_age_ms')) {
         delta.nodes.set.push(row);
-        if (before === undefined || before.row.status !== row.status) this.nodeOrder = undefined;
+        if (before === undefined || before.status !== row.status) this.nodeOrder = undefined;
       }
-      this.nodes.set(row.node_id, { row, key });
+      this.nodes.set(row.node_id, row);
     }
     for (const id of this.nodes.keys())
       if (!seenNodes.has(id)) {
@@ -89,15 +82,15 @@ export class OverviewRows {
       }
 
     const seenPortfolios = new Set<string>();
-    for (const view of input.portfolios) {
+    for (const item of input.portfolios) {
       await pause();
-      seenPortfolios.add(view.portfolio_id);
-      const before = this.portfolios.get(view.portfolio_id);
-      if (before?.view === view) continue;
-      const row = portfolioRow(view);
-      const json = JSON.stringify(row);
-      this.portfolios.set(row.portfolio_id, { view, row, json });
-      if (before?.json === json) continue;
+      const { row } = item;
+      seenPortfolios.add(row.portfolio_id);
+      const before = this.portfolios.get(row.portfolio_id);
+      // The fleet view hands out the same item while nothing of it was read again.
+      if (before === item) continue;
+      this.portfolios.set(row.portfolio_id, item);
+      if (before !== undefined && sameRow(before.row, row)) continue;
       delta.portfolios.set.push(row);
       if (
         before === undefined ||
@@ -124,30 +117,28 @@ export class OverviewRows {
   }
 
   nodeRows(): IterableIterator<NodeRow> {
-    return (function* (nodes: Map<string, StoredNode>) {
-      for (const n of nodes.values()) yield n.row;
-    })(this.nodes);
+    return this.nodes.values();
   }
 
   portfolioRows(): IterableIterator<PortfolioRow> {
-    return (function* (portfolios: Map<string, StoredPortfolio>) {
+    return (function* (portfolios: Map<string, PortfolioItem>) {
       for (const p of portfolios.values()) yield p.row;
     })(this.portfolios);
   }
 
   /** Every node row, in the page's order. */
   sortedNodes(): NodeRow[] {
-    this.nodeOrder ??= [...this.nodes.values()]
-      .map((n) => n.row)
-      .sort(compareNodeRows)
-      .map((r) => r.node_id);
+    this.nodeOrder ??= [...this.nodes.values()].sort(compareNodeRows).map((r) => r.node_id);
     return this.nodeOrder.flatMap((id) => {
       const n = this.nodes.get(id);
-      return n === undefined ? [] : [n.row];
+      return n === undefined ? [] : [n];
     });
   }
 
-  /** Every portfolio row, in the page's order, as one JSON array joined from the kept rows. */
+  /**
+   * Every portfolio row, in the page's order, as one JSON array: serialised here, for the pages
+   * that need a whole overview, rather than kept (a second copy of every row, 25,000 at 5,000 nodes).
+   */
   portfoliosJson(): string {
     this.portfolioOrder ??= [...this.portfolios.values()]
       .map((p) => p.row)
@@ -156,7 +147,7 @@ export class OverviewRows {
     const parts: string[] = [];
     for (const id of this.portfolioOrder) {
       const p = this.portfolios.get(id);
-      if (p !== undefined) parts.push(p.json);
+      if (p !== undefined) parts.push(JSON.stringify(p.row));
     }
     return `[${parts.join(',')}]`;
   }

@@ -162,6 +162,42 @@ function portfolioRow(p: PortfolioView): PortfolioRow {
   };
 }
 
+/** What `/metrics` and `/api/metrics` show of a portfolio's state besides its row. */
+export interface PortfolioReport {
+  /** The node that wrote the state (the row's `node_id` is where the plan puts it). */
+  node_id: string;
+  processed_count: number;
+  failed_count: number;
+  refused_count: number;
+}
+
+/**
+ * One portfolio as the fleet view keeps it between refreshes: the page's row and the few counters
+ * the metrics add, not its raw payloads nor its whole view (25,000 of them at 5,000 nodes).
+ */
+export interface PortfolioItem {
+  readonly row: PortfolioRow;
+  /** Null when it has no readable state. */
+  readonly report: PortfolioReport | null;
+}
+
+/** A portfolio's item from its view. Pure. */
+function portfolioItem(p: PortfolioView): PortfolioItem {
+  const s = p.state;
+  return {
+    row: portfolioRow(p),
+    report:
+      s === null
+        ? null
+        : {
+            node_id: s.node_id,
+            processed_count: s.processed_count,
+            failed_count: s.failed_count,
+            refused_count: s.refused_count,
+          },
+  };
+}
+
 function notificationRow(n: NotificationRecord): NotificationRow {
   const subject = n.subject.portfolio_id ?? n.subject.node_id;
   return {
@@ -202,7 +238,7 @@ export function comparePortfolioRows(a: PortfolioRow, b: PortfolioRow): number {
   );
 }
 
-export { nodeRow, portfolioRow };
+export { nodeRow, portfolioItem, portfolioRow };
 
 /** Everything of an overview but its node and portfolio rows. */
 export type OverviewHead = Omit<FleetOverview, 'nodes' | 'portfolios'>;

@@ -2,11 +2,12 @@ import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import type { Access } from '../access.ts';
 import { ApiRouter } from '../api-router.ts';
-import type { FleetReader, NodeView, PortfolioView } from '../../fleet-reader.ts';
+import type { FleetReader, NodeView } from '../../fleet-reader.ts';
+import type { PortfolioItem } from '../../overview.ts';
 import { REDIS_DOWN, time } from './common.ts';
 
 /** `{component, metric_name, value, timestamp}` rows for nodes, portfolios and fleet totals. */
-export function metricRows(nodes: NodeView[], portfolios: PortfolioView[], timestamp: string) {
+export function metricRows(nodes: NodeView[], portfolios: PortfolioItem[], timestamp: string) {
   const rows: { component: string; metric_name: string; value: number; timestamp: string }[] = [];
   const add = (component: string, metric_name: string, value: number | null | undefined): void => {
     if (typeof value === 'number') rows.push({ component, metric_name, value, timestamp });
@@ -21,27 +22,31 @@ export function metricRows(nodes: NodeView[], portfolios: PortfolioView[], times
     add(c, 'node.memory_rss_bytes', n.memory_rss_bytes);
     add(c, 'node.heartbeat_failures', n.redis?.total_failures);
   }
-  for (const p of portfolios) {
-    const c = `portfolio_${p.portfolio_id}`;
-    const s = p.state;
-    if (s === null) continue;
-    add(c, 'portfolio.queue_size', s.queue_depth);
-    add(c, 'portfolio.queue_usage', s.queue_usage);
-    add(c, 'portfolio.processed_count', s.processed_count);
-    add(c, 'portfolio.events_per_second', s.events_per_second);
-    add(c, 'portfolio.refused_count', s.refused_count);
-    add(c, 'portfolio.failed_count', s.failed_count);
-    add(c, 'portfolio.processing_time_ms', s.latency_ms?.p50);
-    add(c, 'portfolio.processing_time_p99_ms', s.latency_ms?.p99);
+  // The row's state fields are its state's (null without one); the report holds the counters.
+  for (const { row, report } of portfolios) {
+    const c = `portfolio_${row.portfolio_id}`;
+    if (report === null) continue;
+    add(c, 'portfolio.queue_size', row.queue_depth);
+    add(c, 'portfolio.queue_usage', row.queue_usage);
+    add(c, 'portfolio.processed_count', report.processed_count);
+    add(c, 'portfolio.events_per_second', row.events_per_second);
+    add(c, 'portfolio.refused_count', report.refused_count);
+    add(c, 'portfolio.failed_count', report.failed_count);
+    add(c, 'portfolio.processing_time_ms', row.latency_p50_ms);
+    add(c, 'portfolio.processing_time_p99_ms', row.latency_p99_ms);
   }
   add('fleet', 'fleet.nodes_total', nodes.length);
   add('fleet', 'fleet.nodes_online', nodes.filter((n) => n.is_online).length);
   add('fleet', 'fleet.portfolios_total', portfolios.length);
-  add('fleet', 'fleet.portfolios_running', portfolios.filter((p) => p.status === 'running').length);
+  add(
+    'fleet',
+    'fleet.portfolios_running',
+    portfolios.filter((p) => p.row.status === 'running').length,
+  );
   add(
     'fleet',
     'fleet.portfolios_orphaned',
-    portfolios.filter((p) => p.status === 'orphaned').length,
+    portfolios.filter((p) => p.row.status === 'orphaned').length,
   );
   add(
     'fleet',
