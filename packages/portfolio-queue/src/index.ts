@@ -9,4 +9,6 @@ export type {
 } from './portfolio-queues.ts';
 export { RecoveringQueue } from './recovering-queue.ts';
 export { portfolioQueueLayout, PortfolioQueueReader } from './queue-reader.ts';
+export { QueueWakeups } from './queue-wakeups.ts';
+export type { QueueWakeupsOptions } from './queue-wakeups.ts';
 export type { PortfolioQueueLayout, QueuedEvent } from './queue-reader.ts';

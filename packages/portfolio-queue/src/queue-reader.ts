@@ -2,6 +2,7 @@ import { QueueKeys } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import { LuaScript, type RedisLike } from '@ginkgo-live/redis-client';
 import type { StateKeys } from '@ginkgo-live/state-keys';
+import { QueueWakeups, type QueueWaitMember } from './queue-wakeups.ts';
 
 /**
  * The BullMQ keys of one portfolio queue that a consumer reads and, in its fenced commit, changes.
@@ -67,14 +68,18 @@ export class PortfolioQueueReader {
   private blockedOnEmpty = false;
   /** Whether the last wait ended without a mark (its timeout), no peek since. */
   private lastWaitTimedOut = false;
+  /** Its place in the shared waits (with `QueueWakeups`), from its first wait to `close`. */
+  private member: QueueWaitMember | undefined;
+  private closed = false;
 
   /**
    * @param redis fail-fast connection for the reads.
-   * @param blocking a connection of its own for the blocking wait (closed by `close`).
+   * @param blocking a connection of its own for the blocking wait (closed by `close`), or the
+   * process's shared waits (`QueueWakeups`, left by `close`).
    */
   constructor(
     private readonly redis: RedisLike,
-    private readonly blocking: Redis | Cluster,
+    private readonly blocking: Redis | Cluster | QueueWakeups,
     keys: StateKeys,
     portfolioId: string,
   ) {
@@ -125,9 +130,24 @@ export class PortfolioQueueReader {
 
   /**
    * Waits until an add marks the queue (BullMQ's marker) or `timeoutMs` passes. A wake-up can be
-   * missed (another reader took the marker): callers peek again after the timeout anyway.
+   * missed (another reader took the marker): callers peek again after the timeout anyway. With the
+   * shared waits (`QueueWakeups`) `timeoutMs` is theirs, and a wait that times out looks at the
+   * queue for its reader: it ends only once there is something to read (or on an error).
    */
   async waitForEvents(timeoutMs: number): Promise<void> {
+    if (this.blocking instanceof QueueWakeups) {
+      // Shared: it ends only on a mark (or a look that found the queue filled), never on a
+      // timeout of its own, so the next peek need not look first.
+      if (this.closed) throw new Error('Queue reader closed');
+      this.member ??= this.blocking.join(this.layout);
+      this.blockedOnEmpty = this.lastPeekEmpty;
+      try {
+        await this.blocking.wait(this.member);
+      } finally {
+        this.blockedOnEmpty = false;
+      }
+      return;
+    }
     this.blockedOnEmpty = this.lastPeekEmpty;
     this.lastWaitTimedOut = false;
     try {
@@ -141,8 +161,17 @@ export class PortfolioQueueReader {
     }
   }
 
-  /** Closes the blocking connection (a wait in progress ends with an error). */
+  /**
+   * Closes the blocking connection (a wait in progress ends with an error), or leaves the shared
+   * waits (a wait in progress ends; a later one throws).
+   */
   close(): void {
-    this.blocking.disconnect();
+    this.closed = true;
+    if (!(this.blocking instanceof QueueWakeups)) {
+      this.blocking.disconnect();
+      return;
+    }
+    if (this.member !== undefined) this.blocking.leave(this.member);
+    this.member = undefined;
   }
 }
