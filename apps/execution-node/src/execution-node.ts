@@ -17,7 +17,7 @@ import {
 } from '@ginkgo-live/state-keys';
 import type { NodeConfig } from './config.ts';
 import { HeartbeatLoop } from './heartbeat-loop.ts';
-import { NodeStore, type BeatLease } from './node-store.ts';
+import { NodeStore, type BeatFence, type BeatLease, type LeaseClaim } from './node-store.ts';
 import { OrdersPush } from './orders-push.ts';
 import type { LatencyHistogram } from './latency-window.ts';
 import { PortfolioRunner, type Hold, type RunnerLease } from './portfolio-runner.ts';
@@ -89,6 +89,8 @@ export class ExecutionNode {
   private leaseEpoch = 0;
   /** When (performance.now()) the last beat attempt started, and when a freeze was last noticed. */
   private lastBeatAttemptAt: number | undefined;
+  /** What the beats last wrote and found, per runner (see `remember`). */
+  private beatMemo = new WeakMap<PortfolioRunner, BeatMemo>();
   private readonly youngRedisReported = new Set<string>();
   /** Portfolios whose last load threw (logged once until one does not). */
   private readonly loadFailing = new Set<string>();
@@ -413,21 +415,42 @@ export class ExecutionNode {
       consecutive_failures: 0,
       last_success_at: info.last_heartbeat,
     };
-    const claims = runners.map((r) => ({ runner: r, lease: r.leaseClaim() }));
+    const claims = runners.map((r) => {
+      const state = r.state();
+      return { runner: r, lease: r.leaseClaim(), state, content: stateContent(state) };
+    });
     const {
       lost,
       resync,
       claiming,
       late = [],
+      stateWritten,
+      fenceFound,
     } = await this.store
       .beat(
         this.heartbeatPayload(),
         info,
-        claims.map(({ runner, lease }) => ({
-          portfolioId: runner.portfolioId,
-          state: runner.state(),
-          lease,
-        })),
+        claims.map(({ runner, lease, state, content }) => {
+          const memo = this.beatMemo.get(runner);
+          const written = memo?.state;
+          const fence = lease === null ? undefined : memo?.fence;
+          return {
+            portfolioId: runner.portfolioId,
+            state,
+            lease,
+            // Changed, or its last write a third of its TTL old: written (and always where the
+            // beat finds Redis changed, or takes a lease back).
+            writeState:
+              written === undefined ||
+              written.content !== content ||
+              startedAt - written.at >= this.stateRefreshMs(),
+            ...(fence !== undefined &&
+            fence.token === lease?.token &&
+            startedAt - fence.at < this.fenceRecheckMs()
+              ? { fenceSeenIn: fence.redis }
+              : {}),
+          };
+        }),
       )
       .catch((err: unknown) => {
         // A failed beat confirms no claim: one reported earlier may be gone with the Redis that
@@ -435,8 +458,17 @@ export class ExecutionNode {
         for (const { runner, lease } of claims) {
           if (lease !== null) runner.claimReported(undefined, startedAt);
         }
+        // Nor anything written or found before it: the next beat writes every state and checks
+        // every fence, whatever Redis it reaches.
+        this.beatMemo = new WeakMap();
         throw err;
       });
+    this.remember(claims, startedAt, stateWritten, fenceFound, [
+      ...lost,
+      ...resync,
+      ...claiming,
+      ...late,
+    ]);
     // A claim was not renewed: counted as renewed, the next beat would take the lease back at once.
     const notRenewed = new Set([...lost, ...claiming, ...late].map((l) => l.token));
     const claimedVersions = new Map(claiming.map((c) => [c.token, c.version]));
@@ -465,6 +497,47 @@ export class ExecutionNode {
       runner.requestSync();
     }
     await this.dropLost(lost);
+  }
+
+  /**
+   * What the beats wrote and found for each runner: its state written at `at` with `content`, and
+   * its lease's fence found in the Redis `redis` at `at`. Forgotten for a lease the beat did not
+   * renew plainly (taken back, lost, claimed, late), and for every runner after a failed beat.
+   */
+  private remember(
+    claims: readonly { runner: PortfolioRunner; lease: LeaseClaim | null; content: string }[],
+    at: number,
+    stateWritten: readonly string[],
+    fenceFound: readonly BeatFence[],
+    unsettled: readonly BeatLease[],
+  ): void {
+    const written = new Set(stateWritten);
+    const unsettledTokens = new Set(unsettled.map((l) => l.token));
+    for (const { runner, lease, content } of claims) {
+      const memo = this.beatMemo.get(runner) ?? {};
+      if (written.has(runner.portfolioId)) memo.state = { content, at };
+      const found = fenceFound.find((f) => f.token === lease?.token);
+      if (found !== undefined) memo.fence = { token: found.token, redis: found.redis, at };
+      if (lease === null || unsettledTokens.has(lease.token)) delete memo.fence;
+      this.beatMemo.set(runner, memo);
+    }
+  }
+
+  /**
+   * An unchanged state is written again once its last write is this old: a third of its TTL, so
+   * two beats in a row may fail before it expires.
+   */
+  private stateRefreshMs(): number {
+    return this.config.portfolioStateTtlMs / 3 - this.config.heartbeatIntervalMs / 2;
+  }
+
+  /**
+   * A fence found is checked again, in the same Redis, once its last check is this old: about a
+   * lease TTL (every third beat by default). A Redis that changed (restarted, promoted) has every
+   * fence checked at its first beat (see NodeStore's BEAT).
+   */
+  private fenceRecheckMs(): number {
+    return this.config.heartbeatTtlMs - this.config.heartbeatIntervalMs / 2;
   }
 
   /** Follows the assignment, and says whether anything is left to retry. */
@@ -985,6 +1058,17 @@ function freshStartAfterMs(config: NodeConfig): number {
  */
 function claimGapMs(config: NodeConfig): number {
   return Math.max(config.heartbeatTtlMs, 2 * config.assignmentPollMs);
+}
+
+/** What the beats last wrote and found for one runner (performance.now() times). */
+interface BeatMemo {
+  state?: { content: string; at: number };
+  fence?: { token: string; redis: string; at: number };
+}
+
+/** A state as the beat compares it with the one it last wrote: all but its write time. */
+function stateContent(state: PortfolioState): string {
+  return JSON.stringify({ ...state, updated_at: '' });
 }
 
 function sum(values: readonly number[]): number {

@@ -2,7 +2,12 @@ import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createStateKeys, encodePayload, type PortfolioBook } from '@ginkgo-live/state-keys';
 import { fleetNodeInfo, fleetPortfolioState, RedisServer } from '@ginkgo-live/testing';
-import { NodeStore, type LeaseClaim, type NodeStoreOptions } from './node-store.ts';
+import {
+  NodeStore,
+  type BeatOutcome,
+  type LeaseClaim,
+  type NodeStoreOptions,
+} from './node-store.ts';
 
 let server: RedisServer;
 let redis: Redis;
@@ -27,6 +32,12 @@ async function everyKey(): Promise<string[]> {
     cursor = next;
   } while (cursor !== '0');
   return found.sort();
+}
+
+/** What a beat found about the leases (what it wrote and found is tested on its own, below). */
+function leasesOf(outcome: BeatOutcome): Omit<BeatOutcome, 'stateWritten' | 'fenceFound'> {
+  const { lost, resync, claiming, late } = outcome;
+  return { lost, resync, claiming, ...(late === undefined ? {} : { late }) };
 }
 
 const newStore = (options: Partial<NodeStoreOptions> = {}) =>
@@ -78,11 +89,13 @@ describe('NodeStore beat of a portfolio waiting for its lease', () => {
     const waiting = [
       { portfolioId: 'p1', state: fleetPortfolioState('p1', 'n1', now), lease: null },
     ];
-    const beat = () =>
-      store.beat(
-        encodePayload('heartbeat', { _v: 1, node_id: 'n1', sent_at: now, seq: 1 }),
-        fleetNodeInfo('n1', ['p1'], now),
-        waiting,
+    const beat = async () =>
+      leasesOf(
+        await store.beat(
+          encodePayload('heartbeat', { _v: 1, node_id: 'n1', sent_at: now, seq: 1 }),
+          fleetNodeInfo('n1', ['p1'], now),
+          waiting,
+        ),
       );
     expect(await beat()).toEqual({ lost: [], resync: [], claiming: [] });
     expect(await redis.get(keys.portfolioState('p1'))).toContain('"node_id":"n1"');
@@ -121,11 +134,13 @@ describe('NodeStore final commit after the lease vanished', () => {
         failed: [],
         release,
       });
-    const beat = (releasing: boolean) =>
-      store.beat(
-        encodePayload('heartbeat', { _v: 1, node_id: 'n1', sent_at: now, seq: 1 }),
-        fleetNodeInfo('n1', ['p1'], now),
-        [{ portfolioId: 'p1', state, lease: claim(releasing) }],
+    const beat = async (releasing: boolean) =>
+      leasesOf(
+        await store.beat(
+          encodePayload('heartbeat', { _v: 1, node_id: 'n1', sent_at: now, seq: 1 }),
+          fleetNodeInfo('n1', ['p1'], now),
+          [{ portfolioId: 'p1', state, lease: claim(releasing) }],
+        ),
       );
     expect(await commit(1, false)).toEqual({ kind: 'ok', missing: 0 });
 
@@ -315,12 +330,14 @@ describe('NodeStore claims: a holder whose lease expired while Redis lost lease 
     fence: { token, version },
   });
   /** One beat of p1 on node n1 under `lease`. */
-  const beatWith = (store: NodeStore, lease: LeaseClaim) => {
+  const beatWith = async (store: NodeStore, lease: LeaseClaim) => {
     const now = new Date().toISOString();
-    return store.beat(
-      encodePayload('heartbeat', { _v: 1, node_id: 'n1', sent_at: now, seq: 1 }),
-      fleetNodeInfo('n1', ['p1'], now),
-      [{ portfolioId: 'p1', state: fleetPortfolioState('p1', 'n1', now), lease }],
+    return leasesOf(
+      await store.beat(
+        encodePayload('heartbeat', { _v: 1, node_id: 'n1', sent_at: now, seq: 1 }),
+        fleetNodeInfo('n1', ['p1'], now),
+        [{ portfolioId: 'p1', state: fleetPortfolioState('p1', 'n1', now), lease }],
+      ),
     );
   };
   /** One beat of a runner holding `token`, its lease current or expired by its own clock. */
@@ -524,3 +541,140 @@ describe('NodeStore claims: a holder whose lease expired while Redis lost lease 
     expect(after.first).toBe(after.last);
   });
 });
+
+describe('NodeStore beat of an idle node: what it sends', () => {
+  const ids = ['p1', 'p2', 'p3', 'p4', 'p5'];
+  const now = new Date().toISOString();
+  const leaseOf = (id: string): LeaseClaim => ({
+    token: `n1/a/${id}`,
+    loadedToken: '',
+    loadedVersion: 0,
+    mayReassert: true,
+    claim: null,
+    releasing: false,
+  });
+  /** Every command Redis ran since the last RESETSTAT, scripts' own included, but the test's. */
+  const calls = async (on: Redis = redis): Promise<Record<string, number>> =>
+    Object.fromEntries(
+      [...(await on.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)]
+        // The registry's ZADD is the gateway's to shape (its liveness index): not counted here.
+        .filter(([, name]) => name !== 'config|resetstat' && name !== 'zadd')
+        .map(([, name, n]): [string, number] => [name ?? '', Number(n)]),
+    );
+  /** Five held leases with a fence each (a first commit), on `store`. */
+  async function holdFive(store: NodeStore): Promise<void> {
+    for (const id of ids) {
+      const lease = leaseOf(id);
+      expect(await store.acquireLease(id, lease.token)).toMatchObject({ ok: true });
+      expect(
+        await store.commit({
+          portfolioId: id,
+          lease,
+          version: 1,
+          book: { ...book(1_000), portfolio_id: id, fence: { token: lease.token, version: 1 } },
+          state: fleetPortfolioState(id, 'n1', now),
+          applied: [],
+          failed: [],
+          release: false,
+        }),
+      ).toEqual({ kind: 'ok', missing: 0 });
+    }
+  }
+  const beatOn =
+    (store: NodeStore) =>
+    (seen: { fenceSeenIn?: string; writeState?: boolean }[] = ids.map(() => ({}))) =>
+      store.beat(
+        encodePayload('heartbeat', { _v: 1, node_id: 'n1', sent_at: now, seq: 1 }),
+        fleetNodeInfo('n1', ids, now),
+        ids.map((id, i) => ({
+          portfolioId: id,
+          state: fleetPortfolioState(id, 'n1', now),
+          lease: leaseOf(id),
+          ...seen[i],
+        })),
+      );
+
+  it('five leases renewed in the Redis that showed their fences, states unchanged: the node keys, one INFO, a GET and a PEXPIRE per lease', async () => {
+    const store = newStore();
+    await holdFive(store);
+    const beat = beatOn(store);
+    await beat(); // loads the script: the beats below run it by its hash
+    await redis.config('RESETSTAT');
+    const first = await beat();
+    // Nothing known: every fence checked, every state written, as every beat did before.
+    expect(first.stateWritten).toEqual(ids);
+    expect(first.fenceFound.map((f) => f.portfolioId)).toEqual(ids);
+    expect(await calls()).toEqual({ evalsha: 1, set: 7, info: 1, get: 5, pexpire: 5, exists: 5 });
+    const identity = first.fenceFound[0]?.redis ?? '';
+    expect(new Set(first.fenceFound.map((f) => f.redis))).toEqual(new Set([identity]));
+    expect(identity).toMatch(/^[0-9a-f]{40}:[0-9a-f]{40}$/);
+
+    await redis.config('RESETSTAT');
+    const quiet = await beat(ids.map(() => ({ fenceSeenIn: identity, writeState: false })));
+    expect(quiet).toEqual({ lost: [], resync: [], claiming: [], stateWritten: [], fenceFound: [] });
+    // No TIME (no lease vanished), no EXISTS, no state: 13 commands instead of 25.
+    expect(await calls()).toEqual({ evalsha: 1, set: 2, info: 1, get: 5, pexpire: 5 });
+    for (const id of ids) expect(await redis.pttl(keys.portfolioLease(id))).toBeGreaterThan(14_000);
+
+    // A changed state is written, and only it; a fence due is checked, and only it.
+    await redis.config('RESETSTAT');
+    const some = await beat(
+      ids.map((id) => ({
+        ...(id === 'p4' ? {} : { fenceSeenIn: identity }),
+        writeState: id === 'p2',
+      })),
+    );
+    expect(some.stateWritten).toEqual(['p2', 'p4']);
+    expect(some.fenceFound.map((f) => f.portfolioId)).toEqual(['p4']);
+    expect(await calls()).toEqual({ evalsha: 1, set: 4, info: 1, get: 5, pexpire: 5, exists: 1 });
+  });
+
+  it('a fence gone from the same Redis is found by the next beat that checks it; one gone with a restart, at the first beat after it', async () => {
+    const persistent = await RedisServer.start({ persistence: true });
+    const client = new Redis(persistent.port, persistent.host, { maxRetriesPerRequest: 1 });
+    try {
+      const store = new NodeStore({
+        redis: client,
+        keys,
+        nodeId: 'n1',
+        heartbeatTtlMs: 15_000,
+        nodeInfoTtlMs: 45_000,
+        portfolioStateTtlMs: 45_000,
+      });
+      await holdFive(store);
+      const beat = beatOn(store);
+      const identity = (await beat()).fenceFound[0]?.redis ?? '';
+      const quiet = ids.map(() => ({ fenceSeenIn: identity, writeState: false }));
+
+      // Deleted by hand: a beat told the fence was seen lately does not look (the node checks
+      // each fence at least once a lease TTL); the next that checks asks for the book again.
+      await client.del(keys.portfolioFence('p3'));
+      expect((await beat(quiet)).resync).toEqual([]);
+      expect((await beat()).resync).toEqual([{ portfolioId: 'p3', token: 'n1/a/p3' }]);
+      await client.hset(keys.portfolioFence('p3'), 'token', 'n1/a/p3', 'version', '1');
+
+      // Lost with a restart, the leases kept (a snapshot older than the fence, say): the node
+      // still says it saw the fences, but in another Redis.
+      await client.del(keys.portfolioFence('p2'), keys.portfolioState('p2'));
+      await persistent.restart({ keepData: true });
+      await waitForReady(client);
+      const after = await beat(quiet);
+      expect(after.resync).toEqual([{ portfolioId: 'p2', token: 'n1/a/p2' }]);
+      expect(after.stateWritten).toEqual(ids);
+      expect(after.fenceFound.map((f) => f.portfolioId)).toEqual(['p1', 'p3', 'p4', 'p5']);
+      expect(after.fenceFound[0]?.redis).not.toBe(identity);
+      expect(await client.exists(keys.portfolioState('p2'))).toBe(1);
+    } finally {
+      client.disconnect();
+      await persistent.cleanup();
+    }
+  });
+});
+
+async function waitForReady(client: Redis): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (client.status === 'ready' && (await client.ping().catch(() => '')) === 'PONG') return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error('Redis did not come back');
+}

@@ -107,17 +107,29 @@ end
  * ARGV[7] heartbeat payload   ARGV[8] info payload   ARGV[9] 1 when it writes the registry   ARGV[10] n
  * ARGV[11] fresh-start window (ms; 0: none)   ARGV[12] largest gap that keeps the marker's wait going
  * (ms)   ARGV[13] marker TTL (ms)
- * then per portfolio 9 values: state payload, lease token ('' while waiting for it), loaded fence
+ * then per portfolio 11 values: state payload, lease token ('' while waiting for it), loaded fence
  * token, loaded fence version, may re-assert (1: its lease has not expired by its own clock; 0),
  * releasing (1 while its final commit is on the way: no resync), the version and payload of the
- * book it would claim with ('' when its lease is current), and how much longer (ms) its lease stays
- * current by its clock ('' : not checked).
- * Returns { lost, resync, claiming, late }: indices of portfolios whose lease another process holds or
- * whose book another process wrote (they must stop here), of those whose book must be written
- * again (the lease had vanished and was taken back, or the fence is missing), and of those whose
- * book waits in Redis as a claim (not renewed, not lost), and of those that may re-assert but whose
- * beat reached Redis later than their lease stays current (ARGV[2] against Redis's TIME: a command
- * resent after a reconnect; nothing taken, not renewed). A vanished lease (expired while this
+ * book it would claim with ('' when its lease is current), how much longer (ms) its lease stays
+ * current by its clock ('' : not checked), whether its state is due (1: changed, or its last write
+ * is old; 0), and the identity of the Redis in which a beat last found its fence, not long ago
+ * ('': a fence check is due).
+ * Returns { lost, resync, claiming, late, written, checked, identity }: indices of portfolios whose
+ * lease another process holds or whose book another process wrote (they must stop here), of those
+ * whose book must be written again (the lease had vanished and was taken back, or the fence is
+ * missing), and of those whose book waits in Redis as a claim (not renewed, not lost), and of those
+ * that may re-assert but whose beat reached Redis later than their lease stays current (ARGV[2]
+ * against Redis's TIME: a command resent after a reconnect; nothing taken, not renewed); of those
+ * whose state it wrote, and of those whose fence it found; and this Redis's identity ('' when not
+ * read).
+ * A lease renewed (still held by its token) has its fence checked (EXISTS) and its state written
+ * unless the node says this very Redis showed the fence lately (and the state is not due): the
+ * identity (run_id and master_replid, INFO) changes with a restart, even one that reloads an older
+ * snapshot, and with a promotion (a replica that may lag its master), so a Redis that may have lost
+ * a fence or a state behind a lease it kept is checked, and written, at its first beat as before;
+ * within one Redis process the node still checks each fence at least once a lease TTL (a fence
+ * deleted by hand or evicted). The identity is read once per call, and only when a portfolio needs
+ * it; where INFO is denied or renamed it is '', and every beat checks and writes as before. A vanished lease (expired while this
  * process was away, or Redis restarted empty) is taken back only when the book's fence says nobody
  * wrote since and no final commit released it — for a releasing runner too: its final commit needs
  * the lease, and a final commit that landed marked the fence released, so a beat that raced it
@@ -152,17 +164,45 @@ local lost = {}
 local resync = {}
 local claiming = {}
 local late = {}
+local written = {}
+local checked = {}
 -- How long ago this beat was built (ms), by Redis's clock against the sender's: a client may send a
--- command again after a reconnect, long after its may-re-assert was decided.
-local t = redis.call('TIME')
-local age = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[2])
+-- command again after a reconnect, long after its may-re-assert was decided. Read when first
+-- needed (a vanished lease): later in the same atomic call, so it only comes out longer.
+local age = nil
+local function beat_age()
+  if age == nil then
+    local t = redis.call('TIME')
+    age = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[2])
+  end
+  return age
+end
+-- This Redis: its run (a restart) and its replication history (a promotion). Read when first needed.
+-- INFO denied or renamed: '' — no fence check is skipped, no state write either, as before.
+local identity = nil
+local function redis_identity()
+  if identity == nil then
+    local info = redis.pcall('INFO', 'server', 'replication')
+    local run = type(info) == 'string' and string.match(info, 'run_id:(%x+)')
+    if run then
+      identity = run .. ':' .. (string.match(info, 'master_replid:(%x+)') or '')
+    else
+      identity = ''
+    end
+  end
+  return identity
+end
 for i = 1, n do
-  local a = 13 + (i - 1) * 9
+  local a = 13 + (i - 1) * 11
   local b = k + 6 * (i - 1)
   local lease, state, fence = KEYS[b + 1], KEYS[b + 2], KEYS[b + 3]
   local token = ARGV[a + 2]
-  local holder = redis.call('GET', lease)
   local holds = false
+  -- Whether its state is written: always, but for a lease renewed in the Redis that showed its
+  -- fence lately, whose state is not due.
+  local quiet = false
+  local holder = nil
+  if token ~= '' then holder = redis.call('GET', lease) end
   if token == '' then
     -- Waiting for the lease: its state says so only where the holder writes none (it died, or
     -- holds the lease without running), never over the holder's.
@@ -172,7 +212,17 @@ for i = 1, n do
   elseif holder == token then
     redis.call('PEXPIRE', lease, ARGV[3])
     holds = true
-    if ARGV[a + 6] ~= '1' and redis.call('EXISTS', fence) == 0 then table.insert(resync, i) end
+    if ARGV[a + 11] ~= '' and ARGV[a + 11] == redis_identity() and identity ~= '' then
+      quiet = ARGV[a + 10] ~= '1'
+    elseif ARGV[a + 6] ~= '1' then
+      if redis.call('EXISTS', fence) == 0 then
+        table.insert(resync, i)
+      else
+        -- Found in this Redis: the node may skip the next checks while it stays the same.
+        table.insert(checked, i)
+        redis_identity()
+      end
+    end
   elseif holder then
     table.insert(lost, i)
   else
@@ -181,7 +231,7 @@ for i = 1, n do
     local f = redis.call('HMGET', fence, 'token', 'version', 'released')
     if f[3] == '1' and f[1] == token then
       -- Released by this very token's final commit: nothing to take back.
-    elseif not f[1] and ARGV[a + 5] == '1' and ARGV[a + 9] ~= '' and age >= tonumber(ARGV[a + 9]) then
+    elseif not f[1] and ARGV[a + 5] == '1' and ARGV[a + 9] ~= '' and beat_age() >= tonumber(ARGV[a + 9]) then
       -- Its lease may have expired by its clock since the beat was built: take nothing; the next
       -- beat decides with what it knows then.
       table.insert(late, i)
@@ -210,11 +260,12 @@ for i = 1, n do
       table.insert(lost, i)
     end
   end
-  if holds then
+  if holds and not quiet then
     redis.call('SET', state, ARGV[a + 1], 'PX', ARGV[5])
+    table.insert(written, i)
   end
 end
-return { lost, resync, claiming, late }
+return { lost, resync, claiming, late, written, checked, identity or '' }
 `,
 );
 
@@ -438,6 +489,21 @@ export interface BeatPortfolio {
   state: PortfolioState;
   /** The lease the portfolio runs under here (renewed or taken back); null when it holds none. */
   lease: LeaseClaim | null;
+  /**
+   * False: the state need not be written on a lease renewed in the Redis named by `fenceSeenIn`
+   * (it has not changed since the last beat wrote it, and that write is recent). Default true.
+   */
+  writeState?: boolean;
+  /**
+   * The Redis (`BeatFence.redis`) in which a beat found this lease's fence, lately: while the lease
+   * is renewed in that same Redis, its fence is not checked again (see BEAT). Left out: checked.
+   */
+  fenceSeenIn?: string;
+}
+
+/** A lease whose fence the beat found, and in which Redis (its run and replication ids). */
+export interface BeatFence extends BeatLease {
+  redis: string;
 }
 
 /** A portfolio named in a beat's outcome, with the lease token the beat was sent for. */
@@ -459,6 +525,10 @@ export interface BeatOutcome {
    * clock while lease and fence were gone: nothing taken back, not renewed (see BEAT).
    */
   late?: BeatLease[];
+  /** The portfolios whose state the beat wrote. */
+  stateWritten: string[];
+  /** The leases renewed whose fence the beat checked and found. */
+  fenceFound: BeatFence[];
 }
 
 /** A portfolio whose book the beat left as a claim, with the version claimed. */
@@ -601,14 +671,15 @@ export class NodeStore {
             p.lease?.claim?.version ?? 0,
             p.lease?.claim == null ? '' : encodePayload('portfolioBook', p.lease.claim.book),
             p.lease?.currentForMs === undefined ? '' : Math.floor(p.lease.currentForMs),
+            p.writeState === false ? '0' : '1',
+            p.fenceSeenIn ?? '',
           ]),
         ];
-        const [lost, resync, claiming, late] = (await BEAT.run(this.redis, keys, args)) as [
-          number[],
-          number[],
-          number[],
-          number[],
-        ];
+        const [lost, resync, claiming, late, written, checked, identity] = (await BEAT.run(
+          this.redis,
+          keys,
+          args,
+        )) as [number[], number[], number[], number[], number[], number[], string];
         const named = (indices: number[]): BeatLease[] =>
           indices.flatMap((i) => {
             const p = mine[i - 1];
@@ -626,7 +697,14 @@ export class NodeStore {
                 },
               ];
         });
-        return { lost: named(lost), resync: named(resync), claiming: claimed, late: named(late) };
+        return {
+          lost: named(lost),
+          resync: named(resync),
+          claiming: claimed,
+          late: named(late),
+          written: written.flatMap((i) => mine[i - 1]?.portfolioId ?? []),
+          fenceFound: named(checked).map((l) => ({ ...l, redis: identity })),
+        };
       }),
     );
     const late = outcomes.flatMap((o) => o.late);
@@ -635,6 +713,8 @@ export class NodeStore {
       resync: outcomes.flatMap((o) => o.resync),
       claiming: outcomes.flatMap((o) => o.claiming),
       ...(late.length === 0 ? {} : { late }),
+      stateWritten: outcomes.flatMap((o) => o.written),
+      fenceFound: outcomes.flatMap((o) => o.fenceFound),
     };
   }
 

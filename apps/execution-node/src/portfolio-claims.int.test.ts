@@ -292,6 +292,8 @@ describe('PortfolioRunner claims', () => {
       lost: [],
       resync: [],
       claiming: [{ portfolioId: 'p1', token: 'n2/a/1', version: 5 }],
+      stateWritten: [],
+      fenceFound: [],
     });
     expect(await redis.exists(keys.portfolioFence('p1'), keys.portfolioLease('p1'))).toBe(0);
   });
