@@ -114,8 +114,7 @@ describe('execution node process', () => {
     expect(await fx.state('c')).toBeNull();
     expect(logEntries(node, 'Assignment exceeds capacity; running the first ones')).toHaveLength(1);
     // Connections: one shared request connection, the push subscriber, the blocking connections'
-    // template, and one blocking connection per running portfolio (its reader's waits), named
-    // after node and queue.
+    // template, and one blocking connection for the waits of every running portfolio's reader.
     const names = String(await fx.redis.client('LIST'))
       .split('\n')
       .map((line) => /name=(\S*)/.exec(line)?.[1] ?? '')
@@ -126,8 +125,7 @@ describe('execution node process', () => {
         'ginkgo:execution-node:n1:main',
         'ginkgo:execution-node:n1:push',
         'ginkgo:execution-node:n1:workers',
-        'ginkgo:execution-node:n1:queue:a',
-        'ginkgo:execution-node:n1:queue:b',
+        'ginkgo:execution-node:n1:queues',
       ].sort(),
     );
   });

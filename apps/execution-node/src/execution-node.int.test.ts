@@ -5,6 +5,7 @@ import { createAppNotifier } from '@ginkgo-live/notification-adapter';
 import { RedisConnections } from '@ginkgo-live/redis-client';
 import { createLogger } from '@ginkgo-live/runtime';
 import { createStateKeys, decodePayload, encodePayload } from '@ginkgo-live/state-keys';
+import { PortfolioQueues } from '@ginkgo-live/portfolio-queue';
 import { MemoryTransport, RedisServer, seedBook, waitFor } from '@ginkgo-live/testing';
 import { loadConfig } from './config.ts';
 import { ExecutionNode } from './execution-node.ts';
@@ -16,7 +17,7 @@ afterEach(async () => {
 });
 
 /** A Redis, and a node on it (not started) with its connections, logs and notifier. */
-async function nodeOnRedis(assignmentPollMs: number) {
+async function nodeOnRedis(assignmentPollMs: number, env: Record<string, string> = {}) {
   const server = await RedisServer.start();
   cleanups.push(() => server.cleanup());
   const loaded = loadConfig({
@@ -29,6 +30,7 @@ async function nodeOnRedis(assignmentPollMs: number) {
     ASSIGNMENT_POLL_MS: String(assignmentPollMs),
     // At most the TTL (config.ts refuses more): the default 5 s cap is above this short TTL.
     REDIS_RECONNECT_MAX_DELAY_MS: '3000',
+    ...env,
   });
   if (!loaded.ok) throw new Error(JSON.stringify(loaded.issues));
   const config = loaded.value;
@@ -309,5 +311,76 @@ describe('ExecutionNode load failing for one portfolio', () => {
       { portfolioId: 'p1' },
     ]);
     expect(await redis.exists(keys.portfolioLease('p1'))).toBe(0);
+    // p2's beats do not need INFO either (it tells them which Redis showed a fence: without it,
+    // every beat checks the fence and writes the state, as before): every one succeeds.
+    expect(node.collectMetrics().redis).toMatchObject({ healthy: true, total_failures: 0 });
+    expect(await redis.pttl(keys.portfolioLease('p2'))).toBeGreaterThan(2_000);
+  });
+});
+
+describe('ExecutionNode idle: what its beats and waits send', () => {
+  it('renews every lease each beat, writes no unchanged state and checks no fence seen lately, waits once for all its queues; a state changed is written by the next beat; Redis back empty has every state at the next beat', async () => {
+    // Fences checked again after 10 s, states written again after 15 s: neither within the window.
+    const { server, redis, keys, node } = await nodeOnRedis(100, { HEARTBEAT_TTL_MS: '10000' });
+    const ids = ['a', 'b', 'c'];
+    for (const id of ids) {
+      await addToCatalog(redis, keys, id);
+      await seedBook(redis, keys, id);
+    }
+    expect(await node.start()).toEqual({ ok: true });
+    cleanups.push(() => node.stop());
+    await assign(redis, keys, ids, 1);
+    const states = async () =>
+      Promise.all(
+        ids.map(async (id) => {
+          const raw = await redis.get(keys.portfolioState(id));
+          const decoded = raw === null ? null : decodePayload('portfolioState', id, raw);
+          return decoded?.ok === true ? decoded.value : null;
+        }),
+      );
+    await waitFor(async () => (await states()).every((s) => s?.status === 'running'));
+    // Every first beat done (fences found, states written), the reads at their idle pace.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+
+    await redis.config('RESETSTAT');
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const stats = await redis.info('commandstats');
+    const count = (name: string): number =>
+      Number(new RegExp(`^cmdstat_${name}:calls=(\\d+)`, 'm').exec(stats)?.[1] ?? 0);
+    // Idle, the beat is the only script run (no peek, no flush): one per beat.
+    const beats = count('evalsha');
+    expect(beats).toBeGreaterThanOrEqual(5);
+    expect({
+      pexpire: count('pexpire'),
+      set: count('set'),
+      info: count('info'),
+      time: count('time'),
+    }).toEqual({ pexpire: 3 * beats, set: 2 * beats, info: beats, time: 0 });
+    // One blocking wait for the three queues, a beat long (not one per queue), and after each
+    // that timed out one EXISTS of their lists (at most: the last may not have looked yet). A
+    // fence checked each beat would add three per beat.
+    expect(count('bzpopmin')).toBeLessThanOrEqual(1_500 / 200 + 1);
+    expect(count('exists')).toBeLessThanOrEqual(count('bzpopmin'));
+
+    // A state that changed without a flush (its events per second back to 0 after a burst) is
+    // written by the next beat.
+    const producer = new PortfolioQueues({ connection: redis, keys });
+    for (let i = 0; i < 5; i++)
+      await producer.add('a', {
+        symbol: 'BTCUSDT',
+        price: 100 + i,
+        volume: 1,
+        event_time: new Date().toISOString(),
+      });
+    await waitFor(async () => (await states())[0]?.processed_count === 5);
+    await waitFor(async () => (await states())[0]?.events_per_second !== 0, { timeoutMs: 2_000 });
+    await waitFor(async () => (await states())[0]?.events_per_second === 0, { timeoutMs: 2_000 });
+
+    // Redis back empty: every state is written again by the first beat that reaches it.
+    await server.restart({ keepData: false });
+    const back = performance.now();
+    await waitFor(async () => (await states()).every((s) => s !== null), { timeoutMs: 5_000 });
+    // A reconnect (its backoff restarts small), then a beat.
+    expect(performance.now() - back).toBeLessThan(2_000);
   });
 });

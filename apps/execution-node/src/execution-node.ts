@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { PeriodicLoop, type Logger } from '@ginkgo-live/runtime';
 import type { RedisConnections } from '@ginkgo-live/redis-client';
-import { PortfolioQueueReader, PortfolioQueues } from '@ginkgo-live/portfolio-queue';
+import { PortfolioQueueReader, PortfolioQueues, QueueWakeups } from '@ginkgo-live/portfolio-queue';
 import type { Notifier } from '@ginkgo-live/notification-adapter';
 import {
   encodePayload,
@@ -72,6 +72,8 @@ export class ExecutionNode {
   private readonly startedAt = new Date();
   private readonly store: NodeStore;
   private readonly queues: PortfolioQueues;
+  /** The runners' waits on their empty queues: one blocking wait for all (per slot on a cluster). */
+  private readonly wakeups: QueueWakeups;
   private readonly heartbeat: HeartbeatLoop;
   private readonly pressure: QueuePressureWatcher;
   private readonly runners = new Map<string, PortfolioRunner>();
@@ -153,6 +155,19 @@ export class ExecutionNode {
       connection: connections.main,
       keys,
       capacity: config.queueCapacity,
+    });
+    this.wakeups = new QueueWakeups({
+      redis: connections.main,
+      // A blocking connection of its own (the waits block it), named after the node (and the
+      // slot, on a cluster).
+      openBlocking: (slot) =>
+        connections.connection('workers', 'blocking').duplicate({
+          connectionName: `ginkgo:execution-node:${config.nodeId}:queues${slot === null ? '' : `:${slot}`}`,
+        }),
+      // An add ends the wait at once; a wake-up lost (a blocking socket dead without a word) costs
+      // at most a beat and the command timeout, as a push lost does.
+      lookAfterMs: config.heartbeatIntervalMs,
+      owner: config.nodeId,
     });
     this.heartbeat = new HeartbeatLoop({
       intervalMs: config.heartbeatIntervalMs,
@@ -851,20 +866,11 @@ export class ExecutionNode {
       lease,
       leaseTtlMs: this.config.heartbeatTtlMs,
       openReader: () => {
-        const reader = new PortfolioQueueReader(
-          connections.main,
-          // A blocking connection of its own (the waits block it), named after node and queue.
-          connections.connection('workers', 'blocking').duplicate({
-            connectionName: `ginkgo:execution-node:${this.config.nodeId}:queue:${portfolioId}`,
-          }),
-          keys,
-          portfolioId,
-        );
+        const reader = new PortfolioQueueReader(connections.main, this.wakeups, keys, portfolioId);
         this.readers.set(portfolioId, reader);
         return reader;
       },
-      // An add ends the wait at once; a wake-up lost (a blocking socket dead without a word) costs
-      // at most a beat and the command timeout, as a push lost does.
+      // The shared waits time out on their own (`lookAfterMs` above); this is theirs too.
       idleWaitMs: this.config.heartbeatIntervalMs,
       commit: (request) => this.store.commit(request),
       batchSize: this.config.eventBatchMax,
@@ -1032,6 +1038,7 @@ export class ExecutionNode {
       this.log.error('Could not delete the node keys; they expire by themselves', { err });
     }
     await this.queues.close();
+    this.wakeups.close();
     this.log.info('Execution node stopped', { clean });
     return clean;
   }
