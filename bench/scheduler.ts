@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { encodePayload, type StateKeys } from '@ginkgo-live/state-keys';
+import { encodePayload, placementDigest, type StateKeys } from '@ginkgo-live/state-keys';
 import {
   fleetNodeInfo,
   logEntries,
@@ -219,12 +219,19 @@ interface FleetTicks {
 class Beater {
   private stopped = false;
   private loop: Promise<void> | undefined;
+  /** Each node's placement digest: its capacity and portfolios never change here. */
+  private readonly digests: string[] | undefined;
 
   constructor(
     private readonly redis: Redis,
     private readonly keys: StateKeys,
     private readonly nodes: number,
-  ) {}
+  ) {
+    this.digests =
+      process.env['BENCH_SCHEDULER_NO_DIGEST'] === '1'
+        ? undefined
+        : Array.from({ length: nodes }, (_, node) => placementDigest(PER_NODE + 1, simIds(node)));
+  }
 
   start(): void {
     this.loop = (async () => {
@@ -258,7 +265,11 @@ class Beater {
         )
         .set(
           k.nodeInfo(nodeId),
+          // In the codec's order, as a node writes it: `_v`, then the placement digest (a node
+          // from before the digest, BENCH_SCHEDULER_NO_DIGEST=1, writes none).
           JSON.stringify({
+            _v: 1,
+            ...(this.digests === undefined ? {} : { placement: this.digests[node] }),
             ...fleetNodeInfo(nodeId, simIds(node), now, 1_000 + node),
             capacity: PER_NODE + 1,
             uptime_seconds: round * 5,

@@ -1,6 +1,11 @@
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createStateKeys, encodePayload, type StateKeys } from '@ginkgo-live/state-keys';
+import {
+  createStateKeys,
+  encodePayload,
+  placementDigest,
+  type StateKeys,
+} from '@ginkgo-live/state-keys';
 import { aclFile } from '@ginkgo-live/redis-client';
 import { fleetNodeInfo, RedisServer, StackFixture, TestUsers } from '@ginkgo-live/testing';
 import { RedisSchedulerStore } from './scheduler-store.ts';
@@ -61,8 +66,8 @@ async function calls(command: string): Promise<number> {
 }
 
 /**
- * PTTL, GET and MGET calls one world read makes, counted by Redis itself (a script's PTTLs too):
- * a PTTL per node fetched, their infos in one MGET.
+ * PTTL, GET and MGET calls one world read makes, counted by Redis itself (a script's commands too):
+ * a PTTL and a GET per node fetched, inside the read-only script.
  */
 async function commandsOf(
   read: () => Promise<unknown>,
@@ -101,18 +106,19 @@ describe('SchedulerStore incremental node reads', () => {
     await writeMeta();
     await beat(ids(50), 1);
     const s = store();
-    // The first read fetches all 50 nodes: PTTL of each heartbeat, their infos in one MGET (and
-    // the head's GETs of plan meta and trading halt, and the full plan read's GET of the meta).
-    expect(await commandsOf(() => s.readWorld())).toEqual({ pttl: 50, get: 3, mget: 1 });
+    // The first read fetches all 50 nodes: PTTL of each heartbeat, GET of each info (and the
+    // head's GETs of plan meta and trading halt, and the full plan read's GET of the meta).
+    expect(await commandsOf(() => s.readWorld())).toEqual({ pttl: 50, get: 53, mget: 0 });
     clock += 1_000;
     // Nothing beat: no node is fetched.
     expect(await commandsOf(() => s.readWorld())).toEqual({ pttl: 0, get: 2, mget: 0 });
-    expect(s.nodeReads).toEqual({ read: 0, kept: 50, full: false });
+    expect(s.nodeReads).toEqual({ read: 0, kept: 50, full: false, decoded: 0, via: 'script' });
     // Three beat, one appears: those four only.
     await beat(['n3', 'n17', 'n42', 'new-node'], 2);
     clock += 1_000;
-    expect(await commandsOf(() => s.readWorld())).toEqual({ pttl: 4, get: 2, mget: 1 });
-    expect(s.nodeReads).toEqual({ read: 4, kept: 47, full: false });
+    expect(await commandsOf(() => s.readWorld())).toEqual({ pttl: 4, get: 6, mget: 0 });
+    // Their infos carry no placement digest (nodes from before it): each is decoded.
+    expect(s.nodeReads).toEqual({ read: 4, kept: 47, full: false, decoded: 4, via: 'script' });
     // What was kept is what Redis holds: all 51 alive, with their placement info.
     const world = await s.readWorld();
     expect(world.nodes.filter((n) => n.liveness.alive)).toHaveLength(51);
@@ -158,6 +164,86 @@ describe('SchedulerStore incremental node reads', () => {
     expect(fourth.problems.map((p) => p.problem)).toEqual([expect.stringContaining('capacity')]);
   });
 
+  it('neither sends nor decodes an info whose placement digest is the one held', async () => {
+    await writeMeta();
+    const now = new Date().toISOString();
+    /** n1 beats with `score`, its info carrying `digest` (by default that of its fields). */
+    const put = async (
+      score: number,
+      capacity: number,
+      digest = placementDigest(capacity, ['p1']),
+    ): Promise<void> => {
+      await redis.set(
+        keys.nodeInfo('n1'),
+        // The codec writes the digest right after `_v`, where the read looks for it.
+        encodePayload('nodeInfo', {
+          ...fleetNodeInfo('n1', ['p1'], now),
+          placement: digest,
+          capacity,
+          uptime_seconds: score,
+        }),
+      );
+      await redis.set(keys.heartbeat('n1'), 'beat', 'PX', 60_000);
+      await redis.zadd(keys.nodeRegistry(), score, 'n1');
+      clock += 1_000;
+    };
+    const s = store();
+    await put(1, 5);
+    const first = (await s.readWorld()).nodes[0]?.info;
+    expect(first).toEqual({ capacity: 5, portfolio_ids: ['p1'] });
+    expect(s.nodeReads).toEqual({ read: 1, kept: 0, full: true, decoded: 1, via: 'script' });
+    // It beat (its uptime changed), its placement did not: fetched, not decoded, the same object.
+    await put(2, 5);
+    expect((await s.readWorld()).nodes[0]?.info).toBe(first);
+    expect(s.nodeReads).toEqual({ read: 1, kept: 0, full: false, decoded: 0, via: 'script' });
+    // Past the digest the info is not even parsed: a broken tail goes unnoticed by the scheduler
+    // (the gateway reads infos whole and reports it).
+    await redis.set(
+      keys.nodeInfo('n1'),
+      `{"_v":1,"placement":"${placementDigest(5, ['p1'])}",not json`,
+    );
+    await redis.zadd(keys.nodeRegistry(), 3, 'n1');
+    clock += 1_000;
+    const broken = await s.readWorld();
+    expect([broken.nodes[0]?.info, broken.problems]).toEqual([first, []]);
+    // A digest stands for its fields whenever it was read: a new leadership's full read (or the
+    // one after a failed read) still skips the unchanged info.
+    s.forget();
+    expect((await s.readWorld()).nodes[0]?.info).toBe(first);
+    expect(s.nodeReads).toEqual({ read: 1, kept: 0, full: true, decoded: 0, via: 'script' });
+    // Its capacity changed, and with it the digest: decoded, a new object.
+    await put(4, 7);
+    const changed = await s.readWorld();
+    expect(changed.nodes[0]?.info).toEqual({ capacity: 7, portfolio_ids: ['p1'] });
+    expect(s.nodeReads).toMatchObject({ decoded: 1 });
+    // A digest that is not its fields' is not trusted: the fields count, decoded at every read.
+    await put(5, 9, placementDigest(3, ['p1']));
+    expect((await s.readWorld()).nodes[0]?.info).toEqual({ capacity: 9, portfolio_ids: ['p1'] });
+    await put(6, 9, placementDigest(3, ['p1']));
+    expect((await s.readWorld()).nodes[0]?.info).toEqual({ capacity: 9, portfolio_ids: ['p1'] });
+    expect(s.nodeReads).toMatchObject({ read: 1, decoded: 1 });
+  });
+
+  it('reads by pipeline, the same, when Redis refuses the read-only script', async () => {
+    await redis.call('ACL', 'SETUSER', 'noscript', 'on', '>pw', '~*', '&*', '+@all', '-evalsha_ro');
+    const limited = new Redis({ ...server.clientOptions(), username: 'noscript', password: 'pw' });
+    try {
+      // Connected first: a store forgets all it read when its connection becomes ready.
+      await limited.ping();
+      await writeMeta();
+      await beat(ids(3), 1);
+      const s = new RedisSchedulerStore(limited, keys, 's1', { now: () => clock });
+      expect(await alive(s)).toEqual(ids(3));
+      expect(s.nodeReads).toEqual({ read: 3, kept: 0, full: true, decoded: 3, via: 'pipeline' });
+      await beat(['n1'], 2);
+      clock += 1_000;
+      expect(await alive(s)).toEqual(ids(3));
+      expect(s.nodeReads).toEqual({ read: 1, kept: 2, full: false, decoded: 1, via: 'pipeline' });
+    } finally {
+      limited.disconnect();
+    }
+  });
+
   it('declares a silent node dead at the first read after its heartbeat expired', async () => {
     await beat(['quiet'], 1, 400);
     await beat(['beating'], 1, 60_000);
@@ -173,7 +259,7 @@ describe('SchedulerStore incremental node reads', () => {
     expect(await redis.exists(keys.heartbeat('quiet'))).toBe(0);
     clock += 400;
     const world = await s.readWorld();
-    expect(s.nodeReads).toEqual({ read: 1, kept: 1, full: false });
+    expect(s.nodeReads).toMatchObject({ read: 1, kept: 1, full: false });
     expect(world.nodes.find((n) => n.nodeId === 'quiet')?.liveness).toMatchObject({
       alive: false,
       reason: 'no heartbeat',
@@ -192,7 +278,7 @@ describe('SchedulerStore incremental node reads', () => {
     // whose clock stood still), but no heartbeat: only a full read can tell.
     for (const id of ids(5)) await redis.zadd(keys.nodeRegistry(), 7, id);
     expect(await alive(s)).toEqual([]);
-    expect(s.nodeReads).toEqual({ read: 5, kept: 0, full: true });
+    expect(s.nodeReads).toMatchObject({ read: 5, kept: 0, full: true });
   });
 
   it('fetches every node again when the plan meta is not the one last read (Redis emptied)', async () => {
@@ -216,14 +302,14 @@ describe('SchedulerStore incremental node reads', () => {
     clock += 1_000;
     await redis.zadd(keys.nodeRegistry(), 6, 'n2');
     await s.readWorld();
-    expect(s.nodeReads).toEqual({ read: 5, kept: 0, full: true });
+    expect(s.nodeReads).toMatchObject({ read: 5, kept: 0, full: true });
     clock += 1_000;
     await s.readWorld();
-    expect(s.nodeReads).toEqual({ read: 0, kept: 5, full: false });
+    expect(s.nodeReads).toMatchObject({ read: 0, kept: 5, full: false });
     // A new leadership (the scheduler calls forget) starts from a full read.
     s.forget();
     await s.readWorld();
-    expect(s.nodeReads).toEqual({ read: 5, kept: 0, full: true });
+    expect(s.nodeReads).toMatchObject({ read: 5, kept: 0, full: true });
   });
 
   it('fetches every node again after a failed read', async () => {
@@ -238,7 +324,7 @@ describe('SchedulerStore incremental node reads', () => {
     await redis.rename('elsewhere', keys.nodeRegistry());
     clock += 1_000;
     await s.readWorld();
-    expect(s.nodeReads).toEqual({ read: 3, kept: 0, full: true });
+    expect(s.nodeReads).toMatchObject({ read: 3, kept: 0, full: true });
   });
 });
 
@@ -277,7 +363,11 @@ describe('SchedulerStore node reads under the scheduler’s own ACL user', () =>
       );
       await admin.set(
         k.nodeInfo('n1'),
-        encodePayload('nodeInfo', { ...fleetNodeInfo('n1', ['p1'], now), capacity: 5 }),
+        encodePayload('nodeInfo', {
+          ...fleetNodeInfo('n1', ['p1'], now),
+          placement: placementDigest(5, ['p1']),
+          capacity: 5,
+        }),
       );
       await admin.zadd(k.nodeRegistry(), Date.now(), 'n1');
       const s = new RedisSchedulerStore(scheduler, k, 's1');
@@ -286,6 +376,11 @@ describe('SchedulerStore node reads under the scheduler’s own ACL user', () =>
       expect(world.nodes.map((n) => [n.nodeId, n.liveness.alive, n.info])).toEqual([
         ['n1', true, { capacity: 5, portfolio_ids: ['p1'] }],
       ]);
+      // By the read-only script (EVALSHA_RO needs only read access to the keys it declares).
+      expect(s.nodeReads).toMatchObject({ via: 'script', decoded: 1 });
+      await admin.zadd(k.nodeRegistry(), Date.now() + 1, 'n1');
+      await s.readWorld();
+      expect(s.nodeReads).toMatchObject({ via: 'script', read: 1, decoded: 0 });
     } finally {
       scheduler.disconnect();
       admin.disconnect();
