@@ -1,4 +1,5 @@
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type * as BullMQ from 'bullmq';
+import type { Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '@ginkgo-live/runtime';
 import { backoffDelayMs } from '@ginkgo-live/redis-client';
@@ -65,6 +66,13 @@ export interface DeliveryStats {
  */
 export class NotificationDeliveryWorker {
   private worker: Worker | undefined;
+  /**
+   * BullMQ, loaded by `start` rather than with the package: every app that raises notifications
+   * imports this package, and only the notification worker runs a delivery worker.
+   */
+  private bullmq: typeof BullMQ | undefined;
+  private starting: Promise<void> | undefined;
+  private stopping = false;
   private readonly log: Logger;
   readonly stats: DeliveryStats = { sinks: new Map(), outcomes: new Map() };
 
@@ -72,8 +80,22 @@ export class NotificationDeliveryWorker {
     this.log = options.logger.child({ component: 'notification-delivery' });
   }
 
+  /** Starts consuming once BullMQ is loaded (at once when it already is); `stop` waits for that. */
   start(): void {
-    if (this.worker !== undefined) return;
+    if (this.starting !== undefined) return;
+    this.stopping = false;
+    this.starting = import('bullmq').then(
+      (bullmq) => {
+        this.bullmq = bullmq;
+        if (!this.stopping) this.run(bullmq);
+      },
+      (err: unknown) => {
+        this.log.error('Delivery worker could not load BullMQ', { err });
+      },
+    );
+  }
+
+  private run({ Worker, UnrecoverableError }: typeof BullMQ): void {
     const { keys, backoffMs } = this.options;
     this.worker = new Worker(keys.notificationsQueue(), (job) => this.process(job), {
       connection: this.options.connection,
@@ -105,8 +127,17 @@ export class NotificationDeliveryWorker {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
+    await this.starting;
+    this.starting = undefined;
     await this.worker?.close();
     this.worker = undefined;
+  }
+
+  /** Jobs are processed only by the worker `run` made, once BullMQ was loaded. */
+  private unrecoverable(message: string): Error {
+    if (this.bullmq === undefined) return new Error(message);
+    return new this.bullmq.UnrecoverableError(message);
   }
 
   private async process(job: Job): Promise<void> {
@@ -115,8 +146,7 @@ export class NotificationDeliveryWorker {
       `notifications:${job.id ?? '?'}`,
       JSON.stringify(job.data),
     );
-    if (!decoded.ok)
-      throw new UnrecoverableError(`Malformed notification: ${decoded.error.problem}`);
+    if (!decoded.ok) throw this.unrecoverable(`Malformed notification: ${decoded.error.problem}`);
     const notification = decoded.value;
     const progress = (job.progress as Partial<Progress> | number | undefined) ?? {};
     const delivered = new Set(typeof progress === 'object' ? (progress.delivered ?? []) : []);
@@ -165,8 +195,7 @@ export class NotificationDeliveryWorker {
     if (failures.size === 0 || isLast)
       await this.record(notification, delivered, failures, attempt, route);
     if (failures.size === 0) return;
-    if (isLast)
-      throw new UnrecoverableError(`Delivery failed after ${attempt} attempt(s): ${reasons}`);
+    if (isLast) throw this.unrecoverable(`Delivery failed after ${attempt} attempt(s): ${reasons}`);
     const retryAfterMs = Math.max(
       0,
       ...[...failures.values()].map((e) =>

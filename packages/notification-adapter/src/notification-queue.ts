@@ -1,7 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { JobsOptions } from 'bullmq';
 import type { Logger } from '@ginkgo-live/runtime';
-import { RecoveringQueue } from '@ginkgo-live/portfolio-queue';
 import { encodePayload, type Notification, type StateKeys } from '@ginkgo-live/state-keys';
 import { SendFailed } from './notification-step.ts';
 
@@ -26,12 +25,27 @@ export interface NotificationQueueOptions {
 export class NotificationQueue {
   constructor(private readonly options: NotificationQueueOptions) {}
 
-  /** The `notifications` queue of state-keys on a connection. */
+  /**
+   * The `notifications` queue of state-keys on a connection. BullMQ is loaded, and the queue made,
+   * at the first notification: an app that starts and tells nothing (the scheduler's recovery, most
+   * of its life) neither evaluates BullMQ nor opens the queue.
+   */
   static open(redis: Redis, keys: StateKeys, attempts: number, logger: Logger): NotificationQueue {
-    const source = new RecoveringQueue(keys.notificationsQueue(), {
-      connection: redis,
-      prefix: keys.queuePrefix(),
-    });
+    let queue: Promise<QueueSource> | undefined;
+    const opened = (): Promise<QueueSource> =>
+      (queue ??= import('@ginkgo-live/portfolio-queue').then(
+        ({ RecoveringQueue }) =>
+          new RecoveringQueue(keys.notificationsQueue(), {
+            connection: redis,
+            prefix: keys.queuePrefix(),
+          }),
+      ));
+    const source: QueueSource = {
+      get: async () => (await opened()).get(),
+      close: async () => {
+        if (queue !== undefined) await (await queue).close();
+      },
+    };
     return new NotificationQueue({ source, attempts, logger });
   }
 
