@@ -268,8 +268,7 @@ class Beater {
           // In the codec's order, as a node writes it: `_v`, then the placement digest (a node
           // from before the digest, BENCH_SCHEDULER_NO_DIGEST=1, writes none).
           JSON.stringify({
-            _v: 1,
-            ...(this.digests === undefined ? {} : { placement: this.digests[node] }),
+            ...(this.digests === undefined ? {} : { _v: 1, placement: this.digests[node] }),
             ...fleetNodeInfo(nodeId, simIds(node), now, 1_000 + node),
             capacity: PER_NODE + 1,
             uptime_seconds: round * 5,
