@@ -19,10 +19,15 @@ import {
 import { RedisSchedulerStore } from '../apps/livecore-scheduler/src/scheduler-store.ts';
 import { commandsProcessed, percentile, round, sleep, type Bench, type Row } from './lib.ts';
 
-/** The node's defaults (docs/architecture.md): a beat every 5 s, the old poll every 250 ms. */
+/**
+ * The node's defaults (docs/architecture.md): a beat every 5 s, the old poll every 250 ms, and the
+ * 45 s TTLs of info and state (not the fixture's 6 s, which a 5 s beat must write every beat).
+ */
 const DEFAULTS = {
   HEARTBEAT_INTERVAL_MS: '5000',
   HEARTBEAT_TTL_MS: '15000',
+  NODE_INFO_TTL_MS: '45000',
+  PORTFOLIO_STATE_TTL_MS: '45000',
   ASSIGNMENT_POLL_MS: '250',
   QUEUE_SAMPLE_MS: '500',
   STATE_FLUSH_MS: '250',
@@ -446,7 +451,7 @@ export const pushLatency: Bench = async ({ quick, log }) => {
       notes: [
         `Plan write → loaded: the scheduler's own plan write (RedisSchedulerStore.writePlan, whose script SPUBLISHes the new version to the node), timed from just before the write to the node's "Portfolio loaded" log line (its own clock, ms), moving one node back and forth between two portfolios that have books (no fresh-start wait; each move includes unloading the other), ${samples} moves each way, 100-350 ms apart. Default timings: HEARTBEAT_INTERVAL_MS 5000, ASSIGNMENT_POLL_MS 250; the baseline is the same node with ASSIGNMENT_PUSH=off.`,
         `Idle ops: ${nodes} real nodes, settled (every load done), then INFO total_commands_processed over ${windowMs / 1_000} s, divided by nodes; commands inside scripts count, as Redis counts them (a beat is an EVALSHA and the writes it makes). No portfolio: the beat and the assignment and trading reads alone. Per node and command — no portfolio, push: ${top(bare.push.byCommand)}; polled: ${top(bare.poll.byCommand)}. With 5 portfolios (books seeded, queues empty), push: ${top(full.push.byCommand)}; polled: ${top(full.poll.byCommand)}.`,
-        `With portfolios, an idle node's cost is its beat (one script, and every command in it: the lease and the state of each portfolio), its safety read and probe, and its runners' waits on their empty queues (BZPOPMIN for a beat, then one LLEN); it reads no queue depth while its runners wait on empty queues.${
+        `With portfolios, an idle node's cost is its beat (one script, and every command in it: a GET and a PEXPIRE per lease and one INFO each beat; a fence's EXISTS and an unchanged state's SET only every third beat, or at once when Redis changed), its safety read (one script) and probe, and one blocking wait for all its queues (BZPOPMIN a beat long, then one EXISTS of their lists); it reads no queue depth while its runners wait on empty queues.${
           before === undefined
             ? ''
             : ` Against the node at ${beforeRef} (built from that commit's node and portfolio-queue sources, BENCH_PUSH_BEFORE), measured just before in the same run: ${top(before.byCommand)}.`
