@@ -607,7 +607,7 @@ describe('NodeStore beat of an idle node: what it sends', () => {
     expect(await calls()).toEqual({ evalsha: 1, set: 7, info: 1, get: 5, pexpire: 5, exists: 5 });
     const identity = first.fenceFound[0]?.redis ?? '';
     expect(new Set(first.fenceFound.map((f) => f.redis))).toEqual(new Set([identity]));
-    expect(identity).toMatch(/^[0-9a-f]{40}:[0-9a-f]{40}$/);
+    expect(identity).toMatch(/^[0-9a-f]{40}:[0-9a-f]{40}:\d+$/);
 
     await redis.config('RESETSTAT');
     const quiet = await beat(ids.map(() => ({ fenceSeenIn: identity, writeState: false })));

@@ -177,15 +177,18 @@ local function beat_age()
   end
   return age
 end
--- This Redis: its run (a restart) and its replication history (a promotion). Read when first needed.
+-- This Redis: its run (a restart), its replication history (a promotion) and how many keys it has
+-- evicted (a fence, a book or a state dropped under maxmemory while the process and its lease
+-- lived on). Read when first needed.
 -- INFO denied or renamed: '' — no fence check is skipped, no state write either, as before.
 local identity = nil
 local function redis_identity()
   if identity == nil then
-    local info = redis.pcall('INFO', 'server', 'replication')
+    local info = redis.pcall('INFO', 'server', 'replication', 'stats')
     local run = type(info) == 'string' and string.match(info, 'run_id:(%x+)')
     if run then
-      identity = run .. ':' .. (string.match(info, 'master_replid:(%x+)') or '')
+      identity = run .. ':' .. (string.match(info, 'master_replid:(%x+)') or '') .. ':' ..
+        (string.match(info, 'evicted_keys:(%d+)') or '')
     else
       identity = ''
     end

@@ -105,7 +105,10 @@ export class QueueWakeups {
    * error), or on `leave`.
    */
   wait(member: QueueWaitMember): Promise<void> {
-    if (member.marked || this.closed) {
+    // Closed: a reader started after the close would otherwise peek and wait in a tight loop;
+    // its runner backs off on the rejection.
+    if (this.closed) return Promise.reject(new Error('Queue waits closed'));
+    if (member.marked) {
       member.marked = false;
       return Promise.resolve();
     }
@@ -175,14 +178,12 @@ export class QueueWakeups {
       }
       if (popped !== null && popped[0] !== wakeKey) {
         const [key, value, score] = popped;
-        const marked = [...group.members].filter((m) => m.layout.marker === key);
-        for (const member of marked) {
-          if (member.resolve !== undefined) this.end(member);
-          else member.marked = true;
-        }
-        // The queue left while the wait was in flight: its marker goes back for its new reader.
-        if (marked.length === 0)
-          await Promise.resolve(this.options.redis.zadd(key, score, value)).catch(() => undefined);
+        await this.marked(group, key, value, score);
+        // BZPOPMIN takes the first marked key in its list only: the others' adds (a feed round adds
+        // to every queue at once) would each wait a turn in join order, and behind a busy queue
+        // whose marker is set again at every add, the last ones until the look. Every other marker
+        // set now is taken in the same turn.
+        await this.drain(group, key);
       }
       if (popped === null || performance.now() - lookedAt >= lookAfterMs) {
         lookedAt = performance.now();
@@ -192,6 +193,40 @@ export class QueueWakeups {
     if (this.groups.get(group.slot) === group && group.members.size === 0) {
       this.groups.delete(group.slot);
       group.blocking.disconnect();
+    }
+  }
+
+  /** A marker taken: its members' waits end (or their next one returns at once). */
+  private async marked(group: Group, key: string, value: string, score: string): Promise<void> {
+    const marked = [...group.members].filter((m) => m.layout.marker === key);
+    for (const member of marked) {
+      if (member.resolve !== undefined) this.end(member);
+      else member.marked = true;
+    }
+    // The queue left while the wait was in flight: its marker goes back for its new reader.
+    if (marked.length === 0)
+      await Promise.resolve(this.options.redis.zadd(key, score, value)).catch(() => undefined);
+  }
+
+  /** Takes every member's marker set now but `taken`'s, without blocking (one pipeline). */
+  private async drain(group: Group, taken: string): Promise<void> {
+    const keys = [...new Set([...group.members].map((m) => m.layout.marker))].filter(
+      (key) => key !== taken,
+    );
+    if (keys.length === 0) return;
+    const pipeline = this.options.redis.pipeline();
+    for (const key of keys) pipeline.zpopmin(key);
+    let replies: [Error | null, unknown][] | null;
+    try {
+      replies = await pipeline.exec();
+    } catch {
+      // Not taken: the next BZPOPMIN (or the look) finds them.
+      return;
+    }
+    for (const [i, key] of keys.entries()) {
+      const [err, reply] = replies?.[i] ?? [null, []];
+      if (err !== null || !Array.isArray(reply) || reply.length < 2) continue;
+      await this.marked(group, key, String(reply[0]), String(reply[1]));
     }
   }
 
